@@ -1,0 +1,248 @@
+"""Reading input rows (JSONL, CSV, Parquet; streamed) and writing results (JSONL, Parquet, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from promptmill.errors import InputError, UsageError
+
+INPUT_FORMATS = ("jsonl", "csv", "parquet")
+OUTPUT_FORMATS = ("jsonl", "parquet", "csv")
+
+
+def input_format(path: Path) -> str:
+    """The format of an input file, by its extension."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffixes and suffixes[-1] in (".csv", ".tsv"):
+        return "csv"
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        return "parquet"
+    raise InputError(
+        f"{path}: unknown input format {path.suffix or '(no extension)'}: "
+        "use .jsonl, .csv or .parquet"
+    )
+
+
+def check_input(path: Path) -> None:
+    """Raise InputError unless ``path`` is a readable input file."""
+    if not path.exists():
+        raise InputError(f"{path}: no such input file")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: pass an input file (.jsonl, .csv or .parquet)")
+    input_format(path)
+
+
+def file_sha256(path: Path) -> str:
+    """The content hash of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_rows(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(row_index, row)`` from an input file, beginning at ``start``.
+
+    Errors name the file and line (JSONL, CSV) or row (Parquet) and say how to fix them.
+    """
+    fmt = input_format(path)
+    if fmt == "jsonl":
+        yield from _read_jsonl(path, start)
+    elif fmt == "csv":
+        yield from _read_csv(path, start)
+    else:
+        yield from _read_parquet(path, start)
+
+
+def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    index = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            if index >= start:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{line_number}: not UTF-8 (byte {exc.start}): "
+                        "re-encode the file as UTF-8"
+                    ) from None
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{line_number}: malformed JSON ({exc.msg} at column {exc.colno}): "
+                        "fix or remove that line"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise InputError(
+                        f"{path}:{line_number}: a line must be a JSON object, "
+                        f"not {type(row).__name__}: wrap it as {{\"prompt\": ...}}"
+                    )
+                yield index, row
+            index += 1
+
+
+def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            for index, row in enumerate(reader):
+                if None in row:
+                    raise InputError(
+                        f"{path}:{reader.line_num}: more values than header columns: "
+                        "quote values that contain the delimiter"
+                    )
+                if index >= start:
+                    yield index, dict(row)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 (byte {exc.start}): re-encode the file as UTF-8"
+        ) from None
+
+
+def _read_parquet(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InputError(f"{path}: not a readable Parquet file ({exc}): check the file") from None
+    index = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        if index + batch.num_rows <= start:
+            index += batch.num_rows
+            continue
+        for row in batch.to_pylist():
+            if index >= start:
+                yield index, row
+            index += 1
+
+
+# -- writers -----------------------------------------------------------------------------
+
+
+def output_format(path: Path, fmt: str | None = None) -> str:
+    """The format to write, from ``fmt`` or the output path's extension (default JSONL)."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+        return fmt
+    suffix = path.suffix.lower().lstrip(".")
+    return {"pq": "parquet", "parquet": "parquet", "csv": "csv"}.get(suffix, "jsonl")
+
+
+def check_output_path(path: Path) -> None:
+    """Raise UsageError if ``path`` cannot be an output file."""
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder: pass a file path such as {path}/answers.jsonl")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"output folder {folder} does not exist: create it first")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"output folder {folder} is not writable: choose another -o location")
+
+
+def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str) -> int:
+    """Write rows atomically (a temporary file renamed into place); how many."""
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    temp = Path(handle.name)
+    try:
+        with handle:
+            if fmt == "jsonl":
+                count = _write_jsonl(rows, handle)
+            elif fmt == "csv":
+                count = _write_csv(rows, handle)
+            else:
+                count = _write_parquet(rows, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _write_jsonl(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+    count = 0
+    buffer: list[bytes] = []
+    for row in rows:
+        buffer.append(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        count += 1
+        if len(buffer) >= 1000:
+            handle.write(b"".join(buffer))
+            buffer.clear()
+    handle.write(b"".join(buffer))
+    return count
+
+
+def _flat(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else json.dumps(
+        value, ensure_ascii=False
+    )
+
+
+def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+    import io
+
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+    writer: csv.DictWriter[str] | None = None
+    count = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(text, fieldnames=list(row), extrasaction="ignore")
+            writer.writeheader()
+        writer.writerow({key: _flat(value) for key, value in row.items()})
+        count += 1
+    text.flush()
+    text.detach()
+    return count
+
+
+def _write_parquet(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    count = 0
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal writer
+        # Nested values (responses, usage) are kept as JSON text: one stable column type.
+        table = pa.Table.from_pylist([{k: _flat(v) for k, v in row.items()} for row in chunk])
+        if writer is None:
+            writer = pq.ParquetWriter(handle, table.schema)
+        writer.write_table(table.cast(writer.schema))
+        chunk.clear()
+
+    for row in rows:
+        chunk.append(row)
+        count += 1
+        if len(chunk) >= 5000:
+            flush()
+    if chunk or writer is None:
+        if chunk:
+            flush()
+        else:
+            pq.write_table(pa.table({}), handle)
+    if writer is not None:
+        writer.close()
+    return count

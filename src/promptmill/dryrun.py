@@ -1,0 +1,70 @@
+"""``--dry-run``: how many requests and tokens a job would send, and what it would cost."""
+
+from __future__ import annotations
+
+from promptmill import data
+from promptmill.errors import InputError
+from promptmill.generators.base import GenerationRequest
+from promptmill.job import DEFAULT_COMPLETION_RESERVE, OUTPUT_FIELDS, JobSpec
+
+# USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
+PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+
+
+def price_for(provider: str, model: str) -> tuple[float, float] | None:
+    """The (input, output) price per million tokens of an OpenAI model, longest prefix first."""
+    if provider != "openai":
+        return None
+    for name in sorted(PRICES, key=len, reverse=True):
+        if model == name or model.startswith(name + "-"):
+            return PRICES[name]
+    return None
+
+
+def dry_run(spec: JobSpec) -> str:
+    """Render every row as the job would, send nothing, and describe what would be sent."""
+    data.check_input(spec.input)
+    params = spec.effective_params()
+    renderer = spec.prompts.renderer(str(spec.input))
+    groups = spec.groups()
+    rows = requests = prompt_tokens = 0
+    for index, row in data.read_rows(spec.input):
+        if spec.limit is not None and index >= spec.limit:
+            break
+        clash = next((name for name in OUTPUT_FIELDS if name in row), None)
+        if clash:
+            raise InputError(f"{spec.input} row {index + 1}: field {clash!r} clashes with "
+                             "promptmill's output fields: rename it")
+        rendered = renderer.render(index, row)
+        tokens = spec.generator.count_prompt_tokens(
+            GenerationRequest("dry-run", params, rendered.messages, rendered.prompt)
+        )
+        rows += 1
+        requests += len(groups)
+        prompt_tokens += tokens * len(groups)
+    completion = (params.max_tokens or DEFAULT_COMPLETION_RESERVE) * rows * spec.k
+    lines = [
+        f"model      {spec.model_identifier()}",
+        f"rows       {rows:,}",
+        f"requests   {requests:,} (k={spec.k}, {len(groups)} per row)",
+        f"tokens     {prompt_tokens:,} prompt + up to {completion:,} completion",
+    ]
+    price = price_for(spec.generator.provider, spec.generator.model)
+    if price:
+        low = prompt_tokens * price[0] / 1e6
+        high = low + completion * price[1] / 1e6
+        lines.append(f"cost       ${low:,.4f} prompt + up to ${high - low:,.4f} completion "
+                     f"(at ${price[0]}/${price[1]} per 1M tokens)")
+    else:
+        lines.append("cost       unknown for this model")
+    lines.append("nothing was sent (--dry-run)")
+    return "\n".join(lines)

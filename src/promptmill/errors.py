@@ -1,0 +1,106 @@
+"""promptmill's errors.
+
+Every error a user can meet derives from ``PromptmillError`` and carries a one-line
+message that names the place (file, line, field) and the fix::
+
+    PromptmillError
+    ├── UsageError              bad input found before any request is sent (exit 2)
+    │   ├── InputError          a row, file or field of the input
+    │   ├── IdentifierError     a malformed ``provider!model,key=value`` string
+    │   ├── ParamError          an unknown or invalid generation parameter
+    │   ├── MissingDependency   an optional backend whose extra is not installed
+    │   ├── MissingKeyError     an API key the backend needs is not set
+    │   └── JobMismatchError    the job store belongs to a different job
+    ├── StoreError              the job store cannot be used (newer schema, disk full)
+    └── GenerationError         one request failed (kept in the store with the request)
+        ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
+        │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
+        │   └── Unavailable     the server could not be reached; pauses the whole job
+        └── FatalRequestError   retrying cannot help (400, context too long)
+            └── JobFatalError   every request would fail the same way: stop the job
+                                (bad key, unknown model, no OpenAI API at that URL)
+"""
+
+from __future__ import annotations
+
+
+class PromptmillError(Exception):
+    """Base of every error promptmill raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(PromptmillError):
+    """Bad input, found before any request is sent."""
+
+    exit_code = 2
+
+
+class InputError(UsageError):
+    """A problem in an input file, row or field."""
+
+
+class IdentifierError(UsageError):
+    """A malformed generator identifier."""
+
+
+class ParamError(UsageError):
+    """An unknown or invalid generation parameter."""
+
+
+class MissingDependency(UsageError, ImportError):
+    """An optional backend whose extra is not installed."""
+
+
+class MissingKeyError(UsageError):
+    """An API key the backend needs is not set."""
+
+
+class JobMismatchError(UsageError):
+    """The job store at the output path belongs to a different job."""
+
+
+class StoreError(PromptmillError):
+    """The job store cannot be opened or written."""
+
+
+class GenerationError(PromptmillError):
+    """One request failed; the message is what the store keeps."""
+
+    kind = "error"
+
+
+class RetryableError(GenerationError):
+    """A failure worth another attempt."""
+
+    kind = "retryable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        # RateLimitInfo of the refusing response, when it carried rate-limit headers.
+        self.rate_limit: object | None = None
+
+
+class RateLimited(RetryableError):
+    """The provider refused the request for rate (HTTP 429)."""
+
+    kind = "rate_limited"
+
+
+class Unavailable(RetryableError):
+    """The server could not be reached; the job pauses instead of burning attempts."""
+
+    kind = "unavailable"
+
+
+class FatalRequestError(GenerationError):
+    """A failure that another attempt cannot fix."""
+
+    kind = "fatal"
+
+
+class JobFatalError(FatalRequestError):
+    """A failure every other request would meet too: the job stops instead of going on."""
+
+    kind = "job_fatal"

@@ -1,0 +1,922 @@
+"""Answer extraction and grading over the results file that ``promptmill run`` writes.
+
+Each response is reduced to one answer: a choice letter for multiple choice, a normalised
+LaTeX string for math. The statement stated *last* wins, so a model that changes its mind
+is graded on what it ended with; a truncated response (``finish_reason == "length"``) is
+graded only on an explicit final-answer statement, never on a number or letter that merely
+happened to be in its unfinished reasoning. Math answers are judged with HF ``math-verify``.
+
+Scoring, for ``k`` samples per row (the most responses any row has):
+
+- ``accuracy``: correct responses / (rows * k); a response a failed row never got is wrong.
+- ``pass_at_k``: the unbiased estimator of Chen et al. 2021 with n = k, for k' = 1, every
+  power of two below k, and k itself (keys are the k' as strings).
+- ``majority_accuracy``: each row's most frequent extracted answer (equivalent math answers
+  vote together, failed extractions do not vote) against the gold; a tie goes to the answer
+  that appeared first among the row's responses; a row with no extracted answer is wrong.
+- ``extraction_failure_rate``: responses with no extractable answer / responses received.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import re
+import select
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from promptmill.errors import InputError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = [
+    "Extraction",
+    "GradeReport",
+    "RowGrade",
+    "extract_choice",
+    "extract_math",
+    "grade",
+    "is_equivalent",
+    "pass_at_k",
+]
+
+AnswerType = Literal["mcq", "math"]
+
+DEFAULT_TIMEOUT = 5
+"""Seconds math-verify may spend on one parse or one comparison."""
+
+_LETTERS = string.ascii_uppercase
+
+# ---------------------------------------------------------------------------------------
+# shared text helpers
+
+
+def _braced(text: str, start: int) -> int | None:
+    """Index just past the brace that closes the one opened before ``start``, if any."""
+    depth = 1
+    i = start
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2  # \{ and \} are literal braces, not grouping
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None  # unbalanced: the response was cut inside the box
+
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED_BARE = re.compile(r"\\boxed\s+(-?[\w.]+)")
+
+
+def _boxed(text: str) -> list[tuple[int, int, str]]:
+    """Every complete ``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content)."""
+    found = []
+    for match in _BOXED.finditer(text):
+        end = _braced(text, match.end())
+        if end is not None:
+            found.append((match.start(), end, text[match.end() : end - 1]))
+    found += [(m.start(), m.end(), m.group(1)) for m in _BOXED_BARE.finditer(text)]
+    return sorted(found)
+
+
+_REFUSAL = re.compile(
+    r"\b(?:i\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|'m\s+unable\s+to|am\s+not\s+able\s+to|"
+    r"'m\s+not\s+able\s+to|won't|will\s+not)\s+(?:determine|answer|solve|tell|say|decide|choose|"
+    r"pick|provide|help|be\s+certain|be\s+sure)|cannot\s+be\s+(?:determined|answered)|"
+    r"not\s+enough\s+information|insufficient\s+information|impossible\s+to\s+(?:determine|tell|say))",
+    re.IGNORECASE,
+)
+# "Let's check whether the answer is B" states a hypothesis, not an answer.
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if|whether|suppose|supposing|assume|assuming|check|verify|test|unless|"
+    r"maybe|perhaps|not\s+sure)\b[^.!?\n]*$",
+    re.IGNORECASE,
+)
+
+
+def _hypothetical(text: str, start: int) -> bool:
+    """Whether the statement at ``start`` sits in a clause that only entertains an answer."""
+    return _HYPOTHETICAL.search(text[max(0, start - 40) : start]) is not None
+
+
+def _no_answer_method(text: str, truncated: bool) -> str:
+    """Why nothing was extracted: ``truncated``, ``refusal`` or ``none``."""
+    if truncated:
+        return "truncated"
+    return "refusal" if _REFUSAL.search(text) else "none"
+
+
+# ---------------------------------------------------------------------------------------
+# multiple choice
+
+_CHOICE_ANCHOR = re.compile(
+    r"""
+    (?:
+        \b(?:(?:final|correct|right|best|my|the|most\s+likely|only)\s+)*answer(?:\s+choice)?
+            \s*"?\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be|=|:|-|→|->)
+      | \b(?:correct|right|best|final|my)\s+(?:option|choice|pick|selection)\s*(?:is|:|=|-)
+      | \bi(?:\s+would|\s+will|'ll|'d|\s+shall)?\s+(?:choose|pick|select|go\s+with|opt\s+for)
+      | \b(?:going|go|stick)\s+with
+    )
+    \s*(?:(?:therefore|thus|clearly|definitely|indeed|likely|probably|then|actually|still)\s+)?
+    (?:(?:option|choice|answer|letter)\s+)?
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_LETTER_AT = re.compile(
+    r"""\s*[:\-]?\s*(?P<open>[(\["'])?\s*(?P<letter>[A-Za-z])\s*(?P<close>[)\]"'])?(?![A-Za-z0-9])"""
+)
+_LETTER_IS_CORRECT = re.compile(
+    r"(?<![A-Za-z])(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Za-z])\)|(?P<letter>[A-Z]))"
+    r"\s+(?i:is|would\s+be|must\s+be|seems)\s+(?i:the\s+)?(?i:correct|right|best)\b"
+    r"(?!\s+(?i:only|if|when|for|in))"
+)
+_THEREFORE_LETTER = re.compile(
+    r"(?i:\b(?:therefore|thus|hence|so))\s*,?\s*(?i:option\s+|choice\s+)?"
+    r"\(?([A-Z])\)?\s*[.!]?[ \t]*$",
+    re.MULTILINE,
+)
+_BARE_LETTER_LINE = re.compile(
+    r"^[ \t>#-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
+    r"[.:)]?[ \t]*$",
+    re.MULTILINE,
+)
+_LETTER_PREFIX_LINE = re.compile(r"^[ \t>#-]*[(\[]?([A-Z])[)\].:]\s+(.+?)[ \t]*$", re.MULTILINE)
+_PAREN_LETTER = re.compile(r"\(([A-Z])\)")
+_CHOICE_MARKUP = re.compile(r"\*|`|\$|\\[()\[\]]")
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+
+def _clean_for_choice(text: str) -> str:
+    """Drop markdown and LaTeX wrappers; turn boxed answers into plain answer statements."""
+    parts = []
+    last = 0
+    for start, end, content in _boxed(text):
+        if start < last:
+            continue  # a box inside a box: the outer one already covers it
+        parts += [text[last:start], f"\nAnswer: {content}\n"]
+        last = end
+    parts.append(text[last:])
+    text = _TEXT_COMMAND.sub(r"\1", "".join(parts))
+    return _CHOICE_MARKUP.sub("", text)
+
+
+def _normalise_option(text: str) -> str:
+    """Lower-case words of an option or statement, so restated options can be matched."""
+    text = _TEXT_COMMAND.sub(r"\1", text)
+    text = re.sub(r"[*`$]|\\[()\[\]]", "", text).lower()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.strip(" .,;:!?\"'")
+
+
+def _option_texts(choices: Sequence[Any]) -> list[str]:
+    """Each option's normalised text, without a leading ``A.`` / ``(A)`` the dataset may add."""
+    texts = []
+    for index, choice in enumerate(choices):
+        text = str(choice)
+        if index < len(_LETTERS):
+            text = re.sub(rf"^\s*\(?{_LETTERS[index]}[).:]\s+", "", text)
+        texts.append(_normalise_option(text))
+    return texts
+
+
+def _option_in(span: str, options: Sequence[str], *, at_start: bool = False) -> int | None:
+    """The option whose text the span states (earliest mention; the longest on a tie)."""
+    span = _normalise_option(span)
+    best: tuple[int, int, int] | None = None
+    for index, option in enumerate(options):
+        if not option:
+            continue
+        found = re.search(rf"(?<![\w]){re.escape(option)}(?![\w])", span)
+        if found is None or (at_start and found.start() != 0):
+            continue
+        key = (found.start(), -len(option), index)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[2]
+
+
+def _letter_after(text: str, pos: int, count: int) -> int | None:
+    """The choice index of a letter stated right at ``pos`` (after an answer anchor)."""
+    match = _LETTER_AT.match(text, pos)
+    if match is None:
+        return None
+    letter = match.group("letter")
+    if letter.islower():
+        # a lone lower-case letter is usually the article "a" or a word's first letter:
+        # only trust it when wrapped or followed by punctuation / end of line
+        wrapped = match.group("open") or match.group("close")
+        after = text[match.end() : match.end() + 1]
+        if not wrapped and after not in ("", "\n", ".", ",", ";", ":", "!"):
+            return None
+    index = _LETTERS.index(letter.upper())
+    return index if index < count else None
+
+
+def _choice_candidates(text: str, options: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Every explicit answer statement as (position, choice index, method)."""
+    count = len(options)
+    found: list[tuple[int, int, str]] = []
+    for match in _CHOICE_ANCHOR.finditer(text):
+        if _hypothetical(text, match.start()):
+            continue
+        rest = text[match.end() : match.end() + 300].split("\n", 1)[0]
+        # "The answer is A stone" where "A stone" is option C: the restated text wins
+        index = _option_in(rest, options, at_start=True)
+        method = "option_text"
+        if index is None:
+            index, method = _letter_after(text, match.end(), count), "answer_statement"
+        if index is None:
+            index, method = _option_in(rest, options), "option_text"
+        if index is not None:
+            found.append((match.start(), index, method))
+    for match in _LETTER_IS_CORRECT.finditer(text):
+        letter = (match.group("paren") or match.group("letter")).upper()
+        if _LETTERS.index(letter) < count and not _hypothetical(text, match.start()):
+            found.append((match.start(), _LETTERS.index(letter), "letter_is_correct"))
+    for regex, method in ((_THEREFORE_LETTER, "answer_statement"), (_BARE_LETTER_LINE, "bare")):
+        for match in regex.finditer(text):
+            index = _LETTERS.index(match.group(1).upper())
+            if index < count:
+                found.append((match.start(1), index, method))
+    # "B. Paris" on a line of its own states an answer, unless the response lists the options
+    prefixed = [
+        (m.start(), _LETTERS.index(m.group(1)), m.group(2)) for m in _LETTER_PREFIX_LINE.finditer(text)
+    ]
+    if len({index for _, index, _ in prefixed}) == 1:
+        for start, index, rest in prefixed:
+            if index < count and _normalise_option(rest) == options[index]:
+                found.append((start, index, "letter_and_text"))
+    return found
+
+
+def _choice_fallback(text: str, options: Sequence[str]) -> tuple[int | None, str]:
+    """Without an explicit statement: the one option named on the first or last line."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None, "none"
+    first = _LETTER_PREFIX_LINE.match(lines[0])
+    listed = {m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}
+    if first and len(listed) == 1 and _LETTERS.index(first.group(1)) < len(options):
+        return _LETTERS.index(first.group(1)), "first_line"
+    letters = {m.group(1) for m in _PAREN_LETTER.finditer(lines[-1])}
+    if len(letters) == 1 and _LETTERS.index(next(iter(letters))) < len(options):
+        return _LETTERS.index(letters.pop()), "last_line"
+    last = _normalise_option(lines[-1])
+    named = [i for i, option in enumerate(options) if option and re.search(
+        rf"(?<![\w]){re.escape(option)}(?![\w])", last
+    )]
+    if len(named) == 1:
+        return named[0], "last_line"
+    return None, "none"
+
+
+def _extract_choice(text: str, choices: Sequence[Any], truncated: bool) -> tuple[int | None, str]:
+    """The chosen option's index and the method that found it."""
+    cleaned = _clean_for_choice(text)
+    options = _option_texts(choices)
+    candidates = _choice_candidates(cleaned, options)
+    if candidates:
+        _, index, method = max(candidates, key=lambda c: c[0])
+        return index, method
+    if truncated or _REFUSAL.search(cleaned):
+        return None, _no_answer_method(cleaned, truncated)
+    return _choice_fallback(cleaned, options)
+
+
+def extract_choice(text: str, choices: Sequence[Any], *, truncated: bool = False) -> int | None:
+    """The 0-based index of the option a response chose, or None if it states none."""
+    return _extract_choice(text, choices, truncated)[0]
+
+
+# ---------------------------------------------------------------------------------------
+# math
+
+_FINAL_ANSWER = re.compile(
+    r"final\s+answer\s*(?:\*\*)?\s*(?:is|:|=|would\s+be|will\s+be)?\s*(?:is\b)?\s*:?", re.IGNORECASE
+)
+_GSM8K = re.compile(r"^[ \t]*####[ \t]*(?=\S)", re.MULTILINE)
+_ANSWER_IS = re.compile(
+    r"\banswer\s*(?:\*\*)?\s*(?:is|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\b?\s*"
+    r"(?:(?:therefore|thus|then|simply|just|exactly)\s+)?:?",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(
+    r"\.(?:\s|$)|;|!|\?|,\s+(?=[A-Za-z]{2,})|\s+(?:because|since|which|as|so|for|and\s+(?:that|this|the))\b"
+)
+_MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_STOPWORDS = frozenset(
+    "a an the not to that this it be is in of on at by if we i so because since which when "
+    "clear obvious given found unknown undefined none".split()
+)
+_NUMBER = re.compile(
+    r"\\[dt]?frac\{-?\d+\}\{\d+\}|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?"
+    r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?%?"
+)
+
+
+def _math_span(text: str, start: int) -> str | None:
+    """The answer stated right after an anchor: one math span, or the rest of the sentence."""
+    rest = text[start : start + 600].lstrip(" \t*:_")
+    if rest.startswith("\n"):
+        rest = rest.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
+    for opening, closing in _MATH_DELIMITERS:
+        if rest.startswith(opening):
+            end = rest.find(closing, len(opening))
+            return rest[len(opening) : end] if end > 0 else None
+    line = rest.split("\n", 1)[0]
+    inline = re.search(r"\$([^$]+)\$|\\\((.+?)\\\)", line)
+    if inline and len(line[: inline.start()].split()) <= 3:
+        return inline.group(1) or inline.group(2)
+    return _SENTENCE_END.split(line, maxsplit=1)[0].replace("**", "")
+
+
+def _plausible(answer: str) -> bool:
+    """Whether a sentence fragment looks like an answer rather than more prose."""
+    if not answer or len(answer) > 200:
+        return False
+    if re.search(r"[\d\\]", answer):
+        return True
+    words = answer.split()
+    return len(words) <= 3 and words[0].lower().strip("*") not in _STOPWORDS
+
+
+def normalise_math(answer: str) -> str:
+    """LaTeX answer in a canonical spelling: no wrappers, units, spacing or thousands commas."""
+    text = answer.strip()
+    boxed = _boxed(text)
+    if boxed:
+        text = boxed[-1][2]
+    text = re.sub(r"^(\$\$?|\\\[|\\\()|(\$\$?|\\\]|\\\))$", "", text.strip()).strip()
+    text = re.sub(r"\\[dt]frac", r"\\frac", text)
+    text = re.sub(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle", "", text)
+    text = re.sub(r"\\[,;:! ]|\\q?quad\b|~", " ", text)
+    text = re.sub(r"\^\s*\{?\\circ\}?|\\circ|°", "", text)
+    text = text.replace("\\%", "%").replace("\\$", "$")
+    whole = re.fullmatch(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", text)
+    if whole:
+        text = whole.group(1)
+    # units after a number: "10 \text{ cm}^2", "42 apples", "5 m/s"
+    text = re.sub(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?(?:/\S+)?$", "", text)
+    units = re.fullmatch(r"(\$?-?\$?\d[\d,]*(?:\.\d+)?%?)\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*", text)
+    if units:
+        text = units.group(1)
+    text = re.sub(r"^-?\$|^\$", lambda m: "-" if m.group(0).startswith("-") else "", text)
+    text = text.replace("$", "")
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?", text):
+        text = text.replace(",", "")
+    text = re.sub(r"\s*=\s*", "=", text)
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".").strip()
+    return text
+
+
+def _extract_math(text: str, truncated: bool) -> tuple[str | None, str]:
+    """The final math answer of a response and the method that found it."""
+    boxed = [content for _, _, content in _boxed(text) if content.strip()]
+    if boxed:
+        return normalise_math(boxed[-1]), "boxed"
+    for regex, method in ((_FINAL_ANSWER, "final_answer"), (_GSM8K, "gsm8k"), (_ANSWER_IS, "answer_statement")):
+        for match in reversed(list(regex.finditer(text))):
+            if method == "answer_statement" and _hypothetical(text, match.start()):
+                continue
+            span = _math_span(text, match.end())
+            answer = normalise_math(span) if span else ""
+            if _plausible(answer):
+                return answer, method
+    if truncated or _REFUSAL.search(text):
+        return None, _no_answer_method(text, truncated)
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return normalise_math(numbers[-1]), "last_number"
+    return None, "none"
+
+
+def extract_math(text: str, *, truncated: bool = False) -> str | None:
+    """The final answer of a math response, LaTeX-normalised, or None if it states none."""
+    return _extract_math(text, truncated)[0]
+
+
+# ---------------------------------------------------------------------------------------
+# equivalence with math-verify, bounded in time in any thread
+
+
+def _as_latex(answer: str) -> str:
+    """An answer wrapped so math-verify reads the whole of it as one LaTeX expression."""
+    return f"\\boxed{{{answer}}}" if _braced(answer + "}", 0) == len(answer) + 1 else f"${answer}$"
+
+
+@lru_cache(maxsize=4096)
+def _parsed(answer: str, timeout: int) -> list[Any]:
+    """math-verify's parse of one answer (cached: gold answers are parsed once per row)."""
+    from math_verify import parse
+
+    return list(parse(_as_latex(answer), parsing_timeout=timeout))
+
+
+@contextmanager
+def _outer_alarm_kept() -> Iterator[None]:
+    """Re-arm a caller's SIGALRM timer (pytest-timeout, say) that math-verify's alarm cancels."""
+    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if remaining > 0:
+            left = remaining - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
+
+
+def _verify_here(pred: str, gold: str, timeout: int) -> bool:
+    """math-verify on this thread, with its own SIGALRM timeouts (main thread only)."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    with _outer_alarm_kept():
+        try:
+            gold_parsed = _parsed(gold, timeout)
+            pred_parsed = _parsed(pred, timeout)
+            if not gold_parsed or not pred_parsed:
+                return False
+            return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+        except (Exception, TimeoutException):
+            return False  # pathological input is a wrong answer, never a crash
+
+
+class _VerifyWorker:
+    """A child Python that runs math-verify in its own main thread, where its alarms work.
+
+    math-verify's timeouts use ``signal.alarm``, which only the main thread may set; off it,
+    parse and verify raise. So other threads send their comparisons here, and a comparison
+    that outlives its deadline (sympy stuck in C) costs a killed child, not a hung grade.
+    """
+
+    __slots__ = ("_lock", "_process")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one comparison in flight: the pipe is a single channel
+        self._process: subprocess.Popen[str] | None = None  # started on first use
+
+    def verify(self, pred: str, gold: str, timeout: int) -> bool:
+        """Whether pred matches gold; False when the child fails or overruns."""
+        with self._lock:
+            process = self._process or self._start()
+            if process is None or process.stdin is None:
+                return False
+            try:
+                process.stdin.write(json.dumps([pred, gold, timeout]) + "\n")
+                process.stdin.flush()
+            except OSError:
+                self.close()
+                return False
+            reply = self._read_line(process, 3 * timeout + 5)  # two parses and one verify
+            if reply is None:
+                self.close()
+            return reply == "1"
+
+    def _start(self) -> subprocess.Popen[str] | None:
+        """Start the child and wait until math-verify is imported there."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        code = "from promptmill.extract import _serve_verify; _serve_verify()"
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # math-verify logs every timeout
+                text=True,
+                env=env,
+            )
+        except OSError:
+            return None
+        self._process = process
+        atexit.register(self.close)
+        if self._read_line(process, 120) != "ready":
+            self.close()
+            return None
+        return process
+
+    @staticmethod
+    def _read_line(process: subprocess.Popen[str], seconds: float) -> str | None:
+        """One reply line from the child, or None if none comes within ``seconds``."""
+        stdout: IO[str] | None = process.stdout
+        if stdout is None:
+            return None
+        ready, _, _ = select.select([stdout], [], [], seconds)
+        line = stdout.readline() if ready else ""
+        return line.strip() if line else None
+
+    def close(self) -> None:
+        """Stop the child, if running."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _serve_verify() -> None:
+    """The worker child's loop: one JSON request per stdin line, one 1/0 per stdout line."""
+    import math_verify  # noqa: F401  # import before saying ready, so the parent's deadline is fair
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        pred, gold, timeout = json.loads(line)
+        print("1" if _verify_here(pred, gold, int(timeout)) else "0", flush=True)
+
+
+_WORKER = _VerifyWorker()
+
+
+def _equivalent_normalised(pred: str, gold: str, timeout: int) -> bool:
+    """math-verify's judgement on two normalised answers, safe in any thread."""
+    if not pred or not gold:
+        return False
+    if pred == gold:
+        return True
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        return _verify_here(pred, gold, timeout)
+    if os.name != "posix":
+        return _verify_here(pred, gold, timeout)  # math-verify times out with processes there
+    return _WORKER.verify(pred, gold, timeout)
+
+
+def is_equivalent(pred: str | None, gold: str | None, *, timeout: int = DEFAULT_TIMEOUT) -> bool:
+    """Whether a math answer equals the gold answer by math-verify (``1/2`` = ``0.5``)."""
+    if pred is None or gold is None:
+        return False
+    return _equivalent_normalised(normalise_math(pred), normalise_math(gold), timeout)
+
+
+# ---------------------------------------------------------------------------------------
+# grading
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One response's extracted answer, whether it is correct, and how it was found."""
+
+    response_index: int
+    extracted: str | None
+    correct: bool
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to the ``--out`` file."""
+        return {
+            "response_index": self.response_index,
+            "extracted": self.extracted,
+            "correct": self.correct,
+            "method": self.method,
+        }
+
+
+@dataclass(frozen=True)
+class RowGrade:
+    """The grades of one results row: its responses, and its majority-vote answer."""
+
+    line: int
+    unique_id: Any
+    category: str
+    type: AnswerType
+    gold: str
+    extractions: list[Extraction]
+    status_failed: bool
+    majority: str | None
+    majority_correct: bool
+
+    @property
+    def correct(self) -> int:
+        """How many of the row's responses are correct."""
+        return sum(e.correct for e in self.extractions)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for n samples with c correct: 1 - C(n-c, k) / C(n, k), as a product."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def _k_values(k: int) -> list[int]:
+    """1, every power of two below k, and k."""
+    values = [1]
+    while values[-1] * 2 < k:
+        values.append(values[-1] * 2)
+    return values + [k] if k > 1 else values
+
+
+def _summary(rows: Sequence[RowGrade], k: int) -> dict[str, Any]:
+    """Accuracy, pass@k and majority accuracy over some rows."""
+    count = len(rows)
+    return {
+        "accuracy": sum(r.correct for r in rows) / (count * k) if count else 0.0,
+        "pass_at_k": {
+            str(j): sum(pass_at_k(k, r.correct, j) for r in rows) / count if count else 0.0
+            for j in _k_values(k)
+        },
+        "majority_accuracy": sum(r.majority_correct for r in rows) / count if count else 0.0,
+        "rows": count,
+        "responses": sum(len(r.extractions) for r in rows),
+    }
+
+
+@dataclass(frozen=True)
+class GradeReport:
+    """Every row's grades, with the summary numbers of the module docstring."""
+
+    rows: list[RowGrade]
+    k: int
+
+    def failed_rows(self) -> int:
+        """Rows whose job failed or that got fewer than k responses."""
+        return sum(r.status_failed or len(r.extractions) < self.k for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report: overall, per category and per answer type."""
+        report = _summary(self.rows, self.k)
+        received = [e for r in self.rows for e in r.extractions]
+        failures = sum(e.extracted is None for e in received)
+        categories = sorted({r.category for r in self.rows})
+        report.update(
+            extraction_failure_rate=failures / len(received) if received else 0.0,
+            failed_rows=self.failed_rows(),
+            k=self.k,
+            per_category={
+                name: _summary([r for r in self.rows if r.category == name], self.k)
+                for name in categories
+            },
+            by_type={
+                kind: {
+                    key: value
+                    for key, value in _summary([r for r in self.rows if r.type == kind], self.k).items()
+                    if key in ("rows", "responses", "accuracy")
+                }
+                for kind in ("mcq", "math")
+            },
+        )
+        return report
+
+    def to_table(self) -> Table:
+        """The report as a rich table: one line per category, then the total."""
+        from rich.table import Table
+
+        report = self.to_dict()
+        table = Table(title=f"answers graded ({self.k} per row)")
+        table.add_column("category")
+        for name in ("rows", "responses", "accuracy"):
+            table.add_column(name, justify="right")
+        for j in report["pass_at_k"]:
+            table.add_column(f"pass@{j}", justify="right")
+        table.add_column("majority", justify="right")
+
+        def cells(summary: Mapping[str, Any]) -> list[str]:
+            return [
+                str(summary["rows"]),
+                str(summary["responses"]),
+                f"{summary['accuracy']:.1%}",
+                *(f"{v:.1%}" for v in summary["pass_at_k"].values()),
+                f"{summary['majority_accuracy']:.1%}",
+            ]
+
+        for name, summary in report["per_category"].items():
+            table.add_row(name, *cells(summary))
+        table.add_row("all", *cells(report), style="bold", end_section=True)
+        table.caption = (
+            f"extraction failures {report['extraction_failure_rate']:.1%} of responses; "
+            f"failed rows {report['failed_rows']}"
+        )
+        return table
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a results file with where each came from; bad lines raise InputError."""
+    try:
+        with path.open(encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}, line {number}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{where}: not valid JSON ({exc.msg}); fix or delete that line"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{where}: expected a JSON object per line, got {row!r:.40}")
+                yield where, row
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); is it a results JSONL?") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _row_type(row: Mapping[str, Any], requested: str) -> AnswerType:
+    """mcq or math for this row: as requested, or by whether it has choices."""
+    if requested == "mcq":
+        return "mcq"
+    if requested == "math":
+        return "math"
+    choices = row.get("choices")
+    return "mcq" if isinstance(choices, list) and choices else "math"
+
+
+def _mcq_gold(row: Mapping[str, Any], gold_field: str | None, where: str) -> int:
+    """The gold option's index, from a letter, an index, or an option's text."""
+    choices = row.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise InputError(f"{where}: multiple-choice row has no 'choices' list; use --type math")
+    fields = [gold_field] if gold_field else ["choice_index_correct", "answer_correct"]
+    for name in fields:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value < len(choices):
+                return value
+            raise InputError(
+                f"{where}: {name}={value} is outside the {len(choices)} choices (0-based index)"
+            )
+        text = str(value).strip()
+        letter = re.fullmatch(r"\(?([A-Za-z])\)?\.?", text)
+        if letter and _LETTERS.index(letter.group(1).upper()) < len(choices):
+            return _LETTERS.index(letter.group(1).upper())
+        if text in (str(c).strip() for c in choices):
+            return [str(c).strip() for c in choices].index(text)
+        if text.isdigit() and int(text) < len(choices):
+            return int(text)
+        raise InputError(
+            f"{where}: {name}={text!r} is not a letter, index or text of the row's choices"
+        )
+    wanted = f"field {gold_field!r}" if gold_field else "'choice_index_correct' or 'answer_correct'"
+    raise InputError(f"{where}: no gold answer in {wanted}; add it or pass --gold-field FIELD")
+
+
+def _math_gold(row: Mapping[str, Any], gold_field: str | None, where: str) -> str:
+    """The gold answer of a math row, normalised."""
+    name = gold_field or "answer_correct"
+    value = row.get(name)
+    gold = normalise_math(str(value)) if value is not None else ""
+    if not gold:
+        raise InputError(f"{where}: no gold answer in field {name!r}; add it or pass --gold-field FIELD")
+    return gold
+
+
+def _responses(row: Mapping[str, Any], where: str) -> list[tuple[str, bool]]:
+    """Each response's text and whether it was cut off by the token limit."""
+    responses = row.get("responses")
+    if not isinstance(responses, list):
+        raise InputError(
+            f"{where}: no 'responses' list; extract reads the file that `promptmill run` writes"
+        )
+    out = []
+    for response in responses:
+        if isinstance(response, str):
+            out.append((response, False))
+        elif isinstance(response, dict):
+            text = response.get("text")
+            out.append((text if isinstance(text, str) else "", response.get("finish_reason") == "length"))
+        else:
+            raise InputError(f"{where}: each response must be an object with 'text'")
+    return out
+
+
+def _majority(extractions: Sequence[Extraction], same: Callable[[str, str], bool]) -> tuple[str | None, bool]:
+    """The most voted answer and whether it is correct; a tie goes to the earliest answer."""
+    clusters: list[tuple[Extraction, list[Extraction]]] = []  # (first member, members)
+    for extraction in extractions:
+        if extraction.extracted is None:
+            continue  # a failed extraction does not vote
+        for first, members in clusters:
+            # correct answers all equal the gold, so they vote together without a comparison
+            if first.correct == extraction.correct and (
+                first.correct or same(extraction.extracted, first.extracted or "")
+            ):
+                members.append(extraction)
+                break
+        else:
+            clusters.append((extraction, [extraction]))
+    if not clusters:
+        return None, False
+    first, _ = max(clusters, key=lambda c: (len(c[1]), -c[0].response_index))
+    return first.extracted, first.correct
+
+
+def _grade_row(
+    row: Mapping[str, Any], where: str, line: int, requested: str, gold_field: str | None,
+    equivalent: Callable[[str, str], bool],
+) -> RowGrade:
+    """Extract and judge every response of one row."""
+    kind = _row_type(row, requested)
+    responses = _responses(row, where)
+    extractions = []
+    if kind == "mcq":
+        choices = row["choices"] if isinstance(row.get("choices"), list) else []
+        gold_index = _mcq_gold(row, gold_field, where)
+        gold = _LETTERS[gold_index]
+        for index, (text, truncated) in enumerate(responses):
+            choice, method = _extract_choice(text, choices, truncated)
+            letter = None if choice is None else _LETTERS[choice]
+            extractions.append(Extraction(index, letter, choice == gold_index, method))
+        same: Callable[[str, str], bool] = str.__eq__
+    else:
+        gold = _math_gold(row, gold_field, where)
+        for index, (text, truncated) in enumerate(responses):
+            answer, method = _extract_math(text, truncated)
+            correct = answer is not None and equivalent(answer, gold)
+            extractions.append(Extraction(index, answer, correct, method))
+        same = equivalent
+    majority, majority_correct = _majority(extractions, same)
+    category = row.get("category")
+    return RowGrade(
+        line=line,
+        unique_id=row.get("unique_id"),
+        category=str(category) if category not in (None, "") else "(none)",
+        type=kind,
+        gold=gold,
+        extractions=extractions,
+        status_failed=row.get("status") == "failed",
+        majority=majority,
+        majority_correct=majority_correct,
+    )
+
+
+def grade(
+    rows: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
+    *,
+    type: str = "auto",  # noqa: A002  # the CLI's --type, by design
+    gold_field: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+) -> GradeReport:
+    """Grade a results file (or its rows); write per-response extractions to ``out`` if given.
+
+    ``type`` is ``mcq``, ``math`` or ``auto`` (by whether a row has choices). Gold answers
+    come from the row's ``choice_index_correct`` / ``answer_correct`` or from ``gold_field``.
+    ``out`` is written whole or not at all and may not be the results file itself.
+    """
+    if type not in ("auto", "mcq", "math"):
+        raise InputError(f"type {type!r} is not one of auto, mcq, math")
+    if isinstance(rows, (str, os.PathLike)):
+        source = Path(rows)
+        numbered: Iterable[tuple[str, Mapping[str, Any]]] = _read_jsonl(source)
+    else:
+        source = None
+        numbered = ((f"row {i}", row) for i, row in enumerate(rows, 1))
+    target = Path(out) if out is not None else None
+    if target is not None and source is not None and target.resolve() == source.resolve():
+        raise InputError(f"--out {target} is the results file itself; write to another path")
+    cache: dict[tuple[str, str], bool] = {}
+
+    def equivalent(pred: str, gold: str) -> bool:
+        if (pred, gold) not in cache:
+            cache[(pred, gold)] = _equivalent_normalised(pred, gold, timeout)
+        return cache[(pred, gold)]
+
+    partial = target.with_name(target.name + ".partial") if target is not None else None
+    graded = []
+    writer = partial.open("w", encoding="utf-8") if partial is not None else None
+    try:
+        for line, (where, row) in enumerate(numbered, 1):
+            if not isinstance(row, Mapping):
+                raise InputError(f"{where}: expected a mapping per row, got {row!r:.40}")
+            result = _grade_row(row, where, line, type, gold_field, equivalent)
+            graded.append(result)
+            if writer is not None:
+                extractions = [e.to_dict() for e in result.extractions]
+                writer.write(json.dumps({**row, "extractions": extractions}, ensure_ascii=False) + "\n")
+    except BaseException:
+        if writer is not None and partial is not None:
+            writer.close()
+            partial.unlink(missing_ok=True)
+        raise
+    if writer is not None and partial is not None and target is not None:
+        writer.close()
+        os.replace(partial, target)
+    k = max((len(r.extractions) for r in graded), default=0) or 1
+    return GradeReport(rows=graded, k=k)

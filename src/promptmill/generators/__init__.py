@@ -1,0 +1,99 @@
+"""The generator registry: backends by provider name, heavy ones imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import cast
+
+from promptmill.errors import IdentifierError, MissingDependency
+from promptmill.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    RateLimitInfo,
+    Response,
+    Usage,
+)
+from promptmill.identifiers import parse_identifier
+
+Loader = type[Generator] | Callable[[], type[Generator]]
+
+# provider -> (module:Class, the extra that installs what it imports)
+_BUILTIN: dict[str, tuple[str, str | None]] = {
+    "openai": ("promptmill.generators.openai_:OpenAIGenerator", None),
+    "http": ("promptmill.generators.openai_:HTTPGenerator", None),
+    "llamacpp": ("promptmill.generators.llamacpp_:LlamaCppGenerator", "local"),
+}
+_REGISTRY: dict[str, Loader] = {}
+_ENTRY_POINT_GROUP = "promptmill.generators"
+
+
+def register_generator(name: str, generator: Loader) -> None:
+    """Register a Generator class, or a zero-argument loader returning one, under ``name``."""
+    _REGISTRY[name.lower()] = generator
+
+
+def _load_builtin(provider: str) -> type[Generator]:
+    target, extra = _BUILTIN[provider]
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if extra is None or exc.name is None or exc.name.startswith("promptmill"):
+            raise
+        raise MissingDependency(
+            f"{provider}! needs {exc.name}, which is not installed: "
+            f'pip install "promptmill[{extra}]"'
+        ) from exc
+    cls: type[Generator] = getattr(module, class_name)
+    return cls
+
+
+def generator_class(provider: str) -> type[Generator]:
+    """The Generator class registered for ``provider``."""
+    provider = provider.lower()
+    loader = _REGISTRY.get(provider)
+    if loader is None:
+        for ep in entry_points(group=_ENTRY_POINT_GROUP):
+            if ep.name.lower() == provider:
+                loader = ep.load()
+                break
+    if loader is not None:
+        if isinstance(loader, type) and issubclass(loader, Generator):
+            return loader
+        return cast("type[Generator]", loader())
+    if provider in _BUILTIN:
+        return _load_builtin(provider)
+    raise IdentifierError(
+        f"unknown provider {provider!r}: known are {', '.join(sorted(known_providers()))} "
+        "(third-party ones register through the 'promptmill.generators' entry point group)"
+    )
+
+
+def known_providers() -> set[str]:
+    """Every provider name this installation knows."""
+    names = set(_BUILTIN) | set(_REGISTRY)
+    names |= {ep.name.lower() for ep in entry_points(group=_ENTRY_POINT_GROUP)}
+    return names
+
+
+def get_generator(identifier: str) -> Generator:
+    """Build a generator from ``provider!model,key=value,...``."""
+    ident = parse_identifier(identifier)
+    return generator_class(ident.provider).from_identifier(ident)
+
+
+__all__ = [
+    "GenerationRequest",
+    "GenerationResult",
+    "Generator",
+    "RateLimitInfo",
+    "Response",
+    "Usage",
+    "generator_class",
+    "get_generator",
+    "known_providers",
+    "register_generator",
+]

@@ -1,0 +1,204 @@
+"""The Generator contract every backend implements, and the plain data it exchanges."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from promptmill.errors import GenerationError, MissingKeyError, ParamError
+from promptmill.identifiers import Identifier, Secret
+from promptmill.params import FIELDS, GenerateParams, make_params
+
+Message = dict[str, Any]
+
+
+def env_value(name: str, dotenv: Path = Path(".env")) -> str | None:
+    """A variable from the environment, else from a ``.env`` file in the working directory."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    try:
+        lines = dotenv.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        key, sep, raw = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == name:
+            return raw.strip().strip("'\"") or None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One request: a chat (``messages``) or a raw completion (``prompt``), with its params."""
+
+    request_id: str
+    params: GenerateParams
+    messages: list[Message] | None = None
+    prompt: str | None = None
+
+    @property
+    def n(self) -> int:
+        """How many samples this request asks for."""
+        return self.params.n or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One sampled answer."""
+
+    text: str
+    finish_reason: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a request consumed, as the backend reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a response's headers said about the provider's limits (None: not said)."""
+
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(slots=True)
+class GenerationResult:
+    """The outcome of one request: responses and usage, or the error that ended it."""
+
+    request_id: str
+    responses: list[Response] = field(default_factory=list)
+    usage: Usage | None = None
+    error: GenerationError | None = None
+    rate_limit: RateLimitInfo | None = None
+
+
+class Generator(abc.ABC):
+    """A backend: takes a batch of requests, returns one result per request.
+
+    ``generate`` returns results in the order of ``requests``. A failure of one request is
+    a result with ``error`` set; a failure of the whole call (server unreachable) is raised
+    as a :class:`~promptmill.errors.GenerationError` and applies to every request in it.
+    """
+
+    provider: ClassVar[str] = ""
+    supports_n: ClassVar[bool] = False
+    supports_logprobs: ClassVar[bool] = False
+    supports_prompt_logprobs: ClassVar[bool] = False
+    supports_chat: ClassVar[bool] = True
+    supports_text: ClassVar[bool] = True
+    is_local: ClassVar[bool] = False
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    # Parameters the backend takes; others are dropped with a warning or refused (params.translate).
+    supported_params: ClassVar[frozenset[str]] = FIELDS
+    # Identifier options that configure the generator itself rather than sampling.
+    config_fields: ClassVar[frozenset[str]] = frozenset()
+    # How many requests one generate() call may take; local engines schedule batches themselves.
+    max_batch: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        params: GenerateParams | None = None,
+        api_key: Secret | str | None = None,
+        **config: Any,
+    ) -> None:
+        unknown = sorted(set(config) - self.config_fields)
+        if unknown:
+            known = sorted(self.config_fields | FIELDS)
+            raise ParamError(
+                f"unknown option {unknown[0]!r} for {self.provider}!: known are "
+                f"{', '.join(known)}; pass a backend-specific parameter as extra.{unknown[0]}=VALUE"
+            )
+        self.model = model
+        self.params = params or GenerateParams()
+        self.config = config
+        self._api_key = Secret(api_key) if isinstance(api_key, str) else api_key
+        self._key_given = self._api_key is not None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.to_identifier()}>"
+
+    @classmethod
+    def from_identifier(cls, ident: Identifier) -> Generator:
+        """Build from a parsed identifier: params fields to ``params``, the rest to config."""
+        param_values = {k: v for k, v in ident.options.items() if k in FIELDS or k.startswith("extra.")}
+        config = {k: v for k, v in ident.options.items() if k not in param_values}
+        return cls(ident.model, params=make_params(param_values), api_key=ident.api_key, **config)
+
+    def identifier(self) -> Identifier:
+        """This generator as an :class:`Identifier` (the key kept as a Secret)."""
+        options: dict[str, Any] = dict(self.config)
+        for key, value in self.params.model_dump(exclude_unset=True, exclude_none=True).items():
+            if key == "extra":
+                options.update({f"extra.{k}": v for k, v in value.items()})
+            else:
+                options[key] = value
+        secret = self._api_key if self._key_given else None
+        return Identifier(self.provider, self.model, options, secret)
+
+    def to_identifier(self) -> str:
+        """The identifier string this generator was made from, secrets redacted."""
+        return self.identifier().format()
+
+    def with_(self, **overrides: Any) -> Generator:
+        """A new generator of the same backend with parameters overridden."""
+        params = self.params.merge(make_params(overrides))
+        return type(self)(self.model, params=params, api_key=self._api_key, **self.config)
+
+    def with_config(self, **config: Any) -> Generator:
+        """A new generator of the same backend with generator options overridden."""
+        merged = {**self.config, **config}
+        return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
+
+    def api_key(self) -> str | None:
+        """The key to send: given in the identifier, else from the environment (or .env)."""
+        if self._api_key is not None:
+            return self._api_key.reveal()
+        return env_value(self.key_env_var) if self.key_env_var else None
+
+    def check_ready(self) -> None:
+        """Raise before the job starts if the backend cannot run (missing key, missing file)."""
+        if self.needs_key and not self.api_key():
+            raise MissingKeyError(
+                f"{self.provider}! needs an API key: set {self.key_env_var} in the environment "
+                f"or in a .env file in the working directory"
+            )
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""
+        from promptmill.engine.tokens import estimate_prompt_tokens
+
+        return estimate_prompt_tokens(request, self.model)
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections or load the model; called once per job."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``start`` took."""
+
+    @abc.abstractmethod
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Run a batch of requests; one result per request, in order."""

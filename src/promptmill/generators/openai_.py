@@ -1,0 +1,262 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, Gemini), over aiohttp.
+
+The hot path speaks HTTP itself: one pooled ``aiohttp.ClientSession`` per job, no SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+
+from promptmill.errors import (
+    FatalRequestError,
+    GenerationError,
+    JobFatalError,
+    RateLimited,
+    RetryableError,
+    Unavailable,
+)
+from promptmill.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    RateLimitInfo,
+    Response,
+    Usage,
+    env_value,
+)
+from promptmill.params import FIELDS
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1.5s") or plain seconds, in seconds."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts:
+        return None
+    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_rate_headers(headers: Any) -> RateLimitInfo | None:
+    """The ``x-ratelimit-*`` and ``Retry-After`` headers of a response, if it sent any."""
+    retry_after = parse_duration(headers.get("retry-after"))
+    retry_after_ms = headers.get("retry-after-ms")
+    if retry_after_ms is not None:
+        try:
+            retry_after = float(retry_after_ms) / 1000
+        except ValueError:
+            pass
+    info = RateLimitInfo(
+        limit_requests=_int_header(headers, "x-ratelimit-limit-requests"),
+        limit_tokens=_int_header(headers, "x-ratelimit-limit-tokens"),
+        remaining_requests=_int_header(headers, "x-ratelimit-remaining-requests"),
+        remaining_tokens=_int_header(headers, "x-ratelimit-remaining-tokens"),
+        reset_requests_s=parse_duration(headers.get("x-ratelimit-reset-requests")),
+        reset_tokens_s=parse_duration(headers.get("x-ratelimit-reset-tokens")),
+        retry_after_s=retry_after,
+    )
+    return None if info == RateLimitInfo() else info
+
+
+class OpenAIGenerator(Generator):
+    """OpenAI's chat and text completions API (``openai!gpt-4o-mini``)."""
+
+    provider = "openai"
+    supports_n = True
+    supports_logprobs = True
+    needs_key = True
+    key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
+    supported_params = FIELDS
+    config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat"})
+    default_api_base: ClassVar[str] = OPENAI_API_BASE
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
+        self.timeout = float(self.config.get("timeout", 600))
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[str, str] = {}
+
+    def api_key(self) -> str | None:
+        """The key: from the identifier, else the env var named by ``api_key_env``, else default."""
+        env_name = self.config.get("api_key_env")
+        if env_name and self._api_key is None:
+            return env_value(str(env_name))
+        return super().api_key()
+
+    def key_source(self) -> str:
+        """Where the key comes from, for messages (never the key itself)."""
+        return str(self.config.get("api_key_env") or self.key_env_var or "api_key")
+
+    async def start(self) -> None:
+        """Open the job's pooled HTTP session."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(30.0, self.timeout))
+        self._headers = {"Content-Type": "application/json"}
+        key = self.api_key()
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, raise_for_status=False, headers=self._headers
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        """The endpoint path and JSON body for one request."""
+        body: dict[str, Any] = {"model": self.model}
+        params = request.params.set_fields()
+        chat = request.messages is not None
+        logprobs = params.pop("logprobs", None)
+        top_logprobs = params.pop("top_logprobs", None)
+        if chat:
+            body["messages"] = request.messages
+            if logprobs or top_logprobs:
+                body["logprobs"] = True
+                if top_logprobs:
+                    body["top_logprobs"] = top_logprobs
+        else:
+            body["prompt"] = request.prompt
+            if logprobs or top_logprobs:
+                body["logprobs"] = top_logprobs or 1
+        body.update(params)
+        return ("/chat/completions" if chat else "/completions"), body
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Send each request; exceptions classify what went wrong for the engine."""
+        return [await self._send(request) for request in requests]
+
+    async def _send(self, request: GenerationRequest) -> GenerationResult:
+        if self._session is None:
+            raise RuntimeError("generator not started: call start() first")
+        path, body = self.request_body(request)
+        url = self.api_base + path
+        try:
+            async with self._session.post(url, data=json.dumps(body)) as response:
+                raw = await response.read()
+                status = response.status
+                info = parse_rate_headers(response.headers)
+                content_type = response.headers.get("content-type", "")
+        except asyncio.TimeoutError:
+            raise RetryableError(f"no answer from {url} within {self.timeout:g}s") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+            raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
+        if status == 200:
+            result = self._parse_success(request, raw, url, content_type)
+            result.rate_limit = info
+            return result
+        error = self._classify(status, raw, url, info)
+        if isinstance(error, RetryableError):
+            error.rate_limit = info
+        raise error
+
+    def _parse_success(
+        self, request: GenerationRequest, raw: bytes, url: str, content_type: str
+    ) -> GenerationResult:
+        try:
+            data = json.loads(raw)
+            choices = data["choices"]
+            chat = request.messages is not None
+            responses = [_parse_choice(choice, chat) for choice in choices]
+        except (ValueError, KeyError, TypeError, IndexError):
+            kind = content_type.split(";")[0] or "no content type"
+            raise RetryableError(
+                f"malformed response from {url} ({kind}, {len(raw)} bytes): not an "
+                "OpenAI-shaped completion; check that api_base ends with /v1"
+            ) from None
+        usage_data = data.get("usage") or {}
+        usage = Usage(
+            prompt_tokens=int(usage_data.get("prompt_tokens") or 0),
+            completion_tokens=int(usage_data.get("completion_tokens") or 0),
+        )
+        return GenerationResult(request.request_id, responses=responses, usage=usage)
+
+    def _classify(
+        self, status: int, raw: bytes, url: str, info: RateLimitInfo | None
+    ) -> GenerationError:
+        message = _error_message(raw)
+        if status == 429:
+            if "insufficient_quota" in message or "quota" in message.lower():
+                return JobFatalError(f"HTTP 429 from {url}: {message}: add credit or use another key")
+            retry_after = info.retry_after_s if info else None
+            return RateLimited(f"HTTP 429 from {url}: {message}", retry_after=retry_after)
+        if status in (502, 503, 504):
+            return Unavailable(f"HTTP {status} from {url}: {message}")
+        if status >= 500 or status == 408:
+            return RetryableError(f"HTTP {status} from {url}: {message}")
+        if status in (401, 403):
+            return JobFatalError(
+                f"HTTP {status} from {url}: {message}: check the key in {self.key_source()}"
+            )
+        if status == 404:
+            return JobFatalError(
+                f"HTTP 404 from {url}: {message}: check the model name and that api_base "
+                "points at an OpenAI-compatible /v1"
+            )
+        return FatalRequestError(f"HTTP {status} from {url}: {message}")
+
+
+class HTTPGenerator(OpenAIGenerator):
+    """Any OpenAI-compatible server: ``http!MODEL,api_base=http://host:8000/v1``."""
+
+    provider = "http"
+    needs_key = False
+    key_env_var = None
+    default_api_base = "http://127.0.0.1:8000/v1"
+
+
+def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:
+    if chat:
+        message = choice["message"]
+        text = message.get("content") or ""
+        logprobs = (choice.get("logprobs") or {}).get("content")
+    else:
+        text = choice["text"]
+        raw = choice.get("logprobs")
+        logprobs = None
+        if raw:
+            tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens", []))
+            logprobs = [
+                {"token": token, "logprob": logprob, "top_logprobs": top}
+                for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops)
+            ]
+    return Response(text=text, finish_reason=choice.get("finish_reason"), logprobs=logprobs)
+
+
+def _error_message(raw: bytes) -> str:
+    """The provider's error message, shortened; bodies never echo our key back."""
+    try:
+        data = json.loads(raw)
+        error = data.get("error", data)
+        message = error.get("message") if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        message = raw[:200].decode("utf-8", "replace")
+    message = re.sub(r"sk-[A-Za-z0-9_\-]{6,}", "sk-***", str(message or "no message"))
+    return message.strip().replace("\n", " ")[:300]

@@ -1,0 +1,272 @@
+"""One generation job end to end: check, plan, dispatch, export.
+
+Everything a job needs is checked before the first request: the input is read and every row
+rendered while planning, so bad input fails with nothing sent and nothing stored lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptmill import data
+from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
+from promptmill.errors import InputError
+from promptmill.generators.base import GenerationRequest, Generator
+from promptmill.params import GenerateParams, translate
+from promptmill.prompts.render import PromptSpec
+from promptmill.store import DONE, FAILED, PENDING, JobStore, RequestRow, store_path_for
+
+log = logging.getLogger("promptmill")
+
+# Fields promptmill adds to every output row; an input row may not use them.
+OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
+# OpenAI accepts n up to 128; larger k is split into several sample groups.
+_MAX_N = 128
+# Tokens reserved for a completion when the job sets no max_tokens.
+DEFAULT_COMPLETION_RESERVE = 512
+_PLAN_CHUNK = 5000
+
+
+@dataclass
+class JobSpec:
+    """What to run: input, prompts, model, k, params; and where the answers go."""
+
+    input: Path
+    output: Path
+    generator: Generator
+    prompts: PromptSpec = field(default_factory=PromptSpec)
+    k: int = 1
+    params: GenerateParams = field(default_factory=GenerateParams)
+    limit: int | None = None
+    store: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.input = Path(self.input)
+        self.output = Path(self.output)
+        if self.k < 1:
+            raise InputError("-k must be at least 1")
+
+    @property
+    def store_path(self) -> Path:
+        """The job store's file."""
+        return Path(self.store) if self.store else store_path_for(self.output)
+
+    def effective_params(self, warn: bool = True) -> GenerateParams:
+        """The generator's params merged with the job's, translated for the backend."""
+        merged = self.generator.params.merge(self.params)
+        return translate(merged, self.generator.provider, self.generator.supported_params, warn=warn)
+
+    def groups(self) -> list[int]:
+        """How many samples each request of a row asks for (k split where n is unsupported)."""
+        if not self.generator.supports_n:
+            return [1] * self.k
+        full, rest = divmod(self.k, _MAX_N)
+        return [_MAX_N] * full + ([rest] if rest else [])
+
+    def model_identifier(self) -> str:
+        """The redacted identifier written to every output row."""
+        return self.generator.to_identifier()
+
+    def fingerprint(self, input_sha256: str) -> dict[str, Any]:
+        """What decides resume vs refuse (never a secret)."""
+        gen = self.generator
+        config = {k: v for k, v in sorted(gen.config.items()) if k not in _NOT_IN_FINGERPRINT}
+        return {
+            "input_sha256": input_sha256,
+            **self.prompts.fingerprint(),
+            "model": f"{gen.provider}!{gen.model}",
+            "model_options": config,
+            "params": self.effective_params(warn=False).model_dump(exclude_none=True),
+            "k": self.k,
+        }
+
+
+# Options that change how a backend runs, not what it answers.
+_NOT_IN_FINGERPRINT = frozenset({"timeout", "api_key_env", "n_threads", "verbose"})
+
+
+class Job:
+    """A job bound to its store: plan, dispatch, export."""
+
+    def __init__(self, spec: JobSpec, store: JobStore, params: GenerateParams) -> None:
+        self.spec = spec
+        self.store = store
+        self.params = params
+        self._group_params: dict[int, GenerateParams] = {}
+
+    @classmethod
+    def open(cls, spec: JobSpec, *, new_job: bool = False) -> Job:
+        """Check the spec, open (or create) its store and bind it to this job."""
+        data.check_input(spec.input)
+        data.check_output_path(spec.output)
+        spec.generator.check_ready()
+        params = spec.effective_params()
+        fingerprint = spec.fingerprint(data.file_sha256(spec.input))
+        store = JobStore(spec.store_path)
+        try:
+            status = store.status()
+            untouched = status.done + status.failed == 0
+            store.bind_job(fingerprint, new_job=new_job or untouched)
+            store.set_meta(model_identifier=spec.model_identifier())
+        except BaseException:
+            store.close()
+            raise
+        return cls(spec, store, params)
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
+
+    # -- planning ------------------------------------------------------------------------
+
+    def plan(self) -> int:
+        """Read and render every row not yet planned; how many requests the job has.
+
+        Idempotent: a crash mid-planning resumes from the last committed chunk.
+        """
+        store, spec = self.store, self.spec
+        planned = int(store.get_meta("planned_rows") or 0)
+        complete = bool(store.get_meta("planned_complete"))
+        limit = spec.limit
+        if complete and (limit is None or limit <= planned):
+            return self._count_requests()
+        renderer = spec.prompts.renderer(str(spec.input))
+        groups = spec.groups()
+        reserve = self.params.max_tokens or DEFAULT_COMPLETION_RESERVE
+        rows: list[tuple[int, str]] = []
+        requests: list[tuple[int, int, int, int, str, int]] = []
+        next_index = planned
+        reached_end = True
+        for index, row in data.read_rows(spec.input, start=planned):
+            if limit is not None and index >= limit:
+                reached_end = False
+                break
+            clash = next((name for name in OUTPUT_FIELDS if name in row), None)
+            if clash:
+                raise InputError(
+                    f"{spec.input} row {index + 1}: field {clash!r} clashes with promptmill's "
+                    f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
+                )
+            rendered = renderer.render(index, row)
+            payload = json.dumps(rendered.payload(), ensure_ascii=False)
+            tokens = self.spec.generator.count_prompt_tokens(
+                GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
+            )
+            rows.append((index, json.dumps(row, ensure_ascii=False, default=str)))
+            for group, n in enumerate(groups):
+                requests.append(
+                    (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
+                )
+            next_index = index + 1
+            if len(rows) >= _PLAN_CHUNK:
+                store.add_planned(rows, requests, next_index)
+                rows, requests = [], []
+        if rows:
+            store.add_planned(rows, requests, next_index)
+        store.set_meta(planned_complete=reached_end)
+        return self._count_requests()
+
+    def _count_requests(self) -> int:
+        return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def build_request(self, row: RequestRow) -> GenerationRequest:
+        """The generator request for a planned request row."""
+        params = self._group_params.get(row.sample_group * 1000 + row.n)
+        if params is None:
+            updates: dict[str, Any] = {"n": row.n}
+            if self.params.seed is not None and row.sample_group:
+                # Distinct seeds per sample group, still deterministic for a given seed.
+                updates["seed"] = self.params.seed + row.sample_group
+            params = self.params.model_copy(update=updates)
+            self._group_params[row.sample_group * 1000 + row.n] = params
+        payload = json.loads(row.payload)
+        return GenerationRequest(
+            str(row.id), params, messages=payload.get("messages"), prompt=payload.get("prompt")
+        )
+
+    async def dispatch(
+        self, config: EngineConfig, stats: EngineStats | None = None,
+        on_dispatcher: Callable[[Dispatcher], None] | None = None,
+    ) -> EngineStats:
+        """Send every pending request; the generator is started and closed here."""
+        stats = stats or EngineStats()
+        status = self.store.status()
+        stats.total = status.pending
+        generator = self.spec.generator
+        if status.pending == 0:
+            return stats
+        dispatcher = Dispatcher(self.store, generator, self.build_request, config, stats)
+        if on_dispatcher is not None:
+            on_dispatcher(dispatcher)
+        await generator.start()
+        try:
+            await dispatcher.run()
+        finally:
+            await generator.close()
+        return stats
+
+    # -- export --------------------------------------------------------------------------
+
+    def export(self, output: Path | None = None, fmt: str | None = None) -> int:
+        """Write one row per input row, in input order; how many rows."""
+        output = Path(output or self.spec.output)
+        return data.write_rows(
+            iter_results(self.store, self.spec.model_identifier()), output,
+            data.output_format(output, fmt),
+        )
+
+
+def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every planned row with its responses, usage, attempts, status and error."""
+    model = model or _stored_model(store)
+    for _, raw, outcomes in store.iter_rows():
+        row: dict[str, Any] = json.loads(raw)
+        responses: list[Any] = []
+        prompt_tokens = completion_tokens = attempts = 0
+        errors: list[str] = []
+        statuses = set()
+        for _group, status, tries, answers, p_tokens, c_tokens, error in outcomes:
+            statuses.add(status)
+            attempts += tries
+            if answers:
+                responses.extend(json.loads(answers))
+            prompt_tokens += p_tokens or 0
+            completion_tokens += c_tokens or 0
+            if error:
+                errors.append(error)
+        status = PENDING if PENDING in statuses else FAILED if FAILED in statuses else DONE
+        row.update(
+            responses=responses,
+            usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            model=model,
+            attempts=attempts,
+            status=status,
+            error="; ".join(errors) if errors else None,
+        )
+        yield row
+
+
+def _stored_model(store: JobStore) -> str:
+    return str(store.get_meta("model_identifier") or (store.get_meta("fingerprint") or {}).get("model"))
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine from sync code, also where an event loop already runs (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+

@@ -1,0 +1,59 @@
+"""The live progress display: sent vs finished, failures, tokens/s, ETA, rate-limit state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from promptmill.engine.dispatch import EngineStats
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else width
+    return "█" * filled + "░" * (width - filled)
+
+
+def _eta(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+class ProgressView:
+    """A rich renderable that reads the engine's counters at each refresh (no per-request cost)."""
+
+    def __init__(self, stats: EngineStats, model: str) -> None:
+        self.stats = stats
+        self.model = model
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        s = self.stats
+        elapsed = max(1e-6, time.monotonic() - s.started_at)
+        rate = s.finished / elapsed
+        left = s.total - s.finished
+        eta = left / rate if rate > 0 else float("inf")
+        tokens_s = (s.prompt_tokens + s.completion_tokens) / elapsed
+        retries = sum(s.retries.values())
+        table = Table.grid(padding=(0, 1))
+        table.add_row("sent    ", _bar(s.sent, s.total), f"{s.sent:,}/{s.total:,}",
+                      f"in flight {s.in_flight}")
+        table.add_row("finished", _bar(s.finished, s.total), f"{s.finished:,}/{s.total:,}",
+                      f"{rate:,.1f} req/s  ETA {_eta(eta)}")
+        table.add_row("", f"[red]failed {s.failed:,}[/]  retries {retries:,}",
+                      f"{tokens_s:,.0f} tok/s", f"limits: {s.limiter_state}")
+        return table
+
+
+def summary_line(stats: EngineStats) -> str:
+    """One line for the end of a run."""
+    elapsed = time.monotonic() - stats.started_at
+    retries = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.retries.items()) if n)
+    return (
+        f"{stats.done:,} done, {stats.failed:,} failed in {elapsed:.1f}s"
+        + (f" (retries: {retries})" if retries else "")
+        + f"; {stats.prompt_tokens + stats.completion_tokens:,} tokens"
+    )

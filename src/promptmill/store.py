@@ -1,0 +1,403 @@
+"""The SQLite job store: one file per job, the single source of truth for what is done.
+
+Resume semantics. A job is identified by its fingerprint: the input's content hash, the
+prompt template and system prompt, the model identifier (secrets removed), the generation
+params and k. Opening a store with the same fingerprint continues the job: planning skips
+what is planned, dispatch sends only pending requests. A different fingerprint is refused
+with a message naming what changed, unless the caller asks for a new job.
+
+Exactly once. A request's result (responses, usage, attempts, or its final error) becomes
+visible in one transaction; the export reads only committed rows. A kill at any moment loses
+at most the requests in flight, which are still ``pending`` and are sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptmill.errors import JobMismatchError, StoreError
+
+SCHEMA_VERSION = 1
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+def _migration_1(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE rows (row_index INTEGER PRIMARY KEY, data TEXT NOT NULL);
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            row_index INTEGER NOT NULL,
+            sample_group INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            est_tokens INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            responses TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            error TEXT,
+            error_kind TEXT,
+            finished_at REAL
+        );
+        CREATE INDEX requests_by_status ON requests (status, id);
+        CREATE INDEX requests_by_row ON requests (row_index, sample_group);
+        """
+    )
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    # executescript() would commit first; statements one by one stay in our transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+# Applied in order, once each; PRAGMA user_version records how many have run.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """A planned request as the engine sees it."""
+
+    id: int
+    row_index: int
+    sample_group: int
+    n: int
+    payload: str
+    est_tokens: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRequest:
+    """What one finished request writes: responses and usage, or its final error."""
+
+    id: int
+    attempts: int
+    responses: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``done`` or ``failed``."""
+        return FAILED if self.error is not None else DONE
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """Counts for ``promptmill status`` and the progress display."""
+
+    rows: int
+    requests: int
+    done: int
+    failed: int
+    pending: int
+    attempts: int
+    prompt_tokens: int
+    completion_tokens: int
+    planned_complete: bool
+    errors: list[tuple[str, int]]
+
+
+def store_path_for(output: Path) -> Path:
+    """Where the job store of an output file lives: beside it."""
+    return output.with_name(output.name + ".promptmill.db")
+
+
+class JobStore:
+    """One job's SQLite file (WAL). Not shared between processes: a lock file guards it."""
+
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        self.path = Path(path)
+        self._lock_file: Any = None
+        if lock:
+            self._take_lock()
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL survives a killed process; only power loss can drop the last commits,
+            # which are then simply sent again.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._release_lock()
+            raise StoreError(f"cannot open job store {self.path}: {exc}") from None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self._lock_file = open(lock_path, "a+")  # noqa: SIM115 - held for the store's life
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"job store {self.path} is in use by another promptmill process: "
+                "wait for it to finish or stop it first"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot create job store beside {self.path}: {exc.strerror}") from None
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self._release_lock()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"job store {self.path} was written by a newer promptmill (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}): upgrade promptmill or choose another -o path"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version={number + 1}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all or nothing."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise _store_error(self.path, exc) from None
+
+    # -- meta and fingerprint ------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        """A JSON value kept in the store's meta table (None if absent)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, **values: Any) -> None:
+        """Keep JSON values in the meta table, in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(key, json.dumps(value)) for key, value in values.items()],
+            )
+
+    def bind_job(self, fingerprint: dict[str, Any], *, new_job: bool = False) -> bool:
+        """Tie the store to a job; True if it continues an existing job.
+
+        A store holding a different job is refused, naming what changed, unless ``new_job``.
+        """
+        existing = self.get_meta("fingerprint")
+        if existing is None:
+            self.set_meta(fingerprint=fingerprint, created_at=time.time(), planned_rows=0,
+                          planned_complete=False)
+            return False
+        if existing == fingerprint:
+            return True
+        if not new_job:
+            raise JobMismatchError(describe_change(self.path, existing, fingerprint))
+        self.reset()
+        self.set_meta(fingerprint=fingerprint, created_at=time.time(), planned_rows=0,
+                      planned_complete=False)
+        return False
+
+    def reset(self) -> None:
+        """Forget every planned request and result (for ``--new-job``)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM requests")
+            db.execute("DELETE FROM rows")
+            db.execute("DELETE FROM meta")
+
+    # -- planning ------------------------------------------------------------------------
+
+    def add_planned(
+        self,
+        rows: Sequence[tuple[int, str]],
+        requests: Sequence[tuple[int, int, int, int, str, int]],
+        planned_rows: int,
+    ) -> None:
+        """Record a chunk of planned rows and requests; idempotent (ids are stable)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO rows (row_index, data) VALUES (?, ?)", rows)
+            db.executemany(
+                "INSERT OR IGNORE INTO requests (id, row_index, sample_group, n, payload, "
+                "est_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+                requests,
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('planned_rows', ?)",
+                (json.dumps(planned_rows),),
+            )
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def iter_pending(self, chunk: int = 2000) -> Iterator[RequestRow]:
+        """Pending requests in id order, read a chunk at a time (never all in memory)."""
+        last = -1
+        while True:
+            batch = self.db.execute(
+                "SELECT id, row_index, sample_group, n, payload, est_tokens, attempts "
+                "FROM requests WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                (last, chunk),
+            ).fetchall()
+            if not batch:
+                return
+            for row in batch:
+                yield RequestRow(*row)
+            last = batch[-1][0]
+
+    def record(self, finished: Iterable[FinishedRequest]) -> None:
+        """Write finished requests, each exactly once, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE requests SET status = ?, attempts = ?, responses = ?, prompt_tokens = ?, "
+                "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                [
+                    (f.status, f.attempts, f.responses, f.prompt_tokens, f.completion_tokens,
+                     f.error, f.error_kind, now, f.id)
+                    for f in finished
+                ],
+            )
+
+    def retry_failed(self) -> int:
+        """Make failed requests pending again; how many."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE requests SET status = 'pending', error = NULL, error_kind = NULL "
+                "WHERE status = 'failed'"
+            )
+            return cursor.rowcount
+
+    # -- reading -------------------------------------------------------------------------
+
+    def status(self) -> JobStatus:
+        """Counts of rows, requests by status, attempts and tokens."""
+        counts = dict(
+            self.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
+        )
+        attempts, prompt, completion = self.db.execute(
+            "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(prompt_tokens), 0), "
+            "COALESCE(SUM(completion_tokens), 0) FROM requests"
+        ).fetchone()
+        errors = self.db.execute(
+            "SELECT error, COUNT(*) AS c FROM requests WHERE status = 'failed' "
+            "GROUP BY error ORDER BY c DESC LIMIT 5"
+        ).fetchall()
+        rows = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        return JobStatus(
+            rows=rows,
+            requests=sum(counts.values()),
+            done=counts.get(DONE, 0),
+            failed=counts.get(FAILED, 0),
+            pending=counts.get(PENDING, 0),
+            attempts=attempts,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            planned_complete=bool(self.get_meta("planned_complete")),
+            errors=[(str(error), count) for error, count in errors],
+        )
+
+    def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
+        """Every planned row in input order with its requests' outcomes, streamed."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT row_index, data FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
+                (last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            first, last = rows[0][0], rows[-1][0]
+            outcomes: dict[int, list[tuple[Any, ...]]] = {}
+            for outcome in self.db.execute(
+                "SELECT row_index, sample_group, status, attempts, responses, prompt_tokens, "
+                "completion_tokens, error FROM requests WHERE row_index BETWEEN ? AND ? "
+                "ORDER BY row_index, sample_group",
+                (first, last),
+            ):
+                outcomes.setdefault(outcome[0], []).append(outcome[1:])
+            for row_index, data in rows:
+                yield row_index, data, outcomes.get(row_index, [])
+
+
+def describe_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """One line naming what differs between two job fingerprints."""
+    changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    details = []
+    for key in changed[:3]:
+        before, after = old.get(key), new.get(key)
+        if key == "params" and isinstance(before, dict) and isinstance(after, dict):
+            names = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            details.append(
+                "params " + ", ".join(f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in names)
+            )
+        elif key in ("input_sha256",):
+            details.append("the input file's content")
+        elif isinstance(before, str) and isinstance(after, str) and max(len(before), len(after)) < 60:
+            details.append(f"{key} {before!r} -> {after!r}")
+        else:
+            details.append(f"the {key.replace('_', ' ')}")
+    return (
+        f"{path} holds a different job ({'; '.join(details)} changed): rerun with the original "
+        "settings to continue it, choose another -o path, or pass --new-job to discard it"
+    )
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "full" in text or "disk" in text:
+        return StoreError(
+            f"the disk holding {path} is full: free space and rerun the same command; "
+            "everything recorded so far is kept"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"job store {path} is read-only: choose a writable -o location")
+    return StoreError(f"job store {path}: {text}")
+
+
+def check_writable_dir(path: Path) -> None:
+    """Raise StoreError unless files can be created in ``path``'s folder."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise StoreError(f"output folder {folder} does not exist: create it or choose another -o")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"output folder {folder} is not writable: choose another -o location")

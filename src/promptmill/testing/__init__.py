@@ -1,0 +1,40 @@
+"""An OpenAI-compatible test server with rate limits and fault injection, for offline tests.
+
+Answers are deterministic (a pure function of the model, the prompt, the choice index, the
+seed and the temperature); limits and faults behave like a real provider's::
+
+    async with TestServer(limits=RateLimits(requests=100, window=1.0)) as server:
+        ...  # point a client at server.url
+
+    with serve_in_thread(faults=Faults(drop=0.1, seed=1)) as server:
+        ...  # the same, for synchronous code
+"""
+
+from promptmill.testing.answers import Responder, answer_text, count_tokens
+from promptmill.testing.faults import FAULT_KINDS, Faults
+from promptmill.testing.limits import RateLimits, format_duration
+from promptmill.testing.runners import (
+    ProcessServer,
+    serve_in_process,
+    serve_in_thread,
+    testing_server_command,
+)
+from promptmill.testing.server import TestServer
+from promptmill.testing.stats import ServerStats, request_key
+
+__all__ = [
+    "FAULT_KINDS",
+    "Faults",
+    "ProcessServer",
+    "RateLimits",
+    "Responder",
+    "ServerStats",
+    "TestServer",
+    "answer_text",
+    "count_tokens",
+    "format_duration",
+    "request_key",
+    "serve_in_process",
+    "serve_in_thread",
+    "testing_server_command",
+]

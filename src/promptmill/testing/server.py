@@ -1,0 +1,410 @@
+"""An OpenAI-compatible HTTP server for tests: deterministic answers, real limits, faults.
+
+One ``TestServer`` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models`` and
+``/health`` on a real socket. Each completion request goes through, in order: the fixed
+``latency``; validation (400 with OpenAI's error body); the rate limiter (429, see
+``limits``); one fault draw (see ``faults``); the answer. Endpoints are listed in
+``TestServer._routes``, the one place to add more (the Batch API's files and batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import json
+import logging
+import math
+import secrets
+import socket
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from promptmill.testing.answers import (
+    BadRequest,
+    Choice,
+    ParsedRequest,
+    Responder,
+    chat_body,
+    completion_body,
+    make_choices,
+    parse_body,
+    parse_chat,
+    parse_completion,
+)
+from promptmill.testing.faults import FaultPicker, Faults
+from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
+from promptmill.testing.stats import ServerStats, request_key
+
+__all__ = ["TestServer"]
+
+logger = logging.getLogger("promptmill.testing")
+
+_Parse = Callable[[dict[str, Any]], ParsedRequest]
+_Build = Callable[[ParsedRequest, list[Choice], str, int], dict[str, Any]]
+
+_JSON = "application/json"
+_BACKLOG = 1024  # benchmarks open hundreds of connections at once
+_SHUTDOWN_GRACE = 1.0  # seconds in-flight requests get to finish when the server stops
+
+
+def _error_body(message: str, kind: str, param: str | None = None,
+                code: str | None = None) -> bytes:
+    return json.dumps(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
+
+
+class TestServer:
+    """An OpenAI-compatible test server on ``host:port`` (port 0: a free one); async with it.
+
+    ``url`` is the base URL clients use, ending in ``/v1``. ``stats`` counts what it saw.
+    ``set_outage`` and ``schedule_outage`` may be called from any thread.
+    """
+
+    __test__ = False  # its name starts with "Test": keep pytest from collecting it
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: Sequence[str] = ("test-model",),
+        latency: float = 0.0,
+        limits: RateLimits | None = None,
+        faults: Faults | None = None,
+        responder: Responder | None = None,
+        send_limit_headers: bool = True,
+    ) -> None:
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {latency}")
+        self.host = host
+        self.port = port  # the real port once started, kept across outages
+        self.models = tuple(models)
+        self.latency = latency
+        self.limits = limits
+        self.faults = faults if faults is not None else Faults()
+        self.responder = responder
+        self.send_limit_headers = send_limit_headers
+        self.stats = ServerStats()
+        self._outage = False  # requests are refused and nothing listens
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None  # None during an outage
+        self._limiter: RateLimiter | None = None
+        self._picker: FaultPicker | None = None
+        self._closing: asyncio.Event | None = None  # set on close: wakes hanging requests
+        self._tasks: set[asyncio.Task[None]] = set()  # scheduled outages and re-listens
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4)  # response ids differ between servers
+        self._started = int(time.time())
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL for clients, e.g. ``http://127.0.0.1:8000/v1``."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v1"
+
+    @property
+    def outage(self) -> bool:
+        """Whether an outage is on: nothing listens, open connections are closed."""
+        return self._outage
+
+    async def start(self) -> None:
+        """Bind the port and start serving on the running loop."""
+        if self._loop is not None:
+            raise RuntimeError("this TestServer was already started")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._closing = asyncio.Event()
+        limits = self.limits
+        if limits is not None and (limits.requests is not None or limits.tokens is not None):
+            self._limiter = RateLimiter(limits, loop.time())
+        if self.faults.any:
+            self._picker = FaultPicker(self.faults)
+        app = web.Application()
+        app.add_routes(self._routes())
+        # handler_cancellation: a client that gives up on a hanging request frees its task.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=_SHUTDOWN_GRACE)
+        await self._runner.setup()
+        sock = self._bind()
+        self.port = sock.getsockname()[1]
+        await self._listen(sock)
+
+    async def close(self) -> None:
+        """Stop serving: wake hanging requests, close every connection, free the port."""
+        if self._runner is None or self._closing is None:
+            return
+        self._closing.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        await self._runner.cleanup()
+        self._runner = None
+        if listener is not None:
+            await listener.wait_closed()
+
+    async def __aenter__(self) -> TestServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    def _bind(self) -> socket.socket:
+        # Bound and listening before the loop serves it, so that a client connecting right
+        # after ``set_outage(False)`` waits in the backlog instead of being refused.
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    async def _listen(self, sock: socket.socket) -> None:
+        assert self._loop is not None and self._runner is not None
+        factory = self._runner.server
+        assert factory is not None
+        listener = await self._loop.create_server(factory, sock=sock, backlog=_BACKLOG)
+        if self._outage or self._closing is None or self._closing.is_set():
+            listener.close()  # an outage began (or close) while this was starting
+        else:
+            self._listener = listener
+
+    # -- outages --------------------------------------------------------------------------
+
+    def set_outage(self, on: bool) -> None:
+        """Start (connections refused, open ones closed) or end an outage; any thread."""
+        self._in_loop(lambda: self._apply_outage(on))
+
+    def schedule_outage(self, after: float, duration: float) -> None:
+        """An outage that starts ``after`` seconds from now and lasts ``duration``; any thread."""
+
+        async def outage() -> None:
+            await asyncio.sleep(after)
+            self._apply_outage(True)
+            await asyncio.sleep(duration)
+            self._apply_outage(False)
+
+        self._in_loop(lambda: self._spawn(outage()))
+
+    def _apply_outage(self, on: bool) -> None:
+        if on == self._outage or self._runner is None:
+            return
+        self._outage = on
+        if on:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                listener.close()
+            factory = self._runner.server
+            for connection in factory.connections if factory is not None else ():
+                connection.force_close()
+        else:
+            self._spawn(self._listen(self._bind()))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _in_loop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the server's loop and wait for it, from whatever thread."""
+        loop = self._loop
+        if loop is None or self._runner is None:
+            raise RuntimeError("the TestServer is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            action()
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                action()
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        loop.call_soon_threadsafe(run)
+        done.result(timeout=10)
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def _routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/completions", self._completions),
+            web.get("/v1/models", self._list_models),
+            web.get("/health", self._health),
+            web.get("/_testing/stats", self._stats),
+            # OpenAI answers unknown paths and methods with its JSON error, not HTML.
+            web.route("*", "/{path:.*}", self._not_found),
+        ]
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/v1/chat/completions", parse_chat, chat_body)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/v1/completions", parse_completion,
+                                    completion_body)
+
+    async def _list_models(self, request: web.Request) -> web.StreamResponse:
+        self.stats.received["/v1/models"] += 1
+        data = [{"id": model, "object": "model", "created": self._started,
+                 "owned_by": "promptmill"} for model in self.models]
+        return self._send(200, json.dumps({"object": "list", "data": data}).encode())
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        self.stats.received["/health"] += 1
+        return self._send(200, b'{"status":"ok"}')
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        # Not counted: it reports the counters, for a server in another process.
+        return web.Response(body=json.dumps(self.stats.to_dict()).encode(), content_type=_JSON)
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        self.stats.received[request.path] += 1
+        message = f"Invalid URL ({request.method} {request.path})"
+        return self._send(404, _error_body(message, "invalid_request_error"))
+
+    # -- the completion path --------------------------------------------------------------
+
+    async def _complete(self, request: web.Request, path: str, parse: _Parse,
+                        build: _Build) -> web.StreamResponse:
+        stats = self.stats
+        stats.received[path] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self._outage:
+            return self._drop(request, "outage")
+        try:
+            parsed = parse(parse_body(await request.read()))
+        except BadRequest as exc:
+            return self._send(400, _error_body(exc.message, "invalid_request_error", exc.param))
+        try:
+            choices = make_choices(parsed, self.responder)
+        except Exception as exc:
+            logger.exception("the responder failed on %s", path)
+            message = f"The responder raised {type(exc).__name__}: {exc}"
+            return self._send(500, _error_body(message, "server_error"))
+
+        headers: dict[str, str] | None = None
+        limiter = self._limiter
+        if limiter is not None:
+            # OpenAI's estimate: the prompt plus all it may generate; without max_tokens,
+            # what it did generate (the test server knows the answer before it "generates").
+            if parsed.max_tokens is not None:
+                cost = parsed.prompt_tokens + parsed.max_tokens * len(choices)
+            else:
+                cost = parsed.prompt_tokens + sum(len(choice.tokens) for choice in choices)
+            now = self._loop.time() if self._loop is not None else 0.0
+            refusal = limiter.admit(cost, now)
+            if self.send_limit_headers:
+                headers = limiter.headers(now)
+            if refusal is not None:
+                stats.rate_limited[refusal.limit_type] += 1
+                return self._refuse(refusal, limiter.retry_after(refusal), parsed.model,
+                                    headers)
+
+        fault = self._picker.pick() if self._picker is not None else None
+        if fault is not None:
+            stats.faults[fault] += 1
+            if fault == "slow":
+                await asyncio.sleep(self.faults.slow_seconds)
+            else:
+                return await self._inject(fault, request, parsed, choices, build, headers)
+
+        if self._outage:  # began while this request waited
+            return self._drop(request, "outage")
+        response_id = f"{self._id_prefix}{next(self._ids):x}"
+        body = build(parsed, choices, response_id, int(time.time()))
+        stats.completed[path] += 1
+        stats.completed_by_prompt[request_key(parsed.body)] += 1
+        usage = body["usage"]
+        stats.prompt_tokens += usage["prompt_tokens"]
+        stats.completion_tokens += usage["completion_tokens"]
+        return self._send(200, json.dumps(body).encode(), headers)
+
+    async def _inject(self, fault: str, request: web.Request, parsed: ParsedRequest,
+                      choices: list[Choice], build: _Build,
+                      headers: dict[str, str] | None) -> web.StreamResponse:
+        faults = self.faults
+        if fault == "rate_limit":
+            message = (f"Rate limit reached for {parsed.model} (injected by the promptmill "
+                       f"test server). Please try again in {format_duration(faults.retry_after)}.")
+            return self._send(429, _error_body(message, "requests", None, "rate_limit_exceeded"),
+                              {**(headers or {}), **_retry_headers(faults.retry_after)})
+        if fault == "server_error":
+            message = ("The server had an error while processing your request. Sorry about "
+                       "that! (injected by the promptmill test server)")
+            return self._send(500, _error_body(message, "server_error"), headers)
+        if fault == "malformed":
+            whole = json.dumps(build(parsed, choices, "malformed", int(time.time())))
+            return self._send(200, whole[: len(whole) // 2].encode(), headers)
+        if fault == "hang":
+            closing = self._closing
+            assert closing is not None
+            # Until the client gives up (its disconnect cancels this task), the server stops,
+            # or hang_seconds pass; then the connection closes with no answer.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(closing.wait(), faults.hang_seconds)
+        return self._drop(request, None)
+
+    def _refuse(self, refusal: Refusal, wait: float, model: str,
+                headers: dict[str, str] | None) -> web.StreamResponse:
+        window = format_duration(self.limits.window if self.limits is not None else 60.0)
+        if math.isinf(refusal.retry_after):
+            message = (f"Request too large for {model} on {refusal.limit_type} per {window}: "
+                       f"Limit {refusal.limit}, Requested {refusal.requested}. The input or "
+                       "output tokens must be reduced in order to run successfully.")
+        else:
+            message = (f"Rate limit reached for {model} on {refusal.limit_type} per {window}: "
+                       f"Limit {refusal.limit}, Used {refusal.used}, Requested "
+                       f"{refusal.requested}. Please try again in {format_duration(wait)}.")
+        return self._send(429, _error_body(message, refusal.limit_type, None,
+                                           "rate_limit_exceeded"),
+                          {**(headers or {}), **_retry_headers(wait)})
+
+    def _drop(self, request: web.Request, fault: str | None) -> web.StreamResponse:
+        """Close the connection with no response: the client sees the server disconnect."""
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        request.protocol.force_close()
+        # aiohttp wants a response back; it is never written to the closed transport.
+        return web.Response(status=204)
+
+    def _send(self, status: int, body: bytes,
+              headers: dict[str, str] | None = None) -> web.StreamResponse:
+        self.stats.statuses[status] += 1
+        return web.Response(status=status, body=body, content_type=_JSON, headers=headers)
+
+
+def _retry_headers(wait: float) -> dict[str, str]:
+    # Retry-After must be whole seconds (RFC 9110); retry-after-ms, which the openai SDK
+    # reads first, keeps the precision that fast tests need.
+    return {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}

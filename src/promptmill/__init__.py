@@ -1,5 +1,6 @@
 """promptmill: run LLM generation jobs over datasets, resumable and exactly once."""
 
+from promptmill.api import arun, run
 from promptmill.errors import PromptmillError
 from promptmill.generators import get_generator, register_generator
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
@@ -11,6 +12,8 @@ __all__ = [
     "GenerationResult",
     "Generator",
     "PromptmillError",
+    "arun",
     "get_generator",
     "register_generator",
+    "run",
 ]

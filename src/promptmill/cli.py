@@ -197,6 +197,40 @@ def export(output: Path, fmt: str | None, destination: Path | None) -> None:
 
 # -- extract: answer extraction and grading --------------------------------------------
 
+
+@cli.command("extract")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "answer_type", type=click.Choice(["auto", "mcq", "math"]),
+              default="auto", show_default=True,
+              help="Question type; auto: multiple choice where the row has choices.")
+@click.option("--gold-field", metavar="FIELD",
+              help="Row field with the gold answer (default: choice_index_correct for "
+              "multiple choice, answer_correct otherwise).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every row with its per-response extractions here (JSONL).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report here as JSON.")
+def extract(results: Path, answer_type: str, gold_field: str | None, out: Path | None,
+            report_path: Path | None) -> None:
+    """Extract each response's final answer from RESULTS and grade it against the gold."""
+    import json
+    import logging
+
+    from rich.console import Console
+
+    from promptmill.errors import InputError
+    from promptmill.extract import grade
+
+    if report_path is not None and report_path.resolve() == results.resolve():
+        raise InputError(f"--report {report_path} is the results file itself; pick another path")
+    # math-verify logs each timeout with the whole response in it; the report counts them
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    report = grade(results, type=answer_type, gold_field=gold_field, out=out)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    Console().print(report.to_table())
+
+
 # -- testing-server ----------------------------------------------------------------------
 
 

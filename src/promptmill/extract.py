@@ -1,47 +1,34 @@
-"""Answer extraction and grading over the results file that ``promptmill run`` writes.
+"""Answer extraction: the final answer of each response, and ``grade`` over a results file.
 
 Each response is reduced to one answer: a choice letter for multiple choice, a normalised
 LaTeX string for math. The statement stated *last* wins, so a model that changes its mind
 is graded on what it ended with; a truncated response (``finish_reason == "length"``) is
 graded only on an explicit final-answer statement, never on a number or letter that merely
-happened to be in its unfinished reasoning. Math answers are judged with HF ``math-verify``.
-
-Scoring, for ``k`` samples per row (the most responses any row has):
-
-- ``accuracy``: correct responses / (rows * k); a response a failed row never got is wrong.
-- ``pass_at_k``: the unbiased estimator of Chen et al. 2021 with n = k, for k' = 1, every
-  power of two below k, and k itself (keys are the k' as strings).
-- ``majority_accuracy``: each row's most frequent extracted answer (equivalent math answers
-  vote together, failed extractions do not vote) against the gold; a tie goes to the answer
-  that appeared first among the row's responses; a row with no extracted answer is wrong.
-- ``extraction_failure_rate``: responses with no extractable answer / responses received.
+happened to be in its unfinished reasoning. Judging and the report's numbers live in
+``promptmill.grading``; the names users need are re-exported here.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
-import math
 import os
 import re
-import select
-import signal
 import string
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from promptmill.errors import InputError
-
-if TYPE_CHECKING:
-    from rich.table import Table
+from promptmill.grading import (
+    DEFAULT_TIMEOUT,
+    AnswerType,
+    Extraction,
+    GradeReport,
+    RowGrade,
+    majority_vote,
+    math_equal,
+    pass_at_k,
+)
 
 __all__ = [
     "Extraction",
@@ -51,13 +38,9 @@ __all__ = [
     "extract_math",
     "grade",
     "is_equivalent",
+    "normalise_math",
     "pass_at_k",
 ]
-
-AnswerType = Literal["mcq", "math"]
-
-DEFAULT_TIMEOUT = 5
-"""Seconds math-verify may spend on one parse or one comparison."""
 
 _LETTERS = string.ascii_uppercase
 
@@ -167,18 +150,28 @@ _CHOICE_MARKUP = re.compile(r"\*|`|\$|\\[()\[\]]")
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 
 
-def _clean_for_choice(text: str) -> str:
-    """Drop markdown and LaTeX wrappers; turn boxed answers into plain answer statements."""
-    parts = []
-    last = 0
+def _clean_for_choice(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Text without markdown and LaTeX wrappers, each box turned into an answer statement;
+    and where those statements are in it."""
+    pieces: list[str] = []
+    boxes: list[tuple[int, int]] = []
+    length = last = 0
     for start, end, content in _boxed(text):
         if start < last:
             continue  # a box inside a box: the outer one already covers it
-        parts += [text[last:start], f"\nAnswer: {content}\n"]
+        plain = _strip_choice_markup(text[last:start])
+        statement = _strip_choice_markup(f"\nAnswer: {content}\n")
+        boxes.append((length + len(plain), length + len(plain) + len(statement)))
+        pieces += [plain, statement]
+        length += len(plain) + len(statement)
         last = end
-    parts.append(text[last:])
-    text = _TEXT_COMMAND.sub(r"\1", "".join(parts))
-    return _CHOICE_MARKUP.sub("", text)
+    pieces.append(_strip_choice_markup(text[last:]))
+    return "".join(pieces), boxes
+
+
+def _strip_choice_markup(text: str) -> str:
+    """Text without bold/code/math markers and ``\\text{}`` wrappers."""
+    return _CHOICE_MARKUP.sub("", _TEXT_COMMAND.sub(r"\1", text))
 
 
 def _normalise_option(text: str) -> str:
@@ -249,7 +242,7 @@ def _choice_candidates(text: str, options: Sequence[str]) -> list[tuple[int, int
         if index is None:
             index, method = _option_in(rest, options), "option_text"
         if index is not None:
-            found.append((match.start(), index, method))
+            found.append((match.end(), index, method))
     for match in _LETTER_IS_CORRECT.finditer(text):
         letter = (match.group("paren") or match.group("letter")).upper()
         if _LETTERS.index(letter) < count and not _hypothetical(text, match.start()):
@@ -261,7 +254,8 @@ def _choice_candidates(text: str, options: Sequence[str]) -> list[tuple[int, int
                 found.append((match.start(1), index, method))
     # "B. Paris" on a line of its own states an answer, unless the response lists the options
     prefixed = [
-        (m.start(), _LETTERS.index(m.group(1)), m.group(2)) for m in _LETTER_PREFIX_LINE.finditer(text)
+        (m.start(), _LETTERS.index(m.group(1)), m.group(2))
+        for m in _LETTER_PREFIX_LINE.finditer(text)
     ]
     if len({index for _, index, _ in prefixed}) == 1:
         for start, index, rest in prefixed:
@@ -279,13 +273,17 @@ def _choice_fallback(text: str, options: Sequence[str]) -> tuple[int | None, str
     listed = {m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}
     if first and len(listed) == 1 and _LETTERS.index(first.group(1)) < len(options):
         return _LETTERS.index(first.group(1)), "first_line"
+    if len(listed) > 1 and _LETTER_PREFIX_LINE.match(lines[-1]):
+        return None, "none"  # it ends by listing the options, not by choosing one
     letters = {m.group(1) for m in _PAREN_LETTER.finditer(lines[-1])}
     if len(letters) == 1 and _LETTERS.index(next(iter(letters))) < len(options):
         return _LETTERS.index(letters.pop()), "last_line"
     last = _normalise_option(lines[-1])
-    named = [i for i, option in enumerate(options) if option and re.search(
-        rf"(?<![\w]){re.escape(option)}(?![\w])", last
-    )]
+    named = [
+        i
+        for i, option in enumerate(options)
+        if option and re.search(rf"(?<![\w]){re.escape(option)}(?![\w])", last)
+    ]
     if len(named) == 1:
         return named[0], "last_line"
     return None, "none"
@@ -293,12 +291,14 @@ def _choice_fallback(text: str, options: Sequence[str]) -> tuple[int | None, str
 
 def _extract_choice(text: str, choices: Sequence[Any], truncated: bool) -> tuple[int | None, str]:
     """The chosen option's index and the method that found it."""
-    cleaned = _clean_for_choice(text)
+    cleaned, boxes = _clean_for_choice(text)
     options = _option_texts(choices)
     candidates = _choice_candidates(cleaned, options)
     if candidates:
-        _, index, method = max(candidates, key=lambda c: c[0])
-        return index, method
+        # the last statement wins; on a tie, the first kind found (an explicit anchor)
+        position, index, method = max(candidates, key=lambda c: c[0])
+        boxed = any(start <= position < end for start, end in boxes)
+        return index, "boxed" if boxed else method
     if truncated or _REFUSAL.search(cleaned):
         return None, _no_answer_method(cleaned, truncated)
     return _choice_fallback(cleaned, options)
@@ -317,7 +317,7 @@ _FINAL_ANSWER = re.compile(
 )
 _GSM8K = re.compile(r"^[ \t]*####[ \t]*(?=\S)", re.MULTILINE)
 _ANSWER_IS = re.compile(
-    r"\banswer\s*(?:\*\*)?\s*(?:is|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\b?\s*"
+    r"\banswer\s*(?:\*\*)?\s*(?:is\b|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\s*"
     r"(?:(?:therefore|thus|then|simply|just|exactly)\s+)?:?",
     re.IGNORECASE,
 )
@@ -325,9 +325,10 @@ _SENTENCE_END = re.compile(
     r"\.(?:\s|$)|;|!|\?|,\s+(?=[A-Za-z]{2,})|\s+(?:because|since|which|as|so|for|and\s+(?:that|this|the))\b"
 )
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+# first words of prose that can follow "the answer is" without being an answer
+_PROSE_WORDS = "a an the not to that this it be is in of on at by if we i so because since which"
 _STOPWORDS = frozenset(
-    "a an the not to that this it be is in of on at by if we i so because since which when "
-    "clear obvious given found unknown undefined none".split()
+    f"{_PROSE_WORDS} when clear obvious given found unknown undefined none".split()
 )
 _NUMBER = re.compile(
     r"\\[dt]?frac\{-?\d+\}\{\d+\}|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?"
@@ -377,7 +378,9 @@ def normalise_math(answer: str) -> str:
     if whole:
         text = whole.group(1)
     # units after a number: "10 \text{ cm}^2", "42 apples", "5 m/s"
-    text = re.sub(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?(?:/\S+)?$", "", text)
+    text = re.sub(
+        r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?(?:/\S+)?$", "", text
+    )
     units = re.fullmatch(r"(\$?-?\$?\d[\d,]*(?:\.\d+)?%?)\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*", text)
     if units:
         text = units.group(1)
@@ -395,7 +398,11 @@ def _extract_math(text: str, truncated: bool) -> tuple[str | None, str]:
     boxed = [content for _, _, content in _boxed(text) if content.strip()]
     if boxed:
         return normalise_math(boxed[-1]), "boxed"
-    for regex, method in ((_FINAL_ANSWER, "final_answer"), (_GSM8K, "gsm8k"), (_ANSWER_IS, "answer_statement")):
+    for regex, method in (
+        (_FINAL_ANSWER, "final_answer"),
+        (_GSM8K, "gsm8k"),
+        (_ANSWER_IS, "answer_statement"),
+    ):
         for match in reversed(list(regex.finditer(text))):
             if method == "answer_statement" and _hypothetical(text, match.start()):
                 continue
@@ -416,304 +423,14 @@ def extract_math(text: str, *, truncated: bool = False) -> str | None:
     return _extract_math(text, truncated)[0]
 
 
-# ---------------------------------------------------------------------------------------
-# equivalence with math-verify, bounded in time in any thread
-
-
-def _as_latex(answer: str) -> str:
-    """An answer wrapped so math-verify reads the whole of it as one LaTeX expression."""
-    return f"\\boxed{{{answer}}}" if _braced(answer + "}", 0) == len(answer) + 1 else f"${answer}$"
-
-
-@lru_cache(maxsize=4096)
-def _parsed(answer: str, timeout: int) -> list[Any]:
-    """math-verify's parse of one answer (cached: gold answers are parsed once per row)."""
-    from math_verify import parse
-
-    return list(parse(_as_latex(answer), parsing_timeout=timeout))
-
-
-@contextmanager
-def _outer_alarm_kept() -> Iterator[None]:
-    """Re-arm a caller's SIGALRM timer (pytest-timeout, say) that math-verify's alarm cancels."""
-    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        if remaining > 0:
-            left = remaining - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
-
-
-def _verify_here(pred: str, gold: str, timeout: int) -> bool:
-    """math-verify on this thread, with its own SIGALRM timeouts (main thread only)."""
-    from math_verify import verify
-    from math_verify.errors import TimeoutException
-
-    with _outer_alarm_kept():
-        try:
-            gold_parsed = _parsed(gold, timeout)
-            pred_parsed = _parsed(pred, timeout)
-            if not gold_parsed or not pred_parsed:
-                return False
-            return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-        except (Exception, TimeoutException):
-            return False  # pathological input is a wrong answer, never a crash
-
-
-class _VerifyWorker:
-    """A child Python that runs math-verify in its own main thread, where its alarms work.
-
-    math-verify's timeouts use ``signal.alarm``, which only the main thread may set; off it,
-    parse and verify raise. So other threads send their comparisons here, and a comparison
-    that outlives its deadline (sympy stuck in C) costs a killed child, not a hung grade.
-    """
-
-    __slots__ = ("_lock", "_process")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # one comparison in flight: the pipe is a single channel
-        self._process: subprocess.Popen[str] | None = None  # started on first use
-
-    def verify(self, pred: str, gold: str, timeout: int) -> bool:
-        """Whether pred matches gold; False when the child fails or overruns."""
-        with self._lock:
-            process = self._process or self._start()
-            if process is None or process.stdin is None:
-                return False
-            try:
-                process.stdin.write(json.dumps([pred, gold, timeout]) + "\n")
-                process.stdin.flush()
-            except OSError:
-                self.close()
-                return False
-            reply = self._read_line(process, 3 * timeout + 5)  # two parses and one verify
-            if reply is None:
-                self.close()
-            return reply == "1"
-
-    def _start(self) -> subprocess.Popen[str] | None:
-        """Start the child and wait until math-verify is imported there."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        code = "from promptmill.extract import _serve_verify; _serve_verify()"
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", code],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # math-verify logs every timeout
-                text=True,
-                env=env,
-            )
-        except OSError:
-            return None
-        self._process = process
-        atexit.register(self.close)
-        if self._read_line(process, 120) != "ready":
-            self.close()
-            return None
-        return process
-
-    @staticmethod
-    def _read_line(process: subprocess.Popen[str], seconds: float) -> str | None:
-        """One reply line from the child, or None if none comes within ``seconds``."""
-        stdout: IO[str] | None = process.stdout
-        if stdout is None:
-            return None
-        ready, _, _ = select.select([stdout], [], [], seconds)
-        line = stdout.readline() if ready else ""
-        return line.strip() if line else None
-
-    def close(self) -> None:
-        """Stop the child, if running."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _serve_verify() -> None:
-    """The worker child's loop: one JSON request per stdin line, one 1/0 per stdout line."""
-    import math_verify  # noqa: F401  # import before saying ready, so the parent's deadline is fair
-
-    print("ready", flush=True)
-    for line in sys.stdin:
-        pred, gold, timeout = json.loads(line)
-        print("1" if _verify_here(pred, gold, int(timeout)) else "0", flush=True)
-
-
-_WORKER = _VerifyWorker()
-
-
-def _equivalent_normalised(pred: str, gold: str, timeout: int) -> bool:
-    """math-verify's judgement on two normalised answers, safe in any thread."""
-    if not pred or not gold:
-        return False
-    if pred == gold:
-        return True
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
-        return _verify_here(pred, gold, timeout)
-    if os.name != "posix":
-        return _verify_here(pred, gold, timeout)  # math-verify times out with processes there
-    return _WORKER.verify(pred, gold, timeout)
-
-
 def is_equivalent(pred: str | None, gold: str | None, *, timeout: int = DEFAULT_TIMEOUT) -> bool:
     """Whether a math answer equals the gold answer by math-verify (``1/2`` = ``0.5``)."""
     if pred is None or gold is None:
         return False
-    return _equivalent_normalised(normalise_math(pred), normalise_math(gold), timeout)
+    return math_equal(normalise_math(pred), normalise_math(gold), timeout=timeout)
 
 
-# ---------------------------------------------------------------------------------------
-# grading
-
-
-@dataclass(frozen=True)
-class Extraction:
-    """One response's extracted answer, whether it is correct, and how it was found."""
-
-    response_index: int
-    extracted: str | None
-    correct: bool
-    method: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form written to the ``--out`` file."""
-        return {
-            "response_index": self.response_index,
-            "extracted": self.extracted,
-            "correct": self.correct,
-            "method": self.method,
-        }
-
-
-@dataclass(frozen=True)
-class RowGrade:
-    """The grades of one results row: its responses, and its majority-vote answer."""
-
-    line: int
-    unique_id: Any
-    category: str
-    type: AnswerType
-    gold: str
-    extractions: list[Extraction]
-    status_failed: bool
-    majority: str | None
-    majority_correct: bool
-
-    @property
-    def correct(self) -> int:
-        """How many of the row's responses are correct."""
-        return sum(e.correct for e in self.extractions)
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for n samples with c correct: 1 - C(n-c, k) / C(n, k), as a product."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
-
-
-def _k_values(k: int) -> list[int]:
-    """1, every power of two below k, and k."""
-    values = [1]
-    while values[-1] * 2 < k:
-        values.append(values[-1] * 2)
-    return values + [k] if k > 1 else values
-
-
-def _summary(rows: Sequence[RowGrade], k: int) -> dict[str, Any]:
-    """Accuracy, pass@k and majority accuracy over some rows."""
-    count = len(rows)
-    return {
-        "accuracy": sum(r.correct for r in rows) / (count * k) if count else 0.0,
-        "pass_at_k": {
-            str(j): sum(pass_at_k(k, r.correct, j) for r in rows) / count if count else 0.0
-            for j in _k_values(k)
-        },
-        "majority_accuracy": sum(r.majority_correct for r in rows) / count if count else 0.0,
-        "rows": count,
-        "responses": sum(len(r.extractions) for r in rows),
-    }
-
-
-@dataclass(frozen=True)
-class GradeReport:
-    """Every row's grades, with the summary numbers of the module docstring."""
-
-    rows: list[RowGrade]
-    k: int
-
-    def failed_rows(self) -> int:
-        """Rows whose job failed or that got fewer than k responses."""
-        return sum(r.status_failed or len(r.extractions) < self.k for r in self.rows)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON report: overall, per category and per answer type."""
-        report = _summary(self.rows, self.k)
-        received = [e for r in self.rows for e in r.extractions]
-        failures = sum(e.extracted is None for e in received)
-        categories = sorted({r.category for r in self.rows})
-        report.update(
-            extraction_failure_rate=failures / len(received) if received else 0.0,
-            failed_rows=self.failed_rows(),
-            k=self.k,
-            per_category={
-                name: _summary([r for r in self.rows if r.category == name], self.k)
-                for name in categories
-            },
-            by_type={
-                kind: {
-                    key: value
-                    for key, value in _summary([r for r in self.rows if r.type == kind], self.k).items()
-                    if key in ("rows", "responses", "accuracy")
-                }
-                for kind in ("mcq", "math")
-            },
-        )
-        return report
-
-    def to_table(self) -> Table:
-        """The report as a rich table: one line per category, then the total."""
-        from rich.table import Table
-
-        report = self.to_dict()
-        table = Table(title=f"answers graded ({self.k} per row)")
-        table.add_column("category")
-        for name in ("rows", "responses", "accuracy"):
-            table.add_column(name, justify="right")
-        for j in report["pass_at_k"]:
-            table.add_column(f"pass@{j}", justify="right")
-        table.add_column("majority", justify="right")
-
-        def cells(summary: Mapping[str, Any]) -> list[str]:
-            return [
-                str(summary["rows"]),
-                str(summary["responses"]),
-                f"{summary['accuracy']:.1%}",
-                *(f"{v:.1%}" for v in summary["pass_at_k"].values()),
-                f"{summary['majority_accuracy']:.1%}",
-            ]
-
-        for name, summary in report["per_category"].items():
-            table.add_row(name, *cells(summary))
-        table.add_row("all", *cells(report), style="bold", end_section=True)
-        table.caption = (
-            f"extraction failures {report['extraction_failure_rate']:.1%} of responses; "
-            f"failed rows {report['failed_rows']}"
-        )
-        return table
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """Rows of a results file with where each came from; bad lines raise InputError."""
     try:
         with path.open(encoding="utf-8") as file:
@@ -729,7 +446,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                     ) from None
                 if not isinstance(row, dict):
                     raise InputError(f"{where}: expected a JSON object per line, got {row!r:.40}")
-                yield where, row
+                yield number, where, row
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason}); is it a results JSONL?") from None
     except OSError as exc:
@@ -783,7 +500,9 @@ def _math_gold(row: Mapping[str, Any], gold_field: str | None, where: str) -> st
     value = row.get(name)
     gold = normalise_math(str(value)) if value is not None else ""
     if not gold:
-        raise InputError(f"{where}: no gold answer in field {name!r}; add it or pass --gold-field FIELD")
+        raise InputError(
+            f"{where}: no gold answer in field {name!r}; add it or pass --gold-field FIELD"
+        )
     return gold
 
 
@@ -800,35 +519,20 @@ def _responses(row: Mapping[str, Any], where: str) -> list[tuple[str, bool]]:
             out.append((response, False))
         elif isinstance(response, dict):
             text = response.get("text")
-            out.append((text if isinstance(text, str) else "", response.get("finish_reason") == "length"))
+            out.append(
+                (text if isinstance(text, str) else "", response.get("finish_reason") == "length")
+            )
         else:
             raise InputError(f"{where}: each response must be an object with 'text'")
     return out
 
 
-def _majority(extractions: Sequence[Extraction], same: Callable[[str, str], bool]) -> tuple[str | None, bool]:
-    """The most voted answer and whether it is correct; a tie goes to the earliest answer."""
-    clusters: list[tuple[Extraction, list[Extraction]]] = []  # (first member, members)
-    for extraction in extractions:
-        if extraction.extracted is None:
-            continue  # a failed extraction does not vote
-        for first, members in clusters:
-            # correct answers all equal the gold, so they vote together without a comparison
-            if first.correct == extraction.correct and (
-                first.correct or same(extraction.extracted, first.extracted or "")
-            ):
-                members.append(extraction)
-                break
-        else:
-            clusters.append((extraction, [extraction]))
-    if not clusters:
-        return None, False
-    first, _ = max(clusters, key=lambda c: (len(c[1]), -c[0].response_index))
-    return first.extracted, first.correct
-
-
 def _grade_row(
-    row: Mapping[str, Any], where: str, line: int, requested: str, gold_field: str | None,
+    row: Mapping[str, Any],
+    where: str,
+    line: int,
+    requested: str,
+    gold_field: str | None,
     equivalent: Callable[[str, str], bool],
 ) -> RowGrade:
     """Extract and judge every response of one row."""
@@ -851,7 +555,7 @@ def _grade_row(
             correct = answer is not None and equivalent(answer, gold)
             extractions.append(Extraction(index, answer, correct, method))
         same = equivalent
-    majority, majority_correct = _majority(extractions, same)
+    majority, majority_correct = majority_vote(extractions, same)
     category = row.get("category")
     return RowGrade(
         line=line,
@@ -884,10 +588,10 @@ def grade(
         raise InputError(f"type {type!r} is not one of auto, mcq, math")
     if isinstance(rows, (str, os.PathLike)):
         source = Path(rows)
-        numbered: Iterable[tuple[str, Mapping[str, Any]]] = _read_jsonl(source)
+        numbered: Iterable[tuple[int, str, Mapping[str, Any]]] = _read_jsonl(source)
     else:
         source = None
-        numbered = ((f"row {i}", row) for i, row in enumerate(rows, 1))
+        numbered = ((i, f"row {i}", row) for i, row in enumerate(rows, 1))
     target = Path(out) if out is not None else None
     if target is not None and source is not None and target.resolve() == source.resolve():
         raise InputError(f"--out {target} is the results file itself; write to another path")
@@ -895,21 +599,23 @@ def grade(
 
     def equivalent(pred: str, gold: str) -> bool:
         if (pred, gold) not in cache:
-            cache[(pred, gold)] = _equivalent_normalised(pred, gold, timeout)
+            cache[(pred, gold)] = math_equal(pred, gold, timeout=timeout)
         return cache[(pred, gold)]
 
     partial = target.with_name(target.name + ".partial") if target is not None else None
     graded = []
     writer = partial.open("w", encoding="utf-8") if partial is not None else None
     try:
-        for line, (where, row) in enumerate(numbered, 1):
+        for line, where, row in numbered:
             if not isinstance(row, Mapping):
                 raise InputError(f"{where}: expected a mapping per row, got {row!r:.40}")
             result = _grade_row(row, where, line, type, gold_field, equivalent)
             graded.append(result)
             if writer is not None:
                 extractions = [e.to_dict() for e in result.extractions]
-                writer.write(json.dumps({**row, "extractions": extractions}, ensure_ascii=False) + "\n")
+                writer.write(
+                    json.dumps({**row, "extractions": extractions}, ensure_ascii=False) + "\n"
+                )
     except BaseException:
         if writer is not None and partial is not None:
             writer.close()

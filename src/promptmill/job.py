@@ -70,8 +70,8 @@ class JobSpec:
         return [_MAX_N] * full + ([rest] if rest else [])
 
     def model_identifier(self) -> str:
-        """The redacted identifier written to every output row."""
-        return self.generator.to_identifier()
+        """The redacted identifier written to every output row (the job's params included)."""
+        return self.generator.with_params(self.params).to_identifier()
 
     def fingerprint(self, input_sha256: str) -> dict[str, Any]:
         """What decides resume vs refuse (never a secret)."""

@@ -165,8 +165,12 @@ class Generator(abc.ABC):
 
     def with_(self, **overrides: Any) -> Generator:
         """A new generator of the same backend with parameters overridden."""
-        params = self.params.merge(make_params(overrides))
-        return type(self)(self.model, params=params, api_key=self._api_key, **self.config)
+        return self.with_params(make_params(overrides))
+
+    def with_params(self, params: GenerateParams) -> Generator:
+        """A new generator of the same backend with ``params`` merged over its own."""
+        merged = self.params.merge(params)
+        return type(self)(self.model, params=merged, api_key=self._api_key, **self.config)
 
     def with_config(self, **config: Any) -> Generator:
         """A new generator of the same backend with generator options overridden."""

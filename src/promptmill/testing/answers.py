@@ -39,7 +39,7 @@ _WORDS = (
     "ultra", "violet", "walnut", "yonder", "zinc", "acorn", "brook", "canyon", "drift",
     "elm", "fern", "grove", "heron", "ivy", "jade", "kestrel", "lark", "moss",
 )
-_ECHO_WORDS = 8  # how many words of the last user message an answer repeats
+_ECHO_WORDS = 12  # how many words of the last user message an answer repeats
 
 
 class BadRequest(Exception):
@@ -97,11 +97,14 @@ def _digest(*parts: object) -> bytes:
 
 def answer_text(model: str, key: object, last_user: str, index: int, seed: int | None,
                 temperature: float) -> str:
-    """The built-in answer: echoes the start of ``last_user`` and adds three hashed words."""
+    """The built-in answer: three hashed words, then the start of ``last_user`` echoed.
+
+    The hashed words come first so that choices differ even when ``max_tokens`` is small.
+    """
     digest = _digest(model, key, index, seed, temperature)
     words = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:3])
     echo = " ".join(last_user.split()[:_ECHO_WORDS]) or "nothing"
-    return f"You said: {echo} Answer: {words}."
+    return f"{words.capitalize()}. You said: {echo}"
 
 
 def _finish(text: str, stop: list[str], max_tokens: int | None, digest: bytes) -> Choice:

@@ -98,7 +98,8 @@ class TestServer:
         self._limiter: RateLimiter | None = None
         self._picker: FaultPicker | None = None
         self._closing: asyncio.Event | None = None  # set on close: wakes hanging requests
-        self._tasks: set[asyncio.Task[None]] = set()  # scheduled outages and re-listens
+        self._tasks: set[asyncio.Task[None]] = set()  # scheduled outages
+        self._relisten: asyncio.Task[None] | None = None  # listening again after an outage
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)  # response ids differ between servers
         self._started = int(time.time())
@@ -149,6 +150,8 @@ class TestServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._relisten is not None:
+            await self._relisten  # not cancelled: it owns a bound socket it must close
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
@@ -185,7 +188,11 @@ class TestServer:
         assert self._loop is not None and self._runner is not None
         factory = self._runner.server
         assert factory is not None
-        listener = await self._loop.create_server(factory, sock=sock, backlog=_BACKLOG)
+        try:
+            listener = await self._loop.create_server(factory, sock=sock, backlog=_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
         if self._outage or self._closing is None or self._closing.is_set():
             listener.close()  # an outage began (or close) while this was starting
         else:
@@ -219,8 +226,11 @@ class TestServer:
             factory = self._runner.server
             for connection in factory.connections if factory is not None else ():
                 connection.force_close()
-        else:
-            self._spawn(self._listen(self._bind()))
+        elif self._relisten is None or self._relisten.done():
+            # (A re-listen still under way keeps the port bound, sees the outage is over and
+            # keeps its listener; binding a second socket to the port would fail.)
+            assert self._loop is not None
+            self._relisten = self._loop.create_task(self._listen(self._bind()))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None

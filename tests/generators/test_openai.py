@@ -1,0 +1,92 @@
+"""The OpenAI-compatible backend over real HTTP: shapes, n, logprobs, usage, error classes."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptmill import get_generator
+from promptmill.errors import FatalRequestError, JobFatalError, MissingKeyError, RateLimited
+from promptmill.generators.base import GenerationRequest
+from promptmill.generators.openai_ import parse_duration
+from promptmill.params import make_params
+from promptmill.testing import RateLimits, TestServer
+
+
+def chat(text: str, **params: object) -> GenerationRequest:
+    return GenerationRequest("1", make_params(params), messages=[{"role": "user", "content": text}])
+
+
+async def generate_one(url: str, request: GenerationRequest, **config: str):
+    generator = get_generator(f"http!test-model,api_base={url}")
+    await generator.start()
+    try:
+        return (await generator.generate([request]))[0]
+    finally:
+        await generator.close()
+
+
+async def test_chat_with_n_and_logprobs(server: TestServer) -> None:
+    result = await generate_one(server.url, chat("hi", n=2, logprobs=True, top_logprobs=2))
+    assert len(result.responses) == 2
+    assert result.responses[0].text != result.responses[1].text
+    assert result.responses[0].logprobs and "top_logprobs" in result.responses[0].logprobs[0]
+    assert result.usage and result.usage.completion_tokens > 0
+    assert result.rate_limit is None or result.rate_limit.remaining_requests is None
+
+
+async def test_text_completion(server: TestServer) -> None:
+    request = GenerationRequest("1", make_params({"max_tokens": 3}), prompt="Once upon")
+    result = await generate_one(server.url, request)
+    assert result.responses[0].finish_reason == "length"
+
+
+async def test_rate_limit_headers_are_read_and_429_classified(make_server) -> None:
+    server = make_server(limits=RateLimits(requests=2, window=30.0))
+    generator = get_generator(f"http!test-model,api_base={server.url}")
+    await generator.start()
+    try:
+        first = (await generator.generate([chat("a")]))[0]
+        assert first.rate_limit and first.rate_limit.remaining_requests == 1
+        await generator.generate([chat("b")])
+        with pytest.raises(RateLimited) as refused:
+            await generator.generate([chat("c")])
+        assert refused.value.retry_after and refused.value.retry_after > 0
+    finally:
+        await generator.close()
+
+
+async def test_unknown_endpoint_is_fatal_for_the_job(server: TestServer) -> None:
+    generator = get_generator(f"http!test-model,api_base={server.url}/nothing-here")
+    await generator.start()
+    try:
+        with pytest.raises(JobFatalError, match="404"):
+            await generator.generate([chat("x")])
+    finally:
+        await generator.close()
+
+
+async def test_bad_request_is_fatal_for_that_request(server: TestServer) -> None:
+    generator = get_generator(f"http!test-model,api_base={server.url}")
+    await generator.start()
+    try:
+        with pytest.raises(FatalRequestError):
+            await generator.generate([GenerationRequest("1", make_params({}), messages=[])])
+    finally:
+        await generator.close()
+
+
+def test_missing_key_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingKeyError, match="OPENAI_API_KEY"):
+        get_generator("openai!gpt-4o-mini").check_ready()
+    (tmp_path / ".env").write_text("OPENAI_API_KEY='sk-from-dotenv'\n")
+    assert get_generator("openai!gpt-4o-mini").api_key() == "sk-from-dotenv"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1.5s", 1.5), ("2", 2.0), ("1h2m", 3720.0)],
+)
+def test_openai_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)

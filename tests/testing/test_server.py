@@ -18,6 +18,7 @@ from promptmill.testing import (
     Faults,
     RateLimits,
     TestServer,
+    expected_answers,
     format_duration,
     request_key,
     serve_in_process,
@@ -137,6 +138,21 @@ async def test_completions_with_several_prompts_answer_each_in_order(server: Tes
     assert [c["index"] for c in data["choices"]] == [0, 1, 2, 3]
     assert all("alpha one" in t for t in out[:2]) and all("beta two" in t for t in out[2:])
     assert data["usage"]["prompt_tokens"] == 4
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    (CHAT, chat("row 3", n=3, max_tokens=4)),
+    (CHAT, chat("row 4", stop="You", seed=9)),
+    (COMPLETIONS, {"model": "m", "prompt": ["a b", "c"], "n": 2, "echo": True}),
+])
+async def test_expected_answers_predicts_what_the_server_sends(
+        server: TestServer, path: str, body: dict[str, Any]) -> None:
+    assert texts(await answer(server, body, path)) == expected_answers(body)
+
+
+def test_expected_answers_rejects_what_the_server_rejects() -> None:
+    with pytest.raises(ValueError, match="messages"):
+        expected_answers({"model": "m", "messages": []})
 
 
 async def test_stop_cuts_the_answer_before_the_stop_sequence(server: TestServer) -> None:
@@ -322,7 +338,7 @@ async def test_a_burst_over_the_request_limit_gets_429_with_retry_after(
 
 
 async def test_token_limit_counts_prompt_plus_max_tokens_times_n(make_server: Any) -> None:
-    server = make_server(limits=RateLimits(tokens=100, window=60))
+    server = make_server(limits=RateLimits(tokens=100, window=3600))
     body = chat("one two three", max_tokens=20, n=2)  # 3 + 20 * 2 = 43 tokens
     async with aiohttp.ClientSession() as session:
         first = await post(server.url + CHAT, body, session=session)
@@ -343,7 +359,7 @@ async def test_a_request_larger_than_the_token_limit_is_refused(make_server: Any
 
 
 async def test_a_refused_client_that_waits_retry_after_ms_gets_through(make_server: Any) -> None:
-    server = make_server(limits=RateLimits(requests=2, window=0.5))
+    server = make_server(limits=RateLimits(requests=2, window=1.0))
     async with aiohttp.ClientSession() as session:
         for _ in range(2):
             assert (await post(server.url + CHAT, chat(), session=session))[0] == 200
@@ -496,12 +512,12 @@ async def test_an_outage_toggled_quickly_ends_serving(make_server: Any) -> None:
 
 async def test_a_scheduled_outage_starts_and_ends_by_itself(make_server: Any) -> None:
     server = make_server()
-    server.schedule_outage(after=0.2, duration=0.4)
+    server.schedule_outage(after=0.3, duration=0.6)
     assert (await post(server.url + CHAT, chat()))[0] == 200
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.45)
     with pytest.raises(aiohttp.ClientConnectorError):
         await post(server.url + CHAT, chat())
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.6)
     assert (await post(server.url + CHAT, chat()))[0] == 200
 
 

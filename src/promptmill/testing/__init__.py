@@ -10,7 +10,7 @@ seed and the temperature); limits and faults behave like a real provider's::
         ...  # the same, for synchronous code
 """
 
-from promptmill.testing.answers import Responder, answer_text, count_tokens
+from promptmill.testing.answers import Responder, count_tokens, expected_answers
 from promptmill.testing.faults import FAULT_KINDS, Faults
 from promptmill.testing.limits import RateLimits, format_duration
 from promptmill.testing.runners import (
@@ -30,8 +30,8 @@ __all__ = [
     "Responder",
     "ServerStats",
     "TestServer",
-    "answer_text",
     "count_tokens",
+    "expected_answers",
     "format_duration",
     "request_key",
     "serve_in_process",

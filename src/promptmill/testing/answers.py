@@ -13,12 +13,12 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BadRequest", "Choice", "ParsedRequest", "Responder", "answer_text", "count_tokens",
-           "parse_chat", "parse_completion", "split_tokens"]
+           "expected_answers", "parse_chat", "parse_completion", "split_tokens"]
 
 Responder = Callable[[dict[str, Any]], str | Sequence[str]]
 """Scripts answers: gets the request body (one prompt at a time), returns one text for every
@@ -42,7 +42,7 @@ _WORDS = (
 _ECHO_WORDS = 12  # how many words of the last user message an answer repeats
 
 
-class BadRequest(Exception):
+class BadRequest(ValueError):
     """A request the server refuses with 400 and OpenAI's ``invalid_request_error`` body."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
@@ -76,7 +76,7 @@ class Choice:
     text: str
     tokens: list[str]
     finish_reason: str
-    digest: bytes  # seeds the deterministic logprobs of this choice
+    digest: bytes  # seeds the deterministic logprobs of this choice; empty without logprobs
 
 
 def split_tokens(text: str) -> list[str]:
@@ -134,8 +134,10 @@ def make_choices(request: ParsedRequest, responder: Responder | None) -> list[Ch
                 body = {**body, "prompt": prompt}
             texts = _responder_texts(responder(body), request.n)
         for index in range(request.n):
-            digest = _digest(request.model, key, index, request.seed, request.temperature,
-                             prompt_index)
+            digest = b""
+            if request.logprobs is not None:
+                digest = _digest(request.model, key, index, request.seed, request.temperature,
+                                 prompt_index)
             if texts is None:
                 text = answer_text(request.model, key, prompt, index, request.seed,
                                    request.temperature)
@@ -143,6 +145,19 @@ def make_choices(request: ParsedRequest, responder: Responder | None) -> list[Ch
                 text = texts[index]
             choices.append(_finish(text, request.stop, request.max_tokens, digest))
     return choices
+
+
+def expected_answers(body: Mapping[str, Any]) -> list[str]:
+    """The texts the test server (without a responder) answers ``body`` with, one per choice.
+
+    ``body`` is a chat (``messages``) or completions (``prompt``) request; stop, max_tokens
+    and echo apply. An invalid body raises ``ValueError`` with the server's 400 message.
+    """
+    parse = parse_chat if "messages" in body else parse_completion
+    request = parse(dict(body))
+    choices = make_choices(request, None)
+    return [(request.prompts[i // request.n] if request.echo else "") + choice.text
+            for i, choice in enumerate(choices)]
 
 
 def _responder_texts(result: str | Sequence[str], n: int) -> Sequence[str]:

@@ -52,7 +52,7 @@ class Faults:
                     raise ValueError(f"{field.name} must be >= 0, got {value}")
 
     @property
-    def any(self) -> bool:
+    def enabled(self) -> bool:
         """Whether any fault can be injected at all."""
         return any(getattr(self, kind) > 0 for kind in FAULT_KINDS)
 

@@ -18,7 +18,12 @@ __all__ = ["RateLimits", "format_duration"]
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Requests and tokens allowed per ``window`` seconds; ``None`` means unlimited."""
+    """Requests and tokens allowed per ``window`` seconds; ``None`` means unlimited.
+
+    A request costs one request and, like OpenAI's estimate, its prompt tokens (words, see
+    ``count_tokens``) plus ``max_tokens`` (or ``max_completion_tokens``) for every choice;
+    without either, the completion tokens it is actually answered with.
+    """
 
     requests: int | None = None
     tokens: int | None = None

@@ -129,7 +129,7 @@ class TestServer:
         limits = self.limits
         if limits is not None and (limits.requests is not None or limits.tokens is not None):
             self._limiter = RateLimiter(limits, loop.time())
-        if self.faults.any:
+        if self.faults.enabled:
             self._picker = FaultPicker(self.faults)
         app = web.Application()
         app.add_routes(self._routes())

@@ -6,6 +6,15 @@ is graded on what it ended with; a truncated response (``finish_reason == "lengt
 graded only on an explicit final-answer statement, never on a number or letter that merely
 happened to be in its unfinished reasoning. Judging and the report's numbers live in
 ``promptmill.grading``; the names users need are re-exported here.
+
+Each extraction names its ``method``. Multiple choice: ``boxed``, ``answer_statement``
+("the answer is (B)", "I choose B"), ``option_text`` (the option restated in words),
+``letter_is_correct`` ("B is correct"), ``bare`` (a line holding only the letter),
+``letter_and_text`` ("B. Paris" alone on a line), ``first_line`` / ``last_line`` (the one
+option a headline or the closing line names). Math: ``boxed`` (the last ``\boxed{}`` or
+``\fbox{}``), ``final_answer``, ``gsm8k`` (``#### 42``), ``answer_statement``,
+``last_statement`` (the value after the closing line's last "is" or "="), ``last_number``.
+Nothing found: ``truncated``, ``refusal`` or ``none``.
 """
 
 from __future__ import annotations
@@ -13,21 +22,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import string
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from promptmill.errors import InputError
 from promptmill.grading import (
     DEFAULT_TIMEOUT,
-    AnswerType,
+    LETTERS,
     Extraction,
     GradeReport,
     RowGrade,
     majority_vote,
     math_equal,
+    math_gold,
+    mcq_gold,
     pass_at_k,
+    read_results,
+    row_responses,
+    row_type,
+    same_file,
+    written_whole,
 )
 
 __all__ = [
@@ -42,29 +57,28 @@ __all__ = [
     "pass_at_k",
 ]
 
-_LETTERS = string.ascii_uppercase
 
 # ---------------------------------------------------------------------------------------
 # shared text helpers
 
 
-def _braced(text: str, start: int) -> int | None:
-    """Index just past the brace that closes the one opened before ``start``, if any."""
-    depth = 1
-    i = start
+def _closing_braces(text: str) -> dict[int, int]:
+    """For each ``{`` that is closed, the index just past its ``}``; one pass, so nested
+    unclosed boxes cost linear time, not a scan to the end per box."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    i = 0
     while i < len(text):
         char = text[i]
         if char == "\\":
             i += 2  # \{ and \} are literal braces, not grouping
             continue
         if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+            opened.append(i)
+        elif char == "}" and opened:
+            closes[opened.pop()] = i + 1
         i += 1
-    return None  # unbalanced: the response was cut inside the box
+    return closes
 
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -73,33 +87,39 @@ _BOXED_BARE = re.compile(r"\\boxed\s+(-?[\w.]+)")
 
 def _boxed(text: str) -> list[tuple[int, int, str]]:
     """Every complete ``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content)."""
+    closes = _closing_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
     found = []
     for match in _BOXED.finditer(text):
-        end = _braced(text, match.end())
-        if end is not None:
+        end = closes.get(match.end() - 1)
+        if end is not None:  # an unclosed box: the response was cut inside it
             found.append((match.start(), end, text[match.end() : end - 1]))
     found += [(m.start(), m.end(), m.group(1)) for m in _BOXED_BARE.finditer(text)]
     return sorted(found)
 
 
+def _squeeze(text: str) -> str:
+    """Whitespace runs cut short, so no pattern can backtrack over a long one."""
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r"\n[ \n]*\n", "\n\n", text)
+
+
 _REFUSAL = re.compile(
-    r"\b(?:i\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|'m\s+unable\s+to|am\s+not\s+able\s+to|"
-    r"'m\s+not\s+able\s+to|won't|will\s+not)\s+(?:determine|answer|solve|tell|say|decide|choose|"
-    r"pick|provide|help|be\s+certain|be\s+sure)|cannot\s+be\s+(?:determined|answered)|"
+    r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|will\s+not)"
+    r"|'m\s+(?:unable|not\s+able)\s+to)\s+(?:determine|answer|solve|tell|say|decide|choose|pick|"
+    r"provide|help|be\s+certain|be\s+sure)|cannot\s+be\s+(?:determined|answered)|"
     r"not\s+enough\s+information|insufficient\s+information|impossible\s+to\s+(?:determine|tell|say))",
     re.IGNORECASE,
 )
 # "Let's check whether the answer is B" states a hypothesis, not an answer.
 _HYPOTHETICAL = re.compile(
-    r"\b(?:if|whether|suppose|supposing|assume|assuming|check|verify|test|unless|"
-    r"maybe|perhaps|not\s+sure)\b[^.!?\n]*$",
+    r"\b(?:if|whether|suppose|supposing|assume|assuming|unless)\b[^.!?\n]*$",
     re.IGNORECASE,
 )
 
 
 def _hypothetical(text: str, start: int) -> bool:
     """Whether the statement at ``start`` sits in a clause that only entertains an answer."""
-    return _HYPOTHETICAL.search(text[max(0, start - 40) : start]) is not None
+    return _HYPOTHETICAL.search(text[max(0, start - 120) : start]) is not None
 
 
 def _no_answer_method(text: str, truncated: bool) -> str:
@@ -117,7 +137,8 @@ _CHOICE_ANCHOR = re.compile(
     (?:
         \b(?:(?:final|correct|right|best|my|the|most\s+likely|only)\s+)*answer(?:\s+choice)?
             \s*"?\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be|=|:|-|→|->)
-      | \b(?:correct|right|best|final|my)\s+(?:option|choice|pick|selection)\s*(?:is|:|=|-)
+      | \b(?:correct|right|best|final|my|closest|most\s+(?:likely|accurate|appropriate|plausible))
+            \s+(?:(?:option|choice|pick|selection|one|match|fit)\s*)?(?:is|would\s+be|:|=|-)
       | \bi(?:\s+would|\s+will|'ll|'d|\s+shall)?\s+(?:choose|pick|select|go\s+with|opt\s+for)
       | \b(?:going|go|stick)\s+with
     )
@@ -131,7 +152,8 @@ _LETTER_AT = re.compile(
 )
 _LETTER_IS_CORRECT = re.compile(
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Za-z])\)|(?P<letter>[A-Z]))"
-    r"\s+(?i:is|would\s+be|must\s+be|seems)\s+(?i:the\s+)?(?i:correct|right|best)\b"
+    r"\s+(?i:is|would\s+be|must\s+be|seems|looks|fits|appears)\s+(?i:the\s+|to\s+be\s+)?"
+    r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
 _THEREFORE_LETTER = re.compile(
@@ -187,8 +209,8 @@ def _option_texts(choices: Sequence[Any]) -> list[str]:
     texts = []
     for index, choice in enumerate(choices):
         text = str(choice)
-        if index < len(_LETTERS):
-            text = re.sub(rf"^\s*\(?{_LETTERS[index]}[).:]\s+", "", text)
+        if index < len(LETTERS):
+            text = re.sub(rf"^\s*\(?{LETTERS[index]}[).:]\s+", "", text)
         texts.append(_normalise_option(text))
     return texts
 
@@ -222,7 +244,7 @@ def _letter_after(text: str, pos: int, count: int) -> int | None:
         after = text[match.end() : match.end() + 1]
         if not wrapped and after not in ("", "\n", ".", ",", ";", ":", "!"):
             return None
-    index = _LETTERS.index(letter.upper())
+    index = LETTERS.index(letter.upper())
     return index if index < count else None
 
 
@@ -245,16 +267,16 @@ def _choice_candidates(text: str, options: Sequence[str]) -> list[tuple[int, int
             found.append((match.end(), index, method))
     for match in _LETTER_IS_CORRECT.finditer(text):
         letter = (match.group("paren") or match.group("letter")).upper()
-        if _LETTERS.index(letter) < count and not _hypothetical(text, match.start()):
-            found.append((match.start(), _LETTERS.index(letter), "letter_is_correct"))
+        if LETTERS.index(letter) < count and not _hypothetical(text, match.start()):
+            found.append((match.start(), LETTERS.index(letter), "letter_is_correct"))
     for regex, method in ((_THEREFORE_LETTER, "answer_statement"), (_BARE_LETTER_LINE, "bare")):
         for match in regex.finditer(text):
-            index = _LETTERS.index(match.group(1).upper())
+            index = LETTERS.index(match.group(1).upper())
             if index < count:
                 found.append((match.start(1), index, method))
     # "B. Paris" on a line of its own states an answer, unless the response lists the options
     prefixed = [
-        (m.start(), _LETTERS.index(m.group(1)), m.group(2))
+        (m.start(), LETTERS.index(m.group(1)), m.group(2))
         for m in _LETTER_PREFIX_LINE.finditer(text)
     ]
     if len({index for _, index, _ in prefixed}) == 1:
@@ -264,33 +286,46 @@ def _choice_candidates(text: str, options: Sequence[str]) -> list[tuple[int, int
     return found
 
 
-def _choice_fallback(text: str, options: Sequence[str]) -> tuple[int | None, str]:
-    """Without an explicit statement: the one option named on the first or last line."""
+def _named_options(line: str, options: Sequence[str]) -> set[int]:
+    """The options a line names, by "(C)" or by their text."""
+    named = {LETTERS.index(m.group(1)) for m in _PAREN_LETTER.finditer(line)}
+    if not named:
+        text = _normalise_option(line)
+        named = {
+            i
+            for i, option in enumerate(options)
+            if option and re.search(rf"(?<![\w]){re.escape(option)}(?![\w])", text)
+        }
+    return {i for i in named if i < len(options)}
+
+
+def _choice_fallback(raw: str, text: str, options: Sequence[str]) -> tuple[int | None, str]:
+    """Without an explicit statement: a headline answer, or the one option the end names."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
+    raw_lines = [line for line in raw.strip().splitlines() if line.strip()]
     if not lines:
         return None, "none"
     first = _LETTER_PREFIX_LINE.match(lines[0])
     listed = {m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}
-    if first and len(listed) == 1 and _LETTERS.index(first.group(1)) < len(options):
-        return _LETTERS.index(first.group(1)), "first_line"
+    if first and len(listed) == 1 and LETTERS.index(first.group(1)) < len(options):
+        return LETTERS.index(first.group(1)), "first_line"
+    # answer-first style: a bold first line is the headline, the rest explains the others
+    headline = re.fullmatch(r"\s*(\*\*|__)(.+)\1[.:]?\s*", raw_lines[0]) if raw_lines else None
+    if headline:
+        named = _named_options(_strip_choice_markup(headline.group(2)), options)
+        if len(named) == 1:
+            return named.pop(), "first_line"
     if len(listed) > 1 and _LETTER_PREFIX_LINE.match(lines[-1]):
         return None, "none"  # it ends by listing the options, not by choosing one
-    letters = {m.group(1) for m in _PAREN_LETTER.finditer(lines[-1])}
-    if len(letters) == 1 and _LETTERS.index(next(iter(letters))) < len(options):
-        return _LETTERS.index(letters.pop()), "last_line"
-    last = _normalise_option(lines[-1])
-    named = [
-        i
-        for i, option in enumerate(options)
-        if option and re.search(rf"(?<![\w]){re.escape(option)}(?![\w])", last)
-    ]
+    named = _named_options(lines[-1], options)
     if len(named) == 1:
-        return named[0], "last_line"
+        return named.pop(), "last_line"
     return None, "none"
 
 
 def _extract_choice(text: str, choices: Sequence[Any], truncated: bool) -> tuple[int | None, str]:
     """The chosen option's index and the method that found it."""
+    text = _squeeze(text)
     cleaned, boxes = _clean_for_choice(text)
     options = _option_texts(choices)
     candidates = _choice_candidates(cleaned, options)
@@ -301,7 +336,7 @@ def _extract_choice(text: str, choices: Sequence[Any], truncated: bool) -> tuple
         return index, "boxed" if boxed else method
     if truncated or _REFUSAL.search(cleaned):
         return None, _no_answer_method(cleaned, truncated)
-    return _choice_fallback(cleaned, options)
+    return _choice_fallback(text, cleaned, options)
 
 
 def extract_choice(text: str, choices: Sequence[Any], *, truncated: bool = False) -> int | None:
@@ -316,6 +351,7 @@ _FINAL_ANSWER = re.compile(
     r"final\s+answer\s*(?:\*\*)?\s*(?:is|:|=|would\s+be|will\s+be)?\s*(?:is\b)?\s*:?", re.IGNORECASE
 )
 _GSM8K = re.compile(r"^[ \t]*####[ \t]*(?=\S)", re.MULTILINE)
+_ANSWER_HEADING = re.compile(r"^[ \t#*]*answer[ \t*:]*$", re.IGNORECASE | re.MULTILINE)
 _ANSWER_IS = re.compile(
     r"\banswer\s*(?:\*\*)?\s*(?:is\b|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\s*"
     r"(?:(?:therefore|thus|then|simply|just|exactly)\s+)?:?",
@@ -325,14 +361,26 @@ _SENTENCE_END = re.compile(
     r"\.(?:\s|$)|;|!|\?|,\s+(?=[A-Za-z]{2,})|\s+(?:because|since|which|as|so|for|and\s+(?:that|this|the))\b"
 )
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+# "$40 * 0.25 = $10": a "$" just before a digit is a price, not the end of inline math
+_CURRENCY_AFTER = re.compile(r"\d")
+_INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
 # first words of prose that can follow "the answer is" without being an answer
-_PROSE_WORDS = "a an the not to that this it be is in of on at by if we i so because since which"
+_PROSE_WORDS = (
+    "a an the final not to that this it be is in of on at by if we i so because since which"
+)
 _STOPWORDS = frozenset(
     f"{_PROSE_WORDS} when clear obvious given found unknown undefined none".split()
 )
+_MAX_TRIED = 20  # anchors tried per kind, from the last: more is prose, not an answer
+_MAX_ANSWER = 200  # characters: a longer "answer" is a runaway span or a pathological input
+_CLOSING_VERB = re.compile(
+    r"(?:\b(?:is|are|equals|gives|get|gets|has|have|be)\b|=)\s*", re.IGNORECASE
+)
+_LATEX_ATOM = r"\\(?:pi|sqrt\s*\{[^{}]+\}|sqrt\s*\d)"
 _NUMBER = re.compile(
-    r"\\[dt]?frac\{-?\d+\}\{\d+\}|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?"
-    r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?%?"
+    r"\\[dt]?frac\s*\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}\s*\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}"
+    rf"|(?<![\w.\\])(?:(?<![\w)\]}}])-)?\$?(?:(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?)?{_LATEX_ATOM}"
+    r"|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?%?"
 )
 
 
@@ -344,9 +392,12 @@ def _math_span(text: str, start: int) -> str | None:
     for opening, closing in _MATH_DELIMITERS:
         if rest.startswith(opening):
             end = rest.find(closing, len(opening))
-            return rest[len(opening) : end] if end > 0 else None
+            if end > 0 and not (closing == "$" and _CURRENCY_AFTER.match(rest, end + 1)):
+                return rest[len(opening) : end]
+            if opening != "$":
+                return None  # display math cut off before it closed
     line = rest.split("\n", 1)[0]
-    inline = re.search(r"\$([^$]+)\$|\\\((.+?)\\\)", line)
+    inline = _INLINE_MATH.search(line)
     if inline and len(line[: inline.start()].split()) <= 3:
         return inline.group(1) or inline.group(2)
     return _SENTENCE_END.split(line, maxsplit=1)[0].replace("**", "")
@@ -354,7 +405,7 @@ def _math_span(text: str, start: int) -> str | None:
 
 def _plausible(answer: str) -> bool:
     """Whether a sentence fragment looks like an answer rather than more prose."""
-    if not answer or len(answer) > 200:
+    if not answer or len(answer) > _MAX_ANSWER:
         return False
     if re.search(r"[\d\\]", answer):
         return True
@@ -362,14 +413,34 @@ def _plausible(answer: str) -> bool:
     return len(words) <= 3 and words[0].lower().strip("*") not in _STOPWORDS
 
 
+_UNICODE_MATH = {
+    "π": "\\pi",
+    "−": "-",
+    "×": "\\times",
+    "·": "\\cdot",
+    "√": "\\sqrt",
+    "∞": "\\infty",
+}
+
+
 def normalise_math(answer: str) -> str:
     """LaTeX answer in a canonical spelling: no wrappers, units, spacing or thousands commas."""
-    text = answer.strip()
+    text = re.sub(
+        r"^(?:approximately|about|roughly|around|exactly|simply|just)\s+",
+        "",
+        _squeeze(answer).strip(),
+    )
     boxed = _boxed(text)
     if boxed:
         text = boxed[-1][2]
     text = re.sub(r"^(\$\$?|\\\[|\\\()|(\$\$?|\\\]|\\\))$", "", text.strip()).strip()
+    text = text.split("≈")[0].split("\\approx")[0].strip()  # the exact value comes first
+    for symbol, latex in _UNICODE_MATH.items():
+        text = text.replace(symbol, latex)
+    # a closing remark, "5 (since x > 0)", but not an interval such as (5, \infty)
+    text = re.sub(r"\s*\((?=[^()]*(?<![\\A-Za-z])[A-Za-z]{3,})[^()]*\)$", "", text)
     text = re.sub(r"\\[dt]frac", r"\\frac", text)
+    text = re.sub(r"\\sqrt\s*(\d+|[A-Za-z](?![A-Za-z]))", r"\\sqrt{\1}", text)  # \sqrt50
     text = re.sub(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle", "", text)
     text = re.sub(r"\\[,;:! ]|\\q?quad\b|~", " ", text)
     text = re.sub(r"\^\s*\{?\\circ\}?|\\circ|°", "", text)
@@ -395,15 +466,17 @@ def normalise_math(answer: str) -> str:
 
 def _extract_math(text: str, truncated: bool) -> tuple[str | None, str]:
     """The final math answer of a response and the method that found it."""
+    text = _squeeze(text)
     boxed = [content for _, _, content in _boxed(text) if content.strip()]
     if boxed:
         return normalise_math(boxed[-1]), "boxed"
     for regex, method in (
         (_FINAL_ANSWER, "final_answer"),
+        (_ANSWER_HEADING, "final_answer"),
         (_GSM8K, "gsm8k"),
         (_ANSWER_IS, "answer_statement"),
     ):
-        for match in reversed(list(regex.finditer(text))):
+        for match in list(regex.finditer(text))[-_MAX_TRIED:][::-1]:
             if method == "answer_statement" and _hypothetical(text, match.start()):
                 continue
             span = _math_span(text, match.end())
@@ -412,8 +485,16 @@ def _extract_math(text: str, truncated: bool) -> tuple[str | None, str]:
                 return answer, method
     if truncated or _REFUSAL.search(text):
         return None, _no_answer_method(text, truncated)
+    # an unmarked ending such as "So sin 60° = \\sqrt{3}/2." states its value after its last verb
+    last_line = text.rstrip().rsplit("\n", 1)[-1]
+    for match in list(_CLOSING_VERB.finditer(last_line))[-_MAX_TRIED:][::-1]:
+        span = _math_span(last_line, match.end())
+        answer = normalise_math(span) if span else ""
+        # "is less than 7" goes on; "is 1/6", "is \\sqrt{3}/2", "is x = 3" is a value
+        if _plausible(answer) and re.match(r"[-+$(\[\d.]|\\(?:pi|sqrt|frac)|[a-z]=", answer):
+            return answer, "last_statement"
     numbers = _NUMBER.findall(text)
-    if numbers:
+    if numbers and len(numbers[-1]) <= _MAX_ANSWER:
         return normalise_math(numbers[-1]), "last_number"
     return None, "none"
 
@@ -430,103 +511,6 @@ def is_equivalent(pred: str | None, gold: str | None, *, timeout: int = DEFAULT_
     return math_equal(normalise_math(pred), normalise_math(gold), timeout=timeout)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """Rows of a results file with where each came from; bad lines raise InputError."""
-    try:
-        with path.open(encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {number}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{where}: not valid JSON ({exc.msg}); fix or delete that line"
-                    ) from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{where}: expected a JSON object per line, got {row!r:.40}")
-                yield number, where, row
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); is it a results JSONL?") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _row_type(row: Mapping[str, Any], requested: str) -> AnswerType:
-    """mcq or math for this row: as requested, or by whether it has choices."""
-    if requested == "mcq":
-        return "mcq"
-    if requested == "math":
-        return "math"
-    choices = row.get("choices")
-    return "mcq" if isinstance(choices, list) and choices else "math"
-
-
-def _mcq_gold(row: Mapping[str, Any], gold_field: str | None, where: str) -> int:
-    """The gold option's index, from a letter, an index, or an option's text."""
-    choices = row.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise InputError(f"{where}: multiple-choice row has no 'choices' list; use --type math")
-    fields = [gold_field] if gold_field else ["choice_index_correct", "answer_correct"]
-    for name in fields:
-        value = row.get(name)
-        if value is None or value == "":
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value < len(choices):
-                return value
-            raise InputError(
-                f"{where}: {name}={value} is outside the {len(choices)} choices (0-based index)"
-            )
-        text = str(value).strip()
-        letter = re.fullmatch(r"\(?([A-Za-z])\)?\.?", text)
-        if letter and _LETTERS.index(letter.group(1).upper()) < len(choices):
-            return _LETTERS.index(letter.group(1).upper())
-        if text in (str(c).strip() for c in choices):
-            return [str(c).strip() for c in choices].index(text)
-        if text.isdigit() and int(text) < len(choices):
-            return int(text)
-        raise InputError(
-            f"{where}: {name}={text!r} is not a letter, index or text of the row's choices"
-        )
-    wanted = f"field {gold_field!r}" if gold_field else "'choice_index_correct' or 'answer_correct'"
-    raise InputError(f"{where}: no gold answer in {wanted}; add it or pass --gold-field FIELD")
-
-
-def _math_gold(row: Mapping[str, Any], gold_field: str | None, where: str) -> str:
-    """The gold answer of a math row, normalised."""
-    name = gold_field or "answer_correct"
-    value = row.get(name)
-    gold = normalise_math(str(value)) if value is not None else ""
-    if not gold:
-        raise InputError(
-            f"{where}: no gold answer in field {name!r}; add it or pass --gold-field FIELD"
-        )
-    return gold
-
-
-def _responses(row: Mapping[str, Any], where: str) -> list[tuple[str, bool]]:
-    """Each response's text and whether it was cut off by the token limit."""
-    responses = row.get("responses")
-    if not isinstance(responses, list):
-        raise InputError(
-            f"{where}: no 'responses' list; extract reads the file that `promptmill run` writes"
-        )
-    out = []
-    for response in responses:
-        if isinstance(response, str):
-            out.append((response, False))
-        elif isinstance(response, dict):
-            text = response.get("text")
-            out.append(
-                (text if isinstance(text, str) else "", response.get("finish_reason") == "length")
-            )
-        else:
-            raise InputError(f"{where}: each response must be an object with 'text'")
-    return out
-
-
 def _grade_row(
     row: Mapping[str, Any],
     where: str,
@@ -536,20 +520,20 @@ def _grade_row(
     equivalent: Callable[[str, str], bool],
 ) -> RowGrade:
     """Extract and judge every response of one row."""
-    kind = _row_type(row, requested)
-    responses = _responses(row, where)
+    kind = row_type(row, requested)
+    responses = row_responses(row, where)
     extractions = []
     if kind == "mcq":
         choices = row["choices"] if isinstance(row.get("choices"), list) else []
-        gold_index = _mcq_gold(row, gold_field, where)
-        gold = _LETTERS[gold_index]
+        gold_index = mcq_gold(row, gold_field, where)
+        gold = LETTERS[gold_index]
         for index, (text, truncated) in enumerate(responses):
             choice, method = _extract_choice(text, choices, truncated)
-            letter = None if choice is None else _LETTERS[choice]
+            letter = None if choice is None else LETTERS[choice]
             extractions.append(Extraction(index, letter, choice == gold_index, method))
         same: Callable[[str, str], bool] = str.__eq__
     else:
-        gold = _math_gold(row, gold_field, where)
+        gold = math_gold(row, gold_field, where, normalise_math)
         for index, (text, truncated) in enumerate(responses):
             answer, method = _extract_math(text, truncated)
             correct = answer is not None and equivalent(answer, gold)
@@ -588,12 +572,12 @@ def grade(
         raise InputError(f"type {type!r} is not one of auto, mcq, math")
     if isinstance(rows, (str, os.PathLike)):
         source = Path(rows)
-        numbered: Iterable[tuple[int, str, Mapping[str, Any]]] = _read_jsonl(source)
+        numbered: Iterable[tuple[int, str, Mapping[str, Any]]] = read_results(source)
     else:
         source = None
         numbered = ((i, f"row {i}", row) for i, row in enumerate(rows, 1))
     target = Path(out) if out is not None else None
-    if target is not None and source is not None and target.resolve() == source.resolve():
+    if target is not None and source is not None and same_file(target, source):
         raise InputError(f"--out {target} is the results file itself; write to another path")
     cache: dict[tuple[str, str], bool] = {}
 
@@ -602,10 +586,8 @@ def grade(
             cache[(pred, gold)] = math_equal(pred, gold, timeout=timeout)
         return cache[(pred, gold)]
 
-    partial = target.with_name(target.name + ".partial") if target is not None else None
     graded = []
-    writer = partial.open("w", encoding="utf-8") if partial is not None else None
-    try:
+    with written_whole(target) as writer:
         for line, where, row in numbered:
             if not isinstance(row, Mapping):
                 raise InputError(f"{where}: expected a mapping per row, got {row!r:.40}")
@@ -616,13 +598,5 @@ def grade(
                 writer.write(
                     json.dumps({**row, "extractions": extractions}, ensure_ascii=False) + "\n"
                 )
-    except BaseException:
-        if writer is not None and partial is not None:
-            writer.close()
-            partial.unlink(missing_ok=True)
-        raise
-    if writer is not None and partial is not None and target is not None:
-        writer.close()
-        os.replace(partial, target)
     k = max((len(r.extractions) for r in graded), default=0) or 1
     return GradeReport(rows=graded, k=k)

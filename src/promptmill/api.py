@@ -36,6 +36,10 @@ class RunOutcome:
     store: Path
     stopped: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # The signal that asked for the graceful stop (SIGINT, SIGTERM), if one did.
+    stop_signal: int | None = None
+    # The first failed request: (input row index, its error), for the end-of-run message.
+    first_failure: tuple[int, str] | None = None
 
 
 def make_generator(model: str | Generator | None) -> Generator:
@@ -66,30 +70,36 @@ async def execute(
             job.store.retry_failed()
         stats = EngineStats()
         holder: list[Dispatcher] = []
-        stopped = False
+        stop_signal: int | None = None
 
-        def on_signal() -> None:
-            nonlocal stopped
-            if stopped or not holder:
-                raise KeyboardInterrupt
-            stopped = True
-            log.warning("stopping: finishing requests in flight (press Ctrl-C again to abandon them)")
+        def on_signal(signum: int) -> None:
+            nonlocal stop_signal
+            if stop_signal is not None or not holder:
+                raise KeyboardInterrupt(signum)  # a second signal: abandon what is in flight
+            stop_signal = signum
+            again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
+            log.warning("stopping: finishing requests in flight (%s to abandon them)", again)
             holder[0].stop()
 
         loop = asyncio.get_running_loop()
-        installed = []
+        installed: dict[int, Any] = {}
         if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, on_signal)
-                    installed.append(sig)
+            for sig in (signal.SIGINT.value, signal.SIGTERM.value):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    previous = signal.getsignal(sig)
+                    loop.add_signal_handler(sig, on_signal, sig)
+                    installed[sig] = previous
         try:
             if on_start is not None:
                 on_start(stats)
             await job.dispatch(config, stats, on_dispatcher=holder.append)
         finally:
-            for sig in installed:
+            for sig, previous in installed.items():
                 loop.remove_signal_handler(sig)
+                # remove_signal_handler leaves SIGTERM at SIG_DFL: give back the caller's
+                # handler, so a signal while exporting still stops cleanly.
+                if previous is not None:
+                    signal.signal(sig, previous)
         status = job.store.status()
         complete = status.pending == 0 and bool(job.store.get_meta("planned_complete"))
         complete = complete or (spec.limit is not None and status.pending == 0)
@@ -97,7 +107,8 @@ async def execute(
             job.export()
         return RunOutcome(
             stats=stats, complete=complete, pending=status.pending, failed=status.failed,
-            output=spec.output, store=spec.store_path, stopped=stopped,
+            output=spec.output, store=spec.store_path, stopped=stop_signal is not None,
+            stop_signal=stop_signal, first_failure=status.first_failure,
         )
     finally:
         job.close()

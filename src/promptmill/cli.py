@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +64,8 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--text", "text_mode", is_flag=True, help="Send raw text completions, not chat.")
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Generation parameter (temperature, max_tokens, seed, ..., extra.NAME).")
+@click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
+              "(default: id or unique_id, when rows have one); 'none' allows duplicates.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute.")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute.")
@@ -73,7 +80,8 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-q", "--quiet", count=True, help="Less output.")
 def run(input_path: Path, model: str | None, output: Path | None, k: int, template: str | None,
         prompt_field: str | None, messages_field: str | None, system: str | None,
-        text_mode: bool, param_items: tuple[str, ...], limit: int | None, rpm: float | None,
+        text_mode: bool, param_items: tuple[str, ...], id_field: str | None,
+        limit: int | None, rpm: float | None,
         tpm: float | None, max_concurrency: int, max_attempts: int, timeout: float | None,
         retry_failed: bool, new_job: bool, dry_run: bool, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV or Parquet)."""
@@ -99,6 +107,8 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         generator=generator,
         prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode),
         k=k, params=make_params(_parse_param(param_items), where="--param"), limit=limit,
+        id_field=None if id_field in (None, "none") else id_field,
+        unique_ids=id_field != "none",
     )
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
@@ -107,17 +117,92 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         return
     config = EngineConfig(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
                           retry=RetryPolicy(max_attempts=max_attempts))
-    outcome = asyncio.run(_run_with_progress(spec, config, new_job, retry_failed, quiet > 0))
+    resume = _resume_command()
+    with _signals_interrupt() as received:
+        try:
+            outcome = asyncio.run(_run_with_progress(spec, config, new_job, retry_failed,
+                                                     quiet > 0))
+        except KeyboardInterrupt as exc:
+            # A signal while planning or exporting, or a second one while sending: what was
+            # recorded is kept (each result commits on its own), the rest is sent on rerun.
+            signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else (
+                received[-1] if received else signal.SIGINT)
+            click.echo(f"interrupted: every answer recorded so far is kept; run {resume} "
+                       "to continue", err=True)
+            sys.exit(128 + signum)
     from promptmill.progress import summary_line
 
     click.echo(summary_line(outcome.stats), err=True)
-    resume = f"promptmill {' '.join(sys.argv[1:])}" if sys.argv[1:] else "the same command"
     if outcome.pending:
         click.echo(f"stopped with {outcome.pending:,} requests pending: run {resume} "
                    "to continue", err=True)
-        sys.exit(130 if outcome.stopped else 1)
-    click.echo(f"wrote {spec.output}" + (f" ({outcome.failed:,} requests failed: rerun with "
-               "--retry-failed to send them again)" if outcome.failed else ""), err=True)
+        sys.exit(128 + outcome.stop_signal if outcome.stop_signal else 1)
+    if outcome.failed:
+        from promptmill.data import row_place
+
+        first = ""
+        if outcome.first_failure is not None:
+            row, error = outcome.first_failure
+            first = f" (first: {row_place(spec.input, row)}: {error})"
+        requests = "request" if outcome.failed == 1 else "requests"
+        click.echo(f"error: wrote {spec.output}, but {outcome.failed:,} {requests} failed"
+                   f"{first}: see `promptmill status {spec.output}`, fix the cause and rerun "
+                   "with --retry-failed", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {spec.output}", err=True)
+
+
+# Arguments of this invocation (main's argv), for the resume hint.
+_ARGV: list[str] = []
+# An api_key=VALUE option (VALUE quoted, or up to the next comma) and OpenAI-style keys.
+_SECRET_OPTION = re.compile(r"""(api_key\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,\s]*)""")
+_SECRET_TOKEN = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with API keys replaced by ``***``: a last guard on everything we print."""
+    text = _SECRET_OPTION.sub(r"\1***", text)
+    text = _SECRET_TOKEN.sub("sk-***", text)
+    for name, value in os.environ.items():
+        if name.endswith(("_API_KEY", "_TOKEN")) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
+def _resume_command() -> str:
+    """The command that continues this run, shell-quoted, keys left out.
+
+    Without --new-job: run again, it would throw away what this run has stored.
+    """
+    import shlex
+
+    kept = [arg for arg in _ARGV if arg != "--new-job"]
+    args = [redact(arg) for arg in kept]
+    command = "promptmill " + shlex.join(args) if args else "the same command"
+    if args != kept:
+        command += " (with your key in place of ***)"
+    return command
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (recording which) outside the send loop.
+
+    By default SIGTERM kills the process on the spot, with no word on how to resume; the
+    send loop installs its own graceful handlers over these for as long as it runs.
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed: bool,
@@ -214,36 +299,72 @@ def extract(results: Path, answer_type: str, gold_field: str | None, out: Path |
             report_path: Path | None) -> None:
     """Extract each response's final answer from RESULTS and grade it against the gold."""
     import json
-    import logging
 
     from rich.console import Console
 
     from promptmill.errors import InputError
     from promptmill.extract import grade
+    from promptmill.grading import same_file
 
-    if report_path is not None and report_path.resolve() == results.resolve():
+    if report_path is not None and same_file(report_path, results):
         raise InputError(f"--report {report_path} is the results file itself; pick another path")
-    # math-verify logs each timeout with the whole response in it; the report counts them
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
     report = grade(results, type=answer_type, gold_field=gold_field, out=out)
     if report_path is not None:
-        report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    Console().print(report.to_table())
+        try:
+            report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            message = f"--report {report_path}: cannot write there ({exc.strerror})"
+            raise InputError(message) from None
+    # Piped output gets the whole table, not one cut to a default 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(report.to_table())
 
 
 # -- testing-server ----------------------------------------------------------------------
 
 
+@cli.command("testing-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--rpm", type=int, help="Requests allowed per --window.")
+@click.option("--tpm", type=int, help="Tokens (prompt + max_tokens) allowed per --window.")
+@click.option("--window", type=float, default=60.0, show_default=True,
+              help="Rate-limit window in seconds.")
+@click.option("--fault-429", type=float, default=0.0, help="Probability of a 429.")
+@click.option("--fault-500", type=float, default=0.0, help="Probability of a 500.")
+@click.option("--fault-drop", type=float, default=0.0, help="Probability of a dropped connection.")
+@click.option("--fault-hang", type=float, default=0.0, help="Probability of never answering.")
+@click.option("--fault-malformed", type=float, default=0.0, help="Probability of a broken body.")
+@click.option("--fault-slow", type=float, default=0.0, help="Probability of a slow answer.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
+@click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
+def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
+                   window: float, fault_429: float, fault_500: float, fault_drop: float,
+                   fault_hang: float, fault_malformed: float, fault_slow: float, seed: int,
+                   models: tuple[str, ...]) -> None:
+    """Serve an OpenAI-compatible test API (deterministic answers, limits, faults) until Ctrl-C."""
+    from promptmill.testing import testing_server_command
+
+    testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
+                           fault_drop, fault_hang, fault_malformed, fault_slow, seed,
+                           models=models or ("test-model",))
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         return cli.main(args=argv, prog_name="promptmill", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        message = exc.format_message()
+        if redact(message) != message:  # a key echoed back in an option's value
+            click.echo(f"Error: {redact(message)}", err=True)
+        else:
+            exc.show()
         sys.exit(exc.exit_code)
     except PromptmillError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)

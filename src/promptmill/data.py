@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from promptmill.errors import InputError, UsageError
+from promptmill.errors import InputError, OutputError, UsageError
 
 INPUT_FORMATS = ("jsonl", "csv", "parquet")
 OUTPUT_FORMATS = ("jsonl", "parquet", "csv")
@@ -62,6 +63,39 @@ def read_rows(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, An
         yield from _read_csv(path, start)
     else:
         yield from _read_parquet(path, start)
+
+
+def row_place(path: Path, index: int, *, short: bool = False) -> str:
+    """Where row ``index`` is, for messages: ``in.jsonl:7`` (``line 7`` when ``short``).
+
+    Reads the file again to count lines (blank JSONL lines, multi-line CSV values): only for
+    errors, never on the hot path. Parquet rows are named by number.
+    """
+    line: int | None = None
+    try:
+        fmt = input_format(path)
+        if fmt == "jsonl":
+            with open(path, "rb") as handle:
+                rows = 0
+                for number, raw in enumerate(handle, 1):
+                    if raw.strip():
+                        if rows == index:
+                            line = number
+                            break
+                        rows += 1
+        elif fmt == "csv":
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            with open(path, newline="", encoding="utf-8", errors="replace") as text:
+                reader = csv.DictReader(text, delimiter=delimiter)
+                for number, _ in enumerate(reader):
+                    if number == index:
+                        line = reader.line_num
+                        break
+    except (OSError, InputError):
+        line = None
+    if line is None:
+        return f"row {index + 1}" if short else f"{path} row {index + 1}"
+    return f"line {line}" if short else f"{path}:{line}"
 
 
 def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -152,18 +186,30 @@ def check_output_path(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"output folder {folder} does not exist: create it first")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"output folder {folder} is not writable: choose another -o location")
+    try:
+        # A real write, not os.access: root passes access() on read-only mounts and
+        # immutable folders, where writing the results would fail only at the end.
+        with tempfile.TemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"output folder {folder} is not writable ({exc.strerror}): choose another -o location"
+        ) from None
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str) -> int:
     """Write rows atomically (a temporary file renamed into place); how many."""
     path = Path(path)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
-        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+            "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     temp = Path(handle.name)
     try:
+        # NamedTemporaryFile is private (0600); results get the mode any new file would get.
+        os.chmod(temp, _new_file_mode())
         with handle:
             if fmt == "jsonl":
                 count = _write_jsonl(rows, handle)
@@ -174,10 +220,31 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str) -> int:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a folder gone read-only: one line
+            raise _output_error(path, exc) from None
         raise
     return count
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    return OutputError(
+        f"cannot write {path} ({exc.strerror or exc}): free space or choose another location, "
+        "then rerun; every result is kept in the job store and none is asked for again"
+    )
+
+
+def temp_files_of(path: Path) -> list[Path]:
+    """Temporary files ``write_rows`` leaves beside ``path`` when it is killed mid-write."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _write_jsonl(rows: Iterable[dict[str, Any]], handle: Any) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from promptmill import data
-from promptmill.errors import InputError
 from promptmill.generators.base import GenerationRequest
-from promptmill.job import DEFAULT_COMPLETION_RESERVE, OUTPUT_FIELDS, JobSpec
+from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, UniqueIds, check_row
 
 # USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
 PRICES: dict[str, tuple[float, float]] = {
@@ -37,20 +36,27 @@ def dry_run(spec: JobSpec) -> str:
     renderer = spec.prompts.renderer(str(spec.input))
     groups = spec.groups()
     rows = requests = prompt_tokens = 0
-    for index, row in data.read_rows(spec.input):
-        if spec.limit is not None and index >= spec.limit:
-            break
-        clash = next((name for name in OUTPUT_FIELDS if name in row), None)
-        if clash:
-            raise InputError(f"{spec.input} row {index + 1}: field {clash!r} clashes with "
-                             "promptmill's output fields: rename it")
-        rendered = renderer.render(index, row)
-        tokens = spec.generator.count_prompt_tokens(
-            GenerationRequest("dry-run", params, rendered.messages, rendered.prompt)
-        )
-        rows += 1
-        requests += len(groups)
-        prompt_tokens += tokens * len(groups)
+    ids = UniqueIds(spec) if spec.unique_ids else None
+    try:
+        # The same checks as planning, so that a dry run refuses what a real run would.
+        for index, row in data.read_rows(spec.input):
+            if spec.limit is not None and index >= spec.limit:
+                break
+            if ids is not None:
+                ids.add(index, row)
+            check_row(spec.input, index, row)
+            rendered = renderer.render(index, row)
+            tokens = spec.generator.count_prompt_tokens(
+                GenerationRequest("dry-run", params, rendered.messages, rendered.prompt)
+            )
+            rows += 1
+            requests += len(groups)
+            prompt_tokens += tokens * len(groups)
+        if ids is not None:
+            ids.flush()
+    finally:
+        if ids is not None:
+            ids.close()
     completion = (params.max_tokens or DEFAULT_COMPLETION_RESERVE) * rows * spec.k
     lines = [
         f"model      {spec.model_identifier()}",

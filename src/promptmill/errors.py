@@ -12,9 +12,13 @@ message that names the place (file, line, field) and the fix::
     │   ├── MissingKeyError     an API key the backend needs is not set
     │   └── JobMismatchError    the job store belongs to a different job
     ├── StoreError              the job store cannot be used (newer schema, disk full)
+    ├── OutputError             the results file cannot be written (disk full, read-only)
     └── GenerationError         one request failed (kept in the store with the request)
         ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
         │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
+        │   ├── ServerError     the server failed (500, other 5xx, 408)
+        │   ├── RequestTimeout  no answer within the request timeout
+        │   ├── MalformedResponse  an answer that is not an OpenAI-shaped completion
         │   └── Unavailable     the server could not be reached; pauses the whole job
         └── FatalRequestError   retrying cannot help (400, context too long)
             └── JobFatalError   every request would fail the same way: stop the job
@@ -64,6 +68,10 @@ class StoreError(PromptmillError):
     """The job store cannot be opened or written."""
 
 
+class OutputError(PromptmillError):
+    """The results file cannot be written; the job store still holds every result."""
+
+
 class GenerationError(PromptmillError):
     """One request failed; the message is what the store keeps."""
 
@@ -86,6 +94,24 @@ class RateLimited(RetryableError):
     """The provider refused the request for rate (HTTP 429)."""
 
     kind = "rate_limited"
+
+
+class ServerError(RetryableError):
+    """The server failed to answer (HTTP 500 and the like)."""
+
+    kind = "server_error"
+
+
+class RequestTimeout(RetryableError):
+    """No answer within the request timeout."""
+
+    kind = "timeout"
+
+
+class MalformedResponse(RetryableError):
+    """A 200 whose body is not an OpenAI-shaped completion."""
+
+    kind = "malformed"
 
 
 class Unavailable(RetryableError):

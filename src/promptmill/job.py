@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ log = logging.getLogger("promptmill")
 
 # Fields promptmill adds to every output row; an input row may not use them.
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
+# Fields taken as a row's id when the job names none: two rows with one id are refused.
+ID_FIELDS = ("id", "unique_id")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
 _MAX_N = 128
 # Tokens reserved for a completion when the job sets no max_tokens.
@@ -45,6 +48,9 @@ class JobSpec:
     params: GenerateParams = field(default_factory=GenerateParams)
     limit: int | None = None
     store: Path | None = None
+    # The row field whose values must be unique (None: the first of ID_FIELDS a row has).
+    id_field: str | None = None
+    unique_ids: bool = True
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -143,34 +149,50 @@ class Job:
         requests: list[tuple[int, int, int, int, str, int]] = []
         next_index = planned
         reached_end = True
-        for index, row in data.read_rows(spec.input, start=planned):
-            if limit is not None and index >= limit:
-                reached_end = False
-                break
-            clash = next((name for name in OUTPUT_FIELDS if name in row), None)
-            if clash:
-                raise InputError(
-                    f"{spec.input} row {index + 1}: field {clash!r} clashes with promptmill's "
-                    f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
-                )
-            rendered = renderer.render(index, row)
-            payload = json.dumps(rendered.payload(), ensure_ascii=False)
-            tokens = self.spec.generator.count_prompt_tokens(
-                GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
-            )
-            rows.append((index, json.dumps(row, ensure_ascii=False, default=str)))
-            for group, n in enumerate(groups):
-                requests.append(
-                    (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
-                )
-            next_index = index + 1
-            if len(rows) >= _PLAN_CHUNK:
-                store.add_planned(rows, requests, next_index)
-                rows, requests = [], []
+        ids = UniqueIds(spec) if spec.unique_ids else None
+        try:
+            # With an id check, rows planned before an interruption are read again for their ids.
+            for index, row in data.read_rows(spec.input, start=0 if ids else planned):
+                if limit is not None and index >= limit:
+                    reached_end = False
+                    break
+                if ids is not None:
+                    ids.add(index, row)
+                if index < planned:
+                    continue
+                check_row(spec.input, index, row)
+                rows.append(self._plan_row(renderer, groups, reserve, index, row, requests))
+                next_index = index + 1
+                if len(rows) >= _PLAN_CHUNK:
+                    if ids is not None:
+                        ids.flush()
+                    store.add_planned(rows, requests, next_index)
+                    rows, requests = [], []
+            if ids is not None:
+                ids.flush()
+        finally:
+            if ids is not None:
+                ids.close()
         if rows:
             store.add_planned(rows, requests, next_index)
         store.set_meta(planned_complete=reached_end)
         return self._count_requests()
+
+    def _plan_row(
+        self, renderer: Any, groups: list[int], reserve: int, index: int, row: dict[str, Any],
+        requests: list[tuple[int, int, int, int, str, int]],
+    ) -> tuple[int, str]:
+        """Render one row and append its requests; the row as the store keeps it."""
+        rendered = renderer.render(index, row)
+        payload = json.dumps(rendered.payload(), ensure_ascii=False)
+        tokens = self.spec.generator.count_prompt_tokens(
+            GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
+        )
+        for group, n in enumerate(groups):
+            requests.append(
+                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
+            )
+        return index, json.dumps(row, ensure_ascii=False, default=str)
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -218,10 +240,88 @@ class Job:
     def export(self, output: Path | None = None, fmt: str | None = None) -> int:
         """Write one row per input row, in input order; how many rows."""
         output = Path(output or self.spec.output)
+        # An export killed midway leaves its temporary file; this job holds the store's lock,
+        # so no other export of it is writing one now.
+        for stale in data.temp_files_of(output):
+            stale.unlink(missing_ok=True)
         return data.write_rows(
             iter_results(self.store, self.spec.model_identifier()), output,
             data.output_format(output, fmt),
         )
+
+
+def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
+    """Refuse a row that uses one of the field names promptmill adds to every output row."""
+    clash = next((name for name in OUTPUT_FIELDS if name in row), None)
+    if clash:
+        raise InputError(
+            f"{data.row_place(source, index)}: field {clash!r} clashes with promptmill's "
+            f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
+        )
+
+
+class UniqueIds:
+    """Refuses a second row with an id already seen, naming both rows.
+
+    The ids seen are kept in a private temporary SQLite file, not a Python set, so memory
+    stays flat however long the input; they are checked a chunk at a time.
+    """
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.source = spec.input
+        self.field = spec.id_field
+        self._db = sqlite3.connect("", isolation_level=None)  # "": deleted when closed
+        self._db.execute(
+            "CREATE TABLE ids (key TEXT PRIMARY KEY, row_index INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self._chunk: dict[str, int] = {}  # ids of rows not yet flushed -> their row index
+
+    def add(self, index: int, row: dict[str, Any]) -> None:
+        """Take one row's id; InputError if an earlier row has it."""
+        name = self.field or next((f for f in ID_FIELDS if row.get(f) not in (None, "")), None)
+        if name is None:
+            return
+        if row.get(name) in (None, ""):
+            raise InputError(
+                f"{data.row_place(self.source, index)}: no field {name!r} (--id-field {name}): "
+                "add it to every row, or pass --id-field none to skip the id check"
+            )
+        key = name + "\0" + json.dumps(row[name], sort_keys=True, ensure_ascii=False, default=str)
+        if key in self._chunk:
+            self._refuse(key, self._chunk[key], index)
+        self._chunk[key] = index
+        if len(self._chunk) >= _PLAN_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the ids taken since the last flush against all earlier ones."""
+        if not self._chunk:
+            return
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT INTO ids (key, row_index) VALUES (?, ?)", self._chunk.items())
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            for key, index in self._chunk.items():  # in row order: the first repeat is named
+                first = db.execute("SELECT row_index FROM ids WHERE key = ?", (key,)).fetchone()
+                if first is not None:
+                    self._refuse(key, first[0], index)
+            raise
+        db.execute("COMMIT")
+        self._chunk.clear()
+
+    def _refuse(self, key: str, first: int, index: int) -> None:
+        name, _, value = key.partition("\0")
+        raise InputError(
+            f"{data.row_place(self.source, index)}: duplicate {name} {value} (first on "
+            f"{data.row_place(self.source, first, short=True)}): make the ids unique, name "
+            "another field with --id-field NAME, or pass --id-field none to allow duplicates"
+        )
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._db.close()
 
 
 def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:

@@ -114,6 +114,8 @@ class JobStatus:
     completion_tokens: int
     planned_complete: bool
     errors: list[tuple[str, int]]
+    # The first failed request's input row index and error, or None.
+    first_failure: tuple[int, str] | None = None
 
 
 def store_path_for(output: Path) -> Path:
@@ -131,15 +133,28 @@ class JobStore:
             self._take_lock()
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise StoreError(f"cannot open job store {self.path}: {exc}") from None
+        try:
+            # Refuse a newer store before anything here writes to it (WAL mode changes the file).
+            self._check_version()
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL survives a killed process; only power loss can drop the last commits,
             # which are then simply sent again.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._release_lock()
-            raise StoreError(f"cannot open job store {self.path}: {exc}") from None
+        except (sqlite3.Error, StoreError) as exc:
+            self.close()
+            if isinstance(exc, StoreError):
+                raise
+            if isinstance(exc, sqlite3.OperationalError):  # I/O, full, read-only: not damage
+                raise _store_error(self.path, exc) from None
+            raise StoreError(
+                f"cannot open job store {self.path} ({exc}): it is damaged or not a promptmill "
+                "job store; choose another -o path, or move that file away to start over"
+            ) from None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -175,13 +190,17 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self) -> int:
+        version: int = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"job store {self.path} was written by a newer promptmill (schema {version}, "
                 f"this one knows {SCHEMA_VERSION}): upgrade promptmill or choose another -o path"
             )
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():
                 MIGRATIONS[number](self.db)
@@ -190,11 +209,18 @@ class JobStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all or nothing."""
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                # A full disk or an I/O error mid-statement: one clear message, not a traceback.
+                raise _store_error(self.path, exc) from None
             raise
         else:
             try:
@@ -323,6 +349,9 @@ class JobStore:
             "GROUP BY error ORDER BY c DESC LIMIT 5"
         ).fetchall()
         rows = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        first = self.db.execute(
+            "SELECT row_index, error FROM requests WHERE status = 'failed' ORDER BY id LIMIT 1"
+        ).fetchone()
         return JobStatus(
             rows=rows,
             requests=sum(counts.values()),
@@ -334,6 +363,7 @@ class JobStore:
             completion_tokens=completion,
             planned_complete=bool(self.get_meta("planned_complete")),
             errors=[(str(error), count) for error, count in errors],
+            first_failure=(int(first[0]), str(first[1])) if first else None,
         )
 
     def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
@@ -384,10 +414,15 @@ def describe_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str
 
 def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     text = str(exc)
-    if "full" in text or "disk" in text:
+    if "full" in text:
         return StoreError(
             f"the disk holding {path} is full: free space and rerun the same command; "
             "everything recorded so far is kept"
+        )
+    if "disk I/O" in text:
+        return StoreError(
+            f"cannot write job store {path} (disk I/O error; the disk may be full): free space "
+            "and rerun the same command; everything recorded so far is kept"
         )
     if "readonly" in text or "read-only" in text:
         return StoreError(f"job store {path} is read-only: choose a writable -o location")

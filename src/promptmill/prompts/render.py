@@ -93,7 +93,9 @@ class Renderer:
                 ) from None
 
     def _where(self, index: int) -> str:
-        return f"{self.source} row {index + 1}"
+        from promptmill.data import row_place
+
+        return row_place(Path(self.source), index)
 
     def render(self, index: int, row: dict[str, Any]) -> RenderedPrompt:
         """The prompt of one row, or an InputError naming the row and field."""

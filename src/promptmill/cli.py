@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ from typing import Any
 import click
 
 from promptmill.errors import PromptmillError
+from promptmill.identifiers import redact_secrets as redact
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,7 +53,8 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-m", "--model", help="Model identifier, e.g. openai!gpt-4o-mini,temperature=0.7 "
               "(default: the embedded SmolLM2 model via llama.cpp).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Results file "
-              "(.jsonl, .parquet, .csv); its job store sits beside it. Default: INPUT.results.jsonl")
+              "(.jsonl, .parquet, .csv); its job store sits beside it. "
+              "Default: INPUT.results.jsonl")
 @click.option("-k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Responses per input row.")
 @click.option("--template", help="Jinja2 template over the row's fields, inline or a file path.")
@@ -154,21 +154,6 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
 
 # Arguments of this invocation (main's argv), for the resume hint.
 _ARGV: list[str] = []
-# An api_key=VALUE option (VALUE quoted, or up to the next comma) and OpenAI-style keys.
-_SECRET_OPTION = re.compile(r"""(api_key\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,\s]*)""")
-_SECRET_TOKEN = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
-
-
-def redact(text: str) -> str:
-    """``text`` with API keys replaced by ``***``: a last guard on everything we print."""
-    text = _SECRET_OPTION.sub(r"\1***", text)
-    text = _SECRET_TOKEN.sub("sk-***", text)
-    for name, value in os.environ.items():
-        if name.endswith(("_API_KEY", "_TOKEN")) and len(value) >= 8:
-            text = text.replace(value, "***")
-    return text
-
-
 def _resume_command() -> str:
     """The command that continues this run, shell-quoted, keys left out.
 

@@ -10,6 +10,7 @@ string (``api_key=sk-...``) is held in a :class:`Secret` and formats back as
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,19 @@ SECRET_KEYS = frozenset({"api_key"})
 REDACTED = "***"
 
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:@+\-]*$")
+# An api_key=VALUE option (VALUE quoted, or up to the next comma) and OpenAI-style keys.
+_SECRET_OPTION = re.compile(r"""(api_key\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,\s]*)""")
+_SECRET_TOKEN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with API keys replaced by ``***``: a last guard on everything shown to users."""
+    text = _SECRET_OPTION.sub(r"\1***", text)
+    text = _SECRET_TOKEN.sub("sk-***", text)
+    for name, value in os.environ.items():
+        if name.endswith(("_API_KEY", "_TOKEN")) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
 
 
 class Secret:
@@ -88,7 +102,17 @@ def infer_provider(model: str, options: dict[str, Any]) -> str:
 
 
 def parse_identifier(text: str) -> Identifier:
-    """Parse ``provider!model,key=value,...``; the provider may be left to inference."""
+    """Parse ``provider!model,key=value,...``; the provider may be left to inference.
+
+    Errors quote the identifier with any key in it redacted.
+    """
+    try:
+        return _parse_identifier(text)
+    except IdentifierError as exc:
+        raise IdentifierError(redact_secrets(str(exc))) from None
+
+
+def _parse_identifier(text: str) -> Identifier:
     text = text.strip()
     if not text:
         raise IdentifierError("empty model identifier: pass one like 'openai!gpt-4o-mini'")

@@ -34,6 +34,11 @@ _MAX_N = 128
 # Tokens reserved for a completion when the job sets no max_tokens.
 DEFAULT_COMPLETION_RESERVE = 512
 _PLAN_CHUNK = 5000
+# json.dumps with options builds a new encoder per call; planning a million rows calls it
+# three million times, so the encoders are built once.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+_row_to_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_key_to_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
 
 
 @dataclass
@@ -94,7 +99,9 @@ class JobSpec:
 
 
 # Options that change how a backend runs, not what it answers.
-_NOT_IN_FINGERPRINT = frozenset({"timeout", "api_key_env", "n_threads", "verbose"})
+_NOT_IN_FINGERPRINT = frozenset(
+    {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose"}
+)
 
 
 class Job:
@@ -184,7 +191,7 @@ class Job:
     ) -> tuple[int, str]:
         """Render one row and append its requests; the row as the store keeps it."""
         rendered = renderer.render(index, row)
-        payload = json.dumps(rendered.payload(), ensure_ascii=False)
+        payload = _to_json(rendered.payload())
         tokens = self.spec.generator.count_prompt_tokens(
             GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
         )
@@ -192,7 +199,7 @@ class Job:
             requests.append(
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
             )
-        return index, json.dumps(row, ensure_ascii=False, default=str)
+        return index, _row_to_json(row)
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -205,8 +212,9 @@ class Job:
         if params is None:
             updates: dict[str, Any] = {"n": row.n}
             if self.params.seed is not None and row.sample_group:
-                # Distinct seeds per sample group, still deterministic for a given seed.
-                updates["seed"] = self.params.seed + row.sample_group
+                # Distinct seeds per sample group (a backend may use seed+i within a group of up
+                # to _MAX_N samples), still deterministic for a given seed.
+                updates["seed"] = self.params.seed + row.sample_group * _MAX_N
             params = self.params.model_copy(update=updates)
             self._group_params[row.sample_group * 1000 + row.n] = params
         payload = json.loads(row.payload)
@@ -286,7 +294,7 @@ class UniqueIds:
                 f"{data.row_place(self.source, index)}: no field {name!r} (--id-field {name}): "
                 "add it to every row, or pass --id-field none to skip the id check"
             )
-        key = name + "\0" + json.dumps(row[name], sort_keys=True, ensure_ascii=False, default=str)
+        key = name + "\0" + _key_to_json(row[name])
         if key in self._chunk:
             self._refuse(key, self._chunk[key], index)
         self._chunk[key] = index

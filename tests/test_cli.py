@@ -26,7 +26,8 @@ def promptmill(*args: str | Path, cwd: Path | None = None) -> subprocess.Complet
 def write_questions(path: Path, count: int) -> Path:
     with open(path, "w") as handle:
         for index in range(count):
-            handle.write(json.dumps({"id": index, "question": f"What is {index} + {index}?"}) + "\n")
+            row = {"id": index, "question": f"What is {index} + {index}?"}
+            handle.write(json.dumps(row) + "\n")
     return path
 
 

@@ -182,7 +182,9 @@ def output_format(path: Path, fmt: str | None = None) -> str:
 def check_output_path(path: Path) -> None:
     """Raise UsageError if ``path`` cannot be an output file."""
     if path.is_dir():
-        raise UsageError(f"output {path} is a folder: pass a file path such as {path}/answers.jsonl")
+        raise UsageError(
+            f"output {path} is a folder: pass a file path such as {path}/answers.jsonl"
+        )
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"output folder {folder} does not exist: create it first")

@@ -71,7 +71,8 @@ class JobSpec:
     def effective_params(self, warn: bool = True) -> GenerateParams:
         """The generator's params merged with the job's, translated for the backend."""
         merged = self.generator.params.merge(self.params)
-        return translate(merged, self.generator.provider, self.generator.supported_params, warn=warn)
+        gen = self.generator
+        return translate(merged, gen.provider, gen.supported_params, warn=warn)
 
     def groups(self) -> list[int]:
         """How many samples each request of a row asks for (k split where n is unsupported)."""
@@ -363,7 +364,8 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
 
 
 def _stored_model(store: JobStore) -> str:
-    return str(store.get_meta("model_identifier") or (store.get_meta("fingerprint") or {}).get("model"))
+    fingerprint = store.get_meta("fingerprint") or {}
+    return str(store.get_meta("model_identifier") or fingerprint.get("model"))
 
 
 def run_async(coro: Any) -> Any:

@@ -169,7 +169,9 @@ class JobStore:
                 "wait for it to finish or stop it first"
             ) from None
         except OSError as exc:
-            raise StoreError(f"cannot create job store beside {self.path}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create job store beside {self.path}: {exc.strerror}"
+            ) from None
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
@@ -402,7 +404,7 @@ def describe_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str
             )
         elif key in ("input_sha256",):
             details.append("the input file's content")
-        elif isinstance(before, str) and isinstance(after, str) and max(len(before), len(after)) < 60:
+        elif isinstance(before, str) and isinstance(after, str) and len(before + after) < 120:
             details.append(f"{key} {before!r} -> {after!r}")
         else:
             details.append(f"the {key.replace('_', ' ')}")

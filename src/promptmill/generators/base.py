@@ -144,7 +144,9 @@ class Generator(abc.ABC):
     @classmethod
     def from_identifier(cls, ident: Identifier) -> Generator:
         """Build from a parsed identifier: params fields to ``params``, the rest to config."""
-        param_values = {k: v for k, v in ident.options.items() if k in FIELDS or k.startswith("extra.")}
+        param_values = {
+            k: v for k, v in ident.options.items() if k in FIELDS or k.startswith("extra.")
+        }
         config = {k: v for k, v in ident.options.items() if k not in param_values}
         return cls(ident.model, params=make_params(param_values), api_key=ident.api_key, **config)
 

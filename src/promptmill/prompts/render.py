@@ -36,7 +36,9 @@ class PromptSpec:
     def __post_init__(self) -> None:
         given = [x for x in (self.template, self.prompt_field, self.messages_field) if x]
         if len(given) > 1:
-            raise UsageError("give one of --template, --prompt-field or --messages-field, not several")
+            raise UsageError(
+                "give one of --template, --prompt-field or --messages-field, not several"
+            )
         if self.messages_field and not self.chat:
             raise UsageError("--messages-field needs a chat model; drop --text")
 
@@ -109,7 +111,8 @@ class Renderer:
                 text = self._template.render(**row)
             except UndefinedError as exc:
                 raise InputError(
-                    f"{self._where(index)}: the template uses a field the row lacks ({exc.message}): "
+                    f"{self._where(index)}: the template uses a field the row lacks "
+                    f"({exc.message}): "
                     "add it to every row or change the template"
                 ) from None
             except Exception as exc:  # a template can raise anything; name the row
@@ -144,7 +147,9 @@ class Renderer:
             )
         value = row[name]
         if value is None:
-            raise InputError(f"{self._where(index)}: field {name!r} is empty: fill it or drop the row")
+            raise InputError(
+                f"{self._where(index)}: field {name!r} is empty: fill it or drop the row"
+            )
         return value if isinstance(value, str) else str(value)
 
     def _messages(self, index: int, row: dict[str, Any]) -> list[dict[str, Any]]:

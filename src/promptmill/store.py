@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError
 
@@ -69,8 +69,10 @@ def _execute_script(db: sqlite3.Connection, script: str) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRow:
+# RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
+# request, and a frozen dataclass sets each field through object.__setattr__ (about four
+# times the cost of a tuple at dispatch rates of thousands per second).
+class RequestRow(NamedTuple):
     """A planned request as the engine sees it."""
 
     id: int
@@ -82,8 +84,7 @@ class RequestRow:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedRequest:
+class FinishedRequest(NamedTuple):
     """What one finished request writes: responses and usage, or its final error."""
 
     id: int
@@ -307,8 +308,7 @@ class JobStore:
             ).fetchall()
             if not batch:
                 return
-            for row in batch:
-                yield RequestRow(*row)
+            yield from map(RequestRow._make, batch)
             last = batch[-1][0]
 
     def record(self, finished: Iterable[FinishedRequest]) -> None:

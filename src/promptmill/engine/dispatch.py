@@ -1,10 +1,15 @@
 """The dispatch loop: pull pending requests from the store, send them under the limits, record.
 
-A fixed set of worker coroutines takes requests from one queue. The feeder holds at most
-``2 * max_concurrency`` requests outside the store at a time, so memory stays flat whatever
-the job's size. Finished requests are recorded in small group commits (each request's result
-in one transaction); a kill loses at most what is in flight or not yet committed, and those
-requests are still pending in the store, so they are simply sent again.
+A fixed set of worker coroutines (one per request in flight) each loops: take the next
+request, wait for the rate limiter, send it, note the outcome. Workers take requests from a
+small in-memory queue that they refill themselves from the store, a chunk at a time, so
+memory stays flat whatever the job's size and no task switch is spent per request on
+feeding. Retries go back into that queue (after their backoff).
+
+Exactly once: finished requests are recorded in small group commits (every ``flush_size``
+results or ``flush_interval`` seconds), each request's result written once, in one
+transaction, only if the request is still pending. A kill loses at most what is in flight
+or not yet committed; those requests are still pending in the store and are sent again.
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import json
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 from promptmill.engine.limiter import RateLimiter
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
     JobFatalError,
+    MalformedResponse,
     PromptmillError,
     RateLimited,
     RetryableError,
@@ -37,6 +44,9 @@ log = logging.getLogger("promptmill")
 _OUTAGE_AFTER = 3
 # Consecutive malformed bodies, before any success, that mean "this is not an OpenAI server".
 _NOT_OPENAI_AFTER = 5
+# One encoder for every result (json.dumps with options builds one per call).
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -67,6 +77,7 @@ class EngineStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
     limiter_state: str = "ok"
 
     @property
@@ -85,9 +96,10 @@ class EngineStats:
 class _Item:
     row: RequestRow
     request: GenerationRequest
-    reserved: int
+    reserved: int  # tokens booked with the limiter: the prompt estimate + max_tokens x n
     attempts: int = 0  # counted attempts this run
     unavailable: int = 0  # connection failures this run (not counted as attempts)
+    sent_at: float = 0.0  # when the limiter let its last attempt go
 
 
 class JobAborted(PromptmillError):
@@ -112,16 +124,21 @@ class Dispatcher:
         self.stats = stats or EngineStats()
         self.limiter = RateLimiter(config.rpm, config.tpm, margin=config.margin)
         self._rng = random.Random(config.seed)
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
-        local = generator.is_local
-        self._workers = 1 if local else max(1, config.max_concurrency)
+        self._workers = 1 if generator.is_local else max(1, config.max_concurrency)
         self._batch = max(1, generator.max_batch)
-        self._slots = asyncio.Semaphore(self._workers * self._batch * 2)
-        self._outstanding = 0
-        self._feeding = True
-        self._all_done = asyncio.Event()
+        # Requests read from the store ahead of need: enough for every worker to find one.
+        self._refill_size = min(512, self._workers * self._batch)
+        self._ready: deque[_Item] = deque()  # to send now: retries and requests read ahead
+        self._rows: Iterator[RequestRow] | None = None  # pending requests; None: all read
+        self._outstanding = 0  # read from the store, not yet finished (ready, in flight, backoff)
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a request
+        self._timers: set[asyncio.TimerHandle] = set()  # retries waiting out their backoff
+        self._tasks: list[asyncio.Task[None]] = []
+        self._waiting: set[asyncio.Task[object]] = set()  # workers waiting for the limiter
+        # Finished, not yet committed. Commits run on the loop's thread: a writer thread was
+        # tried and lost, SQLite's per-row GIL handoffs cost more than the commit it moved.
         self._finished: list[FinishedRequest] = []
-        self._stop = asyncio.Event()
+        self._stopping = False  # a stop was asked: send nothing new
         self._abort: PromptmillError | None = None
         self._consecutive_unavailable = 0
         self._outage_since: float | None = None
@@ -131,112 +148,171 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Ask for a graceful stop: nothing new is sent; requests in flight finish."""
-        self._stop.set()
-        self._all_done.set()
+        self._stopping = True
+        for task in self._waiting:
+            task.cancel()  # waiting for the limiter: nothing in flight; those sending finish
+        self._wake_all()  # idle workers see the stop and end
 
     async def run(self) -> None:
         """Dispatch until every pending request has finished, or a stop or abort."""
-        feeder = asyncio.create_task(self._feed())
-        workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        self._rows = iter(self.store.iter_pending())
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
         flusher = asyncio.create_task(self._flush_periodically())
         try:
-            await self._all_done.wait()
-            if self._stop.is_set():
-                feeder.cancel()
-                await self._drain(workers)
+            pending: set[asyncio.Task[None]] = set(self._tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]  # a bug: fail loudly
         finally:
-            for task in (feeder, *workers):
+            for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(feeder, *workers, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             self.flush()
+            self.stats.finished_at = time.monotonic()
         if self._abort is not None:
             raise self._abort
 
-    async def _drain(self, workers: list[asyncio.Task[None]]) -> None:
-        """After a stop, let in-flight requests finish (queued ones stay pending)."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        for _ in workers:
-            self._queue.put_nowait(None)
-        await asyncio.gather(*workers, return_exceptions=True)
+    # -- taking work ---------------------------------------------------------------------
 
-    # -- feeding -------------------------------------------------------------------------
+    def _take(self) -> list[_Item]:
+        """Up to one batch of requests to send now: retries first, then new ones from the store."""
+        ready = self._ready
+        if len(ready) < self._batch and self._rows is not None:
+            self._read_ahead()
+        if self._batch == 1:
+            return [ready.popleft()] if ready else []
+        batch: list[_Item] = []
+        while ready and len(batch) < self._batch:
+            batch.append(ready.popleft())
+        return batch
 
-    async def _feed(self) -> None:
-        try:
-            for row in self.store.iter_pending():
-                await self._slots.acquire()
-                if self._stop.is_set():
-                    return
-                request = self.build_request(row)
-                reserved = self.generator.count_prompt_tokens(request) if self.config.tpm else 0
-                reserved += (request.params.max_tokens or 0) * request.n if self.config.tpm else 0
-                self._outstanding += 1
-                self._queue.put_nowait(_Item(row, request, reserved))
-        finally:
-            self._feeding = False
-            if self._outstanding == 0:
-                self._all_done.set()
+    def _read_ahead(self) -> None:
+        rows = self._rows
+        assert rows is not None
+        build = self.build_request
+        for _ in range(self._refill_size):
+            row = next(rows, None)
+            if row is None:
+                self._rows = None
+                break
+            self._outstanding += 1
+            self._ready.append(_Item(row, build(row), row.est_tokens))
+
+    def _requeue(self, item: _Item) -> None:
+        self._ready.append(item)
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def _requeue_later(self, item: _Item, delay: float) -> None:
+        def due() -> None:
+            self._timers.discard(handle)
+            self._requeue(item)
+
+        handle = asyncio.get_running_loop().call_later(delay, due)
+        self._timers.add(handle)
+
+    def _wake_all(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _settle(self) -> None:
         self._outstanding -= 1
-        self._slots.release()
-        if self._outstanding == 0 and not self._feeding:
-            self._all_done.set()
+        if self._outstanding == 0 and self._rows is None:
+            self._wake_all()  # nothing left: idle workers end
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            batch = self._take()
+            if batch:
+                await self._send(batch)
+            elif self._rows is None and self._outstanding == 0:
+                return
+            else:  # requests are waiting out a backoff: wait for one to come back
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _work(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None or self._stop.is_set() and item is None:
-                return
-            batch = [item]
-            while len(batch) < self._batch and not self._queue.empty():
-                extra = self._queue.get_nowait()
-                if extra is None:
-                    self._queue.put_nowait(None)
-                    break
-                batch.append(extra)
-            await self._send(batch)
-
     async def _send(self, batch: list[_Item]) -> None:
-        reserved = sum(item.reserved for item in batch)
-        await self.limiter.acquire(reserved)
+        limiter = self.limiter
+        count = len(batch)
+        reserved = batch[0].reserved if count == 1 else sum(i.reserved for i in batch)
+        sent_at = limiter.try_book(reserved)
+        if sent_at is None:
+            sent_at = await self._waiting_for(limiter.acquire(reserved))
+        for item in batch:
+            item.sent_at = sent_at
         probing = False
         if self._outage_since is not None:
-            await self._probe.acquire()
+            try:
+                await self._waiting_for(self._probe.acquire())
+            except BaseException:
+                limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+                raise
             probing = True
             if self._outage_since is None:  # another probe got through while we waited
                 self._probe.release()
                 probing = False
-        self.stats.sent += len(batch)
-        self.stats.in_flight += len(batch)
-        used: int | None = None
+        stats = self.stats
+        stats.sent += count
+        stats.in_flight += count
         try:
-            try:
-                results = await self.generator.generate([item.request for item in batch])
-            except GenerationError as error:
-                for item in batch:
-                    self._failed(item, error)
-                return
-            used = 0
-            for item, result in zip(batch, results, strict=True):
-                if result.rate_limit is not None:
-                    self.limiter.observe(result.rate_limit)
-                if result.error is not None:
-                    self._failed(item, result.error)
-                else:
-                    used += result.usage.total_tokens if result.usage else 0
-                    self._done(item, result)
+            results = await self.generator.generate(
+                [batch[0].request] if count == 1 else [item.request for item in batch])
+        except GenerationError as error:
+            info = error.rate_limit if isinstance(error, RetryableError) else None
+            limiter.release(reserved, None,
+                            accepted=not isinstance(error, (RateLimited, Unavailable)),
+                            refused=isinstance(error, RateLimited), sent_at=sent_at)
+            if isinstance(info, RateLimitInfo):
+                limiter.observe(info)
+            for item in batch:
+                self._failed(item, error)
+            return
+        except BaseException:
+            limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            raise
         finally:
-            self.stats.in_flight -= len(batch)
-            self.limiter.release(reserved, used if used else None)
-            self.stats.limiter_state = self.limiter.state
+            stats.in_flight -= count
             if probing:
                 self._probe.release()
+        if count == 1:
+            charged = _charge(batch[0], results[0])
+        else:
+            charges = [_charge(item, result) for item, result in zip(batch, results, strict=True)]
+            charged = None if None in charges else sum(charges)  # type: ignore[arg-type]
+        limiter.release(reserved, charged, sent_at=sent_at)
+        for item, result in zip(batch, results, strict=True):
+            if result.rate_limit is not None:
+                limiter.observe(result.rate_limit)
+            if result.error is not None:
+                self._failed(item, result.error)
+            else:
+                self._done(item, result)
+
+    async def _waiting_for(self, wait: Awaitable[_T]) -> _T:
+        """Await ``wait`` as a worker that ``stop`` may cancel: it has nothing in flight."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            return await wait
+        finally:
+            self._waiting.discard(task)
 
     def _done(self, item: _Item, result: GenerationResult) -> None:
         self._any_success = True
@@ -248,41 +324,45 @@ class Dispatcher:
         usage = result.usage
         responses = [
             {"text": r.text, "finish_reason": r.finish_reason}
-            | ({"logprobs": r.logprobs} if r.logprobs is not None else {})
+            if r.logprobs is None
+            else {"text": r.text, "finish_reason": r.finish_reason, "logprobs": r.logprobs}
             for r in result.responses
         ]
-        self._finish(
-            FinishedRequest(
-                id=item.row.id,
-                attempts=item.row.attempts + item.attempts + 1,
-                responses=json.dumps(responses, ensure_ascii=False),
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-            )
-        )
-        self.stats.done += 1
-        if usage:
-            self.stats.prompt_tokens += usage.prompt_tokens
-            self.stats.completion_tokens += usage.completion_tokens
+        row = item.row
+        stats = self.stats
+        stats.done += 1
+        if usage is None:
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
+                                       _to_json(responses))
+        else:
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
+                                       _to_json(responses), usage.prompt_tokens,
+                                       usage.completion_tokens)
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
+        self._finish(finished)
 
     def _failed(self, item: _Item, error: GenerationError) -> None:
         policy = self.config.retry
         if policy.counts_as_attempt(error):
             item.attempts += 1
         self.stats.retries[error.kind] += 1
-        if isinstance(error, RetryableError) and isinstance(error.rate_limit, RateLimitInfo):
-            self.limiter.observe(error.rate_limit)
         if isinstance(error, Unavailable):
             item.unavailable += 1
             self._note_unavailable(error)
         else:
             self._consecutive_unavailable = 0
         if isinstance(error, RateLimited):
-            self.limiter.pause(policy.delay(error, item.attempts, self._rng), "HTTP 429")
-        if "malformed response" in str(error) and not self._any_success:
+            info = error.rate_limit
+            reported = isinstance(info, RateLimitInfo) and (
+                info.remaining_requests is not None or info.remaining_tokens is not None)
+            self.limiter.rate_limited(policy.delay(error, item.attempts, self._rng),
+                                      item.sent_at, reported=reported)
+        if isinstance(error, MalformedResponse) and not self._any_success:
             self._malformed_streak += 1
             if self._malformed_streak >= _NOT_OPENAI_AFTER:
-                self._abort_job(JobAborted(f"{error}; stopped after {self._malformed_streak} such answers"))
+                self._abort_job(JobAborted(
+                    f"{error}; stopped after {self._malformed_streak} such answers"))
         if isinstance(error, JobFatalError):
             self._abort_job(JobAborted(str(error)))
         if self._abort is not None or policy.gives_up(error, item.attempts, item.unavailable):
@@ -298,10 +378,9 @@ class Dispatcher:
             )
             return
         if isinstance(error, (Unavailable, RateLimited)):
-            self._queue.put_nowait(item)  # the limiter holds it back while paused
+            self._requeue(item)  # the limiter holds it back while paused
         else:
-            delay = policy.delay(error, item.attempts, self._rng)
-            asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, item)
+            self._requeue_later(item, policy.delay(error, item.attempts, self._rng))
 
     def _note_unavailable(self, error: Unavailable) -> None:
         self._consecutive_unavailable += 1
@@ -320,7 +399,11 @@ class Dispatcher:
                 )
             )
             return
-        backoff = min(30.0, 0.25 * 2 ** min(self._consecutive_unavailable - _OUTAGE_AFTER, 7))
+        # Probe again after a quarter of the time it has been down (0.25 s to 30 s). Not
+        # 2 ** consecutive failures: every request in flight fails at once when a server goes
+        # down, so that count jumped to the 30 s cap and a 3 s outage paused the job for 30 s
+        # (robustness suite, fault soak).
+        backoff = min(30.0, max(0.25, down_for / 4))
         self.limiter.pause(backoff, "server unreachable")
 
     def _abort_job(self, error: PromptmillError) -> None:
@@ -359,3 +442,17 @@ class Dispatcher:
             await asyncio.sleep(self.config.flush_interval)
             self.flush()
             self.stats.limiter_state = self.limiter.state
+
+
+def _charge(item: _Item, result: GenerationResult) -> int | None:
+    """What the provider counts against its token limit for one answered request.
+
+    The prompt and the max_tokens it was told (the whole reservation, as OpenAI counts it),
+    else what it generated; None when it reported no usage.
+    """
+    usage = result.usage
+    if result.error is not None or usage is None:
+        return None
+    max_tokens = item.request.params.max_tokens
+    return usage.prompt_tokens + (max_tokens * item.request.n if max_tokens
+                                  else usage.completion_tokens)

@@ -1,4 +1,4 @@
-"""Retry policy: which failures are retried, after how long, and how many attempts a request gets."""
+"""Retry policy: which failures are retried, after how long, how many attempts a request gets."""
 
 from __future__ import annotations
 

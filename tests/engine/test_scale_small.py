@@ -1,0 +1,28 @@
+"""The scale benchmark, run small: memory stays flat while sending, and a resume starts at once.
+
+``benchmarks/scale.py`` runs a million rows; here 20,000 through the same script, so that the
+script keeps working and its verdicts (peak RSS, RSS growth while sending, time to the first
+request of a resumed job) hold at a size CI can afford.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
+
+
+def test_scale_benchmark_verdicts_at_20k_rows(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--rows", "20000", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+    )
+    print(result.stdout)
+    verdicts = [line for line in result.stdout.splitlines() if "VERDICT" in line]
+    assert len(verdicts) == 3, result.stdout + result.stderr
+    assert all(line.endswith("PASS") for line in verdicts), result.stdout
+    assert result.returncode == 0, result.stderr
+    # The job's own output is complete: one line per input row.
+    assert len((tmp_path / "full.jsonl").read_bytes().splitlines()) == 20_000

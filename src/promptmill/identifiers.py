@@ -10,60 +10,16 @@ string (``api_key=sk-...``) is held in a :class:`Secret` and formats back as
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptmill.errors import IdentifierError
+from promptmill.redaction import REDACTED, Secret, redact_secrets
 
 SECRET_KEYS = frozenset({"api_key"})
-REDACTED = "***"
 
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:@+\-]*$")
-# An api_key=VALUE option (VALUE quoted, or up to the next comma) and OpenAI-style keys.
-_SECRET_OPTION = re.compile(r"""(api_key\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,\s]*)""")
-_SECRET_TOKEN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with API keys replaced by ``***``: a last guard on everything shown to users."""
-    text = _SECRET_OPTION.sub(r"\1***", text)
-    text = _SECRET_TOKEN.sub("sk-***", text)
-    for name, value in os.environ.items():
-        if name.endswith(("_API_KEY", "_TOKEN")) and len(value) >= 8:
-            text = text.replace(value, "***")
-    return text
-
-
-class Secret:
-    """A string that never shows itself in ``str``, ``repr`` or formatting."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value  # the secret itself; only reveal() hands it out
-
-    def reveal(self) -> str:
-        """The secret value, for the one place that must send it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return REDACTED
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret cannot be pickled")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError
+from promptmill.redaction import redact_secrets
 
 SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -312,7 +313,10 @@ class JobStore:
             last = batch[-1][0]
 
     def record(self, finished: Iterable[FinishedRequest]) -> None:
-        """Write finished requests, each exactly once, in one transaction."""
+        """Write finished requests, each exactly once, in one transaction.
+
+        Errors are stored with every key redacted: a provider's 401 may quote the key.
+        """
         now = time.time()
         with self.transaction() as db:
             db.executemany(
@@ -321,7 +325,7 @@ class JobStore:
                 "WHERE id = ? AND status = 'pending'",
                 [
                     (f.status, f.attempts, f.responses, f.prompt_tokens, f.completion_tokens,
-                     f.error, f.error_kind, now, f.id)
+                     f.error and redact_secrets(f.error), f.error_kind, now, f.id)
                     for f in finished
                 ],
             )

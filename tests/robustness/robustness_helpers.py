@@ -35,7 +35,8 @@ PROMPTMILL_FAILPOINT=WHERE:N pauses the N-th time WHERE is reached, after writin
 PROMPTMILL_FAILPOINT_MARK, for the test to kill the process right there:
   plan    inside JobStore.add_planned's transaction, its rows written, before COMMIT
   commit  inside JobStore.record's transaction, its results written, before COMMIT
-  export  halfway through writing the export's temporary file
+  export  halfway through writing the export's temporary file (at row
+          PROMPTMILL_FAILPOINT_EXPORT_ROW, default 3000)
 """
 import os
 
@@ -83,12 +84,14 @@ if _SPEC:
     elif _where == "export":
         from promptmill import data as _data
 
+        _export_row = int(os.environ.get("PROMPTMILL_FAILPOINT_EXPORT_ROW", "3000"))
+
         _write_rows = _data.write_rows
 
         def _paused_write_rows(rows, path, fmt):
             def rows_then_pause():
                 for index, row in enumerate(rows):
-                    if index == 3000:  # JSONL is written in blocks of 1000: some are on disk
+                    if index == _export_row:  # JSONL goes out in blocks of 1000: some are on disk
                         _hit()
                     yield row
             return _write_rows(rows_then_pause(), path, fmt)

@@ -1,15 +1,21 @@
-"""An API key never lands in anything promptmill writes or prints.
+"""An API key never lands in anything promptmill writes or prints, whatever its shape.
 
-A recognisable fake key is given every way a user can give one: in the environment, in the
-model identifier (``api_key=...``) and in a ``.env`` file in the working directory. Jobs then
-run online against the test server, through injected faults and a server that answers 401
-quoting the key back, with debug logging (``-vv``), through ``status``, ``export`` (every
-format) and ``--dry-run``, killed with SIGKILL and resumed, stopped with SIGINT (whose message
-repeats the command), and with a malformed identifier holding the key. Afterwards every file
-the jobs left in the working directory (results, job stores with their WAL and SHM, lock and
-temporary files) and everything printed (stdout and stderr) is searched for the key.
+Canary keys of several shapes are given every way a user can give one: an OpenAI-style key
+in the environment, a Groq-style key in the model identifier, a Hugging Face-style key in a
+``.env`` file under a variable whose name says nothing (``api_key_env=``), a Google-style key
+in such a variable of the environment, and a key that matches no known pattern at all (a
+self-hosted server's arbitrary string), which only redaction by value can catch. Jobs run
+against the test server through injected faults, with debug logging (``-vv``), through
+``status``, ``export`` (every format) and ``--dry-run``, killed with SIGKILL and resumed,
+stopped with SIGINT (whose message repeats the command), and with malformed identifiers
+holding the key.
 
-There is no batch mode yet, so no Batch API files are checked.
+Then against a backend that quotes the key back, whole or masked the way providers do
+(``gsk_ab****...wxyz``): in a 400 that fails one row while the job goes on (so the quoted
+text is what the store's error column, the export and ``status`` would carry), and in a 401
+that stops the job. The files are also searched while a job runs: paused inside a commit of
+results (the WAL and ``-shm`` hold the uncommitted pages) and halfway through an export
+(the temporary file), not only after a clean finish.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from robustness_helpers import (
     CANARY_KEY,
     clean_env,
     done_count,
+    failpoint_env,
     serve_app,
     wait_for,
     write_jsonl,
@@ -33,22 +40,52 @@ from robustness_helpers import (
 from promptmill.testing import Faults, serve_in_thread
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-# What must never appear: the key, and its distinctive middle (a half-redacted key leaks too).
-NEEDLES = (CANARY_KEY.encode(), b"SECRET-canary")
+
+# One canary per shape; the last one matches none of the patterns redaction knows.
+CANARIES = {
+    "openai": CANARY_KEY,
+    "groq": "gsk_pmCanary2Groq7fQ93LmZx0aWvB4",
+    "huggingface": "hf_pmCanaryHuggingFaceT0ken7Xq3",
+    "google": "AIzaSyPmCanaryGoogleKey-9QwErTy",
+    "opaque": "Zt8q-opaque-pm-canary-44xk",
+}
+
+
+def masked(key: str) -> str:
+    """The key as providers quote it back: a few leading characters, a mask, the last four."""
+    return f"{key[:7]}{'*' * 24}{key[-4:]}"
+
+
+def needles() -> list[str]:
+    """What must never appear: each key, its distinctive middle, its masked form."""
+    found = []
+    for key in CANARIES.values():
+        found += [key, key[5:-4], masked(key)]
+    return found
+
 
 KEYS_SEEN: list[str] = []
 
 
-async def key_checking_backend(request: web.Request) -> web.StreamResponse:
-    """Answers only the canary key, and quotes a wrong key back in its 401, as OpenAI does."""
+async def key_quoting_backend(request: web.Request) -> web.StreamResponse:
+    """Answers every key, but quotes it back in errors (model ``quote-400|401-full|masked``).
+
+    ``quote-400-*``: rows whose prompt ends in 3 fail with a 400 quoting the key; the job goes
+    on. ``quote-401-*``: rows ending in 7 get a 401 quoting it, which stops the job.
+    """
+    if request.path.endswith("/models"):
+        return web.json_response({"object": "list", "data": [{"id": "quote", "object": "model"}]})
     key = request.headers.get("Authorization", "").removeprefix("Bearer ")
     KEYS_SEEN.append(key)
     body = await request.json()
-    if body["messages"][-1]["content"].endswith("7"):
+    _, status, style = body["model"].split("-")
+    shown = key if style == "full" else masked(key)
+    prompt = body["messages"][-1]["content"]
+    if (status == "400" and prompt.endswith("3")) or (status == "401" and prompt.endswith("7")):
         return web.json_response({"error": {
-            "message": f"Incorrect API key provided: {key}. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys.",
-            "type": "invalid_request_error", "code": "invalid_api_key"}}, status=401)
+            "message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                       "https://platform.example/account/api-keys.",
+            "type": "invalid_request_error", "code": "invalid_api_key"}}, status=int(status))
     return web.json_response({
         "id": "x", "object": "chat.completion", "model": body["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
@@ -57,48 +94,50 @@ async def key_checking_backend(request: web.Request) -> web.StreamResponse:
 
 
 def leaks(folder: Path, printed: list[str]) -> list[str]:
-    """Where the key shows up: files under ``folder`` (but .env) and printed output."""
+    """Where a key shows up: files under ``folder`` (but .env) and printed output."""
     found = []
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != ".env":
             data = path.read_bytes()
-            found += [f"{path.name}: {needle!r}" for needle in NEEDLES if needle in data]
+            found += [f"{path.name}: {needle!r}" for needle in needles()
+                      if needle.encode() in data]
     for index, text in enumerate(printed):
-        found += [f"output #{index}: {needle!r}" for needle in NEEDLES
-                  if needle.decode() in text]
+        found += [f"output #{index}: {needle!r}" for needle in needles() if needle in text]
     return found
 
 
 @pytest.mark.slow
-def test_the_key_appears_in_no_file_and_no_output(
+def test_no_key_of_any_shape_appears_in_any_file_or_output(
     tmp_path: Path, promptmill: Run, start_promptmill: Callable[..., subprocess.Popen[str]],
+    failpoints: Path,
 ) -> None:
     write_jsonl(tmp_path / "q.jsonl", [{"id": i, "prompt": f"question {i}"} for i in range(200)])
     printed: list[str] = []
-    env_key = clean_env(OPENAI_API_KEY=CANARY_KEY)
+    env_key = clean_env(OPENAI_API_KEY=CANARIES["openai"])
 
-    def run(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> None:
+    def run(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> str:
         result = promptmill(*args, env=env)
         printed.extend([result.stdout, result.stderr])
         if ok:
             assert result.returncode == 0, result.stderr
         else:
             assert result.returncode != 0, result.stderr
+        return result.stderr
 
     with serve_in_thread() as plain, serve_in_thread(
         latency=0.05, faults=Faults(rate_limit=0.05, server_error=0.05, drop=0.03,
                                     malformed=0.03, seed=5, retry_after=0.05)) as faulty:
-        in_id = f"http!test-model,api_base={plain.url},api_key={CANARY_KEY}"
+        in_id = f"http!test-model,api_base={plain.url},api_key={CANARIES['groq']}"
         # The key in the environment, the openai! backend pointed at the test server.
         run("run", "q.jsonl", "-m", f"openai!gpt-4o-mini,api_base={plain.url}", "-o", "env.jsonl",
             "-vv", env=env_key)
         # The key in the identifier, through faults, with debug logging.
         run("run", "q.jsonl", "-m", in_id.replace(plain.url, faulty.url), "-o", "faults.jsonl",
             "-vv")
-        # The key in .env.
-        (tmp_path / ".env").write_text(f"OPENAI_API_KEY={CANARY_KEY}\n")
-        run("run", "q.jsonl", "-m", f"openai!gpt-4o-mini,api_base={plain.url}",
-            "-o", "dotenv.jsonl", "-vv")
+        # The key in .env, under a variable whose name says nothing.
+        (tmp_path / ".env").write_text(f"PM_CREDENTIAL={CANARIES['huggingface']}\n")
+        run("run", "q.jsonl", "-m", f"http!test-model,api_base={plain.url},"
+            "api_key_env=PM_CREDENTIAL", "-o", "dotenv.jsonl", "-vv")
         (tmp_path / ".env").unlink()
         # Reading the jobs back.
         for output in ("env.jsonl", "faults.jsonl", "dotenv.jsonl"):
@@ -112,6 +151,7 @@ def test_the_key_appears_in_no_file_and_no_output(
         store = tmp_path / "crash.jsonl.promptmill.db"
         process = start_promptmill(*args)
         wait_for(lambda: done_count(store) >= 20, process=process)
+        assert not leaks(tmp_path, []), leaks(tmp_path, [])  # mid-dispatch: store, WAL, SHM
         process.send_signal(signal.SIGKILL)
         printed.extend(process.communicate())
         process = start_promptmill(*args)
@@ -121,20 +161,67 @@ def test_the_key_appears_in_no_file_and_no_output(
         printed.extend([stdout, stderr])
         assert process.returncode == 130 and "api_key=***" in stderr, stderr
         run(*args)
-        # A malformed identifier holding the key is reported without it.
-        run("run", "q.jsonl", "-m", f'http!test-model,api_key={CANARY_KEY},stop="a', ok=False)
-        run("run", "q.jsonl", "-m", f"http!test-model,api_key={CANARY_KEY},temprature=1",
-            ok=False)
+        # Malformed identifiers holding a key are reported without it.
+        opaque = CANARIES["opaque"]
+        run("run", "q.jsonl", "-m", f'http!test-model,api_key={opaque},stop="a', ok=False)
+        run("run", "q.jsonl", "-m", f"http!test-model,api_key={opaque},temprature=1", ok=False)
+        run("run", "q.jsonl", "-m", f"http!test-model,api_key='{opaque}", ok=False)
 
-    # A server that quotes the key back in its 401 (the job stops: every request would fail).
+    # Backends quoting the key back, each key shape through its own way of being given.
     KEYS_SEEN.clear()
-    with serve_app(key_checking_backend) as url:
-        run("run", "q.jsonl", "-m", f"http!test-model,api_base={url},api_key={CANARY_KEY}",
-            "-o", "unauthorized.jsonl", "--max-concurrency", "1", "-vv", ok=False)
-    assert KEYS_SEEN and set(KEYS_SEEN) == {CANARY_KEY}  # the key did travel, to the server
-    assert "401" in printed[-1] and "check the key" in printed[-1]
+    with serve_app(key_quoting_backend) as url:
+        given = [
+            ("openai", "", env_key),
+            ("groq", f",api_key={CANARIES['groq']}", None),
+            ("google", ",api_key_env=PM_GOOGLE", clean_env(PM_GOOGLE=CANARIES["google"])),
+            ("opaque", f",api_key={opaque}", None),
+        ]
+        for name, option, env in given:
+            for style in ("full", "masked"):
+                model = f"http!quote-400-{style},api_base={url}{option}"
+                if name == "openai":
+                    model = f"openai!quote-400-{style},api_base={url}"
+                output = f"q400-{name}-{style}.jsonl"
+                # 20 of 200 rows fail with the key quoted in their error; the rest are done.
+                stderr = run("run", "q.jsonl", "-m", model, "-o", output, "-vv", env=env,
+                             ok=False)
+                assert "20 requests failed" in stderr and "Incorrect API key" in stderr, stderr
+                run("status", output)
+                run("export", output, "--format", "csv")
+                run("export", output, "--format", "parquet")
+                stderr = run("run", "q.jsonl", "-m", model.replace("400", "401"), "-o",
+                             f"q401-{name}-{style}.jsonl", "--max-concurrency", "1", "-vv",
+                             env=env, ok=False)
+                assert "401" in stderr and "check the key" in stderr, stderr
+        # The .env key (no pattern would catch its masked form), paused inside a commit of
+        # results, then halfway through the export: the files are searched there.
+        (tmp_path / ".env").write_text(f"PM_CREDENTIAL={CANARIES['huggingface']}\n")
+        write_jsonl(tmp_path / "q2k.jsonl",
+                    [{"id": i, "prompt": f"question {i}"} for i in range(2000)])
+        model = f"http!quote-400-masked,api_base={url},api_key_env=PM_CREDENTIAL"
+        args = ["run", "q2k.jsonl", "-m", model, "-o", "paused.jsonl"]
+        for where, nth in (("commit", 8), ("export", 1)):
+            mark = tmp_path / "failpoint.mark"
+            mark.unlink(missing_ok=True)
+            env = failpoint_env(failpoints, where, nth, mark)
+            env["PROMPTMILL_FAILPOINT_EXPORT_ROW"] = "1500"  # rows 0-999 are on disk by then
+            process = start_promptmill(*args, env=env)
+            assert wait_for(mark.exists, process=process), process.communicate()
+            partial = list(tmp_path.glob(".paused.jsonl.*.tmp"))
+            if where == "export":
+                assert partial and b"Incorrect API key" in partial[0].read_bytes()
+            else:
+                assert list(tmp_path.glob("paused.jsonl.promptmill.db-wal"))
+            assert not leaks(tmp_path, []), (where, leaks(tmp_path, []))
+            process.send_signal(signal.SIGKILL)
+            printed.extend(process.communicate())
+        run(*args, ok=False)
+        (tmp_path / ".env").unlink()
+    assert set(KEYS_SEEN) >= {CANARIES[name] for name, _, _ in given} | {
+        CANARIES["huggingface"]}  # the keys did travel, to the server
 
     written = sorted(path.name for path in tmp_path.iterdir())
     assert {"env.jsonl", "faults.jsonl", "dotenv.jsonl", "crash.jsonl", "env.csv",
-            "faults.parquet", "crash.jsonl.promptmill.db"} <= set(written), written
+            "faults.parquet", "crash.jsonl.promptmill.db", "q400-opaque-masked.csv",
+            "paused.jsonl"} <= set(written), written
     assert not leaks(tmp_path, printed), leaks(tmp_path, printed)

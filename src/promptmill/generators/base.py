@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from promptmill.errors import GenerationError, MissingKeyError, ParamError
-from promptmill.identifiers import Identifier, Secret
+from promptmill.identifiers import Identifier
 from promptmill.params import FIELDS, GenerateParams, make_params
+from promptmill.redaction import Secret, remember_secret
 
 Message = dict[str, Any]
 
@@ -180,11 +181,21 @@ class Generator(abc.ABC):
         merged = {**self.config, **config}
         return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
 
+    def key_env_name(self) -> str | None:
+        """The environment variable (or ``.env`` entry) the key is read from."""
+        return self.key_env_var
+
     def api_key(self) -> str | None:
-        """The key to send: given in the identifier, else from the environment (or .env)."""
+        """The key to send: given in the identifier, else from the environment (or .env).
+
+        The value is remembered for redaction, so that no message can carry it out.
+        """
         if self._api_key is not None:
             return self._api_key.reveal()
-        return env_value(self.key_env_var) if self.key_env_var else None
+        name = self.key_env_name()
+        value = env_value(name) if name else None
+        remember_secret(value)
+        return value
 
     def check_ready(self) -> None:
         """Raise before the job starts if the backend cannot run (missing key, missing file)."""

@@ -32,10 +32,9 @@ from promptmill.generators.base import (
     RateLimitInfo,
     Response,
     Usage,
-    env_value,
 )
-from promptmill.identifiers import redact_secrets
 from promptmill.params import FIELDS, GenerateParams
+from promptmill.redaction import redact_secrets
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -109,16 +108,13 @@ class OpenAIGenerator(Generator):
         # its own. A job uses a handful of params objects for all its requests.
         self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
 
-    def api_key(self) -> str | None:
-        """The key: from the identifier, else the env var named by ``api_key_env``, else default."""
-        env_name = self.config.get("api_key_env")
-        if env_name and self._api_key is None:
-            return env_value(str(env_name))
-        return super().api_key()
+    def key_env_name(self) -> str | None:
+        """The variable named by ``api_key_env``, else the backend's default."""
+        return str(self.config.get("api_key_env") or "") or self.key_env_var
 
     def key_source(self) -> str:
         """Where the key comes from, for messages (never the key itself)."""
-        return str(self.config.get("api_key_env") or self.key_env_var or "api_key")
+        return self.key_env_name() or "api_key"
 
     async def start(self) -> None:
         """Open the job's pooled HTTP session."""

@@ -1,4 +1,4 @@
-"""The command line: parse, call the library, print. Nothing heavy is imported at start."""
+"""The job commands: ``run``, ``status``, ``export``."""
 
 from __future__ import annotations
 
@@ -11,28 +11,22 @@ from typing import Any
 
 import click
 
-from promptmill.errors import PromptmillError
-from promptmill.identifiers import redact_secrets as redact
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="promptmill")
-def cli() -> None:
-    """Run LLM generation jobs over datasets: rate-limited, resumable, exactly once."""
-
-
-# -- run / status / export: the job commands -------------------------------------------
+from promptmill.cli.app import ARGV, cli
+from promptmill.redaction import redact_secrets as redact
 
 
 def _setup_logging(verbose: int, quiet: int) -> None:
     import logging
 
+    from promptmill.redaction import RedactingFilter
+
     level = logging.WARNING + 10 * (quiet - verbose)
-    logging.basicConfig(
-        level=max(logging.DEBUG, min(level, logging.CRITICAL)),
-        format="%(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    # On the handler, not a logger: records of every library (aiohttp, asyncio) pass here.
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
+                        handlers=[handler])
 
 
 def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
@@ -152,8 +146,6 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
     click.echo(f"wrote {spec.output}", err=True)
 
 
-# Arguments of this invocation (main's argv), for the resume hint.
-_ARGV: list[str] = []
 def _resume_command() -> str:
     """The command that continues this run, shell-quoted, keys left out.
 
@@ -161,7 +153,7 @@ def _resume_command() -> str:
     """
     import shlex
 
-    kept = [arg for arg in _ARGV if arg != "--new-job"]
+    kept = [arg for arg in ARGV if arg != "--new-job"]
     args = [redact(arg) for arg in kept]
     command = "promptmill " + shlex.join(args) if args else "the same command"
     if args != kept:
@@ -264,92 +256,3 @@ def export(output: Path, fmt: str | None, destination: Path | None) -> None:
         count = data.write_rows(iter_results(store), destination,
                                 data.output_format(destination, fmt))
     click.echo(f"wrote {count:,} rows to {destination}", err=True)
-
-# -- extract: answer extraction and grading --------------------------------------------
-
-
-@cli.command("extract")
-@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--type", "answer_type", type=click.Choice(["auto", "mcq", "math"]),
-              default="auto", show_default=True,
-              help="Question type; auto: multiple choice where the row has choices.")
-@click.option("--gold-field", metavar="FIELD",
-              help="Row field with the gold answer (default: choice_index_correct for "
-              "multiple choice, answer_correct otherwise).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every row with its per-response extractions here (JSONL).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report here as JSON.")
-def extract(results: Path, answer_type: str, gold_field: str | None, out: Path | None,
-            report_path: Path | None) -> None:
-    """Extract each response's final answer from RESULTS and grade it against the gold."""
-    import json
-
-    from rich.console import Console
-
-    from promptmill.errors import InputError
-    from promptmill.extract import grade
-    from promptmill.grading import same_file
-
-    if report_path is not None and same_file(report_path, results):
-        raise InputError(f"--report {report_path} is the results file itself; pick another path")
-    report = grade(results, type=answer_type, gold_field=gold_field, out=out)
-    if report_path is not None:
-        try:
-            report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            message = f"--report {report_path}: cannot write there ({exc.strerror})"
-            raise InputError(message) from None
-    # Piped output gets the whole table, not one cut to a default 80 columns.
-    Console(width=None if sys.stdout.isatty() else 160).print(report.to_table())
-
-
-# -- testing-server ----------------------------------------------------------------------
-
-
-@cli.command("testing-server")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
-@click.option("--rpm", type=int, help="Requests allowed per --window.")
-@click.option("--tpm", type=int, help="Tokens (prompt + max_tokens) allowed per --window.")
-@click.option("--window", type=float, default=60.0, show_default=True,
-              help="Rate-limit window in seconds.")
-@click.option("--fault-429", type=float, default=0.0, help="Probability of a 429.")
-@click.option("--fault-500", type=float, default=0.0, help="Probability of a 500.")
-@click.option("--fault-drop", type=float, default=0.0, help="Probability of a dropped connection.")
-@click.option("--fault-hang", type=float, default=0.0, help="Probability of never answering.")
-@click.option("--fault-malformed", type=float, default=0.0, help="Probability of a broken body.")
-@click.option("--fault-slow", type=float, default=0.0, help="Probability of a slow answer.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
-@click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
-def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
-                   window: float, fault_429: float, fault_500: float, fault_drop: float,
-                   fault_hang: float, fault_malformed: float, fault_slow: float, seed: int,
-                   models: tuple[str, ...]) -> None:
-    """Serve an OpenAI-compatible test API (deterministic answers, limits, faults) until Ctrl-C."""
-    from promptmill.testing import testing_server_command
-
-    testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
-                           fault_drop, fault_hang, fault_malformed, fault_slow, seed,
-                           models=models or ("test-model",))
-
-
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point: user errors become one line on stderr and a non-zero exit."""
-    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
-    try:
-        return cli.main(args=argv, prog_name="promptmill", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        message = exc.format_message()
-        if redact(message) != message:  # a key echoed back in an option's value
-            click.echo(f"Error: {redact(message)}", err=True)
-        else:
-            exc.show()
-        sys.exit(exc.exit_code)
-    except PromptmillError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(exc.exit_code)

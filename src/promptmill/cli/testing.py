@@ -1,0 +1,36 @@
+"""``testing-server``: the offline OpenAI-compatible test API."""
+
+from __future__ import annotations
+
+import click
+
+from promptmill.cli.app import cli
+
+
+@cli.command("testing-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--rpm", type=int, help="Requests allowed per --window.")
+@click.option("--tpm", type=int, help="Tokens (prompt + max_tokens) allowed per --window.")
+@click.option("--window", type=float, default=60.0, show_default=True,
+              help="Rate-limit window in seconds.")
+@click.option("--fault-429", type=float, default=0.0, help="Probability of a 429.")
+@click.option("--fault-500", type=float, default=0.0, help="Probability of a 500.")
+@click.option("--fault-drop", type=float, default=0.0, help="Probability of a dropped connection.")
+@click.option("--fault-hang", type=float, default=0.0, help="Probability of never answering.")
+@click.option("--fault-malformed", type=float, default=0.0, help="Probability of a broken body.")
+@click.option("--fault-slow", type=float, default=0.0, help="Probability of a slow answer.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
+@click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
+def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
+                   window: float, fault_429: float, fault_500: float, fault_drop: float,
+                   fault_hang: float, fault_malformed: float, fault_slow: float, seed: int,
+                   models: tuple[str, ...]) -> None:
+    """Serve an OpenAI-compatible test API (deterministic answers, limits, faults) until Ctrl-C."""
+    from promptmill.testing import testing_server_command
+
+    testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
+                           fault_drop, fault_hang, fault_malformed, fault_slow, seed,
+                           models=models or ("test-model",))
+

@@ -83,7 +83,7 @@ def test_status_and_export_formats(tmp_path: Path, server: TestServer) -> None:
         assert exported.returncode == 0, exported.stderr
     table = pq.read_table(tmp_path / "a.parquet").to_pylist()
     assert [row["id"] for row in table] == list(range(25))
-    assert len(json.loads(table[3]["responses"])) == 2
+    assert len(table[3]["responses"]) == 2 and table[3]["responses"][1]["text"]
     csv_lines = (tmp_path / "a.csv").read_text().splitlines()
     assert len(csv_lines) == 26 and csv_lines[0].startswith("id,question,responses")
 

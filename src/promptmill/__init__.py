@@ -1,6 +1,6 @@
 """promptmill: run LLM generation jobs over datasets, resumable and exactly once."""
 
-from promptmill.api import arun, run
+from promptmill.api import arun, load, run
 from promptmill.errors import PromptmillError
 from promptmill.generators import get_generator, register_generator
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
@@ -14,6 +14,7 @@ __all__ = [
     "PromptmillError",
     "arun",
     "get_generator",
+    "load",
     "register_generator",
     "run",
 ]

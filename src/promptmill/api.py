@@ -172,6 +172,18 @@ async def arun(
             return list(iter_results(store))
 
 
+def load(output: str | Path) -> Any:
+    """A job's results as a ``pyarrow.Table`` with the fixed schema (see the README).
+
+    ``output`` is a job's ``-o`` path (read from its store), or an exported ``.parquet`` /
+    ``.arrow`` file. ``.to_pandas()``, ``polars.from_arrow(table)``, ``duckdb.sql("select *
+    from table")`` and ``datasets.Dataset(table)`` take it as it is.
+    """
+    from promptmill.arrow import load as load_table
+
+    return load_table(output)
+
+
 def run(rows: str | Path | Iterable[Mapping[str, Any]], model: str | Generator | None = None,
         **options: Any) -> list[dict[str, Any]]:
     """Sync :func:`arun`; works inside a running event loop too (notebooks)."""

@@ -15,7 +15,9 @@ from typing import Any
 from promptmill.errors import InputError, OutputError, UsageError
 
 INPUT_FORMATS = ("jsonl", "csv", "parquet")
-OUTPUT_FORMATS = ("jsonl", "parquet", "csv")
+OUTPUT_FORMATS = ("jsonl", "parquet", "csv", "arrow")
+# Formats written through the fixed Arrow schema (promptmill.arrow).
+ARROW_FORMATS = ("parquet", "arrow")
 
 
 def input_format(path: Path) -> str:
@@ -176,7 +178,8 @@ def output_format(path: Path, fmt: str | None = None) -> str:
             raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
         return fmt
     suffix = path.suffix.lower().lstrip(".")
-    return {"pq": "parquet", "parquet": "parquet", "csv": "csv"}.get(suffix, "jsonl")
+    return {"pq": "parquet", "parquet": "parquet", "csv": "csv", "arrow": "arrow",
+            "feather": "arrow"}.get(suffix, "jsonl")
 
 
 def check_output_path(path: Path) -> None:
@@ -199,8 +202,13 @@ def check_output_path(path: Path) -> None:
         ) from None
 
 
-def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str) -> int:
-    """Write rows atomically (a temporary file renamed into place); how many."""
+def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
+               schema: Any = None) -> int:
+    """Write rows atomically (a temporary file renamed into place); how many.
+
+    Parquet and Arrow files take ``schema`` (``promptmill.arrow.result_schema``) so that they
+    stream; without one, the rows are read whole to infer it.
+    """
     path = Path(path)
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
@@ -218,7 +226,7 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str) -> int:
             elif fmt == "csv":
                 count = _write_csv(rows, handle)
             else:
-                count = _write_parquet(rows, handle)
+                count = _write_arrow(rows, handle, fmt, schema)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -285,33 +293,20 @@ def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
     return count
 
 
-def _write_parquet(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+def _write_arrow(rows: Iterable[dict[str, Any]], handle: Any, fmt: str, schema: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    writer = None
+    from promptmill import arrow
+
+    if schema is None:
+        rows = list(rows)
+        schema = arrow.result_schema(arrow.infer_row_types(enumerate(rows)))
+    writer: Any = (pq.ParquetWriter(handle, schema) if fmt == "parquet"
+                   else pa.ipc.new_file(handle, schema))
     count = 0
-    chunk: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        nonlocal writer
-        # Nested values (responses, usage) are kept as JSON text: one stable column type.
-        table = pa.Table.from_pylist([{k: _flat(v) for k, v in row.items()} for row in chunk])
-        if writer is None:
-            writer = pq.ParquetWriter(handle, table.schema)
-        writer.write_table(table.cast(writer.schema))
-        chunk.clear()
-
-    for row in rows:
-        chunk.append(row)
-        count += 1
-        if len(chunk) >= 5000:
-            flush()
-    if chunk or writer is None:
-        if chunk:
-            flush()
-        else:
-            pq.write_table(pa.table({}), handle)
-    if writer is not None:
-        writer.close()
+    with writer:
+        for batch in arrow.record_batches(rows, schema):
+            writer.write_batch(batch)
+            count += batch.num_rows
     return count

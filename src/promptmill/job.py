@@ -158,6 +158,10 @@ class Job:
         next_index = planned
         reached_end = True
         ids = UniqueIds(spec) if spec.unique_ids else None
+        # A Parquet/Arrow output needs one type per field: a field that changes type between
+        # rows is refused now, before anything is sent, not when the export would fail.
+        types = self._row_types(planned, reread=ids is not None)
+        typed: list[tuple[int, dict[str, Any]]] = []
         try:
             # With an id check, rows planned before an interruption are read again for their ids.
             for index, row in data.read_rows(spec.input, start=0 if ids else planned):
@@ -166,6 +170,8 @@ class Job:
                     break
                 if ids is not None:
                     ids.add(index, row)
+                if types is not None:
+                    typed.append((index, row))
                 if index < planned:
                     continue
                 check_row(spec.input, index, row)
@@ -174,10 +180,15 @@ class Job:
                 if len(rows) >= _PLAN_CHUNK:
                     if ids is not None:
                         ids.flush()
+                    if types is not None:
+                        types.add(typed)
+                        typed = []
                     store.add_planned(rows, requests, next_index)
                     rows, requests = [], []
             if ids is not None:
                 ids.flush()
+            if types is not None:
+                types.add(typed)
         finally:
             if ids is not None:
                 ids.close()
@@ -185,6 +196,23 @@ class Job:
             store.add_planned(rows, requests, next_index)
         store.set_meta(planned_complete=reached_end)
         return self._count_requests()
+
+    def _row_types(self, planned: int, *, reread: bool) -> Any:
+        """A ``RowTypes`` check when the output is Parquet/Arrow, holding the planned rows."""
+        if data.output_format(self.spec.output) not in data.ARROW_FORMATS:
+            return None
+        from promptmill.arrow import RowTypes
+
+        types = RowTypes(self.spec.input)
+        if planned and not reread:  # rows planned before an interruption are not read again
+            chunk: list[tuple[int, dict[str, Any]]] = []
+            for index, raw in self.store.iter_row_data():
+                chunk.append((index, json.loads(raw)))
+                if len(chunk) >= _PLAN_CHUNK:
+                    types.add(chunk)
+                    chunk = []
+            types.add(chunk)
+        return types
 
     def _plan_row(
         self, renderer: Any, groups: list[int], reserve: int, index: int, row: dict[str, Any],
@@ -253,10 +281,8 @@ class Job:
         # so no other export of it is writing one now.
         for stale in data.temp_files_of(output):
             stale.unlink(missing_ok=True)
-        return data.write_rows(
-            iter_results(self.store, self.spec.model_identifier()), output,
-            data.output_format(output, fmt),
-        )
+        return export_results(self.store, output, data.output_format(output, fmt),
+                              model=self.spec.model_identifier(), source=self.spec.input)
 
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
@@ -361,6 +387,23 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
             error="; ".join(errors) if errors else None,
         )
         yield row
+
+
+def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None = None,
+                   source: Path | None = None) -> int:
+    """Write every row with its results to ``output`` in ``fmt``, streamed; how many rows.
+
+    Parquet, Arrow and HF dataset exports have the fixed schema of ``promptmill.arrow``; the
+    row fields' types are read from every stored row first (``source`` names rows in errors).
+    """
+    if fmt not in data.ARROW_FORMATS and fmt != "hf":
+        return data.write_rows(iter_results(store, model), output, fmt)
+    from promptmill import arrow
+
+    schema = arrow.result_schema(arrow.store_row_types(store, source))
+    if fmt == "hf":
+        return arrow.write_hf_dataset(iter_results(store, model), schema, output)
+    return data.write_rows(iter_results(store, model), output, fmt, schema=schema)
 
 
 def _stored_model(store: JobStore) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from promptmill.errors import JobMismatchError, StoreError
+from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
 SCHEMA_VERSION = 1
@@ -372,6 +372,19 @@ class JobStore:
             first_failure=(int(first[0]), str(first[1])) if first else None,
         )
 
+    def iter_row_data(self, chunk: int = 5000) -> Iterator[tuple[int, str]]:
+        """Every planned row's own fields (JSON text) in input order, without outcomes."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT row_index, data FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
+                (last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
     def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
         """Every planned row in input order with its requests' outcomes, streamed."""
         last = -1
@@ -393,6 +406,16 @@ class JobStore:
                 outcomes.setdefault(outcome[0], []).append(outcome[1:])
             for row_index, data in rows:
                 yield row_index, data, outcomes.get(row_index, [])
+
+
+def existing_store_path(path: Path) -> Path:
+    """The job store of output ``path`` (or ``path`` itself, a store); UsageError if none."""
+    path = Path(path)
+    store_path = path if path.name.endswith(".promptmill.db") else store_path_for(path)
+    if not store_path.exists():
+        raise UsageError(f"no job store for {path} (looked for {store_path}): "
+                         "pass the -o path of a promptmill run")
+    return store_path
 
 
 def describe_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str:

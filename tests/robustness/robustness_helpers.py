@@ -88,13 +88,13 @@ if _SPEC:
 
         _write_rows = _data.write_rows
 
-        def _paused_write_rows(rows, path, fmt):
+        def _paused_write_rows(rows, path, fmt, **options):
             def rows_then_pause():
                 for index, row in enumerate(rows):
                     if index == _export_row:  # JSONL goes out in blocks of 1000: some are on disk
                         _hit()
                     yield row
-            return _write_rows(rows_then_pause(), path, fmt)
+            return _write_rows(rows_then_pause(), path, fmt, **options)
 
         _data.write_rows = _paused_write_rows
 '''

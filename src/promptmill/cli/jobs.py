@@ -211,14 +211,9 @@ async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed
 
 
 def _open_store(path: Path) -> Any:
-    from promptmill.errors import UsageError
-    from promptmill.store import JobStore, store_path_for
+    from promptmill.store import JobStore, existing_store_path
 
-    store_path = path if path.name.endswith(".promptmill.db") else store_path_for(path)
-    if not store_path.exists():
-        raise UsageError(f"no job store for {path} (looked for {store_path}): "
-                         "pass the -o path of a promptmill run")
-    return JobStore(store_path, lock=False)
+    return JobStore(existing_store_path(path), lock=False)
 
 
 @cli.command()
@@ -240,19 +235,24 @@ def status(output: Path) -> None:
 
 @cli.command()
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv"]),
-              help="Output format (default: from the --to extension).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv", "arrow", "hf"]),
+              help="Output format (default: from the --to extension). parquet and arrow have "
+              "the fixed schema of the README; hf writes a Hugging Face dataset folder "
+              "(save_to_disk layout; needs the datasets extra).")
 @click.option("--to", "destination", type=click.Path(path_type=Path),
               help="Where to write (default: OUTPUT, or OUTPUT with the format's extension).")
 def export(output: Path, fmt: str | None, destination: Path | None) -> None:
-    """Write the job's results (every row, in input order) as JSONL, Parquet or CSV."""
+    """Write the job's results (every row, in input order) as JSONL, Parquet, CSV, Arrow or HF."""
     from promptmill import data
-    from promptmill.job import iter_results
+    from promptmill.job import export_results
 
     if destination is None:
-        destination = output if fmt in (None, "jsonl") else output.with_suffix(f".{fmt}")
-    data.check_output_path(destination)
+        suffix = {"hf": ".hf"}.get(fmt or "", f".{fmt}")
+        destination = output if fmt in (None, "jsonl") else output.with_suffix(suffix)
+    if fmt == "hf":
+        data.check_output_path(destination.with_name(destination.name + ".probe"))
+    else:
+        data.check_output_path(destination)
     with _open_store(output) as store:
-        count = data.write_rows(iter_results(store), destination,
-                                data.output_format(destination, fmt))
+        count = export_results(store, destination, fmt or data.output_format(destination))
     click.echo(f"wrote {count:,} rows to {destination}", err=True)

@@ -270,9 +270,13 @@ def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:
         raw = choice.get("logprobs")
         logprobs = None
         if raw:
+            # Text completions give alternatives as {token: logprob}; chat, llama.cpp and the
+            # Arrow schema as a list of entries: one shape for every backend and mode.
             tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens", []))
             logprobs = [
-                {"token": token, "logprob": logprob, "top_logprobs": top}
+                {"token": token, "logprob": logprob, "top_logprobs": [
+                    {"token": alt, "logprob": alt_logprob} for alt, alt_logprob in top.items()
+                ] if top else []}
                 for token, logprob, top in zip(
                     raw["tokens"], raw["token_logprobs"], tops, strict=False)
             ]

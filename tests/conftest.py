@@ -85,3 +85,47 @@ def make_server() -> Iterator[Callable[..., TestServer]]:
             return stack.enter_context(serve_in_thread(**options))
 
         yield make
+
+
+@pytest.fixture
+def promptmill_cli(tmp_path: Any) -> Callable[..., Any]:
+    """Run the real CLI in a fresh interpreter (cwd: the test's tmp_path), as a user would.
+
+    The user config directory is the test's own (XDG_CONFIG_HOME), and no OPENAI_* variable
+    leaks in. Extra environment variables go in ``env=``.
+    """
+    import subprocess
+    import sys
+
+    def run(*args: Any, cwd: Any = None, env: dict[str, str] | None = None) -> Any:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+        environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+        environ.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "promptmill", *map(str, args)], capture_output=True,
+            text=True, cwd=cwd or tmp_path, env=environ, timeout=600,
+        )
+
+    return run
+
+
+class BodyRecorder:
+    """A test-server responder that keeps every request body and answers with ``answer``."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        import threading
+
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._answer = answer
+
+    def __call__(self, body: dict[str, Any]) -> Any:
+        with self._lock:
+            self.bodies.append(body)
+        return self._answer(body) if self._answer else "ok"
+
+
+@pytest.fixture
+def recorder() -> type[BodyRecorder]:
+    """The ``BodyRecorder`` class: ``make_server(responder=recorder())``."""
+    return BodyRecorder

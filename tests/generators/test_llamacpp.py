@@ -81,10 +81,16 @@ def vocab(model_path: Path) -> Any:
 # -- the embedded model --------------------------------------------------------------------
 
 
-def test_embedded_identifier_names_the_shipped_gguf(model_path: Path) -> None:
-    ident = embedded.embedded_identifier()
-    assert ident == f"llamacpp!{model_path}"
+def test_embedded_identifier_names_the_model_not_its_path(model_path: Path) -> None:
+    # The path lies inside the virtual environment: a job named by it would be refused
+    # when run again from a re-created environment.
+    assert embedded.embedded_identifier() == "llamacpp!smollm2"
     assert model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and model_path.is_file()
+    generator = get_generator("smollm2")
+    assert generator.model_path == model_path
+    assert generator.to_identifier() == "llamacpp!smollm2"
+    assert get_generator("smollm2,temperature=0.5").to_identifier() == (
+        "llamacpp!smollm2,temperature=0.5")
 
 
 def test_embedded_lookup_imports_nothing_heavy() -> None:

@@ -61,7 +61,7 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["id"] for row in rows] == list(range(6))
     assert all(row["status"] == "done" and row["responses"][0]["text"] for row in rows)
-    assert rows[0]["model"].startswith("llamacpp!") and "max_tokens=12" in rows[0]["model"]
+    assert rows[0]["model"] == "llamacpp!smollm2,temperature=0.8,max_tokens=12,seed=3"
     # What was answered before the kill is kept as it was, not generated again.
     for request_id, responses in before.items():
         assert rows[request_id]["responses"] == json.loads(responses)

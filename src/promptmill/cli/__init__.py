@@ -3,7 +3,14 @@
 One module per command group; importing them registers their commands on :data:`cli`.
 """
 
-from promptmill.cli import grading, jobs, testing  # noqa: F401 - registers the commands
+from promptmill.cli import (  # noqa: F401 - registers the commands
+    formats,
+    grading,
+    jobs,
+    models,
+    prompts,
+    testing,
+)
 from promptmill.cli.app import cli, main
 
 __all__ = ["cli", "main"]

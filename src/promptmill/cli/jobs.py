@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from promptmill.cli.app import ARGV, cli
+from promptmill.cli.jobfile import apply_job_file
 from promptmill.redaction import redact_secrets as redact
 
 
@@ -29,7 +30,8 @@ def _setup_logging(verbose: int, quiet: int) -> None:
                         handlers=[handler])
 
 
-def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
+def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as typed parameters."""
     from promptmill.errors import ParamError
     from promptmill.identifiers import parse_value
 
@@ -43,15 +45,26 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-m", "--model", help="Model identifier, e.g. openai!gpt-4o-mini,temperature=0.7 "
-              "(default: the embedded SmolLM2 model via llama.cpp).")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path), required=False)
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+              expose_value=False, callback=apply_job_file,
+              help="Read run options from a TOML job file; options given here win.")
+@click.option("--save-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write this run's effective options to a TOML job file (never a key).")
+@click.option("-m", "--model", help="Model identifier or alias, e.g. "
+              "openai!gpt-4o-mini,temperature=0.7 (default: smollm2, the embedded SmolLM2 "
+              "model via llama.cpp).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Results file "
-              "(.jsonl, .parquet, .csv); its job store sits beside it. "
-              "Default: INPUT.results.jsonl")
+              "(.jsonl, .parquet, .csv); its job store sits beside it. Default: "
+              "INPUT.results.jsonl; for hf: inputs results/DATASET__MODEL.jsonl")
 @click.option("-k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Responses per input row.")
 @click.option("--template", help="Jinja2 template over the row's fields, inline or a file path.")
+@click.option("--prompt", "prompt_name", metavar="NAME",
+              help="A prompt of the library (`promptmill prompts list`), e.g. stories_21.")
+@click.option("--prompts-file", "prompts_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML file of your own prompts for --prompt.")
 @click.option("--prompt-field", help="Row field holding the prompt (default: prompt/question/...).")
 @click.option("--messages-field", help="Row field holding a list of chat messages.")
 @click.option("--system", help="System prompt, inline or a file path.")
@@ -61,6 +74,12 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
               "(default: id or unique_id, when rows have one); 'none' allows duplicates.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--max-prompt-tokens", type=click.IntRange(min=1), help="Prompt tokens allowed "
+              "per row (default: the model's context less max_tokens, where known).")
+@click.option("--truncate-field", metavar="FIELD", help="Cut prompts that do not fit, in this "
+              "row field (without it, such rows fail before anything is sent).")
+@click.option("--truncate-keep", type=click.Choice(["start", "end"]), default="start",
+              show_default=True, help="Which end of --truncate-field to keep.")
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute.")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute.")
 @click.option("--max-concurrency", type=click.IntRange(min=1), default=64, show_default=True)
@@ -72,38 +91,53 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True, help="Count requests, tokens and cost; send nothing.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output.")
-def run(input_path: Path, model: str | None, output: Path | None, k: int, template: str | None,
-        prompt_field: str | None, messages_field: str | None, system: str | None,
-        text_mode: bool, param_items: tuple[str, ...], id_field: str | None,
-        limit: int | None, rpm: float | None,
-        tpm: float | None, max_concurrency: int, max_attempts: int, timeout: float | None,
-        retry_failed: bool, new_job: bool, dry_run: bool, verbose: int, quiet: int) -> None:
-    """Generate responses for every row of INPUT (JSONL, CSV or Parquet)."""
+@click.pass_context
+def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
+        model: str | None, output: Path | None, k: int, template: str | None,
+        prompt_name: str | None, prompts_files: tuple[Path, ...], prompt_field: str | None,
+        messages_field: str | None, system: str | None, text_mode: bool,
+        param_items: tuple[str, ...], id_field: str | None, limit: int | None,
+        max_prompt_tokens: int | None, truncate_field: str | None, truncate_keep: str,
+        rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
+        timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
+        verbose: int, quiet: int) -> None:
+    """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
+    dataset as hf:NAME[:CONFIG][@SPLIT])."""
     import asyncio
 
     from promptmill.api import make_generator
     from promptmill.engine.dispatch import EngineConfig
     from promptmill.engine.retry import RetryPolicy
+    from promptmill.errors import UsageError
     from promptmill.job import JobSpec
     from promptmill.params import make_params
     from promptmill.prompts.render import PromptSpec
+    from promptmill.prompts.truncate import Truncation
 
     _setup_logging(verbose, quiet)
+    if input_path is None:
+        raise UsageError("no INPUT: give a file or hf:DATASET, or `input` in a --config file")
     if model is None:
-        click.echo("no -m given: using the embedded default, SmolLM2-135M-Instruct on llama.cpp "
-                   "(CPU, no key)", err=True)
+        click.echo("no -m given: using the embedded default smollm2 (SmolLM2-135M-Instruct on "
+                   "llama.cpp, CPU, no key)", err=True)
     generator = make_generator(model)
     if timeout is not None and "timeout" in generator.config_fields:
         generator = generator.with_config(timeout=timeout)
+    params = {**ctx.meta.get("job_file_params", {}), **parse_param(param_items)}
+    output = output or default_output(input_path, generator)
     spec = JobSpec(
-        input=input_path,
-        output=output or input_path.with_name(input_path.stem + ".results.jsonl"),
-        generator=generator,
-        prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode),
-        k=k, params=make_params(_parse_param(param_items), where="--param"), limit=limit,
+        input=input_path, output=output, generator=generator,
+        prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode,
+                                 prompt=prompt_name, prompts_files=prompts_files),
+        k=k, params=make_params(params, where="--param"), limit=limit,
         id_field=None if id_field in (None, "none") else id_field,
-        unique_ids=id_field != "none",
+        unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens,
+        truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
     )
+    if save_config is not None:
+        from promptmill.cli.jobfile import save_job_file
+
+        save_job_file(save_config, {**ctx.params, "output": output}, params)
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
 
@@ -127,6 +161,9 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
     from promptmill.progress import summary_line
 
     click.echo(summary_line(outcome.stats), err=True)
+    if outcome.truncated:
+        click.echo(f"truncated {outcome.truncated:,} rows to fit (--truncate-field "
+                   f"{truncate_field}, kept the {truncate_keep})", err=True)
     if outcome.pending:
         click.echo(f"stopped with {outcome.pending:,} requests pending: run {resume} "
                    "to continue", err=True)
@@ -144,6 +181,21 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
                    "with --retry-failed", err=True)
         sys.exit(1)
     click.echo(f"wrote {spec.output}", err=True)
+
+
+def default_output(input_path: Path, generator: Any) -> Path:
+    """INPUT.results.jsonl beside a file; results/DATASET__MODEL.jsonl for a dataset, so that
+    the same command run again continues the same job."""
+    from promptmill.datasets_ import is_hf_source, parse_hf_source, safe_name
+
+    if not is_hf_source(input_path):
+        return input_path.with_name(input_path.stem + ".results.jsonl")
+    model = str(generator.model)
+    if model.lower().endswith(".gguf"):
+        model = Path(model).stem
+    folder = Path("results")
+    folder.mkdir(exist_ok=True)
+    return folder / f"{parse_hf_source(input_path).label}__{safe_name(model)}.jsonl"
 
 
 def _resume_command() -> str:

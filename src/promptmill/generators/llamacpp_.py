@@ -30,6 +30,7 @@ import llama_cpp  # a missing module becomes "install promptmill[local]" in the 
 import numpy as np
 
 from promptmill.errors import FatalRequestError, GenerationError, ParamError, UsageError
+from promptmill.generators import embedded
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
@@ -38,6 +39,7 @@ from promptmill.generators.base import (
     Usage,
 )
 from promptmill.params import GenerateParams
+from promptmill.prompts.formats import PLAIN, ChatFormat, detect_format, get_format, is_format_name
 
 log = logging.getLogger("promptmill")
 
@@ -140,6 +142,8 @@ class LlamaCppGenerator(Generator):
             if expected is int and isinstance(value, int) and value < lowest:
                 raise ParamError(f"llamacpp! option {name}={value} must be at least {lowest}")
         self._llm: llama_cpp.Llama | None = None  # loaded in start(), freed in close()
+        self._vocab: llama_cpp.Llama | None = None  # tokenizer and metadata only, for planning
+        self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
 
@@ -147,8 +151,67 @@ class LlamaCppGenerator(Generator):
 
     @property
     def model_path(self) -> Path:
-        """The GGUF file, ``~`` expanded."""
+        """The GGUF file, ``~`` expanded; ``smollm2`` is the embedded model's file."""
+        if self.model == embedded.EMBEDDED_NAME:
+            return embedded.embedded_model_path()
         return Path(self.model).expanduser()
+
+    def _vocabulary(self) -> llama_cpp.Llama:
+        """The model's tokenizer and metadata (no weights), loaded once, in this thread."""
+        if self._vocab is None:
+            self.check_ready()
+            self._vocab = llama_cpp.Llama(str(self.model_path), vocab_only=True, verbose=False)
+        return self._vocab
+
+    def _llama_cpp_format(self) -> str | None:
+        """A ``chat_format=`` that only llama-cpp-python knows (it renders those chats)."""
+        setting = self.config.get("chat_format")
+        if setting is None or setting == "auto" or is_format_name(setting):
+            return None
+        return str(setting)
+
+    def chat_format(self) -> ChatFormat | None:
+        """``chat_format=`` if set; else None where the GGUF has its own template (it wins),
+        else the format the file name implies, else plain text (a base model)."""
+        setting = self.config.get("chat_format")
+        if setting is not None and setting != "auto":
+            return None if self._llama_cpp_format() else get_format(setting)
+        if setting is None and self._vocabulary().metadata.get("tokenizer.chat_template"):
+            return None
+        return detect_format(self.model_path.name) or PLAIN
+
+    def context_length(self) -> int:
+        """The context the model is run with: n_ctx (0: the GGUF's trained context)."""
+        n_ctx = int(self.config.get("n_ctx", DEFAULT_N_CTX))
+        if n_ctx:
+            return n_ctx
+        metadata = self._vocabulary().metadata
+        trained = next((v for k, v in metadata.items() if k.endswith(".context_length")), None)
+        return int(trained) if trained else DEFAULT_N_CTX
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's tokens as llama.cpp will see them (the GGUF's template for chats)."""
+        vocab = self._vocabulary()
+        if request.prompt is not None:
+            text, add_bos = request.prompt, True
+        else:
+            template = vocab.metadata.get("tokenizer.chat_template")
+            if not template or self._llama_cpp_format():
+                return super().count_prompt_tokens(request)
+            if self._template is None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                def piece(token: int) -> str:
+                    return "" if token < 0 else vocab.detokenize([token], special=True).decode(
+                        "utf-8", errors="replace")
+
+                self._template = Jinja2ChatFormatter(
+                    template, eos_token=piece(vocab.token_eos()), bos_token=piece(vocab.token_bos())
+                )
+            result = self._template(messages=request.messages)
+            # As llama-cpp-python does: a template that writes the BOS text gets no second one.
+            text, add_bos = result.prompt, not result.added_special
+        return len(vocab.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def check_ready(self) -> None:
         """Refuse a missing or non-GGUF model file, or a bad extra.*, before the job starts."""
@@ -222,8 +285,9 @@ class LlamaCppGenerator(Generator):
                 n_threads=threads,
                 n_threads_batch=config.get("n_threads_batch") or threads,
                 n_gpu_layers=config.get("n_gpu_layers", 0),
-                # None: the chat template stored in the GGUF file (tokenizer.chat_template).
-                chat_format=config.get("chat_format"),
+                # None: the chat template stored in the GGUF file (tokenizer.chat_template);
+                # promptmill's own formats arrive as text prompts, already rendered.
+                chat_format=self._llama_cpp_format(),
                 verbose=config.get("verbose", False),
             )
         self._recorder = _LogprobRecorder(llm)

@@ -10,7 +10,7 @@ import contextlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
@@ -19,6 +19,7 @@ from promptmill.errors import (
     GenerationError,
     JobFatalError,
     MalformedResponse,
+    ParamError,
     RateLimited,
     RequestTimeout,
     RetryableError,
@@ -35,6 +36,9 @@ from promptmill.generators.base import (
 )
 from promptmill.params import FIELDS, GenerateParams
 from promptmill.redaction import redact_secrets
+
+if TYPE_CHECKING:
+    from promptmill.prompts.formats import ChatFormat
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -95,7 +99,7 @@ class OpenAIGenerator(Generator):
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     supported_params = FIELDS
-    config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat"})
+    config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat", "max_model_len"})
     default_api_base: ClassVar[str] = OPENAI_API_BASE
 
     def __init__(self, model: str, **kwargs: Any) -> None:
@@ -107,6 +111,15 @@ class OpenAIGenerator(Generator):
         # Body fields of a params object, by (id, chat); the object is kept so its id stays
         # its own. A job uses a handful of params objects for all its requests.
         self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
+
+    def context_length(self) -> int | None:
+        """``max_model_len=`` from the identifier (the server is not asked)."""
+        value = self.config.get("max_model_len")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 1):
+            raise ParamError(f"{self.provider}! option max_model_len={value!r} must be a "
+                             "positive integer (the model's context window in tokens)")
+        return value
 
     def key_env_name(self) -> str | None:
         """The variable named by ``api_key_env``, else the backend's default."""
@@ -252,12 +265,25 @@ class OpenAIGenerator(Generator):
 
 
 class HTTPGenerator(OpenAIGenerator):
-    """Any OpenAI-compatible server: ``http!MODEL,api_base=http://host:8000/v1``."""
+    """Any OpenAI-compatible server: ``http!MODEL,api_base=http://host:8000/v1``.
+
+    With ``chat_format=NAME`` (or ``auto``: from the model's name) chats are rendered by
+    promptmill and sent to the text-completion endpoint, for servers without the model's
+    template or to control the exact prompt.
+    """
 
     provider = "http"
     needs_key = False
     key_env_var = None
     default_api_base = "http://127.0.0.1:8000/v1"
+    config_fields = OpenAIGenerator.config_fields | {"chat_format"}
+
+    def chat_format(self) -> ChatFormat | None:
+        """The format set with ``chat_format=`` (None: the server's chat endpoint)."""
+        from promptmill.prompts.formats import resolve_format
+
+        setting = self.config.get("chat_format")
+        return resolve_format(self.model, None if setting is None else str(setting))
 
 
 def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:

@@ -1,0 +1,101 @@
+"""Job files: ``run --config job.toml`` reads run options, ``--save-config`` writes them.
+
+A job file holds any ``run`` option under its long name (``-`` or ``_`` alike) and the
+input as ``input``; generation parameters go in a ``params`` table::
+
+    input = "hf:cais/mmlu:all@test"
+    model = "openai!gpt-4o-mini"
+    k = 5
+    limit = 100
+    params = { temperature = 0.7, max_tokens = 512 }
+
+Options given on the command line win over the file (``--param`` per parameter). Saved
+files never hold a key: an identifier's ``api_key`` is written as ``***``, which means
+"from the environment" when read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from promptmill.errors import UsageError
+
+# Options that act once (or describe output), never saved; --config/--save-config themselves.
+_NOT_SAVED = frozenset({"config", "save_config", "new_job", "retry_failed", "dry_run",
+                        "verbose", "quiet"})
+# A job file's names for parameters whose Python name differs.
+_RENAMED = {"input": "input_path", "text": "text_mode", "param": "param_items",
+            "params": "param_items", "prompts_files": "prompts_files",
+            "prompts_file": "prompts_files"}
+_SAVED_AS = {"input_path": "input", "text_mode": "text", "param_items": "params",
+             "prompts_files": "prompts_file"}
+
+
+def apply_job_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+    """``--config`` callback: the file's options become the command's defaults."""
+    if value is None:
+        return None
+    from promptmill.userconfig import read_toml
+
+    options = read_toml(value, "job file")
+    known = {p.name: p for p in ctx.command.params if p.name and p.name not in _NOT_SAVED}
+    defaults: dict[str, Any] = {}
+    for key, raw in options.items():
+        name = _RENAMED.get(key.replace("-", "_"), key.replace("-", "_"))
+        target = known.get(name)
+        if target is None:
+            choices = ", ".join(sorted(_SAVED_AS.get(n, n) for n in known))
+            raise UsageError(
+                f"job file {value}: unknown option {key!r}: a job file takes {choices}"
+            )
+        if name == "param_items":
+            ctx.meta["job_file_params"] = _params(value, raw)
+            continue
+        multiple = getattr(target, "multiple", False)
+        if multiple and isinstance(raw, str):
+            raw = [raw]
+        if isinstance(raw, dict) or (isinstance(raw, list) and not multiple):
+            raise UsageError(f"job file {value}: {key} must be a single value")
+        defaults[name] = [str(v) for v in raw] if multiple else raw
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def _params(path: Path, raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return dict(raw)
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        from promptmill.cli.jobs import parse_param
+
+        return parse_param(tuple(raw))
+    raise UsageError(f"job file {path}: params must be a table, e.g. "
+                     "params = { temperature = 0.7 }")
+
+
+def save_job_file(path: Path, options: dict[str, Any], params: dict[str, Any]) -> None:
+    """Write the effective ``run`` options to ``path`` as a job file (no key, ever)."""
+    from promptmill.identifiers import parse_identifier
+    from promptmill.redaction import redact_secrets
+    from promptmill.userconfig import format_toml_value, toml_key
+
+    lines = ["# promptmill job file: promptmill run --config " + path.name]
+    for name, value in options.items():
+        if name in _NOT_SAVED or value is None or value == () or name == "param_items":
+            continue
+        if name == "model" and "api_key" in str(value):
+            value = parse_identifier(str(value)).format()  # api_key=***
+        if isinstance(value, Path):
+            value = str(value)
+        if isinstance(value, tuple):
+            value = [str(v) for v in value]
+        lines.append(f"{toml_key(_SAVED_AS.get(name, name))} = {format_toml_value(value)}")
+    if params:
+        lines.append(f"params = {format_toml_value(params)}")
+    text = redact_secrets("\n".join(lines) + "\n")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--save-config {path}: cannot write it ({exc.strerror})") from None

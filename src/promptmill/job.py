@@ -77,6 +77,11 @@ class JobSpec:
         """The generator's params merged with the job's, translated for the backend."""
         merged = self.generator.params.merge(self.params)
         gen = self.generator
+        chat_format = self.chat_format
+        if chat_format is not None and chat_format.stop:
+            # The format's end-of-turn strings: a model fed text stops at its turn's end.
+            given = list(merged.stop or [])
+            merged = merged.with_(stop=given + [s for s in chat_format.stop if s not in given])
         return translate(merged, gen.provider, gen.supported_params, warn=warn)
 
     def groups(self) -> list[int]:

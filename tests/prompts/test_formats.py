@@ -218,3 +218,23 @@ def test_conversations_a_family_cannot_take_are_refused() -> None:
 
 def test_plain_joins_the_text() -> None:
     assert PLAIN.render(CONVERSATIONS["system"]) == "You are terse.\n\nWhat is 2+2?"
+
+
+def test_http_chat_format_sends_the_rendered_prompt_to_the_completions_endpoint(
+    tmp_path, make_server, recorder, promptmill_cli
+) -> None:
+    record = recorder()
+    server = make_server(responder=record)
+    source = tmp_path / "q.jsonl"
+    source.write_text('{"question": "What is 2+2?"}\n')
+    model = f"http!meta-llama/Llama-2-7b-chat-hf,api_base={server.url},chat_format=auto"
+    done = promptmill_cli("run", source, "-m", model, "--system", "You are terse.",
+                          "-o", tmp_path / "out.jsonl")
+    assert done.returncode == 0, done.stderr
+    # No BOS text: the server's tokenizer adds the BOS token.
+    assert [b["prompt"] for b in record.bodies] == [
+        "[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nWhat is 2+2? [/INST]"]
+    shown = promptmill_cli("formats", "show", "llama2")
+    assert shown.returncode == 0 and "meta-llama/Llama-2-7b-chat-hf" in shown.stdout
+    listed = promptmill_cli("formats", "list")
+    assert all(name in listed.stdout for name in FORMATS)

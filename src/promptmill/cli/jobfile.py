@@ -26,12 +26,17 @@ from promptmill.errors import UsageError
 # Options that act once (or describe output), never saved; --config/--save-config themselves.
 _NOT_SAVED = frozenset({"config", "save_config", "new_job", "retry_failed", "dry_run",
                         "verbose", "quiet"})
-# A job file's names for parameters whose Python name differs.
-_RENAMED = {"input": "input_path", "text": "text_mode", "param": "param_items",
-            "params": "param_items", "prompts_files": "prompts_files",
-            "prompts_file": "prompts_files"}
-_SAVED_AS = {"input_path": "input", "text_mode": "text", "param_items": "params",
-             "prompts_files": "prompts_file"}
+
+
+def file_name(param: click.Parameter) -> str:
+    """An option's name in a job file: its long flag (``prompt``, ``max_prompt_tokens``),
+    ``input`` for INPUT, ``params`` for --param."""
+    if isinstance(param, click.Argument):
+        return "input"
+    if param.name == "param_items":
+        return "params"
+    flags = [o for o in param.opts if o.startswith("--")]
+    return max(flags, key=len)[2:].replace("-", "_") if flags else str(param.name)
 
 
 def apply_job_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
@@ -41,16 +46,16 @@ def apply_job_file(ctx: click.Context, param: click.Parameter, value: Path | Non
     from promptmill.userconfig import read_toml
 
     options = read_toml(value, "job file")
-    known = {p.name: p for p in ctx.command.params if p.name and p.name not in _NOT_SAVED}
+    known = {file_name(p): p for p in ctx.command.params if p.name not in _NOT_SAVED}
     defaults: dict[str, Any] = {}
     for key, raw in options.items():
-        name = _RENAMED.get(key.replace("-", "_"), key.replace("-", "_"))
-        target = known.get(name)
-        if target is None:
-            choices = ", ".join(sorted(_SAVED_AS.get(n, n) for n in known))
+        target = known.get(key.replace("-", "_"))
+        if target is None or target.name is None:
             raise UsageError(
-                f"job file {value}: unknown option {key!r}: a job file takes {choices}"
+                f"job file {value}: unknown option {key!r}: a job file takes "
+                f"{', '.join(sorted(known))}"
             )
+        name = target.name
         if name == "param_items":
             ctx.meta["job_file_params"] = _params(value, raw)
             continue
@@ -75,12 +80,14 @@ def _params(path: Path, raw: Any) -> dict[str, Any]:
                      "params = { temperature = 0.7 }")
 
 
-def save_job_file(path: Path, options: dict[str, Any], params: dict[str, Any]) -> None:
+def save_job_file(path: Path, command: click.Command, options: dict[str, Any],
+                  params: dict[str, Any]) -> None:
     """Write the effective ``run`` options to ``path`` as a job file (no key, ever)."""
     from promptmill.identifiers import parse_identifier
     from promptmill.redaction import redact_secrets
     from promptmill.userconfig import format_toml_value, toml_key
 
+    names = {p.name: file_name(p) for p in command.params}
     lines = ["# promptmill job file: promptmill run --config " + path.name]
     for name, value in options.items():
         if name in _NOT_SAVED or value is None or value == () or name == "param_items":
@@ -91,7 +98,7 @@ def save_job_file(path: Path, options: dict[str, Any], params: dict[str, Any]) -
             value = str(value)
         if isinstance(value, tuple):
             value = [str(v) for v in value]
-        lines.append(f"{toml_key(_SAVED_AS.get(name, name))} = {format_toml_value(value)}")
+        lines.append(f"{toml_key(names.get(name, name))} = {format_toml_value(value)}")
     if params:
         lines.append(f"params = {format_toml_value(params)}")
     text = redact_secrets("\n".join(lines) + "\n")

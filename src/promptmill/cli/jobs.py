@@ -137,7 +137,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
 
-        save_job_file(save_config, {**ctx.params, "output": output}, params)
+        save_job_file(save_config, ctx.command, {**ctx.params, "output": output}, params)
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
 

@@ -160,7 +160,12 @@ class LlamaCppGenerator(Generator):
         """The model's tokenizer and metadata (no weights), loaded once, in this thread."""
         if self._vocab is None:
             self.check_ready()
-            self._vocab = llama_cpp.Llama(str(self.model_path), vocab_only=True, verbose=False)
+            from llama_cpp._utils import suppress_stdout_stderr
+
+            # llama.cpp warns on stderr that a vocabulary-only context has no trained length.
+            with suppress_stdout_stderr(disable=bool(self.config.get("verbose", False))):
+                self._vocab = llama_cpp.Llama(str(self.model_path), vocab_only=True,
+                                              verbose=False)
         return self._vocab
 
     def _llama_cpp_format(self) -> str | None:

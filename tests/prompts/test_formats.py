@@ -120,53 +120,40 @@ def llama_cpp_builtin(template: str, messages: list[dict[str, str]]) -> str:
     return buffer.raw[:written].decode()
 
 
-# (our format, llama.cpp's built-in name, the conversations where llama.cpp follows the
-# official template). Where it does not, it is llama.cpp that differs from the family's
-# template (checked above): llama2 multi-turn writes "[/INST]Hello.</s>" where Meta's
-# template writes "[/INST] Hello. </s><s>"; gemma trims the system prompt, Google's does not.
-BUILTINS = [
-    ("llama2", "llama2-sys", ("user", "system")),
-    ("llama3", "llama3", tuple(CONVERSATIONS)),
-    ("mistral", "mistral-v1", tuple(CONVERSATIONS)),
-    ("gemma", "gemma", ("user", "system", "multi", "multi-nosys")),
-    ("chatml", "chatml", tuple(CONVERSATIONS)),
+# (our format, a llama.cpp formatter, the conversations where it follows the official
+# template). Where it does not, it is llama.cpp that differs from the family's template
+# (checked above). Built-ins (C++, llama_chat_apply_template): llama2 multi-turn writes
+# "[/INST]Hello.</s>" where Meta's template writes "[/INST] Hello. </s><s>"; gemma trims the
+# system prompt, Google's does not. llama-cpp-python's Python handlers: its llama-2 one is
+# broken on every conversation (" <s>[INST]What..."), its mistral-instruct one predates
+# Mistral's current template, its gemma and chatml ones drop or invent system turns.
+IMPLEMENTATIONS = [
+    ("llama2", "builtin:llama2-sys", ("user", "system")),
+    ("llama3", "builtin:llama3", tuple(CONVERSATIONS)),
+    ("mistral", "builtin:mistral-v1", tuple(CONVERSATIONS)),
+    ("gemma", "builtin:gemma", ("user", "system", "multi", "multi-nosys")),
+    ("chatml", "builtin:chatml", tuple(CONVERSATIONS)),
+    ("llama3", "handler:format_llama3", ("user", "system", "multi", "multi-nosys")),
+    ("gemma", "handler:format_gemma", ("user", "multi-nosys")),
+    ("chatml", "handler:format_chatml", ("system", "multi", "spaces")),
 ]
 
 
 @pytest.mark.local
 @pytest.mark.parametrize(
-    ("name", "builtin", "conversation"),
-    [(n, b, c) for n, b, convs in BUILTINS for c in convs],
+    ("name", "implementation", "conversation"),
+    [(n, i, c) for n, i, convs in IMPLEMENTATIONS for c in convs],
 )
-def test_format_equals_llama_cpp_builtin_formatter(
-    name: str, builtin: str, conversation: str
-) -> None:
-    messages = CONVERSATIONS[conversation]
-    assert FORMATS[name].render(messages, with_bos=False) == llama_cpp_builtin(builtin, messages)
-
-
-# llama-cpp-python's Python handlers: the same, where they follow the official template.
-# Its llama-2 handler is broken on every conversation (" <s>[INST]What..."), its
-# mistral-instruct one predates Mistral's current template, its gemma and chatml ones drop
-# or invent system turns: those conversations are left out.
-HANDLERS = [
-    ("llama3", "format_llama3", ("user", "system", "multi", "multi-nosys")),
-    ("gemma", "format_gemma", ("user", "multi-nosys")),
-    ("chatml", "format_chatml", ("system", "multi", "spaces")),
-]
-
-
-@pytest.mark.local
-@pytest.mark.parametrize(
-    ("name", "handler", "conversation"),
-    [(n, h, c) for n, h, convs in HANDLERS for c in convs],
-)
-def test_format_equals_llama_cpp_python_handler(
-    name: str, handler: str, conversation: str
-) -> None:
-    chat_format = pytest.importorskip("llama_cpp.llama_chat_format")
+def test_format_equals_llama_cpp_formatter(name: str, implementation: str,
+                                           conversation: str) -> None:
     messages: Any = CONVERSATIONS[conversation]
-    expected = getattr(chat_format, handler)(messages=messages).prompt
+    kind, _, which = implementation.partition(":")
+    if kind == "builtin":
+        expected = llama_cpp_builtin(which, messages)
+    else:
+        chat_format = pytest.importorskip("llama_cpp.llama_chat_format")
+        expected = getattr(chat_format, which)(messages=messages).prompt
+    # llama.cpp writes no BOS text: it adds the BOS token when it tokenizes.
     assert FORMATS[name].render(messages, with_bos=False) == expected
 
 

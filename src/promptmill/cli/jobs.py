@@ -124,7 +124,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     if timeout is not None and "timeout" in generator.config_fields:
         generator = generator.with_config(timeout=timeout)
     params = {**ctx.meta.get("job_file_params", {}), **parse_param(param_items)}
-    output = output or default_output(input_path, generator)
+    output = output or default_output(input_path, generator, create=not dry_run)
     spec = JobSpec(
         input=input_path, output=output, generator=generator,
         prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode,
@@ -183,7 +183,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     click.echo(f"wrote {spec.output}", err=True)
 
 
-def default_output(input_path: Path, generator: Any) -> Path:
+def default_output(input_path: Path, generator: Any, *, create: bool = True) -> Path:
     """INPUT.results.jsonl beside a file; results/DATASET__MODEL.jsonl for a dataset, so that
     the same command run again continues the same job."""
     from promptmill.datasets_ import is_hf_source, parse_hf_source, safe_name
@@ -194,7 +194,8 @@ def default_output(input_path: Path, generator: Any) -> Path:
     if model.lower().endswith(".gguf"):
         model = Path(model).stem
     folder = Path("results")
-    folder.mkdir(exist_ok=True)
+    if create:
+        folder.mkdir(exist_ok=True)
     return folder / f"{parse_hf_source(input_path).label}__{safe_name(model)}.jsonl"
 
 
@@ -275,6 +276,7 @@ def status(output: Path) -> None:
     with _open_store(output) as store:
         st = store.status()
         model = store.get_meta("model_identifier")
+        truncated = int(store.get_meta("truncated_rows") or 0)
     click.echo(f"job      {output}  ({model})")
     click.echo(f"rows     {st.rows:,}" + ("" if st.planned_complete else " (planning incomplete)"))
     click.echo(f"requests {st.requests:,}: {st.done:,} done, {st.failed:,} failed, "
@@ -283,6 +285,8 @@ def status(output: Path) -> None:
                f"{st.completion_tokens:,} completion")
     for error, count in st.errors:
         click.echo(f"  {count:,} x {error}")
+    if truncated:
+        click.echo(f"truncated {truncated:,} rows cut to fit the prompt budget")
 
 
 @cli.command()

@@ -237,6 +237,16 @@ class LlamaCppGenerator(Generator):
         problem = _extra_problem(self.params)
         if problem:
             raise ParamError(problem)
+        named = self._llama_cpp_format()
+        if named is not None:
+            registry: Any = llama_cpp.llama_chat_format.LlamaChatCompletionHandlerRegistry
+            try:
+                registry().get_chat_completion_handler_by_name(named)
+            except Exception:  # llama-cpp-python's own NotFound exception
+                raise UsageError(
+                    f"llamacpp! chat_format={named!r} is neither a promptmill format "
+                    "(`promptmill formats list`) nor one llama-cpp-python knows"
+                ) from None
 
     async def start(self) -> None:
         """Load the model, once for the job."""

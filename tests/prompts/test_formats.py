@@ -221,6 +221,7 @@ def test_http_chat_format_sends_the_rendered_prompt_to_the_completions_endpoint(
     # No BOS text: the server's tokenizer adds the BOS token.
     assert [b["prompt"] for b in record.bodies] == [
         "[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nWhat is 2+2? [/INST]"]
+    assert record.bodies[0]["stop"] == ["</s>"]  # the format's end of turn
     shown = promptmill_cli("formats", "show", "llama2")
     assert shown.returncode == 0 and "meta-llama/Llama-2-7b-chat-hf" in shown.stdout
     listed = promptmill_cli("formats", "list")

@@ -111,3 +111,17 @@ def test_library_takes_a_dataset_a_dataframe_or_dicts(server) -> None:
     from_frame = promptmill.run(frame, model)
     assert [r["n"] for r in from_frame] == list(range(6))
     assert from_frame[2]["responses"][0]["text"] == from_dataset[2]["responses"][0]["text"]
+
+
+def test_a_folder_rewritten_between_two_runs_is_read_again(tmp_path: Path, server) -> None:
+    model = f"http!test-model,api_base={server.url}"
+    folder = tmp_path / "again"
+    datasets.Dataset.from_list(questions(2)).save_to_disk(str(folder))
+    assert [r["unique_id"] for r in promptmill.run(f"hf:{folder}", model)] == ["q0", "q1"]
+    datasets.Dataset.from_list(questions(3, offset=10)).save_to_disk(str(tmp_path / "tmp"))
+    import shutil
+
+    shutil.rmtree(folder)
+    (tmp_path / "tmp").rename(folder)
+    assert [r["unique_id"] for r in promptmill.run(f"hf:{folder}", model)] == [
+        "q10", "q11", "q12"]

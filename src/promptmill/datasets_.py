@@ -80,9 +80,22 @@ def _datasets() -> Any:
     return datasets
 
 
-@functools.lru_cache(maxsize=8)
 def load(source: HFSource) -> Any:
-    """The ``datasets.Dataset`` a source names (loaded once per process)."""
+    """The ``datasets.Dataset`` a source names (loaded once per process, again if a local
+    folder's files change)."""
+    return _load(source, _stamp(Path(source.name).expanduser()))
+
+
+def _stamp(folder: Path) -> tuple[int, int] | None:
+    """The newest modification time and the file count of a local dataset folder."""
+    if not folder.is_dir():
+        return None
+    times = [p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()]
+    return (max(times, default=0), len(times))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(source: HFSource, stamp: tuple[int, int] | None) -> Any:
     datasets = _datasets()
     folder = Path(source.name).expanduser()
     saved = folder.is_dir() and any(

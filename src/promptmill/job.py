@@ -21,12 +21,22 @@ from promptmill.errors import InputError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
-from promptmill.store import DONE, FAILED, PENDING, JobStore, RequestRow, store_path_for
+from promptmill.store import (
+    BATCHED,
+    DONE,
+    FAILED,
+    PENDING,
+    JobStore,
+    RequestRow,
+    store_path_for,
+)
 
 log = logging.getLogger("promptmill")
 
 # Fields promptmill adds to every output row; an input row may not use them.
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
+# How a job's requests can be sent.
+MODES = ("online", "batch")
 # Fields taken as a row's id when the job names none: two rows with one id are refused.
 ID_FIELDS = ("id", "unique_id")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
@@ -56,12 +66,22 @@ class JobSpec:
     # The row field whose values must be unique (None: the first of ID_FIELDS a row has).
     id_field: str | None = None
     unique_ids: bool = True
+    # How requests are sent: "online" (the engine, under rate limits) or "batch" (the
+    # provider's Batch API, see promptmill.batch). Not in the fingerprint: a job started in one
+    # mode may be finished in the other.
+    mode: str = "online"
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         if self.k < 1:
             raise InputError("-k must be at least 1")
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode == "batch" and not self.generator.supports_batch:
+            raise InputError(
+                f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
+                "http! server offering /v1/files and /v1/batches; run without --mode batch")
 
     @property
     def store_path(self) -> Path:
@@ -125,7 +145,7 @@ class Job:
         store = JobStore(spec.store_path)
         try:
             status = store.status()
-            untouched = status.done + status.failed == 0
+            untouched = status.done + status.failed + status.batched == 0
             store.bind_job(fingerprint, new_job=new_job or untouched)
             store.set_meta(model_identifier=spec.model_identifier())
         except BaseException:
@@ -377,7 +397,8 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
             completion_tokens += c_tokens or 0
             if error:
                 errors.append(error)
-        status = PENDING if PENDING in statuses else FAILED if FAILED in statuses else DONE
+        status = (PENDING if PENDING in statuses or BATCHED in statuses
+                  else FAILED if FAILED in statuses else DONE)
         row.update(
             responses=responses,
             usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},

@@ -14,6 +14,10 @@ import click
 from promptmill.cli.app import ARGV, cli
 from promptmill.redaction import redact_secrets as redact
 
+# Exit status of a batch-mode run that left batches at the provider: EX_TEMPFAIL, "try again
+# later" (not 0, so that `run --mode batch && next-step` does not go on without the results).
+EXIT_BATCHES_RUNNING = 75
+
 
 def _setup_logging(verbose: int, quiet: int) -> None:
     import logging
@@ -70,6 +74,18 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--retry-failed", is_flag=True, help="Send again the requests that failed.")
 @click.option("--new-job", is_flag=True, help="Discard the stored job at -o and start over.")
 @click.option("--dry-run", is_flag=True, help="Count requests, tokens and cost; send nothing.")
+@click.option("--mode", type=click.Choice(["online", "batch"]), default="online",
+              show_default=True, help="batch: send through the provider's Batch API (half "
+              "price, results within 24h); rerun the same command to collect them.")
+@click.option("--wait", is_flag=True, help="Batch mode: keep polling until every batch ends.")
+@click.option("--finish-online", is_flag=True, help="Batch mode: send the requests left over "
+              "(failed lines, expired batches) online, under the rate limits.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0,
+              show_default=True, help="Batch mode: seconds between polls with --wait.")
+@click.option("--batch-max-requests", type=click.IntRange(min=1), default=50_000,
+              show_default=True, help="Batch mode: requests per batch input file.")
+@click.option("--batch-max-bytes", type=click.IntRange(min=1), default=200 * 1024 * 1024,
+              show_default=True, help="Batch mode: bytes per batch input file.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output.")
 def run(input_path: Path, model: str | None, output: Path | None, k: int, template: str | None,
@@ -77,7 +93,9 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         text_mode: bool, param_items: tuple[str, ...], id_field: str | None,
         limit: int | None, rpm: float | None,
         tpm: float | None, max_concurrency: int, max_attempts: int, timeout: float | None,
-        retry_failed: bool, new_job: bool, dry_run: bool, verbose: int, quiet: int) -> None:
+        retry_failed: bool, new_job: bool, dry_run: bool, mode: str, wait: bool,
+        finish_online: bool, poll_interval: float, batch_max_requests: int,
+        batch_max_bytes: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV or Parquet)."""
     import asyncio
 
@@ -102,8 +120,12 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode),
         k=k, params=make_params(_parse_param(param_items), where="--param"), limit=limit,
         id_field=None if id_field in (None, "none") else id_field,
-        unique_ids=id_field != "none",
+        unique_ids=id_field != "none", mode=mode,
     )
+    if mode == "online" and (wait or finish_online):
+        from promptmill.errors import UsageError
+
+        raise UsageError("--wait and --finish-online apply to --mode batch: add it, or drop them")
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
 
@@ -111,11 +133,18 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         return
     config = EngineConfig(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
                           retry=RetryPolicy(max_attempts=max_attempts))
+    batch = None
+    if mode == "batch":
+        from promptmill.batch import BatchOptions
+
+        batch = BatchOptions(max_requests=batch_max_requests, max_bytes=batch_max_bytes,
+                             poll_interval=poll_interval, wait=wait,
+                             finish_online=finish_online)
     resume = _resume_command()
     with _signals_interrupt() as received:
         try:
             outcome = asyncio.run(_run_with_progress(spec, config, new_job, retry_failed,
-                                                     quiet > 0))
+                                                     quiet, batch))
         except KeyboardInterrupt as exc:
             # A signal while planning or exporting, or a second one while sending: what was
             # recorded is kept (each result commits on its own), the rest is sent on rerun.
@@ -126,7 +155,14 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
             sys.exit(128 + signum)
     from promptmill.progress import summary_line
 
-    click.echo(summary_line(outcome.stats), err=True)
+    if mode == "online" or outcome.stats.finished:
+        click.echo(summary_line(outcome.stats), err=True)
+    if outcome.batches_active:
+        batches = "batch is" if outcome.batches_active == 1 else "batches are"
+        click.echo(f"{outcome.batches_active:,} {batches} at the provider with "
+                   f"{outcome.batched:,} requests: run {resume} again later to collect the "
+                   "results (or add --wait)", err=True)
+        sys.exit(EXIT_BATCHES_RUNNING)
     if outcome.pending:
         click.echo(f"stopped with {outcome.pending:,} requests pending: run {resume} "
                    "to continue", err=True)
@@ -183,28 +219,39 @@ def _signals_interrupt() -> Iterator[list[int]]:
 
 
 async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed: bool,
-                             quiet: bool) -> Any:
+                             quiet: int, batch: Any) -> Any:
     from promptmill.api import execute
 
+    # Batch events are one line each (submitted, collected): shown unless -q.
+    report = None if quiet else (lambda line: click.echo(redact(line), err=True))
     if quiet or not sys.stderr.isatty():
         return await execute(spec, config, new_job=new_job, retry_failed=retry_failed,
-                             handle_signals=True)
+                             handle_signals=True, batch=batch, report=report)
     from rich.console import Console
     from rich.live import Live
 
-    from promptmill.progress import ProgressView
+    from promptmill.progress import BatchProgressView, ProgressView
 
     live: list[Any] = []
 
-    def on_start(stats: Any) -> None:
-        view = ProgressView(stats, spec.model_identifier())
-        live.append(Live(view, console=Console(stderr=True), refresh_per_second=4,
-                         transient=False))
+    def show(view: Any) -> None:
+        if live:
+            live[0].stop()
+        live[:] = [Live(view, console=Console(stderr=True), refresh_per_second=4,
+                        transient=False)]
         live[0].start()
+
+    def on_start(stats: Any) -> None:
+        show(ProgressView(stats, spec.model_identifier()))
+
+    def on_batches(runner: Any) -> None:
+        if batch is not None and batch.wait:
+            show(BatchProgressView(runner))
 
     try:
         return await execute(spec, config, new_job=new_job, retry_failed=retry_failed,
-                             handle_signals=True, on_start=on_start)
+                             handle_signals=True, on_start=on_start, batch=batch,
+                             on_batches=on_batches, report=report)
     finally:
         if live:
             live[0].stop()
@@ -220,17 +267,45 @@ def _open_store(path: Path) -> Any:
 @click.argument("output", type=click.Path(path_type=Path))
 def status(output: Path) -> None:
     """Show how far the job writing OUTPUT has got."""
+    from promptmill.batch_ledger import BatchLedger
+
     with _open_store(output) as store:
         st = store.status()
         model = store.get_meta("model_identifier")
+        batches = BatchLedger(store).batches()
     click.echo(f"job      {output}  ({model})")
     click.echo(f"rows     {st.rows:,}" + ("" if st.planned_complete else " (planning incomplete)"))
+    in_batches = f" ({st.batched:,} in batches at the provider)" if st.batched else ""
     click.echo(f"requests {st.requests:,}: {st.done:,} done, {st.failed:,} failed, "
-               f"{st.pending:,} pending")
+               f"{st.pending:,} pending{in_batches}")
     click.echo(f"attempts {st.attempts:,}; tokens {st.prompt_tokens:,} prompt + "
                f"{st.completion_tokens:,} completion")
     for error, count in st.errors:
-        click.echo(f"  {count:,} x {error}")
+        click.echo(redact(f"  {count:,} x {error}"))
+    if batches:
+        from collections import Counter
+
+        states = Counter(b.shown_status for b in batches)
+        click.echo(f"batches  {len(batches):,}: " + ", ".join(
+            f"{count:,} {state}" for state, count in sorted(states.items())))
+        for b in batches:
+            if b.active or len(batches) <= 20:
+                click.echo(_batch_line(b))
+
+
+def _batch_line(b: Any) -> str:
+    """One batch of ``promptmill status``: number, remote id, state, counts, age."""
+    import time
+
+    total = b.total or b.requests
+    since = ""
+    if b.submitted_at:
+        minutes = int(time.time() - b.submitted_at) // 60
+        since = f", submitted {minutes // 60}h{minutes % 60:02d}m ago"
+    error = f" ({b.error})" if b.error else ""
+    return redact(f"  #{b.id:<4} {b.batch_id or '-':<32} {b.shown_status:<11} "
+                  f"{b.completed or 0:,} done, {b.failed or 0:,} failed of {total:,}"
+                  f"{since}{error}")
 
 
 @cli.command()

@@ -92,6 +92,7 @@ class OpenAIGenerator(Generator):
     provider = "openai"
     supports_n = True
     supports_logprobs = True
+    supports_batch = True
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     supported_params = FIELDS
@@ -213,7 +214,7 @@ class OpenAIGenerator(Generator):
             data = json.loads(raw)
             choices = data["choices"]
             chat = request.messages is not None
-            responses = [_parse_choice(choice, chat) for choice in choices]
+            responses = [parse_choice(choice, chat) for choice in choices]
         except (ValueError, KeyError, TypeError, IndexError):
             kind = headers.get("content-type", "").split(";")[0] or "no content type"
             raise MalformedResponse(
@@ -260,7 +261,8 @@ class HTTPGenerator(OpenAIGenerator):
     default_api_base = "http://127.0.0.1:8000/v1"
 
 
-def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:
+def parse_choice(choice: dict[str, Any], chat: bool) -> Response:
+    """One ``choices[i]`` of a chat or text completion as a Response (also Batch API output)."""
     if chat:
         message = choice["message"]
         text = message.get("content") or ""

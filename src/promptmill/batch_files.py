@@ -206,16 +206,28 @@ _FATAL_CODES = frozenset({"invalid_request", "invalid_json_line", "missing_requi
 
 def iter_lines(path: Path) -> Iterator[bytes]:
     """The non-blank lines of a file, streamed."""
+    for _, raw in _numbered_lines(path):
+        yield raw
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, 1):
             if raw.strip():
-                yield raw
+                yield number, raw
 
 
 def reformat_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """A downloaded output (or error) file as flat rows: id, text, texts, usage, error."""
-    for raw in iter_lines(path):
+    """A downloaded output (or error) file as flat rows: id, text, texts, usage, error.
+
+    Streamed, in the file's order (a batch's output comes in no particular order).
+    """
+    for number, raw in _numbered_lines(path):
         outcome = parse_output_line(raw)
+        if outcome.custom_id is None:
+            raise InputError(
+                f"{path}:{number}: not a Batch API output line (expected JSON with custom_id "
+                "and response or error): pass a file from `promptmill batch download`")
         texts = [r["text"] for r in outcome.responses or []]
         yield {
             "id": outcome.custom_id,

@@ -257,19 +257,7 @@ class Job:
 
     def build_request(self, row: RequestRow) -> GenerationRequest:
         """The generator request for a planned request row."""
-        params = self._group_params.get(row.sample_group * 1000 + row.n)
-        if params is None:
-            updates: dict[str, Any] = {"n": row.n}
-            if self.params.seed is not None and row.sample_group:
-                # Distinct seeds per sample group (a backend may use seed+i within a group of up
-                # to _MAX_N samples), still deterministic for a given seed.
-                updates["seed"] = self.params.seed + row.sample_group * _MAX_N
-            params = self.params.model_copy(update=updates)
-            self._group_params[row.sample_group * 1000 + row.n] = params
-        payload = json.loads(row.payload)
-        return GenerationRequest(
-            str(row.id), params, messages=payload.get("messages"), prompt=payload.get("prompt")
-        )
+        return build_request(row, self.params, self._group_params)
 
     async def dispatch(
         self, config: EngineConfig, stats: EngineStats | None = None,
@@ -303,6 +291,27 @@ class Job:
             stale.unlink(missing_ok=True)
         return export_results(self.store, output, data.output_format(output, fmt),
                               model=self.spec.model_identifier(), source=self.spec.input)
+
+
+def build_request(row: RequestRow, params: GenerateParams,
+                  cache: dict[int, GenerateParams]) -> GenerationRequest:
+    """The generator request for a planned request row under the job's ``params``.
+
+    ``cache`` keeps each sample group's params (one object per group, not one per request).
+    """
+    group_params = cache.get(row.sample_group * 1000 + row.n)
+    if group_params is None:
+        updates: dict[str, Any] = {"n": row.n}
+        if params.seed is not None and row.sample_group:
+            # Distinct seeds per sample group (a backend may use seed+i within a group of up
+            # to _MAX_N samples), still deterministic for a given seed.
+            updates["seed"] = params.seed + row.sample_group * _MAX_N
+        group_params = params.model_copy(update=updates)
+        cache[row.sample_group * 1000 + row.n] = group_params
+    payload = json.loads(row.payload)
+    return GenerationRequest(
+        str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt")
+    )
 
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:

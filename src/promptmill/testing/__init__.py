@@ -24,10 +24,10 @@ from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
 
 __all__ = [
-    "FAULT_KINDS",
     "BatchFaults",
     "BatchService",
     "BatchTimings",
+    "FAULT_KINDS",
     "Faults",
     "ProcessServer",
     "RateLimits",

@@ -61,7 +61,8 @@ class BatchFaults:
     """Probabilities of injected Batch API faults, drawn from ``random.Random(seed)``.
 
     - ``line_error``: per line, a 500 ``server_error`` in the error file instead of an answer.
-    - ``expire``: per batch, it expires after answering ``expire_after`` of its lines.
+    - ``expire``: per batch, it expires after answering ``expire_after`` of its lines;
+      ``expire_batches`` names batches that always do (1: the first batch created).
     - ``fail_validation``: per batch, it fails validation (``token_limit_exceeded``).
     - ``upload_error``: per upload, a 500 (nothing stored).
     """
@@ -69,6 +70,7 @@ class BatchFaults:
     line_error: float = 0.0
     expire: float = 0.0
     expire_after: float = 0.5
+    expire_batches: tuple[int, ...] = ()
     fail_validation: float = 0.0
     upload_error: float = 0.0
     seed: int = 0
@@ -289,7 +291,8 @@ class BatchService:
         self.batches[batch["id"]] = batch
         self.counts["batches"] += 1
         self._cancel[batch["id"]] = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(self._process(batch))
+        task = asyncio.get_running_loop().create_task(self._process(batch,
+                                                                    self.counts["batches"]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return _ok(batch)
@@ -345,11 +348,11 @@ class BatchService:
 
     # -- processing -----------------------------------------------------------------------
 
-    async def _process(self, batch: dict[str, Any]) -> None:
-        """Take a batch through its states, answering its lines."""
+    async def _process(self, batch: dict[str, Any], number: int) -> None:
+        """Take the ``number``-th batch through its states, answering its lines."""
         cancel = self._cancel[batch["id"]]
         timings, faults = self.timings, self.faults
-        expire = self._random.random() < faults.expire
+        expire = self._random.random() < faults.expire or number in faults.expire_batches
         fail = self._random.random() < faults.fail_validation
         await _wait(cancel, timings.validating)
         if not cancel.is_set():

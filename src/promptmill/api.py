@@ -179,12 +179,25 @@ async def arun(
     max_attempts: int = 8,
     new_job: bool = False,
     retry_failed: bool = False,
+    mode: str = "online",
+    wait: bool = True,
+    poll_interval: float = 30.0,
+    finish_online: bool = False,
 ) -> list[dict[str, Any]]:
     """Run a job and return its result rows (input fields + responses, usage, status...).
 
     ``rows`` is an input file path or an iterable of dicts. With ``output`` the results are
     also written there, and the job store beside it makes the call resumable.
+    ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
+    polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
+    returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
+    store a later call collects from.
     """
+    if mode == "batch" and not wait and output is None:
+        from promptmill.errors import UsageError
+
+        raise UsageError("mode='batch' with wait=False needs output=PATH: its job store keeps "
+                         "the submitted batches for a later call to collect")
     with tempfile.TemporaryDirectory(prefix="promptmill-") as scratch:
         folder = Path(output).parent if output else Path(scratch)
         if output is None:
@@ -195,13 +208,19 @@ async def arun(
         spec = JobSpec(
             input=source, output=Path(output), generator=make_generator(model),
             prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat),
-            k=k, params=params, limit=limit,
+            k=k, params=params, limit=limit, mode=mode,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
             retry=RetryPolicy(max_attempts=max_attempts),
         )
-        await execute(spec, config, new_job=new_job, retry_failed=retry_failed)
+        batch = None
+        if mode == "batch":
+            from promptmill.batch import BatchOptions
+
+            batch = BatchOptions(wait=wait, poll_interval=poll_interval,
+                                 finish_online=finish_online)
+        await execute(spec, config, new_job=new_job, retry_failed=retry_failed, batch=batch)
         from promptmill.store import JobStore
 
         with JobStore(spec.store_path) as store:

@@ -209,11 +209,8 @@ class BatchService:
         return None
 
     def _file(self, request: web.Request) -> dict[str, Any] | web.Response:
-        file_id = request.match_info["file_id"]
-        item = self.files.get(file_id)
-        if item is None:
-            return _error(404, f"No such File object: {file_id}", "id")
-        return item
+        return _lookup(self.files, request.match_info["file_id"], "No such File object: {}",
+                       "id")
 
     async def _list_files(self, request: web.Request) -> web.StreamResponse:
         self.received("GET /v1/files")
@@ -298,11 +295,8 @@ class BatchService:
         return _ok(batch)
 
     def _batch(self, request: web.Request) -> dict[str, Any] | web.Response:
-        batch_id = request.match_info["batch_id"]
-        batch = self.batches.get(batch_id)
-        if batch is None:
-            return _error(404, f"No batch found with id '{batch_id}'.", "batch_id")
-        return batch
+        return _lookup(self.batches, request.match_info["batch_id"],
+                       "No batch found with id '{}'.", "batch_id")
 
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
         self.received("GET /v1/batches/{id}")
@@ -520,6 +514,13 @@ class BatchService:
             counts = batch["request_counts"]
             counts["failed"] = counts["total"] - counts["completed"]
         batch.update(status=status, **{f"{status}_at": now})
+
+
+def _lookup(table: dict[str, dict[str, Any]], key: str, missing: str,
+            param: str) -> dict[str, Any] | web.Response:
+    """The object under ``key``, or OpenAI's 404 naming it."""
+    item = table.get(key)
+    return item if item is not None else _error(404, missing.format(key), param)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -108,11 +108,16 @@ class BatchRunner:
         self.folder.mkdir(exist_ok=True)
         _remove_stale_temporaries(self.folder)
         self.snapshot = self.ledger.batches()
+        shown = ""
         async with self.api() as api:
             while True:
                 await self.advance(api)
                 if not self.options.wait or not self.ledger.batches(active=True):
                     break
+                line = self.progress_line()
+                if line != shown:  # with --wait, a line each time something changed
+                    self.report(line)
+                    shown = line
                 self.next_poll_at = time.time() + self.options.poll_interval
                 await asyncio.sleep(self.options.poll_interval)
         summary = self.summary
@@ -142,6 +147,15 @@ class BatchRunner:
         if batch.step == "ended":
             await self.collect(api, batch)
         self.snapshot = self.ledger.batches()
+
+    def progress_line(self) -> str:
+        """Where the active batches stand: how many in each state, requests answered."""
+        active = [b for b in self.snapshot if b.active]
+        states = Counter(b.shown_status for b in active)
+        answered = sum((b.completed or 0) + (b.failed or 0) for b in active)
+        total = sum(b.total or b.requests for b in active)
+        return ("waiting for " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+                + f" batch(es): {answered:,} of {total:,} requests answered so far")
 
     # -- forming batches -----------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from promptmill.batch_files import (
 from promptmill.errors import MissingKeyError, UsageError
 from promptmill.generators.base import env_value
 from promptmill.job import ID_FIELDS, Job, JobSpec, build_request
-from promptmill.redaction import remember_secret
+from promptmill.redaction import redact_secrets, remember_secret
 from promptmill.store import JobStore
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -70,9 +70,13 @@ def server_for(api_base: str | None, api_key_env: str | None,
 
 
 def remember_last_batch(batch_id: str, api_base: str, folder: Path = Path(".")) -> None:
-    """Note the batch ``batch submit`` created, for commands given no id."""
+    """Note the batch ``batch submit`` created, for commands given no id.
+
+    A password in the URL is not written down (the file would then hold a secret).
+    """
     (folder / LAST_BATCH_FILE).write_text(
-        json.dumps({"id": batch_id, "api_base": api_base}) + "\n", encoding="utf-8")
+        json.dumps({"id": batch_id, "api_base": redact_secrets(api_base)}) + "\n",
+        encoding="utf-8")
 
 
 def last_batch(folder: Path = Path(".")) -> dict[str, str]:

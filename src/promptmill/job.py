@@ -266,9 +266,10 @@ class Job:
         """Send every pending request; the generator is started and closed here."""
         stats = stats or EngineStats()
         status = self.store.status()
-        stats.total = status.pending
+        # Requests in Batch API batches are pending, but theirs to answer, not ours to send.
+        stats.total = status.pending - status.batched
         generator = self.spec.generator
-        if status.pending == 0:
+        if stats.total == 0:
             return stats
         dispatcher = Dispatcher(self.store, generator, self.build_request, config, stats)
         if on_dispatcher is not None:

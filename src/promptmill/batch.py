@@ -97,6 +97,9 @@ class BatchRunner:
         self.summary = BatchSummary()
         self.snapshot: list[BatchRecord] = []  # read by the display's thread, replaced whole
         self.next_poll_at: float | None = None
+        # With --wait, a progress line is reported whenever it changes, unless a live
+        # display (which the CLI sets up) already shows the batches.
+        self.progress_lines = True
 
     def api(self) -> BatchAPI:
         """A client of the job's server, with its key."""
@@ -115,7 +118,7 @@ class BatchRunner:
                 if not self.options.wait or not self.ledger.batches(active=True):
                     break
                 line = self.progress_line()
-                if line != shown:  # with --wait, a line each time something changed
+                if self.progress_lines and line != shown:
                     self.report(line)
                     shown = line
                 self.next_poll_at = time.time() + self.options.poll_interval

@@ -90,11 +90,12 @@ class BatchProgressView:
         for b in shown[:12]:
             total = b.total or b.requests
             done = (b.completed or 0) + (b.failed or 0)
-            since = _age(now - b.submitted_at) if b.submitted_at else "-"
-            table.add_row(f"  #{b.id}", b.shown_status, _bar(done, total, 20),
-                          f"{b.completed or 0:,} done, {b.failed or 0:,} failed of {total:,}",
-                          f"submitted {since} ago" if b.submitted_at else "not submitted",
-                          b.batch_id or "")
+            since = f"{_age(now - b.submitted_at)} ago" if b.submitted_at else "not sent"
+            remote = b.batch_id or ""
+            remote = remote if len(remote) <= 18 else remote[:17] + "…"  # status: the whole id
+            table.add_row(f"  #{b.id}", remote, b.shown_status, _bar(done, total, 20),
+                          f"{b.completed or 0:,}/{total:,} done, {b.failed or 0:,} failed",
+                          since)
         if len(shown) > 12:
             table.add_row("", f"... and {len(shown) - 12} more")
         next_poll = self.runner.next_poll_at

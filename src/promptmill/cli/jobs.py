@@ -246,12 +246,20 @@ async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed
 
     def on_batches(runner: Any) -> None:
         if batch is not None and batch.wait:
+            runner.progress_lines = False  # the live view shows them
             show(BatchProgressView(runner))
+
+    def report_above(line: str) -> None:
+        # Printed through the live display's console, so that it goes above the display.
+        if live:
+            live[0].console.print(redact(line), highlight=False, soft_wrap=True)
+        else:
+            click.echo(redact(line), err=True)
 
     try:
         return await execute(spec, config, new_job=new_job, retry_failed=retry_failed,
                              handle_signals=True, on_start=on_start, batch=batch,
-                             on_batches=on_batches, report=report)
+                             on_batches=on_batches, report=report_above)
     finally:
         if live:
             live[0].stop()

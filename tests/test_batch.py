@@ -37,13 +37,13 @@ def questions(count: int) -> list[dict[str, Any]]:
 
 
 def job_spec(tmp_path: Path, server: TestServer, rows: int, *, k: int = 1,
-             name: str = "answers.jsonl", mode: str = "batch") -> JobSpec:
+             name: str = "answers.jsonl", mode: str = "batch", chat: bool = True) -> JobSpec:
     source = tmp_path / "questions.jsonl"
     if not source.exists():
         source.write_text("".join(json.dumps(row) + "\n" for row in questions(rows)))
     return JobSpec(input=source, output=tmp_path / name,
                    generator=get_generator(f"http!test-model,api_base={server.url}"),
-                   prompts=PromptSpec.build("{{ question }}", None, None, None, True), k=k,
+                   prompts=PromptSpec.build("{{ question }}", None, None, None, chat), k=k,
                    mode=mode)
 
 
@@ -96,6 +96,19 @@ async def test_a_batch_job_exports_the_same_bytes_as_an_online_run(
     answered_once(server, 250)
     # The downloads and input files are gone once recorded; the store holds everything.
     assert not [p for p in (tmp_path / "answers.jsonl.promptmill.batches").iterdir()]
+
+
+async def test_text_completions_go_through_the_completions_endpoint(
+        tmp_path: Path, make_server: Callable[..., TestServer]) -> None:
+    server = make_server()
+    await execute(job_spec(tmp_path, server, 40, k=3, name="online.jsonl", mode="online",
+                           chat=False), EngineConfig())
+    spec = job_spec(tmp_path, server, 40, k=3, chat=False)
+
+    assert (await run_job(spec)).complete
+
+    assert [b["endpoint"] for b in batches_of(server)] == ["/v1/completions"]
+    assert spec.output.read_bytes() == (tmp_path / "online.jsonl").read_bytes()
 
 
 async def test_one_run_submits_and_returns_the_next_collects(

@@ -159,7 +159,7 @@ def judge_batch(rows: int, batch: FullRun, online: FullRun) -> bool:
     ratio = peak_mb(batch) / max(1e-9, peak_mb(online))
     ok = ratio <= BATCH_RSS_RATIO and batch.returncode == 0
     print(f"batch: {rows:,} rows in {batch.seconds:.0f}s (exit {batch.returncode}), "
-          f"{rows / batch.seconds:,.0f} rows/s overall")
+          f"{rows / batch.seconds:,.0f} rows/s overall; online: {online.seconds:.0f}s")
     print(f"  VERDICT peak RSS batch {peak_mb(batch):.1f} MB vs online {peak_mb(online):.1f} MB,"
           f" ratio {ratio:.2f} (limit {BATCH_RSS_RATIO:.0f}): {'PASS' if ok else 'FAIL'}")
     return ok

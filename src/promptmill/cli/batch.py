@@ -133,10 +133,10 @@ def create(input_path: Path | None, out: Path, model: str | None, job_output: Pa
     if job_output is not None:
         if input_path is not None:
             raise click.UsageError("give INPUT or --job, not both")
-        store = _open_store(job_output)
-        store_path = store.path
-        store.close()
-        files, count = batch_manual.write_from_job(store_path, out, max_requests, max_bytes)
+        from promptmill.store import existing_store_path
+
+        files, count = batch_manual.write_from_job(existing_store_path(job_output), out,
+                                                   max_requests, max_bytes)
     else:
         if input_path is None or model is None:
             raise click.UsageError("give INPUT and -m MODEL (or --job OUTPUT)")

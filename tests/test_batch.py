@@ -343,3 +343,21 @@ def test_the_library_runs_a_batch_job_and_returns_its_rows(
     assert "You said: 3+3?" in rows[1]["responses"][0]["text"]
     with pytest.raises(UsageError, match="needs output=PATH"):
         promptmill.run([{"question": "2+2?"}], model, mode="batch", wait=False)
+
+
+async def test_a_server_that_cannot_be_reached_is_one_error_saying_to_rerun(
+        tmp_path: Path, make_server: Callable[..., TestServer]) -> None:
+    from promptmill.errors import BatchAPIError
+
+    server = make_server()
+    spec = job_spec(tmp_path, server, 5)
+    server.set_outage(True)
+    async with BatchAPI(server.url, None, retries=2, backoff=0.01) as api:
+        with pytest.raises(BatchAPIError, match="could not be reached; rerun the same command"):
+            await api.list_batches()
+    with pytest.raises(BatchAPIError, match="could not be reached"):
+        await run_job(spec, wait=False, retries=2)
+    with JobStore(spec.store_path) as store:  # the batch waits, prepared, for the rerun
+        assert [b[0] for b in store.db.execute("SELECT step FROM batches")] == ["uploading"]
+    server.set_outage(False)
+    assert (await run_job(spec)).complete

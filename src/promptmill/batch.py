@@ -64,6 +64,9 @@ class BatchOptions:
     poll_interval: float = 30.0
     wait: bool = False
     finish_online: bool = False
+    # Tries of one Batch API call through connection failures, 429s and 5xx (with backoff)
+    # before the run stops, saying to rerun.
+    retries: int = 6
 
 
 @dataclass
@@ -104,7 +107,8 @@ class BatchRunner:
     def api(self) -> BatchAPI:
         """A client of the job's server, with its key."""
         generator = self.generator
-        return BatchAPI(generator.api_base, generator.api_key(), timeout=generator.timeout)
+        return BatchAPI(generator.api_base, generator.api_key(), timeout=generator.timeout,
+                        retries=self.options.retries)
 
     async def run(self) -> BatchSummary:
         """Advance every batch once (or, with ``wait``, until none is active)."""

@@ -28,7 +28,7 @@ from promptmill.redaction import redact_secrets
 log = logging.getLogger("promptmill")
 
 # Statuses worth another try: the server was busy or broken for a moment.
-_TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})
+_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 _CHUNK = 1 << 16  # bytes read or written at a time when streaming a file
 
 

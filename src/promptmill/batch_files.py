@@ -24,7 +24,7 @@ from promptmill.redaction import redact_secrets
 # OpenAI's limits on one batch input file.
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
-_RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 

@@ -10,10 +10,15 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
 2. ``resume``: a job whose store has all but 1,000 requests done (built with the store API:
    plan every row, record the results) is run again. Verdict: the first request reaches the
    server within 5 seconds of the child process starting.
+3. ``batch``: the same job through the Batch API (``--mode batch --wait``: input files of
+   50,000 requests uploaded, polled, output files downloaded and recorded, export), the
+   child's memory sampled the same way. Verdict: its peak RSS is within 2x of the online
+   job's (measured by ``full`` in the same invocation, or run here when ``--only batch``).
 
-    python benchmarks/scale.py                      # 1,000,000 rows (about 10 minutes)
+    python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000         # quick, for CI
     python benchmarks/scale.py --only resume
+    python benchmarks/scale.py --only batch         # online and batch, memory compared
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ PEAK_LIMIT_MB = 300.0
 FLAT_LIMIT_MB = 25.0
 RESUME_LIMIT_S = 5.0
 RESUME_PENDING = 1000
+BATCH_RSS_RATIO = 2.0
 
 
 def write_input(path: Path, rows: int) -> None:
@@ -56,10 +62,13 @@ def model_for(server: ProcessServer) -> str:
     return f"http!test-model,api_base={server.url}"
 
 
-def cli_command(input_path: Path, output: Path, model: str) -> list[str]:
+def cli_command(input_path: Path, output: Path, model: str, mode: str = "online") -> list[str]:
     """The user's command line."""
-    return [sys.executable, "-m", "promptmill", "run", str(input_path), "-m", model,
-            "-o", str(output)]
+    command = [sys.executable, "-m", "promptmill", "run", str(input_path), "-m", model,
+               "-o", str(output)]
+    if mode == "batch":
+        command += ["--mode", "batch", "--wait", "--poll-interval", "1"]
+    return command
 
 
 def memory_mb(pid: int) -> tuple[float, float] | None:
@@ -110,14 +119,15 @@ def progress(store: Path) -> tuple[int, int]:
     return (planned + 1 if planned is not None else 0), (done + 1 if done is not None else 0)
 
 
-def run_full(rows: int, folder: Path, input_path: Path) -> FullRun:
+def run_full(rows: int, folder: Path, input_path: Path, mode: str = "online") -> FullRun:
     """The whole job through the CLI, sampling the child's memory every second."""
-    output = folder / "full.jsonl"
+    name = "full" if mode == "online" else mode
+    output = folder / f"{name}.jsonl"
     result = FullRun()
     with serve_in_process() as server:
         start = time.monotonic()
-        with open(folder / "full.stderr", "w") as errors:
-            child = subprocess.Popen(cli_command(input_path, output, model_for(server)),
+        with open(folder / f"{name}.stderr", "w") as errors:
+            child = subprocess.Popen(cli_command(input_path, output, model_for(server), mode),
                                      stdout=subprocess.DEVNULL, stderr=errors)
             next_print = 0.0
             while child.poll() is None:
@@ -135,8 +145,24 @@ def run_full(rows: int, folder: Path, input_path: Path) -> FullRun:
         result.seconds = time.monotonic() - start
         result.returncode = child.returncode
     if child.returncode != 0:
-        print((folder / "full.stderr").read_text()[-2000:])
+        print((folder / f"{name}.stderr").read_text()[-2000:])
     return result
+
+
+def peak_mb(run: FullRun) -> float:
+    """The child's peak RSS (VmHWM) over a run, in MB."""
+    return max((s.hwm for s in run.samples), default=0.0)
+
+
+def judge_batch(rows: int, batch: FullRun, online: FullRun) -> bool:
+    """Print the batch job's memory verdict against the online job's; True if it passes."""
+    ratio = peak_mb(batch) / max(1e-9, peak_mb(online))
+    ok = ratio <= BATCH_RSS_RATIO and batch.returncode == 0
+    print(f"batch: {rows:,} rows in {batch.seconds:.0f}s (exit {batch.returncode}), "
+          f"{rows / batch.seconds:,.0f} rows/s overall; online: {online.seconds:.0f}s")
+    print(f"  VERDICT peak RSS batch {peak_mb(batch):.1f} MB vs online {peak_mb(online):.1f} MB,"
+          f" ratio {ratio:.2f} (limit {BATCH_RSS_RATIO:.0f}): {'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 def judge_full(rows: int, run: FullRun) -> bool:
@@ -228,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print their verdicts; exit 1 if one fails."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="input rows (default 1M)")
-    parser.add_argument("--only", choices=["full", "resume"], help="one measurement only")
+    parser.add_argument("--only", choices=["full", "resume", "batch"],
+                        help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
     args = parser.parse_args(argv)
     print(f"scale benchmark: {args.rows:,} rows, Python {sys.version.split()[0]}, "
@@ -240,10 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         input_path = folder / "input.jsonl"
         write_input(input_path, args.rows)
         ok = True
+        online: FullRun | None = None
         if args.only in (None, "full"):
-            ok = judge_full(args.rows, run_full(args.rows, folder, input_path)) and ok
+            online = run_full(args.rows, folder, input_path)
+            ok = judge_full(args.rows, online) and ok
         if args.only in (None, "resume"):
             ok = run_resume(args.rows, folder, input_path) and ok
+        if args.only in (None, "batch"):
+            online = online or run_full(args.rows, folder, input_path)
+            batch = run_full(args.rows, folder, input_path, "batch")
+            ok = judge_batch(args.rows, batch, online) and ok
     return 0 if ok else 1
 
 

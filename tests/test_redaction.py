@@ -121,3 +121,11 @@ def test_the_store_keeps_errors_redacted(tmp_path: Path) -> None:
                                       error_kind="fatal")])
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())
     assert OPAQUE.encode() not in raw and b"HTTP 401: key *** is wrong" in raw
+
+
+def test_an_unclosed_quoted_key_is_redacted_and_the_rest_of_the_message_kept() -> None:
+    text = ('bad option in "m,api_key="Zt8q-unclosed-canary-17, temprature=1": '
+            "did you mean temperature?")
+    redacted = redact_secrets(text)
+    assert "Zt8q-unclosed-canary-17" not in redacted
+    assert redacted.endswith("did you mean temperature?")

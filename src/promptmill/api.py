@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.retry import RetryPolicy
@@ -21,6 +21,9 @@ from promptmill.job import Job, JobSpec, iter_results, run_async
 from promptmill.params import GenerateParams, make_params
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import Truncation
+
+if TYPE_CHECKING:
+    from promptmill.batch import BatchOptions, BatchRunner
 
 log = logging.getLogger("promptmill")
 
@@ -43,6 +46,9 @@ class RunOutcome:
     first_failure: tuple[int, str] | None = None
     # Rows whose prompt was cut to fit (--truncate-field), over the whole job.
     truncated: int = 0
+    # Batch mode: batches still at the provider (or not yet collected), and their requests.
+    batches_active: int = 0
+    batched: int = 0
 
 
 def make_generator(model: str | Generator | None) -> Generator:
@@ -65,45 +71,37 @@ async def execute(
     retry_failed: bool = False,
     handle_signals: bool = False,
     on_start: Callable[[EngineStats], Any] | None = None,
+    batch: BatchOptions | None = None,
+    on_batches: Callable[[BatchRunner], Any] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Plan, dispatch and export one job; the building block of run/arun and the CLI."""
+    """Plan, send (online, or as Batch API batches) and export one job.
+
+    The building block of run/arun and the CLI. In batch mode (``spec.mode == "batch"``) one
+    call advances the job's batches (``batch``: limits, polling, ``wait``); requests still at
+    the provider are counted in the outcome's ``pending`` and ``batches_active``, and the same
+    call made again later collects them. ``report`` receives one line per batch event.
+    """
     job = Job.open(spec, new_job=new_job)
     try:
         job.plan()
         if retry_failed:
             job.store.retry_failed()
         stats = EngineStats()
-        holder: list[Dispatcher] = []
         stop_signal: int | None = None
+        summary = None
+        if spec.mode == "batch":
+            from promptmill.batch import BatchOptions, BatchRunner
 
-        def on_signal(signum: int) -> None:
-            nonlocal stop_signal
-            if stop_signal is not None or not holder:
-                raise KeyboardInterrupt(signum)  # a second signal: abandon what is in flight
-            stop_signal = signum
-            again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
-            log.warning("stopping: finishing requests in flight (%s to abandon them)", again)
-            holder[0].stop()
-
-        loop = asyncio.get_running_loop()
-        installed: dict[int, Any] = {}
-        if handle_signals:
-            for sig in (signal.SIGINT.value, signal.SIGTERM.value):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    previous = signal.getsignal(sig)
-                    loop.add_signal_handler(sig, on_signal, sig)
-                    installed[sig] = previous
-        try:
-            if on_start is not None:
-                on_start(stats)
-            await job.dispatch(config, stats, on_dispatcher=holder.append)
-        finally:
-            for sig, previous in installed.items():
-                loop.remove_signal_handler(sig)
-                # remove_signal_handler leaves SIGTERM at SIG_DFL: give back the caller's
-                # handler, so a signal while exporting still stops cleanly.
-                if previous is not None:
-                    signal.signal(sig, previous)
+            options = batch or BatchOptions()
+            runner = BatchRunner(job, options, config.retry.max_attempts, report)
+            if on_batches is not None:
+                on_batches(runner)
+            summary = await runner.run()
+            if options.finish_online:
+                stop_signal = await _dispatch(job, config, stats, handle_signals, on_start)
+        else:
+            stop_signal = await _dispatch(job, config, stats, handle_signals, on_start)
         status = job.store.status()
         complete = status.pending == 0 and bool(job.store.get_meta("planned_complete"))
         complete = complete or (spec.limit is not None and status.pending == 0)
@@ -114,9 +112,47 @@ async def execute(
             output=spec.output, store=spec.store_path, stopped=stop_signal is not None,
             stop_signal=stop_signal, first_failure=status.first_failure,
             truncated=int(job.store.get_meta("truncated_rows") or 0),
+            batches_active=summary.active if summary else 0, batched=status.batched,
         )
     finally:
         job.close()
+
+
+async def _dispatch(job: Job, config: EngineConfig, stats: EngineStats, handle_signals: bool,
+                    on_start: Callable[[EngineStats], Any] | None) -> int | None:
+    """Send the job's pending requests online; the signal that stopped it, if one did."""
+    holder: list[Dispatcher] = []
+    stop_signal: int | None = None
+
+    def on_signal(signum: int) -> None:
+        nonlocal stop_signal
+        if stop_signal is not None or not holder:
+            raise KeyboardInterrupt(signum)  # a second signal: abandon what is in flight
+        stop_signal = signum
+        again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
+        log.warning("stopping: finishing requests in flight (%s to abandon them)", again)
+        holder[0].stop()
+
+    loop = asyncio.get_running_loop()
+    installed: dict[int, Any] = {}
+    if handle_signals:
+        for sig in (signal.SIGINT.value, signal.SIGTERM.value):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                previous = signal.getsignal(sig)
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed[sig] = previous
+    try:
+        if on_start is not None:
+            on_start(stats)
+        await job.dispatch(config, stats, on_dispatcher=holder.append)
+    finally:
+        for sig, previous in installed.items():
+            loop.remove_signal_handler(sig)
+            # remove_signal_handler leaves SIGTERM at SIG_DFL: give back the caller's
+            # handler, so a signal while exporting still stops cleanly.
+            if previous is not None:
+                signal.signal(sig, previous)
+    return stop_signal
 
 
 def _as_input(rows: str | Path | Iterable[Mapping[str, Any]] | Any, folder: Path) -> Path:
@@ -167,6 +203,10 @@ async def arun(
     max_attempts: int = 8,
     new_job: bool = False,
     retry_failed: bool = False,
+    mode: str = "online",
+    wait: bool = True,
+    poll_interval: float = 30.0,
+    finish_online: bool = False,
 ) -> list[dict[str, Any]]:
     """Run a job and return its result rows (input fields + responses, usage, status...).
 
@@ -174,7 +214,16 @@ async def arun(
     pandas DataFrame or any iterable of dicts. ``prompt`` names a prompt of the library
     (``prompts_file`` adds the user's). With ``output`` the results are also written there,
     and the job store beside it makes the call resumable.
+    ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
+    polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
+    returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
+    store a later call collects from.
     """
+    if mode == "batch" and not wait and output is None:
+        from promptmill.errors import UsageError
+
+        raise UsageError("mode='batch' with wait=False needs output=PATH: its job store keeps "
+                         "the submitted batches for a later call to collect")
     with tempfile.TemporaryDirectory(prefix="promptmill-") as scratch:
         folder = Path(output).parent if output else Path(scratch)
         if output is None:
@@ -189,12 +238,19 @@ async def arun(
                                      prompt=prompt, prompts_files=files),
             k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,
             truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
+            mode=mode,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
             retry=RetryPolicy(max_attempts=max_attempts),
         )
-        await execute(spec, config, new_job=new_job, retry_failed=retry_failed)
+        batch = None
+        if mode == "batch":
+            from promptmill.batch import BatchOptions
+
+            batch = BatchOptions(wait=wait, poll_interval=poll_interval,
+                                 finish_online=finish_online)
+        await execute(spec, config, new_job=new_job, retry_failed=retry_failed, batch=batch)
         from promptmill.store import JobStore
 
         with JobStore(spec.store_path) as store:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from promptmill import data
 from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, UniqueIds, check_row
 
+# The Batch API's price, as a share of the online price (OpenAI: half).
+BATCH_DISCOUNT = 0.5
 # USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
 PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
@@ -66,11 +68,21 @@ def dry_run(spec: JobSpec) -> str:
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
                      f"(--truncate-field {spec.truncation.field})")
     price = price_for(spec.generator.provider, spec.generator.model)
+    batch = spec.mode == "batch"
+    if batch:
+        from promptmill.batch_files import MAX_REQUESTS
+
+        files = -(-requests // MAX_REQUESTS)
+        lines.append(f"batches    at least {files:,} (Batch API, up to {MAX_REQUESTS:,} requests "
+                     "each; results within 24h)")
     if price:
-        low = prompt_tokens * price[0] / 1e6
-        high = low + completion * price[1] / 1e6
+        share = BATCH_DISCOUNT if batch else 1.0
+        rates = (price[0] * share, price[1] * share)
+        low = prompt_tokens * rates[0] / 1e6
+        high = low + completion * rates[1] / 1e6
+        note = ", the Batch API's half price" if batch else ""
         lines.append(f"cost       ${low:,.4f} prompt + up to ${high - low:,.4f} completion "
-                     f"(at ${price[0]}/${price[1]} per 1M tokens)")
+                     f"(at ${rates[0]:g}/${rates[1]:g} per 1M tokens{note})")
     else:
         lines.append("cost       unknown for this model")
     lines.append("nothing was sent (--dry-run)")

@@ -13,6 +13,8 @@ message that names the place (file, line, field) and the fix::
     │   └── JobMismatchError    the job store belongs to a different job
     ├── StoreError              the job store cannot be used (newer schema, disk full)
     ├── OutputError             the results file cannot be written (disk full, read-only)
+    ├── BatchAPIError           a Batch API call (files, batches) failed or was refused; the
+    │                           job store keeps every batch's ids: rerun to go on
     └── GenerationError         one request failed (kept in the store with the request)
         ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
         │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
@@ -70,6 +72,14 @@ class StoreError(PromptmillError):
 
 class OutputError(PromptmillError):
     """The results file cannot be written; the job store still holds every result."""
+
+
+class BatchAPIError(PromptmillError):
+    """A Batch API call (upload, create, poll, download) failed or was refused."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, None when the server could not be reached
 
 
 class GenerationError(PromptmillError):

@@ -22,12 +22,22 @@ from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
-from promptmill.store import DONE, FAILED, PENDING, JobStore, RequestRow, store_path_for
+from promptmill.store import (
+    BATCHED,
+    DONE,
+    FAILED,
+    PENDING,
+    JobStore,
+    RequestRow,
+    store_path_for,
+)
 
 log = logging.getLogger("promptmill")
 
 # Fields promptmill adds to every output row; an input row may not use them.
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
+# How a job's requests can be sent.
+MODES = ("online", "batch")
 # Fields taken as a row's id when the job names none: two rows with one id are refused.
 ID_FIELDS = ("id", "unique_id")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
@@ -61,12 +71,22 @@ class JobSpec:
     max_prompt_tokens: int | None = None
     # Cut prompts over the budget in this field (None: such rows fail before sending).
     truncation: Truncation | None = None
+    # How requests are sent: "online" (the engine, under rate limits) or "batch" (the
+    # provider's Batch API, see promptmill.batch). Not in the fingerprint: a job started in one
+    # mode may be finished in the other.
+    mode: str = "online"
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         if self.k < 1:
             raise InputError("-k must be at least 1")
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode == "batch" and not self.generator.supports_batch:
+            raise InputError(
+                f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
+                "http! server offering /v1/files and /v1/batches; run without --mode batch")
 
     @property
     def store_path(self) -> Path:
@@ -167,7 +187,7 @@ class Job:
         try:
             adopt_legacy_embedded(store, fingerprint)
             status = store.status()
-            untouched = status.done + status.failed == 0
+            untouched = status.done + status.failed + status.batched == 0
             store.bind_job(fingerprint, new_job=new_job or untouched)
             store.set_meta(model_identifier=spec.model_identifier())
         except BaseException:
@@ -278,19 +298,7 @@ class Job:
 
     def build_request(self, row: RequestRow) -> GenerationRequest:
         """The generator request for a planned request row."""
-        params = self._group_params.get(row.sample_group * 1000 + row.n)
-        if params is None:
-            updates: dict[str, Any] = {"n": row.n}
-            if self.params.seed is not None and row.sample_group:
-                # Distinct seeds per sample group (a backend may use seed+i within a group of up
-                # to _MAX_N samples), still deterministic for a given seed.
-                updates["seed"] = self.params.seed + row.sample_group * _MAX_N
-            params = self.params.model_copy(update=updates)
-            self._group_params[row.sample_group * 1000 + row.n] = params
-        payload = json.loads(row.payload)
-        return GenerationRequest(
-            str(row.id), params, messages=payload.get("messages"), prompt=payload.get("prompt")
-        )
+        return build_request(row, self.params, self._group_params)
 
     async def dispatch(
         self, config: EngineConfig, stats: EngineStats | None = None,
@@ -299,9 +307,10 @@ class Job:
         """Send every pending request; the generator is started and closed here."""
         stats = stats or EngineStats()
         status = self.store.status()
-        stats.total = status.pending
+        # Requests in Batch API batches are pending, but theirs to answer, not ours to send.
+        stats.total = status.pending - status.batched
         generator = self.spec.generator
-        if status.pending == 0:
+        if stats.total == 0:
             return stats
         dispatcher = Dispatcher(self.store, generator, self.build_request, config, stats)
         if on_dispatcher is not None:
@@ -324,6 +333,27 @@ class Job:
             stale.unlink(missing_ok=True)
         return export_results(self.store, output, data.output_format(output, fmt),
                               model=self.spec.model_identifier(), source=self.spec.input)
+
+
+def build_request(row: RequestRow, params: GenerateParams,
+                  cache: dict[int, GenerateParams]) -> GenerationRequest:
+    """The generator request for a planned request row under the job's ``params``.
+
+    ``cache`` keeps each sample group's params (one object per group, not one per request).
+    """
+    group_params = cache.get(row.sample_group * 1000 + row.n)
+    if group_params is None:
+        updates: dict[str, Any] = {"n": row.n}
+        if params.seed is not None and row.sample_group:
+            # Distinct seeds per sample group (a backend may use seed+i within a group of up
+            # to _MAX_N samples), still deterministic for a given seed.
+            updates["seed"] = params.seed + row.sample_group * _MAX_N
+        group_params = params.model_copy(update=updates)
+        cache[row.sample_group * 1000 + row.n] = group_params
+    payload = json.loads(row.payload)
+    return GenerationRequest(
+        str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt")
+    )
 
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
@@ -435,7 +465,8 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
             completion_tokens += c_tokens or 0
             if error:
                 errors.append(error)
-        status = PENDING if PENDING in statuses else FAILED if FAILED in statuses else DONE
+        status = (PENDING if PENDING in statuses or BATCHED in statuses
+                  else FAILED if FAILED in statuses else DONE)
         row.update(
             responses=responses,
             usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},

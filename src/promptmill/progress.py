@@ -57,3 +57,48 @@ def summary_line(stats: EngineStats) -> str:
         + (f" (retries: {retries})" if retries else "")
         + f"; {stats.prompt_tokens + stats.completion_tokens:,} tokens"
     )
+
+
+def _age(seconds: float) -> str:
+    minutes, secs = divmod(int(max(0.0, seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class BatchProgressView:
+    """A rich renderable of a batch-mode job: batches by state, request counts, time since submit.
+
+    It reads the runner's ``snapshot`` (a list replaced whole after each step), never the
+    store: the display refreshes on its own thread.
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    def __rich__(self) -> Any:
+        from collections import Counter
+
+        from rich.table import Table
+
+        batches = list(self.runner.snapshot)
+        now = time.time()
+        states = Counter(b.shown_status for b in batches)
+        table = Table.grid(padding=(0, 1))
+        table.add_row("batches", ", ".join(f"{count} {state}" for state, count in
+                                           sorted(states.items())) or "none yet")
+        shown = [b for b in batches if b.active] or batches[-3:]
+        for b in shown[:12]:
+            total = b.total or b.requests
+            done = (b.completed or 0) + (b.failed or 0)
+            since = f"{_age(now - b.submitted_at)} ago" if b.submitted_at else "not sent"
+            remote = b.batch_id or ""
+            remote = remote if len(remote) <= 18 else remote[:17] + "…"  # status: the whole id
+            table.add_row(f"  #{b.id}", remote, b.shown_status, _bar(done, total, 20),
+                          f"{b.completed or 0:,}/{total:,} done, {b.failed or 0:,} failed",
+                          since)
+        if len(shown) > 12:
+            table.add_row("", f"... and {len(shown) - 12} more")
+        next_poll = self.runner.next_poll_at
+        if next_poll is not None:
+            table.add_row("", f"next poll in {max(0, next_poll - now):.0f}s")
+        return table

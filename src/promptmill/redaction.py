@@ -24,11 +24,11 @@ MIN_SECRET_LENGTH = 6
 SECRET_ENV_ENDINGS = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY")
 
 # A key given as an option or header (api_key=VALUE, api-key: VALUE, x-api-key, password...),
-# VALUE quoted (the closing quote may be missing) or up to the next comma or space; and the
-# password of a URL (://user:PASS@).
+# VALUE quoted (an unclosed quote runs to the next comma or space, so that the rest of the
+# message survives) or up to the next comma or space; and the password of a URL (://u:PASS@).
 _SECRET_OPTION = re.compile(
     r"""((?<![A-Za-z0-9])(?:api[_-]?key|access[_-]?token|auth[_-]?token|password|secret)"""
-    r"""\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|(?!\*\*\*)[^,\s"']+)""",
+    r"""\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|["'][^\s,"']*|(?!\*\*\*)[^,\s"']+)""",
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+(@)")

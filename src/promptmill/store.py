@@ -27,8 +27,11 @@ from typing import Any, NamedTuple
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PENDING, DONE, FAILED = "pending", "done", "failed"
+# Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
+# exported as pending), but never sent online nor put in a second batch meanwhile.
+BATCHED = "batched"
 
 
 def _migration_1(db: sqlite3.Connection) -> None:
@@ -66,8 +69,52 @@ def _execute_script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
+def _migration_2_batches(db: sqlite3.Connection) -> None:
+    """Batch API mode: the batches a job made, each step's remote ids, which requests each holds.
+
+    ``step`` is how far promptmill got with a batch: prepared (its requests chosen, the input
+    file written), uploading, uploaded (``file_id``), creating, submitted (``batch_id``), ended
+    (the provider finished it), recorded (its results are in ``requests``). Each remote call
+    is preceded by a commit of the step it starts and followed by a commit of what it returned,
+    so a kill between the two is found on resume and the call is matched, not repeated.
+    """
+    _execute_script(
+        db,
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            step TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            upload_name TEXT NOT NULL,
+            file_id TEXT,
+            batch_id TEXT,
+            status TEXT,
+            total INTEGER,
+            completed INTEGER,
+            failed INTEGER,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            recorded INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            created_at REAL NOT NULL,
+            step_at REAL NOT NULL,
+            submitted_at REAL,
+            ended_at REAL
+        );
+        CREATE TABLE batch_requests (
+            request_id INTEGER PRIMARY KEY,
+            batch INTEGER NOT NULL
+        );
+        CREATE INDEX batch_requests_by_batch ON batch_requests (batch, request_id);
+        """
+    )
+
+
 # Applied in order, once each; PRAGMA user_version records how many have run.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2_batches]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -118,6 +165,8 @@ class JobStatus:
     errors: list[tuple[str, int]]
     # The first failed request's input row index and error, or None.
     first_failure: tuple[int, str] | None = None
+    # Of ``pending``: requests submitted in a Batch API batch, awaiting its results.
+    batched: int = 0
 
 
 def store_path_for(output: Path) -> Path:
@@ -269,8 +318,23 @@ class JobStore:
         return False
 
     def reset(self) -> None:
-        """Forget every planned request and result (for ``--new-job``)."""
+        """Forget every planned request and result (for ``--new-job``).
+
+        Refused while Batch API batches of the job may still run: forgetting them would leave
+        them running (and billed) with nothing to collect their answers.
+        """
+        active = self.db.execute(
+            "SELECT COUNT(*) FROM batches WHERE step NOT IN ('prepared', 'recorded')"
+        ).fetchone()[0]
+        if active:
+            raise JobMismatchError(
+                f"{self.path} has {active} Batch API batch(es) submitted and not yet collected: "
+                "rerun with --mode batch to collect them, or cancel them with `promptmill batch "
+                "cancel --job OUTPUT` and rerun that first, before starting a new job there"
+            )
         with self.transaction() as db:
+            db.execute("DELETE FROM batch_requests")
+            db.execute("DELETE FROM batches")
             db.execute("DELETE FROM requests")
             db.execute("DELETE FROM rows")
             db.execute("DELETE FROM meta")
@@ -363,7 +427,8 @@ class JobStore:
             requests=sum(counts.values()),
             done=counts.get(DONE, 0),
             failed=counts.get(FAILED, 0),
-            pending=counts.get(PENDING, 0),
+            pending=counts.get(PENDING, 0) + counts.get(BATCHED, 0),
+            batched=counts.get(BATCHED, 0),
             attempts=attempts,
             prompt_tokens=prompt,
             completion_tokens=completion,

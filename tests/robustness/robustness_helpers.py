@@ -37,6 +37,11 @@ PROMPTMILL_FAILPOINT_MARK, for the test to kill the process right there:
   commit  inside JobStore.record's transaction, its results written, before COMMIT
   export  halfway through writing the export's temporary file (at row
           PROMPTMILL_FAILPOINT_EXPORT_ROW, default 3000)
+Batch API mode:
+  upload  after an input file was uploaded, before its file id is recorded
+  create  after a batch was created, before its batch id is recorded
+  poll    after a batch was polled, before what it said is recorded
+  record  inside the transaction recording a chunk of a batch's output lines, before COMMIT
 """
 import os
 
@@ -56,12 +61,18 @@ if _SPEC:
                 mark.write(_where)
             time.sleep(120)  # the test kills the process here
 
-    if _where in ("plan", "commit"):
+    if _where in ("plan", "commit", "record"):
         from promptmill import store as _store
 
         _transaction = _store.JobStore.transaction
-        _method_name = "add_planned" if _where == "plan" else "record"
-        _method = getattr(_store.JobStore, _method_name)
+        _owner = _store.JobStore
+        if _where == "record":
+            from promptmill import batch_ledger
+
+            _owner = batch_ledger.BatchLedger
+        _method_name = {"plan": "add_planned", "commit": "record",
+                        "record": "record_lines"}[_where]
+        _method = getattr(_owner, _method_name)
         _armed = [False]
 
         @contextlib.contextmanager
@@ -80,7 +91,20 @@ if _SPEC:
                 _armed[0] = False
 
         _store.JobStore.transaction = _paused_transaction
-        setattr(_store.JobStore, _method_name, _armed_method)
+        setattr(_owner, _method_name, _armed_method)
+    elif _where in ("upload", "create", "poll"):
+        from promptmill import batch_api as _batch_api
+
+        _call_name = {"upload": "upload", "create": "create_batch",
+                      "poll": "retrieve_batch"}[_where]
+        _call = getattr(_batch_api.BatchAPI, _call_name)
+
+        async def _paused_call(self, *args, **kwargs):
+            answer = await _call(self, *args, **kwargs)
+            _hit()  # the remote call is done, its answer not yet recorded
+            return answer
+
+        setattr(_batch_api.BatchAPI, _call_name, _paused_call)
     elif _where == "export":
         from promptmill import data as _data
 
@@ -114,7 +138,7 @@ def cli_command(*args: str | Path) -> list[str]:
 
 
 def failpoint_env(folder: Path, where: str, nth: int, mark: Path) -> dict[str, str]:
-    """A child environment that pauses at the ``nth`` ``where`` (plan, commit, export)."""
+    """A child environment that pauses at the ``nth`` ``where`` (see FAILPOINTS)."""
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return clean_env(PYTHONPATH=path, PROMPTMILL_FAILPOINT=f"{where}:{nth}",
                      PROMPTMILL_FAILPOINT_MARK=str(mark))
@@ -133,6 +157,20 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
         time.sleep(interval)
+
+
+def batch_steps(path: Path) -> list[tuple[int, str, str | None, str | None]]:
+    """A job store's batches: (number, step, file id, batch id), read without changing it."""
+    if not path.exists():
+        return []
+    db = _read_only(path)
+    try:
+        return [tuple(row) for row in db.execute(  # type: ignore[misc]
+            "SELECT id, step, file_id, batch_id FROM batches ORDER BY id")]
+    except sqlite3.Error:
+        return []
+    finally:
+        db.close()
 
 
 @dataclass

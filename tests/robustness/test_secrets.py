@@ -16,10 +16,17 @@ text is what the store's error column, the export and ``status`` would carry), a
 that stops the job. The files are also searched while a job runs: paused inside a commit of
 results (the WAL and ``-shm`` hold the uncommitted pages) and halfway through an export
 (the temporary file), not only after a clean finish.
+
+Batch mode has its own part: jobs sent through the Batch API with the key in the environment,
+the identifier and ``.env``; paused right after an upload (the batch input file, the store
+and its WAL on disk) and killed; resumed with ``--wait``; every ``promptmill batch`` command
+and ``reformat``; and a Batch API that quotes the key back in a 401 on upload and in every
+line of a batch's error file (what the store's error column would carry).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Callable
@@ -37,7 +44,7 @@ from robustness_helpers import (
     write_jsonl,
 )
 
-from promptmill.testing import Faults, serve_in_thread
+from promptmill.testing import BatchFaults, Faults, serve_in_thread
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -224,4 +231,123 @@ def test_no_key_of_any_shape_appears_in_any_file_or_output(
     assert {"env.jsonl", "faults.jsonl", "dotenv.jsonl", "crash.jsonl", "env.csv",
             "faults.parquet", "crash.jsonl.promptmill.db", "q400-opaque-masked.csv",
             "paused.jsonl"} <= set(written), written
+    assert not leaks(tmp_path, printed), leaks(tmp_path, printed)
+
+
+UPLOADED: dict[str, list[str]] = {}  # the custom_ids of each upload to the quoting backend
+
+
+async def key_quoting_batch_api(request: web.Request) -> web.StreamResponse:
+    """A Batch API that quotes the key back: ``/v1/401/...`` refuses uploads with a 401,
+    ``/v1/400/...`` answers every line of a batch with a 400 in its error file."""
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    KEYS_SEEN.append(key)
+    mode, _, rest = request.path.removeprefix("/v1/").partition("/")
+    quoted = f"Incorrect API key provided: {key} ({masked(key)})"
+    if mode == "401":
+        return web.json_response({"error": {"message": quoted, "type": "invalid_request_error",
+                                             "code": "invalid_api_key"}}, status=401)
+    batch = {"id": "batch_q", "object": "batch", "status": "completed",
+             "input_file_id": "file-in", "output_file_id": None, "error_file_id": "file-err",
+             "endpoint": "/v1/chat/completions", "completion_window": "24h",
+             "created_at": 1, "request_counts": {"total": 0, "completed": 0, "failed": 0},
+             "errors": None}
+    if rest == "files" and request.method == "POST":
+        async for part in await request.multipart():
+            if getattr(part, "name", None) == "file":
+                raw = await part.read()  # type: ignore[union-attr]
+                UPLOADED["file-in"] = [json.loads(line)["custom_id"]
+                                       for line in raw.splitlines() if line.strip()]
+        return web.json_response({"id": "file-in", "object": "file", "bytes": 1,
+                                  "filename": "x.jsonl", "purpose": "batch"})
+    if rest in ("files", "batches"):
+        return web.json_response({"object": "list", "data": [], "has_more": False})
+    if rest.startswith("batches"):
+        return web.json_response(batch)
+    if rest == "files/file-err/content":
+        lines = [json.dumps({"id": "r", "custom_id": custom, "error": None, "response": {
+            "status_code": 400, "request_id": "q", "body": {"error": {"message": quoted}}}})
+            for custom in UPLOADED.get("file-in", [])]
+        return web.Response(body="\n".join(lines).encode())
+    return web.json_response({"error": {"message": f"no {request.path}"}}, status=404)
+
+
+@pytest.mark.slow
+def test_batch_mode_keeps_every_key_out_of_files_and_output(
+    tmp_path: Path, promptmill: Run, start_promptmill: Callable[..., subprocess.Popen[str]],
+    failpoints: Path,
+) -> None:
+    write_jsonl(tmp_path / "q.jsonl", [{"id": i, "prompt": f"question {i}"} for i in range(60)])
+    printed: list[str] = []
+    env_key = clean_env(OPENAI_API_KEY=CANARIES["openai"])
+
+    def run(*args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
+        result = promptmill(*args, env=env)
+        printed.extend([result.stdout, result.stderr])
+        assert result.returncode == code, result.stderr
+        return result.stdout + result.stderr
+
+    with serve_in_thread(batch_faults=BatchFaults(line_error=0.1, seed=2)) as server:
+        batch = ["--mode", "batch", "--poll-interval", "0.05", "-vv"]
+        # The key in the environment (openai!), paused after the upload, killed, resumed.
+        args = ["run", "q.jsonl", "-m", f"openai!gpt-4o-mini,api_base={server.url}", "-o",
+                "env.jsonl", *batch]
+        mark = tmp_path / "failpoint.mark"
+        process = start_promptmill(*args, env={**failpoint_env(failpoints, "upload", 1, mark),
+                                               "OPENAI_API_KEY": CANARIES["openai"]})
+        assert wait_for(mark.exists, process=process), process.communicate()
+        assert list(tmp_path.glob("env.jsonl.promptmill.batches/*.input.jsonl"))
+        assert not leaks(tmp_path, []), leaks(tmp_path, [])  # input file, store, WAL
+        process.send_signal(signal.SIGKILL)
+        printed.extend(process.communicate())
+        run(*args, "--wait", env=env_key)
+        # The key in the identifier; then in .env under a name that says nothing.
+        in_id = f"http!test-model,api_base={server.url},api_key={CANARIES['groq']}"
+        assert "api_key=***" in run("run", "q.jsonl", "-m", in_id, "-o", "id.jsonl", *batch,
+                                    code=75)
+        run("run", "q.jsonl", "-m", in_id, "-o", "id.jsonl", *batch, "--wait",
+            "--finish-online")
+        (tmp_path / ".env").write_text(f"PM_CREDENTIAL={CANARIES['huggingface']}\n")
+        dotenv = f"http!test-model,api_base={server.url},api_key_env=PM_CREDENTIAL"
+        run("run", "q.jsonl", "-m", dotenv, "-o", "dotenv.jsonl", *batch, "--wait")
+        # Reading the jobs back, and every batch command.
+        for output in ("env.jsonl", "id.jsonl", "dotenv.jsonl"):
+            run("status", output)
+            run("export", output, "--format", "csv")
+            run("export", output, "--format", "parquet")
+        run("run", "q.jsonl", "-m", in_id, "-o", "dry.jsonl", "--dry-run", "--mode", "batch")
+        run("batch", "status", "--job", "dotenv.jsonl")
+        run("batch", "list", "--job", "dotenv.jsonl")
+        run("batch", "create", "q.jsonl", "-m", in_id, "-o", "by-hand.jsonl")
+        by_hand = clean_env(PM_OTHER=CANARIES["google"])
+        run("batch", "submit", "by-hand.jsonl", "--api-base", server.url, "--api-key-env",
+            "PM_OTHER", env=by_hand)
+        wait_for(lambda: all(b["status"] == "completed" for b in
+                             (server.batch_service.batches.values()  # type: ignore[union-attr]
+                              )), timeout=60)
+        run("batch", "download", "-o", "by-hand.out.jsonl", "--api-key-env", "PM_OTHER",
+            env=by_hand)
+        run("reformat", "by-hand.out.jsonl", "--format", "csv")
+        (tmp_path / ".env").unlink()
+
+    # A Batch API quoting the key back: in a 401 on upload, in every line of an error file.
+    with serve_app(key_quoting_batch_api) as url:
+        for name, option, env in (("groq", f",api_key={CANARIES['groq']}", None),
+                                  ("opaque", f",api_key={CANARIES['opaque']}", None),
+                                  ("google", ",api_key_env=PM_G",
+                                   clean_env(PM_G=CANARIES["google"]))):
+            said = run("run", "q.jsonl", "-m", f"http!quote,api_base={url}/401{option}", "-o",
+                       f"q401-{name}.jsonl", *batch, env=env, code=1)
+            assert "HTTP 401 on POST" in said and "check the API key" in said, said
+            said = run("run", "q.jsonl", "-m", f"http!quote,api_base={url}/400{option}", "-o",
+                       f"q400-{name}.jsonl", *batch, "--wait", env=env, code=1)
+            assert "60 requests failed" in said and "Incorrect API key" in said, said
+            run("status", f"q400-{name}.jsonl")
+            run("export", f"q400-{name}.jsonl", "--format", "csv")
+    assert {CANARIES["groq"], CANARIES["opaque"], CANARIES["google"]} <= set(KEYS_SEEN)
+
+    written = {path.name for path in tmp_path.iterdir()}
+    assert {"env.jsonl", "id.jsonl", "dotenv.jsonl", "q400-opaque.csv", "by-hand.out.jsonl",
+            "by-hand.out.flat.csv", ".promptmill-last-batch"} <= written, written
+    assert "Incorrect API key" in (tmp_path / "q400-opaque.csv").read_text()
     assert not leaks(tmp_path, printed), leaks(tmp_path, printed)

@@ -15,6 +15,10 @@ from promptmill.cli.app import ARGV, cli
 from promptmill.cli.jobfile import apply_job_file
 from promptmill.redaction import redact_secrets as redact
 
+# Exit status of a batch-mode run that left batches at the provider: EX_TEMPFAIL, "try again
+# later" (not 0, so that `run --mode batch && next-step` does not go on without the results).
+EXIT_BATCHES_RUNNING = 75
+
 
 def _setup_logging(verbose: int, quiet: int) -> None:
     import logging
@@ -89,6 +93,18 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--retry-failed", is_flag=True, help="Send again the requests that failed.")
 @click.option("--new-job", is_flag=True, help="Discard the stored job at -o and start over.")
 @click.option("--dry-run", is_flag=True, help="Count requests, tokens and cost; send nothing.")
+@click.option("--mode", type=click.Choice(["online", "batch"]), default="online",
+              show_default=True, help="batch: send through the provider's Batch API (half "
+              "price, results within 24h); rerun the same command to collect them.")
+@click.option("--wait", is_flag=True, help="Batch mode: keep polling until every batch ends.")
+@click.option("--finish-online", is_flag=True, help="Batch mode: send the requests left over "
+              "(failed lines, expired batches) online, under the rate limits.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0,
+              show_default=True, help="Batch mode: seconds between polls with --wait.")
+@click.option("--batch-max-requests", type=click.IntRange(min=1), default=50_000,
+              show_default=True, help="Batch mode: requests per batch input file.")
+@click.option("--batch-max-bytes", type=click.IntRange(min=1), default=200 * 1024 * 1024,
+              show_default=True, help="Batch mode: bytes per batch input file.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output.")
 @click.pass_context
@@ -100,7 +116,8 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         max_prompt_tokens: int | None, truncate_field: str | None, truncate_keep: str,
         rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
         timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
-        verbose: int, quiet: int) -> None:
+        mode: str, wait: bool, finish_online: bool, poll_interval: float,
+        batch_max_requests: int, batch_max_bytes: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
     import asyncio
@@ -131,13 +148,15 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
                                  prompt=prompt_name, prompts_files=prompts_files),
         k=k, params=make_params(params, where="--param"), limit=limit,
         id_field=None if id_field in (None, "none") else id_field,
-        unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens,
+        unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens, mode=mode,
         truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
     )
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
 
         save_job_file(save_config, ctx.command, {**ctx.params, "output": output}, params)
+    if mode == "online" and (wait or finish_online):
+        raise UsageError("--wait and --finish-online apply to --mode batch: add it, or drop them")
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
 
@@ -145,11 +164,18 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         return
     config = EngineConfig(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
                           retry=RetryPolicy(max_attempts=max_attempts))
+    batch = None
+    if mode == "batch":
+        from promptmill.batch import BatchOptions
+
+        batch = BatchOptions(max_requests=batch_max_requests, max_bytes=batch_max_bytes,
+                             poll_interval=poll_interval, wait=wait,
+                             finish_online=finish_online)
     resume = _resume_command()
     with _signals_interrupt() as received:
         try:
             outcome = asyncio.run(_run_with_progress(spec, config, new_job, retry_failed,
-                                                     quiet > 0))
+                                                     quiet, batch))
         except KeyboardInterrupt as exc:
             # A signal while planning or exporting, or a second one while sending: what was
             # recorded is kept (each result commits on its own), the rest is sent on rerun.
@@ -160,10 +186,17 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
             sys.exit(128 + signum)
     from promptmill.progress import summary_line
 
-    click.echo(summary_line(outcome.stats), err=True)
+    if mode == "online" or outcome.stats.finished:
+        click.echo(summary_line(outcome.stats), err=True)
     if outcome.truncated:
         click.echo(f"truncated {outcome.truncated:,} rows to fit (--truncate-field "
                    f"{truncate_field}, kept the {truncate_keep})", err=True)
+    if outcome.batches_active:
+        batches = "batch is" if outcome.batches_active == 1 else "batches are"
+        click.echo(f"{outcome.batches_active:,} {batches} at the provider with "
+                   f"{outcome.batched:,} requests: run {resume} again later to collect the "
+                   "results (or add --wait)", err=True)
+        sys.exit(EXIT_BATCHES_RUNNING)
     if outcome.pending:
         click.echo(f"stopped with {outcome.pending:,} requests pending: run {resume} "
                    "to continue", err=True)
@@ -236,28 +269,47 @@ def _signals_interrupt() -> Iterator[list[int]]:
 
 
 async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed: bool,
-                             quiet: bool) -> Any:
+                             quiet: int, batch: Any) -> Any:
     from promptmill.api import execute
 
+    # Batch events are one line each (submitted, collected): shown unless -q.
+    report = None if quiet else (lambda line: click.echo(redact(line), err=True))
     if quiet or not sys.stderr.isatty():
         return await execute(spec, config, new_job=new_job, retry_failed=retry_failed,
-                             handle_signals=True)
+                             handle_signals=True, batch=batch, report=report)
     from rich.console import Console
     from rich.live import Live
 
-    from promptmill.progress import ProgressView
+    from promptmill.progress import BatchProgressView, ProgressView
 
     live: list[Any] = []
 
-    def on_start(stats: Any) -> None:
-        view = ProgressView(stats, spec.model_identifier())
-        live.append(Live(view, console=Console(stderr=True), refresh_per_second=4,
-                         transient=False))
+    def show(view: Any) -> None:
+        if live:
+            live[0].stop()
+        live[:] = [Live(view, console=Console(stderr=True), refresh_per_second=4,
+                        transient=False)]
         live[0].start()
+
+    def on_start(stats: Any) -> None:
+        show(ProgressView(stats, spec.model_identifier()))
+
+    def on_batches(runner: Any) -> None:
+        if batch is not None and batch.wait:
+            runner.progress_lines = False  # the live view shows them
+            show(BatchProgressView(runner))
+
+    def report_above(line: str) -> None:
+        # Printed through the live display's console, so that it goes above the display.
+        if live:
+            live[0].console.print(redact(line), highlight=False, soft_wrap=True)
+        else:
+            click.echo(redact(line), err=True)
 
     try:
         return await execute(spec, config, new_job=new_job, retry_failed=retry_failed,
-                             handle_signals=True, on_start=on_start)
+                             handle_signals=True, on_start=on_start, batch=batch,
+                             on_batches=on_batches, report=report_above)
     finally:
         if live:
             live[0].stop()
@@ -273,20 +325,48 @@ def _open_store(path: Path) -> Any:
 @click.argument("output", type=click.Path(path_type=Path))
 def status(output: Path) -> None:
     """Show how far the job writing OUTPUT has got."""
+    from promptmill.batch_ledger import BatchLedger
+
     with _open_store(output) as store:
         st = store.status()
         model = store.get_meta("model_identifier")
         truncated = int(store.get_meta("truncated_rows") or 0)
+        batches = BatchLedger(store).batches()
     click.echo(f"job      {output}  ({model})")
     click.echo(f"rows     {st.rows:,}" + ("" if st.planned_complete else " (planning incomplete)"))
+    in_batches = f" ({st.batched:,} in batches at the provider)" if st.batched else ""
     click.echo(f"requests {st.requests:,}: {st.done:,} done, {st.failed:,} failed, "
-               f"{st.pending:,} pending")
+               f"{st.pending:,} pending{in_batches}")
     click.echo(f"attempts {st.attempts:,}; tokens {st.prompt_tokens:,} prompt + "
                f"{st.completion_tokens:,} completion")
     for error, count in st.errors:
-        click.echo(f"  {count:,} x {error}")
+        click.echo(redact(f"  {count:,} x {error}"))
     if truncated:
         click.echo(f"truncated {truncated:,} rows cut to fit the prompt budget")
+    if batches:
+        from collections import Counter
+
+        states = Counter(b.shown_status for b in batches)
+        click.echo(f"batches  {len(batches):,}: " + ", ".join(
+            f"{count:,} {state}" for state, count in sorted(states.items())))
+        for b in batches:
+            if b.active or len(batches) <= 20:
+                click.echo(_batch_line(b))
+
+
+def _batch_line(b: Any) -> str:
+    """One batch of ``promptmill status``: number, remote id, state, counts, age."""
+    import time
+
+    total = b.total or b.requests
+    since = ""
+    if b.submitted_at:
+        minutes = int(time.time() - b.submitted_at) // 60
+        since = f", submitted {minutes // 60}h{minutes % 60:02d}m ago"
+    error = f" ({b.error})" if b.error else ""
+    return redact(f"  #{b.id:<4} {b.batch_id or '-':<32} {b.shown_status:<11} "
+                  f"{b.completed or 0:,} done, {b.failed or 0:,} failed of {total:,}"
+                  f"{since}{error}")
 
 
 @cli.command()

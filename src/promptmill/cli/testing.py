@@ -23,14 +23,31 @@ from promptmill.cli.app import cli
 @click.option("--fault-slow", type=float, default=0.0, help="Probability of a slow answer.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
 @click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
+@click.option("--batch-seconds", type=float, default=0.0, show_default=True,
+              help="Seconds a batch spends validating, in progress and finalizing.")
+@click.option("--batch-fault-line", type=float, default=0.0,
+              help="Probability that a batch line gets a 500 in the error file.")
+@click.option("--batch-fault-expire", type=float, default=0.0,
+              help="Probability that a batch expires halfway.")
+@click.option("--batch-fault-validation", type=float, default=0.0,
+              help="Probability that a batch fails validation.")
+@click.option("--batch-fault-upload", type=float, default=0.0,
+              help="Probability that a file upload gets a 500.")
 def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
                    window: float, fault_429: float, fault_500: float, fault_drop: float,
                    fault_hang: float, fault_malformed: float, fault_slow: float, seed: int,
-                   models: tuple[str, ...]) -> None:
-    """Serve an OpenAI-compatible test API (deterministic answers, limits, faults) until Ctrl-C."""
-    from promptmill.testing import testing_server_command
+                   models: tuple[str, ...], batch_seconds: float, batch_fault_line: float,
+                   batch_fault_expire: float, batch_fault_validation: float,
+                   batch_fault_upload: float) -> None:
+    """Serve an OpenAI-compatible test API (deterministic answers, limits, faults, the Batch
+    API's /v1/files and /v1/batches) until Ctrl-C."""
+    from promptmill.testing import BatchFaults, testing_server_command
 
     testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
                            fault_drop, fault_hang, fault_malformed, fault_slow, seed,
-                           models=models or ("test-model",))
+                           models=models or ("test-model",), batch_seconds=batch_seconds,
+                           batch_faults=BatchFaults(
+                               line_error=batch_fault_line, expire=batch_fault_expire,
+                               fail_validation=batch_fault_validation,
+                               upload_error=batch_fault_upload, seed=seed))
 

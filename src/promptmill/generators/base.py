@@ -121,6 +121,8 @@ class Generator(abc.ABC):
     config_fields: ClassVar[frozenset[str]] = frozenset()
     # How many requests one generate() call may take; local engines schedule batches themselves.
     max_batch: ClassVar[int] = 1
+    # Whether the backend's server offers OpenAI's Batch API (/files, /batches: --mode batch).
+    supports_batch: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -96,6 +96,7 @@ class OpenAIGenerator(Generator):
     provider = "openai"
     supports_n = True
     supports_logprobs = True
+    supports_batch = True
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     supported_params = FIELDS
@@ -226,7 +227,7 @@ class OpenAIGenerator(Generator):
             data = json.loads(raw)
             choices = data["choices"]
             chat = request.messages is not None
-            responses = [_parse_choice(choice, chat) for choice in choices]
+            responses = [parse_choice(choice, chat) for choice in choices]
         except (ValueError, KeyError, TypeError, IndexError):
             kind = headers.get("content-type", "").split(";")[0] or "no content type"
             raise MalformedResponse(
@@ -286,7 +287,8 @@ class HTTPGenerator(OpenAIGenerator):
         return resolve_format(self.model, None if setting is None else str(setting))
 
 
-def _parse_choice(choice: dict[str, Any], chat: bool) -> Response:
+def parse_choice(choice: dict[str, Any], chat: bool) -> Response:
+    """One ``choices[i]`` of a chat or text completion as a Response (also Batch API output)."""
     if chat:
         message = choice["message"]
         text = message.get("content") or ""

@@ -11,6 +11,7 @@ seed and the temperature); limits and faults behave like a real provider's::
 """
 
 from promptmill.testing.answers import Responder, count_tokens, expected_answers
+from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
 from promptmill.testing.faults import FAULT_KINDS, Faults
 from promptmill.testing.limits import RateLimits, format_duration
 from promptmill.testing.runners import (
@@ -23,6 +24,9 @@ from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
 
 __all__ = [
+    "BatchFaults",
+    "BatchService",
+    "BatchTimings",
     "FAULT_KINDS",
     "Faults",
     "ProcessServer",

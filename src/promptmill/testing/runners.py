@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+from promptmill.testing.batches import BatchFaults, BatchTimings
 from promptmill.testing.faults import Faults
 from promptmill.testing.limits import RateLimits
 from promptmill.testing.server import TestServer
@@ -147,6 +148,12 @@ def server_arguments(server: TestServer) -> list[str]:
         argv += ["--hang-seconds", str(faults.hang_seconds)]
     if not server.send_limit_headers:
         argv.append("--no-limit-headers")
+    timings, batch = server.batch_timings, server.batch_faults
+    argv += ["--batch-seconds", str(timings.in_progress),
+             "--batch-fault-line", str(batch.line_error),
+             "--batch-fault-expire", str(batch.expire),
+             "--batch-fault-validation", str(batch.fail_validation),
+             "--batch-fault-upload", str(batch.upload_error)]
     return argv
 
 
@@ -172,10 +179,13 @@ def testing_server_command(
     send_limit_headers: bool = True,
     outage_after: float | None = None,
     outage_for: float = 0.0,
+    batch_seconds: float = 0.0,
+    batch_faults: BatchFaults | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
-    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds.
+    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds;
+    ``batch_seconds`` is how long a batch stays validating, in progress and finalizing.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
@@ -185,6 +195,9 @@ def testing_server_command(
                       slow_seconds=slow_seconds, retry_after=retry_after,
                       hang_seconds=hang_seconds),
         send_limit_headers=send_limit_headers,
+        batch_timings=BatchTimings(validating=batch_seconds, in_progress=batch_seconds,
+                                   finalizing=batch_seconds),
+        batch_faults=batch_faults or BatchFaults(seed=seed),
     )
 
     async def serve() -> None:
@@ -235,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: only when the client gives up)")
     add("--outage-after", type=float, help="seconds after start when an outage begins")
     add("--outage-for", type=float, default=0.0, help="seconds the outage lasts")
+    add("--batch-seconds", type=float, default=0.0,
+        help="seconds a batch spends validating, in progress and finalizing (default: 0)")
+    for flag, what in (("line", "a batch line gets a 500 in the error file"),
+                       ("expire", "a batch expires halfway"),
+                       ("validation", "a batch fails validation"),
+                       ("upload", "an upload gets a 500")):
+        add(f"--batch-fault-{flag}", type=float, default=0.0, metavar="P",
+            help=f"probability that {what}")
     return parser
 
 
@@ -249,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             models=args.models or ("test-model",), slow_seconds=args.slow_seconds,
             retry_after=args.retry_after, hang_seconds=args.hang_seconds,
             send_limit_headers=args.send_limit_headers, outage_after=args.outage_after,
-            outage_for=args.outage_for)
+            outage_for=args.outage_for, batch_seconds=args.batch_seconds,
+            batch_faults=BatchFaults(
+                line_error=args.batch_fault_line, expire=args.batch_fault_expire,
+                fail_validation=args.batch_fault_validation,
+                upload_error=args.batch_fault_upload, seed=args.seed))
     except (ValueError, OSError) as exc:
         sys.exit(f"error: {exc}")

@@ -1,10 +1,12 @@
 """An OpenAI-compatible HTTP server for tests: deterministic answers, real limits, faults.
 
-One ``TestServer`` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models`` and
-``/health`` on a real socket. Each completion request goes through, in order: the fixed
+One ``TestServer`` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models``,
+``/health`` and the Batch API's ``/v1/files`` and ``/v1/batches`` (see ``batches``) on a real
+socket. Each completion request goes through, in order: the fixed
 ``latency``; validation (400 with OpenAI's error body); the rate limiter (429, see
-``limits``); one fault draw (see ``faults``); the answer. Endpoints are listed in
-``TestServer._routes``, the one place to add more (the Batch API's files and batches).
+``limits``); one fault draw (see ``faults``); the answer. A batch's lines are answered the
+same way, without latency, limits or online faults (the Batch API has its own faults).
+Endpoints are listed in ``TestServer._routes``, the one place to add more.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from promptmill.testing.answers import (
     parse_chat,
     parse_completion,
 )
+from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
 from promptmill.testing.faults import FaultPicker, Faults
 from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
 from promptmill.testing.stats import ServerStats, request_key
@@ -79,6 +82,10 @@ class TestServer:
         faults: Faults | None = None,
         responder: Responder | None = None,
         send_limit_headers: bool = True,
+        batch_timings: BatchTimings | None = None,
+        batch_faults: BatchFaults | None = None,
+        batch_max_requests: int = 50_000,
+        batch_max_bytes: int = 200 * 1024 * 1024,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
@@ -90,6 +97,12 @@ class TestServer:
         self.faults = faults if faults is not None else Faults()
         self.responder = responder
         self.send_limit_headers = send_limit_headers
+        self.batch_timings = batch_timings or BatchTimings()
+        self.batch_faults = batch_faults or BatchFaults()
+        self.batch_max_requests = batch_max_requests
+        self.batch_max_bytes = batch_max_bytes
+        # The Batch API's files and batches, made when the server starts.
+        self.batch_service: BatchService | None = None
         self.stats = ServerStats()
         self._outage = False  # requests are refused and nothing listens
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
@@ -131,7 +144,11 @@ class TestServer:
             self._limiter = RateLimiter(limits, loop.time())
         if self.faults.enabled:
             self._picker = FaultPicker(self.faults)
-        app = web.Application()
+        self.batch_service = BatchService(
+            self.answer_line, timings=self.batch_timings, faults=self.batch_faults,
+            max_requests=self.batch_max_requests, max_bytes=self.batch_max_bytes)
+        self.batch_service.received = self._count_received
+        app = web.Application(client_max_size=self.batch_max_bytes + (1 << 20))
         app.add_routes(self._routes())
         # handler_cancellation: a client that gives up on a hanging request frees its task.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
@@ -157,6 +174,8 @@ class TestServer:
             listener.close()
         await self._runner.cleanup()
         self._runner = None
+        if self.batch_service is not None:
+            await self.batch_service.close()
         if listener is not None:
             await listener.wait_closed()
 
@@ -272,6 +291,7 @@ class TestServer:
             web.get("/v1/models", self._list_models),
             web.get("/health", self._health),
             web.get("/_testing/stats", self._stats),
+            *(self.batch_service.routes() if self.batch_service is not None else []),
             # OpenAI answers unknown paths and methods with its JSON error, not HTML.
             web.route("*", "/{path:.*}", self._not_found),
         ]
@@ -296,6 +316,36 @@ class TestServer:
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         # Not counted: it reports the counters, for a server in another process.
         return web.Response(body=json.dumps(self.stats.to_dict()).encode(), content_type=_JSON)
+
+    def _count_received(self, route: str) -> None:
+        self.stats.received[route] += 1
+
+    def answer_line(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A batch line's answer: (status, body), as the online endpoint would answer it."""
+        if path == "/v1/chat/completions":
+            parse, build = parse_chat, chat_body
+        elif path == "/v1/completions":
+            parse, build = parse_completion, completion_body
+        else:
+            return 404, json.loads(_error_body(f"Invalid URL (POST {path})",
+                                               "invalid_request_error"))
+        try:
+            parsed = parse(body)
+            choices = make_choices(parsed, self.responder)
+        except BadRequest as exc:
+            return 400, json.loads(_error_body(exc.message, "invalid_request_error", exc.param))
+        except Exception as exc:
+            logger.exception("the responder failed on a batch line")
+            return 500, json.loads(_error_body(
+                f"The responder raised {type(exc).__name__}: {exc}", "server_error"))
+        answer = build(parsed, choices, f"{self._id_prefix}{next(self._ids):x}",
+                       int(time.time()))
+        stats = self.stats
+        stats.completed[path] += 1
+        stats.completed_by_prompt[request_key(parsed.body)] += 1
+        stats.prompt_tokens += answer["usage"]["prompt_tokens"]
+        stats.completion_tokens += answer["usage"]["completion_tokens"]
+        return 200, answer
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         self.stats.received[request.path] += 1

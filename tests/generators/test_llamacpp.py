@@ -326,10 +326,55 @@ def test_event_loop_stays_responsive_while_generating(gen: Generator) -> None:
 def test_without_extra_buffer_types_or_prompt_cache_answers_the_same(
     gen: Generator, fresh_gen: Generator
 ) -> None:
-    # use_extra_bufts=false: the fallback for builds with AMX kernels (llamacpp_.build_has_amx).
-    from promptmill.generators.llamacpp_ import build_has_amx
-
-    assert isinstance(build_has_amx(), bool)
     asks = [request(messages=QUESTION, temperature=0),
             request(prompt="The capital of France is", temperature=0)]
     assert [texts(r) for r in run(fresh_gen, *asks)] == [texts(r) for r in run(gen, *asks)]
+
+
+def test_an_amx_build_loads_weights_without_extra_buffers_and_says_so(
+    model_path: Path, gen: Generator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import llama_cpp
+
+    from promptmill.generators.llamacpp_ import build_has_amx
+
+    # The README's portable build (GGML_NATIVE=OFF) compiles no AMX kernels.
+    info = llama_cpp.llama_print_system_info()
+    assert b"AMX_INT8 = 1" not in info and build_has_amx() is False, info
+    # What every weight load asks llama.cpp for (llama-cpp-python passes these params on).
+    loads: list[bool] = []
+    load = llama_cpp.llama_cpp.llama_model_load_from_file
+
+    def recording_load(path: bytes, params: Any) -> Any:
+        loads.append(bool(params.use_extra_bufts))
+        return load(path, params)
+
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file", recording_load)
+    ask = request(messages=QUESTION, temperature=0)
+    (expected,) = run(gen, ask)
+
+    def load_and_answer(options: str) -> list[str]:
+        generator = get_generator(f"llamacpp!{model_path},n_ctx=512{options}")
+        asyncio.run(generator.start())
+        try:
+            (result,) = run(generator, ask)
+        finally:
+            asyncio.run(generator.close())
+        return texts(result)
+
+    caplog.set_level("WARNING", logger="promptmill")
+    assert load_and_answer("") == texts(expected)
+    assert loads == [True] and not caplog.records  # no AMX: repacked buffers are fine
+
+    # A build that reports AMX kernels (a -march=native build on an AMX Xeon).
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: info + b"AMX_INT8 = 1 | ")
+    assert build_has_amx() is True
+    assert load_and_answer("") == texts(expected)
+    assert loads[1:] == [False]  # weights stay in the plain CPU buffer: AMX is never used
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "built with AMX kernels" in warning and "-DGGML_NATIVE=OFF" in warning
+    caplog.clear()
+    # use_extra_bufts=true overrides the detection, without a warning.
+    assert load_and_answer(",use_extra_bufts=true") == texts(expected)
+    assert loads[2:] == [True] and not caplog.records

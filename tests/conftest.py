@@ -14,7 +14,8 @@ the embedded model; more as backends arrive, listed in ``TIERS``). A test of a t
 *skipped* (its extra, package or model file missing) fails the run: the README's test command
 installs every tier, so a skip there means a tier silently stopped running. To leave tiers
 out on purpose, name them: ``PROMPTMILL_SKIP_TIERS=local pytest`` deselects their tests and
-says so in the summary.
+says so in the summary. A module skipped whole at import (a module-level ``importorskip``)
+fails too: its tests never reach the tier check, so skip inside a fixture instead.
 """
 
 from __future__ import annotations
@@ -67,6 +68,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 f"tier {tiers[0]!r} was skipped ({reason}); it needs {TIERS[tiers[0]]}. "
                 f"Install it, or leave the tier out on purpose: PROMPTMILL_SKIP_TIERS={tiers[0]}"
             )
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A test module skipped whole fails the run: its tests' tier markers never got a say."""
+    report = yield
+    if report.skipped and isinstance(collector, pytest.Module):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{collector.nodeid} was skipped whole ({reason}): skip inside its tests (a "
+            "fixture's pytest.importorskip), which carry their tier's marker, so that a "
+            "missing tier fails the run and PROMPTMILL_SKIP_TIERS can leave it out"
+        )
     return report
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from promptmill.engine.tokens import encoding
 from promptmill.testing import TestServer
 
 
@@ -71,21 +75,50 @@ def test_2000_prompts_k3_land_once_and_rerun_sends_nothing(
 
 
 def test_status_and_export_formats(tmp_path: Path, server: TestServer) -> None:
-    source = write_questions(tmp_path / "q.jsonl", 25)
-    out = tmp_path / "a.jsonl"
-    done = promptmill("run", source, "-m", f"http!m,api_base={server.url}", "-o", out, "-k", "2")
+    write_questions(tmp_path / "q.jsonl", 25)
+    model = f"http!m,api_base={server.url}"
+    done = promptmill("run", "q.jsonl", "-m", model, "-o", "a.jsonl", "-k", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    status = promptmill("status", out)
-    assert status.returncode == 0
-    assert "25" in status.stdout and "0 pending" in status.stdout
+    rows = read_jsonl(tmp_path / "a.jsonl")
+    prompt = sum(row["usage"]["prompt_tokens"] for row in rows)
+    completion = sum(row["usage"]["completion_tokens"] for row in rows)
+    assert prompt == 25 * 5 and completion > 0  # "What is 7 + 7?": five words, sent once
+
+    status = promptmill("status", "a.jsonl", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [
+        f"job      a.jsonl  ({model})",
+        "rows     25",
+        "requests 25: 25 done, 0 failed, 0 pending",
+        f"attempts 25; tokens {prompt} prompt + {completion} completion",
+    ]
+    # Each format holds the same rows and values.
     for fmt in ("parquet", "csv"):
-        exported = promptmill("export", out, "--format", fmt)
+        exported = promptmill("export", "a.jsonl", "--format", fmt, cwd=tmp_path)
         assert exported.returncode == 0, exported.stderr
+        assert f"wrote 25 rows to a.{fmt}" in exported.stderr
     table = pq.read_table(tmp_path / "a.parquet").to_pylist()
-    assert [row["id"] for row in table] == list(range(25))
-    assert len(table[3]["responses"]) == 2 and table[3]["responses"][1]["text"]
-    csv_lines = (tmp_path / "a.csv").read_text().splitlines()
-    assert len(csv_lines) == 26 and csv_lines[0].startswith("id,question,responses")
+    # Parquet: promptmill's fixed schema, every response with every field.
+    assert [list(row) for row in table] == [list(row) for row in rows]
+    assert table == [{**row, "responses": [{"logprobs": None, **r} for r in row["responses"]]}
+                     for row in rows]
+    with open(tmp_path / "a.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert [decoded(record) for record in records] == [
+        {key: as_csv_text(value) for key, value in row.items()} for row in rows]
+
+
+def decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row with its JSON-text columns parsed back."""
+    return {key: json.loads(value) if key in ("responses", "usage") else value
+            for key, value in row.items()}
+
+
+def as_csv_text(value: Any) -> Any:
+    """What a JSONL value reads back as from CSV (nested values stay parsed)."""
+    if isinstance(value, (list, dict)):
+        return value
+    return "" if value is None else str(value)
 
 
 def test_csv_input_with_prompt_field_and_limit(tmp_path: Path, server: TestServer) -> None:
@@ -119,8 +152,20 @@ def test_dry_run_counts_and_prices_without_sending(tmp_path: Path) -> None:
     result = promptmill("run", source, "-m", "openai!gpt-4o-mini", "-k", "2", "--dry-run",
                         "--param", "max_tokens=50")
     assert result.returncode == 0, result.stderr
-    assert "requests   100" in result.stdout
-    assert "$" in result.stdout and "nothing was sent" in result.stdout
+    # What the API would count (tiktoken's o200k_base and OpenAI's chat overhead: 3 per
+    # message, its role and content, 3 for the reply), once per request (k=2 is n=2).
+    enc = encoding("o200k_base")
+    prompt = sum(3 + len(enc.encode("user")) + len(enc.encode(f"What is {i} + {i}?")) + 3
+                 for i in range(100))
+    assert result.stdout.splitlines() == [
+        "model      openai!gpt-4o-mini,max_tokens=50",
+        "rows       100",
+        "requests   100 (k=2, 1 per row)",
+        f"tokens     {prompt:,} prompt + up to 10,000 completion",
+        f"cost       ${prompt * 0.15 / 1e6:,.4f} prompt + up to $0.0060 completion "
+        "(at $0.15/$0.6 per 1M tokens)",
+        "nothing was sent (--dry-run)",
+    ]
     assert not list(tmp_path.glob("*.promptmill.db"))
 
 
@@ -137,6 +182,40 @@ def test_help_imports_no_heavy_module() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", [["--help"], ["run", "--help"], ["--version"]])
-def test_entry_points_answer(command: list[str]) -> None:
-    assert promptmill(*command).returncode == 0
+def test_help_lists_every_command_and_run_lists_its_options() -> None:
+    top = promptmill("--help")
+    assert top.returncode == 0, top.stderr
+    commands = top.stdout.split("Commands:", 1)[1].split()
+    for command in ("export", "extract", "run", "status", "testing-server"):
+        assert command in commands
+    run = promptmill("run", "--help")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("Usage: promptmill run [OPTIONS] INPUT")
+    for option in ("--model", "--output", "--template", "--rpm", "--tpm", "--max-concurrency",
+                   "--max-attempts", "--retry-failed", "--new-job", "--dry-run"):
+        assert option in run.stdout
+    server = promptmill("testing-server", "--help")
+    for option in ("--fault-429", "--fault-500", "--fault-502", "--fault-503", "--fault-504",
+                   "--fault-reset", "--rpm", "--tpm", "--latency", "--seed"):
+        assert option in server.stdout
+
+
+def test_version_is_the_installed_one() -> None:
+    result = promptmill("--version")
+    assert result.returncode == 0
+    version = importlib.metadata.version("promptmill")
+    assert result.stdout.strip() == f"promptmill, version {version}"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--fault-502", "2"], "Invalid value for '--fault-502': 2.0 is not in the range "
+                           "0.0<=x<=1.0."),
+    (["--fault-503", "0.7", "--fault-reset", "0.7"], "fault probabilities must sum to at most "
+                                                     "1, not service_unavailable 0.7 + reset "
+                                                     "0.7 = 1.4"),
+])
+def test_testing_server_refuses_bad_options_in_one_line(options: list[str],
+                                                        message: str) -> None:
+    result = promptmill("testing-server", "--port", "0", *options)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"

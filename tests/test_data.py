@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,3 +57,71 @@ def test_writers_round_trip_nested_values(tmp_path: Path, fmt: str) -> None:
         assert (responses if isinstance(responses, list) else json.loads(responses)) == [
             {"text": "t2"}]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- memory while streaming ------------------------------------------------------------------
+
+READ_AND_MEASURE = """
+import resource, sys
+from pathlib import Path
+from promptmill.data import read_rows
+
+def rss_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+rows, at_tenth = 0, None
+total = int(sys.argv[2])
+for index, row in read_rows(Path(sys.argv[1])):
+    rows += 1
+    if index == total // 10:
+        at_tenth = rss_mb()
+print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_mb() - at_tenth)
+"""
+
+
+def write_input(path: Path, rows: int) -> None:
+    """``rows`` rows of about 200 bytes, in chunks (Parquet: row groups of 10,000)."""
+    def chunk(start: int) -> list[dict[str, object]]:
+        return [{"id": i, "question": f"Question {i}: " + "lorem ipsum dolor sit amet " * 6,
+                 "category": f"c{i % 7}"} for i in range(start, min(rows, start + 10_000))]
+
+    if path.suffix == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "question", "category"])
+            writer.writeheader()
+            for start in range(0, rows, 10_000):
+                writer.writerows(chunk(start))
+        return
+    table = pa.Table.from_pylist(chunk(0))
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for start in range(0, rows, 10_000):
+            writer.write_table(pa.Table.from_pylist(chunk(start)))
+
+
+def streamed_peak(path: Path, rows: int) -> tuple[float, float]:
+    """Read every row in a fresh interpreter: (peak RSS, RSS growth after a tenth), in MB."""
+    result = subprocess.run([sys.executable, "-c", READ_AND_MEASURE, str(path), str(rows)],
+                            capture_output=True, text=True, check=True)
+    read, peak, growth = result.stdout.split()
+    assert int(read) == rows
+    return float(peak), float(growth)
+
+
+# Peak RSS may grow from 10,000 rows to 300,000 by this much (MB): CSV keeps one row at a
+# time; Parquet one batch of one row group, and Arrow's allocator keeps some freed memory.
+# Loading the file whole would take some 200 MB more.
+FLAT_MB = {".csv": 4.0, ".parquet": 24.0}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_csv_and_parquet_input_is_streamed_in_flat_memory(tmp_path: Path, suffix: str) -> None:
+    small, large = tmp_path / f"small{suffix}", tmp_path / f"large{suffix}"
+    write_input(small, 10_000)
+    write_input(large, 300_000)
+    small_peak, _ = streamed_peak(small, 10_000)
+    large_peak, growth = streamed_peak(large, 300_000)
+    print(f"\n{suffix}: peak RSS {small_peak:.1f} MB for 10,000 rows, {large_peak:.1f} MB for "
+          f"300,000 ({growth:+.1f} MB after the first tenth)")
+    assert large_peak - small_peak < FLAT_MB[suffix]
+    assert growth < FLAT_MB[suffix]

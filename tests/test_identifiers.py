@@ -50,19 +50,34 @@ def test_lists_and_quoted_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "message"),
     [
-        "openai!gpt-4o,temperature",
-        "openai!,temperature=1",
-        "op enai!gpt-4o",
-        'openai!gpt-4o,stop="unterminated',
-        "openai!gpt-4o,max_tokens=1,max_tokens=2",
-        "",
+        ("openai!gpt-4o,temperature", "malformed option 'temperature' in model identifier: "
+         'write key=value (quote values holding commas: stop="a,b")'),
+        ("openai!,temperature=1", "model identifier ',temperature=1' has no model name: "
+         "write 'provider!model,key=value'"),
+        ("op enai!gpt-4o", "malformed provider 'op enai' in model identifier: use letters, "
+         "digits, '_' or '-' before the '!'"),
+        ('openai!gpt-4o,stop="unterminated', "unbalanced quote or bracket in model identifier "
+         """'gpt-4o,stop="unterminated': close it (quote a value holding commas whole: """
+         'stop="a,b")'),
+        ("openai!gpt-4o,max_tokens=1,max_tokens=2",
+         "option 'max_tokens' given twice in model identifier: keep one"),
+        ("openai!gpt-4o,top k=1", "malformed option name 'top k' in model identifier: use "
+         "letters, digits, '_', '.' or '-' (extra.NAME for backend ones)"),
+        ("", "empty model identifier: pass one like 'openai!gpt-4o-mini'"),
+        # A key in the string is never quoted back, whatever the mistake.
+        ("openai!gpt-4o,api_key=sk-proj-abcdefghij0123456789,bogus", "malformed option "
+         """'bogus' in model identifier: write key=value (quote values holding commas: """
+         'stop="a,b")'),
     ],
 )
-def test_malformed_identifiers_are_refused_with_a_clear_error(text: str) -> None:
-    with pytest.raises(IdentifierError):
+def test_malformed_identifiers_are_refused_with_a_clear_error(text: str, message: str) -> None:
+    """The whole message: what is wrong, where in the string, and how to write it instead."""
+    with pytest.raises(IdentifierError) as info:
         parse_identifier(text)
+    assert str(info.value) == message
+    assert "abcdefghij0123456789" not in str(info.value)
 
 
 def test_to_identifier_round_trips_through_get_generator() -> None:

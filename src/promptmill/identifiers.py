@@ -98,9 +98,10 @@ def _parse_identifier(text: str) -> Identifier:
         key, raw = piece.split("=", 1)
         key = key.strip()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key):
-            raise IdentifierError(f"malformed option name {key!r} in model identifier")
+            raise IdentifierError(f"malformed option name {key!r} in model identifier: use "
+                                 "letters, digits, '_', '.' or '-' (extra.NAME for backend ones)")
         if key in options or (key in SECRET_KEYS and api_key is not None):
-            raise IdentifierError(f"option {key!r} given twice in model identifier")
+            raise IdentifierError(f"option {key!r} given twice in model identifier: keep one")
         value = parse_value(raw.strip())
         if key in SECRET_KEYS:
             # '***' is how a redacted identifier reads back: the key comes from the environment.
@@ -179,6 +180,7 @@ def _split_top_level(text: str) -> list[str]:
             start = index + 1
         index += 1
     if quote or depth:
-        raise IdentifierError(f"unbalanced quote or bracket in model identifier {text!r}")
+        raise IdentifierError(f"unbalanced quote or bracket in model identifier {text!r}: close "
+                              "it (quote a value holding commas whole: stop=\"a,b\")")
     pieces.append(text[start:])
     return pieces

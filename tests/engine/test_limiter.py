@@ -102,9 +102,12 @@ def test_provider_headers_hold_sends_until_the_allowance_refills() -> None:
     assert sent == 0.0
     # 60 requests a minute, all spent: full again in 60 s, so one refills every ~second.
     lim.observe(RateLimitInfo(limit_requests=60, remaining_requests=0, reset_requests_s=60.0))
+    # The display says which limit holds the next send back, and for how long.
+    assert 1.0 <= lim.delay(1) <= 1.1
+    assert lim.state == "paced (provider requests allowance)"
     next_send = send_times(lim, clock, 1)[0]
     assert 1.0 <= next_send <= 1.1
-    assert "provider requests allowance" in lim.state or lim.state == "ok"
+    assert lim.delay(1) > 0.9  # the one it refilled is spent again
 
 
 def test_provider_headers_count_requests_still_in_flight() -> None:

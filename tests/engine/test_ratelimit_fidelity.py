@@ -2,15 +2,19 @@
 
 The server enforces requests or tokens per 1 s window (a continuously refilling bucket, as
 OpenAI describes its limits). A job of about 12 windows runs through ``promptmill.api.execute``
-(``benchmarks/ratelimit.py``'s ``measure``); throughput is measured in the steady state, after
-two windows, and compared with what the server's configured limits allow.
+(``benchmarks/ratelimit.py``'s ``measure``). Every mode is judged on the whole run (its
+requests over its dispatch time against the allowed rate; every refusal the server counted),
+and on the steady state after two windows.
 
 - Not told the limits, learning from ``x-ratelimit-*`` headers and 429s: at least 90% of
-  the allowed throughput, fewer than 2% of all requests refused.
-- Headers hidden, learning from 429 + Retry-After alone: the same thresholds, in the steady
-  state. Before it, the first refusal costs about one refused request per request then in
-  flight (64 by default), a few percent of a job this short (docs/benchmarks.md).
-- Told the limits (``rpm=`` / ``tpm=``): at least 97% of the allowed throughput, none refused.
+  the allowed throughput, fewer than 2% of all requests refused (the issue's target).
+- Headers hidden, learning from 429 + Retry-After alone: at least 90%, and fewer than 2%
+  refused in the steady state. Over the whole run the target is NOT met by a job this short:
+  nothing tells the client the bucket is empty before the first 429 comes back, and by then
+  every request in flight (64) is refused too, 5% of a 1,300-request job (docs/benchmarks.md).
+  The whole run is held to that honest bound: the requests in flight plus 2%.
+- Told the limits (``rpm=`` / ``tpm=``): at least 97% of the allowed throughput over the whole
+  run and in the steady state, none refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from promptmill.engine.dispatch import EngineConfig
 
 
 def _benchmark() -> ModuleType:
@@ -48,17 +54,22 @@ def measured(tmp_path: Path, mode: str, tokens: bool) -> Any:
 @LIMITS
 def test_learning_from_headers_and_429s(tmp_path: Path, tokens: bool) -> None:
     result = measured(tmp_path, "headers", tokens)
-    assert result.steady_share >= 0.90 and result.refused_share < 0.02
+    assert result.whole_share >= 0.90 and result.steady_share >= 0.90
+    assert result.refused_share < 0.02 and result.meets_target
 
 
 @LIMITS
 def test_learning_from_429_and_retry_after_alone(tmp_path: Path, tokens: bool) -> None:
     result = measured(tmp_path, "no-headers", tokens)
-    assert result.steady_share >= 0.90 and result.steady_refused_share < 0.02
+    assert result.whole_share >= 0.90 and result.steady_share >= 0.90
+    assert result.steady_refused_share < 0.02
+    # The first refusal costs the requests then in flight; after it, under 2%.
+    assert result.refused <= EngineConfig().max_concurrency + 0.02 * result.received
 
 
 @LIMITS
 @pytest.mark.parametrize("mode", ["stated", "stated-headers"])
 def test_told_the_limits_nothing_is_refused(tmp_path: Path, tokens: bool, mode: str) -> None:
     result = measured(tmp_path, mode, tokens)
-    assert result.steady_share >= 0.97 and result.refused == 0
+    assert result.whole_share >= 0.97 and result.steady_share >= 0.97
+    assert result.refused == 0 and result.meets_target

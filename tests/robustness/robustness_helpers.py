@@ -42,23 +42,29 @@ Batch API mode:
   create  after a batch was created, before its batch id is recorded
   poll    after a batch was polled, before what it said is recorded
   record  inside the transaction recording a chunk of a batch's output lines, before COMMIT
+The mark is JSON: {"where": WHERE, "visible": N}, N being what the process sees from inside
+the paused transaction (plan: rows in the store; commit: finished requests), or the export's
+row. A store that shows fewer after the kill proves the kill landed inside that transaction.
 """
 import os
 
 _SPEC = os.environ.get("PROMPTMILL_FAILPOINT")
 if _SPEC:
     import contextlib
+    import json
     import time
 
     _where, _, _nth = _SPEC.partition(":")
     _nth = int(_nth or 1)
     _seen = [0]
 
-    def _hit():
+    def _hit(visible):
         _seen[0] += 1
         if _seen[0] == _nth:
-            with open(os.environ["PROMPTMILL_FAILPOINT_MARK"], "w") as mark:
-                mark.write(_where)
+            path = os.environ["PROMPTMILL_FAILPOINT_MARK"]
+            with open(path + ".part", "w") as mark:
+                mark.write(json.dumps({"where": _where, "visible": visible()}))
+            os.replace(path + ".part", path)  # whole when it appears: the kill may come next
             time.sleep(120)  # the test kills the process here
 
     if _where in ("plan", "commit", "record"):
@@ -74,6 +80,8 @@ if _SPEC:
                         "record": "record_lines"}[_where]
         _method = getattr(_owner, _method_name)
         _armed = [False]
+        _visible = ("SELECT COUNT(*) FROM rows" if _where == "plan" else
+                    "SELECT COUNT(*) FROM requests WHERE status != 'pending'")
 
         @contextlib.contextmanager
         def _paused_transaction(self):
@@ -81,7 +89,7 @@ if _SPEC:
                 yield db
                 if _armed[0]:
                     _armed[0] = False
-                    _hit()
+                    _hit(lambda: db.execute(_visible).fetchone()[0])
 
         def _armed_method(self, *args, **kwargs):
             _armed[0] = True
@@ -101,7 +109,7 @@ if _SPEC:
 
         async def _paused_call(self, *args, **kwargs):
             answer = await _call(self, *args, **kwargs)
-            _hit()  # the remote call is done, its answer not yet recorded
+            _hit(lambda: None)  # the remote call is done, its answer not yet recorded
             return answer
 
         setattr(_batch_api.BatchAPI, _call_name, _paused_call)
@@ -116,7 +124,7 @@ if _SPEC:
             def rows_then_pause():
                 for index, row in enumerate(rows):
                     if index == _export_row:  # JSONL goes out in blocks of 1000: some are on disk
-                        _hit()
+                        _hit(lambda: index)
                     yield row
             return _write_rows(rows_then_pause(), path, fmt, **options)
 

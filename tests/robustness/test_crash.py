@@ -5,10 +5,17 @@ process, so the server outlives every kill. The job is killed with SIGKILL again
 each time restarted with the same command, and the final export must be byte-identical to an
 uninterrupted run's: every input row exactly once, each with its k responses.
 
-Kill moments come from a seeded RNG (``PROMPTMILL_CRASH_SEED`` picks another seed) and from
-watching the job: its store's done count, the export's temporary file. To land a kill *inside*
-a transaction (a chunk of planning, a commit of results) or halfway through the export, some
-lives run with a failpoint (``robustness_helpers.FAILPOINTS``) that pauses the child right there.
+Kill moments come from an RNG seeded afresh on every run (the seed is printed, and
+``PROMPTMILL_CRASH_SEED=N`` replays a run) and from watching the job: its store's done count,
+the export's temporary file. To land a kill *inside* a transaction (a chunk of planning, a
+commit of results) or halfway through the export, some lives run with a failpoint
+(``robustness_helpers.FAILPOINTS``) that pauses the child right there.
+
+Which phase each kill hit is read from what the killed process had reached, never from what
+the test meant to do: the store after the kill (planning complete or not, requests finished),
+the export's temporary file on disk, and for a kill inside a transaction, what the child saw
+from inside it (written to the failpoint's mark) against what the store kept: fewer rows or
+results after the kill than the child saw means its open transaction was cut.
 
 Graceful stops (SIGINT, SIGTERM) are checked apart: the exit code, the message saying how to
 resume, the store left consistent, and the printed command really resuming the job.
@@ -16,6 +23,7 @@ resume, the store left consistent, and the printed command really resuming the j
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -26,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from robustness_helpers import (
@@ -41,7 +50,6 @@ from robustness_helpers import (
 from promptmill.engine.dispatch import EngineConfig
 from promptmill.testing import TestServer, serve_in_thread
 
-SEED = int(os.environ.get("PROMPTMILL_CRASH_SEED", "20240611"))
 ROWS = 8000  # planning takes a few tenths of a second: kills can land in it
 K = 2
 CONCURRENCY = 32
@@ -77,11 +85,23 @@ def reference_export(tmp_path: Path, source: Path, server: TestServer,
     return reference.read_bytes()
 
 
+def crash_seed() -> int:
+    """PROMPTMILL_CRASH_SEED, or a fresh seed for this run."""
+    given = os.environ.get("PROMPTMILL_CRASH_SEED")
+    return int(given) if given else random.SystemRandom().randrange(1 << 32)
+
+
+# Every phase a kill must reach in a run, as read from the killed process's state. (A kill
+# by the clock while planning is tried too, but planning may be over by then: not required.)
+PHASES = ("planning, inside a transaction", "dispatch", "dispatch, inside a commit",
+          "export, mid-write")
+
+
 @dataclass
 class Kill:
     """One SIGKILL: where it landed, and what the store and server said right after."""
 
-    phase: str
+    phase: str  # read from the state the kill left (``reached``)
     done: int
     answered: int  # answers the server gave during this life
     recorded: int  # results this life committed to the store
@@ -91,6 +111,22 @@ class Kill:
     def lost(self) -> int:
         """Answers given but not committed: they are simply asked again after restart."""
         return self.answered - self.recorded
+
+
+def reached(state: StoreState, mark: dict[str, Any] | None, temp_files: int) -> str:
+    """The phase a killed job was in, from its store, its export files and its failpoint mark.
+
+    ``mark`` is what the child saw from inside a paused transaction, if it reached one: more
+    than the store kept means that transaction was open when the kill came.
+    """
+    finished = sum(state.counts.get(status, 0) for status in ("done", "failed"))
+    if not state.planned_complete:
+        inside = mark is not None and mark["where"] == "plan" and mark["visible"] > state.rows
+        return "planning, inside a transaction" if inside else "planning"
+    if finished < ROWS:
+        inside = mark is not None and mark["where"] == "commit" and mark["visible"] > finished
+        return "dispatch, inside a commit" if inside else "dispatch"
+    return "export, mid-write" if temp_files else "export, not begun"
 
 
 def sigkill(process: subprocess.Popen[str]) -> None:
@@ -106,13 +142,15 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     start_promptmill: Callable[..., subprocess.Popen[str]], failpoints: Path,
 ) -> None:
     server = slow_server
+    seed = crash_seed()
+    print(f"crash suite seed {seed} (PROMPTMILL_CRASH_SEED={seed} replays this run)")
     source = write_jsonl(tmp_path / "questions.jsonl", questions(ROWS))
     expected = reference_export(tmp_path, source, server, promptmill)
     out = tmp_path / "answers.jsonl"
     store = tmp_path / "answers.jsonl.promptmill.db"
     args = run_args(source, out, server, "--max-concurrency", str(CONCURRENCY))
     mark = tmp_path / "failpoint.mark"
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     kills: list[Kill] = []
     kept: dict[int, tuple[object, ...]] = {}  # every result seen committed after some kill
     server.stats.reset()
@@ -124,32 +162,29 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         where, nth = failpoint.split(":")
         return start_promptmill(*args, env=failpoint_env(failpoints, where, int(nth), mark))
 
-    def kill(process: subprocess.Popen[str], phase: str | None, before: StoreState,
+    def kill(process: subprocess.Popen[str], before: StoreState,
              answered_before: int) -> StoreState:
         sigkill(process)
+        temp_files = len(list(tmp_path.glob(".answers.jsonl.*.tmp")))
         time.sleep(3 * LATENCY)  # let the server finish the requests that were in flight
         after = store_state(store)
-        phase = phase or phase_of(after)
-        assert after.integrity in ("ok", "missing", "empty"), after.integrity
+        reported = json.loads(mark.read_text()) if mark.exists() else None
+        phase = reached(after, reported, temp_files)
+        assert after.integrity in ("ok", "missing", "empty"), (seed, after.integrity)
         # Nothing committed before is lost or changed, whatever the kill interrupted.
         changed = [rid for rid, outcome in kept.items() if after.finished.get(rid) != outcome]
-        assert not changed, f"results changed or lost after a kill {phase}: {changed[:5]}"
+        assert not changed, (f"seed {seed}: results changed or lost after a kill {phase}: "
+                             f"{changed[:5]}")
         kept.update(after.finished)
         kills.append(Kill(phase, after.done, server.stats.total_completed - answered_before,
-                          after.done - before.done,
-                          len(list(tmp_path.glob(".answers.jsonl.*.tmp")))))
+                          after.done - before.done, temp_files))
         return after
-
-    def phase_of(state: StoreState) -> str:
-        if not state.planned_complete:
-            return "planning"
-        return "dispatch" if state.done < ROWS else "export"
 
     state = store_state(store)
     # 1. Inside a planning transaction: a chunk of rows written, not committed.
     process = life(f"plan:{rng.randint(1, 2)}")
     wait_for(mark.exists, process=process)
-    state = kill(process, "planning (mid-transaction)", state, server.stats.total_completed)
+    state = kill(process, state, server.stats.total_completed)
     assert not state.planned_complete and state.rows in (0, 5000) and state.done == 0
 
     # 2. Planning by the clock: shortly after the store appears.
@@ -157,7 +192,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     process = life()
     wait_for(store.exists, process=process)
     time.sleep(rng.uniform(0.0, 0.15))
-    state = kill(process, None, state, answered)
+    state = kill(process, state, answered)
 
     # 3. Dispatch: kills by the done count, every other one inside a commit of results.
     for number in range(7):
@@ -166,20 +201,19 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
             process = life(f"commit:{rng.randint(1, 6)}")
             wait_for(mark.exists, process=process)
             time.sleep(rng.uniform(0.0, 0.01))
-            state = kill(process, "dispatch (mid-commit)", state, answered)
         else:
             target = min(state.done + rng.randint(700, 1900), ROWS - 300)
             process = life()
             wait_for(lambda target=target: done_count(store) >= target, process=process)
             time.sleep(rng.uniform(0.0, 0.03))
-            state = kill(process, "dispatch", state, answered)
+        state = kill(process, state, answered)
         assert process.returncode == -signal.SIGKILL
 
     # 4. Export: halfway through writing its temporary file, then by watching for that file.
     answered = server.stats.total_completed
     process = life("export:1")
     wait_for(mark.exists, timeout=120, process=process)
-    state = kill(process, "export (mid-write)", state, answered)
+    state = kill(process, state, answered)
     assert state.done == ROWS and not out.exists() and kills[-1].temp_files == 1
     for _ in range(10):
         stale = set(tmp_path.glob(".answers.jsonl.*.tmp"))  # left by the kill above
@@ -187,31 +221,31 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         wait_for(lambda stale=stale: set(tmp_path.glob(".answers.jsonl.*.tmp")) - stale,
                  process=process, interval=0.001)
         if process.poll() is None:
-            state = kill(process, "export", state, server.stats.total_completed)
+            state = kill(process, state, server.stats.total_completed)
             break
         process.communicate()
         out.unlink()  # it finished before the kill: try again on a fresh export
 
     # 5. The last life finishes the job.
     final = promptmill(*args)
-    report = "\n".join(f"  kill {i + 1:2}: {k.phase:28} done {k.done:5}  answered {k.answered:5}"
-                       f"  lost {k.lost:4}" for i, k in enumerate(kills))
-    print(f"seed {SEED}: {len(kills)} kills\n{report}")
+    report = f"seed {seed}: {len(kills)} kills\n" + "\n".join(
+        f"  kill {i + 1:2}: {k.phase:31} done {k.done:5}  answered {k.answered:5}  "
+        f"lost {k.lost:4}" for i, k in enumerate(kills))
+    print(report)
     assert final.returncode == 0, final.stderr
     assert f"wrote {out.name}" in final.stderr
 
     assert len(kills) >= 10
-    phases = " ".join(k.phase for k in kills)
-    for phase in ("planning", "dispatch", "mid-commit", "export"):
-        assert phase in phases, f"no kill landed in {phase}:\n{report}"
+    missed = [phase for phase in PHASES if phase not in {k.phase for k in kills}]
+    assert not missed, f"no kill reached {missed}:\n{report}"
     # The same bytes as the uninterrupted run: each row once, in order, all k responses.
-    assert out.read_bytes() == expected
+    assert out.read_bytes() == expected, report
     rows = read_jsonl(out)
     assert [row["id"] for row in rows] == list(range(ROWS))
     assert all(len(row["responses"]) == K and row["status"] == "done" for row in rows)
     # A kill loses at most the answers in flight or awaiting their commit, asked again later.
     assert all(0 <= k.lost <= LOST_PER_KILL for k in kills), report
-    assert server.stats.total_completed == ROWS + sum(k.lost for k in kills)
+    assert server.stats.total_completed == ROWS + sum(k.lost for k in kills), report
     final_state = store_state(store)
     assert final_state.integrity == "ok" and final_state.done == ROWS
     assert all(final_state.finished[rid] == outcome for rid, outcome in kept.items())

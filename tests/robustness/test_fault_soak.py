@@ -1,4 +1,7 @@
-"""10,000 requests through every fault the test server can inject, and an outage midway.
+"""Faults: 10,000 requests through every fault and an outage; giving up; faults that cost nothing.
+
+1. The soak: 10,000 requests through every fault the test server can inject, and an outage
+   midway.
 
 Faults per attempt (seeded): 20% 429 with Retry-After, 5% 500, 3% dropped connections,
 2% hanging responses (the client's 1 s timeout must fire), 1% cut-off JSON bodies. Halfway
@@ -9,18 +12,35 @@ Driven through the library (``promptmill.api.execute``) so the retry backoff can
 Checks: every row ends done or failed with its error, none missing or doubled; each row's
 attempts stay within the policy's ``max_attempts`` (connection failures are not attempts);
 the engine's retry counters, by fault, match what the server says it injected.
+
+2. Giving up: with ``max_attempts=3``, 30% injected 500s and some prompts the server can never
+   answer, many rows run out of attempts: each failed row has its error and exactly
+   ``max_attempts`` attempts, and the server saw exactly as many requests for it as the row
+   says.
+
+3. Faults that spend no attempts: through the real CLI, against ``promptmill testing-server``
+   injecting 502/503/504 and connection resets, a job with ``--max-attempts 1`` still answers
+   every row with one attempt; the same job against 500s does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from robustness_helpers import read_jsonl, write_jsonl
+from robustness_helpers import clean_env, read_jsonl, write_jsonl
 
 from promptmill.api import execute
 from promptmill.engine.dispatch import EngineConfig
@@ -41,6 +61,11 @@ POLICY = RetryPolicy(max_attempts=8, backoff_base=0.01, backoff_max=0.2)
 COUNTED = FAULTS.rate_limit + FAULTS.server_error + FAULTS.hang + FAULTS.malformed
 # Attempts a request makes on average: a geometric series cut at max_attempts.
 EXPECTED_ATTEMPTS = REQUESTS * (1 - COUNTED**POLICY.max_attempts) / (1 - COUNTED)
+# Faults answered at once that an outage may turn into connection errors, per kind; and
+# hanging requests it may cut: at most those in flight (a hang holds its slot for TIMEOUT, so
+# on a fast machine most slots hang at any moment).
+IMMEDIATE_LOST = 2
+HANGS_CUT = CONCURRENCY
 # The engine's error kind for each injected fault.
 KIND_OF_FAULT = {"rate_limit": "rate_limited", "server_error": "server_error",
                  "hang": "timeout", "malformed": "malformed", "drop": "unavailable"}
@@ -139,15 +164,155 @@ def test_10k_requests_through_faults_and_an_outage(tmp_path: Path) -> None:
                                       ("timeout", "no answer"), ("malformed", "malformed"),
                                       ("unavailable", "")) if text in row["error"])
         final_kinds[kind] = final_kinds.get(kind, 0) + 1
-    for fault, kind in KIND_OF_FAULT.items():
-        seen = stats.retries[kind] + final_kinds.get(kind, 0)
-        injected = served.faults[fault]
-        if kind == "unavailable":
-            # Drops, plus requests refused or cut by the outage (some never reach the server).
-            assert seen >= injected + served.faults["outage"], (fault, seen, injected)
-        else:
-            assert injected - CONCURRENCY <= seen <= injected + (doubled if kind == "timeout"
-                                                                 else 0), (fault, seen, injected)
+    seen = {kind: stats.retries[kind] + final_kinds.get(kind, 0)
+            for kind in KIND_OF_FAULT.values()}
+    injected = {kind: served.faults[fault] for fault, kind in KIND_OF_FAULT.items()}
+    print(f"  seen by the client: {seen}; answered twice: {doubled}")
+    # Drops, plus requests refused or cut by the outage (some never reach the server).
+    assert seen["unavailable"] >= injected["unavailable"] + served.faults["outage"]
+    # A fault answered at once (429, 500, cut-off JSON) reaches the client as itself: only a
+    # response written just as the outage closed its connection can turn into a connection
+    # error (at most IMMEDIATE_LOST of a kind), and none appears from nowhere.
+    for kind in ("rate_limited", "server_error", "malformed"):
+        assert 0 <= injected[kind] - seen[kind] <= IMMEDIATE_LOST, (kind, seen, injected)
+    # A hanging request ends as a client timeout, unless the outage closed it first (at most
+    # the requests in flight then, a few of which hang); a timeout without a hang is an
+    # answer slower than the timeout, which the server then gave: answered twice.
+    cut = injected["timeout"] - seen["timeout"]
+    assert -doubled <= cut <= HANGS_CUT, (seen, injected)
     # The job waited out the outage instead of failing requests: none failed for being
     # unreachable, and it resumed soon after the server came back.
     assert final_kinds.get("unavailable", 0) == 0
+
+
+# -- 2. giving up --------------------------------------------------------------------------
+
+GIVE_UP_ROWS = 2000
+GIVE_UP_POLICY = RetryPolicy(max_attempts=3, backoff_base=0.005, backoff_max=0.02)
+GIVE_UP_FAULTS = Faults(server_error=0.3, seed=4321)
+DOOMED_EVERY = 40  # every 40th prompt the server can never answer (a 500 every time)
+# Rows failed by chance: each non-doomed row fails with probability 0.3 ** 3 = 2.7% (about
+# 53 of 1,950, standard deviation 7): the bounds are four deviations out.
+CHANCE_FAILED = (24, 82)
+
+
+@pytest.mark.timeout(180)
+def test_rows_that_run_out_of_attempts_fail_with_their_error_and_attempts(
+        tmp_path: Path) -> None:
+    rows = [{"id": i, "prompt": f"{'doomed' if i % DOOMED_EVERY == 0 else 'fine'} question {i}"}
+            for i in range(GIVE_UP_ROWS)]
+    source = write_jsonl(tmp_path / "give-up.jsonl", rows)
+    out = tmp_path / "give-up.results.jsonl"
+    # The responder sees every request that reaches the server (before the fault draw): the
+    # server's own count of the attempts each prompt got.
+    asked: Counter[str] = Counter()
+
+    def responder(body: dict[str, Any]) -> str:
+        prompt = body["messages"][-1]["content"]
+        asked[prompt] += 1
+        if prompt.startswith("doomed"):
+            raise LookupError(f"no answer to {prompt!r}")
+        return f"The answer to {prompt}."
+
+    with serve_in_thread(faults=GIVE_UP_FAULTS, responder=responder) as server:
+        spec = JobSpec(input=source, output=out, prompts=PromptSpec(),
+                       generator=get_generator(f"http!test-model,api_base={server.url}"))
+        config = EngineConfig(max_concurrency=CONCURRENCY, retry=GIVE_UP_POLICY)
+        # Bounded: a job that never gives up would retry the doomed rows for ever.
+        outcome = asyncio.run(asyncio.wait_for(execute(spec, config), timeout=60))
+        injected = server.stats.faults["server_error"]
+        received = sum(server.stats.received.values())
+
+    results = read_jsonl(out)
+    assert [row["id"] for row in results] == list(range(GIVE_UP_ROWS))
+    failed = [row for row in results if row["status"] == "failed"]
+    done = [row for row in results if row["status"] == "done"]
+    doomed = [row for row in results if row["prompt"].startswith("doomed")]
+    by_chance = [row for row in failed if row["prompt"].startswith("fine")]
+    print(f"\n{len(failed)} of {GIVE_UP_ROWS} rows failed: {len(doomed)} doomed, "
+          f"{len(by_chance)} by chance; {injected} 500s injected, {received} requests")
+    assert outcome.complete and outcome.failed == len(failed) == outcome.stats.failed
+    assert len(done) + len(failed) == GIVE_UP_ROWS
+    # Every doomed row failed, after exactly max_attempts, with the server's message.
+    assert all(row in failed for row in doomed)
+    for row in doomed:
+        assert row["attempts"] == GIVE_UP_POLICY.max_attempts, row
+        assert row["error"].startswith("HTTP 500 from ") and row["responses"] == []
+        assert f"LookupError: no answer to '{row['prompt']}'" in row["error"], row["error"]
+    # Rows failed by chance: three injected 500s in a row, each said as it was.
+    assert CHANCE_FAILED[0] <= len(by_chance) <= CHANCE_FAILED[1]
+    for row in by_chance:
+        assert row["attempts"] == GIVE_UP_POLICY.max_attempts and row["responses"] == []
+        assert row["error"].startswith("HTTP 500 from ") and "injected" in row["error"], row
+    # Done rows: the answer to their own prompt, within their attempts.
+    for row in done:
+        assert row["responses"][0]["text"] == f"The answer to {row['prompt']}."
+        assert 1 <= row["attempts"] <= GIVE_UP_POLICY.max_attempts and row["error"] is None
+    # The attempts each row reports are the requests the server received for it.
+    assert {row["prompt"]: row["attempts"] for row in results} == dict(asked)
+    assert sum(asked.values()) == received
+    # The engine's counters agree: every 500 was retried, except each failed row's last.
+    assert outcome.stats.retries["server_error"] == injected + 3 * len(doomed) - len(failed)
+
+
+# -- 3. gateway errors and resets spend no attempts ------------------------------------------
+
+
+@contextlib.contextmanager
+def cli_test_server(*options: str) -> Iterator[str]:
+    """``promptmill testing-server --port 0 OPTIONS`` in a child process; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptmill", "testing-server", "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()  # printed once it listens
+        assert url.startswith("http://127.0.0.1:"), process.communicate(timeout=10)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert process.returncode == 0  # SIGTERM ends it cleanly
+
+
+def server_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/_testing/stats") as response:
+        stats: dict[str, Any] = json.load(response)
+    return stats
+
+
+GATEWAY_FAULTS = ("--fault-502", "0.06", "--fault-503", "0.06", "--fault-504", "0.06",
+                  "--fault-reset", "0.06", "--seed", "7")
+
+
+@pytest.mark.timeout(240)
+def test_gateway_errors_and_resets_spend_no_attempts(
+        tmp_path: Path, promptmill: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    rows = [{"id": i, "prompt": f"gateway question {i}"} for i in range(300)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    with cli_test_server(*GATEWAY_FAULTS) as url:
+        result = promptmill("run", "in.jsonl", "-m", f"http!test-model,api_base={url}",
+                            "-o", "out.jsonl", "--max-attempts", "1")
+        stats = server_stats(url)
+    print(f"\ninjected {stats['faults']}, statuses {stats['statuses']}")
+    assert result.returncode == 0, result.stderr
+    # Each kind was injected, and the server answered every row once, at the last try.
+    assert all(stats["faults"].get(kind, 0) >= 5 for kind in
+               ("bad_gateway", "service_unavailable", "gateway_timeout", "reset"))
+    assert {code: stats["statuses"].get(code, 0) for code in ("502", "503", "504")} == {
+        "502": stats["faults"]["bad_gateway"], "503": stats["faults"]["service_unavailable"],
+        "504": stats["faults"]["gateway_timeout"]}
+    results = read_jsonl(tmp_path / "out.jsonl")
+    assert [row["id"] for row in results] == list(range(300))
+    # With a single attempt each, no row failed: none of those faults spent it.
+    assert all(row["status"] == "done" and row["attempts"] == 1 for row in results)
+    assert stats["completed"] == {"/v1/chat/completions": 300}
+
+    # The control: 500s do spend attempts, so the same job with one attempt loses rows.
+    with cli_test_server("--fault-500", "0.1", "--seed", "7") as url:
+        result = promptmill("run", "in.jsonl", "-m", f"http!test-model,api_base={url}",
+                            "-o", "control.jsonl", "--max-attempts", "1")
+    control = read_jsonl(tmp_path / "control.jsonl")
+    failed = [row for row in control if row["status"] == "failed"]
+    assert result.returncode != 0 and failed
+    assert all(row["attempts"] == 1 and "HTTP 500" in row["error"] for row in failed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import time
@@ -140,14 +141,31 @@ async def test_completions_with_several_prompts_answer_each_in_order(server: Tes
     assert data["usage"]["prompt_tokens"] == 4
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    (CHAT, chat("row 3", n=3, max_tokens=4)),
-    (CHAT, chat("row 4", stop="You", seed=9)),
-    (COMPLETIONS, {"model": "m", "prompt": ["a b", "c"], "n": 2, "echo": True}),
-])
-async def test_expected_answers_predicts_what_the_server_sends(
-        server: TestServer, path: str, body: dict[str, Any]) -> None:
-    assert texts(await answer(server, body, path)) == expected_answers(body)
+# Answers written out in full: the answer function is a seeded contract (users' own tests
+# compare against these texts), so a change to any of them must show up here.
+GOLDEN = [
+    (CHAT, chat(), ["Flint kelp dune. You said: What is the capital of France?"], (6, 11)),
+    (CHAT, chat(seed=7, temperature=0.0),
+     ["Indigo fjord quill. You said: What is the capital of France?"], (6, 11)),
+    (CHAT, chat("row 3", n=3, max_tokens=4),
+     ["Fern walnut xenon. You", "Zinc echo canyon. You", "Kestrel orchid zinc. You"], (2, 12)),
+    (CHAT, chat("row 4", stop="You", seed=9), ["Lark reef cobalt. "], (2, 4)),
+    # echo: the prompt, then the completion right after it (as OpenAI joins them).
+    (COMPLETIONS, {"model": "m", "prompt": ["a b", "c"], "n": 2, "echo": True},
+     ["a bElm cobalt kestrel. You said: a b", "a bHazel lumen yonder. You said: a b",
+      "cSierra garnet yonder. You said: c", "cOnyx quill thistle. You said: c"], (3, 26)),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "expected", "usage"), GOLDEN)
+async def test_answers_are_the_documented_texts(
+        server: TestServer, path: str, body: dict[str, Any], expected: list[str],
+        usage: tuple[int, int]) -> None:
+    data = await answer(server, body, path)
+    assert texts(data) == expected
+    assert (data["usage"]["prompt_tokens"], data["usage"]["completion_tokens"]) == usage
+    # expected_answers, for users' own tests, predicts the same texts without a server.
+    assert expected_answers(body) == expected
 
 
 def test_expected_answers_rejects_what_the_server_rejects() -> None:
@@ -401,15 +419,20 @@ async def test_limit_headers_can_be_hidden(make_server: Any) -> None:
 
 async def outcome(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
                   timeout: float) -> str:
-    """What a client sees: ``ok``, ``429``, ``500``, ``drop``, ``hang``, ``malformed``."""
+    """What a client sees: ``ok``, an error status, ``drop``, ``reset``, ``hang``, ``malformed``."""
     try:
         async with session.post(url + CHAT, json=body,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             raw = await response.read()
             if response.status != 200:
-                assert response.status in (429, 500)
+                assert response.status in (429, 500, 502, 503, 504)
                 if response.status == 429:
                     assert "Retry-After" in response.headers
+                if response.status in (502, 504):  # a proxy's page, not OpenAI's JSON
+                    assert response.content_type == "text/html"
+                    assert f"<h1>{response.status} " in raw.decode()
+                else:
+                    assert json.loads(raw)["error"]["message"]
                 return str(response.status)
             try:
                 json.loads(raw)
@@ -418,12 +441,16 @@ async def outcome(session: aiohttp.ClientSession, url: str, body: dict[str, Any]
             return "ok"
     except aiohttp.ServerDisconnectedError:
         return "drop"
+    except aiohttp.ClientOSError as exc:
+        assert exc.errno == errno.ECONNRESET, exc
+        return "reset"
     except TimeoutError:
         return "hang"
 
 
 FAULT_OUTCOMES = {"rate_limit": "429", "server_error": "500", "drop": "drop", "hang": "hang",
-                  "malformed": "malformed"}
+                  "malformed": "malformed", "bad_gateway": "502", "service_unavailable": "503",
+                  "gateway_timeout": "504", "reset": "reset"}
 
 
 @pytest.mark.parametrize("kind", [*FAULT_OUTCOMES, "slow"])

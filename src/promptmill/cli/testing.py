@@ -6,6 +6,8 @@ import click
 
 from promptmill.cli.app import cli
 
+PROBABILITY = click.FloatRange(0.0, 1.0)
+
 
 @cli.command("testing-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -15,39 +17,57 @@ from promptmill.cli.app import cli
 @click.option("--tpm", type=int, help="Tokens (prompt + max_tokens) allowed per --window.")
 @click.option("--window", type=float, default=60.0, show_default=True,
               help="Rate-limit window in seconds.")
-@click.option("--fault-429", type=float, default=0.0, help="Probability of a 429.")
-@click.option("--fault-500", type=float, default=0.0, help="Probability of a 500.")
-@click.option("--fault-drop", type=float, default=0.0, help="Probability of a dropped connection.")
-@click.option("--fault-hang", type=float, default=0.0, help="Probability of never answering.")
-@click.option("--fault-malformed", type=float, default=0.0, help="Probability of a broken body.")
-@click.option("--fault-slow", type=float, default=0.0, help="Probability of a slow answer.")
+@click.option("--fault-429", type=PROBABILITY, default=0.0, help="Probability of a 429.")
+@click.option("--fault-500", type=PROBABILITY, default=0.0, help="Probability of a 500.")
+@click.option("--fault-drop", type=PROBABILITY, default=0.0,
+              help="Probability of a dropped connection.")
+@click.option("--fault-hang", type=PROBABILITY, default=0.0, help="Probability of never answering.")
+@click.option("--fault-malformed", type=PROBABILITY, default=0.0,
+              help="Probability of a broken body.")
+@click.option("--fault-slow", type=PROBABILITY, default=0.0, help="Probability of a slow answer.")
+@click.option("--fault-502", type=PROBABILITY, default=0.0,
+              help="Probability of a proxy's 502 page.")
+@click.option("--fault-503", type=PROBABILITY, default=0.0,
+              help="Probability of a 503 (overloaded).")
+@click.option("--fault-504", type=PROBABILITY, default=0.0,
+              help="Probability of a proxy's 504 page.")
+@click.option("--fault-reset", type=PROBABILITY, default=0.0,
+              help="Probability of a reset connection (TCP RST).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
 @click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
 @click.option("--batch-seconds", type=float, default=0.0, show_default=True,
               help="Seconds a batch spends validating, in progress and finalizing.")
-@click.option("--batch-fault-line", type=float, default=0.0,
+@click.option("--batch-fault-line", type=PROBABILITY, default=0.0,
               help="Probability that a batch line gets a 500 in the error file.")
-@click.option("--batch-fault-expire", type=float, default=0.0,
+@click.option("--batch-fault-expire", type=PROBABILITY, default=0.0,
               help="Probability that a batch expires halfway.")
-@click.option("--batch-fault-validation", type=float, default=0.0,
+@click.option("--batch-fault-validation", type=PROBABILITY, default=0.0,
               help="Probability that a batch fails validation.")
-@click.option("--batch-fault-upload", type=float, default=0.0,
+@click.option("--batch-fault-upload", type=PROBABILITY, default=0.0,
               help="Probability that a file upload gets a 500.")
 def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
                    window: float, fault_429: float, fault_500: float, fault_drop: float,
-                   fault_hang: float, fault_malformed: float, fault_slow: float, seed: int,
-                   models: tuple[str, ...], batch_seconds: float, batch_fault_line: float,
-                   batch_fault_expire: float, batch_fault_validation: float,
-                   batch_fault_upload: float) -> None:
+                   fault_hang: float, fault_malformed: float, fault_slow: float,
+                   fault_502: float, fault_503: float, fault_504: float, fault_reset: float,
+                   seed: int, models: tuple[str, ...], batch_seconds: float,
+                   batch_fault_line: float, batch_fault_expire: float,
+                   batch_fault_validation: float, batch_fault_upload: float) -> None:
     """Serve an OpenAI-compatible test API (deterministic answers, limits, faults, the Batch
     API's /v1/files and /v1/batches) until Ctrl-C."""
     from promptmill.testing import BatchFaults, testing_server_command
 
-    testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
-                           fault_drop, fault_hang, fault_malformed, fault_slow, seed,
-                           models=models or ("test-model",), batch_seconds=batch_seconds,
-                           batch_faults=BatchFaults(
-                               line_error=batch_fault_line, expire=batch_fault_expire,
-                               fail_validation=batch_fault_validation,
-                               upload_error=batch_fault_upload, seed=seed))
+    try:
+        testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
+                               fault_drop, fault_hang, fault_malformed, fault_slow, seed,
+                               models=models or ("test-model",), fault_502=fault_502,
+                               fault_503=fault_503, fault_504=fault_504,
+                               fault_reset=fault_reset, batch_seconds=batch_seconds,
+                               batch_faults=BatchFaults(
+                                   line_error=batch_fault_line, expire=batch_fault_expire,
+                                   fail_validation=batch_fault_validation,
+                                   upload_error=batch_fault_upload, seed=seed))
+    except ValueError as exc:  # options that do not fit together (probabilities over 1)
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:  # the port is taken
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 

@@ -38,5 +38,6 @@ class RetryPolicy:
         """Seconds to wait before the next attempt ("equal jitter": half fixed, half random)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return float(error.retry_after)
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, attempt - 1))
+        # The exponent is capped: 2.0 ** 1024 overflows, and --max-attempts may be that large.
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(0, attempt - 1), 64))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)

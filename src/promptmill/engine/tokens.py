@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
     from promptmill.generators.base import GenerationRequest
 
-# Per-message overhead of the chat format (role markers), as OpenAI documents it.
+# The chat format's overhead, as OpenAI's cookbook counts it (and the API charges): 3 tokens
+# per message besides its fields' text (the role's and name's too), 1 more for a name, 3 that
+# prime the reply.
 _TOKENS_PER_MESSAGE = 3
+_TOKENS_PER_NAME = 1
 _TOKENS_PER_REPLY = 3
 _patch_lock = threading.Lock()
 
@@ -90,13 +93,15 @@ def estimate_prompt_tokens(request: GenerationRequest, model: str) -> int:
     total = _TOKENS_PER_REPLY
     for message in request.messages:
         total += _TOKENS_PER_MESSAGE
-        content = message.get("content")
-        if isinstance(content, str):
-            total += count_text_tokens(content, model)
-        elif isinstance(content, list):
-            total += sum(
-                count_text_tokens(part.get("text", ""), model)
-                for part in content
-                if isinstance(part, dict)
-            )
+        for key, value in message.items():
+            if isinstance(value, str):  # role, content, name
+                total += count_text_tokens(value, model)
+                if key == "name":
+                    total += _TOKENS_PER_NAME
+            elif key == "content" and isinstance(value, list):  # text parts; images aside
+                total += sum(
+                    count_text_tokens(part.get("text", ""), model)
+                    for part in value
+                    if isinstance(part, dict) and part.get("type", "text") == "text"
+                )
     return total

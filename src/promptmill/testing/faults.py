@@ -9,7 +9,9 @@ __all__ = ["FAULT_KINDS", "Faults"]
 
 # The order in which probabilities are laid end to end on [0, 1): part of the seeded contract,
 # so that a given seed picks the same faults in every release.
-FAULT_KINDS = ("rate_limit", "server_error", "drop", "hang", "malformed", "slow")
+# New kinds go at the end.
+FAULT_KINDS = ("rate_limit", "server_error", "drop", "hang", "malformed", "slow",
+               "bad_gateway", "service_unavailable", "gateway_timeout", "reset")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Faults:
       then the connection is closed.
     - ``malformed``: 200 whose body is cut-off JSON.
     - ``slow``: the right answer, ``slow_seconds`` late.
+    - ``bad_gateway``: 502 with a proxy's HTML page, as a load balancer in front sends it.
+    - ``service_unavailable``: 503 with OpenAI's "overloaded" body.
+    - ``gateway_timeout``: 504 with a proxy's HTML page.
+    - ``reset``: the connection is reset (TCP RST) without a response.
     """
 
     rate_limit: float = 0.0
@@ -34,6 +40,10 @@ class Faults:
     hang: float = 0.0
     malformed: float = 0.0
     slow: float = 0.0
+    bad_gateway: float = 0.0
+    service_unavailable: float = 0.0
+    gateway_timeout: float = 0.0
+    reset: float = 0.0
     seed: int = 0
     retry_after: float = 1.0
     slow_seconds: float = 1.0
@@ -44,7 +54,10 @@ class Faults:
         if any(not 0.0 <= p <= 1.0 for p in probabilities):
             raise ValueError(f"fault probabilities must be within 0..1: {self}")
         if sum(probabilities) > 1.0 + 1e-9:
-            raise ValueError(f"fault probabilities must sum to at most 1: {self}")
+            given = " + ".join(f"{kind} {getattr(self, kind):g}" for kind in FAULT_KINDS
+                               if getattr(self, kind))
+            raise ValueError(f"fault probabilities must sum to at most 1, not {given} = "
+                             f"{sum(probabilities):g}")
         for field in fields(self):
             if field.name.endswith(("_after", "_seconds")):
                 value = getattr(self, field.name)

@@ -137,7 +137,9 @@ def server_arguments(server: TestServer) -> list[str]:
             "--fault-429", str(faults.rate_limit), "--fault-500", str(faults.server_error),
             "--fault-drop", str(faults.drop), "--fault-hang", str(faults.hang),
             "--fault-malformed", str(faults.malformed), "--fault-slow", str(faults.slow),
-            "--slow-seconds", str(faults.slow_seconds), "--retry-after", str(faults.retry_after)]
+            "--slow-seconds", str(faults.slow_seconds), "--retry-after", str(faults.retry_after),
+            "--fault-502", str(faults.bad_gateway), "--fault-503", str(faults.service_unavailable),
+            "--fault-504", str(faults.gateway_timeout), "--fault-reset", str(faults.reset)]
     for model in server.models:
         argv += ["--model", model]
     if limits.requests is not None:
@@ -179,19 +181,26 @@ def testing_server_command(
     send_limit_headers: bool = True,
     outage_after: float | None = None,
     outage_for: float = 0.0,
+    fault_502: float = 0.0,
+    fault_503: float = 0.0,
+    fault_504: float = 0.0,
+    fault_reset: float = 0.0,
     batch_seconds: float = 0.0,
     batch_faults: BatchFaults | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
-    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds;
-    ``batch_seconds`` is how long a batch stays validating, in progress and finalizing.
+    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds; the
+    ``fault_*`` arguments are the probabilities of ``Faults``' kinds; ``batch_seconds`` is how
+    long a batch stays validating, in progress and finalizing.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
         limits=RateLimits(requests=rpm, tokens=tpm, window=window),
         faults=Faults(rate_limit=fault_429, server_error=fault_500, drop=fault_drop,
-                      hang=fault_hang, malformed=fault_malformed, slow=fault_slow, seed=seed,
+                      hang=fault_hang, malformed=fault_malformed, slow=fault_slow,
+                      bad_gateway=fault_502, service_unavailable=fault_503,
+                      gateway_timeout=fault_504, reset=fault_reset, seed=seed,
                       slow_seconds=slow_seconds, retry_after=retry_after,
                       hang_seconds=hang_seconds),
         send_limit_headers=send_limit_headers,
@@ -237,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not send x-ratelimit-* headers: clients must learn the limits from 429s")
     for flag, what in (("429", "a 429 with Retry-After"), ("500", "a 500"),
                        ("drop", "a closed connection"), ("hang", "no answer at all"),
-                       ("malformed", "a 200 with cut-off JSON"), ("slow", "a late answer")):
+                       ("malformed", "a 200 with cut-off JSON"), ("slow", "a late answer"),
+                       ("502", "a 502 page from a proxy"), ("503", "a 503 (overloaded)"),
+                       ("504", "a 504 page from a proxy"), ("reset", "a reset connection")):
         add(f"--fault-{flag}", type=float, default=0.0, metavar="P",
             help=f"probability that a request gets {what}")
     add("--seed", type=int, default=0, help="seed of the fault draws (default: 0)")
@@ -270,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             models=args.models or ("test-model",), slow_seconds=args.slow_seconds,
             retry_after=args.retry_after, hang_seconds=args.hang_seconds,
             send_limit_headers=args.send_limit_headers, outage_after=args.outage_after,
-            outage_for=args.outage_for, batch_seconds=args.batch_seconds,
+            outage_for=args.outage_for, fault_502=args.fault_502, fault_503=args.fault_503,
+            fault_504=args.fault_504, fault_reset=args.fault_reset,
+            batch_seconds=args.batch_seconds,
             batch_faults=BatchFaults(
                 line_error=args.batch_fault_line, expire=args.batch_fault_expire,
                 fail_validation=args.batch_fault_validation,

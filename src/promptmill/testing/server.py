@@ -20,6 +20,7 @@ import logging
 import math
 import secrets
 import socket
+import struct
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
@@ -423,6 +424,19 @@ class TestServer:
             message = ("The server had an error while processing your request. Sorry about "
                        "that! (injected by the promptmill test server)")
             return self._send(500, _error_body(message, "server_error"), headers)
+        if fault == "service_unavailable":
+            message = ("The engine is currently overloaded, please try again later. (injected "
+                       "by the promptmill test server)")
+            return self._send(503, _error_body(message, "server_error"), headers)
+        if fault in _GATEWAY_PAGES:
+            status, title = _GATEWAY_PAGES[fault]
+            # What a proxy in front of the API sends: an HTML page, not OpenAI's JSON.
+            page = (f"<html><head><title>{status} {title}</title></head><body><center><h1>"
+                    f"{status} {title}</h1></center><hr><center>nginx</center></body></html>")
+            return web.Response(status=self._count_status(status), text=page,
+                                content_type="text/html")
+        if fault == "reset":
+            return self._reset(request)
         if fault == "malformed":
             whole = json.dumps(build(parsed, choices, "malformed", int(time.time())))
             return self._send(200, whole[: len(whole) // 2].encode(), headers)
@@ -458,10 +472,30 @@ class TestServer:
         # aiohttp wants a response back; it is never written to the closed transport.
         return web.Response(status=204)
 
+    def _reset(self, request: web.Request) -> web.StreamResponse:
+        """Reset the connection (TCP RST, not FIN): the client sees ``connection reset``."""
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            # Linger on with a zero timeout: close() then discards the connection with an RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if transport is not None:
+            transport.abort()
+        # aiohttp wants a response back; it is never written to the closed transport.
+        return web.Response(status=204)
+
+    def _count_status(self, status: int) -> int:
+        self.stats.statuses[status] += 1
+        return status
+
     def _send(self, status: int, body: bytes,
               headers: dict[str, str] | None = None) -> web.StreamResponse:
-        self.stats.statuses[status] += 1
-        return web.Response(status=status, body=body, content_type=_JSON, headers=headers)
+        return web.Response(status=self._count_status(status), body=body, content_type=_JSON,
+                            headers=headers)
+
+
+# Gateway faults: status and reason phrase of the proxy's page.
+_GATEWAY_PAGES = {"bad_gateway": (502, "Bad Gateway"), "gateway_timeout": (504, "Gateway Time-out")}
 
 
 def _retry_headers(wait: float) -> dict[str, str]:

@@ -1,0 +1,227 @@
+"""Instructions per request under valgrind: promptmill's dispatch against the bare aiohttp loop.
+
+Instruction counts are exact and do not move with the machine's load, so they settle what a
+loaded machine's req/s cannot: how much more work promptmill's client does per request than
+a minimal one. The test server runs in its own process, not under valgrind; each client runs
+in a child process under ``valgrind --tool=callgrind`` (no cache simulation), which dumps its
+counts at phase boundaries (``callgrind_control --dump``, taken while the client waits idle):
+
+- ``bare``: ``benchmarks/dispatch.py``'s bare loop (one pooled aiohttp session, the same
+  bodies, the answer parsed), a warm-up run, then the measured run of N requests;
+- ``promptmill``: a warm-up job, then one job of N rows through the same steps as
+  ``promptmill.api.execute``, each phase dumped apart: open and plan, dispatch, export.
+
+Printed: instructions per request of each phase, the dispatch ratio (the target of the
+dispatch benchmark, at least 0.8 of the bare loop's rate at zero latency, is read here as
+promptmill's instructions per request at most 1 / 0.8 of the bare loop's; VERDICT), and
+where the instructions go, by shared object (the interpreter running Python code, SQLite,
+the json C module, aiohttp's C parts, libc...).
+
+    python benchmarks/instructions.py                  # 2,000 requests each (some minutes)
+    python benchmarks/instructions.py --requests 300   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from dispatch import bare_loop, write_input  # benchmarks/dispatch.py, beside this file
+
+from promptmill.engine.dispatch import EngineConfig, EngineStats
+from promptmill.generators import get_generator
+from promptmill.job import Job, JobSpec
+from promptmill.testing import serve_in_process
+
+CONCURRENCY = 64
+WARM_UP = 200
+TARGET_RATIO = 0.8  # promptmill / bare, in requests per second (dispatch benchmark's target)
+# Shared objects, by a part of their path (first match wins), grouped for the breakdown.
+OBJECT_GROUPS = (
+    ("sqlite", "SQLite (library and module)"),
+    ("/_json.", "json C module"),
+    ("/aiohttp/", "aiohttp C parts (HTTP parser...)"),
+    ("/multidict/", "multidict, yarl, propcache, frozenlist"),
+    ("/yarl/", "multidict, yarl, propcache, frozenlist"),
+    ("/propcache/", "multidict, yarl, propcache, frozenlist"),
+    ("/frozenlist/", "multidict, yarl, propcache, frozenlist"),
+    ("/libc.so", "libc (malloc, memcpy, syscalls)"),
+    ("/bin/python", "interpreter (Python code, objects)"),
+    ("/libpython", "interpreter (Python code, objects)"),
+)
+
+
+# -- the child: a client under valgrind ------------------------------------------------------
+
+
+def dump(label: str, folder: Path) -> None:
+    """Ask callgrind to dump the counts so far, and wait (idle) until it has."""
+    before = set(glob.glob(str(folder / "callgrind.*")))
+    subprocess.run(["callgrind_control", f"--dump={label}", str(os.getpid())],
+                   capture_output=True, check=False)
+    deadline = time.monotonic() + 120
+    while set(glob.glob(str(folder / "callgrind.*"))) == before:
+        if time.monotonic() > deadline:
+            raise RuntimeError("callgrind did not dump: is this running under valgrind?")
+        time.sleep(0.05)
+
+
+def run_bare(url: str, requests: int, folder: Path) -> None:
+    """The bare loop: warm up, dump, the measured run, dump."""
+    asyncio.run(bare_loop(url, WARM_UP, CONCURRENCY))
+    dump("warm-up", folder)
+    asyncio.run(bare_loop(url, requests, CONCURRENCY))
+    dump("dispatch", folder)
+
+
+def run_promptmill(url: str, requests: int, folder: Path) -> None:
+    """A warm-up job, then a job of ``requests`` rows with each phase dumped apart."""
+    config = EngineConfig(max_concurrency=CONCURRENCY)
+    for rows, name in ((WARM_UP, "warm-up"), (requests, "measured")):
+        source = folder / f"{name}.jsonl"
+        write_input(source, rows)
+        spec = JobSpec(input=source, output=folder / f"{name}.out.jsonl",
+                       generator=get_generator(f"http!test-model,api_base={url}"))
+        if name == "measured":
+            dump("warm-up", folder)
+        job = Job.open(spec, new_job=True)
+        try:
+            job.plan()
+            if name == "measured":
+                dump("plan", folder)
+            stats = asyncio.run(job.dispatch(config, EngineStats()))
+            assert stats.done == rows, stats
+            if name == "measured":
+                dump("dispatch", folder)
+            assert job.export() == rows
+        finally:
+            job.close()
+    dump("export", folder)
+
+
+# -- the parent: server, valgrind, report -----------------------------------------------------
+
+
+def dumps_by_label(folder: Path) -> dict[str, Path]:
+    """Each dump file of a callgrind run, by the label it was dumped with."""
+    found: dict[str, Path] = {}
+    for path in glob.glob(str(folder / "callgrind.*")):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("desc: Trigger:"):
+                    found[line.split("Trigger:", 1)[1].strip().removeprefix("dump ")] = Path(path)
+                    break
+    return found
+
+
+def total_instructions(path: Path) -> int:
+    """The instructions a dump counted (its ``totals:`` line)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def by_object(path: Path) -> dict[str, int]:
+    """Instructions of one dump by shared object group: the self cost of each function.
+
+    Read from the callgrind file itself: a cost line counts for the object of the function
+    it is in, except the line right after ``calls=``, which is a call's inclusive cost.
+    """
+    names: dict[str, str] = {}  # callgrind's name compression: "(3)" -> the object's path
+    groups: dict[str, int] = defaultdict(int)
+    current = ""
+    after_call = False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith(("ob=", "cob=")):
+                spec = line.split("=", 1)[1].strip()
+                found = re.match(r"\((\d+)\)\s*(.*)", spec)
+                name = spec
+                if found:
+                    name = found.group(2) or names.get(found.group(1), "")
+                    names.setdefault(found.group(1), found.group(2))
+                if line.startswith("ob="):
+                    current = name
+            elif line.startswith("calls="):
+                after_call = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if after_call:
+                    after_call = False
+                    continue
+                group = next((g for part, g in OBJECT_GROUPS if part in current), "other")
+                groups[group] += int(line.split()[-1])
+    return dict(groups)
+
+
+def measure(client: str, url: str, requests: int, folder: Path) -> dict[str, Path]:
+    """Run one client under callgrind; its dumps by label."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/callgrind.%p",
+               sys.executable, __file__, "--client", client, "--url", url,
+               "--requests", str(requests), "--folder", str(folder)]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{client} under valgrind failed:\n{done.stderr[-3000:]}")
+    print(f"  {client}: {time.monotonic() - started:.0f}s under valgrind", flush=True)
+    return dumps_by_label(folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure both clients and print the counts, the ratio, the verdict and the breakdown."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests")
+    parser.add_argument("--client", choices=["bare", "promptmill"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.client:  # the child, under valgrind
+        runner = run_bare if args.client == "bare" else run_promptmill
+        runner(args.url, args.requests, args.folder)
+        return 0
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    n = args.requests
+    print(f"instructions per request under callgrind: {n:,} requests, {CONCURRENCY} in flight, "
+          f"zero latency, Python {sys.version.split()[0]}; client process only")
+    with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
+            serve_in_process() as server:
+        bare = measure("bare", server.url, n, Path(scratch) / "bare")
+        ours = measure("promptmill", server.url, n, Path(scratch) / "promptmill")
+        per = {label: total_instructions(path) / n for label, path in ours.items()
+               if label in ("plan", "dispatch", "export")}
+        bare_per = total_instructions(bare["dispatch"]) / n
+        ratio = bare_per / per["dispatch"]
+        print(f"  bare aiohttp loop:     {bare_per / 1000:7.0f}k instructions a request")
+        print(f"  promptmill dispatch:   {per['dispatch'] / 1000:7.0f}k "
+              f"(+{(per['dispatch'] - bare_per) / 1000:.0f}k)")
+        print(f"  promptmill planning:   {per['plan'] / 1000:7.0f}k a row (open, read, "
+              "render, check, plan)")
+        print(f"  promptmill export:     {per['export'] / 1000:7.0f}k a row")
+        print(f"  VERDICT client-bound ratio bare/promptmill dispatch {ratio:.2f} (target >= "
+              f"{TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
+        bare_groups = by_object(bare["dispatch"])
+        our_groups = by_object(ours["dispatch"])
+    print("  where a request's instructions go (k, dispatch phase):")
+    print(f"    {'shared object':42s}{'bare':>8s}{'promptmill':>12s}{'extra':>8s}")
+    for name in sorted(set(bare_groups) | set(our_groups),
+                       key=lambda g: -our_groups.get(g, 0)):
+        b, o = bare_groups.get(name, 0) / n / 1000, our_groups.get(name, 0) / n / 1000
+        print(f"    {name:42s}{b:8.0f}{o:12.0f}{o - b:+8.0f}")
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

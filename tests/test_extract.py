@@ -27,11 +27,11 @@ from promptmill.extract import (
     normalise_math,
     pass_at_k,
 )
-from promptmill.grading import _VerifyWorker
+from promptmill.extraction.equivalence import _VerifyWorker
 
 CASES_PATH = Path(__file__).parent / "data" / "extraction_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines()]
-LETTERS = "ABCDEFGHIJ"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 
 
@@ -145,7 +145,7 @@ def test_truncated_choice_needs_an_explicit_statement() -> None:
         ("9 * 2 = <<9*2=18>>18\n#### 18", "18"),
         ("Answer: 1,000", "1000"),
         ("The answer is 42 apples.", "42"),
-        ("The answer is $x = 3$.", "x=3"),
+        ("The answer is $x = 3$.", "3"),  # the committed right-hand side
         ("It fell to -5 degrees.", "-5"),
         ("The answer is $25\\%$.", "25%"),
         ("The answer is 10 \\text{ cm}.", "10"),
@@ -414,8 +414,10 @@ def test_grade_returns_a_report_with_per_row_results() -> None:
     row = report.rows[0]
     assert (row.unique_id, row.category, row.gold, row.correct) == ("m", "algebra", "7", 1)
     assert [e.to_dict() for e in row.extractions] == [
-        {"response_index": 0, "extracted": "7", "correct": True, "method": "boxed"},
-        {"response_index": 1, "extracted": None, "correct": False, "method": "none"},
+        {"response_index": 0, "extracted": "7", "correct": True, "method": "boxed",
+         "uncertain": False},
+        {"response_index": 1, "extracted": None, "correct": False, "method": "none",
+         "uncertain": True},
     ]
 
 
@@ -497,7 +499,9 @@ def test_cli_extract_end_to_end(results_file: Path, tmp_path: Path) -> None:
     assert lines[0]["responses"][0]["text"] == "The answer is (C)."  # the row's own fields
     assert [e["extracted"] for e in lines[0]["extractions"]] == ["C", "A", "C"]
     assert [e["correct"] for e in lines[1]["extractions"]] == [True, True, False]
-    assert set(lines[1]["extractions"][0]) == {"response_index", "extracted", "correct", "method"}
+    assert set(lines[1]["extractions"][0]) == {
+        "response_index", "extracted", "correct", "method", "uncertain"
+    }
     assert lines[2]["extractions"] == []
     assert hashlib.sha256(results_file.read_bytes()).hexdigest() == before
 

@@ -131,10 +131,10 @@ def _grade_row(
     requested: str,
     gold_field: str | None,
     equivalent: Callable[[str, str], bool],
-    to_judge: Callable[[int, str | None, bool], bool] | None = None,
+    to_judge: Callable[[int, bool], None] | None = None,
 ) -> RowGrade:
-    """Extract and judge every response of one row; ``to_judge(index, answer, uncertain)``
-    says which responses a judge will be asked about."""
+    """Extract and judge every response of one row; ``to_judge(index, uncertain)`` is told
+    of each response, for a judge pass to pick the ones it will ask about."""
     kind = row_type(row, requested)
     responses = row_responses(row, where)
     extractions = []
@@ -161,7 +161,7 @@ def _grade_row(
         same = equivalent
     if to_judge is not None:
         for extraction in extractions:
-            to_judge(extraction.response_index, extraction.extracted, extraction.uncertain)
+            to_judge(extraction.response_index, extraction.uncertain)
     majority, majority_correct = majority_vote(extractions, same)
     category = row.get("category")
     return RowGrade(
@@ -256,11 +256,14 @@ def _write_row(writer: Any, row: Mapping[str, Any], result: RowGrade) -> None:
 
 
 def _judge_options(judge: str | JudgeOptions | None) -> JudgeOptions | None:
+    """The judge's options with its model built and checked: a bad identifier or a missing
+    key fails here, before any grading and with nothing sent."""
     if judge is None:
         return None
     from promptmill.extraction.judge import JudgeOptions
 
-    return judge if isinstance(judge, JudgeOptions) else JudgeOptions(model=judge)
+    options = judge if isinstance(judge, JudgeOptions) else JudgeOptions(model=judge)
+    return replace(options, model=options.generator())
 
 
 def _collector(
@@ -269,19 +272,19 @@ def _collector(
     where: str,
     items: list[JudgeItem],
     position: int,
-) -> Callable[[int, str | None, bool], bool]:
+) -> Callable[[int, bool], None]:
     """Collects the responses of one row that the judge will be asked about."""
     from promptmill.extraction.judge import JudgeItem
 
     responses = row_responses(row, where)
     choices = row.get("choices") if isinstance(row.get("choices"), list) else None
 
-    def collect(index: int, answer: str | None, uncertain: bool) -> bool:
-        if not (uncertain or options.judge_all):
-            return False
-        text, truncated = responses[index]
-        items.append(JudgeItem(position, index, _question(row) or "", choices, text, truncated))
-        return True
+    def collect(index: int, uncertain: bool) -> None:
+        if uncertain or options.judge_all:
+            text, truncated = responses[index]
+            items.append(
+                JudgeItem(position, index, _question(row) or "", choices, text, truncated)
+            )
 
     return collect
 

@@ -253,7 +253,26 @@ class GradeReport:
                 for e in received
                 if e.judge is not None
             ),
+            "by_rule_method": self._judged_by_rule(received),
         }
+
+    @staticmethod
+    def _judged_by_rule(received: Sequence[Extraction]) -> dict[str, dict[str, int]]:
+        """Per rule method: responses judged, disagreements, and who was right how often."""
+        out: dict[str, dict[str, int]] = {}
+        for e in received:
+            if e.judge is None:
+                continue
+            rule = e.rule or RuleAnswer(e.extracted, e.correct, e.method)
+            numbers = out.setdefault(
+                rule.method, {"asked": 0, "disagreed": 0, "rule_correct": 0, "judge_correct": 0}
+            )
+            numbers["asked"] += 1
+            answered = e.judge.error is None
+            numbers["disagreed"] += answered and not e.judge.agrees
+            numbers["rule_correct"] += rule.correct
+            numbers["judge_correct"] += answered and e.judge.correct
+        return dict(sorted(out.items()))
 
     def to_table(self) -> Table:
         """The report as a rich table: one line per category, then the total."""

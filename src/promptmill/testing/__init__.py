@@ -12,6 +12,7 @@ seed and the temperature); limits and faults behave like a real provider's::
 
 from promptmill.testing.answers import Responder, count_tokens, expected_answers
 from promptmill.testing.faults import FAULT_KINDS, Faults
+from promptmill.testing.judging import judge_responder, judged_response
 from promptmill.testing.limits import RateLimits, format_duration
 from promptmill.testing.runners import (
     ProcessServer,
@@ -33,6 +34,8 @@ __all__ = [
     "count_tokens",
     "expected_answers",
     "format_duration",
+    "judge_responder",
+    "judged_response",
     "request_key",
     "serve_in_process",
     "serve_in_thread",

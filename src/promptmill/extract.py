@@ -107,7 +107,7 @@ def extract_answer(
 ) -> tuple[str | None, str]:
     """A response's answer (a letter with ``choices``, else math) and the method that found it."""
     if choices:
-        index, method = extract_choice_method(text, choices, truncated)
+        index, method = extract_choice_method(text, choices, truncated, None, question)
         return option_letter(index), method
     return extract_math_method(text, truncated, question)
 
@@ -143,8 +143,9 @@ def _grade_row(
         options = Options(choices)
         gold_index = mcq_gold(row, gold_field, where)
         gold = LETTERS[gold_index]
+        question = _question(row)
         for index, (text, truncated) in enumerate(responses):
-            choice, method = extract_choice_method(text, choices, truncated, options)
+            choice, method = extract_choice_method(text, choices, truncated, options, question)
             uncertain = method in UNCERTAIN_METHODS
             extractions.append(
                 Extraction(index, option_letter(choice), choice == gold_index, method, uncertain)

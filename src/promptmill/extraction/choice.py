@@ -13,10 +13,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from promptmill.extraction.options import LETTERS, Options, clean, negated
+from promptmill.extraction.options import LETTERS, Options, clean, negated, stem
 from promptmill.extraction.text import (
+    MARKED,
     MEDIUM,
     STRONG,
+    UNMARKED,
     WEAK,
     Candidate,
     boxed,
@@ -197,6 +199,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         kind = HEDGE if re.search(r"\bor\b|/", match.group(0)) else SEVERAL
         found.append(Candidate(match.start(), None, kind, STRONG))
     listing = _listing(text)
+    if listing:
+        found += _marked_option(text, options)
     for match in _COLON_LETTER.finditer(text):
         index = LETTERS.index(match.group(1))
         if index < options.count and not listing:
@@ -225,6 +229,18 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 def _phrase(line: str) -> tuple[str, ...]:
     return Options([line]).phrases[0]
+
+
+def _marked_option(text: str, options: Options) -> list[Candidate]:
+    """The one listed option marked as the answer ("- B. Tanzania ✓" among "✗"s)."""
+    marked = [
+        m for m in _LETTER_PREFIX_LINE.finditer(text)
+        if MARKED.search(m.group(2)) and not UNMARKED.search(m.group(2))
+    ]
+    if len(marked) != 1:
+        return []
+    index = LETTERS.index(marked[0].group(1))
+    return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
 
 
 def _content(content: str, options: Options) -> tuple[object, str] | None:
@@ -269,49 +285,82 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     return found
 
 
-def _closing_mention(text: str, options: Options) -> list[Candidate]:
-    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose."."""
+def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
+    """The options a sentence states (after its contrasts and copulas decide between the
+    ones it names) and whether it wavers between them."""
+    named = options.named(sentence)
+    if len(named) > 1:
+        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
+        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
+        if len(tail) > 1:
+            named = options.named(tail[-1]) or named
+    if len(named) > 1:
+        # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
+        stated = {
+            index
+            for start, end, index in options.mentions(sentence)
+            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+            and not negated(sentence, start, end)
+        }
+        if len(stated) == 1:
+            named = stated
+    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
+    return named, wavers
+
+
+def _closing_mention(text: str, options: Options, question: str | None) -> list[Candidate]:
+    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose.".
+
+    Of the last few sentences, those naming one option are candidates; where they name
+    different ones, the sentence that restates the question ("the smallest country") wins,
+    then the later one. A closing sentence that wavers between options ("B or C") is a hedge.
+    """
     if _listing(text):
         return []  # it ends by listing the options, not by choosing one
+    found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
+    several = None
+    asked = _content_words(question) if question else set()
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence):
             continue
-        named = options.named(sentence)
-        if not named:
-            continue
-        if len(named) > 1:
-            # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
-            tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
-            if len(tail) > 1:
-                named = options.named(tail[-1])
-        if len(named) > 1:
-            # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
-            stated = {
-                index
-                for start_, end_, index in options.mentions(sentence)
-                if _COPULA_BEFORE.search(sentence[max(0, start_ - 24) : start_])
-                and not negated(sentence, start_, end_)
-            }
-            if len(stated) == 1:
-                named = stated
-        if len(named) == 1:
-            return [Candidate(start, named.pop(), "option_mention", WEAK)]
-        if hedged(sentence) or re.search(r"\bor\b", sentence):
+        named, wavers = _single_option(sentence, options)
+        if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
-        return [Candidate(start, None, SEVERAL, WEAK)] if named else []
-    return []
+        if len(named) == 1:
+            found.append((start, named.pop(), len(asked & _content_words(sentence))))
+        elif named and several is None and not found:
+            several = start
+    if not found:
+        return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
+    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
+    return [Candidate(start, index, "option_mention", WEAK)]
+
+
+def _content_words(text: str) -> set[str]:
+    """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
+    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+
+
+_COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
+                     "their", "there", "when", "than", "have", "does", "into", "about"})
 
 
 def extract_choice_method(
-    text: str, choices: Sequence[Any], truncated: bool = False, options: Options | None = None
+    text: str,
+    choices: Sequence[Any],
+    truncated: bool = False,
+    options: Options | None = None,
+    question: str | None = None,
 ) -> tuple[int | None, str]:
-    """The chosen option's index (None: no single answer) and the method that decided it."""
+    """The chosen option's index (None: no single answer) and the method that decided it;
+    the question, where given, helps tell which closing sentence answers it."""
     raw = squeeze(text)
     options = options or Options(choices)
     cleaned = clean(raw)
     candidates = _explicit(raw, cleaned, options, truncated)
     if not truncated:
-        candidates += _headline(raw, cleaned, options) + _closing_mention(cleaned, options)
+        candidates += _headline(raw, cleaned, options)
+        candidates += _closing_mention(cleaned, options, question)
     chosen = decide(candidates, cleaned) if candidates else None
     if chosen is None or chosen.strength == WEAK and refused(cleaned):
         if truncated:

@@ -70,7 +70,8 @@ _VALUE_END = re.compile(
 # Where a closing sentence's conclusion starts ("..., so x = 3").
 _CONCLUSION = re.compile(
     r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
-    r"|\b(?:so|therefore|thus|hence)\s*,",
+    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
+    r"|,\s*but\b",
     re.IGNORECASE,
 )
 _VERB = re.compile(
@@ -78,6 +79,7 @@ _VERB = re.compile(
     r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:)\s*",
     re.IGNORECASE,
 )
+_APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
 _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:[.,]\d+)*%?|[A-Za-z]+|\s+|\S")
 _FILLER = re.compile(
     r"^\s*(?:(?:only|just|exactly|now|then|still|simply|equal\s+to|actually|indeed|about|"
@@ -142,9 +144,12 @@ def _expression(tail: str) -> str:
     return tail[:end].strip().rstrip(",").strip()
 
 
-def _value(tail: str) -> str | None:
-    """The committed value stated at the start of ``tail``; HEDGE when it wavers."""
+def _value(tail: str, words: bool = False) -> str | None:
+    """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
+    ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
+    if words:
+        tail = _NUMBER_WORD.sub(lambda m: str(_number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
     for opening, closing in _MATH_DELIMITERS:
@@ -163,11 +168,36 @@ def _value(tail: str) -> str | None:
     clause = line[: ending.start()] if ending else line
     if _HEDGE.search(clause):
         return HEDGE
-    assignments = _ASSIGNMENTS.search(clause)
+    assignments = _ASSIGNMENTS.search(_unwrapped(clause))
     if assignments and assignments.start() < 3:
         return _settle(assignments.group(0))
     clause = _TEXT_WRAPPER.sub(r" \1 ", clause.replace("$", " ").replace("**", ""))
     return _settle(_expression(clause))
+
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORD = re.compile(
+    rf"^\s*(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})\b"
+    r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
+    r"sevenths?|eighths?|ninths?|tenths?))",
+    re.IGNORECASE,
+)
+
+
+def _number_word(words: str) -> int:
+    """"twelve" is 12, "forty-two" is 42."""
+    parts = re.split(r"[- ]", words.strip().lower())
+    if parts[0] in _TENS:
+        return 20 + 10 * _TENS.index(parts[0]) + (_UNITS.index(parts[1]) if len(parts) > 1 else 0)
+    return _UNITS.index(parts[0])
+
+
+def _unwrapped(text: str) -> str:
+    """Text without inline-math delimiters, position for position."""
+    return re.sub(r"\$|\\[()]", lambda m: " " * len(m.group(0)), text)
 
 
 def _settle(expression: str) -> str | None:
@@ -199,13 +229,16 @@ def _closing_statement(sentence: str) -> str | None:
         if value is not None and value != HEDGE:
             return value
     verbs = list(_VERB.finditer(clause))
+    approximate = _APPROXIMATE.search(clause)
+    if approximate and (not verbs or verbs[0].start() > approximate.start()):
+        verbs = [approximate]  # "π ≈ 3.14": the approximation is what is stated
     if verbs:
         ending = _VALUE_END.search(clause, verbs[0].end())
         if ending:
             clause = clause[: ending.start()]
     if _HEDGE.search(clause):
         return HEDGE
-    assignments = _ASSIGNMENTS.search(clause)
+    assignments = _ASSIGNMENTS.search(_unwrapped(clause))
     if assignments:
         return _settle(assignments.group(0))
     for match in reversed([v for v in verbs if v.end() <= len(clause)][-_MAX_TRIED:]):
@@ -241,7 +274,7 @@ def _explicit(text: str) -> list[Candidate]:
         for match in list(regex.finditer(text))[-_MAX_TRIED:]:
             if method == "answer_statement" and hypothetical(text, match.start()):
                 continue
-            value = _value(text[match.end() : match.end() + 600])
+            value = _value(text[match.end() : match.end() + 600], words=True)
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -265,7 +298,7 @@ def _marked(text: str) -> list[Candidate]:
         marked = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.]*", line)
         content = marked.group(2) if marked else line
         if marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", "")):
-            value = _value(content)
+            value = _closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
     return found
@@ -274,8 +307,14 @@ def _marked(text: str) -> list[Candidate]:
 def _closing(text: str) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped)."""
     for start, sentence in reversed(sentences(text)[-4:]):
-        if CHECK.search(sentence) or sentence.rstrip().endswith("?"):
+        if sentence.rstrip().endswith("?"):
             continue
+        if CHECK.search(sentence):
+            # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
+            parts = _CONCLUSION.split(sentence)
+            if len(parts) < 2 or CHECK.search(parts[-1]):
+                continue
+            sentence = parts[-1]
         value = _closing_statement(sentence)
         if value is not None:
             return [Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)]

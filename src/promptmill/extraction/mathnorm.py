@@ -150,6 +150,7 @@ _PLAIN_UNITS = re.compile(
 )
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([^()=]*\))"
 _ASSIGNMENT = re.compile(rf"^\s*({_VARIABLE})\s*=\s*(.+?)\s*$")
+_UNKNOWNS = frozenset("xyzwabc")  # variables whose values together answer "solve for x, y"
 _INEQUALITY = {"<": "<", "\\lt": "<", "\\le": "<=", "\\leq": "<=", "<=": "<=",
                ">": ">", "\\gt": ">", "\\ge": ">=", "\\geq": ">=", ">=": ">="}  # fmt: skip
 _RELATION = r"(\\leq|\\geq|\\le|\\ge|\\lt|\\gt|<=|>=|<|>)"
@@ -205,7 +206,9 @@ def _committed(text: str) -> str:
             names = [m.group(1) if m else None for m in assigned]
             values = [m.group(2) if m else part for m, part in zip(assigned, parts, strict=True)]
             if len({n for n in names if n}) > 1 and all(names):
-                return "(" + ", ".join(values) + ")"  # x = 3, y = 2
+                if all(n in _UNKNOWNS for n in names):  # type: ignore[operator]
+                    return "(" + ", ".join(values) + ")"  # x = 3, y = 2: a solution pair
+                return values[-1]  # "r = 6 and A = 36\pi": the last quantity found
             return "\\{" + ", ".join(values) + "\\}"  # x = 4 or x = -4; x = 2, 3
         return text
     if "=" in text and not re.search(r"[<>]|\\[lg]e", text):

@@ -19,6 +19,10 @@ LETTERS = string.ascii_uppercase
 """Choice letters: index 0 is A."""
 
 _ARTICLES = frozenset({"the", "a", "an"})
+_FUNCTION_WORDS = frozenset({
+    "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is", "are", "be", "its",
+    "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
+})
 _SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
@@ -264,12 +268,33 @@ class Options:
         return self.ordinal(match) if match else None
 
     def named(self, sentence: str) -> set[int]:
-        """The options a sentence names and does not deny ("sucrose, not glucose")."""
+        """The options a sentence names and does not deny ("sucrose, not glucose"); failing
+        that, the one long option it paraphrases."""
         named = set()
-        for start, end, index in self.mentions(sentence):
+        mentions = self.mentions(sentence)
+        for start, end, index in mentions:
             if not negated(sentence, start, end):
                 named.add(index)
+        if not mentions:
+            closest = self.paraphrased(sentence)
+            if closest is not None:
+                named.add(closest)
         return named
+
+    def paraphrased(self, sentence: str) -> int | None:
+        """The one option of three or more content words that ``sentence`` mostly restates
+        ("the market value of all final goods and services produced within a country" is
+        "The total value of final goods and services produced in a country")."""
+        said = {word for word, _, _ in _words(sentence)}
+        scores = []
+        for index, phrase in enumerate(self.phrases):
+            content = set(phrase) - _FUNCTION_WORDS
+            if len(content) >= 3:
+                scores.append((len(content & said) / len(content), index))
+        scores.sort(reverse=True)
+        if scores and scores[0][0] >= 0.75 and (len(scores) == 1 or scores[1][0] < 0.5):
+            return scores[0][1]
+        return None
 
 
 def negated(sentence: str, start: int, end: int) -> bool:

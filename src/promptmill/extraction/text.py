@@ -154,13 +154,26 @@ def unbold(cell: str) -> str:
 
 
 def first_line(text: str) -> tuple[int, str] | None:
-    """The first non-empty line (outside a ``<think>`` block) and where it starts."""
+    """The first non-empty line (outside a ``<think>`` block, without a leading check mark or
+    bullet) and where it starts."""
     start = 0
     think = re.match(r"\s*<think>.*?</think>", text, re.DOTALL)
     if think:
         start = think.end()
-    match = re.compile(r"[^\n]*\S[^\n]*").search(text, start)
-    return (match.start(), match.group(0).strip()) if match else None
+    match = _LINE.search(text, start)
+    if match is None:
+        return None
+    line = match.group(0)
+    lead = _LEADING_MARK.match(line)
+    skip = lead.end() if lead else len(line) - len(line.lstrip())
+    return match.start() + skip, line[skip:].strip()
+
+
+_LINE = re.compile(r"[^\n]*\S[^\n]*")
+_LEADING_MARK = re.compile(r"\s*(?:[✅✔✓☑→➡👉]\ufe0f?|[-•]\s)\s*")
+# A listed option marked as the answer: "- B. Tanzania ✓", "C) Oxygen (correct)".
+MARKED = re.compile(r"[✅✔✓☑]|\((?:correct|answer)\)|<-+\s*(?:correct|answer)|←", re.IGNORECASE)
+UNMARKED = re.compile(r"[✗✘❌×]|\((?:incorrect|wrong)\)", re.IGNORECASE)
 
 
 # "Let's check whether the answer is B" states a hypothesis, not an answer.
@@ -204,11 +217,9 @@ CORRECTION = re.compile(
 
 
 def corrected_after(text: str, position: int) -> int | None:
-    """Where the last correction after ``position`` starts, if the response makes one."""
-    last = None
-    for match in CORRECTION.finditer(text, position):
-        last = match.start()
-    return last
+    """Where the first correction after ``position`` starts, if the response makes one."""
+    match = CORRECTION.search(text, position)
+    return match.start() if match else None
 
 
 HEDGE = re.compile(
@@ -273,7 +284,7 @@ def decide(candidates: list[Candidate], text: str) -> Candidate | None:
         corrected = corrected_after(text, chosen.start + 1)
         if corrected is not None:
             later = last_value(
-                [c for c in candidates if c.strength < strength and c.start > corrected]
+                [c for c in candidates if c.strength < strength and c.start >= corrected]
             )
             if later is not None:
                 return later

@@ -305,7 +305,27 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         if len(stated) == 1:
             named = stated
     wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
+    if len(named) > 1 and not wavers:
+        # "doubling f halves the wavelength": an option said word for word beats an inflection
+        verbatim = {index for index in named if options.verbatim(index, sentence)}
+        if len(verbatim) == 1:
+            named = verbatim
     return named, wavers
+
+
+def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
+    """Of a sentence naming several options, the one named in the clause that restates the
+    question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
+    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
+    scored = []
+    for clause in clauses:
+        named = options.named(clause)
+        if len(named) == 1:
+            scored.append((len(asked & _content_words(clause)), named.pop()))
+    scored.sort(reverse=True)
+    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return {scored[0][1]}
+    return set()
 
 
 def _closing_mention(text: str, options: Options, question: str | None) -> list[Candidate]:
@@ -326,6 +346,8 @@ def _closing_mention(text: str, options: Options, question: str | None) -> list[
         named, wavers = _single_option(sentence, options)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
+        if len(named) > 1 and asked:
+            named = _by_question(sentence, options, asked) or named
         if len(named) == 1:
             found.append((start, named.pop(), len(asked & _content_words(sentence))))
         elif named and several is None and not found:

@@ -102,10 +102,13 @@ def _fold(text: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A crude stem, so singular and plural, and a verb's forms, compare equal."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
+    """A crude stem, so singular and plural, and a verb's forms, compare equal (applied
+    twice: "Incas" and "Inca" both end as "inc")."""
+    for _ in range(2):
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
     return word
 
 
@@ -127,6 +130,15 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     ]
 
 
+def _phrase(text: str) -> tuple[str, ...]:
+    """An option's stemmed words, without a leading pronoun ("It halves": "halves")."""
+    words = tuple(w for w, _, _ in _words(text))
+    return words[1:] if len(words) > 1 and words[0] in _PRONOUNS else words
+
+
+_PRONOUNS = frozenset({"it", "they", "this", "these", "there"})
+
+
 def _roman_set(text: str) -> frozenset[str]:
     return frozenset(re.findall(_ROMAN, text))
 
@@ -145,8 +157,8 @@ class Options:
             texts.append(clean(text).strip())
         self.count = min(len(texts), len(LETTERS))
         self.texts = texts[: self.count]  # each option as written (its letter removed)
-        # each option as its stemmed words, and options by their first word
-        self.phrases = [tuple(w for w, _, _ in _words(text)) for text in self.texts]
+        # each option as its stemmed words ("It halves" as "halves"), options by first word
+        self.phrases = [_phrase(text) for text in self.texts]
         self.by_first: dict[str, list[int]] = {}
         for index, phrase in enumerate(self.phrases):
             if phrase:
@@ -280,6 +292,11 @@ class Options:
             if closest is not None:
                 named.add(closest)
         return named
+
+    def verbatim(self, index: int, sentence: str) -> bool:
+        """Whether the sentence holds the option's own words as written ("It" aside)."""
+        words = re.sub(r"^(?:it|they|this|these|there|the|an?)\s+", "", self.texts[index].lower())
+        return re.search(rf"(?<![\w]){re.escape(words)}(?![\w])", sentence.lower()) is not None
 
     def paraphrased(self, sentence: str) -> int | None:
         """The one option of three or more content words that ``sentence`` mostly restates

@@ -232,41 +232,53 @@ def _committed(text: str) -> str:
     return text
 
 
+_LEADING_WORD = re.compile(r"^(?:approximately|about|roughly|around|exactly|simply|just)\s+")
+_DELIMITERS = re.compile(r"^(\$\$?|\\\[|\\\()|(\$\$?|\\\]|\\\))$")
+_REMARK = re.compile(r"\s*\((?=[^()]*(?<![\\A-Za-z])[A-Za-z]{3,})[^()]*\)$")
+_FRAC = re.compile(r"\\[dt]frac")
+_BARE_SQRT = re.compile(r"\\sqrt\s*(\d+|[A-Za-z](?![A-Za-z]))")
+_SIZING = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle")
+_SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~")
+_DEGREES = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°")
+_WHOLE_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_CURRENCY = re.compile(r"^-?\$|^\$")
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
+_EQUALS = re.compile(r"\s*=\s*")
+_SPACES = re.compile(r"\s+")
+
+
 def normalise_math(answer: str) -> str:
     """LaTeX answer in a canonical spelling: no wrappers, units, spacing or thousands commas;
     the committed value of an assignment, a set, a pair or an inequality."""
-    text = re.sub(
-        r"^(?:approximately|about|roughly|around|exactly|simply|just)\s+",
-        "",
-        squeeze(answer).strip(),
-    )
+    text = _LEADING_WORD.sub("", squeeze(answer).strip())
     boxes = boxed(text)
     if boxes:
         text = boxes[-1][2]
-    text = re.sub(r"^(\$\$?|\\\[|\\\()|(\$\$?|\\\]|\\\))$", "", text.strip()).strip()
+    text = _DELIMITERS.sub("", text.strip()).strip()
     text = text.split("≈")[0].split("\\approx")[0].strip()  # the exact value comes first
     text = latexify(text)
-    # a closing remark, "5 (since x > 0)", but not an interval such as (5, \infty)
-    text = re.sub(r"\s*\((?=[^()]*(?<![\\A-Za-z])[A-Za-z]{3,})[^()]*\)$", "", text)
-    text = re.sub(r"\\[dt]frac", r"\\frac", text)
-    text = re.sub(r"\\sqrt\s*(\d+|[A-Za-z](?![A-Za-z]))", r"\\sqrt{\1}", text)  # \sqrt50
-    text = re.sub(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle", "", text)
-    text = re.sub(r"\\[,;:! ]|\\q?quad\b|~", " ", text)
-    text = re.sub(r"\^\s*\{?\\circ\}?|\\circ|°", "", text)
+    text = _REMARK.sub("", text)  # "5 (since x > 0)", but not an interval such as (5, \infty)
+    if "\\" in text:
+        text = _FRAC.sub(r"\\frac", text)
+        text = _BARE_SQRT.sub(r"\\sqrt{\1}", text)  # \sqrt50
+        text = _SIZING.sub("", text)
+        text = _SPACING.sub(" ", text)
+    text = _DEGREES.sub("", text)
     text = text.replace("\\%", "%").replace("\\$", "$")
-    whole = re.fullmatch(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", text)
+    whole = _WHOLE_TEXT.fullmatch(text)
     if whole:
         text = whole.group(1)
     text = _UNITS_AFTER.sub("", text)  # "10 \text{ cm}^2", "5 \text{m/s}"
     units = _PLAIN_UNITS.fullmatch(text)  # "42 apples", "36\pi square units"
     if units:
         text = units.group(1)
-    text = re.sub(r"^-?\$|^\$", lambda m: "-" if m.group(0).startswith("-") else "", text)
-    text = re.sub(r"(?<!\\)\$", "", text)
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?", text):
+    text = _CURRENCY.sub(lambda m: "-" if m.group(0).startswith("-") else "", text)
+    text = _DOLLAR.sub("", text)
+    if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
-    text = re.sub(r"\s*=\s*", "=", text)
-    text = re.sub(r"\s+", " ", text).strip().rstrip(".").strip()
+    text = _EQUALS.sub("=", text)
+    text = _SPACES.sub(" ", text).strip().rstrip(".").strip()
     return _committed(text) if text else text
 
 

@@ -13,6 +13,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 LETTERS = string.ascii_uppercase
@@ -112,6 +113,7 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
 def _word_form(word: str) -> str:
     """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match."""
     ordinal = _NUMERAL_ORDINAL.fullmatch(word)
@@ -120,14 +122,15 @@ def _word_form(word: str) -> str:
     return stem(word)
 
 
-def _words(text: str) -> list[tuple[str, int, int]]:
+@lru_cache(maxsize=4096)  # a closing sentence is read several times over
+def _words(text: str) -> tuple[tuple[str, int, int], ...]:
     """Stemmed words of (cleaned) ``text`` without articles, each with its span."""
     lowered = _fold(text)
-    return [
+    return tuple(
         (_word_form(m.group(0)), m.start(), m.end())
         for m in _WORD.finditer(lowered)
         if m.group(0) not in _ARTICLES
-    ]
+    )
 
 
 def _phrase(text: str) -> tuple[str, ...]:

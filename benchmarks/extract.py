@@ -33,7 +33,10 @@ from promptmill.extraction.judge import JudgeOptions
 from promptmill.extraction.labelled import Scores, as_results, read_cases, score
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-SPLITS = {"training": DATA / "extraction_cases.jsonl", "held-out": DATA / "extraction_heldout.jsonl"}
+SPLITS = {
+    "training": DATA / "extraction_cases.jsonl",
+    "held-out": DATA / "extraction_heldout.jsonl",
+}
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0
 TARGET_RESPONSES = 100_000

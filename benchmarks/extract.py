@@ -13,7 +13,7 @@
 
     python benchmarks/extract.py                          # both, rules only
     python benchmarks/extract.py --only speed --responses 100000
-    python benchmarks/extract.py --only accuracy --judge embedded
+    python benchmarks/extract.py --only accuracy --judge embedded --split held-out
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ TARGET_SECONDS = 60.0
 TARGET_RESPONSES = 100_000
 
 
-def accuracy(judge: str | None, judge_dir: Path) -> None:
-    """Per-family figures on both splits, rules only and (with ``judge``) judged."""
+def accuracy(judge: str | None, judge_dir: Path, splits: list[str]) -> None:
+    """Per-family figures on the splits, rules only and (with ``judge``) judged."""
     columns: list[tuple[str, Scores]] = []
-    for name, path in SPLITS.items():
+    for name in splits:
+        path = SPLITS[name]
         cases = read_cases(path)
         started = time.perf_counter()
         columns.append((f"{name} rules", score(cases)))
@@ -153,10 +154,12 @@ def main() -> None:
     parser.add_argument("--judge", help="a judge model identifier ('embedded': SmolLM2)")
     parser.add_argument("--judge-dir", type=Path, default=Path("benchmark-judge"),
                         help="where the judge jobs live (a rerun resumes them)")
+    parser.add_argument("--split", choices=tuple(SPLITS), action="append",
+                        help="only this split (repeatable; default: both)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "accuracy"):
-        accuracy(args.judge, args.judge_dir)
+        accuracy(args.judge, args.judge_dir, args.split or list(SPLITS))
     if args.only in (None, "speed"):
         speed(args.responses, args.seed)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from promptmill.extraction.judge import JUDGE_PROMPT_VERSION, read_reply
-from promptmill.testing import TestServer, judge_responder
+from promptmill.testing import TestServer, done_requests, judge_responder
 
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 # What the judge says about each response the rules are unsure of (the test decides).
@@ -181,17 +180,7 @@ def test_a_killed_judge_job_resumes_without_asking_twice(
 
 def _judged_done(folder: Path) -> int:
     stores = list((folder / "many.jsonl.judge").glob("*.promptmill.db"))
-    if not stores:
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{stores[0]}?mode=ro", uri=True, timeout=5)
-        try:
-            query = "SELECT COUNT(*) FROM requests WHERE status='done'"
-            return int(db.execute(query).fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
+    return done_requests(stores[0]) if stores else 0
 
 
 @pytest.mark.parametrize(

@@ -137,14 +137,12 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     span = text[pos : line_end if line_end >= 0 else len(text)][:300]
     if _NEGATED_START.match(span):
         return None  # "the answer is not A"
-    if _DELIMITED_LETTER.match(span):  # "A. 1987": the letter, not the article "a"
-        letter = _letter_at(text, pos, options, strict)
-        if letter is not None:
-            return letter
+    letter = _letter_at(text, pos, options, strict)
+    if letter is not None and _DELIMITED_LETTER.match(span):
+        return letter  # "A. 1987": the letter, not the article "a"
     index = options.at_start(span)
     if index is not None:
         return index, "option_text"
-    letter = _letter_at(text, pos, options, strict)
     if letter is not None:
         return letter
     index = options.ordinal_at_start(span)

@@ -22,6 +22,7 @@ from promptmill.testing.runners import (
 )
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.stores import done_requests
 
 __all__ = [
     "FAULT_KINDS",
@@ -32,6 +33,7 @@ __all__ = [
     "ServerStats",
     "TestServer",
     "count_tokens",
+    "done_requests",
     "expected_answers",
     "format_duration",
     "judge_responder",

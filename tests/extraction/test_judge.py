@@ -205,3 +205,20 @@ def test_reading_a_judge_reply(reply: str, choices: list[str] | None,
 
 def _sent(server: TestServer) -> int:
     return sum(server.stats.received.values())
+
+
+def test_the_judges_key_is_never_written(
+    results: Path, tmp_path: Path, make_server: Callable[..., TestServer]
+) -> None:
+    canary = "gsk_judgecanary8c1f2e9d7b6a5"
+    server = _judged(make_server, VERDICTS)
+    out, report_path = tmp_path / "out.jsonl", tmp_path / "report.json"
+    run = _extract(results, "--out", str(out), "--report", str(report_path),
+                   "--judge", f"http!judge,api_base={server.url},api_key={canary}")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(report_path.read_text(encoding="utf-8"))["judge"]["answered"] == 4
+    written = [out, report_path, *sorted((tmp_path / "results.jsonl.judge").iterdir())]
+    for path in written:
+        assert canary.encode() not in path.read_bytes(), path
+        assert canary not in path.name
+    assert canary not in run.stdout + run.stderr

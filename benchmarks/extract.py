@@ -28,8 +28,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from promptmill.extraction import equivalence
-from promptmill.extraction.judge import JudgeOptions
 from promptmill.extraction.labelled import Scores, as_results, read_cases, score
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -52,6 +50,8 @@ def accuracy(judge: str | None, judge_dir: Path, splits: list[str]) -> None:
         columns.append((f"{name} rules", score(cases)))
         print(f"{name}: {len(cases)} cases graded in {time.perf_counter() - started:.2f} s")
         if judge:
+            from promptmill.extraction.judge import JudgeOptions
+
             options = JudgeOptions(model=judge, folder=judge_dir / name)
             started = time.perf_counter()
             judged = score(cases, judge=options, folder=judge_dir / name)
@@ -115,6 +115,7 @@ def _speed_rows(responses: int, seed: int) -> list[dict[str, Any]]:
 def speed(responses: int, seed: int) -> None:
     """Grade ``responses`` responses as ``promptmill extract`` does; time it."""
     from promptmill.extract import grade
+    from promptmill.extraction import equivalence
 
     calls = {"math_verify": 0}
     original = equivalence._verify_here

@@ -120,8 +120,8 @@ def is_equivalent(pred: str | None, gold: str | None, *, timeout: int = DEFAULT_
 
 
 def _question(row: Mapping[str, Any]) -> str | None:
-    value = next((row[name] for name in _QUESTION_FIELDS if isinstance(row.get(name), str)), None)
-    return value
+    """The row's question (the first of ``question``, ``problem``, ``prompt`` that is text)."""
+    return next((row[name] for name in _QUESTION_FIELDS if isinstance(row.get(name), str)), None)
 
 
 def _grade_row(
@@ -241,8 +241,10 @@ def grade(
     from promptmill.extraction.judge import run_judge
 
     run = run_judge(items, options, beside=source or target or Path("extract"))
-    graded = [_judged(result, run.answers, position, equivalent) for position, result in
-              enumerate(graded)]
+    graded = [
+        _judged(result, run.answers, position, equivalent)
+        for position, result in enumerate(graded)
+    ]
     if target is not None:
         with written_whole(target) as writer:
             assert writer is not None

@@ -27,71 +27,80 @@ from promptmill.extract import (
     normalise_math,
     pass_at_k,
 )
-from promptmill.grading import _VerifyWorker
+from promptmill.extraction.equivalence import _VerifyWorker
+from promptmill.extraction.labelled import Scores, as_results, read_cases, score
 
-CASES_PATH = Path(__file__).parent / "data" / "extraction_cases.jsonl"
-CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines()]
-LETTERS = "ABCDEFGHIJ"
+DATA = Path(__file__).parent / "data"
+CASES = read_cases(DATA / "extraction_cases.jsonl")
+HELD_OUT = DATA / "extraction_heldout.jsonl"
+# The held-out split as committed before the extractor was read (a2ec2d0). A case may change
+# only to fix its label, in a commit that says so; then this digest changes with it.
+HELD_OUT_SHA256 = "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9"
+FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
+# Issue 17 asks for 99% on the held-out split and 98% in every family. Measured at the end of
+# the work (docs/benchmarks.md): 97.9%, families 95.2-100%; the first run after the rewrite
+# was 98.3%. These floors are the measured figures, a guard against regressions, not the
+# target: raising them takes extractor work driven by the training split alone.
+HELD_OUT_FLOOR = 0.975
+FAMILY_FLOOR = 0.95
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 
 
-# -- the shipped set of realistic responses ----------------------------------------------
+# -- the labelled splits ---------------------------------------------------------------------
 
 
-def _extracted(case: dict[str, Any]) -> str | None:
-    truncated = case["finish_reason"] == "length"
-    if case["type"] == "mcq":
-        index = extract_choice(case["response"], case["choices"], truncated=truncated)
-        return None if index is None else LETTERS[index]
-    return extract_math(case["response"], truncated=truncated)
+def _figures(name: str, scores: Scores) -> str:
+    families = ", ".join(
+        f"{family} {scores.family_accuracy(family):.1%}" for family in sorted(scores.total)
+    )
+    misses = "\n".join(
+        f"  {m['id']} ({m['family']}): want {m['expected']!r}, got {m['got']!r} by {m['method']}"
+        for m in scores.misses
+    )
+    return f"{name}: {scores.accuracy:.1%} of {sum(scores.total.values())} ({families})\n{misses}"
 
 
-def _extraction_right(case: dict[str, Any], got: str | None) -> bool:
-    if got is None or case["expected"] is None:
-        return got is None and case["expected"] is None
-    if case["type"] == "mcq":
-        return got == case["expected"]
-    return is_equivalent(got, case["expected"])
-
-
-def test_shipped_set_is_large_and_balanced() -> None:
+def test_training_split_is_large_and_covers_every_family() -> None:
     kinds = Counter(case["type"] for case in CASES)
-    assert len(CASES) >= 200
+    families = Counter(case.get("family", "original") for case in CASES)
+    assert len(CASES) >= 700
     assert 0.4 <= kinds["mcq"] / len(CASES) <= 0.6
     assert len({case["id"] for case in CASES}) == len(CASES)
+    assert all(families[family] >= 40 for family in FAMILIES)
     assert sum(case["finish_reason"] == "length" for case in CASES) >= 10
-    assert sum(case["expected"] is None for case in CASES) >= 15
+    assert sum(case["expected"] is None for case in CASES) >= 50
+    assert max(len(case["choices"] or []) for case in CASES) >= 12
 
 
-def test_extraction_accuracy_on_shipped_set() -> None:
-    misses = []
-    for case in CASES:
-        got = _extracted(case)
-        if not _extraction_right(case, got):
-            misses.append(f"{case['id']} ({case['style']}): want {case['expected']!r}, got {got!r}")
-    accuracy = 1 - len(misses) / len(CASES)
-    print(f"\nextraction accuracy: {accuracy:.1%} on {len(CASES)} responses")
-    assert accuracy >= 0.98, "\n".join(misses)
+def test_training_split_is_read_as_a_grader_reads_it() -> None:
+    scores = score(CASES)
+    print("\n" + _figures("training split", scores))
+    assert scores.accuracy >= 0.995, _figures("training split", scores)
+    for family in FAMILIES:
+        assert scores.family_accuracy(family) >= 0.98, _figures("training split", scores)
 
 
-def test_grading_the_shipped_set_as_a_results_file_agrees_with_its_labels() -> None:
-    rows = [
-        {
-            "unique_id": case["id"],
-            "question": case["question"],
-            "choices": case["choices"],
-            "choice_index_correct": LETTERS.index(case["gold"]) if case["choices"] else None,
-            "answer_correct": case["gold"],
-            "category": case["category"],
-            "responses": [{"text": case["response"], "finish_reason": case["finish_reason"]}],
-            "status": "done",
-        }
-        for case in CASES
-    ]
-    report = grade(rows)
+def test_held_out_split_is_unchanged_since_it_was_written() -> None:
+    assert hashlib.sha256(HELD_OUT.read_bytes()).hexdigest() == HELD_OUT_SHA256
+
+
+def test_held_out_split_is_read_as_a_grader_reads_it() -> None:
+    # Never tuned on: these figures are reported, not fitted (tests/data/README.md).
+    cases = read_cases(HELD_OUT)
+    assert len(cases) >= 300 and all(case["family"] in FAMILIES for case in cases)
+    scores = score(cases)
+    print("\n" + _figures("held-out split", scores))
+    assert scores.accuracy >= HELD_OUT_FLOOR, _figures("held-out split", scores)
+    for family in FAMILIES:
+        assert scores.family_accuracy(family) >= FAMILY_FLOOR, _figures("held-out split", scores)
+
+
+def test_grading_the_training_split_agrees_with_its_correct_labels() -> None:
+    report = grade(as_results(CASES))
     graded = [row.extractions[0].correct for row in report.rows]
     agree = sum(g == case["correct"] for g, case in zip(graded, CASES, strict=True))
-    assert agree / len(CASES) >= 0.98
+    assert agree / len(CASES) >= 0.995
     assert report.to_dict()["accuracy"] == pytest.approx(sum(graded) / len(CASES))
 
 
@@ -145,7 +154,7 @@ def test_truncated_choice_needs_an_explicit_statement() -> None:
         ("9 * 2 = <<9*2=18>>18\n#### 18", "18"),
         ("Answer: 1,000", "1000"),
         ("The answer is 42 apples.", "42"),
-        ("The answer is $x = 3$.", "x=3"),
+        ("The answer is $x = 3$.", "3"),  # the committed right-hand side
         ("It fell to -5 degrees.", "-5"),
         ("The answer is $25\\%$.", "25%"),
         ("The answer is 10 \\text{ cm}.", "10"),
@@ -414,8 +423,10 @@ def test_grade_returns_a_report_with_per_row_results() -> None:
     row = report.rows[0]
     assert (row.unique_id, row.category, row.gold, row.correct) == ("m", "algebra", "7", 1)
     assert [e.to_dict() for e in row.extractions] == [
-        {"response_index": 0, "extracted": "7", "correct": True, "method": "boxed"},
-        {"response_index": 1, "extracted": None, "correct": False, "method": "none"},
+        {"response_index": 0, "extracted": "7", "correct": True, "method": "boxed",
+         "uncertain": False},
+        {"response_index": 1, "extracted": None, "correct": False, "method": "none",
+         "uncertain": True},
     ]
 
 
@@ -497,7 +508,9 @@ def test_cli_extract_end_to_end(results_file: Path, tmp_path: Path) -> None:
     assert lines[0]["responses"][0]["text"] == "The answer is (C)."  # the row's own fields
     assert [e["extracted"] for e in lines[0]["extractions"]] == ["C", "A", "C"]
     assert [e["correct"] for e in lines[1]["extractions"]] == [True, True, False]
-    assert set(lines[1]["extractions"][0]) == {"response_index", "extracted", "correct", "method"}
+    assert set(lines[1]["extractions"][0]) == {
+        "response_index", "extracted", "correct", "method", "uncertain"
+    }
     assert lines[2]["extractions"] == []
     assert hashlib.sha256(results_file.read_bytes()).hexdigest() == before
 

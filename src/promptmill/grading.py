@@ -1,6 +1,5 @@
-"""Judging and scoring extracted answers: gold answers read from results rows, math-verify
-equivalence bounded in time in any thread, and the report's numbers over rows of ``k``
-samples (``k``: the most responses any row has).
+"""Scoring extracted answers: gold answers read from results rows, and the report's numbers
+over rows of ``k`` samples (``k``: the most responses any row has).
 
 - ``accuracy``: correct responses / (rows * k); a response a failed row never got is wrong.
 - ``pass_at_k``: the unbiased estimator of Chen et al. 2021 with n = k, for k' = 1, every
@@ -9,33 +8,29 @@ samples (``k``: the most responses any row has).
   vote together, failed extractions do not vote) against the gold; a tie goes to the answer
   that appeared first among the row's responses; a row with no extracted answer is wrong.
 - ``extraction_failure_rate``: responses with no extractable answer / responses received.
+- ``per_method``: for each method that decided a response (see ``promptmill.extract``), how
+  many responses it decided and how many of those are correct, so a user sees which rules to
+  trust; ``uncertain`` responses are those decided by a rule that only infers the answer.
+- ``judge`` (with ``--judge``): responses asked, answered, where the judge's answer differs
+  from the rule's, and failures; a judged response's answer is the judge's, the rule's is kept.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
-import logging
 import math
 import os
 import re
-import select
-import signal
-import string
-import subprocess
-import sys
-import threading
-import time
-import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from promptmill.errors import InputError
+from promptmill.extraction.equivalence import DEFAULT_TIMEOUT, math_equal
+from promptmill.extraction.options import LETTERS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,7 +40,10 @@ __all__ = [
     "LETTERS",
     "Extraction",
     "GradeReport",
+    "JudgeAnswer",
+    "JudgeRun",
     "RowGrade",
+    "RuleAnswer",
     "majority_vote",
     "math_equal",
     "math_gold",
@@ -60,217 +58,62 @@ __all__ = [
 
 AnswerType = Literal["mcq", "math"]
 
-LETTERS = string.ascii_uppercase
-"""Choice letters: index 0 is A."""
 
-DEFAULT_TIMEOUT = 5
-"""Seconds math-verify may spend on one parse or one comparison."""
+@dataclass(frozen=True)
+class RuleAnswer:
+    """What the extraction rules found, kept beside a judge's answer that replaced it."""
 
-# ---------------------------------------------------------------------------------------
-# equivalence with math-verify, bounded in time in any thread
-
-
-def _as_latex(answer: str) -> str:
-    """An answer wrapped so math-verify reads the whole of it as one LaTeX expression."""
-    balanced = answer.count("{") == answer.count("}")
-    return f"\\boxed{{{answer}}}" if balanced else f"${answer}$"
+    extracted: str | None
+    correct: bool
+    method: str
 
 
-@lru_cache(maxsize=4096)
-def _parsed(answer: str, timeout: int | None) -> list[Any]:
-    """math-verify's parse of one answer (cached: gold answers are parsed once per row)."""
-    from math_verify import parse
+@dataclass(frozen=True)
+class JudgeAnswer:
+    """A judge model's reading of one response: its reply, the answer in it (None: the
+    judge says the response commits to none), and an error if the judge gave no reply."""
 
-    return list(parse(_as_latex(answer), parsing_timeout=timeout))
-
-
-@contextmanager
-def _outer_alarm_kept() -> Iterator[None]:
-    """Re-arm a caller's SIGALRM timer (pytest-timeout, say) that math-verify's alarm cancels."""
-    if not hasattr(signal, "setitimer"):
-        yield  # no interval timers here, so none to keep
-        return
-    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        if remaining > 0:
-            left = remaining - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
-
-
-def _drop_timeout_warning(record: logging.LogRecord) -> bool:
-    """False for math-verify's timeout warnings, which quote the whole (maybe huge) input."""
-    return not str(record.msg).startswith("Timeout during")
-
-
-def _verify_here(pred: str, gold: str, timeout: int | None) -> bool:
-    """math-verify on this thread, with its own SIGALRM timeouts (main thread only)."""
-    from math_verify import verify
-    from math_verify.errors import TimeoutException
-
-    # a timeout is graded as a wrong answer; the warning would only flood stderr
-    for name in ("math_verify.parser", "math_verify.grader"):
-        logger = logging.getLogger(name)
-        if _drop_timeout_warning not in logger.filters:
-            logger.addFilter(_drop_timeout_warning)
-
-    with _outer_alarm_kept():
-        try:
-            gold_parsed = _parsed(gold, timeout)
-            pred_parsed = _parsed(pred, timeout)
-            if not gold_parsed or not pred_parsed:
-                return False
-            return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-        except (Exception, TimeoutException):
-            return False  # pathological input is a wrong answer, never a crash
-
-
-_SERVE = "from promptmill.grading import _serve_verify; _serve_verify()"
-
-
-class _VerifyWorker:
-    """A child Python that runs math-verify in its own main thread, where its alarms work.
-
-    math-verify's timeouts use ``signal.alarm``, which only the main thread may set; off it,
-    parse and verify raise. So other threads send their comparisons here, and a comparison
-    that outlives its deadline (sympy stuck in C) costs a killed child, not a hung grade.
-    """
-
-    __slots__ = ("_code", "_lock", "_process", "_slack", "_warned")
-
-    def __init__(self, code: str = _SERVE, slack: float = 5.0) -> None:
-        self._code = code  # what the child runs: _serve_verify, or a fake in tests
-        self._slack = slack  # seconds allowed beyond the child's own timeouts
-        self._lock = threading.Lock()  # one comparison in flight: the pipe is a single channel
-        self._process: subprocess.Popen[str] | None = None  # started on first use
-        self._warned = False  # whether the "no child, no timeout" warning was given
-        atexit.register(self.close)
-
-    def verify(self, pred: str, gold: str, timeout: int) -> bool:
-        """Whether pred matches gold; False when the child fails or overruns."""
-        with self._lock:
-            process = self._process or self._start()
-            if process is None:
-                return self._verify_unbounded(pred, gold)
-            try:
-                assert process.stdin is not None
-                process.stdin.write(json.dumps([pred, gold, timeout]) + "\n")
-                process.stdin.flush()
-            except OSError:
-                self.close(kill=True)
-                return False
-            reply = self._read_line(process, 3 * timeout + self._slack)  # 2 parses, 1 verify
-            if reply is None:
-                self.close(kill=True)  # overran or died: the next comparison gets a new child
-            return reply == "1"
-
-    def _start(self) -> subprocess.Popen[str] | None:
-        """Start the child and wait until math-verify is imported there."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", self._code],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # math-verify logs every timeout
-                text=True,
-                env=env,
-            )
-        except OSError:
-            return None
-        self._process = process
-        if self._read_line(process, 60 + self._slack) != "ready":
-            self.close(kill=True)
-            return None
-        return process
-
-    def _verify_unbounded(self, pred: str, gold: str) -> bool:
-        """math-verify here without timeouts: the last resort where no child can start."""
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                "promptmill.grading: cannot start a math-verify worker process; comparing "
-                "off the main thread without a timeout",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return _verify_here(pred, gold, None)
-
-    @staticmethod
-    def _read_line(process: subprocess.Popen[str], seconds: float) -> str | None:
-        """One reply line from the child, or None if none comes within ``seconds``."""
-        stdout: IO[str] | None = process.stdout
-        if stdout is None:
-            return None
-        ready, _, _ = select.select([stdout], [], [], seconds)
-        line = stdout.readline() if ready else ""
-        return line.strip() if line else None
-
-    def close(self, *, kill: bool = False) -> None:
-        """Stop the child, if running: politely, or at once if it may be stuck."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if kill:
-            process.kill()
-        elif process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()  # the child's loop ends at end of input
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):  # unsent input to a dead child
-                    stream.close()
-
-
-def _serve_verify() -> None:
-    """The worker child's loop: one JSON request per stdin line, one 1/0 per stdout line."""
-    import math_verify  # noqa: F401  # import before saying ready, so the parent's deadline is fair
-
-    print("ready", flush=True)
-    for line in sys.stdin:
-        try:
-            pred, gold, timeout = json.loads(line)
-            same = _verify_here(str(pred), str(gold), int(timeout))
-        except Exception:
-            same = False
-        print("1" if same else "0", flush=True)
-
-
-_WORKER = _VerifyWorker()
-
-
-def math_equal(pred: str, gold: str, *, timeout: int = DEFAULT_TIMEOUT) -> bool:
-    """math-verify's judgement on two normalised answers, bounded in time in any thread."""
-    if not pred or not gold:
-        return False
-    if pred == gold:
-        return True
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
-        return _verify_here(pred, gold, timeout)
-    if os.name != "posix":
-        return _verify_here(pred, gold, timeout)  # math-verify times out with processes there
-    return _WORKER.verify(pred, gold, timeout)
+    reply: str | None
+    extracted: str | None
+    correct: bool
+    agrees: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """One response's extracted answer, whether it is correct, and how it was found."""
+    """One response's extracted answer, whether it is correct, and how it was found.
+
+    With a judge, ``extracted``/``correct`` are the judge's answer (``method`` ``judge``)
+    where it gave one, and ``rule`` keeps what the rules found."""
 
     response_index: int
     extracted: str | None
     correct: bool
     method: str
+    uncertain: bool = False
+    rule: RuleAnswer | None = None
+    judge: JudgeAnswer | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to the ``--out`` file."""
-        return asdict(self)
+        out: dict[str, Any] = {
+            "response_index": self.response_index,
+            "extracted": self.extracted,
+            "correct": self.correct,
+            "method": self.method,
+            "uncertain": self.uncertain,
+        }
+        if self.rule is not None:
+            out["rule"] = vars_of(self.rule)
+        if self.judge is not None:
+            out["judge"] = vars_of(self.judge)
+        return out
+
+
+def vars_of(answer: RuleAnswer | JudgeAnswer) -> dict[str, Any]:
+    """A rule's or judge's answer as JSON (no null error field)."""
+    return {key: value for key, value in asdict(answer).items() if key != "error" or value}
 
 
 @dataclass(frozen=True)
@@ -324,11 +167,22 @@ def _summary(rows: Sequence[RowGrade], k: int) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class JudgeRun:
+    """How a judge pass went: which model, which prompt, where its job lives."""
+
+    model: str
+    prompt_version: str
+    job: str  # the judge job's results file (its store beside it)
+    judge_all: bool
+
+
+@dataclass(frozen=True)
 class GradeReport:
     """Every row's grades, with the summary numbers of the module docstring."""
 
     rows: list[RowGrade]
     k: int
+    judge: JudgeRun | None = None
 
     def failed_rows(self) -> int:
         """Rows whose job failed or that got fewer than k responses."""
@@ -358,8 +212,67 @@ class GradeReport:
                 }
                 for kind in ("mcq", "math")
             },
+            per_method=self.per_method(received),
         )
+        if self.judge is not None:
+            report["judge"] = self.judge_summary(received)
         return report
+
+    @staticmethod
+    def per_method(received: Sequence[Extraction]) -> dict[str, dict[str, Any]]:
+        """Responses each method decided and how many of them are correct, most used first."""
+        decided = Counter(e.method for e in received)
+        right = Counter(e.method for e in received if e.correct)
+        uncertain = {e.method for e in received if e.uncertain and e.rule is None}
+        return {
+            method: {
+                "responses": count,
+                "correct": right[method],
+                "accuracy": right[method] / count,
+                "uncertain": method in uncertain,
+            }
+            for method, count in sorted(decided.items(), key=lambda item: (-item[1], item[0]))
+        }
+
+    def judge_summary(self, received: Sequence[Extraction]) -> dict[str, Any]:
+        """The judge pass in numbers: asked, answered, disagreeing with the rules, failed."""
+        assert self.judge is not None
+        judged = [e.judge for e in received if e.judge is not None]
+        return {
+            "model": self.judge.model,
+            "prompt_version": self.judge.prompt_version,
+            "job": self.judge.job,
+            "all": self.judge.judge_all,
+            "asked": len(judged),
+            "answered": sum(j.error is None for j in judged),
+            "disagreed": sum(j.error is None and not j.agrees for j in judged),
+            "failed": sum(j.error is not None for j in judged),
+            "judge_correct": sum(j.error is None and j.correct for j in judged),
+            "rule_correct": sum(
+                e.rule.correct if e.rule is not None else e.correct
+                for e in received
+                if e.judge is not None
+            ),
+            "by_rule_method": self._judged_by_rule(received),
+        }
+
+    @staticmethod
+    def _judged_by_rule(received: Sequence[Extraction]) -> dict[str, dict[str, int]]:
+        """Per rule method: responses judged, disagreements, and who was right how often."""
+        out: dict[str, dict[str, int]] = {}
+        for e in received:
+            if e.judge is None:
+                continue
+            rule = e.rule or RuleAnswer(e.extracted, e.correct, e.method)
+            numbers = out.setdefault(
+                rule.method, {"asked": 0, "disagreed": 0, "rule_correct": 0, "judge_correct": 0}
+            )
+            numbers["asked"] += 1
+            answered = e.judge.error is None
+            numbers["disagreed"] += answered and not e.judge.agrees
+            numbers["rule_correct"] += rule.correct
+            numbers["judge_correct"] += answered and e.judge.correct
+        return dict(sorted(out.items()))
 
     def to_table(self) -> Table:
         """The report as a rich table: one line per category, then the total."""
@@ -390,6 +303,28 @@ class GradeReport:
             f"extraction failures {report['extraction_failure_rate']:.1%} of responses; "
             f"failed rows {report['failed_rows']}"
         )
+        return table
+
+    def method_table(self) -> Table:
+        """Which rule decided how many responses, and how often it was right."""
+        from rich.table import Table
+
+        report = self.to_dict()
+        table = Table(title="answers by the method that found them")
+        table.add_column("method")
+        for name in ("responses", "correct", "accuracy"):
+            table.add_column(name, justify="right")
+        for method, numbers in report["per_method"].items():
+            name = f"{method} (uncertain)" if numbers["uncertain"] else method
+            table.add_row(name, str(numbers["responses"]), str(numbers["correct"]),
+                          f"{numbers['accuracy']:.1%}")
+        judge = report.get("judge")
+        if judge:
+            table.caption = (
+                f"judge {judge['model']} ({judge['prompt_version']}): asked {judge['asked']}, "
+                f"answered {judge['answered']}, disagreed with the rules {judge['disagreed']}, "
+                f"failed {judge['failed']}"
+            )
         return table
 
 

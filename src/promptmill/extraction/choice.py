@@ -1,0 +1,398 @@
+"""Multiple choice: the one option a response finally commits to, or None.
+
+Every answer statement is a candidate with its position and kind (``text.Candidate``): tags,
+JSON keys, boxes, "the answer is ...", "B is correct", "so D.", a line holding only a letter,
+a headline, a table's bold row, the option the closing sentence names. The last of the
+strongest kind wins (``text.decide``); a statement naming two options ("A, C", "A or B")
+commits to no single answer and is wrong, never its first letter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from promptmill.extraction.options import LETTERS, Options, clean, negated, stem
+from promptmill.extraction.text import (
+    MARKED,
+    MEDIUM,
+    STRONG,
+    UNMARKED,
+    WEAK,
+    Candidate,
+    boxed,
+    decide,
+    first_line,
+    hedged,
+    hypothetical,
+    json_answers,
+    refused,
+    sentences,
+    squeeze,
+    table_rows,
+    tagged,
+    unbold,
+)
+
+SEVERAL = "multiple"  # method of a statement that names more than one option
+HEDGE = "hedge"  # method of a statement that wavers between options
+
+_FILLER = (
+    r"(?:(?:therefore|thus|clearly|definitely|indeed|likely|probably|then|actually|still|"
+    r"really|simply|just|obviously|certainly|most\s+likely)\s*,?\s+)?"
+)
+_ANCHOR = re.compile(
+    r"""
+    (?:
+        \b(?:(?:final|correct|right|best|my|the|most\s+likely|only|true)\s+)*answer
+            (?:\s+(?:choice|option))?\s*"?\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be|
+            =|:|-|—|–|→|->)
+      | \b(?:correct|right|best|final|my|closest|most\s+(?:likely|accurate|appropriate|
+            plausible))\s+(?:(?:option|choice|pick|selection|one|match|fit|response)\s*)?
+            (?:is|would\s+be|:|=|-|—)
+      | \bi(?:\s+would|\s+will|'ll|'d|\s+shall|\s+am\s+going\s+to)?\s+(?:choose|pick|select|
+            go\s+with|opt\s+for|answer|say|guess|mark)
+      | \b(?:going|go|stick|sticking)\s+with
+      | \b(?:change|changing|switch|switching)\s+(?:it\s+|my\s+answer\s+)?to
+      | \b(?:that|this)\s+leaves | \bleaving\s+(?:only\s+)?
+    )
+    \s*"""
+    + _FILLER
+    + r"(?:(?:option|choice|answer|letter)\s+)?",
+    re.IGNORECASE | re.VERBOSE,
+)
+# Weaker anchors: only a letter, an ordinal or an option's text right after them counts.
+_STRICT_ANCHOR = re.compile(
+    r"\b(?:it's|it\s+is|it\s+must\s+be|that's|that\s+is|that\s+would\s+be|this\s+is|"
+    r"which\s+is|so\s+it's|hence|therefore|thus|so)\s*,?\s*"
+    + _FILLER
+    + r"(?:(?:option|choice|letter)\s+)?",
+    re.IGNORECASE,
+)
+_LETTER_AT = re.compile(
+    r"""\s*[:\-]?\s*(?P<open>[(\["'])?\s*(?P<letter>[A-Za-z])\s*(?P<close>[)\]"'])?"""
+    r"(?![A-Za-z0-9'])"
+)
+_MORE_LETTERS = re.compile(
+    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+)\s*(?:both\s+|either\s+)?[(\["']?"""
+    r"""(?P<letter>[A-Za-z])[)\]"']?(?![A-Za-z0-9'])(?!\s+(?:is|was|are)\b)"""
+)
+_LETTER_IS_CORRECT = re.compile(
+    r"(?<![A-Za-z])(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Za-z])\)|(?P<letter>[A-Z]))"
+    r"\s+(?i:is|would\s+be|must\s+be|seems|looks|fits|appears)\s+(?i:the\s+|to\s+be\s+)?"
+    r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
+    r"(?!\s+(?i:only|if|when|for|in))"
+)
+_BARE_LINE = re.compile(
+    r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
+    r"[.:)]?[ \t*]*$",
+    re.MULTILINE,
+)
+_LETTER_LIST_LINE = re.compile(
+    r"^[ \t>#*-]*(?i:(?:final\s+)?answers?\s*:?\s*)?\(?[A-Z]\)?"
+    r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+[ \t.*]*$",
+    re.MULTILINE,
+)
+_COLON_LETTER = re.compile(r":\s*\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$", re.MULTILINE)
+_LETTER_PREFIX_LINE = re.compile(r"^[ \t>#-]*[(\[]?([A-Z])[)\].:]\s+(.+?)[ \t]*$", re.MULTILINE)
+_LETTER_DASH = re.compile(r"^\s*\(?([A-Z])\)?\s*[—–-]\s+\S")
+_DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|[A-Z]\s*$)")
+_NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
+_QUESTION = re.compile(r"\?\s*$")
+_COPULA_BEFORE = re.compile(
+    r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
+)
+
+
+def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
+    """The option of a letter stated at ``pos``; SEVERAL/HEDGE when a list of letters is."""
+    match = _LETTER_AT.match(text, pos)
+    if match is None:
+        return None
+    letter = match.group("letter")
+    wrapped = match.group("open") or match.group("close")
+    after = text[match.end() : match.end() + 1]
+    # a lone lower-case letter is usually the article "a" or a word's first letter, and
+    # "it's A" / "that's I" can be words too: trust only a wrapped or closed-off letter
+    doubtful = letter.islower() or (strict and letter in "AI")
+    if doubtful and not wrapped and after not in ("", "\n", ".", ",", ";", ":", "!"):
+        return None
+    index = LETTERS.index(letter.upper())
+    if index >= options.count:
+        return None
+    more = _MORE_LETTERS.match(text, match.end())
+    if more and (more.group("letter").isupper() == letter.isupper()):
+        other = LETTERS.index(more.group("letter").upper())
+        if other != index and other < options.count:
+            kind = HEDGE if "or" in more.group("join").lower() else SEVERAL
+            return None, kind
+    return index, "answer_statement"
+
+
+def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
+    """What the answer statement starting at ``pos`` names: (index or None, method)."""
+    line_end = text.find("\n", pos)
+    span = text[pos : line_end if line_end >= 0 else len(text)][:300]
+    if _NEGATED_START.match(span):
+        return None  # "the answer is not A"
+    letter = _letter_at(text, pos, options, strict)
+    if letter is not None and _DELIMITED_LETTER.match(span):
+        return letter  # "A. 1987": the letter, not the article "a"
+    index = options.at_start(span)
+    if index is not None:
+        return index, "option_text"
+    if letter is not None:
+        return letter
+    index = options.ordinal_at_start(span)
+    if index is not None:
+        return index, "ordinal"
+    if strict:
+        return None
+    first = _SENTENCE_END.search(span)
+    clause = span[: first.start()] if first else span
+    named = options.named(clause)
+    if len(named) == 1:
+        return named.pop(), "option_text"
+    if len(named) > 1:
+        return None, HEDGE if hedged(clause) or " or " in clause else SEVERAL
+    return None
+
+
+def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Candidate]:
+    """Statements that say outright which option is the answer (in a response cut off by
+    the token limit, only those that name the answer in so many words)."""
+    found: list[Candidate] = []
+
+    def add(start: int, result: tuple[object, str] | None, method: str | None = None) -> None:
+        if result is not None:
+            value, how = result
+            kind = how if value is None else (method or how)
+            found.append(Candidate(start, value, kind, STRONG))
+
+    for start, content in tagged(text):
+        add(start, _content(content, options), "answer_tag")
+    for start, value in json_answers(raw):
+        if isinstance(value, list):
+            found.append(Candidate(start, None, SEVERAL, STRONG))
+        else:
+            add(start, _content(str(value), options), "json")
+    for start, _, content in boxed(text):
+        add(start, _content(content, options), "boxed")
+    anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
+    for regex, strict in anchors:
+        for match in regex.finditer(text):
+            if not hypothetical(text, match.start()):
+                add(match.start(), _statement(text, match.end(), options, strict))
+    for match in _LETTER_IS_CORRECT.finditer(text):
+        index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
+        if index < options.count and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), index, "letter_is_correct", STRONG))
+    for match in _BARE_LINE.finditer(text):
+        index = LETTERS.index(match.group(1).upper())
+        if index < options.count:
+            found.append(Candidate(match.start(1), index, "bare", STRONG))
+    for match in _LETTER_LIST_LINE.finditer(text):
+        kind = HEDGE if re.search(r"\bor\b|/", match.group(0)) else SEVERAL
+        found.append(Candidate(match.start(), None, kind, STRONG))
+    listing = _listing(text)
+    if listing:
+        found += _marked_option(text, options)
+    for match in _COLON_LETTER.finditer(text):
+        index = LETTERS.index(match.group(1))
+        if index < options.count and not listing:
+            found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
+    for match in _LETTER_PREFIX_LINE.finditer(text):
+        # "B. Paris" alone on a line, the option's own text: unless the options are listed
+        letter_index = LETTERS.index(match.group(1))
+        if (
+            not listing
+            and letter_index < options.count
+            and options.at_start(match.group(2)) == letter_index
+        ):
+            found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
+    for start, line in _lines(text):
+        if _LETTER_PREFIX_LINE.match(line):
+            continue  # "A. 2": the letter states the answer, not the text after it
+        restated = options.at_start(line)
+        if restated is not None and options.phrases[restated] == _phrase(line):
+            found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
+    return found
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text) if m.group(0).strip()]
+
+
+def _phrase(line: str) -> tuple[str, ...]:
+    return Options([line]).phrases[0]
+
+
+def _marked_option(text: str, options: Options) -> list[Candidate]:
+    """The one listed option marked as the answer ("- B. Tanzania ✓" among "✗"s)."""
+    marked = [
+        m for m in _LETTER_PREFIX_LINE.finditer(text)
+        if MARKED.search(m.group(2)) and not UNMARKED.search(m.group(2))
+    ]
+    if len(marked) != 1:
+        return []
+    index = LETTERS.index(marked[0].group(1))
+    return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
+
+
+def _content(content: str, options: Options) -> tuple[object, str] | None:
+    """What a tag, a JSON value or a box holds: a letter, a list of letters, or option text."""
+    content = clean(content).strip().strip("\"'").strip()
+    content = re.sub(r"^(?i:(?:final\s+)?answer\s*[:=]?\s*|option\s+|choice\s+)", "", content)
+    if not content:
+        return None
+    return _statement(content, 0, options, strict=False)
+
+
+def _listing(text: str) -> bool:
+    """Whether the response lists the options ("A) ... B) ...") rather than choosing one."""
+    return len({m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}) > 1
+
+
+def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
+    """An answer-first response's opening line, and a table's one bold row."""
+    found: list[Candidate] = []
+    opening = first_line(raw)
+    if opening is not None and not _listing(text):
+        start, line = opening
+        bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
+        prefixed = _LETTER_PREFIX_LINE.match(text, start)
+        result: tuple[object, str] | None = None
+        if bold:
+            result = _content(bold.group(2), options)
+        elif prefixed or _LETTER_DASH.match(line):
+            result = _letter_at(text, start, options, strict=False)
+        if result is not None and result[0] is not None:
+            found.append(Candidate(start, result[0], "headline", MEDIUM))
+    rows = table_rows(raw)
+    marked = [(start, cells) for start, cells, bold in rows if bold]
+    if len(marked) == 1 and len(rows) > 1:
+        start, cells = marked[0]
+        for cell in cells:
+            if cell:
+                result = _content(unbold(cell), options)
+                if result is not None and result[0] is not None:
+                    found.append(Candidate(start, result[0], "table", MEDIUM))
+                break
+    return found
+
+
+def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
+    """The options a sentence states (after its contrasts and copulas decide between the
+    ones it names) and whether it wavers between them."""
+    named = options.named(sentence)
+    if len(named) > 1:
+        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
+        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
+        if len(tail) > 1:
+            named = options.named(tail[-1]) or named
+    if len(named) > 1:
+        # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
+        stated = {
+            index
+            for start, end, index in options.mentions(sentence)
+            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+            and not negated(sentence, start, end)
+        }
+        if len(stated) == 1:
+            named = stated
+    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
+    if len(named) > 1 and not wavers:
+        # "doubling f halves the wavelength": an option said word for word beats an inflection
+        verbatim = {index for index in named if options.verbatim(index, sentence)}
+        if len(verbatim) == 1:
+            named = verbatim
+    return named, wavers
+
+
+def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
+    """Of a sentence naming several options, the one named in the clause that restates the
+    question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
+    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
+    scored = []
+    for clause in clauses:
+        named = options.named(clause)
+        if len(named) == 1:
+            scored.append((len(asked & _content_words(clause)), named.pop()))
+    scored.sort(reverse=True)
+    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return {scored[0][1]}
+    return set()
+
+
+def _closing_mention(text: str, options: Options, question: str | None) -> list[Candidate]:
+    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose.".
+
+    Of the last few sentences, those naming one option are candidates; where they name
+    different ones, the sentence that restates the question ("the smallest country") wins,
+    then the later one. A closing sentence that wavers between options ("B or C") is a hedge.
+    """
+    if _listing(text):
+        return []  # it ends by listing the options, not by choosing one
+    found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
+    several = None
+    asked = _content_words(question) if question else set()
+    for start, sentence in reversed(sentences(text)[-4:]):
+        if _QUESTION.search(sentence):
+            continue
+        named, wavers = _single_option(sentence, options)
+        if wavers and not found:
+            return [Candidate(start, None, HEDGE, WEAK)]
+        if len(named) > 1 and asked:
+            named = _by_question(sentence, options, asked) or named
+        if len(named) == 1:
+            found.append((start, named.pop(), len(asked & _content_words(sentence))))
+        elif named and several is None and not found:
+            several = start
+    if not found:
+        return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
+    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
+    return [Candidate(start, index, "option_mention", WEAK)]
+
+
+def _content_words(text: str) -> set[str]:
+    """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
+    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+
+
+_COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
+                     "their", "there", "when", "than", "have", "does", "into", "about"})
+
+
+def extract_choice_method(
+    text: str,
+    choices: Sequence[Any],
+    truncated: bool = False,
+    options: Options | None = None,
+    question: str | None = None,
+) -> tuple[int | None, str]:
+    """The chosen option's index (None: no single answer) and the method that decided it;
+    the question, where given, helps tell which closing sentence answers it."""
+    raw = squeeze(text)
+    options = options or Options(choices)
+    cleaned = clean(raw)
+    candidates = _explicit(raw, cleaned, options, truncated)
+    if not truncated:
+        candidates += _headline(raw, cleaned, options)
+        candidates += _closing_mention(cleaned, options, question)
+    chosen = decide(candidates, cleaned) if candidates else None
+    if chosen is None or chosen.strength == WEAK and refused(cleaned):
+        if truncated:
+            return None, "truncated"
+        return None, "refusal" if refused(cleaned) else "none"
+    index = chosen.value if isinstance(chosen.value, int) else None
+    return index, chosen.method
+
+
+def option_letter(index: int | None) -> str | None:
+    """The letter of a 0-based option index."""
+    return None if index is None else LETTERS[index]
+
+
+__all__ = ["HEDGE", "SEVERAL", "extract_choice_method", "negated", "option_letter"]

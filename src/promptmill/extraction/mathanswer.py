@@ -1,0 +1,358 @@
+"""Math: the value a response finally commits to, or None.
+
+Candidates, strongest first: ``\\boxed{}``, ``<answer>``, JSON, "final answer", ``####``, "the
+answer is"; a table's marked total row or a bold opening value; the closing sentence's
+statement ("So y = 11 when x = 2." is 11, "the minimum is -5, attained at x = -3" is -5); and
+only where nothing states a value, the last number. A statement wavering between two values
+("either 6 or 8", "somewhere between 55 and 65") commits to none.
+"""
+
+from __future__ import annotations
+
+import re
+
+from promptmill.extraction.mathnorm import exact_number, latexify, normalise_math
+from promptmill.extraction.text import (
+    CHECK,
+    MEDIUM,
+    STRONG,
+    WEAK,
+    Candidate,
+    boxed,
+    decide,
+    first_line,
+    hypothetical,
+    json_answers,
+    refused,
+    sentences,
+    squeeze,
+    table_rows,
+    tagged,
+    unbold,
+)
+
+HEDGE = "hedge"
+
+_FINAL_ANSWER = re.compile(
+    r"final\s+answer\s*(?:\*\*)?\s*(?:is|:|=|would\s+be|will\s+be)?\s*(?:is\b)?\s*:?",
+    re.IGNORECASE,
+)
+_GSM8K = re.compile(r"^[ \t]*####[ \t]*(?=\S)", re.MULTILINE)
+_ANSWER_HEADING = re.compile(r"^[ \t#*]*answer[ \t*:]*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(
+    r"\banswer\s*(?:\*\*)?\s*(?:is\b|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\s*"
+    r"(?:(?:therefore|thus|then|simply|just|exactly|actually|really|clearly|definitely|indeed|"
+    r"still|now|probably)\s+)?:?"
+    r"|\bi(?:'ll|\s+will|'d|\s+would)\s+(?:say|go\s+with|answer|guess)\b\s*:?",
+    re.IGNORECASE,
+)
+_ANCHORS = (
+    (_FINAL_ANSWER, "final_answer"),
+    (_ANSWER_HEADING, "final_answer"),
+    (_GSM8K, "gsm8k"),
+    (_ANSWER_IS, "answer_statement"),
+)
+_MAX_TRIED = 20  # anchors tried per kind, from the last: more is prose, not an answer
+_MAX_ANSWER = 200  # characters: a longer "answer" is a runaway span or a pathological input
+_MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+# "$40 * 0.25 = $10": a "$" just before a digit is a price, not the end of inline math
+_CURRENCY_AFTER = re.compile(r"\d")
+# Where a statement's value ends: the sentence, or a clause that only qualifies it.
+_VALUE_END = re.compile(
+    r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
+    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
+    r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,)"
+    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|at|"
+    r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
+    r"and\s+(?:that|this|the|its|their|so))\b",
+    re.IGNORECASE,
+)
+# Where a closing sentence's conclusion starts ("..., so x = 3").
+_CONCLUSION = re.compile(
+    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
+    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
+    r"|,\s*but\b",
+    re.IGNORECASE,
+)
+_VERB = re.compile(
+    r"(?:\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:)\s*",
+    re.IGNORECASE,
+)
+_APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
+_TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:[.,]\d+)*%?|[A-Za-z]+|\s+|\S")
+_FILLER = re.compile(
+    r"^\s*(?:(?:only|just|exactly|now|then|still|simply|equal\s+to|actually|indeed|about|"
+    r"approximately|roughly|around|nearly|almost)\s+)+",
+    re.IGNORECASE,
+)
+_DISCOURSE = re.compile(
+    r"^\s*(?:so|therefore|thus|hence|then|finally|overall|in\s+total|in\s+summary|altogether|"
+    r"that\s+means|this\s+means)\b\s*,?\s*",
+    re.IGNORECASE,
+)
+# "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
+_RESTATED = re.compile(
+    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|i\.e\.|or\s+equivalently)\s*,?\s*"
+    r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
+    re.IGNORECASE,
+)
+_FIRST_VALUE = re.compile(r"(?<![\w.])[-+]?\s*(?:\d|\\(?:frac|sqrt|pi)\b)")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{([^{}]*)\}")
+_INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
+_MATH_WORDS = frozenset({
+    "pi", "sqrt", "frac", "dfrac", "tfrac", "times", "cdot", "div", "infty", "le", "leq", "ge",
+    "geq", "lt", "gt", "pm", "mp", "in", "ne", "circ", "left", "right", "log", "ln", "sin",
+    "cos", "tan",
+})
+_HEDGE = re.compile(
+    r"\beither\b|\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
+    r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b",
+    re.IGNORECASE,
+)
+_ASSIGNMENTS = re.compile(
+    r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?[^\s,;=]+(?:\s*(?:,\s*(?:and\s+|or\s+)?|\bor\b|\band\b)\s*"
+    r"(?:[a-zA-Z]\s*=\s*)?[-+]?[^\s,;=]+)+"
+)
+_NUMBER = re.compile(
+    r"\\[dt]?frac\s*\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}\s*\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}"
+    r"|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)?"
+    r"\\(?:pi|sqrt\s*\{[^{}]+\}|sqrt\s*\d)"
+    r"|(?<![\w.\\])(?:(?<![\w)\]}])-)?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?%?"
+)
+
+
+def _expression(tail: str) -> str:
+    """The math expression at the start of ``tail``: up to the first plain word."""
+    tokens = list(_TOKEN.finditer(tail))
+    end = 0
+    for position, token in enumerate(tokens):
+        piece = token.group(0)
+        if piece[0].isalpha():
+            word = piece.lower()
+            following = "".join(t.group(0) for t in tokens[position + 1 : position + 4])
+            if word in ("or", "and"):
+                if not re.match(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*=", following):
+                    break
+            elif len(piece) > 1 and word not in _MATH_WORDS:
+                break
+            elif len(piece) == 1 and end == 0 and not re.match(r"\s*[=<>\\^_(]", following):
+                break  # "a quarter", "x" alone: words, not an expression
+        elif piece in ".;!?" or (piece == "," and not re.match(r"\s*-?\d", tail[token.end() :])):
+            break
+        end = token.end()
+    return tail[:end].strip().rstrip(",").strip()
+
+
+def _value(tail: str, words: bool = False) -> str | None:
+    """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
+    ``words`` (right after "the answer is"), a number written in words counts too."""
+    tail = tail.lstrip(" \t*:_")
+    if words:
+        tail = _NUMBER_WORD.sub(lambda m: str(_number_word(m.group(0))), tail, count=1)
+    if tail.startswith("\n"):
+        tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
+    for opening, closing in _MATH_DELIMITERS:
+        if tail.startswith(opening):
+            end = tail.find(closing, len(opening))
+            if end > 0 and not (closing == "$" and _CURRENCY_AFTER.match(tail, end + 1)):
+                return _settle(tail[len(opening) : end])
+            if opening != "$":
+                return None  # display math cut off before it closed
+    tail = _FILLER.sub("", tail)
+    line = latexify(tail.split("\n", 1)[0])
+    inline = _INLINE_MATH.search(line)
+    if inline and len(line[: inline.start()].split()) <= 3:
+        return _settle(inline.group(1) or inline.group(2))
+    ending = _VALUE_END.search(line)
+    clause = line[: ending.start()] if ending else line
+    if _HEDGE.search(clause):
+        return HEDGE
+    assignments = _ASSIGNMENTS.search(_unwrapped(clause))
+    if assignments and assignments.start() < 3:
+        return _settle(assignments.group(0))
+    clause = _TEXT_WRAPPER.sub(r" \1 ", clause.replace("$", " ").replace("**", ""))
+    return _settle(_expression(clause))
+
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORD = re.compile(
+    rf"^\s*(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})\b"
+    r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
+    r"sevenths?|eighths?|ninths?|tenths?))",
+    re.IGNORECASE,
+)
+
+
+def _number_word(words: str) -> int:
+    """"twelve" is 12, "forty-two" is 42."""
+    parts = re.split(r"[- ]", words.strip().lower())
+    if parts[0] in _TENS:
+        return 20 + 10 * _TENS.index(parts[0]) + (_UNITS.index(parts[1]) if len(parts) > 1 else 0)
+    return _UNITS.index(parts[0])
+
+
+def _unwrapped(text: str) -> str:
+    """Text without inline-math delimiters, position for position."""
+    return re.sub(r"\$|\\[()]", lambda m: " " * len(m.group(0)), text)
+
+
+def _settle(expression: str) -> str | None:
+    """A stated expression, normalised; HEDGE for "6 or 8" unless both are one value."""
+    expression = expression.strip()
+    if not expression or len(expression) > _MAX_ANSWER:
+        return None
+    if re.search(r"\bor\b", expression) and "=" not in expression:
+        values = [normalise_math(part) for part in re.split(r"\bor\b", expression)]
+        numbers = {exact_number(v) for v in values}
+        if len(values) == 2 and len(numbers) == 1 and None not in numbers:
+            return values[0]  # "0.5 or 1/2": one value said twice
+        return HEDGE
+    braces = re.fullmatch(r"\{(.+)\}", expression)
+    if braces:
+        expression = "\\{" + braces.group(1) + "\\}"
+    answer = normalise_math(expression)
+    return answer if answer and re.search(r"[\d\\]", answer) else None
+
+
+def _closing_statement(sentence: str) -> str | None:
+    """The value a closing sentence states: after its conclusion's last verb or ``=``, with
+    the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
+    parts = [part for part in _CONCLUSION.split(latexify(sentence)) if part.strip()]
+    clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
+    restated = _RESTATED.search(clause)
+    if restated:
+        value = _value(clause[restated.end() :])
+        if value is not None and value != HEDGE:
+            return value
+    verbs = list(_VERB.finditer(clause))
+    approximate = _APPROXIMATE.search(clause)
+    if approximate and (not verbs or verbs[0].start() > approximate.start()):
+        verbs = [approximate]  # "π ≈ 3.14": the approximation is what is stated
+    if verbs:
+        ending = _VALUE_END.search(clause, verbs[0].end())
+        if ending:
+            clause = clause[: ending.start()]
+    if _HEDGE.search(clause):
+        return HEDGE
+    assignments = _ASSIGNMENTS.search(_unwrapped(clause))
+    if assignments:
+        return _settle(assignments.group(0))
+    for match in reversed([v for v in verbs if v.end() <= len(clause)][-_MAX_TRIED:]):
+        value = _value(clause[match.end() :])
+        if value is not None:
+            return value
+    value = _value(clause)
+    if value is not None or verbs:
+        return value
+    first = _FIRST_VALUE.search(clause)  # "the company grew 2.2% this year"
+    return _value(clause[first.start() :]) if first else None
+
+
+def _explicit(text: str) -> list[Candidate]:
+    """Statements that give the answer outright."""
+    found = [
+        Candidate(start, value, "boxed", STRONG)
+        for start, _, content in boxed(text)
+        if content.strip() and (value := _value(content if "$" in content else f"${content}$"))
+    ]
+    for start, content in tagged(text):
+        value = _value(f"${content}$" if "$" not in content else content)
+        if value is not None:
+            found.append(Candidate(start, value, "answer_tag", STRONG))
+    for start, raw in json_answers(text):
+        if isinstance(raw, list):
+            found.append(Candidate(start, HEDGE, HEDGE, STRONG))
+            continue
+        value = _value(f"${raw}$" if "$" not in str(raw) else str(raw))
+        if value is not None:
+            found.append(Candidate(start, value, "json", STRONG))
+    for regex, method in _ANCHORS:
+        for match in list(regex.finditer(text))[-_MAX_TRIED:]:
+            if method == "answer_statement" and hypothetical(text, match.start()):
+                continue
+            value = _value(text[match.end() : match.end() + 600], words=True)
+            if value is not None:
+                found.append(Candidate(match.start(), value, method, STRONG))
+    return found
+
+
+def _marked(text: str) -> list[Candidate]:
+    """A table's bold (or total) last row, and a bold value opening the response."""
+    found = []
+    rows = table_rows(text)
+    if rows:
+        start, cells, bold = rows[-1]
+        label = cells[0].lower() if cells else ""
+        if bold or re.search(r"total|sum|left|result|answer", label):
+            filled = [unbold(cell) for cell in cells if cell.strip()]
+            value = _value(f"${filled[-1]}$") if filled else None
+            if value is not None and value != HEDGE:
+                found.append(Candidate(start, value, "table", MEDIUM))
+    opening = first_line(text)
+    if opening is not None:
+        start, line = opening
+        marked = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.]*", line)
+        content = marked.group(2) if marked else line
+        if marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", "")):
+            value = _closing_statement(content)
+            if value is not None and value != HEDGE and (marked or "=" not in content):
+                found.append(Candidate(start, value, "headline", MEDIUM))
+    return found
+
+
+def _closing(text: str) -> list[Candidate]:
+    """The closing sentence's statement (checks of an answer already given skipped)."""
+    for start, sentence in reversed(sentences(text)[-4:]):
+        if sentence.rstrip().endswith("?"):
+            continue
+        if CHECK.search(sentence):
+            # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
+            parts = _CONCLUSION.split(sentence)
+            if len(parts) < 2 or CHECK.search(parts[-1]):
+                continue
+            sentence = parts[-1]
+        value = _closing_statement(sentence)
+        if value is not None:
+            return [Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)]
+    return []
+
+
+def _echoes(text: str, question: str | None) -> bool:
+    """Whether the response only repeats the question."""
+    if not question:
+        return False
+    words = re.findall(r"\w+", text.lower())
+    return bool(words) and " ".join(words) in " ".join(re.findall(r"\w+", question.lower()))
+
+
+def extract_math_method(
+    text: str, truncated: bool = False, question: str | None = None
+) -> tuple[str | None, str]:
+    """The committed math answer (normalised; None: no single answer) and how it was found."""
+    text = squeeze(text)
+    candidates = _explicit(text)
+    if truncated:
+        if not candidates:
+            return None, "truncated"
+    elif _echoes(text, question):
+        return None, "none"
+    else:
+        candidates += _marked(text) + _closing(text)
+    chosen = decide(candidates, text) if candidates else None
+    if (chosen is None or chosen.strength == WEAK) and refused(text):
+        return None, "refusal"
+    if chosen is None:
+        numbers = _NUMBER.findall(text)
+        if numbers and len(numbers[-1]) <= _MAX_ANSWER:
+            return normalise_math(numbers[-1]), "last_number"
+        return None, "none"
+    if chosen.value == HEDGE:
+        return None, HEDGE
+    return str(chosen.value), chosen.method
+
+
+__all__ = ["HEDGE", "extract_math_method"]

@@ -1,0 +1,327 @@
+"""A question's options, ready to be recognised when a response restates them in words.
+
+Exact and close matches (case, articles, plurals and verb endings: "red blood cell" is "Red
+blood cells", "decrease" is "Decreases"), surnames alone for options that are names ("Maslow"
+is "Abraham Maslow"), sets of Roman numerals ("only I and III" is "I and III only"),
+ordinals and numbers ("the third option", "choice 2", "option two", "the last one"), and
+"(C)" written beside a restated option. Any number of options: letters run A to Z.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+LETTERS = string.ascii_uppercase
+"""Choice letters: index 0 is A."""
+
+_ARTICLES = frozenset({"the", "a", "an"})
+_FUNCTION_WORDS = frozenset({
+    "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is", "are", "be", "its",
+    "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
+})
+_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
+_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+_NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
+_ROMAN = r"(?:VIII|VII|VI|IV|IX|V|III|II|I|X)"
+_ROMAN_LIST = re.compile(
+    rf"(?<![\w.])({_ROMAN}(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:statements?\s+)?{_ROMAN})+)"
+    r"(?![\w])"
+)
+_ROMAN_OPTION = re.compile(
+    rf"^\s*(?:statements?\s+)?{_ROMAN}(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*){_ROMAN})*"
+    r"(?:\s+only)?\s*$"
+)
+_COUNTS = [
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "twenty",
+]
+_ORDINALS = [
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+    "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
+    "eighteenth", "nineteenth", "twentieth",
+]
+_NUMERAL_ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
+_ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"])
+_ORDINAL = re.compile(
+    rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
+    r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$))\b"
+    rf"|\b(?:option|choice|alternative|answer\s+choice)\s+(?:number\s+|no\.?\s*|#\s*)?"
+    rf"(?P<num>\d{{1,2}}|{'|'.join(_COUNTS)})\b(?![.,]\d)",
+    re.IGNORECASE,
+)
+_PAREN_LETTER = re.compile(r"\(([A-Z])\)")
+_GOES_ON_AS_MATH = re.compile(r"\s*(?:[\^*/+=×<>]|\d|\\(?:times|cdot|frac))")
+_NEGATION_BEFORE = re.compile(
+    r"\b(?:not|never|neither|nor|rather\s+than|instead\s+of|unlike|except|other\s+than|"
+    r"isn't|aren't|wasn't|rules?\s+out|ruling\s+out|eliminat\w*|exclud\w*)\b|n't\b",
+    re.IGNORECASE,
+)
+_NEGATION_AFTER = re.compile(
+    r"^[^,;:.!?]{0,40}?\b(?:(?:is|are|was|were)(?:\s+not\b|n't\b|\s+(?:wrong|incorrect|false|"
+    r"ruled\s+out|eliminated|out)\b)|can\s+be\s+(?:ruled\s+out|eliminated))",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[,;:.!?()]|\s[—–-]\s|\bbut\b|\bwhereas\b|\bwhile\b", re.IGNORECASE)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * len(match.group(0))
+
+
+def _unwrap(match: re.Match[str]) -> str:
+    return " " * (match.start(1) - match.start(0)) + match.group(1) + " "
+
+
+_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_MARKUP = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°|\*\*|__|[`$*]|\\[()\[\]]|\\[,;!]")
+
+
+def clean(text: str) -> str:
+    """Text with markdown and LaTeX wrappers (``**``, ``$``, ``\\text{}``, degree signs)
+    blanked out, character for character, so positions in it are positions in ``text``."""
+    if "\\" in text:
+        text = _WRAPPER.sub(_unwrap, text)
+        text = re.sub(r"\\(?:times|cdot)", lambda m: "×" + " " * (len(m.group(0)) - 1), text)
+    return _MARKUP.sub(_blank, text)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, one character for one, so positions keep."""
+    if text.isascii():
+        return text.lower()
+    folded = []
+    for char in text:
+        base = unicodedata.normalize("NFKD", char)[:1] or char
+        folded.append(base.lower()[:1] or base)
+    return "".join(folded)
+
+
+def stem(word: str) -> str:
+    """A crude stem, so singular and plural, and a verb's forms, compare equal (applied
+    twice: "Incas" and "Inca" both end as "inc")."""
+    for _ in range(2):
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+    return word
+
+
+@lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
+def _word_form(word: str) -> str:
+    """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match."""
+    ordinal = _NUMERAL_ORDINAL.fullmatch(word)
+    if ordinal and 0 < int(ordinal.group(1)) <= len(_ORDINALS):
+        word = _ORDINALS[int(ordinal.group(1)) - 1]
+    return stem(word)
+
+
+@lru_cache(maxsize=4096)  # a closing sentence is read several times over
+def _words(text: str) -> tuple[tuple[str, int, int], ...]:
+    """Stemmed words of (cleaned) ``text`` without articles, each with its span."""
+    lowered = _fold(text)
+    return tuple(
+        (_word_form(m.group(0)), m.start(), m.end())
+        for m in _WORD.finditer(lowered)
+        if m.group(0) not in _ARTICLES
+    )
+
+
+def _phrase(text: str) -> tuple[str, ...]:
+    """An option's stemmed words, without a leading pronoun ("It halves": "halves")."""
+    words = tuple(w for w, _, _ in _words(text))
+    return words[1:] if len(words) > 1 and words[0] in _PRONOUNS else words
+
+
+_PRONOUNS = frozenset({"it", "they", "this", "these", "there"})
+
+
+def _roman_set(text: str) -> frozenset[str]:
+    return frozenset(re.findall(_ROMAN, text))
+
+
+class Options:
+    """The options of one question, prepared once for every response to it."""
+
+    __slots__ = ("by_first", "count", "names", "phrases", "roman", "texts")
+
+    def __init__(self, choices: Sequence[Any]) -> None:
+        texts = []
+        for index, choice in enumerate(choices):
+            text = str(choice)
+            if index < len(LETTERS):  # a leading "A." / "(A)" the dataset may add
+                text = re.sub(rf"^\s*\(?{LETTERS[index]}[).:]\s+", "", text)
+            texts.append(clean(text).strip())
+        self.count = min(len(texts), len(LETTERS))
+        self.texts = texts[: self.count]  # each option as written (its letter removed)
+        # each option as its stemmed words ("It halves" as "halves"), options by first word
+        self.phrases = [_phrase(text) for text in self.texts]
+        self.by_first: dict[str, list[int]] = {}
+        for index, phrase in enumerate(self.phrases):
+            if phrase:
+                self.by_first.setdefault(phrase[0], []).append(index)
+        # options made of Roman numerals ("I and III only"): their sets of numerals
+        romans = [_ROMAN_OPTION.match(text) is not None for text in self.texts]
+        self.roman = (
+            [_roman_set(t) if r else frozenset() for t, r in zip(self.texts, romans, strict=True)]
+            if sum(romans) >= 2
+            else None
+        )
+        self.names = self._distinctive_names()  # "Maslow" -> the index of "Abraham Maslow"
+
+    def _distinctive_names(self) -> dict[str, int]:
+        """Capitalised words of name-like options that no other option shares."""
+        owners: dict[str, set[int]] = {}
+        for index, text in enumerate(self.texts):
+            words = re.findall(r"[A-Za-zÀ-ÿ]+", text)
+            if len(words) < 2 or not all(
+                w[0].isupper() or w in _NAME_PARTICLES for w in words if len(w) > 1
+            ):
+                continue
+            for word in words:
+                if len(word) >= 4 and word[0].isupper():
+                    owners.setdefault(word, set()).add(index)
+        for index, text in enumerate(self.texts):  # a word in any other option is not distinctive
+            for word in re.findall(r"[A-Za-zÀ-ÿ]+", text):
+                if word in owners and index not in owners[word]:
+                    owners[word].add(index)
+        return {word: next(iter(held)) for word, held in owners.items() if len(held) == 1}
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def at_start(self, span: str) -> int | None:
+        """The option whose whole text the span starts with (the longest one), when the
+        span does not go on as math ("2^10 = ..." does not state the option "2")."""
+        words = _words(span)
+        if not words:
+            return None
+        best: int | None = None
+        end = 0
+        for index in self.by_first.get(words[0][0], ()):
+            phrase = self.phrases[index]
+            if tuple(w for w, _, _ in words[: len(phrase)]) == phrase and (
+                best is None or len(phrase) > len(self.phrases[best])
+            ):
+                best, end = index, words[len(phrase) - 1][2]
+        if best is None and self.roman is not None:
+            match = _ROMAN_LIST.match(span.strip())
+            if match:
+                best = self._roman_option(match.group(1))
+                end = len(span) - len(span.lstrip()) + match.end()
+        if best is not None and _GOES_ON_AS_MATH.match(span, end):
+            return None
+        return best
+
+    def _roman_option(self, listed: str) -> int | None:
+        assert self.roman is not None
+        wanted = _roman_set(listed)
+        found = [i for i, numerals in enumerate(self.roman) if numerals == wanted]
+        return found[0] if len(found) == 1 else None
+
+    def mentions(self, text: str) -> list[tuple[int, int, int]]:
+        """Options the text names, as (start, end, index); a mention inside a longer one's
+        is dropped ("Monopoly" inside "Bilateral monopoly")."""
+        words = _words(text)
+        found: list[tuple[int, int, int]] = []
+        for position, (word, _, _) in enumerate(words):
+            for index in self.by_first.get(word, ()):
+                phrase = self.phrases[index]
+                end = position + len(phrase)
+                if tuple(w for w, _, _ in words[position:end]) == phrase:
+                    found.append((words[position][1], words[end - 1][2], index))
+        for word, index in self.names.items():
+            for match in re.finditer(rf"\b{re.escape(word)}\b", text):
+                found.append((match.start(), match.end(), index))
+        if self.roman is not None:
+            for match in _ROMAN_LIST.finditer(text):
+                numerals = self._roman_option(match.group(1))
+                if numerals is not None:
+                    found.append((match.start(), match.end(), numerals))
+        for match in _PAREN_LETTER.finditer(text):
+            index = LETTERS.index(match.group(1))
+            if index < self.count:
+                found.append((match.start(), match.end(), index))
+        for match in _ORDINAL.finditer(text):
+            ordinal = self.ordinal(match)
+            if ordinal is not None:
+                found.append((match.start(), match.end(), ordinal))
+        return [
+            (start, end, index)
+            for start, end, index in found
+            if not any(
+                s <= start and end <= e and (e - s) > (end - start) and i != index
+                for s, e, i in found
+            )
+        ]
+
+    def ordinal(self, match: re.Match[str]) -> int | None:
+        """The option an ordinal or numbered reference names ("the third option", "choice 2")."""
+        if match.group("num"):
+            number = match.group("num").lower()
+            index = int(number) - 1 if number.isdigit() else _COUNTS.index(number)
+        else:
+            word = match.group("ord").lower()
+            if word == "final" or (match.group("noun").lower() == "answer" and word != "last"):
+                return None  # "the final answer", "the first answer" are not options
+            if word == "last":
+                index = self.count - 1
+            elif word[0].isdigit():
+                index = int(re.match(r"\d+", word).group(0)) - 1  # type: ignore[union-attr]
+            else:
+                index = _ORDINALS.index(word)
+        return index if 0 <= index < self.count else None
+
+    def ordinal_at_start(self, span: str) -> int | None:
+        """The option an ordinal reference at the start of ``span`` names."""
+        match = _ORDINAL.match(span.strip())
+        return self.ordinal(match) if match else None
+
+    def named(self, sentence: str) -> set[int]:
+        """The options a sentence names and does not deny ("sucrose, not glucose"); failing
+        that, the one long option it paraphrases."""
+        named = set()
+        mentions = self.mentions(sentence)
+        for start, end, index in mentions:
+            if not negated(sentence, start, end):
+                named.add(index)
+        if not mentions:
+            closest = self.paraphrased(sentence)
+            if closest is not None:
+                named.add(closest)
+        return named
+
+    def verbatim(self, index: int, sentence: str) -> bool:
+        """Whether the sentence holds the option's own words as written ("It" aside)."""
+        words = re.sub(r"^(?:it|they|this|these|there|the|an?)\s+", "", self.texts[index].lower())
+        return re.search(rf"(?<![\w]){re.escape(words)}(?![\w])", sentence.lower()) is not None
+
+    def paraphrased(self, sentence: str) -> int | None:
+        """The one option of three or more content words that ``sentence`` mostly restates
+        ("the market value of all final goods and services produced within a country" is
+        "The total value of final goods and services produced in a country")."""
+        said = {word for word, _, _ in _words(sentence)}
+        scores = []
+        for index, phrase in enumerate(self.phrases):
+            content = set(phrase) - _FUNCTION_WORDS
+            if len(content) >= 3:
+                scores.append((len(content & said) / len(content), index))
+        scores.sort(reverse=True)
+        if scores and scores[0][0] >= 0.75 and (len(scores) == 1 or scores[1][0] < 0.5):
+            return scores[0][1]
+        return None
+
+
+def negated(sentence: str, start: int, end: int) -> bool:
+    """Whether the mention at ``start:end`` is denied ("not X", "X is wrong", "rules out X")."""
+    breaks = [m.end() for m in _CLAUSE_BREAK.finditer(sentence, 0, start)]
+    clause_start = breaks[-1] if breaks else 0
+    # "not glucose or fructose": a denial reaches over a list joined by "or"/"and"/"nor"
+    if _NEGATION_BEFORE.search(sentence, clause_start, start):
+        return True
+    return _NEGATION_AFTER.match(sentence[end:]) is not None

@@ -1,0 +1,292 @@
+"""Reading a response the way a grader does: the places where it states an answer.
+
+Shared by multiple choice (``choice.py``) and math (``mathanswer.py``): ``\\boxed{}`` spans,
+``<answer>`` tags, JSON answer keys, markdown tables and bold headlines, sentences, and the
+words that make a statement hypothetical, a refusal, a hedge or a correction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+STRONG, MEDIUM, WEAK = 2, 1, 0
+"""How much a candidate commits: an explicit statement; a headline or a table's marked row;
+what the closing sentence happens to name. A weaker one counts only where no stronger one is
+found, or after a correction that follows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One answer statement found in a response: where, what (None: no single answer), how."""
+
+    start: int
+    value: object  # a choice index, a math answer string, or None (several answers, a hedge)
+    method: str
+    strength: int
+
+
+def squeeze(text: str) -> str:
+    """Whitespace runs cut short, so no pattern can backtrack over a long one."""
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r"\n[ \n]*\n", "\n\n", text)
+
+
+def closing_braces(text: str) -> dict[int, int]:
+    """For each ``{`` that is closed, the index just past its ``}``; one pass, so nested
+    unclosed boxes cost linear time, not a scan to the end per box."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2  # \{ and \} are literal braces, not grouping
+            continue
+        if char == "{":
+            opened.append(i)
+        elif char == "}" and opened:
+            closes[opened.pop()] = i + 1
+        i += 1
+    return closes
+
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED_BARE = re.compile(r"\\boxed\s+(-?[\w.]+)")
+
+
+def boxed(text: str) -> list[tuple[int, int, str]]:
+    """Every complete ``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content)."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
+    closes = closing_braces(text)
+    found = []
+    for match in _BOXED.finditer(text):
+        end = closes.get(match.end() - 1)
+        if end is not None:  # an unclosed box: the response was cut inside it
+            found.append((match.start(), end, text[match.end() : end - 1]))
+    found += [(m.start(), m.end(), m.group(1)) for m in _BOXED_BARE.finditer(text)]
+    outer: list[tuple[int, int, str]] = []
+    for box in sorted(found):
+        if outer and box[0] < outer[-1][1]:
+            continue  # a box inside a box: the outer one states the answer
+        outer.append(box)
+    return outer
+
+
+_TAG = re.compile(
+    r"<(answer|final[_ ]answer|ans)>\s*(.*?)\s*</\1>", re.IGNORECASE | re.DOTALL
+)
+
+
+def tagged(text: str) -> Iterator[tuple[int, str]]:
+    """``<answer>...</answer>`` (and ``<final_answer>``) contents with their positions."""
+    if "<" not in text:
+        return
+    for match in _TAG.finditer(text):
+        yield match.start(), match.group(2)
+
+
+_ANSWER_KEYS = (
+    "answer|final_answer|finalanswer|final|answer_letter|answer_choice|choice|correct_answer|"
+    "correct_option|correct_choice|option|selected|selection|result|solution|value"
+)
+_JSON_ANSWER = re.compile(
+    rf"""(?P<q>["'])(?P<key>{_ANSWER_KEYS})(?P=q)\s*:\s*(?P<value>"(?:[^"\\\n]|\\.)*"|"""
+    r"""'[^'\n]*'|\[[^\]\n]*\]|-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+)?|"""
+    r"""true|false|null)""",
+    re.IGNORECASE,
+)
+
+
+def json_answers(text: str) -> Iterator[tuple[int, object]]:
+    """Values of answer-like keys in JSON (or Python-dict) text: a string, number or list."""
+    if "{" not in text:
+        return
+    for match in _JSON_ANSWER.finditer(text):
+        raw = match.group("value")
+        value: object
+        if raw.startswith("'"):
+            value = raw[1:-1]
+        else:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw.strip("\"'")
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = raw  # "1,000" or "0.50" as written, not as Python prints it
+        if value is not None and not isinstance(value, bool):
+            yield match.start(), value
+
+
+_TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)
+_SEPARATOR_CELL = re.compile(r"^\s*:?-{2,}:?\s*$")
+_BOLD = re.compile(r"^\s*(\*\*|__)(.+?)\1\s*$")
+
+
+def table_rows(text: str) -> list[tuple[int, list[str], bool]]:
+    """Markdown table rows of the response's last table: (start, cells, marked in bold)."""
+    if "|" not in text:
+        return []
+    rows: list[tuple[int, list[str], bool]] = []
+    previous_end = -1
+    for match in _TABLE_ROW.finditer(text):
+        cells = [cell.strip() for cell in match.group(1).split("|")]
+        if all(_SEPARATOR_CELL.match(cell) or not cell for cell in cells):
+            previous_end = match.end()
+            continue
+        if previous_end >= 0 and text[previous_end : match.start()].strip():
+            rows = []  # prose between: a new table starts, and the last one is what counts
+        bold = any(_BOLD.match(cell) for cell in cells if cell)
+        rows.append((match.start(), cells, bold))
+        previous_end = match.end()
+    return rows
+
+
+def unbold(cell: str) -> str:
+    """A cell or line without the ``**``/``__`` around it."""
+    match = _BOLD.match(cell)
+    return match.group(2).strip() if match else cell.strip()
+
+
+def first_line(text: str) -> tuple[int, str] | None:
+    """The first non-empty line (outside a ``<think>`` block, without a leading check mark or
+    bullet) and where it starts."""
+    start = 0
+    think = re.match(r"\s*<think>.*?</think>", text, re.DOTALL)
+    if think:
+        start = think.end()
+    match = _LINE.search(text, start)
+    if match is None:
+        return None
+    line = match.group(0)
+    lead = _LEADING_MARK.match(line)
+    skip = lead.end() if lead else len(line) - len(line.lstrip())
+    return match.start() + skip, line[skip:].strip()
+
+
+_LINE = re.compile(r"[^\n]*\S[^\n]*")
+_LEADING_MARK = re.compile(r"\s*(?:[✅✔✓☑→➡👉]\ufe0f?|[-•]\s)\s*")
+# A listed option marked as the answer: "- B. Tanzania ✓", "C) Oxygen (correct)".
+MARKED = re.compile(r"[✅✔✓☑]|\((?:correct|answer)\)|<-+\s*(?:correct|answer)|←", re.IGNORECASE)
+UNMARKED = re.compile(r"[✗✘❌×]|\((?:incorrect|wrong)\)", re.IGNORECASE)
+
+
+# "Let's check whether the answer is B" states a hypothesis, not an answer.
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if|whether|suppose|supposing|assume|assuming|unless|would\s+have\s+been)\b"
+    r"[^.!?\n]*$",
+    re.IGNORECASE,
+)
+
+
+def hypothetical(text: str, start: int) -> bool:
+    """Whether the statement at ``start`` sits in a clause that only entertains an answer."""
+    return _HYPOTHETICAL.search(text[max(0, start - 120) : start]) is not None
+
+
+REFUSAL = re.compile(
+    r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|"
+    r"will\s+not|do\s+not\s+know|don't\s+know)|'m\s+(?:unable|not\s+able)\s+to)"
+    r"(?:\s+(?:determine|answer|solve|tell|say|decide|choose|pick|provide|help|give|take|"
+    r"compute|calculate|be\s+certain|be\s+sure|handle|do|how|which|what|whether)|\s*[.!]|$)|"
+    r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
+    r"insufficient\s+information|impossible\s+to\s+(?:determine|tell|say)|"
+    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can)",
+    re.IGNORECASE,
+)
+
+
+def refused(text: str) -> bool:
+    """Whether the response declines to answer or says it cannot tell."""
+    return REFUSAL.search(text) is not None
+
+
+# Words after which the response goes back on what it said before.
+CORRECTION = re.compile(
+    r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|let\s+me\s+re-?(?:check|"
+    r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
+    r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
+    r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.)",
+    re.IGNORECASE,
+)
+
+
+def corrected_after(text: str, position: int) -> int | None:
+    """Where the first correction after ``position`` starts, if the response makes one."""
+    match = CORRECTION.search(text, position)
+    return match.start() if match else None
+
+
+HEDGE = re.compile(
+    r"\b(?:either\b.{1,60}?\bor\b|not\s+sure|unsure|i\s+can(?:'t|not)\s+tell|"
+    r"depending\s+on|depends\s+on|somewhere\s+between|could\s+be\s+.{1,40}?\bor\b|"
+    r"or\s+maybe|or\s+perhaps)",
+    re.IGNORECASE,
+)
+
+
+def hedged(text: str) -> bool:
+    """Whether a statement wavers between answers ("either ... or", "not sure", "depends")."""
+    return HEDGE.search(text) is not None
+
+
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)[\"')\]]*\s+(?=[\"'(\[$\\A-Z0-9−-])"
+    r"|\n+|;\s+"
+)
+
+
+def sentences(text: str) -> list[tuple[int, str]]:
+    """The response split into sentences (and lines), with where each starts."""
+    found = []
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        piece = text[start : match.start()]
+        if piece.strip():
+            found.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
+        start = match.end()
+    piece = text[start:]
+    if piece.strip():
+        found.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
+    return found
+
+
+# A sentence that checks, explains or comments on an answer already given ("Check: ...",
+# "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
+CHECK = re.compile(
+    r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
+    r"double[- ]check|because|(?:this|that)(?:\s+is|'s)\s+because)\b|^\s*\([^()]*\)\W*$|✓|✔",
+    re.IGNORECASE,
+)
+
+
+def last_value(values: list[Candidate]) -> Candidate | None:
+    """The last candidate by position (on a tie, the first found)."""
+    best = None
+    for candidate in values:
+        if best is None or candidate.start > best.start:
+            best = candidate
+    return best
+
+
+def decide(candidates: list[Candidate], text: str) -> Candidate | None:
+    """The final commitment: the last strongest statement, unless a correction follows it
+    and a weaker statement after the correction says something else."""
+    for strength in (STRONG, MEDIUM, WEAK):
+        chosen = last_value([c for c in candidates if c.strength == strength])
+        if chosen is None:
+            continue
+        corrected = corrected_after(text, chosen.start + 1)
+        if corrected is not None:
+            later = last_value(
+                [c for c in candidates if c.strength < strength and c.start >= corrected]
+            )
+            if later is not None:
+                return later
+        return chosen
+    return None

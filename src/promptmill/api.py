@@ -137,6 +137,7 @@ async def arun(
     k: int = 1,
     params: GenerateParams | Mapping[str, Any] | None = None,
     limit: int | None = None,
+    adapter_field: str | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     max_concurrency: int = 64,
@@ -148,6 +149,7 @@ async def arun(
 
     ``rows`` is an input file path or an iterable of dicts. With ``output`` the results are
     also written there, and the job store beside it makes the call resumable.
+    ``adapter_field`` names the row field choosing each row's LoRA adapter.
     """
     with tempfile.TemporaryDirectory(prefix="promptmill-") as scratch:
         folder = Path(output).parent if output else Path(scratch)
@@ -159,7 +161,7 @@ async def arun(
         spec = JobSpec(
             input=source, output=Path(output), generator=make_generator(model),
             prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat),
-            k=k, params=params, limit=limit,
+            k=k, params=params, limit=limit, adapter_field=adapter_field,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,

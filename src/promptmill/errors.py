@@ -13,6 +13,7 @@ message that names the place (file, line, field) and the fix::
     │   └── JobMismatchError    the job store belongs to a different job
     ├── StoreError              the job store cannot be used (newer schema, disk full)
     ├── OutputError             the results file cannot be written (disk full, read-only)
+    ├── ServerStartError        ``promptmill serve``'s server exited or did not answer in time
     └── GenerationError         one request failed (kept in the store with the request)
         ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
         │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
@@ -70,6 +71,10 @@ class StoreError(PromptmillError):
 
 class OutputError(PromptmillError):
     """The results file cannot be written; the job store still holds every result."""
+
+
+class ServerStartError(PromptmillError):
+    """A local server did not start: the message carries its exit code and log tail."""
 
 
 class GenerationError(PromptmillError):

@@ -17,7 +17,7 @@ from typing import Any
 
 from promptmill import data
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
-from promptmill.errors import InputError
+from promptmill.errors import InputError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
@@ -56,12 +56,20 @@ class JobSpec:
     # The row field whose values must be unique (None: the first of ID_FIELDS a row has).
     id_field: str | None = None
     unique_ids: bool = True
+    # The row field naming each row's LoRA adapter (one of the generator's adapters()).
+    adapter_field: str | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         if self.k < 1:
             raise InputError("-k must be at least 1")
+        if self.adapter_field is not None and not self.generator.adapters():
+            raise UsageError(
+                f"--adapter-field {self.adapter_field} needs adapters in the model identifier: "
+                f'{self.generator.provider}!...,lora={{"name":"/path",...}} (vllm!) or '
+                'adapter={...} (transformers!)'
+            )
 
     @property
     def store_path(self) -> Path:
@@ -89,7 +97,7 @@ class JobSpec:
         """What decides resume vs refuse (never a secret)."""
         gen = self.generator
         config = {k: v for k, v in sorted(gen.config.items()) if k not in _NOT_IN_FINGERPRINT}
-        return {
+        fingerprint = {
             "input_sha256": input_sha256,
             **self.prompts.fingerprint(),
             "model": f"{gen.provider}!{gen.model}",
@@ -97,6 +105,13 @@ class JobSpec:
             "params": self.effective_params(warn=False).model_dump(exclude_none=True),
             "k": self.k,
         }
+        # Only when present, so that the jobs stored before these existed still resume.
+        files = gen.content_fingerprint()
+        if files:
+            fingerprint["model_files"] = files
+        if self.adapter_field is not None:
+            fingerprint["adapter_field"] = self.adapter_field
+        return fingerprint
 
 
 # Options that change how a backend runs, not what it answers.
@@ -192,7 +207,10 @@ class Job:
     ) -> tuple[int, str]:
         """Render one row and append its requests; the row as the store keeps it."""
         rendered = renderer.render(index, row)
-        payload = _to_json(rendered.payload())
+        fields = rendered.payload()
+        if self.spec.adapter_field is not None:
+            fields["adapter"] = self._row_adapter(index, row)
+        payload = _to_json(fields)
         tokens = self.spec.generator.count_prompt_tokens(
             GenerationRequest("plan", self.params, rendered.messages, rendered.prompt)
         )
@@ -201,6 +219,21 @@ class Job:
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
             )
         return index, _row_to_json(row)
+
+    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
+        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
+        name = self.spec.adapter_field
+        value = row.get(name) if name else None
+        if value in (None, ""):
+            return ""
+        known = self.spec.generator.adapters()
+        if not isinstance(value, str) or value not in known:
+            raise InputError(
+                f"{data.row_place(self.spec.input, index)}: field {name!r} names adapter "
+                f"{value!r}, which the model identifier does not give: known are "
+                f"{', '.join(sorted(known))} (empty: the base model)"
+            )
+        return value
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -220,7 +253,8 @@ class Job:
             self._group_params[row.sample_group * 1000 + row.n] = params
         payload = json.loads(row.payload)
         return GenerationRequest(
-            str(row.id), params, messages=payload.get("messages"), prompt=payload.get("prompt")
+            str(row.id), params, messages=payload.get("messages"), prompt=payload.get("prompt"),
+            adapter=payload.get("adapter"),
         )
 
     async def dispatch(

@@ -3,7 +3,7 @@
 One module per command group; importing them registers their commands on :data:`cli`.
 """
 
-from promptmill.cli import grading, jobs, testing  # noqa: F401 - registers the commands
+from promptmill.cli import grading, jobs, serve, testing  # noqa: F401 - registers commands
 from promptmill.cli.app import cli, main
 
 __all__ = ["cli", "main"]

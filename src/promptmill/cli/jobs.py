@@ -60,6 +60,9 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
               help="Generation parameter (temperature, max_tokens, seed, ..., extra.NAME).")
 @click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
               "(default: id or unique_id, when rows have one); 'none' allows duplicates.")
+@click.option("--adapter-field", metavar="NAME", help="Row field naming the LoRA adapter "
+              "(of the identifier's lora=/adapter={...}) to answer that row; empty: the base "
+              "model.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute.")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute.")
@@ -75,7 +78,7 @@ def _parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 def run(input_path: Path, model: str | None, output: Path | None, k: int, template: str | None,
         prompt_field: str | None, messages_field: str | None, system: str | None,
         text_mode: bool, param_items: tuple[str, ...], id_field: str | None,
-        limit: int | None, rpm: float | None,
+        adapter_field: str | None, limit: int | None, rpm: float | None,
         tpm: float | None, max_concurrency: int, max_attempts: int, timeout: float | None,
         retry_failed: bool, new_job: bool, dry_run: bool, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV or Parquet)."""
@@ -102,7 +105,7 @@ def run(input_path: Path, model: str | None, output: Path | None, k: int, templa
         prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode),
         k=k, params=make_params(_parse_param(param_items), where="--param"), limit=limit,
         id_field=None if id_field in (None, "none") else id_field,
-        unique_ids=id_field != "none",
+        unique_ids=id_field != "none", adapter_field=adapter_field,
     )
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run

@@ -25,6 +25,8 @@ _BUILTIN: dict[str, tuple[str, str | None]] = {
     "openai": ("promptmill.generators.openai_:OpenAIGenerator", None),
     "http": ("promptmill.generators.openai_:HTTPGenerator", None),
     "llamacpp": ("promptmill.generators.llamacpp_:LlamaCppGenerator", "local"),
+    "vllm": ("promptmill.generators.vllm_:VLLMGenerator", "vllm"),
+    "transformers": ("promptmill.generators.transformers_:TransformersGenerator", "hf"),
 }
 _REGISTRY: dict[str, Loader] = {}
 _ENTRY_POINT_GROUP = "promptmill.generators"

@@ -33,7 +33,7 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
-from promptmill.params import FIELDS, GenerateParams
+from promptmill.params import GenerateParams
 from promptmill.redaction import redact_secrets
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -94,7 +94,6 @@ class OpenAIGenerator(Generator):
     supports_logprobs = True
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
-    supported_params = FIELDS
     config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat"})
     default_api_base: ClassVar[str] = OPENAI_API_BASE
 

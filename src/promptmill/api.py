@@ -42,10 +42,15 @@ class RunOutcome:
     first_failure: tuple[int, str] | None = None
 
 
-def make_generator(model: str | Generator | None) -> Generator:
-    """A generator from an identifier, an instance, or None for the embedded default."""
+def make_generator(model: Any) -> Generator:
+    """A generator from an identifier, an instance, a model object (a vllm.LLM, see
+    ``generators.from_obj``), or None for the embedded default."""
     if isinstance(model, Generator):
         return model
+    if model is not None and not isinstance(model, str):
+        from promptmill.generators import from_obj
+
+        return from_obj(model)
     if model is None:
         from promptmill.generators.embedded import embedded_identifier
 

@@ -290,10 +290,12 @@ class TransformersGenerator(Generator):
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids)
                                   for _, ids, _ in batch], device=device)
         greedy = params.temperature == 0
+        # Greedy decoding refuses num_return_sequences > 1: one answer, repeated n times.
+        sequences = 1 if greedy else n
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_tokens or max(1, self._context_length() - width),
             "do_sample": not greedy,
-            "num_return_sequences": n,
+            "num_return_sequences": sequences,
             "pad_token_id": pad,
             "return_dict_in_generate": True,
             "output_logits": bool(params.logprobs),
@@ -310,10 +312,16 @@ class TransformersGenerator(Generator):
             torch.manual_seed(params.seed)
         with torch.inference_mode(), self._adapter_scope(adapter):
             out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
-        return [
-            self._result(request, ids, out, index, n, width, params)
+        results = [
+            self._result(request, ids, out, index, sequences, width, params)
             for index, (request, ids, _) in enumerate(batch)
         ]
+        if sequences < n:
+            for result in results:
+                result.responses = result.responses * n
+                assert result.usage is not None
+                result.usage.completion_tokens *= n
+        return results
 
     @contextlib.contextmanager
     def _adapter_scope(self, adapter: str) -> Any:

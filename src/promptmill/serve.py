@@ -152,6 +152,8 @@ def start_server(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     options: dict[str, object] = {"api_base": f"http://{host}:{port}/v1"}
+    if engine == "llamacpp":
+        options["supports_n"] = False  # its server answers n=3 with one choice
     if stop:
         options["stop"] = list(stop)
     record = ServerRecord(port=port, host=host, pid=process.pid, engine=engine, model=model,
@@ -296,6 +298,8 @@ def _check_port_free(host: str, port: int) -> None:
             raise UsageError(f"promptmill already serves {record.model} on port {port} (pid "
                              f"{record.pid}): stop it with promptmill serve --stop {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As servers bind: a port whose last server left connections in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

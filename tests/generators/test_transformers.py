@@ -123,3 +123,17 @@ def test_wrapped_model_object_and_load_unload(tiny_model: Path) -> None:
     assert not generator.loaded
     promptmill.run(questions(2), generator, params=GREEDY)
     assert not generator.loaded  # loaded by the job: freed after it
+
+
+def test_a_row_naming_an_unknown_adapter_is_refused_before_loading(
+    tiny_model: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    from promptmill.errors import InputError
+
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"question": "a", "ad": "tuned"}\n{"question": "b", "ad": "tunde"}\n')
+    lora = json.dumps({"tuned": str(tiny_adapter)})
+    expected = r"rows.jsonl:2: field 'ad' names adapter 'tunde'.*known are tuned"
+    with pytest.raises(InputError, match=expected):
+        promptmill.run(source, f"transformers!{tiny_model},adapter={lora}",
+                       adapter_field="ad")

@@ -227,6 +227,13 @@ class Generator(abc.ABC):
         (an adapter's weights), for the job's fingerprint; empty by default."""
         return {}
 
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load the model now, so that it stays loaded across jobs until :meth:`unload`
+        (local engines; nothing to do for remote APIs)."""
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Free what :meth:`load` took (a notebook's GPU memory between jobs)."""
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or load the model; called once per job."""
 

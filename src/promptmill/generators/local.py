@@ -8,20 +8,100 @@ imported here.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from promptmill.errors import MissingDependency, ParamError, UsageError
+from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.params import GenerateParams
 
 # The type an option must have: a type, a tuple of them.
 OptionTypes = Mapping[str, type | tuple[type, ...]]
 # The adapter name a plain ``lora=PATH`` / ``adapter=PATH`` gets.
 DEFAULT_ADAPTER = "default"
+
+
+class LocalEngine(Generator):
+    """What ``vllm!`` and ``transformers!`` share: adapters, and a model that a job loads
+    and frees, unless the caller loaded it (``load()``) or built it (wrapped), then it stays.
+    """
+
+    supports_n = True
+    supports_logprobs = True
+    is_local = True
+    key_env_var = "HF_TOKEN"  # private hub models; never stored
+    # The identifier option naming the LoRA adapter(s), and its types.
+    adapter_option: ClassVar[str] = "adapter"
+    option_types: ClassVar[OptionTypes] = {}
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        check_config(self.provider, self.config, self.option_types)
+        self._adapters = parse_adapters(self.provider, self.adapter_option,
+                                        self.config.get(self.adapter_option))
+        self._loaded_by_job = False  # start() loaded the model, so close() frees it
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        raise NotImplementedError
+
+    def adapters(self) -> dict[str, Path]:
+        """The LoRA adapters given in the identifier, by name."""
+        return dict(self._adapters)
+
+    def content_fingerprint(self) -> dict[str, Any]:
+        """The adapters' paths and weight hashes."""
+        return {"adapters": adapter_fingerprint(self._adapters)} if self._adapters else {}
+
+    def adapter_for(self, request: GenerationRequest) -> str:
+        """The adapter a request is answered with: its own, else the identifier's single
+        ``adapter=PATH``; "" for the base model."""
+        name = request.adapter
+        if name is None:
+            name = DEFAULT_ADAPTER if DEFAULT_ADAPTER in self._adapters else ""
+        if name and name not in self._adapters:
+            from promptmill.errors import FatalRequestError
+
+            raise FatalRequestError(unknown_adapter(self.provider, name, self._adapters))
+        return name
+
+    async def start(self) -> None:
+        """Load the model unless it is loaded (then it stays loaded after the job)."""
+        if not self.loaded:
+            await asyncio.to_thread(self.load)
+            self._loaded_by_job = True
+        else:
+            self.check_ready()
+
+    async def close(self) -> None:
+        """Free the model if this job loaded it."""
+        if self._loaded_by_job:
+            self._loaded_by_job = False
+            await asyncio.to_thread(self.unload)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Every request's result, in order (waits for the whole batch)."""
+        by_id = {result.request_id: result async for result in self.stream(requests)}
+        return [by_id[request.request_id] for request in requests]
+
+
+def free_accelerator_memory() -> None:
+    """Collect garbage and give the freed GPU memory back (a notebook between jobs)."""
+    import contextlib
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def check_config(provider: str, config: Mapping[str, Any], types: OptionTypes) -> None:
@@ -169,11 +249,13 @@ def _check_companions(provider: str) -> None:
 
 __all__ = [
     "DEFAULT_ADAPTER",
+    "LocalEngine",
     "adapter_fingerprint",
     "check_adapters",
     "check_config",
     "extra_problem",
     "folder_sha256",
+    "free_accelerator_memory",
     "import_torch_stack",
     "parse_adapters",
     "require_module",

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from promptmill.errors import FatalRequestError, GenerationError, ParamError
@@ -29,16 +27,13 @@ from promptmill.generators.base import (
     Usage,
 )
 from promptmill.generators.local import (
-    DEFAULT_ADAPTER,
-    adapter_fingerprint,
+    LocalEngine,
     check_adapters,
-    check_config,
     extra_problem,
+    free_accelerator_memory,
     import_torch_stack,
-    parse_adapters,
     require_module,
     token_entry,
-    unknown_adapter,
 )
 from promptmill.params import GenerateParams
 
@@ -63,29 +58,23 @@ EXTRA_SAMPLING: dict[str, type | tuple[type, ...]] = {
 DEFAULT_BATCH_SIZE = 16
 
 
-class TransformersGenerator(Generator):
+class TransformersGenerator(LocalEngine):
     """A causal LM run by transformers' ``generate``, with optional PEFT LoRA adapters."""
 
     provider = "transformers"
-    supports_n = True
-    supports_logprobs = True
-    is_local = True
     config_fields = frozenset(_OPTIONS)
+    option_types = _OPTIONS
     max_batch = 256  # a chunk to sort by length; generate() runs batch_size at a time
-    key_env_var = "HF_TOKEN"  # private hub models; passed to from_pretrained, never stored
 
     def __init__(self, model: str, *, hf_model: Any = None, tokenizer: Any = None,
                  **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        check_config(self.provider, self.config, _OPTIONS)
-        self._adapters = parse_adapters(self.provider, "adapter", self.config.get("adapter"))
         self.batch_size = int(self.config.get("batch_size", DEFAULT_BATCH_SIZE))
         if self.batch_size < 1:
             raise ParamError("transformers! option batch_size must be at least 1")
         self._model: Any = hf_model  # the (PEFT-wrapped, when adapters) model
         self._tokenizer: Any = tokenizer
         self._wrapped = hf_model is not None
-        self._loaded_by_job = False
 
     @classmethod
     def wrap(cls, model: Any, tokenizer: Any, **options: Any) -> TransformersGenerator:
@@ -101,14 +90,6 @@ class TransformersGenerator(Generator):
         clone._model, clone._tokenizer, clone._wrapped = self._model, self._tokenizer, \
             self._wrapped
         return clone
-
-    def adapters(self) -> dict[str, Path]:
-        """The LoRA adapters given as ``adapter=``, by name."""
-        return dict(self._adapters)
-
-    def content_fingerprint(self) -> dict[str, Any]:
-        """The adapters' paths and weight hashes."""
-        return {"adapters": adapter_fingerprint(self._adapters)} if self._adapters else {}
 
     def check_ready(self) -> None:
         """Refuse a missing extra, bad adapters or extra.* before the job starts."""
@@ -183,34 +164,14 @@ class TransformersGenerator(Generator):
         self._model = None
         if not self._wrapped:
             self._tokenizer = None
-        gc.collect()
-        with contextlib.suppress(Exception):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     async def start(self) -> None:
-        """Load the model unless it is loaded (then it stays loaded after the job)."""
-        if self._model is None:
-            await asyncio.to_thread(self.load)
-            self._loaded_by_job = True
-        else:
-            self.check_ready()
-            await asyncio.to_thread(self.load)  # adds adapters to a wrapped model
-
-    async def close(self) -> None:
-        """Free the model if this job loaded it."""
-        if self._loaded_by_job:
-            self._loaded_by_job = False
-            self.unload()
+        """Load the model unless it is loaded; adapters are added to a wrapped model."""
+        await super().start()
+        await asyncio.to_thread(self.load)
 
     # -- generation ----------------------------------------------------------------------
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Every request's result, in order."""
-        by_id = {result.request_id: result async for result in self.stream(requests)}
-        return [by_id[request.request_id] for request in requests]
 
     async def stream(
         self, requests: Sequence[GenerationRequest]
@@ -268,12 +229,7 @@ class TransformersGenerator(Generator):
                     f"(with max_tokens {params.max_tokens or 1}): shorten the prompt, lower "
                     "max_tokens, or pass truncate=true to keep its end")
             ids = ids[-max(1, room):]
-        adapter = request.adapter
-        if adapter is None:
-            adapter = DEFAULT_ADAPTER if DEFAULT_ADAPTER in self._adapters else ""
-        if adapter and adapter not in self._adapters:
-            raise FatalRequestError(unknown_adapter(self.provider, adapter, self._adapters))
-        return params, adapter, ids
+        return params, self.adapter_for(request), ids
 
     def _context_length(self) -> int:
         configured = self.config.get("max_model_len")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import os
@@ -27,7 +26,6 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from promptmill.errors import FatalRequestError, JobFatalError, ParamError, UsageError
@@ -39,16 +37,13 @@ from promptmill.generators.base import (
     Usage,
 )
 from promptmill.generators.local import (
-    DEFAULT_ADAPTER,
-    adapter_fingerprint,
+    LocalEngine,
     check_adapters,
-    check_config,
     extra_problem,
+    free_accelerator_memory,
     import_torch_stack,
-    parse_adapters,
     require_module,
     token_entry,
-    unknown_adapter,
 )
 from promptmill.params import FIELDS, GenerateParams
 
@@ -91,27 +86,22 @@ EXTRA_SAMPLING: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class VLLMGenerator(Generator):
+class VLLMGenerator(LocalEngine):
     """A Hugging Face model (folder or hub name) run by vLLM in this process."""
 
     provider = "vllm"
-    supports_n = True
-    supports_logprobs = True
     supports_prompt_logprobs = True
-    is_local = True
     supported_params = FIELDS
     config_fields = frozenset(ENGINE_OPTIONS) | frozenset(_OWN_OPTIONS)
+    option_types = {**ENGINE_OPTIONS, **_OWN_OPTIONS}
+    adapter_option = "lora"
     max_batch = 256
     concurrent_batches = 2
-    key_env_var = "HF_TOKEN"  # private hub models; read by vLLM from the environment
 
     def __init__(self, model: str, *, llm: Any = None, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        check_config(self.provider, self.config, {**ENGINE_OPTIONS, **_OWN_OPTIONS})
-        self._adapters = parse_adapters(self.provider, "lora", self.config.get("lora"))
         self._llm: Any = llm  # the vllm.LLM; given (wrapped) or built by load()
-        self._wrapped = llm is not None  # the user's object: a job never frees it
-        self._loaded_by_job = False  # start() loaded it, so close() frees it
+        self._wrapped = llm is not None  # the caller's object: a job never frees it
         self._driver: _Driver | None = None
 
     @classmethod
@@ -126,14 +116,6 @@ class VLLMGenerator(Generator):
         assert isinstance(clone, VLLMGenerator)
         clone._llm, clone._wrapped = self._llm, self._wrapped
         return clone
-
-    def adapters(self) -> dict[str, Path]:
-        """The LoRA adapters given as ``lora=``, by name."""
-        return dict(self._adapters)
-
-    def content_fingerprint(self) -> dict[str, Any]:
-        """The adapters' paths and weight hashes."""
-        return {"adapters": adapter_fingerprint(self._adapters)} if self._adapters else {}
 
     def check_ready(self) -> None:
         """Refuse bad adapters and option combinations before the job starts."""
@@ -191,27 +173,12 @@ class VLLMGenerator(Generator):
         with contextlib.suppress(Exception):  # already dead engines shut down noisily
             llm.llm_engine.engine_core.shutdown()
         del llm
-        gc.collect()
-        with contextlib.suppress(Exception):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-    async def start(self) -> None:
-        """Load the engine unless it is loaded (then it stays loaded after the job)."""
-        if self._llm is None:
-            await asyncio.to_thread(self.load)
-            self._loaded_by_job = True
-        else:
-            self.check_ready()
+        free_accelerator_memory()
 
     async def close(self) -> None:
-        """Free the engine if this job loaded it; a loaded or wrapped one stays."""
+        """Stop stepping the engine; free it if this job loaded it."""
         self._stop_driver()
-        if self._loaded_by_job:
-            self._loaded_by_job = False
-            await asyncio.to_thread(self.unload)
+        await super().close()
 
     def _stop_driver(self) -> None:
         if self._driver is not None:
@@ -219,11 +186,6 @@ class VLLMGenerator(Generator):
             self._driver = None
 
     # -- generation ----------------------------------------------------------------------
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Every request's result, in order (waits for the whole batch)."""
-        by_id = {result.request_id: result async for result in self.stream(requests)}
-        return [by_id[request.request_id] for request in requests]
 
     async def stream(
         self, requests: Sequence[GenerationRequest]
@@ -297,18 +259,13 @@ class VLLMGenerator(Generator):
         return ids[-max(1, room):]
 
     def _lora_request(self, request: GenerationRequest) -> Any:
-        name = request.adapter
-        if name is None:  # the identifier's single adapter, else the base model
-            name = DEFAULT_ADAPTER if DEFAULT_ADAPTER in self._adapters else ""
-        if name == "":
+        name = self.adapter_for(request)
+        if not name:
             return None
-        path = self._adapters.get(name)
-        if path is None:
-            raise FatalRequestError(unknown_adapter(self.provider, name, self._adapters))
         from vllm.lora.request import LoRARequest
 
         index = sorted(self._adapters).index(name) + 1  # vLLM's ids start at 1
-        return LoRARequest(name, index, str(path))
+        return LoRARequest(name, index, str(self._adapters[name]))
 
 
 @dataclass(slots=True)

@@ -296,8 +296,12 @@ class Dispatcher:
                 self._probe.release()
         result = results[0]
         limiter.release(reserved, _charge(item, result), sent_at=sent_at)
+        self._note(item, result)
+
+    def _note(self, item: _Item, result: GenerationResult) -> None:
+        """Take one request's result: what its headers said, then done or failed."""
         if result.rate_limit is not None:
-            limiter.observe(result.rate_limit)
+            self.limiter.observe(result.rate_limit)
         if result.error is not None:
             self._failed(item, result.error)
         else:
@@ -319,12 +323,7 @@ class Dispatcher:
                 stats.in_flight -= 1
                 charge = _charge(item, result)
                 charged = None if charge is None or charged is None else charged + charge
-                if result.rate_limit is not None:
-                    limiter.observe(result.rate_limit)
-                if result.error is not None:
-                    self._failed(item, result.error)
-                else:
-                    self._done(item, result)
+                self._note(item, result)
         except GenerationError as error:
             stats.in_flight -= len(waiting)
             self._call_failed(list(waiting.values()), error, reserved, sent_at)

@@ -133,8 +133,9 @@ class Dispatcher:
         self._workers = (max(1, generator.concurrent_batches) if generator.is_local
                          else max(1, config.max_concurrency))
         self._batch = max(1, generator.max_batch)
-        # Requests read from the store ahead of need: enough for every worker to find one.
-        self._refill_size = min(512, self._workers * self._batch)
+        # Requests read from the store ahead of need: enough for every worker to find one,
+        # and a whole batch for an engine that takes more than 512 at once.
+        self._refill_size = min(max(512, self._batch), self._workers * self._batch)
         self._ready: deque[_Item] = deque()  # to send now: retries and requests read ahead
         self._rows: Iterator[RequestRow] | None = None  # pending requests; None: all read
         self._outstanding = 0  # read from the store, not yet finished (ready, in flight, backoff)

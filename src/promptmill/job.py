@@ -17,7 +17,7 @@ from typing import Any
 
 from promptmill import data
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
-from promptmill.errors import InputError
+from promptmill.errors import InputError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
@@ -75,6 +75,8 @@ class JobSpec:
     # provider's Batch API, see promptmill.batch). Not in the fingerprint: a job started in one
     # mode may be finished in the other.
     mode: str = "online"
+    # The row field naming each row's LoRA adapter (one of the generator's adapters()).
+    adapter_field: str | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -87,6 +89,12 @@ class JobSpec:
             raise InputError(
                 f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
                 "http! server offering /v1/files and /v1/batches; run without --mode batch")
+        if self.adapter_field is not None and not self.generator.adapters():
+            raise UsageError(
+                f"--adapter-field {self.adapter_field} needs adapters in the model identifier: "
+                f'{self.generator.provider}!...,lora={{"name":"/path",...}} (vllm!) or '
+                'adapter={...} (transformers!)'
+            )
 
     @property
     def store_path(self) -> Path:
@@ -156,6 +164,12 @@ class JobSpec:
             fingerprint["max_prompt_tokens"] = self.max_prompt_tokens
         if self.truncation is not None:
             fingerprint["truncation"] = [self.truncation.field, self.truncation.keep]
+        # Only when present, so that the jobs stored before these existed still resume.
+        files = gen.content_fingerprint()
+        if files:
+            fingerprint["model_files"] = files
+        if self.adapter_field is not None:
+            fingerprint["adapter_field"] = self.adapter_field
         return fingerprint
 
 
@@ -284,12 +298,30 @@ class Job:
     ) -> tuple[int, str]:
         """Render one row and append its requests; the row as the store keeps it."""
         rendered, tokens = fitter.fit(index, row)
-        payload = _to_json(rendered.payload())
+        fields = rendered.payload()
+        if self.spec.adapter_field is not None:
+            fields["adapter"] = self._row_adapter(index, row)
+        payload = _to_json(fields)
         for group, n in enumerate(groups):
             requests.append(
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
             )
         return index, _row_to_json(row)
+
+    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
+        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
+        name = self.spec.adapter_field
+        value = row.get(name) if name else None
+        if value in (None, ""):
+            return ""
+        known = self.spec.generator.adapters()
+        if not isinstance(value, str) or value not in known:
+            raise InputError(
+                f"{data.row_place(self.spec.input, index)}: field {name!r} names adapter "
+                f"{value!r}, which the model identifier does not give: known are "
+                f"{', '.join(sorted(known))} (empty: the base model)"
+            )
+        return value
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -352,7 +384,8 @@ def build_request(row: RequestRow, params: GenerateParams,
         cache[row.sample_group * 1000 + row.n] = group_params
     payload = json.loads(row.payload)
     return GenerationRequest(
-        str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt")
+        str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt"),
+        adapter=payload.get("adapter"),
     )
 
 

@@ -14,7 +14,7 @@ log = logging.getLogger("promptmill")
 
 # Dropping one of these would change results without a sign: a backend that cannot honour
 # them is refused before the job starts instead.
-MUST_HONOUR = frozenset({"stop", "logprobs", "top_logprobs", "max_tokens"})
+MUST_HONOUR = frozenset({"stop", "logprobs", "top_logprobs", "max_tokens", "prompt_logprobs"})
 
 
 class GenerateParams(BaseModel):
@@ -30,6 +30,8 @@ class GenerateParams(BaseModel):
     seed: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Logprobs of each prompt token with this many alternatives (local engines only).
+    prompt_logprobs: int | None = Field(default=None, ge=0, le=20)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -77,6 +77,9 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
               help="Generation parameter (temperature, max_tokens, seed, ..., extra.NAME).")
 @click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
               "(default: id or unique_id, when rows have one); 'none' allows duplicates.")
+@click.option("--adapter-field", metavar="NAME", help="Row field naming the LoRA adapter "
+              "(of the identifier's lora=/adapter={...}) to answer that row; empty: the base "
+              "model.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=1), help="Prompt tokens allowed "
               "per row (default: the model's context less max_tokens, where known).")
@@ -112,11 +115,11 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         model: str | None, output: Path | None, k: int, template: str | None,
         prompt_name: str | None, prompts_files: tuple[Path, ...], prompt_field: str | None,
         messages_field: str | None, system: str | None, text_mode: bool,
-        param_items: tuple[str, ...], id_field: str | None, limit: int | None,
-        max_prompt_tokens: int | None, truncate_field: str | None, truncate_keep: str,
-        rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
-        timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
-        mode: str, wait: bool, finish_online: bool, poll_interval: float,
+        param_items: tuple[str, ...], id_field: str | None, adapter_field: str | None,
+        limit: int | None, max_prompt_tokens: int | None, truncate_field: str | None,
+        truncate_keep: str, rpm: float | None, tpm: float | None, max_concurrency: int,
+        max_attempts: int, timeout: float | None, retry_failed: bool, new_job: bool,
+        dry_run: bool, mode: str, wait: bool, finish_online: bool, poll_interval: float,
         batch_max_requests: int, batch_max_bytes: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
@@ -150,6 +153,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         id_field=None if id_field in (None, "none") else id_field,
         unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens, mode=mode,
         truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
+        adapter_field=adapter_field,
     )
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file

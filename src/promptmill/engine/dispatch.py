@@ -35,7 +35,13 @@ from promptmill.errors import (
     RetryableError,
     Unavailable,
 )
-from promptmill.generators.base import GenerationRequest, GenerationResult, Generator, RateLimitInfo
+from promptmill.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    RateLimitInfo,
+    Response,
+)
 from promptmill.store import FinishedRequest, JobStore, RequestRow
 
 log = logging.getLogger("promptmill")
@@ -124,10 +130,12 @@ class Dispatcher:
         self.stats = stats or EngineStats()
         self.limiter = RateLimiter(config.rpm, config.tpm, margin=config.margin)
         self._rng = random.Random(config.seed)
-        self._workers = 1 if generator.is_local else max(1, config.max_concurrency)
+        self._workers = (max(1, generator.concurrent_batches) if generator.is_local
+                         else max(1, config.max_concurrency))
         self._batch = max(1, generator.max_batch)
-        # Requests read from the store ahead of need: enough for every worker to find one.
-        self._refill_size = min(512, self._workers * self._batch)
+        # Requests read from the store ahead of need: enough for every worker to find one,
+        # and a whole batch for an engine that takes more than 512 at once.
+        self._refill_size = min(max(512, self._batch), self._workers * self._batch)
         self._ready: deque[_Item] = deque()  # to send now: retries and requests read ahead
         self._rows: Iterator[RequestRow] | None = None  # pending requests; None: all read
         self._outstanding = 0  # read from the store, not yet finished (ready, in flight, backoff)
@@ -270,18 +278,15 @@ class Dispatcher:
         stats = self.stats
         stats.sent += count
         stats.in_flight += count
+        if self._batch > 1:
+            await self._stream(batch, reserved, sent_at, probing)
+            return
+        # One request per call from here on (max_batch 1): the hot path of remote APIs.
+        item = batch[0]
         try:
-            results = await self.generator.generate(
-                [batch[0].request] if count == 1 else [item.request for item in batch])
+            results = await self.generator.generate([item.request])
         except GenerationError as error:
-            info = error.rate_limit if isinstance(error, RetryableError) else None
-            limiter.release(reserved, None,
-                            accepted=not isinstance(error, (RateLimited, Unavailable)),
-                            refused=isinstance(error, RateLimited), sent_at=sent_at)
-            if isinstance(info, RateLimitInfo):
-                limiter.observe(info)
-            for item in batch:
-                self._failed(item, error)
+            self._call_failed(batch, error, reserved, sent_at)
             return
         except BaseException:
             limiter.release(reserved, None, accepted=False, sent_at=sent_at)
@@ -290,19 +295,67 @@ class Dispatcher:
             stats.in_flight -= count
             if probing:
                 self._probe.release()
-        if count == 1:
-            charged = _charge(batch[0], results[0])
+        result = results[0]
+        limiter.release(reserved, _charge(item, result), sent_at=sent_at)
+        self._note(item, result)
+
+    def _note(self, item: _Item, result: GenerationResult) -> None:
+        """Take one request's result: what its headers said, then done or failed."""
+        if result.rate_limit is not None:
+            self.limiter.observe(result.rate_limit)
+        if result.error is not None:
+            self._failed(item, result.error)
         else:
-            charges = [_charge(item, result) for item, result in zip(batch, results, strict=True)]
-            charged = None if None in charges else sum(charges)  # type: ignore[arg-type]
+            self._done(item, result)
+
+    async def _stream(self, batch: list[_Item], reserved: int, sent_at: float,
+                      probing: bool) -> None:
+        """Send a batch to an engine that finishes requests one by one; note each as it comes.
+
+        Each result is queued for the next commit as soon as the engine yields it, so a kill
+        loses only the requests still running, not the whole batch.
+        """
+        limiter, stats = self.limiter, self.stats
+        waiting = {item.request.request_id: item for item in batch}
+        charged: int | None = 0
+        try:
+            async for result in self.generator.stream([item.request for item in batch]):
+                item = waiting.pop(result.request_id)  # KeyError: a backend bug, fail loudly
+                stats.in_flight -= 1
+                charge = _charge(item, result)
+                charged = None if charge is None or charged is None else charged + charge
+                self._note(item, result)
+        except GenerationError as error:
+            stats.in_flight -= len(waiting)
+            self._call_failed(list(waiting.values()), error, reserved, sent_at)
+            return
+        except BaseException:
+            stats.in_flight -= len(waiting)
+            limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            raise
+        finally:
+            if probing:
+                self._probe.release()
+        if waiting:
+            stats.in_flight -= len(waiting)
+            lost = MalformedResponse(f"{self.generator.provider}! ended a batch without "
+                                     "answering this request")
+            for item in waiting.values():
+                self._failed(item, lost)
         limiter.release(reserved, charged, sent_at=sent_at)
-        for item, result in zip(batch, results, strict=True):
-            if result.rate_limit is not None:
-                limiter.observe(result.rate_limit)
-            if result.error is not None:
-                self._failed(item, result.error)
-            else:
-                self._done(item, result)
+
+    def _call_failed(self, items: list[_Item], error: GenerationError, reserved: int,
+                     sent_at: float) -> None:
+        """A whole generate()/stream() call failed: the error applies to each of ``items``."""
+        limiter = self.limiter
+        info = error.rate_limit if isinstance(error, RetryableError) else None
+        limiter.release(reserved, None,
+                        accepted=not isinstance(error, (RateLimited, Unavailable)),
+                        refused=isinstance(error, RateLimited), sent_at=sent_at)
+        if isinstance(info, RateLimitInfo):
+            limiter.observe(info)
+        for item in items:
+            self._failed(item, error)
 
     async def _waiting_for(self, wait: Awaitable[_T]) -> _T:
         """Await ``wait`` as a worker that ``stop`` may cancel: it has nothing in flight."""
@@ -324,8 +377,8 @@ class Dispatcher:
         usage = result.usage
         responses = [
             {"text": r.text, "finish_reason": r.finish_reason}
-            if r.logprobs is None
-            else {"text": r.text, "finish_reason": r.finish_reason, "logprobs": r.logprobs}
+            if r.logprobs is None and r.prompt_logprobs is None
+            else _with_logprobs(r)
             for r in result.responses
         ]
         row = item.row
@@ -442,6 +495,16 @@ class Dispatcher:
             await asyncio.sleep(self.config.flush_interval)
             self.flush()
             self.stats.limiter_state = self.limiter.state
+
+
+def _with_logprobs(response: Response) -> dict[str, object]:
+    """A response's stored form with the logprobs it carries (output, prompt)."""
+    stored: dict[str, object] = {"text": response.text, "finish_reason": response.finish_reason}
+    if response.logprobs is not None:
+        stored["logprobs"] = response.logprobs
+    if response.prompt_logprobs is not None:
+        stored["prompt_logprobs"] = response.prompt_logprobs
+    return stored
 
 
 def _charge(item: _Item, result: GenerationResult) -> int | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import cast
+from typing import Any, cast
 
-from promptmill.errors import IdentifierError, MissingDependency
+from promptmill.errors import IdentifierError, MissingDependency, UsageError
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
@@ -16,6 +16,7 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
+from promptmill.params import FIELDS, make_params
 
 Loader = type[Generator] | Callable[[], type[Generator]]
 
@@ -24,6 +25,8 @@ _BUILTIN: dict[str, tuple[str, str | None]] = {
     "openai": ("promptmill.generators.openai_:OpenAIGenerator", None),
     "http": ("promptmill.generators.openai_:HTTPGenerator", None),
     "llamacpp": ("promptmill.generators.llamacpp_:LlamaCppGenerator", "local"),
+    "vllm": ("promptmill.generators.vllm_:VLLMGenerator", "vllm"),
+    "transformers": ("promptmill.generators.transformers_:TransformersGenerator", "hf"),
 }
 _REGISTRY: dict[str, Loader] = {}
 _ENTRY_POINT_GROUP = "promptmill.generators"
@@ -78,6 +81,34 @@ def known_providers() -> set[str]:
     return names
 
 
+def from_obj(obj: Any, tokenizer: Any = None, **options: Any) -> Generator:
+    """A generator answering with a model object the caller already built.
+
+    ``obj`` is a ``vllm.LLM``, or a transformers model (PEFT-wrapped or not) with its
+    ``tokenizer``; a Generator is returned as it is. ``options`` are what an identifier
+    would say: sampling parameters (``temperature=0``) and backend options (``lora=``,
+    ``batch_size=``). The object stays the caller's: a job never frees it; the generator's
+    ``unload()`` does.
+    """
+    if isinstance(obj, Generator):
+        return obj
+    params = make_params({k: v for k, v in options.items() if k in FIELDS or "." in k})
+    config = {k: v for k, v in options.items() if not (k in FIELDS or "." in k)}
+    if type(obj).__module__.startswith("vllm"):
+        from promptmill.generators.vllm_ import VLLMGenerator
+
+        return VLLMGenerator.wrap(obj, params=params, **config)
+    if hasattr(obj, "generate") and hasattr(obj, "config"):
+        if tokenizer is None:
+            raise UsageError("from_obj: a transformers model needs its tokenizer: "
+                             "from_obj(model, tokenizer)")
+        from promptmill.generators.transformers_ import TransformersGenerator
+
+        return TransformersGenerator.wrap(obj, tokenizer, params=params, **config)
+    raise UsageError(f"from_obj cannot wrap a {type(obj).__name__}: pass a vllm.LLM, or a "
+                     "transformers model and its tokenizer")
+
+
 def get_generator(identifier: str) -> Generator:
     """Build a generator from ``provider!model,key=value,...`` or a model alias."""
     from promptmill.aliases import resolve_identifier
@@ -93,6 +124,7 @@ __all__ = [
     "RateLimitInfo",
     "Response",
     "Usage",
+    "from_obj",
     "generator_class",
     "get_generator",
     "known_providers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +45,8 @@ class GenerationRequest:
     params: GenerateParams
     messages: list[Message] | None = None
     prompt: str | None = None
+    # The LoRA adapter (by name, see Generator.adapters) to answer with; None: the base model.
+    adapter: str | None = None
 
     @property
     def n(self) -> int:
@@ -59,6 +61,8 @@ class Response:
     text: str
     finish_reason: str | None = None
     logprobs: list[dict[str, Any]] | None = None
+    # One entry per prompt token (None for the first), when prompt_logprobs was asked.
+    prompt_logprobs: list[dict[str, Any] | None] | None = None
 
 
 @dataclass(slots=True)
@@ -116,13 +120,16 @@ class Generator(abc.ABC):
     needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
     # Parameters the backend takes; others are dropped with a warning or refused (params.translate).
-    supported_params: ClassVar[frozenset[str]] = FIELDS
+    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs"}
     # Identifier options that configure the generator itself rather than sampling.
     config_fields: ClassVar[frozenset[str]] = frozenset()
     # How many requests one generate() call may take; local engines schedule batches themselves.
     max_batch: ClassVar[int] = 1
     # Whether the backend's server offers OpenAI's Batch API (/files, /batches: --mode batch).
     supports_batch: ClassVar[bool] = False
+    # How many generate()/stream() calls a local engine takes at once (remote ones: the job's
+    # concurrency). Two keep an engine's scheduler fed while one batch drains.
+    concurrent_batches: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -230,6 +237,21 @@ class Generator(abc.ABC):
         """The model's context window in tokens where known (None: unknown), for checks and
         truncation before anything is sent."""
         return None
+    def adapters(self) -> dict[str, Path]:
+        """The LoRA adapters this generator can answer with, by name (none by default)."""
+        return {}
+
+    def content_fingerprint(self) -> dict[str, Any]:
+        """What of the files the generator reads decides its answers beyond its identifier
+        (an adapter's weights), for the job's fingerprint; empty by default."""
+        return {}
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load the model now, so that it stays loaded across jobs until :meth:`unload`
+        (local engines; nothing to do for remote APIs)."""
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Free what :meth:`load` took (a notebook's GPU memory between jobs)."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or load the model; called once per job."""
@@ -240,3 +262,16 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Run a batch of requests; one result per request, in order."""
+
+    async def stream(
+        self, requests: Sequence[GenerationRequest]
+    ) -> AsyncIterator[GenerationResult]:
+        """Run a batch of requests; each result as soon as it is ready, in any order.
+
+        The engine records each result as it comes, so a kill loses only unfinished ones.
+        The default waits for :meth:`generate`; engines that finish requests one by one
+        (vLLM's scheduler, micro-batches) override it. A failure of the whole call is raised
+        as in ``generate`` and applies to every request not yet yielded.
+        """
+        for result in await self.generate(requests):
+            yield result

@@ -38,6 +38,7 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
+from promptmill.generators.local import check_config, extra_problem
 from promptmill.params import GenerateParams
 from promptmill.prompts.formats import PLAIN, ChatFormat, detect_format, get_format, is_format_name
 
@@ -131,12 +132,9 @@ class LlamaCppGenerator(Generator):
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
+        check_config(self.provider, self.config, _CONFIG_TYPES)
         for name, value in self.config.items():
             expected = _CONFIG_TYPES[name]
-            # bool is an int to Python, not to us: n_ctx=true is a typo.
-            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                kind = "true or false" if expected is bool else getattr(expected, "__name__", "")
-                raise ParamError(f"llamacpp! option {name}={value!r} must be {kind}")
             # n_ctx=0 is the model's trained context; n_gpu_layers=-1 is every layer.
             lowest = {"n_ctx": 0, "n_gpu_layers": -1}.get(name, 1)
             if expected is int and isinstance(value, int) and value < lowest:
@@ -530,16 +528,7 @@ def _sampling_kwargs(params: GenerateParams, seed: int) -> dict[str, Any]:
 
 def _extra_problem(params: GenerateParams) -> str | None:
     """Why ``params.extra`` cannot be passed to llama.cpp, or None."""
-    for name, value in params.extra.items():
-        expected = EXTRA_SAMPLING.get(name)
-        if expected is None:
-            return (
-                f"llamacpp! does not take extra.{name}: the extra sampling parameters it "
-                f"takes are {', '.join(f'extra.{k}' for k in EXTRA_SAMPLING)}"
-            )
-        if not isinstance(value, expected) or isinstance(value, bool):
-            return f"llamacpp! extra.{name}={value!r} has the wrong type"
-    return None
+    return extra_problem("llamacpp", params, EXTRA_SAMPLING)
 
 
 __all__ = ["LlamaCppGenerator"]

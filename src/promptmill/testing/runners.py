@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from promptmill.testing.batches import BatchFaults, BatchTimings
 from promptmill.testing.faults import Faults
-from promptmill.testing.limits import RateLimits
+from promptmill.testing.limits import WINDOW_KINDS, RateLimits
 from promptmill.testing.server import TestServer
 
 __all__ = ["ProcessServer", "serve_in_process", "serve_in_thread", "testing_server_command"]
@@ -133,7 +133,8 @@ def server_arguments(server: TestServer) -> list[str]:
     limits = server.limits or RateLimits()
     faults = server.faults
     argv = ["--host", server.host, "--port", str(server.port), "--latency", str(server.latency),
-            "--window", str(limits.window), "--seed", str(faults.seed),
+            "--window", str(limits.window), "--window-kind", limits.kind,
+            "--quanta", str(limits.quanta), "--seed", str(faults.seed),
             "--fault-429", str(faults.rate_limit), "--fault-500", str(faults.server_error),
             "--fault-drop", str(faults.drop), "--fault-hang", str(faults.hang),
             "--fault-malformed", str(faults.malformed), "--fault-slow", str(faults.slow),
@@ -187,16 +188,20 @@ def testing_server_command(
     fault_reset: float = 0.0,
     batch_seconds: float = 0.0,
     batch_faults: BatchFaults | None = None,
+    window_kind: str = "bucket",
+    quanta: int = 10,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
-    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds; the
+    ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds, counted
+    the ``window_kind`` way (``RateLimits.kind``); the
     ``fault_*`` arguments are the probabilities of ``Faults``' kinds; ``batch_seconds`` is how
     long a batch stays validating, in progress and finalizing.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
-        limits=RateLimits(requests=rpm, tokens=tpm, window=window),
+        limits=RateLimits(requests=rpm, tokens=tpm, window=window, kind=window_kind,
+                          quanta=quanta),
         faults=Faults(rate_limit=fault_429, server_error=fault_500, drop=fault_drop,
                       hang=fault_hang, malformed=fault_malformed, slow=fault_slow,
                       bad_gateway=fault_502, service_unavailable=fault_503,
@@ -242,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tpm", type=int, help="tokens (prompt + max_tokens x n) allowed per window "
                                 "(default: unlimited)")
     add("--window", type=float, default=60.0, help="rate limit window in seconds (default: 60)")
+    add("--window-kind", choices=WINDOW_KINDS, default="bucket",
+        help="how the limits count: a continuously refilling bucket, fixed windows on the "
+             "clock, a sliding window, or windows quantized into --quanta slices "
+             "(default: %(default)s)")
+    add("--quanta", type=int, default=10,
+        help="slices of a window for --window-kind quantized (default: %(default)s)")
     add("--no-limit-headers", dest="send_limit_headers", action="store_false",
         help="do not send x-ratelimit-* headers: clients must learn the limits from 429s")
     for flag, what in (("429", "a 429 with Retry-After"), ("500", "a 500"),
@@ -283,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             send_limit_headers=args.send_limit_headers, outage_after=args.outage_after,
             outage_for=args.outage_for, fault_502=args.fault_502, fault_503=args.fault_503,
             fault_504=args.fault_504, fault_reset=args.fault_reset,
-            batch_seconds=args.batch_seconds,
+            batch_seconds=args.batch_seconds, window_kind=args.window_kind, quanta=args.quanta,
             batch_faults=BatchFaults(
                 line_error=args.batch_fault_line, expire=args.batch_fault_expire,
                 fail_validation=args.batch_fault_validation,

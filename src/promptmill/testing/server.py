@@ -2,9 +2,11 @@
 
 One ``TestServer`` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models``,
 ``/health`` and the Batch API's ``/v1/files`` and ``/v1/batches`` (see ``batches``) on a real
-socket. Each completion request goes through, in order: the fixed
-``latency``; validation (400 with OpenAI's error body); the rate limiter (429, see
-``limits``); one fault draw (see ``faults``); the answer. A batch's lines are answered the
+socket; it also plays Anthropic's Messages API (``/v1/messages``) and Ollama's (``/api/chat``,
+``/api/generate``, ``/api/tags``), with their bodies, errors and headers (see ``dialects``).
+Each completion request goes through, in order: the fixed ``latency``; validation (400 with
+the dialect's error body); the rate limiter (429, see ``limits``); one fault draw (see
+``faults``); the answer. A batch's lines are answered the
 same way, without latency, limits or online faults (the Batch API has its own faults).
 Endpoints are listed in ``TestServer._routes``, the one place to add more.
 """
@@ -40,7 +42,18 @@ from promptmill.testing.answers import (
     parse_chat,
     parse_completion,
 )
+from promptmill.testing.answers import usage as answer_usage
 from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
+from promptmill.testing.dialects import (
+    ANTHROPIC,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    Dialect,
+    ollama_model_known,
+    ollama_tags,
+)
 from promptmill.testing.faults import FaultPicker, Faults
 from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
 from promptmill.testing.stats import ServerStats, request_key
@@ -49,8 +62,6 @@ __all__ = ["TestServer"]
 
 logger = logging.getLogger("promptmill.testing")
 
-_Parse = Callable[[dict[str, Any]], ParsedRequest]
-_Build = Callable[[ParsedRequest, list[Choice], str, int], dict[str, Any]]
 
 _JSON = "application/json"
 _BACKLOG = 1024  # benchmarks open hundreds of connections at once
@@ -127,6 +138,11 @@ class TestServer:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/v1"
+
+    @property
+    def root(self) -> str:
+        """The server's address without ``/v1``: Ollama's base URL, ``http://127.0.0.1:8000``."""
+        return self.url.removesuffix("/v1")
 
     @property
     def outage(self) -> bool:
@@ -289,6 +305,10 @@ class TestServer:
         return [
             web.post("/v1/chat/completions", self._chat),
             web.post("/v1/completions", self._completions),
+            web.post("/v1/messages", self._messages),
+            web.post("/api/chat", self._ollama_chat),
+            web.post("/api/generate", self._ollama_generate),
+            web.get("/api/tags", self._ollama_tags),
             web.get("/v1/models", self._list_models),
             web.get("/health", self._health),
             web.get("/_testing/stats", self._stats),
@@ -298,11 +318,23 @@ class TestServer:
         ]
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._complete(request, "/v1/chat/completions", parse_chat, chat_body)
+        return await self._complete(request, "/v1/chat/completions", OPENAI_CHAT)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._complete(request, "/v1/completions", parse_completion,
-                                    completion_body)
+        return await self._complete(request, "/v1/completions", OPENAI_COMPLETIONS)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/v1/messages", ANTHROPIC)
+
+    async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/api/chat", OLLAMA_CHAT)
+
+    async def _ollama_generate(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/api/generate", OLLAMA_GENERATE)
+
+    async def _ollama_tags(self, request: web.Request) -> web.StreamResponse:
+        self.stats.received["/api/tags"] += 1
+        return self._send(200, json.dumps(ollama_tags(self.models)).encode())
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         self.stats.received["/v1/models"] += 1
@@ -355,8 +387,8 @@ class TestServer:
 
     # -- the completion path --------------------------------------------------------------
 
-    async def _complete(self, request: web.Request, path: str, parse: _Parse,
-                        build: _Build) -> web.StreamResponse:
+    async def _complete(self, request: web.Request, path: str,
+                        dialect: Dialect) -> web.StreamResponse:
         stats = self.stats
         stats.received[path] += 1
         if self.latency:
@@ -364,15 +396,21 @@ class TestServer:
         if self._outage:
             return self._drop(request, "outage")
         try:
-            parsed = parse(parse_body(await request.read()))
+            parsed = dialect.parse(parse_body(await request.read()))
         except BadRequest as exc:
-            return self._send(400, _error_body(exc.message, "invalid_request_error", exc.param))
+            if dialect is OPENAI_CHAT or dialect is OPENAI_COMPLETIONS:
+                return self._send(400, _error_body(exc.message, "invalid_request_error",
+                                                   exc.param))
+            return self._send(400, dialect.error(400, exc.message, "invalid_request_error"))
+        if dialect.checks_model and not ollama_model_known(parsed.model, self.models):
+            return self._send(404, dialect.error(
+                404, f'model "{parsed.model}" not found, try pulling it first', "not_found"))
         try:
             choices = make_choices(parsed, self.responder)
         except Exception as exc:
             logger.exception("the responder failed on %s", path)
             message = f"The responder raised {type(exc).__name__}: {exc}"
-            return self._send(500, _error_body(message, "server_error"))
+            return self._send(500, dialect.error(500, message, "server_error"))
 
         headers: dict[str, str] | None = None
         limiter = self._limiter
@@ -386,11 +424,11 @@ class TestServer:
             now = self._loop.time() if self._loop is not None else 0.0
             refusal = limiter.admit(cost, now)
             if self.send_limit_headers:
-                headers = limiter.headers(now)
+                headers = dialect.limit_headers(limiter.state(now))
             if refusal is not None:
                 stats.rate_limited[refusal.limit_type] += 1
                 return self._refuse(refusal, limiter.retry_after(refusal), parsed.model,
-                                    headers)
+                                    headers, dialect)
 
         fault = self._picker.pick() if self._picker is not None else None
         if fault is not None:
@@ -398,36 +436,37 @@ class TestServer:
             if fault == "slow":
                 await asyncio.sleep(self.faults.slow_seconds)
             else:
-                return await self._inject(fault, request, parsed, choices, build, headers)
+                return await self._inject(fault, request, parsed, choices, dialect, headers)
 
         if self._outage:  # began while this request waited
             return self._drop(request, "outage")
         response_id = f"{self._id_prefix}{next(self._ids):x}"
-        body = build(parsed, choices, response_id, int(time.time()))
+        body = dialect.build(parsed, choices, response_id, int(time.time()))
         stats.completed[path] += 1
         stats.completed_by_prompt[request_key(parsed.body)] += 1
-        usage = body["usage"]
-        stats.prompt_tokens += usage["prompt_tokens"]
-        stats.completion_tokens += usage["completion_tokens"]
+        counted = answer_usage(parsed, choices)
+        stats.prompt_tokens += counted["prompt_tokens"]
+        stats.completion_tokens += counted["completion_tokens"]
         return self._send(200, json.dumps(body).encode(), headers)
 
     async def _inject(self, fault: str, request: web.Request, parsed: ParsedRequest,
-                      choices: list[Choice], build: _Build,
+                      choices: list[Choice], dialect: Dialect,
                       headers: dict[str, str] | None) -> web.StreamResponse:
         faults = self.faults
         if fault == "rate_limit":
             message = (f"Rate limit reached for {parsed.model} (injected by the promptmill "
                        f"test server). Please try again in {format_duration(faults.retry_after)}.")
-            return self._send(429, _error_body(message, "requests", None, "rate_limit_exceeded"),
+            return self._send(429, dialect.error(429, message, "requests"),
                               {**(headers or {}), **_retry_headers(faults.retry_after)})
         if fault == "server_error":
             message = ("The server had an error while processing your request. Sorry about "
                        "that! (injected by the promptmill test server)")
-            return self._send(500, _error_body(message, "server_error"), headers)
+            return self._send(500, dialect.error(500, message, "server_error"), headers)
         if fault == "service_unavailable":
             message = ("The engine is currently overloaded, please try again later. (injected "
                        "by the promptmill test server)")
-            return self._send(503, _error_body(message, "server_error"), headers)
+            status = dialect.overloaded_status
+            return self._send(status, dialect.error(status, message, "server_error"), headers)
         if fault in _GATEWAY_PAGES:
             status, title = _GATEWAY_PAGES[fault]
             # What a proxy in front of the API sends: an HTML page, not OpenAI's JSON.
@@ -438,7 +477,7 @@ class TestServer:
         if fault == "reset":
             return self._reset(request)
         if fault == "malformed":
-            whole = json.dumps(build(parsed, choices, "malformed", int(time.time())))
+            whole = json.dumps(dialect.build(parsed, choices, "malformed", int(time.time())))
             return self._send(200, whole[: len(whole) // 2].encode(), headers)
         if fault == "hang":
             closing = self._closing
@@ -450,7 +489,7 @@ class TestServer:
         return self._drop(request, None)
 
     def _refuse(self, refusal: Refusal, wait: float, model: str,
-                headers: dict[str, str] | None) -> web.StreamResponse:
+                headers: dict[str, str] | None, dialect: Dialect) -> web.StreamResponse:
         window = format_duration(self.limits.window if self.limits is not None else 60.0)
         if math.isinf(refusal.retry_after):
             message = (f"Request too large for {model} on {refusal.limit_type} per {window}: "
@@ -460,9 +499,9 @@ class TestServer:
             message = (f"Rate limit reached for {model} on {refusal.limit_type} per {window}: "
                        f"Limit {refusal.limit}, Used {refusal.used}, Requested "
                        f"{refusal.requested}. Please try again in {format_duration(wait)}.")
-        return self._send(429, _error_body(message, refusal.limit_type, None,
-                                           "rate_limit_exceeded"),
-                          {**(headers or {}), **_retry_headers(wait)})
+        body = (_error_body(message, refusal.limit_type, None, "rate_limit_exceeded")
+                if dialect.name == "openai" else dialect.error(429, message, refusal.limit_type))
+        return self._send(429, body, {**(headers or {}), **_retry_headers(wait)})
 
     def _drop(self, request: web.Request, fault: str | None) -> web.StreamResponse:
         """Close the connection with no response: the client sees the server disconnect."""

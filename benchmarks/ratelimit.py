@@ -1,7 +1,9 @@
 """Rate-limit fidelity: how much of what the server allows a job gets, and how much is refused.
 
-The test server (in its own process) enforces requests or tokens per window, a continuously
-refilling bucket that starts full, as OpenAI describes its limits. A job runs through
+The test server (in its own process) enforces requests or tokens per window, counted one of
+four ways (``--kind``, ``promptmill.testing.limits``): a continuously refilling bucket that
+starts full, as OpenAI describes its limits; fixed windows on the clock; a sliding window;
+windows quantized into slices. A job runs through
 ``promptmill.api.execute``; its throughput over the whole dispatch phase and in the steady
 state (after a warm-up) is compared with the allowed rate (limit / window), and the server
 counts what it refused over the whole run and in the steady state. Printed per mode, with its
@@ -22,6 +24,7 @@ design, and forgo that burst). Modes:
 
     python benchmarks/ratelimit.py                                    # 60 s windows
     python benchmarks/ratelimit.py --window 1 --windows 12 --rate 100  # what the tests run
+    python benchmarks/ratelimit.py --window 1 --windows 10 --rate 100 --kind all --runs 5
 
 ``tests/engine/test_ratelimit_fidelity.py`` calls :func:`measure` with 1 s windows.
 """
@@ -49,6 +52,10 @@ PROMPT_WORDS = 10  # the server counts a prompt's words as its tokens
 MAX_TOKENS = 20
 COST = PROMPT_WORDS + MAX_TOKENS  # tokens the server charges a request: prompt + max_tokens
 MODES = ("headers", "no-headers", "stated", "stated-headers")
+KINDS = ("bucket", "fixed", "sliding", "quantized")
+# A quantized limit counts each window in this many slices (a quarter of the window's limit
+# each): a client told the window's limit must pace evenly within a quarter window.
+QUANTA = 4
 
 
 @dataclass
@@ -56,6 +63,7 @@ class Fidelity:
     """What one job achieved against the server's limits."""
 
     mode: str
+    kind: str
     whole_share: float  # requests / dispatch time / allowed throughput, whole run
     steady_share: float  # steady-state throughput / allowed throughput
     refused_share: float  # 429s / requests the server received, whole run
@@ -89,7 +97,7 @@ def write_input(path: Path, rows: int) -> None:
 
 def measure(folder: Path, *, mode: str, tokens: bool = False, rate: float = 100.0,
             window: float = 1.0, windows: float = 12, warm_up: float | None = None,
-            latency: float = 0.0) -> Fidelity:
+            latency: float = 0.0, kind: str = "bucket") -> Fidelity:
     """Run one job against a server allowing ``rate`` requests/s; how close it came.
 
     ``tokens`` puts the limit on tokens instead (``rate * COST`` per second). The job has
@@ -100,7 +108,7 @@ def measure(folder: Path, *, mode: str, tokens: bool = False, rate: float = 100.
         raise ValueError(f"mode must be one of {MODES}")
     limit = round(rate * window * (COST if tokens else 1))
     limits = RateLimits(requests=None if tokens else limit, tokens=limit if tokens else None,
-                        window=window)
+                        window=window, kind=kind, quanta=QUANTA)
     rows = int(rate * window * (windows + 1))
     warm_up = min(2 * window, 20.0) if warm_up is None else warm_up
     source = folder / "ratelimit-input.jsonl"
@@ -150,6 +158,7 @@ def measure(folder: Path, *, mode: str, tokens: bool = False, rate: float = 100.
     seconds = (stats.finished_at or time.monotonic()) - stats.started_at
     return Fidelity(
         mode=mode,
+        kind=kind,
         whole_share=stats.done / seconds / rate,
         steady_share=(done1 - done0) / (t1 - t0) / rate,
         refused_share=refused / received,
@@ -171,20 +180,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="server latency, seconds")
     parser.add_argument("--mode", choices=MODES, action="append", help="default: all")
     parser.add_argument("--limit-on", choices=["requests", "tokens", "both"], default="both")
+    parser.add_argument("--kind", choices=[*KINDS, "all"], default="bucket",
+                        help="how the server counts its limits (default: bucket)")
+    parser.add_argument("--runs", type=int, default=1, help="jobs per setting (default 1)")
     args = parser.parse_args(argv)
     print(f"rate-limit fidelity: {args.rate:g} req/s allowed, window {args.window:g}s, "
           f"{args.windows:g} windows, latency {args.latency:g}s, Python "
           f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
           flush=True)
-    kinds = [False, True] if args.limit_on == "both" else [args.limit_on == "tokens"]
-    for tokens in kinds:
-        for mode in args.mode or MODES:
-            with tempfile.TemporaryDirectory(prefix="pm-ratelimit-") as folder:
-                result = measure(Path(folder), mode=mode, tokens=tokens, rate=args.rate,
-                                 window=args.window, windows=args.windows,
-                                 latency=args.latency)
-            limit = "tokens" if tokens else "requests"
-            print(f"  {limit:8s} {mode:14s} {result.line()}", flush=True)
+    limits_on = [False, True] if args.limit_on == "both" else [args.limit_on == "tokens"]
+    missed = 0
+    for kind in KINDS if args.kind == "all" else [args.kind]:
+        for tokens in limits_on:
+            for mode in args.mode or MODES:
+                for _ in range(args.runs):
+                    with tempfile.TemporaryDirectory(prefix="pm-ratelimit-") as folder:
+                        result = measure(Path(folder), mode=mode, tokens=tokens, rate=args.rate,
+                                         window=args.window, windows=args.windows,
+                                         latency=args.latency, kind=kind)
+                    limit = "tokens" if tokens else "requests"
+                    missed += not result.meets_target
+                    print(f"  {kind:9s} {limit:8s} {mode:14s} {result.line()}", flush=True)
+    print(f"load {os.getloadavg()[0]:.2f} at the end; {missed} run(s) missed the target")
     return 0
 
 

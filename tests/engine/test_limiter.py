@@ -58,7 +58,7 @@ def test_no_limits_never_waits() -> None:
 
 def test_stated_rpm_is_spread_evenly_from_the_first_second() -> None:
     clock = FakeClock()
-    lim = limiter(clock, rpm=600, margin=1.0, burst_s=0.0)
+    lim = limiter(clock, rpm=600, margin=1.0, burst_s=0.0, stated_burst_s=0.0)
     times = send_times(lim, clock, 100)
     gaps = {round(b - a, 6) for a, b in itertools.pairwise(times)}
     assert gaps == {0.1}  # 600/min = one every 0.1 s, no burst of a minute's allowance
@@ -66,13 +66,15 @@ def test_stated_rpm_is_spread_evenly_from_the_first_second() -> None:
 
 def test_stated_rpm_keeps_its_margin() -> None:
     clock = FakeClock()
-    times = send_times(limiter(clock, rpm=6000, burst_s=0.0), clock, 1001)  # margin 0.98
+    lim = limiter(clock, rpm=6000, burst_s=0.0, stated_burst_s=0.0)  # margin 0.98
+    times = send_times(lim, clock, 1001)
     assert times[-1] == pytest.approx(1000 / (100 * 0.98), rel=0.01)
 
 
 def test_stated_tpm_settles_reservations_against_what_was_charged() -> None:
     clock = FakeClock()
-    lim = limiter(clock, tpm=60_000, margin=1.0, burst_s=0.0)  # 1000 tokens/s
+    # 1000 tokens/s
+    lim = limiter(clock, tpm=60_000, margin=1.0, burst_s=0.0, stated_burst_s=0.0)
 
     async def go(charged: int) -> float:
         start = clock.now

@@ -128,7 +128,9 @@ class Dispatcher:
         self.build_request = build_request
         self.config = config
         self.stats = stats or EngineStats()
-        self.limiter = RateLimiter(config.rpm, config.tpm, margin=config.margin)
+        # Remote APIs start with one request until the first answer tells their limits.
+        self.limiter = RateLimiter(config.rpm, config.tpm, margin=config.margin,
+                                   slow_start=not generator.is_local)
         self._rng = random.Random(config.seed)
         self._workers = (max(1, generator.concurrent_batches) if generator.is_local
                          else max(1, config.max_concurrency))
@@ -393,6 +395,8 @@ class Dispatcher:
                                        usage.completion_tokens)
             stats.prompt_tokens += usage.prompt_tokens
             stats.completion_tokens += usage.completion_tokens
+        if result.endpoint is not None:  # a fleet: which endpoint answered
+            finished = finished._replace(endpoint=result.endpoint)
         self._finish(finished)
 
     def _failed(self, item: _Item, error: GenerationError) -> None:

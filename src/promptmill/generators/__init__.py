@@ -24,6 +24,9 @@ Loader = type[Generator] | Callable[[], type[Generator]]
 _BUILTIN: dict[str, tuple[str, str | None]] = {
     "openai": ("promptmill.generators.openai_:OpenAIGenerator", None),
     "http": ("promptmill.generators.openai_:HTTPGenerator", None),
+    "anthropic": ("promptmill.generators.anthropic_:AnthropicGenerator", None),
+    "ollama": ("promptmill.generators.ollama_:OllamaGenerator", None),
+    "litellm": ("promptmill.generators.litellm_:LiteLLMGenerator", "litellm"),
     "llamacpp": ("promptmill.generators.llamacpp_:LlamaCppGenerator", "local"),
     "vllm": ("promptmill.generators.vllm_:VLLMGenerator", "vllm"),
     "transformers": ("promptmill.generators.transformers_:TransformersGenerator", "hf"),

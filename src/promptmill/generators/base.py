@@ -100,6 +100,8 @@ class GenerationResult:
     usage: Usage | None = None
     error: GenerationError | None = None
     rate_limit: RateLimitInfo | None = None
+    # The fleet endpoint that answered (its redacted identifier); None for one endpoint.
+    endpoint: str | None = None
 
 
 class Generator(abc.ABC):
@@ -139,7 +141,8 @@ class Generator(abc.ABC):
         api_key: Secret | str | None = None,
         **config: Any,
     ) -> None:
-        unknown = sorted(set(config) - self.config_fields)
+        # api_key_env is every backend's: the variable a key is read from (see api_key()).
+        unknown = sorted(set(config) - self.config_fields - {"api_key_env"})
         if unknown:
             known = sorted(self.config_fields | FIELDS)
             raise ParamError(
@@ -194,8 +197,9 @@ class Generator(abc.ABC):
         return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
 
     def key_env_name(self) -> str | None:
-        """The environment variable (or ``.env`` entry) the key is read from."""
-        return self.key_env_var
+        """The environment variable (or ``.env`` entry) the key is read from: the one named
+        by ``api_key_env=``, else the backend's own."""
+        return str(self.config.get("api_key_env") or "") or self.key_env_var
 
     def api_key(self) -> str | None:
         """The key to send: given in the identifier, else from the environment (or .env).
@@ -211,11 +215,18 @@ class Generator(abc.ABC):
 
     def check_ready(self) -> None:
         """Raise before the job starts if the backend cannot run (missing key, missing file)."""
-        if self.needs_key and not self.api_key():
+        named = self.config.get("api_key_env")
+        if (self.needs_key or named) and not self.api_key():
+            why = (f"api_key_env={named} names a key that is not set" if named
+                   else "needs an API key")
             raise MissingKeyError(
-                f"{self.provider}! needs an API key: set {self.key_env_var} in the environment "
-                f"or in a .env file in the working directory"
+                f"{self.provider}! {why}: set {self.key_env_name()} in the environment or in a "
+                ".env file in the working directory"
             )
+
+    def check_params(self, params: GenerateParams) -> None:  # noqa: B027 - optional hook
+        """Raise ParamError before the job starts if the job's merged ``params`` cannot be
+        sent (Anthropic's required max_tokens); nothing to check by default."""
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""

@@ -5,14 +5,10 @@ The hot path speaks HTTP itself: one pooled ``aiohttp.ClientSession`` per job, n
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import aiohttp
 
 from promptmill.errors import (
     FatalRequestError,
@@ -21,7 +17,6 @@ from promptmill.errors import (
     MalformedResponse,
     ParamError,
     RateLimited,
-    RequestTimeout,
     RetryableError,
     ServerError,
     Unavailable,
@@ -29,11 +24,11 @@ from promptmill.errors import (
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
-    Generator,
     RateLimitInfo,
     Response,
     Usage,
 )
+from promptmill.generators.httpapi import HTTPAPIGenerator
 from promptmill.params import GenerateParams
 from promptmill.redaction import redact_secrets
 
@@ -90,7 +85,7 @@ def parse_rate_headers(headers: Any) -> RateLimitInfo | None:
     return None if info == RateLimitInfo() else info
 
 
-class OpenAIGenerator(Generator):
+class OpenAIGenerator(HTTPAPIGenerator):
     """OpenAI's chat and text completions API (``openai!gpt-4o-mini``)."""
 
     provider = "openai"
@@ -105,13 +100,9 @@ class OpenAIGenerator(Generator):
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
-        self.timeout = float(self.config.get("timeout", 600))
         if self.config.get("supports_n") is False:
             # A server that ignores n (llama-cpp-python's): one request per sample instead.
             self.supports_n = False  # type: ignore[misc]
-        self._session: aiohttp.ClientSession | None = None
-        self._headers: dict[str, str] = {}
         # Body fields of a params object, by (id, chat); the object is kept so its id stays
         # its own. A job uses a handful of params objects for all its requests.
         self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
@@ -124,32 +115,6 @@ class OpenAIGenerator(Generator):
             raise ParamError(f"{self.provider}! option max_model_len={value!r} must be a "
                              "positive integer (the model's context window in tokens)")
         return value
-
-    def key_env_name(self) -> str | None:
-        """The variable named by ``api_key_env``, else the backend's default."""
-        return str(self.config.get("api_key_env") or "") or self.key_env_var
-
-    def key_source(self) -> str:
-        """Where the key comes from, for messages (never the key itself)."""
-        return self.key_env_name() or "api_key"
-
-    async def start(self) -> None:
-        """Open the job's pooled HTTP session."""
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(30.0, self.timeout))
-        self._headers = {"Content-Type": "application/json"}
-        key = self.api_key()
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False, headers=self._headers
-        )
-
-    async def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for one request."""
@@ -183,32 +148,6 @@ class OpenAIGenerator(Generator):
         result = {**head, **fields}
         self._fields[(id(params), chat)] = (params, result)
         return result
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Send each request; exceptions classify what went wrong for the engine."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("generator not started: call start() first")
-        results = []
-        # The exchange is inline, not a coroutine per request: one await layer less on the
-        # hot path (each layer costs every time a request's task resumes).
-        for request in requests:
-            path, body = self.request_body(request)
-            url = self.api_base + path
-            try:
-                # Bytes, not str: aiohttp sends them as they are (a str is re-encoded, typed).
-                async with session.post(url, data=json.dumps(body).encode()) as response:
-                    raw = await response.read()
-                    status = response.status
-                    headers = response.headers
-            except asyncio.TimeoutError:
-                # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
-                # retry counters then say which fault caused each retry (robustness suite).
-                raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-                raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
-            results.append(self._result(request, status, raw, headers, url))
-        return results
 
     def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,
                 url: str) -> GenerationResult:
@@ -262,9 +201,7 @@ class OpenAIGenerator(Generator):
         if status >= 500 or status == 408:
             return ServerError(f"HTTP {status} from {url}: {message}")
         if status in (401, 403):
-            return JobFatalError(
-                f"HTTP {status} from {url}: {message}: check the key in {self.key_source()}"
-            )
+            return self.auth_refused(status, url, message)
         if status == 404:
             return JobFatalError(
                 f"HTTP 404 from {url}: {message}: check the model name and that api_base "

@@ -1,0 +1,102 @@
+"""The part every HTTP API backend shares: one pooled aiohttp session, the send loop, keys.
+
+``openai!``/``http!``, ``anthropic!`` and ``ollama!`` differ only in the body they send
+(``request_body``) and how they read the answer (``_result``); the session, the timeouts,
+the classification of connection failures and where the key comes from are here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+
+from promptmill.errors import GenerationError, JobFatalError, RequestTimeout, Unavailable
+from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
+
+
+class HTTPAPIGenerator(Generator):
+    """A backend that speaks JSON over HTTP to ``api_base``, one request per call."""
+
+    default_api_base: ClassVar[str] = ""
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
+        self.timeout = float(self.config.get("timeout", 600))
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[str, str] = {}
+
+    def key_source(self) -> str:
+        """Where the key comes from, for messages (never the key itself)."""
+        return self.key_env_name() or "api_key"
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """The headers that carry the key (OpenAI's bearer token by default)."""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def start(self) -> None:
+        """Open the job's pooled HTTP session."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(30.0, self.timeout))
+        self._headers = {"Content-Type": "application/json", **self.auth_headers(self.api_key())}
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, raise_for_status=False, headers=self._headers
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @abc.abstractmethod
+    def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        """The endpoint path (after ``api_base``) and JSON body for one request."""
+
+    @abc.abstractmethod
+    def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,
+                url: str) -> GenerationResult:
+        """The result of one answered request, or raise the error that classifies it."""
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Send each request; exceptions classify what went wrong for the engine."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("generator not started: call start() first")
+        results = []
+        # The exchange is inline, not a coroutine per request: one await layer less on the
+        # hot path (each layer costs every time a request's task resumes).
+        for request in requests:
+            path, body = self.request_body(request)
+            url = self.api_base + path
+            try:
+                # Bytes, not str: aiohttp sends them as they are (a str is re-encoded, typed).
+                async with session.post(url, data=json.dumps(body).encode()) as response:
+                    raw = await response.read()
+                    status = response.status
+                    headers = response.headers
+            except asyncio.TimeoutError:
+                # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
+                # retry counters then say which fault caused each retry (robustness suite).
+                raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+                raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
+            results.append(self._result(request, status, raw, headers, url))
+        return results
+
+    def auth_refused(self, status: int, url: str, message: str) -> GenerationError:
+        """A 401/403: the job stops, and the message says where the key came from and how
+        to give one (a server that wants a key from a job that sent none included)."""
+        if self._api_key is None and not self.api_key():
+            source = self.key_env_name()
+            how = (f"set {source} in the environment or .env" if source else
+                   "this job sent no key: name the variable that holds it with "
+                   "api_key_env=NAME in the model identifier")
+            return JobFatalError(f"HTTP {status} from {url}: {message}: {how}")
+        return JobFatalError(f"HTTP {status} from {url}: {message}: check the key in "
+                             f"{self.key_source()}")

@@ -175,7 +175,7 @@ def test_load_reads_the_store_or_an_export_and_arrow_files_match(
     assert from_store.equals(parquet)
     assert promptmill.load(feather).equals(parquet)
     assert promptmill.load(tmp_path / "out.parquet").equals(parquet)
-    assert from_store.schema.names[-6:] == list(OUTPUT_FIELDS)
+    assert from_store.schema.names[-len(OUTPUT_FIELDS):] == list(OUTPUT_FIELDS)
     assert pl.from_arrow(from_store).height == 12
     done = duckdb.sql("select count(*) from from_store where status = 'done'").fetchall()
     assert done == [(12,)]

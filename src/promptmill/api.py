@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -51,12 +52,19 @@ class RunOutcome:
     batched: int = 0
 
 
-def make_generator(model: Any) -> Generator:
+def make_generator(model: Any, *, concurrency: int = 64) -> Generator:
     """A generator from an identifier, an alias, an instance, a model object (a vllm.LLM, see
-    ``generators.from_obj``), or None for the embedded default (the built-in alias
-    ``smollm2``)."""
+    ``generators.from_obj``), a list of identifiers (a fleet: one model's endpoints, each
+    with up to ``concurrency`` requests in flight), or None for the embedded default (the
+    built-in alias ``smollm2``)."""
     if isinstance(model, Generator):
         return model
+    if isinstance(model, (list, tuple)):
+        if len(model) == 1:
+            return make_generator(model[0])
+        from promptmill.engine.fleet import fleet_from_identifiers
+
+        return fleet_from_identifiers(model, concurrency=concurrency)
     if model is not None and not isinstance(model, str):
         from promptmill.generators import from_obj
 
@@ -87,6 +95,10 @@ async def execute(
     the provider are counted in the outcome's ``pending`` and ``batches_active``, and the same
     call made again later collects them. ``report`` receives one line per batch event.
     """
+    from promptmill.engine.fleet import FleetGenerator
+
+    if isinstance(spec.generator, FleetGenerator):  # a worker per request the fleet may hold
+        config = dataclasses.replace(config, max_concurrency=spec.generator.concurrency())
     job = Job.open(spec, new_job=new_job)
     try:
         job.plan()
@@ -186,7 +198,7 @@ def _plain_value(value: Any) -> Any:
 
 async def arun(
     rows: str | Path | Iterable[Mapping[str, Any]] | Any,
-    model: str | Generator | None = None,
+    model: str | Sequence[str] | Generator | None = None,
     *,
     output: str | Path | None = None,
     template: str | None = None,
@@ -241,7 +253,8 @@ async def arun(
             params = make_params(params or {})
         files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
         spec = JobSpec(
-            input=source, output=Path(output), generator=make_generator(model),
+            input=source, output=Path(output),
+            generator=make_generator(model, concurrency=max_concurrency),
             prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat,
                                      prompt=prompt, prompts_files=files),
             k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,

@@ -47,6 +47,7 @@ RESULT_FIELDS = pa.schema([
     ("attempts", pa.int64()),
     ("status", pa.string()),
     ("error", pa.string()),
+    ("endpoint", pa.string()),
 ])
 # Field metadata of a row field written as JSON text rather than as its own Arrow type.
 JSON_TEXT = {b"promptmill.encoding": b"json"}

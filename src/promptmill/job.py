@@ -17,6 +17,7 @@ from typing import Any
 
 from promptmill import data
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
+from promptmill.engine.fleet import adopt_fleet_change
 from promptmill.errors import InputError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
@@ -35,7 +36,7 @@ from promptmill.store import (
 log = logging.getLogger("promptmill")
 
 # Fields promptmill adds to every output row; an input row may not use them.
-OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
+OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error", "endpoint")
 # How a job's requests can be sent.
 MODES = ("online", "batch")
 # Fields taken as a row's id when the job names none: two rows with one id are refused.
@@ -110,6 +111,7 @@ class JobSpec:
             # The format's end-of-turn strings: a model fed text stops at its turn's end.
             given = list(merged.stop or [])
             merged = merged.with_(stop=given + [s for s in chat_format.stop if s not in given])
+        gen.check_params(merged)
         return translate(merged, gen.provider, gen.supported_params, warn=warn)
 
     def groups(self) -> list[int]:
@@ -200,6 +202,8 @@ class Job:
         store = JobStore(spec.store_path)
         try:
             adopt_legacy_embedded(store, fingerprint)
+            if adopt_fleet_change(store.get_meta("fingerprint"), fingerprint, spec.generator):
+                store.set_meta(fingerprint=fingerprint)  # endpoints added or removed: same job
             status = store.status()
             untouched = status.done + status.failed + status.batched == 0
             store.bind_job(fingerprint, new_job=new_job or untouched)
@@ -488,9 +492,12 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
         responses: list[Any] = []
         prompt_tokens = completion_tokens = attempts = 0
         errors: list[str] = []
+        endpoints: list[str] = []
         statuses = set()
-        for _group, status, tries, answers, p_tokens, c_tokens, error in outcomes:
+        for _group, status, tries, answers, p_tokens, c_tokens, error, endpoint in outcomes:
             statuses.add(status)
+            if endpoint and endpoint not in endpoints:
+                endpoints.append(endpoint)
             attempts += tries
             if answers:
                 responses.extend(json.loads(answers))
@@ -507,6 +514,8 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
             attempts=attempts,
             status=status,
             error="; ".join(errors) if errors else None,
+            # The fleet endpoint(s) that answered the row's requests; None for one endpoint.
+            endpoint="; ".join(endpoints) if endpoints else None,
         )
         yield row
 

@@ -24,9 +24,11 @@ def _eta(seconds: float) -> str:
 class ProgressView:
     """A rich renderable that reads the engine's counters at each refresh (no per-request cost)."""
 
-    def __init__(self, stats: EngineStats, model: str) -> None:
+    def __init__(self, stats: EngineStats, model: str, generator: Any = None) -> None:
         self.stats = stats
         self.model = model
+        # A fleet's endpoints each get a line: rate, answered, in flight, 429s, state.
+        self.endpoints = getattr(generator, "status_lines", None)
 
     def __rich__(self) -> Any:
         from rich.table import Table
@@ -45,6 +47,8 @@ class ProgressView:
                       f"{rate:,.1f} req/s  ETA {_eta(eta)}")
         table.add_row("", f"[red]failed {s.failed:,}[/]  retries {retries:,}",
                       f"{tokens_s:,.0f} tok/s", f"limits: {s.limiter_state}")
+        for label, line in self.endpoints() if self.endpoints is not None else ():
+            table.add_row("endpoint", label, "", line)
         return table
 
 

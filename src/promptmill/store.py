@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
@@ -113,8 +113,15 @@ def _migration_2_batches(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_3_endpoint(db: sqlite3.Connection) -> None:
+    """A fleet job (several endpoints): which endpoint answered each request (its redacted
+    identifier; NULL for a job of one endpoint and for requests stored before)."""
+    db.execute("ALTER TABLE requests ADD COLUMN endpoint TEXT")
+
+
 # Applied in order, once each; PRAGMA user_version records how many have run.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2_batches]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1, _migration_2_batches, _migration_3_endpoint]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -142,6 +149,7 @@ class FinishedRequest(NamedTuple):
     completion_tokens: int | None = None
     error: str | None = None
     error_kind: str | None = None
+    endpoint: str | None = None  # the fleet endpoint that answered (redacted identifier)
 
     @property
     def status(self) -> str:
@@ -385,11 +393,11 @@ class JobStore:
         with self.transaction() as db:
             db.executemany(
                 "UPDATE requests SET status = ?, attempts = ?, responses = ?, prompt_tokens = ?, "
-                "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ? "
-                "WHERE id = ? AND status = 'pending'",
+                "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ?, "
+                "endpoint = ? WHERE id = ? AND status = 'pending'",
                 [
                     (f.status, f.attempts, f.responses, f.prompt_tokens, f.completion_tokens,
-                     f.error and redact_secrets(f.error), f.error_kind, now, f.id)
+                     f.error and redact_secrets(f.error), f.error_kind, now, f.endpoint, f.id)
                     for f in finished
                 ],
             )
@@ -464,7 +472,7 @@ class JobStore:
             outcomes: dict[int, list[tuple[Any, ...]]] = {}
             for outcome in self.db.execute(
                 "SELECT row_index, sample_group, status, attempts, responses, prompt_tokens, "
-                "completion_tokens, error FROM requests WHERE row_index BETWEEN ? AND ? "
+                "completion_tokens, error, endpoint FROM requests WHERE row_index BETWEEN ? AND ? "
                 "ORDER BY row_index, sample_group",
                 (first, last),
             ):

@@ -92,8 +92,9 @@ def save_job_file(path: Path, command: click.Command, options: dict[str, Any],
     for name, value in options.items():
         if name in _NOT_SAVED or value is None or value == () or name == "param_items":
             continue
-        if name == "model" and "api_key" in str(value):
-            value = parse_identifier(str(value)).format()  # api_key=***
+        if name == "model" and "api_key" in str(value):  # api_key=***
+            value = tuple(parse_identifier(str(v)).format() for v in value) \
+                if isinstance(value, tuple) else parse_identifier(str(value)).format()
         if isinstance(value, Path):
             value = str(value)
         if isinstance(value, tuple):

@@ -55,9 +55,13 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
               help="Read run options from a TOML job file; options given here win.")
 @click.option("--save-config", type=click.Path(dir_okay=False, path_type=Path),
               help="Write this run's effective options to a TOML job file (never a key).")
-@click.option("-m", "--model", help="Model identifier or alias, e.g. "
+@click.option("-m", "--model", multiple=True, help="Model identifier or alias, e.g. "
               "openai!gpt-4o-mini,temperature=0.7 (default: smollm2, the embedded SmolLM2 "
-              "model via llama.cpp).")
+              "model via llama.cpp). Several: one job over a fleet of endpoints of one model "
+              "(each may add rpm=, tpm=, max_concurrency=).")
+@click.option("--fleet", "fleet_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A file of model identifiers, one a line: endpoints of one model to spread "
+                   "the job over (with any -m).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Results file "
               "(.jsonl, .parquet, .csv); its job store sits beside it. Default: "
               "INPUT.results.jsonl; for hf: inputs results/DATASET__MODEL.jsonl")
@@ -112,7 +116,8 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-q", "--quiet", count=True, help="Less output.")
 @click.pass_context
 def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
-        model: str | None, output: Path | None, k: int, template: str | None,
+        model: tuple[str, ...], fleet_file: Path | None, output: Path | None, k: int,
+        template: str | None,
         prompt_name: str | None, prompts_files: tuple[Path, ...], prompt_field: str | None,
         messages_field: str | None, system: str | None, text_mode: bool,
         param_items: tuple[str, ...], id_field: str | None, adapter_field: str | None,
@@ -137,10 +142,15 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     _setup_logging(verbose, quiet)
     if input_path is None:
         raise UsageError("no INPUT: give a file or hf:DATASET, or `input` in a --config file")
-    if model is None:
+    identifiers = list(model)
+    if fleet_file is not None:
+        from promptmill.engine.fleet import read_fleet_file
+
+        identifiers += read_fleet_file(fleet_file)
+    if not identifiers:
         click.echo("no -m given: using the embedded default smollm2 (SmolLM2-135M-Instruct on "
                    "llama.cpp, CPU, no key)", err=True)
-    generator = make_generator(model)
+    generator = make_generator(identifiers or None, concurrency=max_concurrency)
     if timeout is not None and "timeout" in generator.config_fields:
         generator = generator.with_config(timeout=timeout)
     params = {**ctx.meta.get("job_file_params", {}), **parse_param(param_items)}
@@ -296,7 +306,7 @@ async def _run_with_progress(spec: Any, config: Any, new_job: bool, retry_failed
         live[0].start()
 
     def on_start(stats: Any) -> None:
-        show(ProgressView(stats, spec.model_identifier()))
+        show(ProgressView(stats, spec.model_identifier(), spec.generator))
 
     def on_batches(runner: Any) -> None:
         if batch is not None and batch.wait:

@@ -15,6 +15,19 @@ and on the steady state after two windows.
   The whole run is held to that honest bound: the requests in flight plus 2%.
 - Told the limits (``rpm=`` / ``tpm=``): at least 97% of the allowed throughput over the whole
   run and in the steady state, none refused.
+
+Then every other way a provider counts (``fixed`` windows on the clock, a ``sliding`` window,
+``quantized`` slices of a quarter window; ``promptmill.testing.limits``), each told and not
+told, with and without headers, on requests:
+
+- not told, headers sent: at least 90% and under 2% refused, as for the bucket (the limiter
+  learns from a refusal it did not foresee that the window does not refill continuously);
+- told: none refused, at least 95% (a stated rate gets no catch-up burst: a sliding window or
+  a slice refuses it);
+- not told, headers hidden: the same honest bound as the bucket's (the requests in flight at
+  the first refusal plus 2%; under 2% in the steady state); the rate learned from Retry-After
+  alone reaches 75-95% of a window's (docs/benchmarks.md): the 90% target is NOT met there,
+  and this asserts what is: at least 70%.
 """
 
 from __future__ import annotations
@@ -44,10 +57,10 @@ ratelimit = _benchmark()
 LIMITS = pytest.mark.parametrize("tokens", [False, True], ids=["requests", "tokens"])
 
 
-def measured(tmp_path: Path, mode: str, tokens: bool) -> Any:
+def measured(tmp_path: Path, mode: str, tokens: bool, kind: str = "bucket") -> Any:
     """One job against the limited server (``benchmarks/ratelimit.py``), its line printed."""
-    result = ratelimit.measure(tmp_path, mode=mode, tokens=tokens)
-    print(result.line())
+    result = ratelimit.measure(tmp_path, mode=mode, tokens=tokens, kind=kind)
+    print(kind, mode, result.line())
     return result
 
 
@@ -73,3 +86,30 @@ def test_told_the_limits_nothing_is_refused(tmp_path: Path, tokens: bool, mode: 
     result = measured(tmp_path, mode, tokens)
     assert result.whole_share >= 0.97 and result.steady_share >= 0.97
     assert result.refused == 0 and result.meets_target
+
+
+WINDOWED = pytest.mark.parametrize("kind", ["fixed", "sliding", "quantized"])
+
+
+@WINDOWED
+def test_windows_learned_from_headers_and_a_refusal(tmp_path: Path, kind: str) -> None:
+    result = measured(tmp_path, "headers", False, kind)
+    assert result.whole_share >= 0.90 and result.steady_share >= 0.90
+    assert result.refused_share < 0.02 and result.meets_target
+
+
+@WINDOWED
+@pytest.mark.parametrize("mode", ["stated", "stated-headers"])
+def test_windows_told_the_limits_nothing_is_refused(tmp_path: Path, kind: str,
+                                                    mode: str) -> None:
+    result = measured(tmp_path, mode, False, kind)
+    assert result.refused == 0
+    assert result.whole_share >= 0.95 and result.steady_share >= 0.95
+
+
+@WINDOWED
+def test_windows_learned_from_429_and_retry_after_alone(tmp_path: Path, kind: str) -> None:
+    result = measured(tmp_path, "no-headers", False, kind)
+    assert result.refused <= EngineConfig().max_concurrency + 0.02 * result.received
+    assert result.steady_refused_share < 0.02
+    assert result.whole_share >= 0.70  # the 90% target is not met here (module docstring)

@@ -33,6 +33,9 @@ _LEARNED_MARGIN = 0.98
 # _PROBE_DOUBLING seconds without a refusal (fast recovery if a cut overshot).
 _PROBE_GROWTH = 0.01
 _PROBE_DOUBLING = 10.0
+# Against a window that refills all at once, overshooting costs one refusal until it refills
+# (not a drained bucket's stream of them): probe five times as fast.
+_WINDOW_PROBE = 5.0
 # A rate is measured between refusal episodes at least this many seconds apart, over at
 # least this many accepted answers (it is off by at most one request over the span).
 _WINDOW = 1.0
@@ -71,7 +74,7 @@ class _ProviderBucket:
     """
 
     __slots__ = ("capacity", "rate", "level", "stamp", "reset", "windowed", "window", "log",
-                 "used", "synced_at", "slack")
+                 "used", "synced_at", "slack", "reset_at", "epoch")
 
     def __init__(self) -> None:
         self.capacity = 0  # the provider's limit (0: never reported)
@@ -87,6 +90,8 @@ class _ProviderBucket:
         # windowed: seconds our log keeps a send beyond the window, for the time it takes to
         # reach the provider; doubled by each refusal the log did not foresee
         self.slack = _WINDOW_SLACK_S
+        self.reset_at = math.inf  # windowed: when the provider said all is available again
+        self.epoch = -math.inf  # windowed: when that last happened (the log was cleared)
 
     def sync(self, limit: int, remaining: int, reset: float, inflight: float,
              now: float) -> None:
@@ -94,11 +99,18 @@ class _ProviderBucket:
         self.synced_at = min(self.synced_at, now)
         self.window = max(self.window, reset)
         if self.windowed:
+            if now + reset < self.epoch + 0.5 * self.window:
+                return  # counted in the window before the last reset: old news
             self.capacity = limit
+            self.reset_at = now + reset
             self._expire(now)
             gap = (limit - self.used) - (remaining - inflight)
             if gap >= 2:  # the provider counts more than we sent: another client, a lag
                 self._book(gap, now + reset)
+            elif gap < -1:
+                # It counts less: its window moved on (a fixed one started afresh) or our
+                # slack keeps sends too long. What it says is true now; forget the oldest.
+                self._forget(-gap)
             return
         if limit != self.capacity:
             self.capacity, self.rate = limit, 0.0  # a new limit: forget the old rate
@@ -118,11 +130,12 @@ class _ProviderBucket:
             return  # sent before any headers: the mirror had no say
         if self.windowed:
             # Our sends reach the provider later than the log assumed: keep them longer.
-            self.slack = min(self.slack * 2, 0.25 * self.window + _WINDOW_SLACK_S)
+            self.slack = min(self.slack * 2, 0.1 * self.window + _WINDOW_SLACK_S)
             return
         self.windowed = True
         # What the provider holds now clears, as far as we know, when it said it would.
-        self._book(self.capacity, now + max(self.reset, 0.0))
+        self.reset_at = now + max(self.reset, 0.0)
+        self._book(self.capacity, self.reset_at)
 
     def _book(self, amount: float, expires: float) -> None:
         log = self.log
@@ -130,6 +143,18 @@ class _ProviderBucket:
             expires = log[-1][0]
         log.append((expires, amount))
         self.used += amount
+
+    def _forget(self, amount: float) -> None:
+        log = self.log
+        while log and amount > 0:
+            expires, units = log[0]
+            if units > amount:
+                log[0] = (expires, units - amount)
+                self.used -= amount
+                return
+            log.popleft()
+            self.used -= units
+            amount -= units
 
     def _expire(self, now: float) -> None:
         log = self.log
@@ -141,26 +166,38 @@ class _ProviderBucket:
         # longer than the provider's never frees a slot before it does.
         return self.window * (1 + _WINDOW_SLACK) + self.slack
 
-    def available(self, now: float) -> float:
+    def _roll(self, now: float, inflight: float) -> None:
+        """Past the reported reset the provider holds nothing of ours but what is in flight
+        (sent before, it may arrive after): the log starts afresh (fixed windows, slices)."""
+        if now >= self.reset_at:
+            self.log.clear()
+            self.used = 0.0
+            self.epoch, self.reset_at = now, math.inf
+            if inflight > 0:
+                self._book(inflight, now + self._span())
+        self._expire(now)
+
+    def available(self, now: float, inflight: float = 0.0) -> float:
         """Units believed available now."""
         if self.windowed:
-            self._expire(now)
+            self._roll(now, inflight)
             return self.capacity - self.used
         level = self.level + self.rate * (now - self.stamp)
         return min(level, self.capacity) if self.capacity else level
 
-    def wait(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` units are believed available."""
+    def wait(self, amount: float, now: float, inflight: float = 0.0) -> float:
+        """Seconds until ``amount`` units are believed available (``inflight``: sent, not
+        yet answered)."""
         if self.capacity:
             amount = min(amount, self.capacity)  # too large ever to fit: send when full
-        short = amount - self.available(now)
+        short = amount - self.available(now, inflight)
         if short <= 0:
             return 0.0
         if self.windowed:
             for expires, units in self.log:  # the oldest first: free them until it fits
                 short -= units
                 if short <= 0:
-                    return expires - now
+                    return min(expires, self.reset_at) - now
             return max(0.005, min(self.reset, 1.0))
         if self.rate <= 0:
             return max(0.005, min(self.reset, 1.0))  # recheck soon: answers will sync us
@@ -191,7 +228,7 @@ class _LearnedRate:
 
     __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
                  "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut")
+                 "guess", "last_cut", "windowed")
 
     def __init__(self) -> None:
         self.base = 0.0  # requests/s set at the last cut (0: none, send freely)
@@ -209,10 +246,11 @@ class _LearnedRate:
         self.guess = 0.0  # the first-episode guess, requests/s
         # (rate before, when, refusal episodes since) of the last measured cut
         self.last_cut: tuple[float, float, int] | None = None
+        self.windowed = False  # the first refusal was a window's (see _first_episode)
 
     def rate(self, now: float) -> float:
         """The current rate: ``base`` grown by probing since the last cut."""
-        elapsed = max(0.0, now - self.since)
+        elapsed = max(0.0, now - self.since) * (_WINDOW_PROBE if self.windowed else 1.0)
         doubling = _PROBE_DOUBLING / math.log(2)
         return self.base * (1 + _PROBE_GROWTH * doubling * math.expm1(elapsed / doubling))
 
@@ -233,7 +271,8 @@ class _LearnedRate:
             self._check_peer()
 
     def refused(self, retry_after: float | None, sent_at: float, now: float,
-                accepted_rate: float, in_flight: int, window_rate: float = 0.0) -> None:
+                accepted_rate: float, in_flight: int, window_rate: float = 0.0,
+                floor: float = 0.0) -> None:
         """A 429 without limit headers; ``accepted_rate``: answers/s accepted so far;
         ``window_rate``: the rate a window refilling all at once allowed (0: not a window's
         refusal, see ``_first_episode``)."""
@@ -241,14 +280,14 @@ class _LearnedRate:
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_refused += 1
             if retry_after and self.base and self.last_cut is None and not window_rate:
-                self.guess = min(self.guess, _LEARNED_MARGIN / retry_after)
+                self.guess = max(min(self.guess, _LEARNED_MARGIN / retry_after), floor)
                 self.base = max(self.guess, _MIN_RATE)
             self._check_peer()
         if sent_at < self.reacted_at:
             return  # part of an episode already handled
         self.reacted_at = now
         if not self.base:
-            self._first_episode(retry_after, now, accepted_rate, in_flight, window_rate)
+            self._first_episode(retry_after, now, accepted_rate, in_flight, window_rate, floor)
             return
         last_cut = self.last_cut
         if last_cut is not None and now - last_cut[1] < _WINDOW:
@@ -285,17 +324,19 @@ class _LearnedRate:
         self.window_at, self.accepted, self.refused_n = now, 0, 0
 
     def _first_episode(self, retry_after: float | None, now: float, accepted_rate: float,
-                       in_flight: int, window_rate: float) -> None:
+                       in_flight: int, window_rate: float, floor: float) -> None:
         # A continuously refilling bucket's Retry-After is the time one request takes to
         # refill: the rate is about its inverse. A window that refills all at once (fixed,
         # sliding, quantized) says instead when the whole allowance returns, and it takes
         # longer than it took to spend it: the rate is what was accepted over that time.
+        self.windowed = bool(window_rate)
         if window_rate:
             self.guess = _LEARNED_MARGIN * window_rate
         elif retry_after:
             self.guess = _LEARNED_MARGIN / retry_after
         else:
             self.guess = 0.5 * accepted_rate
+        self.guess = max(self.guess, floor)
         self.checking_at = now
         self.check_left = in_flight
         self.check_refused = self.check_accepted = 0
@@ -403,7 +444,7 @@ class RateLimiter:
         # the limits before a whole concurrency's worth of requests is sent blind (a limit
         # of 10 a slice would refuse 54 of 64 such requests). True: no need (or answered).
         self._first_answer = not slow_start
-        self._first_send = math.inf  # when the first request went
+        self._first_send = math.inf  # when sending began (after slow start: its first answer)
         self.inflight_requests = 0  # sent, not yet answered
         self.inflight_tokens = 0  # reserved by requests in flight
 
@@ -450,13 +491,13 @@ class RateLimiter:
             if stated > wait:
                 wait, binding = stated, "stated tpm"
         if self._provider_requests.capacity:
-            mirror = self._provider_requests.wait(1, now)
+            mirror = self._provider_requests.wait(1, now, self.inflight_requests)
             if mirror > wait:
                 wait, binding = mirror, ("provider requests window"
                                          if self._provider_requests.windowed
                                          else "provider requests allowance")
         if self._provider_tokens.capacity:
-            mirror = self._provider_tokens.wait(tokens, now)
+            mirror = self._provider_tokens.wait(tokens, now, self.inflight_tokens)
             if mirror > wait:
                 wait, binding = mirror, ("provider tokens window"
                                          if self._provider_tokens.windowed
@@ -526,6 +567,7 @@ class RateLimiter:
         self.inflight_tokens -= reserved
         if not self._first_answer:
             self._first_answer = True
+            self._first_send = self._clock()  # the others go from now: the allowance's start
             # Nothing learned from it: back to booking nothing (the fast path).
             self._limited = self._stated or self._paused_until > 0 or bool(
                 self._provider_requests.capacity or self._provider_tokens.capacity)
@@ -566,8 +608,12 @@ class RateLimiter:
         since = now - min(self._first_send, now)
         window_rate = (self._accepted / (since + retry_after)
                        if retry_after and retry_after > since else 0.0)
+        # A rate the user stated is not given up for one episode of refusals (a provider's
+        # stall can refuse one request of an even pace): at most a tenth below it, until
+        # refusals between measured windows show less.
+        floor = 0.9 / self._request_interval if self._request_interval else 0.0
         self._learned.refused(retry_after or None, sent_at, now, accepted_rate,
-                              self.inflight_requests, window_rate)
+                              self.inflight_requests, window_rate, floor)
         self._learned.tat = max(self._learned.tat, self._paused_until)
 
     def observe(self, info: RateLimitInfo) -> None:

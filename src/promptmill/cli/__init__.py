@@ -9,6 +9,7 @@ from promptmill.cli import (  # noqa: F401 - registers the commands
     jobs,
     models,
     prompts,
+    report,
     testing,
 )
 from promptmill.cli.app import cli, main

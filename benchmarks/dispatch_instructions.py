@@ -8,6 +8,13 @@ requests is the marginal cost of one request, free of start-up and per-run const
 
     python benchmarks/dispatch_instructions.py                  # 1,000 and 3,000 requests
     python benchmarks/dispatch_instructions.py --small 500 --large 2000
+    python benchmarks/dispatch_instructions.py --record         # the attempt records alone
+
+Two runs of the same code differ by up to ~2% (the event loop wakes a different number of
+times, results are grouped into commits differently), so a small change to dispatch is
+better measured alone: ``--record`` counts what keeping per-attempt records adds, exactly
+as the dispatcher does it (a tuple per attempt with a clock read, appended to a list; the
+list written with each group commit of 256 results), against the same commits without them.
 
 Needs ``valgrind`` (Debian: ``apt-get install valgrind``). Each size takes a few minutes.
 """
@@ -66,16 +73,42 @@ def inner(rows: int) -> None:
             job.close()
 
 
-def count(rows: int, folder: Path) -> int:
-    """Instructions counted while dispatching ``rows`` requests (one valgrind run)."""
-    out = folder / f"callgrind.{rows}.out"
+def inner_record(rows: int, with_attempts: bool) -> None:
+    """The counted process of ``--record``: group commits of ``rows`` results, as dispatch
+    writes them, with or without the attempts' records (counting on for the commits only)."""
+    import json
+
+    from promptmill.store import FinishedRequest, JobStore
+
+    with tempfile.TemporaryDirectory(prefix="pm-instr-") as folder, \
+            JobStore(Path(folder) / "job.promptmill.db") as store:
+        store.add_planned([(i, "{}") for i in range(rows)],
+                          [(i, i, 0, 1, '{"messages": []}', 30) for i in range(rows)], rows)
+        answer = json.dumps([{"text": "Willow ultra jasper. " * 3, "finish_reason": "stop"}])
+        sent = time.monotonic()
+        offset = time.time() - sent
+        _toggle("on")
+        for first in range(0, rows, 256):
+            finished, attempts = [], []
+            for request_id in range(first, min(rows, first + 256)):
+                if with_attempts:
+                    attempts.append((request_id, sent, time.monotonic(), 0))
+                finished.append(FinishedRequest(request_id, 1, answer, 12, 30))
+            store.record(finished, attempts, (), offset)
+        _toggle("off")
+
+
+def count(rows: int, folder: Path, mode: str = "--inner", *extra: str) -> int:
+    """Instructions counted in one valgrind run of this script in ``mode``."""
+    out = folder / f"callgrind.{rows}{''.join(extra)}.out"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
-               f"--callgrind-out-file={out}", sys.executable, __file__, "--inner", str(rows)]
+               f"--callgrind-out-file={out}", sys.executable, __file__, mode, str(rows),
+               *extra]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"valgrind run failed ({result.returncode}):\n{result.stderr[-2000:]}")
     total = 0
-    for path in folder.glob(f"callgrind.{rows}.out*"):
+    for path in folder.glob(out.name + "*"):
         for line in path.read_text().splitlines():
             match = re.match(r"totals: (\d+)", line)  # "summary:" may be 0 after toggling
             if match:
@@ -89,10 +122,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=1000, help="requests of the small run")
     parser.add_argument("--large", type=int, default=3000, help="requests of the large run")
+    parser.add_argument("--record", action="store_true",
+                        help="count what the per-attempt records add to the group commits")
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-record", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--with-attempts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner is not None:
         inner(args.inner)
+        return 0
+    if args.inner_record is not None:
+        inner_record(args.inner_record, args.with_attempts)
+        return 0
+    if args.record:
+        with tempfile.TemporaryDirectory(prefix="pm-callgrind-") as scratch:
+            folder = Path(scratch)
+            rows = args.large
+            without = count(rows, folder, "--inner-record")
+            with_them = count(rows, folder, "--inner-record", "--with-attempts")
+        added = (with_them - without) / rows
+        print(f"attempt records: group commits of {rows:,} results take {without:,} "
+              f"instructions without them, {with_them:,} with them: {added:,.0f} more per "
+              f"request ({added / 1000:.1f}k; client process, callgrind)")
         return 0
     with tempfile.TemporaryDirectory(prefix="pm-callgrind-") as scratch:
         folder = Path(scratch)

@@ -127,3 +127,24 @@ def test_a_job_stored_before_attempts_were_kept(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "not recorded (the job ran before promptmill kept them)" in result.stdout
     assert "1: 1 done, 0 failed, 0 pending" in result.stdout
+
+
+def test_view_refuses_bad_input_in_one_line(graded_job: GradedJob, tmp_path: Path) -> None:
+    import socket
+
+    missing = cli("view", tmp_path / "nothing.jsonl", cwd=tmp_path)
+    assert missing.returncode == 2 and "no job store for" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("not json\n")
+    wrong = cli("view", graded_job.output, "--extractions", broken, cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+    assert f"--extractions {broken}, line 1: not a line of `promptmill extract --out`" in (
+        wrong.stderr)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli("view", graded_job.output, "--port", port, cwd=tmp_path)
+    assert busy.returncode == 2 and busy.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and "--port" in busy.stderr

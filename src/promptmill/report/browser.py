@@ -5,9 +5,9 @@ builds every element with ``textContent``, so text from the store is never parse
 A Content-Security-Policy allows only the page's own script, and requests must name this
 server as their ``Host`` (a page elsewhere cannot read the results by DNS rebinding).
 
-Reads run on worker threads, one SQLite connection per lane: the list, the match count and
-single rows. A new list or count request interrupts the one before it on its lane, so a
-search typed quickly never queues behind the scans of its prefixes.
+Reads run on worker threads, one SQLite connection per lane: the list, the match count,
+single rows and the category scan. A new list or count request interrupts the one before
+it on its lane, so a search typed quickly never queues behind the scans of its prefixes.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ class ResultsBrowser:
         self.grades: dict[int, RowExtractions] = (
             read_extractions(extractions) if extractions is not None else {})
         self._lanes = {name: _Lane(queries.connect(store_path))
-                       for name in ("list", "count", "row")}
+                       for name in ("list", "count", "row", "facets")}
         for name in ("list", "count"):
             queries.load_grades(self._lanes[name].db, self.grades)
+        self.groups = queries.groups_per_row(self._lanes["row"].db)
 
     def close(self) -> None:
         """Close the connections and threads."""
@@ -116,7 +117,7 @@ class ResultsBrowser:
 
     async def facets(self, request: web.Request) -> web.StreamResponse:
         """The rows' categories (a scan: the page asks after its first rows are drawn)."""
-        return _json({"categories": await self._read("count", _categories)})
+        return _json({"categories": await self._read("facets", _categories)})
 
     async def rows(self, request: web.Request) -> web.StreamResponse:
         """One page of rows matching the filters, after row ``after``."""
@@ -125,7 +126,7 @@ class ResultsBrowser:
         graded = bool(self.grades)
 
         def read(db: sqlite3.Connection) -> dict[str, Any]:
-            indexes, more = queries.page_indexes(db, filters, after, graded)
+            indexes, more = queries.page_indexes(db, filters, after, graded, self.groups)
             return {"rows": queries.page_rows(db, indexes, self.grades), "more": more}
         try:
             return _json(await self._read("list", read, interrupt=True))
@@ -137,7 +138,7 @@ class ResultsBrowser:
         filters = queries.Filters.from_query(request.query)
         try:
             found = await self._read("count", queries.count_matches, filters,
-                                     bool(self.grades), interrupt=True)
+                                     bool(self.grades), self.groups, interrupt=True)
         except sqlite3.OperationalError as exc:
             return _interrupted(exc)
         return _json({"count": found})

@@ -87,9 +87,12 @@ def figures(run: RunReport) -> list[dict[str, Any]]:
     ]
     learned = [c for c in run.changes if c.kind == "learned_rate"]
     if learned:
+        # A step held from each change to the next, and the last one to the run's end.
+        held = [*learned, learned[-1]]
+        times = [_when(c.at) for c in learned] + [x[-1]]
         throughput.append(_line(
-            "learned limit", [_when(c.at) for c in learned],
-            [c.value if c.value else None for c in learned], _COLOURS["learned"],
+            "learned limit", times, [c.value if c.value else None for c in held],
+            _COLOURS["learned"],
             line={"color": _COLOURS["learned"], "dash": "dot", "shape": "hv", "width": 1.5},
             connectgaps=False))
     shapes = [_hline(c.value / 60, f"stated --rpm {c.value:g}") for c in run.changes
@@ -187,7 +190,7 @@ def render_html(run: RunReport, accuracy: Accuracy | None = None) -> str:
     import jinja2
     from markupsafe import Markup
 
-    from promptmill.report.summary import describe_change, duration, summary_facts
+    from promptmill.report.summary import change_lines, summary_facts
 
     source = resources.files("promptmill.report").joinpath("static/report.html.jinja")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
@@ -200,7 +203,7 @@ def render_html(run: RunReport, accuracy: Accuracy | None = None) -> str:
     return template.render(
         run=run, facts=summary_facts(run), accuracy=accuracy, figures=figs,
         figures_json=Markup(_script_json(figs)), plotly_js=Markup(plotly_js()),
-        changes=[(c, describe_change(c)) for c in run.changes], duration=duration,
+        changes=change_lines(run.changes),
         made_at=datetime.datetime.fromtimestamp(run.made_at).strftime("%Y-%m-%d %H:%M:%S"),
     )
 

@@ -72,7 +72,14 @@ def load_grades(db: sqlite3.Connection, grades: Mapping[int, RowExtractions]) ->
                    [(row, g.correct, len(g.answers)) for row, g in grades.items()])
 
 
-def _conditions(filters: Filters, graded: bool) -> tuple[list[str], list[Any]]:
+def groups_per_row(db: sqlite3.Connection) -> int:
+    """Requests per row (1 unless k is split over several requests); the same for every row."""
+    found = db.execute("SELECT COUNT(*) FROM requests WHERE row_index = "
+                       "(SELECT MIN(row_index) FROM requests)").fetchone()[0]
+    return max(1, int(found))
+
+
+def _conditions(filters: Filters, graded: bool, groups: int) -> tuple[list[str], list[Any]]:
     """SQL conditions on ``q`` (a row's first request) and their parameters."""
     where: list[str] = []
     params: list[Any] = []
@@ -88,8 +95,11 @@ def _conditions(filters: Filters, graded: bool) -> tuple[list[str], list[Any]]:
         params.append(filters.kind)
     if filters.q:
         pattern = _like(filters.q)
-        where.append("(q.payload LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM requests x "
-                     "WHERE x.row_index = q.row_index AND x.responses LIKE ? ESCAPE '\\'))")
+        if groups == 1:  # the row's one request holds all its responses
+            where.append("(q.payload LIKE ? ESCAPE '\\' OR q.responses LIKE ? ESCAPE '\\')")
+        else:
+            where.append("(q.payload LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM requests x "
+                         "WHERE x.row_index = q.row_index AND x.responses LIKE ? ESCAPE '\\'))")
         params += [pattern, pattern]
     if filters.category:
         where.append("EXISTS (SELECT 1 FROM rows r WHERE r.row_index = q.row_index AND "
@@ -105,9 +115,9 @@ def _conditions(filters: Filters, graded: bool) -> tuple[list[str], list[Any]]:
 
 
 def page_indexes(db: sqlite3.Connection, filters: Filters, after: int, graded: bool,
-                 limit: int = PAGE_SIZE) -> tuple[list[int], bool]:
+                 groups: int = 1, limit: int = PAGE_SIZE) -> tuple[list[int], bool]:
     """The row indexes of one page after row ``after``, and whether more follow."""
-    where, params = _conditions(filters, graded)
+    where, params = _conditions(filters, graded, groups)
     if not where:  # no filter: the rows table's own key
         found = [row for (row,) in db.execute(
             "SELECT row_index FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
@@ -119,9 +129,10 @@ def page_indexes(db: sqlite3.Connection, filters: Filters, after: int, graded: b
     return found[:limit], len(found) > limit
 
 
-def count_matches(db: sqlite3.Connection, filters: Filters, graded: bool) -> int:
+def count_matches(db: sqlite3.Connection, filters: Filters, graded: bool,
+                  groups: int = 1) -> int:
     """How many rows the filters match (a whole scan for a search: asked for separately)."""
-    where, params = _conditions(filters, graded)
+    where, params = _conditions(filters, graded, groups)
     if not where:
         last = db.execute("SELECT MAX(row_index) FROM rows").fetchone()[0]
         return 0 if last is None else int(last) + 1

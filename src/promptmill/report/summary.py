@@ -39,6 +39,39 @@ def describe_change(change: LimiterChange) -> str:
     return f"{change.kind} {value:g} {change.detail}".strip()
 
 
+def change_lines(changes: list[LimiterChange]) -> list[tuple[float, str]]:
+    """(time, words) per change, runs of alike changes in a row folded into one line.
+
+    A storm of 429s pauses the job hundreds of times for the same reason; one line says so.
+    """
+    lines: list[tuple[float, str]] = []
+    index = 0
+    while index < len(changes):
+        change = changes[index]
+        end = index + 1
+        while (end < len(changes) and changes[end].kind == change.kind
+               and changes[end].detail == change.detail
+               and (change.kind == "pause" or changes[end].value == change.value)):
+            end += 1
+        alike = changes[index:end]
+        if len(alike) > 1 and change.kind == "pause":
+            total = sum(c.value or 0.0 for c in alike)
+            text = (f"paused {len(alike)} times, {duration(total)} in all, until "
+                    f"{_clock(alike[-1].at + (alike[-1].value or 0.0))} ({change.detail})")
+        else:
+            text = describe_change(change) + (f" ({len(alike)} times)" if len(alike) > 1
+                                              else "")
+        lines.append((change.at, text))
+        index = end
+    return lines
+
+
+def _clock(unix_s: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(unix_s).strftime("%H:%M:%S")
+
+
 def summary_facts(run: RunReport) -> list[tuple[str, str]]:
     """(label, text) lines: the summary the terminal prints and the page shows on top."""
     facts = [("job", f"{run.output}  ({run.model})"),
@@ -67,10 +100,12 @@ def summary_facts(run: RunReport) -> list[tuple[str, str]]:
         reasons = sorted({p.detail for p in pauses})
         limiter.append(f"{len(pauses):,} pauses, {duration(sum(p.value or 0 for p in pauses))}"
                        f" in all ({', '.join(reasons)})")
-    learned = [c for c in run.changes if c.kind == "learned_rate" and c.value]
+    learned = [c for c in run.changes if c.kind == "learned_rate"]
     if learned:
-        limiter.append(f"learned {learned[-1].value:.3g} requests/s from 429s "
-                       f"({len(learned)} changes)")
+        last = learned[-1]
+        limiter.append((f"learned {last.value:.3g} requests/s from 429s" if last.value
+                        else "learned limits from 429s, then judged them a blip: unpaced")
+                       + f" ({len(learned)} changes)")
     for kind in ("provider_requests", "provider_tokens"):
         reported = [c for c in run.changes if c.kind == kind]
         if reported:

@@ -65,7 +65,7 @@
     if (listRequest) { listRequest.abort(); }
     var controller = listRequest = new AbortController();
     document.body.setAttribute("data-list", "loading");
-    fetchJson("/api/rows?" + key, controller).then(function (page) {
+    return fetchJson("/api/rows?" + key, controller).then(function (page) {
       if (page.interrupted || controller !== listRequest) { return; }
       listRequest = null;
       drawRows(page.rows, page.more, after);
@@ -116,8 +116,11 @@
   function restart() {
     pages = [-1];
     saveHash();
-    loadPage();
-    loadCount();
+    if (countRequest) { countRequest.abort(); }
+    $("match-count").textContent = "counting…";
+    $("match-count").removeAttribute("data-count");
+    // The count (a whole scan for a search) starts once the rows are shown: the rows first.
+    loadPage().then(loadCount);
   }
 
   // -- one row ----------------------------------------------------------------------------
@@ -253,8 +256,7 @@
 
   loadHash();
   loadJob().then(function () {
-    loadPage();
-    loadCount();
+    loadPage().then(loadCount);
     if (state.row !== null) { openRow(state.row); }
     loadFacets();
   });

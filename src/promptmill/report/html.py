@@ -95,11 +95,16 @@ def figures(run: RunReport) -> list[dict[str, Any]]:
             _COLOURS["learned"],
             line={"color": _COLOURS["learned"], "dash": "dot", "shape": "hv", "width": 1.5},
             connectgaps=False))
-    shapes = [_hline(c.value / 60, f"stated --rpm {c.value:g}") for c in run.changes
-              if c.kind == "stated_rpm" and c.value]
-    figs.append({"id": "throughput", "data": throughput,
-                 "layout": _layout(f"Throughput (requests/s, per {series.bucket_s} s)",
-                                   "requests/s", shapes=shapes)})
+    stated = [c.value / 60 for c in run.changes if c.kind == "stated_rpm" and c.value]
+    shapes = [_hline(rpm_s, f"stated --rpm {rpm_s * 60:g}") for rpm_s in stated]
+    layout = _layout(f"Throughput (requests/s, per {series.bucket_s} s)", "requests/s",
+                     shapes=shapes)
+    # A first guess from one Retry-After can be far above any real rate: keep the scale of
+    # what was sent, and let such a guess leave the top of the plot.
+    top = max([*rate(series.sent), *rate(series.done), *stated, 0.0])
+    if top and any(c.value and c.value > 1.5 * top for c in learned):
+        layout["yaxis"]["range"] = [0, top * 1.3]
+    figs.append({"id": "throughput", "data": throughput, "layout": layout})
     figs.append({"id": "latency", "data": [
         _line(name, x, series.latency[name], _COLOURS[name], connectgaps=False)
         for name in ("p50", "p90", "p99")],

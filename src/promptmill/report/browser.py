@@ -109,9 +109,11 @@ class ResultsBrowser:
         """What the page's header shows: the job, counts by status, error kinds."""
         def read(db: sqlite3.Connection) -> dict[str, Any]:
             counts = dict(db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status"))
+            done, failed = counts.pop("done", 0), counts.pop("failed", 0)
             return {"output": self.label, "model": self.model, "k": self.k,
                     "rows": queries.count_matches(db, queries.Filters(), False),
-                    "requests": {s: counts.get(s, 0) for s in queries.STATUSES},
+                    "requests": {"done": done, "failed": failed,
+                                 "pending": sum(counts.values())},
                     "kinds": queries.error_kinds(db), "graded": bool(self.grades)}
         return _json(await self._read("row", read))
 

@@ -83,12 +83,16 @@ def _conditions(filters: Filters, graded: bool, groups: int) -> tuple[list[str],
     """SQL conditions on ``q`` (a row's first request) and their parameters."""
     where: list[str] = []
     params: list[Any] = []
-    if filters.status in ("failed", "pending"):
-        where.append("q.row_index IN (SELECT row_index FROM requests WHERE status = ?)")
-        params.append(filters.status)
+    # Every status but done and failed is pending for the user (a Batch API mode's
+    # "batched" too: submitted, its answer not yet in).
+    if filters.status == "failed":
+        where.append("q.row_index IN (SELECT row_index FROM requests WHERE status = 'failed')")
+    elif filters.status == "pending":
+        where.append("q.row_index IN (SELECT row_index FROM requests "
+                     "WHERE status NOT IN ('done', 'failed'))")
     elif filters.status == "done":
         where.append("q.row_index NOT IN (SELECT row_index FROM requests "
-                     "WHERE status IN ('failed', 'pending'))")
+                     "WHERE status != 'done')")
     if filters.kind:
         where.append("q.row_index IN (SELECT row_index FROM requests "
                      "WHERE status = 'failed' AND error_kind = ?)")
@@ -165,7 +169,9 @@ def _cut(text: str, limit: int = _PREVIEW) -> str:
 
 
 def _row_status(statuses: list[str]) -> str:
-    return "pending" if "pending" in statuses else "failed" if "failed" in statuses else "done"
+    if any(status not in ("done", "failed") for status in statuses):
+        return "pending"
+    return "failed" if "failed" in statuses else "done"
 
 
 def page_rows(db: sqlite3.Connection, indexes: list[int],

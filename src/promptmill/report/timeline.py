@@ -203,7 +203,8 @@ def _series(db: Any, changes: list[LimiterChange]
     for status, bucket, n, p_tokens, c_tokens in db.execute(
             "SELECT status, CAST((finished_at - ?) / ? AS INTEGER), COUNT(*), "
             "SUM(prompt_tokens), SUM(completion_tokens) FROM requests "
-            "WHERE finished_at IS NOT NULL GROUP BY 1, 2", (start, size)):
+            "WHERE finished_at IS NOT NULL AND status IN ('done', 'failed') GROUP BY 1, 2",
+            (start, size)):
         bucket = min(max(bucket, 0), count - 1)
         target = series.done if status == "done" else series.failed
         target[bucket] += n

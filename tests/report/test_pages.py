@@ -219,6 +219,13 @@ def test_a_row_shows_its_k_responses_as_text(graded_job: GradedJob, view_url: st
     assert cards.nth(0).locator(".answer").inner_text() == "answer: C"
     assert "logprobs (" in cards.nth(0).locator("details summary").inner_text()
     assert page.locator("#prompt").inner_text().strip().endswith("Which option is right?")
+    # Its attempts, as the store has them, arrive after the row.
+    page.wait_for_selector("#attempts[data-state=ready]")
+    outcomes = [o for (o,) in _store(graded_job).execute(
+        "SELECT outcome FROM attempt_log WHERE row_index = ? ORDER BY sent_ms", (row,))]
+    shown = page.eval_on_selector_all("#attempts tr td:nth-child(3)",
+                                      "cells => cells.map(c => c.textContent)")
+    assert shown == [o.replace("_", " ") for o in outcomes] and shown[-1] == "done"
     assert page.problems == []
 
 

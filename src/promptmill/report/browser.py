@@ -6,8 +6,9 @@ A Content-Security-Policy allows only the page's own script, and requests must n
 server as their ``Host`` (a page elsewhere cannot read the results by DNS rebinding).
 
 Reads run on worker threads, one SQLite connection per lane: the list, the match count,
-single rows and the category scan. A new list or count request interrupts the one before
-it on its lane, so a search typed quickly never queues behind the scans of its prefixes.
+single rows, a row's attempts and the category scan. A new request for the list, the count
+or attempts interrupts the one before it on its lane, so a search typed quickly never
+queues behind the scans of its prefixes.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class ResultsBrowser:
         self.grades: dict[int, RowExtractions] = (
             read_extractions(extractions) if extractions is not None else {})
         self._lanes = {name: _Lane(queries.connect(store_path))
-                       for name in ("list", "count", "row", "facets")}
+                       for name in ("list", "count", "row", "attempts", "facets")}
         for name in ("list", "count"):
             queries.load_grades(self._lanes[name].db, self.grades)
         self.groups = queries.groups_per_row(self._lanes["row"].db)
@@ -129,7 +130,8 @@ class ResultsBrowser:
 
         def read(db: sqlite3.Connection) -> dict[str, Any]:
             indexes, more = queries.page_indexes(db, filters, after, graded, self.groups)
-            return {"rows": queries.page_rows(db, indexes, self.grades), "more": more}
+            return {"rows": queries.page_rows(db, indexes, self.grades), "more": more,
+                    "graded": graded}
         try:
             return _json(await self._read("list", read, interrupt=True))
         except sqlite3.OperationalError as exc:
@@ -159,6 +161,15 @@ class ResultsBrowser:
             {"answer": None if answer is None else redact_secrets(answer), "correct": correct,
              "method": method} for answer, correct, method in grade.answers]
         return _json(detail)
+
+    async def attempts(self, request: web.Request) -> web.StreamResponse:
+        """Every attempt of one row (a scan of the attempts: asked for after the row)."""
+        index = _int(request.match_info["index"], -1)
+        try:
+            found = await self._read("attempts", queries.row_attempts, index, interrupt=True)
+        except sqlite3.OperationalError as exc:
+            return _interrupted(exc)
+        return _json({"attempts": found})
 
 
 def _categories(db: sqlite3.Connection) -> list[str]:
@@ -202,6 +213,7 @@ def make_app(browser: ResultsBrowser, allowed_hosts: set[str]) -> web.Applicatio
     app.router.add_get("/api/rows", browser.rows)
     app.router.add_get("/api/count", browser.count)
     app.router.add_get("/api/row/{index}", browser.row)
+    app.router.add_get("/api/row/{index}/attempts", browser.attempts)
     return app
 
 

@@ -246,15 +246,6 @@ def row_detail(db: sqlite3.Connection, index: int) -> dict[str, Any] | None:
                 "logprobs": _logprobs(response.get("logprobs")),
             })
     prompt = json.loads(requests[0][5]) if requests else {}
-    ids = [r[0] for r in requests]
-    marks = ",".join("?" * len(ids)) or "NULL"
-    attempts = [
-        {"request": request_id, "sent_ms": sent, "duration_ms": duration,
-         "outcome": ATTEMPT_OUTCOMES[outcome] if 0 <= outcome < len(ATTEMPT_OUTCOMES)
-         else "fatal"}
-        for request_id, sent, duration, outcome in db.execute(
-            f"SELECT request_id, sent_ms, duration_ms, outcome FROM attempts "
-            f"WHERE request_id IN ({marks}) ORDER BY sent_ms LIMIT 200", ids)]
     return {
         "row": index,
         "status": _row_status([r[3] for r in requests]),
@@ -272,12 +263,28 @@ def row_detail(db: sqlite3.Connection, index: int) -> dict[str, Any] | None:
                       "prompt_tokens": r[7], "completion_tokens": r[8],
                       "error": None if r[9] is None else redact_secrets(str(r[9])),
                       "kind": r[10]} for r in requests],
-        "attempts": attempts,
         "results_row": {**fields, "responses": [{"text": r["text"],
                                                   "finish_reason": r["finish_reason"]}
                                                  for r in responses],
                         "status": _row_status([r[3] for r in requests])},
     }
+
+
+def row_attempts(db: sqlite3.Connection, index: int) -> list[dict[str, Any]]:
+    """Every attempt of row ``index``'s requests, in time order.
+
+    The attempts table has no index (it is kept small and cheap to append to), so this
+    scans it: about a second for a million attempts; the page asks after showing the row.
+    """
+    ids = [r for (r,) in db.execute("SELECT id FROM requests WHERE row_index = ?", (index,))]
+    marks = ",".join("?" * len(ids)) or "NULL"
+    return [
+        {"request": request_id, "sent_ms": sent, "duration_ms": duration,
+         "outcome": ATTEMPT_OUTCOMES[outcome] if 0 <= outcome < len(ATTEMPT_OUTCOMES)
+         else "fatal"}
+        for request_id, sent, duration, outcome in db.execute(
+            f"SELECT request_id, sent_ms, duration_ms, outcome FROM attempts "
+            f"WHERE request_id IN ({marks}) ORDER BY sent_ms LIMIT 200", ids)]
 
 
 def _logprobs(logprobs: Any) -> list[dict[str, Any]] | None:

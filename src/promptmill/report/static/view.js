@@ -7,7 +7,6 @@
   var pages = [-1];          // the "after" key of each page seen, for "previous"
   var listRequest = null;    // the list fetch in flight (aborted by a newer one)
   var countRequest = null;
-  var job = null;
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -68,7 +67,7 @@
     return fetchJson("/api/rows?" + key, controller).then(function (page) {
       if (page.interrupted || controller !== listRequest) { return; }
       listRequest = null;
-      drawRows(page.rows, page.more, after);
+      drawRows(page.rows, page.more, page.graded);
       document.body.setAttribute("data-list", "ready");
       document.body.setAttribute("data-list-key", key);
     }).catch(function (error) {
@@ -86,7 +85,7 @@
       $("match-count").setAttribute("data-count", result.count);
     }).catch(function () {});
   }
-  function drawRows(rows, more, after) {
+  function drawRows(rows, more, graded) {
     var body = $("rows").tBodies[0];
     body.textContent = "";
     rows.forEach(function (row) {
@@ -99,13 +98,14 @@
         el("td", { className: "text prompt", text: row.prompt, title: row.prompt }),
         el("td", { className: "text response", text: row.response, title: row.response }),
         el("td", { className: "num", text: String(row.attempts) }),
-        job && job.graded ? el("td", { className: "num", text: correct }) : null,
+        graded ? el("td", { className: "num", text: correct }) : null,
       ]);
       if (row.row === state.row) { tr.className = "selected"; }
       tr.addEventListener("click", function () { openRow(row.row); });
       body.appendChild(tr);
     });
     $("empty").hidden = rows.length > 0;
+    $("correct-head").hidden = !graded;
     var first = rows.length ? rows[0].row + 1 : 0;
     var last = rows.length ? rows[rows.length - 1].row + 1 : 0;
     $("page-info").textContent = rows.length ? "page " + pages.length + ": rows " + number(first) + "–" + number(last) : "";
@@ -187,16 +187,21 @@
       errors.forEach(function (r) { pane.appendChild(textBlock(r.kind + ": " + r.error, "error")); });
     }
     pane.appendChild(el("h3", { text: "Attempts" }));
-    var attempts = el("table", {}, [el("tr", {}, [el("th", { text: "sent" }), el("th", { className: "num", text: "took" }), el("th", { text: "outcome" })])]);
-    row.attempts.forEach(function (a) {
-      attempts.appendChild(el("tr", {}, [
-        el("td", { text: new Date(a.sent_ms).toLocaleString() }),
-        el("td", { className: "num", text: (a.duration_ms / 1000).toFixed(2) + " s" }),
-        el("td", { text: a.outcome.replace("_", " ") }),
-      ]));
-    });
-    if (!row.attempts.length) { attempts.appendChild(el("tr", {}, [el("td", { text: "none recorded" })])); }
+    var attempts = el("table", { id: "attempts", "data-state": "loading" }, [el("tr", {}, [el("th", { text: "sent" }), el("th", { className: "num", text: "took" }), el("th", { text: "outcome" })])]);
     pane.appendChild(attempts);
+    // A scan of every attempt the job made: asked for once the row is shown.
+    fetchJson("/api/row/" + row.row + "/attempts").then(function (found) {
+      if (found.interrupted || state.row !== row.row) { return; }
+      found.attempts.forEach(function (a) {
+        attempts.appendChild(el("tr", {}, [
+          el("td", { text: new Date(a.sent_ms).toLocaleString() }),
+          el("td", { className: "num", text: (a.duration_ms / 1000).toFixed(2) + " s" }),
+          el("td", { text: a.outcome.replace("_", " ") }),
+        ]));
+      });
+      if (!found.attempts.length) { attempts.appendChild(el("tr", {}, [el("td", { text: "none recorded" })])); }
+      attempts.setAttribute("data-state", "ready");
+    }).catch(function () {});
     var usage = row.requests.map(function (r) { return (r.prompt_tokens || 0) + " + " + (r.completion_tokens || 0); }).join(", ");
     pane.appendChild(el("p", { className: "sub", text: "tokens (prompt + completion): " + usage }));
   }
@@ -217,7 +222,6 @@
   // -- the header and the filters -----------------------------------------------------------
   function loadJob() {
     return fetchJson("/api/job").then(function (info) {
-      job = info;
       $("job-output").textContent = info.output;
       $("job-model").textContent = info.model;
       var r = info.requests;
@@ -225,7 +229,7 @@
       info.kinds.forEach(function (kind) {
         if (kind[0] !== state.kind) { $("kind").appendChild(el("option", { value: kind[0], text: kind[0] + " (" + number(kind[1]) + ")" })); }
       });
-      $("correct").hidden = $("correct-head").hidden = !info.graded;
+      $("correct").hidden = !info.graded;
     });
   }
   function loadFacets() {
@@ -254,10 +258,9 @@
   $("prev").addEventListener("click", function () { if (pages.length > 1) { pages.pop(); loadPage(); } });
   $("first").addEventListener("click", function () { pages = [-1]; loadPage(); });
 
+  // The rows first, the header and the filters' choices beside them: none waits on another.
   loadHash();
-  loadJob().then(function () {
-    loadPage().then(loadCount);
-    if (state.row !== null) { openRow(state.row); }
-    loadFacets();
-  });
+  loadPage().then(loadCount);
+  loadJob().then(loadFacets);
+  if (state.row !== null) { openRow(state.row); }
 })();

@@ -68,8 +68,9 @@ def _migration_1(db: sqlite3.Connection) -> None:
 def _migration_attempts(db: sqlite3.Connection) -> None:
     """Per-attempt records and the limiter's state changes, for ``promptmill report``.
 
-    Compact on purpose (a 1M-request job grows by ~25 MB): integer milliseconds, the outcome
-    as a small code, no index (rows are appended in time order, which is how they are read).
+    Compact on purpose (a million attempts grow the store by ~22 MB): integer milliseconds,
+    the outcome as a small code, no index (rows are appended in time order, which is how they
+    are read).
     An attempt's tokens are not repeated: only an answered attempt has any, and they are its
     request's usage; the ``attempt_log`` view shows every attempt with its tokens and names.
     """

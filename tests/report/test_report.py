@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from report_helpers import ERROR_HTML, FAILING, KEY, ROWS, GradedJob, cli
@@ -97,20 +99,33 @@ def test_accuracy_table_in_the_terminal(graded_job: GradedJob) -> None:
     assert f"{report['majority_accuracy']:.1%}" in result.stdout
 
 
-def test_bad_paths_are_one_line_errors(graded_job: GradedJob, tmp_path: Path) -> None:
-    missing = cli("report", tmp_path / "nothing.jsonl", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().count("\n") == 0 and "no job store for" in missing.stderr
-    not_report = tmp_path / "other.json"
-    not_report.write_text('{"hello": 1}')
-    wrong = cli("report", graded_job.output, "--accuracy", not_report, cwd=tmp_path)
-    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
-    assert f"--accuracy {not_report}: not a report of `promptmill extract --report`" in (
-        wrong.stderr)
+def _one_line_error(result: subprocess.CompletedProcess[str], says: str) -> None:
+    """A usage error: exit 2, one line on stderr saying ``says``."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and says in result.stderr, result.stderr
+
+
+def test_bad_input_is_a_one_line_error(graded_job: GradedJob, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"hello": 1}\n')
+    for command, option, says in (
+            ("report", "--accuracy", ": not a report of `promptmill extract --report`"),
+            ("view", "--extractions", ", line 1: not a line of `promptmill extract --out`")):
+        _one_line_error(cli(command, tmp_path / "nothing.jsonl", cwd=tmp_path),
+                        "no job store for")
+        _one_line_error(cli(command, graded_job.output, option, broken, cwd=tmp_path),
+                        f"{option} {broken}{says}")
     folder = cli("report", graded_job.output, "--html", tmp_path / "no" / "r.html",
                  cwd=tmp_path)
     assert folder.returncode != 0 and "does not exist" in folder.stderr
     assert not (tmp_path / "no").exists()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli("view", graded_job.output, "--port", port, cwd=tmp_path)
+    _one_line_error(busy, f"cannot listen on 127.0.0.1:{port}")
+    assert "pick another --port" in busy.stderr
 
 
 def test_a_job_stored_before_attempts_were_kept(tmp_path: Path) -> None:
@@ -127,24 +142,3 @@ def test_a_job_stored_before_attempts_were_kept(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "not recorded (the job ran before promptmill kept them)" in result.stdout
     assert "1: 1 done, 0 failed, 0 pending" in result.stdout
-
-
-def test_view_refuses_bad_input_in_one_line(graded_job: GradedJob, tmp_path: Path) -> None:
-    import socket
-
-    missing = cli("view", tmp_path / "nothing.jsonl", cwd=tmp_path)
-    assert missing.returncode == 2 and "no job store for" in missing.stderr
-    assert missing.stderr.strip().count("\n") == 0
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text("not json\n")
-    wrong = cli("view", graded_job.output, "--extractions", broken, cwd=tmp_path)
-    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
-    assert f"--extractions {broken}, line 1: not a line of `promptmill extract --out`" in (
-        wrong.stderr)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        busy = cli("view", graded_job.output, "--port", port, cwd=tmp_path)
-    assert busy.returncode == 2 and busy.stderr.strip().count("\n") == 0
-    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and "--port" in busy.stderr

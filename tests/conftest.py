@@ -40,6 +40,7 @@ TIERS = {
             'pip install -e ".[vllm,hf,local]" && pip uninstall -y torchvision torchaudio '
             'torchcodec',
     "litellm": 'LiteLLM: pip install -e ".[litellm]"',
+    "browser": 'Chromium and Playwright: apt-get install chromium; pip install -e ".[dev]"',
 }
 
 

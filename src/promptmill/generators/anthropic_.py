@@ -97,11 +97,6 @@ class AnthropicGenerator(HTTPAPIGenerator):
     config_fields = frozenset({"api_base", "timeout", "anthropic_version", "max_model_len"})
     default_api_base = ANTHROPIC_API_BASE
 
-    def __init__(self, model: str, **kwargs: Any) -> None:
-        super().__init__(model, **kwargs)
-        # Request fields of a params object, by id (the object kept so its id stays its own).
-        self._fields: dict[int, tuple[GenerateParams, dict[str, Any]]] = {}
-
     def context_length(self) -> int | None:
         """``max_model_len=`` from the identifier, where given."""
         value = self.config.get("max_model_len")
@@ -138,18 +133,7 @@ class AnthropicGenerator(HTTPAPIGenerator):
         return "/messages", body
 
     def _param_fields(self, params: GenerateParams) -> dict[str, Any]:
-        cached = self._fields.get(id(params))
-        if cached is not None and cached[0] is params:
-            return cached[1]
-        fields = params.set_fields()
-        fields.pop("n", None)  # one sample per request: the engine sends k requests
-        stop = fields.pop("stop", None)
-        if stop:
-            fields["stop_sequences"] = stop
-        if len(self._fields) >= 64:
-            self._fields.clear()
-        self._fields[id(params)] = (params, fields)
-        return fields
+        return self._fields_for(params, _anthropic_fields)
 
     def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,
                 url: str) -> GenerationResult:
@@ -205,3 +189,12 @@ def _error_message(raw: bytes) -> tuple[str, str]:
     except (ValueError, AttributeError):
         message, kind = raw[:200].decode("utf-8", "replace") or "no message", ""
     return redact_secrets(message).strip().replace("\n", " ")[:300], kind
+
+
+def _anthropic_fields(params: GenerateParams) -> dict[str, Any]:
+    fields = params.set_fields()
+    fields.pop("n", None)  # one sample per request: the engine sends k requests
+    stop = fields.pop("stop", None)
+    if stop:
+        fields["stop_sequences"] = stop
+    return fields

@@ -10,13 +10,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
 
 from promptmill.errors import GenerationError, JobFatalError, RequestTimeout, Unavailable
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
+from promptmill.params import GenerateParams
 
 
 class HTTPAPIGenerator(Generator):
@@ -30,6 +31,21 @@ class HTTPAPIGenerator(Generator):
         self.timeout = float(self.config.get("timeout", 600))
         self._session: aiohttp.ClientSession | None = None
         self._headers: dict[str, str] = {}
+        # A job sends thousands of requests with the same few params objects: their body
+        # fields are built once each (keyed by identity, the object kept so the id stays its).
+        self._body_fields: dict[int, tuple[GenerateParams, dict[str, Any]]] = {}
+
+    def _fields_for(self, params: GenerateParams,
+                    build: Callable[[GenerateParams], dict[str, Any]]) -> dict[str, Any]:
+        """The body fields of ``params`` as ``build`` makes them, built once per object."""
+        cached = self._body_fields.get(id(params))
+        if cached is not None and cached[0] is params:
+            return cached[1]
+        fields = build(params)
+        if len(self._body_fields) >= 64:
+            self._body_fields.clear()
+        self._body_fields[id(params)] = (params, fields)
+        return fields
 
     def key_source(self) -> str:
         """Where the key comes from, for messages (never the key itself)."""

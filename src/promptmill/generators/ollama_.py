@@ -70,7 +70,6 @@ class OllamaGenerator(HTTPAPIGenerator):
         super().__init__(model, **kwargs)
         if not self.config.get("api_base"):
             self.api_base = ollama_host()
-        self._fields: dict[int, tuple[GenerateParams, dict[str, Any]]] = {}
 
     def context_length(self) -> int | None:
         """``num_ctx=`` where given (Ollama's default context otherwise: unknown here)."""
@@ -112,18 +111,15 @@ class OllamaGenerator(HTTPAPIGenerator):
         return "/api/generate", body
 
     def _options(self, params: GenerateParams) -> dict[str, Any]:
-        cached = self._fields.get(id(params))
-        if cached is not None and cached[0] is params:
-            return cached[1]
+        return self._fields_for(params, self._build_options)
+
+    def _build_options(self, params: GenerateParams) -> dict[str, Any]:
         fields = params.set_fields()
         options = {_OPTIONS[name]: value for name, value in fields.items() if name in _OPTIONS}
         options.update({name: value for name, value in fields.items()
                         if name not in _OPTIONS and name != "n"})  # extra.NAME
         if "num_ctx" in self.config:
             options["num_ctx"] = self.config["num_ctx"]
-        if len(self._fields) >= 64:
-            self._fields.clear()
-        self._fields[id(params)] = (params, options)
         return options
 
     def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,

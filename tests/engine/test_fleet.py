@@ -21,10 +21,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from promptmill.api import run
+from promptmill.engine.dispatch import EngineStats
 from promptmill.engine.fleet import FleetGenerator, fleet_from_identifiers
 from promptmill.errors import JobMismatchError, UsageError
+from promptmill.progress import ProgressView
 from promptmill.testing import TestServer
 
 
@@ -121,6 +124,11 @@ def test_an_endpoint_down_from_the_start_is_benched_and_the_others_carry_on(
     lines = dict(generator.status_lines())
     assert "unreachable" in lines[f"http!test-model,api_base=http://127.0.0.1:{dead}/v1"]
     assert "200 answered" in lines[f"http!test-model,api_base={live.url}"]
+    # The progress display shows them: a line per endpoint, with its state.
+    console = Console(width=200, record=True, color_system=None)
+    console.print(ProgressView(EngineStats(total=200), "http!test-model", generator))
+    shown = [line for line in console.export_text().splitlines() if "endpoint" in line]
+    assert len(shown) == 2 and "unreachable" in shown[0] and "200 answered" in shown[1]
 
 
 def test_fleet_file_and_repeated_m_through_the_cli(

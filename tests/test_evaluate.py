@@ -398,3 +398,64 @@ def test_format_and_out_name_must_agree(tmp_path: Path, promptmill_cli: Any) -> 
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "g.parquet").num_rows == 6
+
+
+def test_a_folder_graded_with_a_judge_asks_per_file_and_compares_the_judged_grades(
+    tmp_path: Path, make_server: Any, promptmill_cli: Any
+) -> None:
+    from promptmill.testing import judge_responder
+
+    # the rules read option C (right) from "Paris is lovely"; the judge says it names none
+    server = make_server(responder=judge_responder(
+        lambda response: {"Paris is lovely in spring.": "NONE"}.get(response, "B")))
+    folder = tmp_path / "results"
+    folder.mkdir()
+    row = {"unique_id": "q1", "question": "What is the capital of France?",
+           "choices": ["London", "Berlin", "Paris", "Madrid"], "choice_index_correct": 2,
+           "category": "geo"}
+    _write_jsonl(folder / "ours.jsonl", [{**row, "status": "done", "responses": [
+        {"text": "The answer is (C).", "finish_reason": "stop"},
+        {"text": "Paris is lovely in spring.", "finish_reason": "stop"}]}])
+    _write_jsonl(folder / "seed.jsonl", [{**row, "problem": row["question"], "is_mcq": True,
+                                          "responses": [{"full_response": "The answer is (C)."}]}])
+    run = promptmill_cli("extract", "results", "-o", "graded", "--format", "seed002",
+                         "--judge", f"http!judge,api_base={server.url}", "--judge-dir", "judge")
+    assert run.returncode == 0, run.stderr
+    comparison = json.loads((tmp_path / "graded" / "comparison.json").read_text())
+    accuracy = {m["model"]: m["accuracy"] for m in comparison["models"]}
+    assert accuracy == {"ours": 0.5, "seed": 1.0}
+    assert (tmp_path / "judge" / "ours.jsonl").is_dir()  # one judge job per file
+    graded = json.loads((tmp_path / "graded" / "ours.jsonl").read_text())
+    assert [(r["extracted_answer"], r["is_correct"]) for r in graded["responses"]] == [
+        ("C", True), (None, False)]
+
+
+_PEAK = """
+import resource, sys
+from pathlib import Path
+from promptmill.evaluate import grade_files
+grade_files([Path(sys.argv[1])], targets=[Path(sys.argv[2])], workers=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_grading_keeps_nothing_per_row_in_memory(tmp_path: Path) -> None:
+    """A file of 20x the rows grades in the same memory (11 bytes a row are kept, for the
+    comparison); the folder-scale figures are benchmarks/extract_many.py's."""
+    import subprocess
+    import sys
+
+    peaks = {}
+    for rows in (1_000, 20_000):
+        source = tmp_path / f"r{rows}.jsonl"
+        with source.open("w", encoding="utf-8") as file:
+            for index in range(rows):
+                question = QUESTIONS[index % 3]
+                file.write(json.dumps({**question, "unique_id": f"q{index}", "responses": [
+                    {"text": f"Answer: {RIGHT_LETTER[question['unique_id']]}"}] * 2}) + "\n")
+        run = subprocess.run([sys.executable, "-c", _PEAK, source, tmp_path / f"g{rows}.jsonl"],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        peaks[rows] = int(run.stdout.split()[-1]) / 1024  # MB
+    # keeping each row's grades (RowGrade and its Extractions) would add about 20 MB
+    assert peaks[20_000] - peaks[1_000] < 8, peaks

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptmill.errors import InputError, UsageError
+from promptmill.errors import InputError, PromptmillError, UsageError
 from promptmill.extraction.equivalence import DEFAULT_TIMEOUT
 from promptmill.resultfiles import (
     Chunk,
@@ -59,7 +59,7 @@ __all__ = [
     "results_in",
 ]
 
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20
 """About how much of a results file one worker grades at a time (whole lines)."""
 # Directory members read as results files (.json is left out: reports live beside results).
 _LISTED_SUFFIXES = (".jsonl", ".ndjson", ".parquet", ".pq")
@@ -293,9 +293,16 @@ def _submit_file(submit: Callable[..., Future[_ChunkGrades]], path: Path,
 
 def _finish_file(plan: _FilePlan) -> FileGrades:
     """Wait for a file's chunks, join their parts into its graded file, sum their numbers."""
+    from concurrent.futures.process import BrokenProcessPool
+
     grades = _ChunkGrades()
     for future in plan.futures:
-        grades.merge(future.result())
+        try:
+            grades.merge(future.result())
+        except BrokenProcessPool:
+            raise PromptmillError(
+                f"{plan.path}: a grading worker process died (killed, or out of memory?); "
+                "the files graded before it are kept: rerun with fewer --workers") from None
     if plan.target is not None:
         with GradedWriter(plan.target, plan.out_format, plan.schema) as writer:
             for part in plan.parts:

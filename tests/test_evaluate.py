@@ -468,3 +468,16 @@ def test_grading_keeps_nothing_per_row_in_memory(tmp_path: Path) -> None:
         growth[rows] = int(run.stdout.split()[-1]) / 1024  # MB
     # keeping each row's grades (a RowGrade and its Extractions) would add about 10 MB
     assert growth[20_000] - growth[1_000] < 3, growth
+
+
+def test_a_file_without_model_fields_is_named_by_its_job(tmp_path: Path, make_server: Any) -> None:
+    from promptmill.comparison import Comparison
+
+    server = make_server(responder=three_models)
+    output = tmp_path / "answers.jsonl"
+    promptmill.run(QUESTIONS, f"http!good,api_base={server.url}", output=str(output))
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    _write_jsonl(output, [{k: v for k, v in row.items() if k != "model"} for row in rows])
+    seed = _write_jsonl(tmp_path / "gemma-3-4b-it_MATH.jsonl", seed_inference_rows(set()))
+    comparison = Comparison(grade_files([output, seed])).to_dict()
+    assert [m["model"] for m in comparison["models"]] == ["http!good", "gemma-3-4b-it_MATH"]

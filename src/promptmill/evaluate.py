@@ -18,6 +18,8 @@ calls :func:`grade_files` with more than one worker runs it under ``if __name__ 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptmill.errors import InputError, PromptmillError, UsageError
 from promptmill.extraction.equivalence import DEFAULT_TIMEOUT
+from promptmill.grading import row_question, row_responses
 from promptmill.resultfiles import (
     Chunk,
     GradedWriter,
@@ -135,11 +138,6 @@ class FileGrades:
 def question_key(row: dict[str, Any], line: int) -> int:
     """An 8-byte key naming a row's question: its ``unique_id``, else its question text, else
     its line (so that the files of a comparison can be matched question by question)."""
-    import hashlib
-    import json
-
-    from promptmill.grading import row_question
-
     unique_id = row.get("unique_id")
     if unique_id is not None:
         text = "id\0" + json.dumps(unique_id, sort_keys=True, default=str)
@@ -206,8 +204,6 @@ def results_in(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
 def _check_first_row(path: Path) -> None:
     """InputError unless the file's first row is a results row (bad input fails before any
     grading starts)."""
-    from promptmill.grading import row_responses
-
     for _, where, row in read_results(path):
         row_responses(row, where)
         return

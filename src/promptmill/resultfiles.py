@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     from promptmill.grading import RowGrade
 
 __all__ = [
-    "GRADED_FORMATS",
-    "RESULTS_SUFFIXES",
     "Chunk",
+    "GRADED_FORMATS",
     "GradedWriter",
+    "RESULTS_SUFFIXES",
     "graded_format",
     "graded_row",
     "graded_schema",
@@ -61,7 +61,8 @@ def results_format(path: Path) -> str:
     kind = RESULTS_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError(f"{path}: not a results file (.jsonl or .parquet); pass the -o file "
-                         "of a promptmill run, its Parquet export or seed 002's inference JSONL")
+                         "of a promptmill run (a CSV one: `promptmill export OUT --format "
+                         "jsonl` first), its Parquet export or seed 002's inference JSONL")
     return kind
 
 

@@ -36,6 +36,9 @@ _PROBE_DOUBLING = 10.0
 # Against a window that refills all at once, overshooting costs one refusal until it refills
 # (not a drained bucket's stream of them): probe five times as fast.
 _WINDOW_PROBE = 5.0
+# Slow start waits this long at most for the first answer (its headers tell the limits), so
+# a model that takes 30 s to answer does not hold the job back for 30 s.
+_SLOW_START_S = 2.0
 # A rate is measured between refusal episodes at least this many seconds apart, over at
 # least this many accepted answers (it is off by at most one request over the span).
 _WINDOW = 1.0
@@ -516,7 +519,10 @@ class RateLimiter:
         wait = self._paused_until - now
         binding = ""
         if not self._first_answer and self.inflight_requests:
-            wait, binding = max(wait, 0.002), "waiting for the first answer"
+            if now - self._first_send < _SLOW_START_S:
+                wait, binding = max(wait, 0.002), "waiting for the first answer"
+            else:  # a slow model's first answer: the limits are not worth the wait
+                self._first_answer = True
         if self._request_interval:
             stated = self._request_tat - self._stated_burst - now
             if stated > wait:

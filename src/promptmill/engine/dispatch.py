@@ -259,9 +259,12 @@ class Dispatcher:
         limiter = self.limiter
         count = len(batch)
         reserved = batch[0].reserved if count == 1 else sum(i.reserved for i in batch)
-        sent_at = limiter.try_book(reserved)
+        # A request naming its own model (a request file's line) has that model's limits;
+        # a local engine's batch is of one model (the engine's: None).
+        model = batch[0].request.model
+        sent_at = limiter.try_book(reserved, model)
         if sent_at is None:
-            sent_at = await self._waiting_for(limiter.acquire(reserved))
+            sent_at = await self._waiting_for(limiter.acquire(reserved, model))
         for item in batch:
             item.sent_at = sent_at
         probing = False
@@ -269,7 +272,7 @@ class Dispatcher:
             try:
                 await self._waiting_for(self._probe.acquire())
             except BaseException:
-                limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+                limiter.release(reserved, None, accepted=False, sent_at=sent_at, model=model)
                 raise
             probing = True
             if self._outage_since is None:  # another probe got through while we waited
@@ -286,23 +289,23 @@ class Dispatcher:
         try:
             results = await self.generator.generate([item.request])
         except GenerationError as error:
-            self._call_failed(batch, error, reserved, sent_at)
+            self._call_failed(batch, error, reserved, sent_at, model)
             return
         except BaseException:
-            limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            limiter.release(reserved, None, accepted=False, sent_at=sent_at, model=model)
             raise
         finally:
             stats.in_flight -= count
             if probing:
                 self._probe.release()
         result = results[0]
-        limiter.release(reserved, _charge(item, result), sent_at=sent_at)
+        limiter.release(reserved, _charge(item, result), sent_at=sent_at, model=model)
         self._note(item, result)
 
     def _note(self, item: _Item, result: GenerationResult) -> None:
         """Take one request's result: what its headers said, then done or failed."""
         if result.rate_limit is not None:
-            self.limiter.observe(result.rate_limit)
+            self.limiter.observe(result.rate_limit, item.request.model)
         if result.error is not None:
             self._failed(item, result.error)
         else:
@@ -345,15 +348,16 @@ class Dispatcher:
         limiter.release(reserved, charged, sent_at=sent_at)
 
     def _call_failed(self, items: list[_Item], error: GenerationError, reserved: int,
-                     sent_at: float) -> None:
-        """A whole generate()/stream() call failed: the error applies to each of ``items``."""
+                     sent_at: float, model: str | None = None) -> None:
+        """A whole generate()/stream() call failed: the error applies to each of ``items``
+        (requests to ``model``, when not the job's own)."""
         limiter = self.limiter
         info = error.rate_limit if isinstance(error, RetryableError) else None
         limiter.release(reserved, None,
                         accepted=not isinstance(error, (RateLimited, Unavailable)),
-                        refused=isinstance(error, RateLimited), sent_at=sent_at)
+                        refused=isinstance(error, RateLimited), sent_at=sent_at, model=model)
         if isinstance(info, RateLimitInfo):
-            limiter.observe(info)
+            limiter.observe(info, model)
         for item in items:
             self._failed(item, error)
 

@@ -10,7 +10,8 @@ Three sources of limits work together; a send waits for the strictest:
   mirror of the provider's bucket, synchronised on every answer (remaining less what is in
   flight) and refilled in between at the rate the headers imply (what is spent over the
   time to reset), so the job spends the allowance as it refills, before the provider
-  refuses anything;
+  refuses anything; one mirror per model, since providers (OpenAI) limit each model apart
+  and a request file's lines may name several;
 * 429s without such headers: every 429 pauses the job for its ``Retry-After``, and the
   limiter learns a send rate (AIMD-like): it cuts the rate to what the provider accepted
   between two episodes of refusals (the bucket was empty at both, so what it accepted is
@@ -97,6 +98,18 @@ class _ProviderBucket:
         if self.level != math.inf:
             self.level = self.available(now) - amount
             self.stamp = now
+
+
+class _ModelBuckets:
+    """The provider buckets of one model other than the job's own, and its requests in flight."""
+
+    __slots__ = ("requests", "tokens", "inflight_requests", "inflight_tokens")
+
+    def __init__(self) -> None:
+        self.requests = _ProviderBucket()  # from this model's x-ratelimit-*-requests
+        self.tokens = _ProviderBucket()  # from this model's x-ratelimit-*-tokens
+        self.inflight_requests = 0  # this model's requests sent, not yet answered
+        self.inflight_tokens = 0  # reserved by them
 
 
 class _LearnedRate:
@@ -255,6 +268,7 @@ class RateLimiter:
         "_pause_reason",
         "_provider_requests",
         "_provider_tokens",
+        "_models",
         "_learned",
         "_accepted",
         "_started",
@@ -289,6 +303,9 @@ class RateLimiter:
         self._pause_reason = ""  # why, for the progress display
         self._provider_requests = _ProviderBucket()  # from x-ratelimit-*-requests
         self._provider_tokens = _ProviderBucket()  # from x-ratelimit-*-tokens
+        # Buckets of models named by requests (``model`` not None): the job's own model's are
+        # the two above, so a job of one model never looks here.
+        self._models: dict[str, _ModelBuckets] = {}
         self._learned = _LearnedRate()  # from 429s that came without limit headers
         self._accepted = 0  # answers the provider accepted (not 429): a guess without Retry-After
         self._started = now  # when the job began sending
@@ -316,8 +333,11 @@ class RateLimiter:
         """Requests/s learned from 429s without limit headers (None: none learned)."""
         return self._learned.rate(self._clock()) if self._learned.base else None
 
-    def delay(self, tokens: int) -> float:
-        """Seconds before a request reserving ``tokens`` may be sent (0 or less: now)."""
+    def delay(self, tokens: int, model: str | None = None) -> float:
+        """Seconds before a request reserving ``tokens`` may be sent (0 or less: now).
+
+        ``model``: a model other than the job's own, whose provider limits are its own.
+        """
         now = self._clock()
         wait = self._paused_until - now
         binding = ""
@@ -329,12 +349,17 @@ class RateLimiter:
             stated = self._token_tat - self._burst - now
             if stated > wait:
                 wait, binding = stated, "stated tpm"
-        if self._provider_requests.capacity:
-            mirror = self._provider_requests.wait(1, now)
+        requests, tokens_bucket = self._provider_requests, self._provider_tokens
+        if model is not None:
+            buckets = self._models.get(model)
+            if buckets is not None:
+                requests, tokens_bucket = buckets.requests, buckets.tokens
+        if requests.capacity:
+            mirror = requests.wait(1, now)
             if mirror > wait:
                 wait, binding = mirror, "provider requests allowance"
-        if self._provider_tokens.capacity:
-            mirror = self._provider_tokens.wait(tokens, now)
+        if tokens_bucket.capacity:
+            mirror = tokens_bucket.wait(tokens, now)
             if mirror > wait:
                 wait, binding = mirror, "provider tokens allowance"
         if self._learned.base:
@@ -347,27 +372,33 @@ class RateLimiter:
         self._binding = binding
         return wait
 
-    def try_book(self, tokens: int) -> float | None:
+    def try_book(self, tokens: int, model: str | None = None) -> float | None:
         """Book one request of ``tokens`` if it may be sent now: its send time; else None."""
-        if self._limited and self.delay(tokens) > 0:
+        if self._limited and self.delay(tokens, model) > 0:
             return None
-        return self.book(tokens)
+        return self.book(tokens, model)
 
-    def book(self, tokens: int) -> float:
+    def book(self, tokens: int, model: str | None = None) -> float:
         """Count one request of ``tokens`` as sent now; returns the send time."""
         now = self._clock()
         self.inflight_requests += 1
         self.inflight_tokens += tokens
+        requests, tokens_bucket = self._provider_requests, self._provider_tokens
+        if model is not None:
+            buckets = self._buckets(model)
+            buckets.inflight_requests += 1
+            buckets.inflight_tokens += tokens
+            requests, tokens_bucket = buckets.requests, buckets.tokens
         if not self._limited:
             return now  # nothing stated, reported or learned yet: nothing to book
         if self._request_interval:
             self._request_tat = max(self._request_tat, now) + self._request_interval
         if self._token_interval:
             self._token_tat = max(self._token_tat, now) + tokens * self._token_interval
-        if self._provider_requests.capacity:
-            self._provider_requests.take(1, now)
-        if self._provider_tokens.capacity:
-            self._provider_tokens.take(tokens, now)
+        if requests.capacity:
+            requests.take(1, now)
+        if tokens_bucket.capacity:
+            tokens_bucket.take(tokens, now)
         learned = self._learned
         if learned.base:
             # A send a little late (a busy loop) keeps its slot in the schedule, so the next
@@ -376,19 +407,19 @@ class RateLimiter:
             learned.tat = start + 1.0 / learned.rate(now)
         return now
 
-    async def acquire(self, tokens: int) -> float:
+    async def acquire(self, tokens: int, model: str | None = None) -> float:
         """Wait until one request of ``tokens`` (prompt + max_tokens) may go; book it.
 
         Returns the send time, which ``rate_limited`` takes back if the request is refused.
         """
         while True:
-            delay = self.delay(tokens)
+            delay = self.delay(tokens, model)
             if delay <= 0:
-                return self.book(tokens)
+                return self.book(tokens, model)
             await self._sleep(delay)  # type: ignore[misc]
 
     def release(self, reserved: int, charged: int | None, *, accepted: bool = True,
-                refused: bool = False, sent_at: float = 0.0) -> None:
+                refused: bool = False, sent_at: float = 0.0, model: str | None = None) -> None:
         """A request sent at ``sent_at`` finished: settle its reservation against its charge.
 
         ``charged`` is what the provider counted against its token limit (None: unknown);
@@ -397,6 +428,10 @@ class RateLimiter:
         """
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
+        if model is not None:
+            buckets = self._buckets(model)
+            buckets.inflight_requests -= 1
+            buckets.inflight_tokens -= reserved
         if accepted:
             self._accepted += 1
             self._learned.accepted_answer(sent_at)
@@ -430,15 +465,31 @@ class RateLimiter:
                               self.inflight_requests)
         self._learned.tat = max(self._learned.tat, self._paused_until)
 
-    def observe(self, info: RateLimitInfo) -> None:
-        """Take in what a response's headers said about the provider's allowance."""
+    def observe(self, info: RateLimitInfo, model: str | None = None) -> None:
+        """Take in what a response's headers said about the provider's allowance (for
+        ``model``'s requests, when it is not the job's own model)."""
         self._limited = True
         now = self._clock()
+        requests, tokens = self._provider_requests, self._provider_tokens
+        inflight_requests, inflight_tokens = self.inflight_requests, self.inflight_tokens
+        if model is not None:
+            buckets = self._buckets(model)
+            requests, tokens = buckets.requests, buckets.tokens
+            inflight_requests, inflight_tokens = buckets.inflight_requests, buckets.inflight_tokens
+        elif self._models:  # the job's own model: in flight less the other models' requests
+            inflight_requests -= sum(b.inflight_requests for b in self._models.values())
+            inflight_tokens -= sum(b.inflight_tokens for b in self._models.values())
         if (info.limit_requests and info.remaining_requests is not None
                 and info.reset_requests_s is not None):
-            self._provider_requests.sync(info.limit_requests, info.remaining_requests,
-                                         info.reset_requests_s, self.inflight_requests, now)
+            requests.sync(info.limit_requests, info.remaining_requests,
+                          info.reset_requests_s, inflight_requests, now)
         if (info.limit_tokens and info.remaining_tokens is not None
                 and info.reset_tokens_s is not None):
-            self._provider_tokens.sync(info.limit_tokens, info.remaining_tokens,
-                                       info.reset_tokens_s, self.inflight_tokens, now)
+            tokens.sync(info.limit_tokens, info.remaining_tokens,
+                        info.reset_tokens_s, inflight_tokens, now)
+
+    def _buckets(self, model: str) -> _ModelBuckets:
+        buckets = self._models.get(model)
+        if buckets is None:
+            buckets = self._models[model] = _ModelBuckets()
+        return buckets

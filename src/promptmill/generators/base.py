@@ -39,7 +39,11 @@ def env_value(name: str, dotenv: Path = Path(".env")) -> str | None:
 # Not frozen: a frozen dataclass costs about four times as much to build, once per request.
 @dataclass(slots=True)
 class GenerationRequest:
-    """One request: a chat (``messages``) or a raw completion (``prompt``), with its params."""
+    """One request: a chat (``messages``) or a raw completion (``prompt``), with its params.
+
+    ``model`` names another model than the generator's, on the same endpoint (a request
+    file's line); None: the generator's own.
+    """
 
     request_id: str
     params: GenerateParams
@@ -47,6 +51,7 @@ class GenerationRequest:
     prompt: str | None = None
     # The LoRA adapter (by name, see Generator.adapters) to answer with; None: the base model.
     adapter: str | None = None
+    model: str | None = None
 
     @property
     def n(self) -> int:
@@ -130,6 +135,9 @@ class Generator(abc.ABC):
     # How many generate()/stream() calls a local engine takes at once (remote ones: the job's
     # concurrency). Two keep an engine's scheduler fed while one batch drains.
     concurrent_batches: ClassVar[int] = 1
+    # Whether a request may name its own model (``GenerationRequest.model``), served by the
+    # same endpoint; backends running one model refuse request-file lines naming another.
+    supports_request_model: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -221,7 +229,15 @@ class Generator(abc.ABC):
         """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""
         from promptmill.engine.tokens import estimate_prompt_tokens
 
-        return estimate_prompt_tokens(request, self.model)
+        return estimate_prompt_tokens(request, request.model or self.model)
+
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why this backend cannot send a request with ``params`` (None: it can).
+
+        Checked for every line of a request file before anything is sent; a backend that
+        passes unknown fields through (``extra``) to its server returns None.
+        """
+        return None
 
     def chat_format(self) -> ChatFormat | None:
         """The format chats are rendered with before they are sent, as one text prompt.

@@ -315,6 +315,10 @@ class LlamaCppGenerator(Generator):
             return int(self._llm.n_ctx())
         return int(self.config.get("n_ctx", DEFAULT_N_CTX))
 
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why llama.cpp cannot take ``params`` (an ``extra`` it has no sampler for), or None."""
+        return _extra_problem(params)
+
     # -- generation ----------------------------------------------------------------------
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

@@ -91,6 +91,10 @@ class TransformersGenerator(LocalEngine):
             self._wrapped
         return clone
 
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why the engine cannot take ``params`` (an extra it has no sampler for), or None."""
+        return extra_problem(self.provider, params, EXTRA_SAMPLING)
+
     def check_ready(self) -> None:
         """Refuse a missing extra, bad adapters or extra.* before the job starts."""
         super().check_ready()

@@ -119,6 +119,10 @@ class VLLMGenerator(LocalEngine):
         clone._llm, clone._wrapped = self._llm, self._wrapped
         return clone
 
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why the engine cannot take ``params`` (an extra it has no sampler for), or None."""
+        return extra_problem(self.provider, params, EXTRA_SAMPLING)
+
     def check_ready(self) -> None:
         """Refuse bad adapters and option combinations before the job starts."""
         super().check_ready()

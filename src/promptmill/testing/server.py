@@ -22,7 +22,7 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -80,6 +80,7 @@ class TestServer:
         models: Sequence[str] = ("test-model",),
         latency: float = 0.0,
         limits: RateLimits | None = None,
+        model_limits: Mapping[str, RateLimits] | None = None,
         faults: Faults | None = None,
         responder: Responder | None = None,
         send_limit_headers: bool = True,
@@ -95,6 +96,9 @@ class TestServer:
         self.models = tuple(models)
         self.latency = latency
         self.limits = limits
+        # Limits of their own for these models (as OpenAI limits each model apart); other
+        # models share ``limits``.
+        self.model_limits = dict(model_limits or {})
         self.faults = faults if faults is not None else Faults()
         self.responder = responder
         self.send_limit_headers = send_limit_headers
@@ -110,6 +114,7 @@ class TestServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None  # None during an outage
         self._limiter: RateLimiter | None = None
+        self._model_limiters: dict[str, tuple[RateLimits, RateLimiter]] = {}
         self._picker: FaultPicker | None = None
         self._closing: asyncio.Event | None = None  # set on close: wakes hanging requests
         self._tasks: set[asyncio.Task[None]] = set()  # scheduled outages
@@ -143,6 +148,8 @@ class TestServer:
         limits = self.limits
         if limits is not None and (limits.requests is not None or limits.tokens is not None):
             self._limiter = RateLimiter(limits, loop.time())
+        self._model_limiters = {model: (own, RateLimiter(own, loop.time()))
+                                for model, own in self.model_limits.items()}
         if self.faults.enabled:
             self._picker = FaultPicker(self.faults)
         self.batch_service = BatchService(
@@ -375,7 +382,7 @@ class TestServer:
             return self._send(500, _error_body(message, "server_error"))
 
         headers: dict[str, str] | None = None
-        limiter = self._limiter
+        limits, limiter = self._model_limiters.get(parsed.model, (self.limits, self._limiter))
         if limiter is not None:
             # OpenAI's estimate: the prompt plus all it may generate; without max_tokens,
             # what it did generate (the test server knows the answer before it "generates").
@@ -390,7 +397,7 @@ class TestServer:
             if refusal is not None:
                 stats.rate_limited[refusal.limit_type] += 1
                 return self._refuse(refusal, limiter.retry_after(refusal), parsed.model,
-                                    headers)
+                                    headers, limits)
 
         fault = self._picker.pick() if self._picker is not None else None
         if fault is not None:
@@ -449,9 +456,9 @@ class TestServer:
                 await asyncio.wait_for(closing.wait(), faults.hang_seconds)
         return self._drop(request, None)
 
-    def _refuse(self, refusal: Refusal, wait: float, model: str,
-                headers: dict[str, str] | None) -> web.StreamResponse:
-        window = format_duration(self.limits.window if self.limits is not None else 60.0)
+    def _refuse(self, refusal: Refusal, wait: float, model: str, headers: dict[str, str] | None,
+                limits: RateLimits | None) -> web.StreamResponse:
+        window = format_duration(limits.window if limits is not None else 60.0)
         if math.isinf(refusal.retry_after):
             message = (f"Request too large for {model} on {refusal.limit_type} per {window}: "
                        f"Limit {refusal.limit}, Requested {refusal.requested}. The input or "

@@ -17,6 +17,7 @@ recorded a chunk of lines per transaction, and are deleted once recorded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -167,34 +168,53 @@ class BatchRunner:
     # -- forming batches -----------------------------------------------------------------
 
     def form(self) -> list[int]:
-        """Put every pending request into new batches (files written, nothing sent)."""
+        """Put every pending request into new batches (files written, nothing sent).
+
+        A batch holds one endpoint's requests to one model (the Batch API refuses others):
+        a request file's lines naming several models or urls make a batch of each.
+        """
         job, ledger, generator = self.job, self.ledger, self.generator
         if not ledger.unbatched_pending():
             return []
         tag = ledger.tag()
-        first = ledger.next_number()
+        numbers = itertools.count(ledger.next_number())
+        number_of: dict[Path, int] = {}  # input files being written -> their batch number
         formed: list[int] = []
-        endpoint = ""
+        splitters: dict[tuple[str, str], InputSplitter] = {}
 
-        def on_file(split: SplitFile) -> None:
-            number = first + len(formed)
-            ledger.add(number, split, endpoint, upload_name(tag, number, split.sha256))
-            os.replace(temporary(split.path), split.path)
-            formed.append(number)
+        def path_for(_: int) -> Path:
+            number = next(numbers)
+            path = self.input_path(number)
+            number_of[path] = number
+            return path
 
-        splitter = InputSplitter(lambda n: self.input_path(first + n - 1), on_file,
-                                 self.options.max_requests, self.options.max_bytes)
+        def splitter_for(endpoint: str, model: str) -> InputSplitter:
+            splitter = splitters.get((endpoint, model))
+            if splitter is None:
+                def on_file(split: SplitFile) -> None:
+                    number = number_of.pop(split.path)
+                    ledger.add(number, split, endpoint, upload_name(tag, number, split.sha256))
+                    os.replace(temporary(split.path), split.path)
+                    formed.append(number)
+
+                splitter = InputSplitter(path_for, on_file, self.options.max_requests,
+                                         self.options.max_bytes)
+                splitters[(endpoint, model)] = splitter
+            return splitter
+
         try:
             for row in job.store.iter_pending():
                 path, body = generator.request_body(job.build_request(row))
-                endpoint = endpoint or "/v1" + path
-                splitter.add(input_line(custom_id(tag, row.id), "/v1" + path, body), row.id,
-                             f"request {row.id} (input row {row.row_index})")
-            splitter.close()
+                splitter_for("/v1" + path, str(body.get("model"))).add(
+                    input_line(custom_id(tag, row.id), "/v1" + path, body), row.id,
+                    f"request {row.id} (input row {row.row_index})")
+            for splitter in splitters.values():
+                splitter.close()
         except BaseException:
-            splitter.abort()
+            for splitter in splitters.values():
+                splitter.abort()
             raise
-        return formed
+        return sorted(formed)
 
     def input_path(self, number: int) -> Path:
         """The input file of batch ``number``."""

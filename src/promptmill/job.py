@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from promptmill import data
+from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.errors import InputError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
@@ -77,12 +78,22 @@ class JobSpec:
     mode: str = "online"
     # The row field naming each row's LoRA adapter (one of the generator's adapters()).
     adapter_field: str | None = None
+    # The input is a request file: each line a whole request (promptmill.request_files).
+    requests: bool = False
+    # Request files: every line goes to the generator's model, whatever model it names.
+    override_model: bool = False
+    # The output's format (None: from its extension); "openai-batch": the Batch API's lines.
+    output_format: str | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         if self.k < 1:
             raise InputError("-k must be at least 1")
+        if self.requests:
+            self._check_request_options()
+        elif self.override_model:
+            raise UsageError("--override-model applies to --requests: add it, or drop it")
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.mode == "batch" and not self.generator.supports_batch:
@@ -96,17 +107,34 @@ class JobSpec:
                 'adapter={...} (transformers!)'
             )
 
+    def _check_request_options(self) -> None:
+        """Refuse options a request file's lines decide themselves."""
+        prompts = self.prompts
+        given = [name for name, used in (
+            ("--template", prompts.template), ("--prompt-field", prompts.prompt_field),
+            ("--messages-field", prompts.messages_field), ("--prompt", prompts.prompt),
+            ("--system", prompts.system), ("--text", not prompts.chat),
+            ("--truncate-field", self.truncation), ("--id-field", self.id_field),
+            ("--id-field none", not self.unique_ids), ("--adapter-field", self.adapter_field),
+            ("-k", self.k > 1)) if used]
+        if given:
+            raise UsageError(
+                f"{given[0]} does not apply to --requests: each line is the whole request "
+                "(its messages or prompt, its own n; custom_id is always checked unique)")
+
     @property
     def store_path(self) -> Path:
         """The job store's file."""
         return Path(self.store) if self.store else store_path_for(self.output)
 
-    def effective_params(self, warn: bool = True) -> GenerateParams:
-        """The generator's params merged with the job's, translated for the backend."""
-        merged = self.generator.params.merge(self.params)
+    def effective_params(self, warn: bool = True, line: GenerateParams | None = None,
+                         chat: bool = True) -> GenerateParams:
+        """The generator's params merged with the job's (and a request file ``line``'s own),
+        translated for the backend; ``chat``: the request is a chat."""
+        merged = self.generator.params.merge(self.params).merge(line)
         gen = self.generator
         chat_format = self.chat_format
-        if chat_format is not None and chat_format.stop:
+        if chat and chat_format is not None and chat_format.stop:
             # The format's end-of-turn strings: a model fed text stops at its turn's end.
             given = list(merged.stop or [])
             merged = merged.with_(stop=given + [s for s in chat_format.stop if s not in given])
@@ -139,9 +167,19 @@ class JobSpec:
 
     def resolve_prompts(self) -> None:
         """Let the first input row choose the default prompt (``PromptSpec.for_first_row``)."""
-        if not self.prompts.given:
+        if not self.prompts.given and not self.requests:
             first = next(iter(data.read_rows(self.input)), (0, None))[1]
             self.prompts = self.prompts.for_first_row(first)
+
+    def unique_ids_check(self) -> UniqueIds | None:
+        """The duplicate-id check of planning (a request file's: its custom_ids)."""
+        if self.requests:
+            from promptmill.request_files import ID_FIELD
+
+            return UniqueIds(self, names=(ID_FIELD,),
+                             fix="give every line its own custom_id (the Batch API refuses "
+                             "a file with duplicates too)")
+        return UniqueIds(self) if self.unique_ids else None
 
     def model_identifier(self) -> str:
         """The redacted identifier written to every output row (the job's params included)."""
@@ -170,6 +208,8 @@ class JobSpec:
             fingerprint["model_files"] = files
         if self.adapter_field is not None:
             fingerprint["adapter_field"] = self.adapter_field
+        if self.requests:
+            fingerprint["requests"] = {"override_model": self.override_model}
         return fingerprint
 
 
@@ -177,6 +217,53 @@ class JobSpec:
 _NOT_IN_FINGERPRINT = frozenset(
     {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose"}
 )
+
+
+class RowPlanner:
+    """Plans a dataset's rows: each rendered (and fitted), its k samples as requests."""
+
+    def __init__(self, spec: JobSpec, params: GenerateParams) -> None:
+        self.spec = spec
+        self.source = spec.input
+        self.fitter = spec.fitter(params)
+        self.groups = spec.groups()
+        self.reserve = params.max_tokens or DEFAULT_COMPLETION_RESERVE
+
+    @property
+    def cut_rows(self) -> int:
+        """Rows cut to fit so far."""
+        return self.fitter.cut_rows
+
+    def plan(self, index: int, row: dict[str, Any],
+             requests: list[tuple[int, int, int, int, str, int]]) -> tuple[dict[str, Any], str]:
+        """Render one row and append its requests; the row and its JSON as the store keeps it."""
+        check_row(self.source, index, row)
+        rendered, tokens = self.fitter.fit(index, row)
+        fields = rendered.payload()
+        if self.spec.adapter_field is not None:
+            fields["adapter"] = self._row_adapter(index, row)
+        payload = _to_json(fields)
+        groups, reserve = self.groups, self.reserve
+        for group, n in enumerate(groups):
+            requests.append(
+                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
+            )
+        return row, _row_to_json(row)
+
+    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
+        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
+        name = self.spec.adapter_field
+        value = row.get(name) if name else None
+        if value in (None, ""):
+            return ""
+        known = self.spec.generator.adapters()
+        if not isinstance(value, str) or value not in known:
+            raise InputError(
+                f"{data.row_place(self.source, index)}: field {name!r} names adapter "
+                f"{value!r}, which the model identifier does not give: known are "
+                f"{', '.join(sorted(known))} (empty: the base model)"
+            )
+        return value
 
 
 class Job:
@@ -194,6 +281,10 @@ class Job:
         data.check_input(spec.input)
         data.check_output_path(spec.output)
         spec.generator.check_ready()
+        if not spec.requests and not spec.prompts.given and not is_hf_source(spec.input):
+            from promptmill.request_files import refuse_request_file
+
+            refuse_request_file(spec.input)
         spec.resolve_prompts()
         params = spec.effective_params()
         fingerprint = spec.fingerprint(data.input_digest(spec.input))
@@ -226,18 +317,18 @@ class Job:
         limit = spec.limit
         if complete and (limit is None or limit <= planned):
             return self._count_requests()
-        fitter = spec.fitter(self.params)
+        planner = self.planner()
         cut_before = int(store.get_meta("truncated_rows") or 0)
-        groups = spec.groups()
-        reserve = self.params.max_tokens or DEFAULT_COMPLETION_RESERVE
         rows: list[tuple[int, str]] = []
         requests: list[tuple[int, int, int, int, str, int]] = []
         next_index = planned
         reached_end = True
-        ids = UniqueIds(spec) if spec.unique_ids else None
+        ids = spec.unique_ids_check()
         # A Parquet/Arrow output needs one type per field: a field that changes type between
-        # rows is refused now, before anything is sent, not when the export would fail.
-        types = self._row_types(planned, reread=ids is not None)
+        # rows is refused now, before anything is sent, not when the export would fail. The
+        # fields are those kept (an input row; a request file's output row, never re-read).
+        reread = ids is not None and not spec.requests
+        types = self._row_types(planned, reread=reread)
         typed: list[tuple[int, dict[str, Any]]] = []
         try:
             # With an id check, rows planned before an interruption are read again for their ids.
@@ -247,12 +338,14 @@ class Job:
                     break
                 if ids is not None:
                     ids.add(index, row)
-                if types is not None:
-                    typed.append((index, row))
                 if index < planned:
+                    if types is not None and reread:
+                        typed.append((index, row))
                     continue
-                check_row(spec.input, index, row)
-                rows.append(self._plan_row(fitter, groups, reserve, index, row, requests))
+                kept, text = planner.plan(index, row, requests)
+                rows.append((index, text))
+                if types is not None:
+                    typed.append((index, kept))
                 next_index = index + 1
                 if len(rows) >= _PLAN_CHUNK:
                     if ids is not None:
@@ -261,7 +354,7 @@ class Job:
                         types.add(typed)
                         typed = []
                     store.add_planned(rows, requests, next_index)
-                    store.set_meta(truncated_rows=cut_before + fitter.cut_rows)
+                    store.set_meta(truncated_rows=cut_before + planner.cut_rows)
                     rows, requests = [], []
             if ids is not None:
                 ids.flush()
@@ -272,12 +365,22 @@ class Job:
                 ids.close()
         if rows:
             store.add_planned(rows, requests, next_index)
-        store.set_meta(planned_complete=reached_end, truncated_rows=cut_before + fitter.cut_rows)
+        store.set_meta(planned_complete=reached_end,
+                       truncated_rows=cut_before + planner.cut_rows)
         return self._count_requests()
+
+    def planner(self) -> Any:
+        """What plans each row: a ``RowPlanner``, or a request file's ``RequestPlanner``."""
+        if self.spec.requests:
+            from promptmill.request_files import RequestPlanner
+
+            return RequestPlanner(self.spec)
+        return RowPlanner(self.spec, self.params)
 
     def _row_types(self, planned: int, *, reread: bool) -> Any:
         """A ``RowTypes`` check when the output is Parquet/Arrow, holding the planned rows."""
-        if data.output_format(self.spec.output) not in data.ARROW_FORMATS:
+        if data.output_format(self.spec.output, self.spec.output_format) not in (
+                data.ARROW_FORMATS):
             return None
         from promptmill.arrow import RowTypes
 
@@ -291,37 +394,6 @@ class Job:
                     chunk = []
             types.add(chunk)
         return types
-
-    def _plan_row(
-        self, fitter: PromptFitter, groups: list[int], reserve: int, index: int,
-        row: dict[str, Any], requests: list[tuple[int, int, int, int, str, int]],
-    ) -> tuple[int, str]:
-        """Render one row and append its requests; the row as the store keeps it."""
-        rendered, tokens = fitter.fit(index, row)
-        fields = rendered.payload()
-        if self.spec.adapter_field is not None:
-            fields["adapter"] = self._row_adapter(index, row)
-        payload = _to_json(fields)
-        for group, n in enumerate(groups):
-            requests.append(
-                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
-            )
-        return index, _row_to_json(row)
-
-    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
-        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
-        name = self.spec.adapter_field
-        value = row.get(name) if name else None
-        if value in (None, ""):
-            return ""
-        known = self.spec.generator.adapters()
-        if not isinstance(value, str) or value not in known:
-            raise InputError(
-                f"{data.row_place(self.spec.input, index)}: field {name!r} names adapter "
-                f"{value!r}, which the model identifier does not give: known are "
-                f"{', '.join(sorted(known))} (empty: the base model)"
-            )
-        return value
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -363,8 +435,9 @@ class Job:
         # so no other export of it is writing one now.
         for stale in data.temp_files_of(output):
             stale.unlink(missing_ok=True)
-        return export_results(self.store, output, data.output_format(output, fmt),
-                              model=self.spec.model_identifier(), source=self.spec.input)
+        fmt = data.output_format(output, fmt or self.spec.output_format)
+        return export_results(self.store, output, fmt, model=self.spec.model_identifier(),
+                              source=self.spec.input)
 
 
 def build_request(row: RequestRow, params: GenerateParams,
@@ -372,7 +445,13 @@ def build_request(row: RequestRow, params: GenerateParams,
     """The generator request for a planned request row under the job's ``params``.
 
     ``cache`` keeps each sample group's params (one object per group, not one per request).
+    A request file's line carries its own params and model in its payload.
     """
+    payload = json.loads(row.payload)
+    if "params" in payload:
+        from promptmill.request_files import request_from_payload
+
+        return request_from_payload(str(row.id), payload)
     group_params = cache.get(row.sample_group * 1000 + row.n)
     if group_params is None:
         updates: dict[str, Any] = {"n": row.n}
@@ -382,7 +461,6 @@ def build_request(row: RequestRow, params: GenerateParams,
             updates["seed"] = params.seed + row.sample_group * _MAX_N
         group_params = params.model_copy(update=updates)
         cache[row.sample_group * 1000 + row.n] = group_params
-    payload = json.loads(row.payload)
     return GenerationRequest(
         str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt"),
         adapter=payload.get("adapter"),
@@ -393,9 +471,13 @@ def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
     """Refuse a row that uses one of the field names promptmill adds to every output row."""
     clash = next((name for name in OUTPUT_FIELDS if name in row), None)
     if clash:
+        from promptmill.request_files import line_kind
+
+        hint = ("; the line is a whole request body: run the file with --requests"
+                if line_kind(row) is not None else "")
         raise InputError(
             f"{data.row_place(source, index)}: field {clash!r} clashes with promptmill's "
-            f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
+            f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it{hint}"
         )
 
 
@@ -423,9 +505,12 @@ class UniqueIds:
     stays flat however long the input; they are checked a chunk at a time.
     """
 
-    def __init__(self, spec: JobSpec) -> None:
+    def __init__(self, spec: JobSpec, names: tuple[str, ...] = ID_FIELDS,
+                 fix: str | None = None) -> None:
         self.source = spec.input
         self.field = spec.id_field
+        self.names = names  # fields taken as the id when the job names none
+        self.fix = fix  # what to do about a duplicate (None: the --id-field advice)
         self._db = sqlite3.connect("", isolation_level=None)  # "": deleted when closed
         self._db.execute(
             "CREATE TABLE ids (key TEXT PRIMARY KEY, row_index INTEGER NOT NULL) WITHOUT ROWID"
@@ -434,7 +519,7 @@ class UniqueIds:
 
     def add(self, index: int, row: dict[str, Any]) -> None:
         """Take one row's id; InputError if an earlier row has it."""
-        name = self.field or next((f for f in ID_FIELDS if row.get(f) not in (None, "")), None)
+        name = self.field or next((f for f in self.names if row.get(f) not in (None, "")), None)
         if name is None:
             return
         if row.get(name) in (None, ""):
@@ -469,10 +554,11 @@ class UniqueIds:
 
     def _refuse(self, key: str, first: int, index: int) -> None:
         name, _, value = key.partition("\0")
+        fix = self.fix or ("make the ids unique, name another field with --id-field NAME, or "
+                           "pass --id-field none to allow duplicates")
         raise InputError(
             f"{data.row_place(self.source, index)}: duplicate {name} {value} (first on "
-            f"{data.row_place(self.source, first, short=True)}): make the ids unique, name "
-            "another field with --id-field NAME, or pass --id-field none to allow duplicates"
+            f"{data.row_place(self.source, first, short=True)}): {fix}"
         )
 
     def close(self) -> None:
@@ -485,6 +571,8 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
     model = model or _stored_model(store)
     for _, raw, outcomes in store.iter_rows():
         row: dict[str, Any] = json.loads(raw)
+        # A request file's rows name their own model; an input row never has one (check_row).
+        row_model = row.pop("model", None) or model
         responses: list[Any] = []
         prompt_tokens = completion_tokens = attempts = 0
         errors: list[str] = []
@@ -503,7 +591,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
         row.update(
             responses=responses,
             usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            model=model,
+            model=row_model,
             attempts=attempts,
             status=status,
             error="; ".join(errors) if errors else None,
@@ -518,6 +606,10 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
     Parquet, Arrow and HF dataset exports have the fixed schema of ``promptmill.arrow``; the
     row fields' types are read from every stored row first (``source`` names rows in errors).
     """
+    if fmt == data.BATCH_OUTPUT_FORMAT:
+        from promptmill.batch_export import write_batch_output
+
+        return write_batch_output(store, output, model=model)
     if fmt not in data.ARROW_FORMATS and fmt != "hf":
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow

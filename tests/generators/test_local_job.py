@@ -63,3 +63,33 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
     assert fresh.returncode == 0, fresh.stderr
     again = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert [r["responses"] for r in again] == [r["responses"] for r in rows]
+
+
+def test_a_request_file_runs_on_the_embedded_model_and_its_limits_are_said_first(
+        tmp_path: Path) -> None:
+    import promptmill
+    from promptmill.errors import InputError
+
+    bodies = [{"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6,
+               "seed": 1, "temperature": 0.5, "metadata": {"i": 0}},
+              # top_k: llama.cpp's own sampler, passed through as extra
+              {"prompt": "The sky is", "max_tokens": 4, "seed": 2, "n": 2, "top_k": 20,
+               "metadata": {"i": 1}}]
+    rows = promptmill.run_requests(bodies, "smollm2", output=tmp_path / "out.jsonl")
+    assert [row["metadata"] for row in rows] == [{"i": 0}, {"i": 1}]
+    assert all(row["status"] == "done" for row in rows), rows
+    assert len(rows[1]["responses"]) == 2 and rows[0]["responses"][0]["text"]
+    assert rows[1]["request"] == {"model": "smollm2", "prompt": "The sky is", "max_tokens": 4,
+                                  "seed": 2, "n": 2, "top_k": 20}
+    # One model per engine: a line naming another is refused before anything runs, unless
+    # --override-model; a field llama.cpp has no sampler for is refused too.
+    named = [{**bodies[0], "model": "gpt-4o-mini"}]
+    with pytest.raises(InputError, match="model 'gpt-4o-mini', but llamacpp! runs one model "
+                       r"\(smollm2\): drop 'model' from the lines, or pass --override-model"):
+        promptmill.run_requests(named, "smollm2")
+    overridden = promptmill.run_requests(named, "smollm2", override_model=True)
+    assert overridden[0]["request"]["model"] == "smollm2"
+    assert overridden[0]["responses"] == rows[0]["responses"]  # same seed, same answer
+    with pytest.raises(InputError, match="llamacpp! does not take extra.response_format"):
+        promptmill.run_requests([{**bodies[0], "response_format": {"type": "json_object"}}],
+                                "smollm2")

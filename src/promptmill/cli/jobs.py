@@ -73,6 +73,16 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--messages-field", help="Row field holding a list of chat messages.")
 @click.option("--system", help="System prompt, inline or a file path.")
 @click.option("--text", "text_mode", is_flag=True, help="Send raw text completions, not chat.")
+@click.option("--requests", "request_file", is_flag=True, help="INPUT is a file of whole "
+              "requests: request bodies (model, messages or prompt, params, metadata) or Batch "
+              "API lines (custom_id, method, url, body), each sent with its own model and "
+              "params; -m names the endpoint (default: line 1's model).")
+@click.option("--override-model", is_flag=True, help="--requests: send every line to -m's "
+              "model, whatever model the line names.")
+@click.option("--format", "output_format", type=click.Choice(
+              ["jsonl", "parquet", "csv", "arrow", "openai-batch"]), help="Output format "
+              "(default: from -o's extension). openai-batch: the Batch API's output lines, "
+              "failed requests in NAME.errors.jsonl.")
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Generation parameter (temperature, max_tokens, seed, ..., extra.NAME).")
 @click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
@@ -114,12 +124,13 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         model: str | None, output: Path | None, k: int, template: str | None,
         prompt_name: str | None, prompts_files: tuple[Path, ...], prompt_field: str | None,
-        messages_field: str | None, system: str | None, text_mode: bool,
-        param_items: tuple[str, ...], id_field: str | None, adapter_field: str | None,
-        limit: int | None, max_prompt_tokens: int | None, truncate_field: str | None,
-        truncate_keep: str, rpm: float | None, tpm: float | None, max_concurrency: int,
-        max_attempts: int, timeout: float | None, retry_failed: bool, new_job: bool,
-        dry_run: bool, mode: str, wait: bool, finish_online: bool, poll_interval: float,
+        messages_field: str | None, system: str | None, text_mode: bool, request_file: bool,
+        override_model: bool, output_format: str | None, param_items: tuple[str, ...],
+        id_field: str | None, adapter_field: str | None, limit: int | None,
+        max_prompt_tokens: int | None, truncate_field: str | None, truncate_keep: str,
+        rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
+        timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
+        mode: str, wait: bool, finish_online: bool, poll_interval: float,
         batch_max_requests: int, batch_max_bytes: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
@@ -137,6 +148,14 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     _setup_logging(verbose, quiet)
     if input_path is None:
         raise UsageError("no INPUT: give a file or hf:DATASET, or `input` in a --config file")
+    if model is None and request_file:
+        from promptmill import data
+        from promptmill.request_files import default_model
+
+        data.check_input(input_path)
+        model = default_model(input_path)
+        if model is not None:
+            click.echo(f"no -m given: sending to {model}, the model line 1 names", err=True)
     if model is None:
         click.echo("no -m given: using the embedded default smollm2 (SmolLM2-135M-Instruct on "
                    "llama.cpp, CPU, no key)", err=True)
@@ -153,7 +172,8 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         id_field=None if id_field in (None, "none") else id_field,
         unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens, mode=mode,
         truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
-        adapter_field=adapter_field,
+        adapter_field=adapter_field, requests=request_file, override_model=override_model,
+        output_format=output_format,
     )
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
@@ -375,10 +395,12 @@ def _batch_line(b: Any) -> str:
 
 @cli.command()
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv", "arrow", "hf"]),
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv", "arrow", "hf",
+                                                   "openai-batch"]),
               help="Output format (default: from the --to extension). parquet and arrow have "
               "the fixed schema of the README; hf writes a Hugging Face dataset folder "
-              "(save_to_disk layout; needs the datasets extra).")
+              "(save_to_disk layout; needs the datasets extra); openai-batch the Batch API's "
+              "output lines (failed requests in NAME.errors.jsonl).")
 @click.option("--to", "destination", type=click.Path(path_type=Path),
               help="Where to write (default: OUTPUT, or OUTPUT with the format's extension).")
 def export(output: Path, fmt: str | None, destination: Path | None) -> None:
@@ -387,7 +409,7 @@ def export(output: Path, fmt: str | None, destination: Path | None) -> None:
     from promptmill.job import export_results
 
     if destination is None:
-        suffix = {"hf": ".hf"}.get(fmt or "", f".{fmt}")
+        suffix = {"hf": ".hf", "openai-batch": ".batch.jsonl"}.get(fmt or "", f".{fmt}")
         destination = output if fmt in (None, "jsonl") else output.with_suffix(suffix)
     if fmt == "hf":
         data.check_output_path(destination.with_name(destination.name + ".probe"))

@@ -91,7 +91,9 @@ class JobSpec:
         if self.k < 1:
             raise InputError("-k must be at least 1")
         if self.requests:
-            self._check_request_options()
+            from promptmill.request_files import check_options
+
+            check_options(self)
         elif self.override_model:
             raise UsageError("--override-model applies to --requests: add it, or drop it")
         if self.mode not in MODES:
@@ -106,21 +108,6 @@ class JobSpec:
                 f'{self.generator.provider}!...,lora={{"name":"/path",...}} (vllm!) or '
                 'adapter={...} (transformers!)'
             )
-
-    def _check_request_options(self) -> None:
-        """Refuse options a request file's lines decide themselves."""
-        prompts = self.prompts
-        given = [name for name, used in (
-            ("--template", prompts.template), ("--prompt-field", prompts.prompt_field),
-            ("--messages-field", prompts.messages_field), ("--prompt", prompts.prompt),
-            ("--system", prompts.system), ("--text", not prompts.chat),
-            ("--truncate-field", self.truncation), ("--id-field", self.id_field),
-            ("--id-field none", not self.unique_ids), ("--adapter-field", self.adapter_field),
-            ("-k", self.k > 1)) if used]
-        if given:
-            raise UsageError(
-                f"{given[0]} does not apply to --requests: each line is the whole request "
-                "(its messages or prompt, its own n; custom_id is always checked unique)")
 
     @property
     def store_path(self) -> Path:

@@ -61,6 +61,22 @@ KNOWN_BODY_FIELDS = FIELDS | frozenset({
 _SECRET_FIELD = re.compile(r"api[_-]?key|authorization|access[_-]?token|secret|password", re.I)
 
 
+def check_options(spec: JobSpec) -> None:
+    """Refuse job options that a request file's lines decide themselves."""
+    prompts = spec.prompts
+    given = [name for name, used in (
+        ("--template", prompts.template), ("--prompt-field", prompts.prompt_field),
+        ("--messages-field", prompts.messages_field), ("--prompt", prompts.prompt),
+        ("--system", prompts.system), ("--text", not prompts.chat),
+        ("--truncate-field", spec.truncation), ("--id-field", spec.id_field),
+        ("--id-field none", not spec.unique_ids), ("--adapter-field", spec.adapter_field),
+        ("-k", spec.k > 1)) if used]
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply to --requests: each line is the whole request "
+            "(its messages or prompt, its own n; custom_id is always checked unique)")
+
+
 def line_kind(row: dict[str, Any]) -> str | None:
     """The shape of a line: BATCH_LINE, BODY, or None when it looks like neither."""
     if "custom_id" in row and isinstance(row.get("body"), dict) and set(row) <= ENVELOPE:

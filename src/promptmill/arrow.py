@@ -89,8 +89,12 @@ class RowTypes:
         """Take a chunk of ``(row_index, row)`` into the schema; InputError on a type change."""
         if not rows:
             return
+        # Every field of every row: from_pylist would take the first row's fields only, and a
+        # field missing from it (an optional one, a request file's metadata) would be lost.
+        names = dict.fromkeys(name for _, row in rows for name in row)
         try:
-            chunk = pa.Table.from_pylist([row for _, row in rows]).schema
+            chunk = pa.Table.from_pydict(
+                {name: [row.get(name) for _, row in rows] for name in names}).schema
             merged = pa.unify_schemas([self._schema, chunk], promote_options="permissive")
         except _INFER_ERRORS:
             self._add_one_by_one(rows)  # raises, naming the rows

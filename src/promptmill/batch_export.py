@@ -23,8 +23,8 @@ from typing import Any
 
 from promptmill import data
 from promptmill.batch_files import completion_body, errors_file_for
-from promptmill.job import ID_FIELDS
 from promptmill.request_files import ID_FIELD
+from promptmill.row_ids import ID_FIELDS
 from promptmill.store import DONE, FAILED, JobStore
 
 log = logging.getLogger("promptmill")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
+from promptmill.row_ids import UniqueIds
 from promptmill.store import (
     BATCHED,
     DONE,
@@ -39,8 +39,6 @@ log = logging.getLogger("promptmill")
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error")
 # How a job's requests can be sent.
 MODES = ("online", "batch")
-# Fields taken as a row's id when the job names none: two rows with one id are refused.
-ID_FIELDS = ("id", "unique_id")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
 _MAX_N = 128
 # Tokens reserved for a completion when the job sets no max_tokens.
@@ -50,7 +48,6 @@ _PLAN_CHUNK = 5000
 # three million times, so the encoders are built once.
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 _row_to_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
-_key_to_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
 
 
 @dataclass
@@ -163,10 +160,10 @@ class JobSpec:
         if self.requests:
             from promptmill.request_files import ID_FIELD
 
-            return UniqueIds(self, names=(ID_FIELD,),
+            return UniqueIds(self.input, names=(ID_FIELD,),
                              fix="give every line its own custom_id (the Batch API refuses "
                              "a file with duplicates too)")
-        return UniqueIds(self) if self.unique_ids else None
+        return UniqueIds(self.input, self.id_field) if self.unique_ids else None
 
     def model_identifier(self) -> str:
         """The redacted identifier written to every output row (the job's params included)."""
@@ -483,74 +480,6 @@ def adopt_legacy_embedded(store: JobStore, fingerprint: dict[str, Any]) -> None:
     if (model.startswith("llamacpp!") and is_embedded_path(model)
             and {**old, "model": fingerprint["model"]} == fingerprint):
         store.set_meta(fingerprint=fingerprint)
-
-
-class UniqueIds:
-    """Refuses a second row with an id already seen, naming both rows.
-
-    The ids seen are kept in a private temporary SQLite file, not a Python set, so memory
-    stays flat however long the input; they are checked a chunk at a time.
-    """
-
-    def __init__(self, spec: JobSpec, names: tuple[str, ...] = ID_FIELDS,
-                 fix: str | None = None) -> None:
-        self.source = spec.input
-        self.field = spec.id_field
-        self.names = names  # fields taken as the id when the job names none
-        self.fix = fix  # what to do about a duplicate (None: the --id-field advice)
-        self._db = sqlite3.connect("", isolation_level=None)  # "": deleted when closed
-        self._db.execute(
-            "CREATE TABLE ids (key TEXT PRIMARY KEY, row_index INTEGER NOT NULL) WITHOUT ROWID"
-        )
-        self._chunk: dict[str, int] = {}  # ids of rows not yet flushed -> their row index
-
-    def add(self, index: int, row: dict[str, Any]) -> None:
-        """Take one row's id; InputError if an earlier row has it."""
-        name = self.field or next((f for f in self.names if row.get(f) not in (None, "")), None)
-        if name is None:
-            return
-        if row.get(name) in (None, ""):
-            raise InputError(
-                f"{data.row_place(self.source, index)}: no field {name!r} (--id-field {name}): "
-                "add it to every row, or pass --id-field none to skip the id check"
-            )
-        key = name + "\0" + _key_to_json(row[name])
-        if key in self._chunk:
-            self._refuse(key, self._chunk[key], index)
-        self._chunk[key] = index
-        if len(self._chunk) >= _PLAN_CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        """Check the ids taken since the last flush against all earlier ones."""
-        if not self._chunk:
-            return
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            db.executemany("INSERT INTO ids (key, row_index) VALUES (?, ?)", self._chunk.items())
-        except sqlite3.IntegrityError:
-            db.execute("ROLLBACK")
-            for key, index in self._chunk.items():  # in row order: the first repeat is named
-                first = db.execute("SELECT row_index FROM ids WHERE key = ?", (key,)).fetchone()
-                if first is not None:
-                    self._refuse(key, first[0], index)
-            raise
-        db.execute("COMMIT")
-        self._chunk.clear()
-
-    def _refuse(self, key: str, first: int, index: int) -> None:
-        name, _, value = key.partition("\0")
-        fix = self.fix or ("make the ids unique, name another field with --id-field NAME, or "
-                           "pass --id-field none to allow duplicates")
-        raise InputError(
-            f"{data.row_place(self.source, index)}: duplicate {name} {value} (first on "
-            f"{data.row_place(self.source, first, short=True)}): {fix}"
-        )
-
-    def close(self) -> None:
-        """Delete the temporary file."""
-        self._db.close()
 
 
 def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:

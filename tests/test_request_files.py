@@ -386,3 +386,18 @@ def test_lines_to_two_models_keep_each_models_own_limits(
     assert all(row["status"] == "done" for row in results)
     assert server.stats.statuses[429] == 0
     assert server.stats.total_completed == 220
+
+
+def test_a_line_over_the_context_fails_unsent_and_the_others_go_on(
+        tmp_path: Path, server: TestServer) -> None:
+    long = "word " * 400
+    bodies = [{"model": "m", "messages": [{"role": "user", "content": content}],
+               "metadata": {"i": i}} for i, content in enumerate(["short", long, "short too"])]
+    server.stats.reset()
+    rows = promptmill.run_requests(bodies, f"http!m,api_base={server.url}",
+                                   output=tmp_path / "out.jsonl", max_prompt_tokens=100)
+    assert [row["status"] for row in rows] == ["done", "failed", "done"]
+    assert rows[1]["responses"] == []
+    assert "over the 100 of --max-prompt-tokens: shorten it or lower max_tokens" in (
+        rows[1]["error"]), rows[1]["error"]
+    assert server.stats.completed["/v1/chat/completions"] == 2  # the long line never sent

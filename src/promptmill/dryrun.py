@@ -50,7 +50,7 @@ def dry_run(spec: JobSpec) -> str:
     rows = requests = prompt_tokens = 0
     for index, row in _checked_rows(spec):
         check_row(spec.input, index, row)
-        _, tokens = fitter.fit(index, row)
+        _, tokens, _problem = fitter.fit(index, row)
         rows += 1
         requests += len(groups)
         prompt_tokens += tokens * len(groups)
@@ -61,6 +61,9 @@ def dry_run(spec: JobSpec) -> str:
         f"requests   {requests:,} (k={spec.k}, {len(groups)} per row)",
         f"tokens     {prompt_tokens:,} prompt + up to {completion:,} completion",
     ]
+    if fitter.too_long_rows:
+        lines.append(f"too long   {fitter.too_long_rows:,} rows over the context would fail "
+                     "unsent (cut them to fit with --truncate-field FIELD)")
     if fitter.cut_rows:
         assert spec.truncation is not None
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
@@ -75,9 +78,10 @@ def _dry_run_requests(spec: JobSpec) -> str:
 
     planner = RequestPlanner(spec)
     requests: list[tuple[int, int, int, int, str, int]] = []
+    unsendable: list[tuple[int, str]] = []
     count = 0
     for index, row in _checked_rows(spec):
-        planner.plan(index, row, requests)
+        planner.plan(index, row, requests, unsendable)
         requests.clear()
         count += 1
     completion = sum(reserved for _, reserved in planner.models.values())
@@ -88,6 +92,9 @@ def _dry_run_requests(spec: JobSpec) -> str:
         f"requests   {count:,} (one per line of the request file)",
         f"tokens     {planner.prompt_tokens:,} prompt + up to {completion:,} completion",
     ]
+    if planner.too_long_rows:
+        lines.append(f"too long   {planner.too_long_rows:,} lines over the context would fail "
+                     "unsent (shorten them or lower max_tokens)")
     return _finish(lines, spec, count, planner.models)
 
 

@@ -139,7 +139,10 @@ class JobSpec:
     def fitter(self, params: GenerateParams) -> PromptFitter:
         """Renders rows for this job and checks (or cuts) them against the token budget."""
         gen = self.generator
-        budget = prompt_budget(self.max_prompt_tokens, gen.context_length(), params.max_tokens,
+        # An engine told to truncate (vllm!/transformers! truncate=true) cuts what does not
+        # fit itself: nothing to check here, unless a budget is given.
+        context = None if gen.config.get("truncate") is True else gen.context_length()
+        budget = prompt_budget(self.max_prompt_tokens, context, params.max_tokens,
                                f"{gen.provider}!{gen.model}")
 
         def count(rendered: Any) -> int:
@@ -219,10 +222,12 @@ class RowPlanner:
         return self.fitter.cut_rows
 
     def plan(self, index: int, row: dict[str, Any],
-             requests: list[tuple[int, int, int, int, str, int]]) -> tuple[dict[str, Any], str]:
-        """Render one row and append its requests; the row and its JSON as the store keeps it."""
+             requests: list[tuple[int, int, int, int, str, int]],
+             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+        """Render one row and append its requests (to ``unsendable`` too, with the reason,
+        when its prompt cannot fit the context); the row and its JSON as the store keeps it."""
         check_row(self.source, index, row)
-        rendered, tokens = self.fitter.fit(index, row)
+        rendered, tokens, problem = self.fitter.fit(index, row)
         fields = rendered.payload()
         if self.spec.adapter_field is not None:
             fields["adapter"] = self._row_adapter(index, row)
@@ -232,6 +237,8 @@ class RowPlanner:
             requests.append(
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
             )
+            if problem is not None:
+                unsendable.append((index * len(groups) + group, problem))
         return row, _row_to_json(row)
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
@@ -305,6 +312,7 @@ class Job:
         cut_before = int(store.get_meta("truncated_rows") or 0)
         rows: list[tuple[int, str]] = []
         requests: list[tuple[int, int, int, int, str, int]] = []
+        unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
         next_index = planned
         reached_end = True
         ids = spec.unique_ids_check()
@@ -326,7 +334,7 @@ class Job:
                     if types is not None and reread:
                         typed.append((index, row))
                     continue
-                kept, text = planner.plan(index, row, requests)
+                kept, text = planner.plan(index, row, requests, unsendable)
                 rows.append((index, text))
                 if types is not None:
                     typed.append((index, kept))
@@ -337,9 +345,9 @@ class Job:
                     if types is not None:
                         types.add(typed)
                         typed = []
-                    store.add_planned(rows, requests, next_index)
-                    store.set_meta(truncated_rows=cut_before + planner.cut_rows)
-                    rows, requests = [], []
+                    store.add_planned(rows, requests, next_index, unsendable=unsendable,
+                                      meta={"truncated_rows": cut_before + planner.cut_rows})
+                    rows, requests, unsendable = [], [], []
             if ids is not None:
                 ids.flush()
             if types is not None:
@@ -347,10 +355,9 @@ class Job:
         finally:
             if ids is not None:
                 ids.close()
-        if rows:
-            store.add_planned(rows, requests, next_index)
-        store.set_meta(planned_complete=reached_end,
-                       truncated_rows=cut_before + planner.cut_rows)
+        store.add_planned(rows, requests, next_index, unsendable=unsendable,
+                          meta={"truncated_rows": cut_before + planner.cut_rows,
+                                "planned_complete": reached_end})
         return self._count_requests()
 
     def planner(self) -> Any:

@@ -255,11 +255,14 @@ class RequestPlanner:
         self.chat_format = spec.chat_format
         self._identifiers: dict[str, str] = {}  # model -> its identifier in output rows
         self.prompt_tokens = 0  # over the lines planned (for --dry-run)
+        self.too_long_rows = 0  # lines over the context: they fail unsent, the others go on
         self.models: dict[str, list[int]] = {}  # model -> [prompt tokens, reserved completion]
 
     def plan(self, index: int, row: dict[str, Any],
-             requests: list[tuple[int, int, int, int, str, int]]) -> tuple[dict[str, Any], str]:
-        """Check and store one line: its request appended to ``requests``; the output row."""
+             requests: list[tuple[int, int, int, int, str, int]],
+             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+        """Check and store one line: its request appended to ``requests`` (to ``unsendable``
+        too, with the reason, when its prompt cannot fit the context); the output row."""
         spec, gen = self.spec, self.generator
         source = spec.input
         line = read_line(source, index, row, self.kind)
@@ -267,15 +270,19 @@ class RequestPlanner:
         request = GenerationRequest("plan", params, messages, prompt, model=model)
         tokens = gen.count_prompt_tokens(request)
         name = model or gen.model
+        # An engine told to truncate (truncate=true) cuts what does not fit itself.
+        context = None if gen.config.get("truncate") is True else gen.context_length()
         try:
-            budget = prompt_budget(spec.max_prompt_tokens, gen.context_length(), params.max_tokens,
+            budget = prompt_budget(spec.max_prompt_tokens, context, params.max_tokens,
                                    f"{gen.provider}!{name}")
         except UsageError as exc:
             raise InputError(f"{data.row_place(source, index)}: {exc}") from None
         if budget is not None and tokens > budget.tokens:
-            raise InputError(
-                f"{data.row_place(source, index)}: the prompt has {tokens:,} tokens, over the "
-                f"{budget.tokens:,} of {budget.why}: shorten it or lower max_tokens")
+            # As for a dataset's row: that line fails unsent, never the job.
+            self.too_long_rows += 1
+            unsendable.append((index, f"the prompt has {tokens:,} tokens, over the "
+                                      f"{budget.tokens:,} of {budget.why}: shorten it or lower "
+                                      "max_tokens"))
         payload: dict[str, Any] = {"messages": messages} if messages is not None else {
             "prompt": prompt}
         if model is not None:

@@ -275,3 +275,10 @@ def test_each_model_has_its_own_provider_limits(tell_model: bool) -> None:
     both_at_their_limit = (out.refused == [] and rate(None) >= 0.95 * 50
                            and rate("big-model") >= 0.95 * 400)
     assert both_at_their_limit == tell_model
+    if tell_model:
+        # The run report's record of the limits each model's headers gave, by model.
+        reported = {(e.kind, e.value, e.detail) for e in lim.events
+                    if e.kind.startswith("provider")}
+        assert reported == {
+            ("provider_requests", 50, "x-ratelimit-limit header"),
+            ("provider_requests", 400, "x-ratelimit-limit header of model big-model")}

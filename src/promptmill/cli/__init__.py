@@ -10,6 +10,7 @@ from promptmill.cli import (  # noqa: F401 - registers the commands
     jobs,
     models,
     prompts,
+    report,
     serve,
     testing,
 )

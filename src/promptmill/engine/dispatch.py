@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
-from promptmill.engine.limiter import RateLimiter
+from promptmill.engine.limiter import LimiterEvent, RateLimiter
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
@@ -42,7 +42,14 @@ from promptmill.generators.base import (
     RateLimitInfo,
     Response,
 )
-from promptmill.store import FinishedRequest, JobStore, RequestRow
+from promptmill.store import (
+    AttemptRecord,
+    EventRecord,
+    FinishedRequest,
+    JobStore,
+    RequestRow,
+    outcome_code,
+)
 
 log = logging.getLogger("promptmill")
 
@@ -146,6 +153,11 @@ class Dispatcher:
         # Finished, not yet committed. Commits run on the loop's thread: a writer thread was
         # tried and lost, SQLite's per-row GIL handoffs cost more than the commit it moved.
         self._finished: list[FinishedRequest] = []
+        # Attempts since the last commit, (request id, sent, answered, outcome code) on the
+        # monotonic clock, written with the next commit.
+        self._attempts: list[AttemptRecord] = []
+        # Unix time less the monotonic clock the limiter stamps sends with.
+        self._wall_offset = time.time() - time.monotonic()
         self._stopping = False  # a stop was asked: send nothing new
         self._abort: PromptmillError | None = None
         self._consecutive_unavailable = 0
@@ -164,6 +176,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until every pending request has finished, or a stop or abort."""
         self._rows = iter(self.store.iter_pending())
+        self._note_run_start()
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
         flusher = asyncio.create_task(self._flush_periodically())
         try:
@@ -182,6 +195,7 @@ class Dispatcher:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+            self._note_run_end()
             self.flush()
             self.stats.finished_at = time.monotonic()
         if self._abort is not None:
@@ -388,6 +402,7 @@ class Dispatcher:
         row = item.row
         stats = self.stats
         stats.done += 1
+        self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
                                        _to_json(responses))
@@ -401,6 +416,8 @@ class Dispatcher:
 
     def _failed(self, item: _Item, error: GenerationError) -> None:
         policy = self.config.retry
+        self._attempts.append((item.row.id, item.sent_at, time.monotonic(),
+                               outcome_code(error.kind, isinstance(error, RetryableError))))
         if policy.counts_as_attempt(error):
             item.attempts += 1
         self.stats.retries[error.kind] += 1
@@ -486,13 +503,32 @@ class Dispatcher:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every finished request not yet committed."""
-        if self._finished:
+        """Commit every finished request not yet committed, with the attempts and events."""
+        if self._finished or self._attempts or self.limiter.events:
             batch, self._finished = self._finished, []
+            attempts, self._attempts = self._attempts, []
+            events: list[EventRecord] = [(e.at, e.kind, e.value, e.detail)
+                                         for e in self.limiter.events]
+            self.limiter.events.clear()  # in place: the limiter's parts hold this list
             try:
-                self.store.record(batch)
+                self.store.record(batch, attempts, events, self._wall_offset)
             except PromptmillError as exc:
                 self._abort_job(exc)
+
+    def _note_run_start(self) -> None:
+        """Events for the report: this run began, and the limits the user stated."""
+        now, events = time.monotonic(), self.limiter.events
+        events.append(LimiterEvent(now, "run_start", self.stats.total))
+        if self.config.rpm:
+            events.append(LimiterEvent(now, "stated_rpm", self.config.rpm))
+        if self.config.tpm:
+            events.append(LimiterEvent(now, "stated_tpm", self.config.tpm))
+
+    def _note_run_end(self) -> None:
+        how = "aborted: " + str(self._abort) if self._abort else (
+            "stopped" if self._stopping else "finished")
+        self.limiter.events.append(LimiterEvent(time.monotonic(), "run_end",
+                                                self.stats.finished, how))
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -48,6 +48,23 @@ RESULT_FIELDS = pa.schema([
     ("status", pa.string()),
     ("error", pa.string()),
 ])
+# What `promptmill extract` found in each response (promptmill.grading.Extraction), the
+# column it adds beside ``responses`` in a graded Parquet file.
+RULE_ANSWER = pa.struct([("extracted", pa.string()), ("correct", pa.bool_()),
+                         ("method", pa.string())])
+JUDGE_ANSWER = pa.struct([("reply", pa.string()), ("extracted", pa.string()),
+                          ("correct", pa.bool_()), ("agrees", pa.bool_()),
+                          ("error", pa.string())])
+EXTRACTION = pa.struct([
+    ("response_index", pa.int64()),
+    ("extracted", pa.string()),
+    ("correct", pa.bool_()),
+    ("method", pa.string()),
+    ("uncertain", pa.bool_()),
+    ("rule", RULE_ANSWER),
+    ("judge", JUDGE_ANSWER),
+])
+EXTRACTIONS = pa.field("extractions", pa.list_(EXTRACTION))
 # Field metadata of a row field written as JSON text rather than as its own Arrow type.
 JSON_TEXT = {b"promptmill.encoding": b"json"}
 _CHUNK = 5000
@@ -183,6 +200,13 @@ def result_schema(row_fields: pa.Schema) -> pa.Schema:
     """The schema of exported results: the row's fields, then promptmill's fixed columns."""
     own = [field for field in row_fields if field.name not in RESULT_FIELDS.names]
     return pa.schema(own + list(RESULT_FIELDS))
+
+
+def graded_schema(row_fields: pa.Schema) -> pa.Schema:
+    """The schema of graded results (``promptmill extract``): :func:`result_schema`, then
+    ``extractions``."""
+    own = pa.schema([field for field in row_fields if field.name != EXTRACTIONS.name])
+    return result_schema(own).append(EXTRACTIONS)
 
 
 def infer_row_types(rows: Iterable[tuple[int, dict[str, Any]]],
@@ -328,9 +352,11 @@ def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
 
 
 __all__ = [
+    "EXTRACTIONS",
     "JSON_TEXT",
     "RESULT_FIELDS",
     "describe_result_fields",
+    "graded_schema",
     "RowTypes",
     "infer_row_types",
     "iter_load",

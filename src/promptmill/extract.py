@@ -30,7 +30,7 @@ re-exported here.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -54,11 +54,12 @@ from promptmill.grading import (
     mcq_gold,
     pass_at_k,
     read_results,
+    row_question,
     row_responses,
     row_type,
     same_file,
-    written_whole,
 )
+from promptmill.resultfiles import GradedWriter, graded_format, graded_schema
 
 if TYPE_CHECKING:
     from promptmill.extraction.judge import JudgeItem, JudgeOptions
@@ -68,10 +69,12 @@ __all__ = [
     "Extraction",
     "GradeReport",
     "RowGrade",
+    "equivalence_cache",
     "extract_answer",
     "extract_choice",
     "extract_math",
     "grade",
+    "grade_row",
     "is_equivalent",
     "normalise_math",
     "pass_at_k",
@@ -82,9 +85,6 @@ UNCERTAIN_METHODS = frozenset(
 )
 """Methods that infer an answer rather than read a stated one (and ``none``, where the rules
 found nothing): ``--judge`` asks its model about these responses."""
-
-_QUESTION_FIELDS = ("question", "problem", "prompt")
-
 
 def extract_choice(text: str, choices: Sequence[Any], *, truncated: bool = False) -> int | None:
     """The 0-based index of the option a response chose, or None if it commits to none."""
@@ -119,12 +119,7 @@ def is_equivalent(pred: str | None, gold: str | None, *, timeout: int = DEFAULT_
     return math_equal(normalise_math(pred), normalise_math(gold), timeout=timeout)
 
 
-def _question(row: Mapping[str, Any]) -> str | None:
-    """The row's question (the first of ``question``, ``problem``, ``prompt`` that is text)."""
-    return next((row[name] for name in _QUESTION_FIELDS if isinstance(row.get(name), str)), None)
-
-
-def _grade_row(
+def grade_row(
     row: Mapping[str, Any],
     where: str,
     line: int,
@@ -133,8 +128,9 @@ def _grade_row(
     equivalent: Callable[[str, str], bool],
     to_judge: Callable[[int, bool], None] | None = None,
 ) -> RowGrade:
-    """Extract and judge every response of one row; ``to_judge(index, uncertain)`` is told
-    of each response, for a judge pass to pick the ones it will ask about."""
+    """Extract and judge every response of one row (``where``: its file and line, for
+    errors); ``to_judge(index, uncertain)`` is told of each response, for a judge pass to
+    pick the ones it will ask about."""
     kind = row_type(row, requested)
     responses = row_responses(row, where)
     extractions = []
@@ -143,7 +139,7 @@ def _grade_row(
         options = Options(choices)
         gold_index = mcq_gold(row, gold_field, where)
         gold = LETTERS[gold_index]
-        question = _question(row)
+        question = row_question(row)
         for index, (text, truncated) in enumerate(responses):
             choice, method = extract_choice_method(text, choices, truncated, options, question)
             uncertain = method in UNCERTAIN_METHODS
@@ -153,7 +149,7 @@ def _grade_row(
         same: Callable[[str, str], bool] = str.__eq__
     else:
         gold = math_gold(row, gold_field, where, normalise_math)
-        question = _question(row)
+        question = row_question(row)
         for index, (text, truncated) in enumerate(responses):
             answer, method = extract_math_method(text, truncated, question)
             correct = answer is not None and equivalent(answer, gold)
@@ -195,16 +191,20 @@ def grade(
     type: str = "auto",  # noqa: A002  # the CLI's --type, by design
     gold_field: str | None = None,
     out: str | os.PathLike[str] | None = None,
+    out_format: str | None = None,
     timeout: int = DEFAULT_TIMEOUT,
     judge: str | JudgeOptions | None = None,
 ) -> GradeReport:
     """Grade a results file (or its rows); write per-response extractions to ``out`` if given.
 
-    ``type`` is ``mcq``, ``math`` or ``auto`` (by whether a row has choices). Gold answers
-    come from the row's ``choice_index_correct`` / ``answer_correct`` or from ``gold_field``.
-    ``out`` is written whole or not at all and may not be the results file itself.
-    ``judge`` (a model identifier or ``JudgeOptions``) asks that model for the final answer
-    of the uncertain responses (of all, with ``judge_all``) in a promptmill job of its own.
+    ``type`` is ``mcq``, ``math`` or ``auto`` (by a row's ``is_mcq``, else whether it has
+    choices). Gold answers come from the row's ``choice_index_correct`` / ``answer_correct``
+    or from ``gold_field``. ``out`` is written whole or not at all and may not be the results
+    file itself; ``out_format`` is one of ``promptmill.resultfiles.GRADED_FORMATS`` (default:
+    Parquet for a ``.parquet`` name, else promptmill's JSONL). ``judge`` (a model identifier
+    or ``JudgeOptions``) asks that model for the final answer of the uncertain responses (of
+    all, with ``judge_all``) in a promptmill job of its own. Many files, in flat memory and
+    on every core: ``promptmill.evaluate.grade_files``.
     """
     if type not in ("auto", "mcq", "math"):
         raise InputError(f"type {type!r} is not one of auto, mcq, math")
@@ -212,28 +212,30 @@ def grade(
     target = Path(out) if out is not None else None
     if target is not None and source is not None and same_file(target, source):
         raise InputError(f"--out {target} is the results file itself; write to another path")
+    fmt = graded_format(target, out_format)
     options = _judge_options(judge)
     numbered = _numbered(rows)
-    cache: dict[tuple[str, str], bool] = {}
+    equivalent = equivalence_cache(timeout)
+    schema = None
+    if target is not None and fmt == "parquet":
+        schema = graded_schema(((i, row) for i, (_, _, row) in enumerate(numbered())), source)
 
-    def equivalent(pred: str, gold: str) -> bool:
-        if (pred, gold) not in cache:
-            cache[(pred, gold)] = math_equal(pred, gold, timeout=timeout)
-        return cache[(pred, gold)]
+    def writer(to: Path | None) -> contextlib.AbstractContextManager[GradedWriter | None]:
+        return contextlib.nullcontext() if to is None else GradedWriter(to, fmt, schema)
 
     graded: list[RowGrade] = []
     items: list[JudgeItem] = []
-    with written_whole(target if options is None else None) as writer:
+    with writer(target if options is None else None) as written:
         for line, where, row in numbered():
             if not isinstance(row, Mapping):
                 raise InputError(f"{where}: expected a mapping per row, got {row!r:.40}")
             collect = (
                 None if options is None else _collector(options, row, where, items, len(graded))
             )
-            result = _grade_row(row, where, line, type, gold_field, equivalent, collect)
+            result = grade_row(row, where, line, type, gold_field, equivalent, collect)
             graded.append(result)
-            if writer is not None:
-                _write_row(writer, row, result)
+            if written is not None:
+                written.write(row, result)
     k = max((len(r.extractions) for r in graded), default=0) or 1
     if options is None:
         return GradeReport(rows=graded, k=k)
@@ -246,16 +248,28 @@ def grade(
         for position, result in enumerate(graded)
     ]
     if target is not None:
-        with written_whole(target) as writer:
-            assert writer is not None
+        with writer(target) as written:
+            assert written is not None
             for (_, _, row), result in zip(numbered(), graded, strict=True):
-                _write_row(writer, row, result)
+                written.write(row, result)
     return GradeReport(rows=graded, k=k, judge=run.summary)
 
 
-def _write_row(writer: Any, row: Mapping[str, Any], result: RowGrade) -> None:
-    extractions = [e.to_dict() for e in result.extractions]
-    writer.write(json.dumps({**row, "extractions": extractions}, ensure_ascii=False) + "\n")
+def equivalence_cache(timeout: int = DEFAULT_TIMEOUT) -> Callable[[str, str], bool]:
+    """``math_equal`` remembering its answers (a row's k responses often say the same)."""
+    cache: dict[tuple[str, str], bool] = {}
+
+    def equivalent(pred: str, gold: str) -> bool:
+        if (pred, gold) not in cache:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()  # bounded: a directory of files is graded in flat memory
+            cache[(pred, gold)] = math_equal(pred, gold, timeout=timeout)
+        return cache[(pred, gold)]
+
+    return equivalent
+
+
+_CACHE_SIZE = 100_000
 
 
 def _judge_options(judge: str | JudgeOptions | None) -> JudgeOptions | None:
@@ -286,7 +300,7 @@ def _collector(
         if uncertain or options.judge_all:
             text, truncated = responses[index]
             items.append(
-                JudgeItem(position, index, _question(row) or "", choices, text, truncated)
+                JudgeItem(position, index, row_question(row) or "", choices, text, truncated)
             )
 
     return collect

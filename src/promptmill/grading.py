@@ -17,11 +17,8 @@ over rows of ``k`` samples (``k``: the most responses any row has).
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from promptmill.errors import InputError
 from promptmill.extraction.equivalence import DEFAULT_TIMEOUT, math_equal
 from promptmill.extraction.options import LETTERS
+from promptmill.resultfiles import read_results
+from promptmill.tally import Tally, pass_at_k
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -48,8 +47,11 @@ __all__ = [
     "math_equal",
     "math_gold",
     "mcq_gold",
+    "method_table",
     "pass_at_k",
     "read_results",
+    "report_table",
+    "row_question",
     "row_responses",
     "row_type",
     "same_file",
@@ -136,36 +138,6 @@ class RowGrade:
         return sum(e.correct for e in self.extractions)
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for n samples with c correct: 1 - C(n-c, k) / C(n, k), as a product."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
-
-
-def _k_values(k: int) -> list[int]:
-    """1, every power of two below k, and k."""
-    values = [1]
-    while values[-1] * 2 < k:
-        values.append(values[-1] * 2)
-    return values + [k] if k > 1 else values
-
-
-def _summary(rows: Sequence[RowGrade], k: int) -> dict[str, Any]:
-    """Accuracy, pass@k and majority accuracy over some rows."""
-    count = len(rows)
-    return {
-        "accuracy": sum(r.correct for r in rows) / (count * k) if count else 0.0,
-        "pass_at_k": {
-            str(j): sum(pass_at_k(k, r.correct, j) for r in rows) / count if count else 0.0
-            for j in _k_values(k)
-        },
-        "majority_accuracy": sum(r.majority_correct for r in rows) / count if count else 0.0,
-        "rows": count,
-        "responses": sum(len(r.extractions) for r in rows),
-    }
-
-
 @dataclass(frozen=True)
 class JudgeRun:
     """How a judge pass went: which model, which prompt, where its job lives."""
@@ -189,50 +161,11 @@ class GradeReport:
         return sum(r.status_failed or len(r.extractions) < self.k for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report: overall, per category and per answer type."""
-        report = _summary(self.rows, self.k)
-        received = [e for r in self.rows for e in r.extractions]
-        failures = sum(e.extracted is None for e in received)
-        categories = sorted({r.category for r in self.rows})
-        report.update(
-            extraction_failure_rate=failures / len(received) if received else 0.0,
-            failed_rows=self.failed_rows(),
-            k=self.k,
-            per_category={
-                name: _summary([r for r in self.rows if r.category == name], self.k)
-                for name in categories
-            },
-            by_type={
-                kind: {
-                    key: value
-                    for key, value in _summary(
-                        [r for r in self.rows if r.type == kind], self.k
-                    ).items()
-                    if key in ("rows", "responses", "accuracy")
-                }
-                for kind in ("mcq", "math")
-            },
-            per_method=self.per_method(received),
-        )
+        """The JSON report: overall, per category, per answer type and per method."""
+        report = Tally.of(self.rows).to_dict(self.k)
         if self.judge is not None:
-            report["judge"] = self.judge_summary(received)
+            report["judge"] = self.judge_summary([e for r in self.rows for e in r.extractions])
         return report
-
-    @staticmethod
-    def per_method(received: Sequence[Extraction]) -> dict[str, dict[str, Any]]:
-        """Responses each method decided and how many of them are correct, most used first."""
-        decided = Counter(e.method for e in received)
-        right = Counter(e.method for e in received if e.correct)
-        uncertain = {e.method for e in received if e.uncertain and e.rule is None}
-        return {
-            method: {
-                "responses": count,
-                "correct": right[method],
-                "accuracy": right[method] / count,
-                "uncertain": method in uncertain,
-            }
-            for method, count in sorted(decided.items(), key=lambda item: (-item[1], item[0]))
-        }
 
     def judge_summary(self, received: Sequence[Extraction]) -> dict[str, Any]:
         """The judge pass in numbers: asked, answered, disagreeing with the rules, failed."""
@@ -276,56 +209,64 @@ class GradeReport:
 
     def to_table(self) -> Table:
         """The report as a rich table: one line per category, then the total."""
-        from rich.table import Table
-
-        report = self.to_dict()
-        table = Table(title=f"answers graded ({self.k} per row)")
-        table.add_column("category")
-        for name in ("rows", "responses", "accuracy"):
-            table.add_column(name, justify="right")
-        for j in report["pass_at_k"]:
-            table.add_column(f"pass@{j}", justify="right")
-        table.add_column("majority", justify="right")
-
-        def cells(summary: Mapping[str, Any]) -> list[str]:
-            return [
-                str(summary["rows"]),
-                str(summary["responses"]),
-                f"{summary['accuracy']:.1%}",
-                *(f"{v:.1%}" for v in summary["pass_at_k"].values()),
-                f"{summary['majority_accuracy']:.1%}",
-            ]
-
-        for name, summary in report["per_category"].items():
-            table.add_row(name, *cells(summary))
-        table.add_row("all", *cells(report), style="bold", end_section=True)
-        table.caption = (
-            f"extraction failures {report['extraction_failure_rate']:.1%} of responses; "
-            f"failed rows {report['failed_rows']}"
-        )
-        return table
+        return report_table(self.to_dict())
 
     def method_table(self) -> Table:
         """Which rule decided how many responses, and how often it was right."""
-        from rich.table import Table
+        return method_table(self.to_dict())
 
-        report = self.to_dict()
-        table = Table(title="answers by the method that found them")
-        table.add_column("method")
-        for name in ("responses", "correct", "accuracy"):
-            table.add_column(name, justify="right")
-        for method, numbers in report["per_method"].items():
-            name = f"{method} (uncertain)" if numbers["uncertain"] else method
-            table.add_row(name, str(numbers["responses"]), str(numbers["correct"]),
-                          f"{numbers['accuracy']:.1%}")
-        judge = report.get("judge")
-        if judge:
-            table.caption = (
-                f"judge {judge['model']} ({judge['prompt_version']}): asked {judge['asked']}, "
-                f"answered {judge['answered']}, disagreed with the rules {judge['disagreed']}, "
-                f"failed {judge['failed']}"
-            )
-        return table
+
+def report_table(report: Mapping[str, Any]) -> Table:
+    """A report (``GradeReport.to_dict``) as a rich table: one line per category, the total."""
+    from rich.table import Table
+
+    table = Table(title=f"answers graded ({report['k']} per row)")
+    table.add_column("category")
+    for name in ("rows", "responses", "accuracy"):
+        table.add_column(name, justify="right")
+    for j in report["pass_at_k"]:
+        table.add_column(f"pass@{j}", justify="right")
+    table.add_column("majority", justify="right")
+
+    def cells(summary: Mapping[str, Any]) -> list[str]:
+        return [
+            str(summary["rows"]),
+            str(summary["responses"]),
+            f"{summary['accuracy']:.1%}",
+            *(f"{v:.1%}" for v in summary["pass_at_k"].values()),
+            f"{summary['majority_accuracy']:.1%}",
+        ]
+
+    for name, summary in report["per_category"].items():
+        table.add_row(name, *cells(summary))
+    table.add_row("all", *cells(report), style="bold", end_section=True)
+    table.caption = (
+        f"extraction failures {report['extraction_failure_rate']:.1%} of responses; "
+        f"failed rows {report['failed_rows']}"
+    )
+    return table
+
+
+def method_table(report: Mapping[str, Any]) -> Table:
+    """Which rule decided how many responses of a report, and how often it was right."""
+    from rich.table import Table
+
+    table = Table(title="answers by the method that found them")
+    table.add_column("method")
+    for name in ("responses", "correct", "accuracy"):
+        table.add_column(name, justify="right")
+    for method, numbers in report["per_method"].items():
+        name = f"{method} (uncertain)" if numbers["uncertain"] else method
+        table.add_row(name, str(numbers["responses"]), str(numbers["correct"]),
+                      f"{numbers['accuracy']:.1%}")
+    judge = report.get("judge")
+    if judge:
+        table.caption = (
+            f"judge {judge['model']} ({judge['prompt_version']}): asked {judge['asked']}, "
+            f"answered {judge['answered']}, disagreed with the rules {judge['disagreed']}, "
+            f"failed {judge['failed']}"
+        )
+    return table
 
 
 def majority_vote(
@@ -355,36 +296,25 @@ def majority_vote(
 # reading results rows and their gold answers; writing the extractions file
 
 
-def read_results(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """Rows of a results file with where each came from; bad lines raise InputError."""
-    try:
-        with path.open(encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {number}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{where}: not valid JSON ({exc.msg}); fix or delete that line"
-                    ) from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{where}: expected a JSON object per line, got {row!r:.40}")
-                yield number, where, row
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); is it a results JSONL?") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+_QUESTION_FIELDS = ("question", "problem", "prompt")
+
+
+def row_question(row: Mapping[str, Any]) -> str | None:
+    """The row's question (the first of ``question``, ``problem``, ``prompt`` that is text)."""
+    return next((row[name] for name in _QUESTION_FIELDS if isinstance(row.get(name), str)), None)
 
 
 def row_type(row: Mapping[str, Any], requested: str) -> AnswerType:
-    """mcq or math for this row: as requested, or by whether it has choices."""
+    """mcq or math for this row: as requested, else as its ``is_mcq`` says, else by whether
+    it has choices."""
     if requested == "mcq":
         return "mcq"
     if requested == "math":
         return "math"
     choices = row.get("choices")
+    is_mcq = row.get("is_mcq")  # seed 002's inference results say it outright
+    if isinstance(is_mcq, bool):
+        return "mcq" if is_mcq else "math"
     return "mcq" if isinstance(choices, list) and choices else "math"
 
 
@@ -445,12 +375,14 @@ def row_responses(row: Mapping[str, Any], where: str) -> list[tuple[str, bool]]:
         if isinstance(response, str):
             out.append((response, False))
         elif isinstance(response, dict):
-            text = response.get("text")
+            # promptmill's results say "text"; seed 002's inference results "full_response"
+            text = response.get("text", response.get("full_response"))
             out.append(
                 (text if isinstance(text, str) else "", response.get("finish_reason") == "length")
             )
         else:
-            raise InputError(f"{where}: each response must be an object with 'text'")
+            raise InputError(
+                f"{where}: each response must be an object with 'text' (or 'full_response')")
     return out
 
 
@@ -462,14 +394,15 @@ def same_file(one: Path, other: Path) -> bool:
 
 
 @contextmanager
-def written_whole(target: Path | None) -> Iterator[IO[str] | None]:
-    """A file that appears at ``target`` only once the block completes (None: no file)."""
+def written_whole(target: Path | None, *, binary: bool = False) -> Iterator[IO[Any] | None]:
+    """A file (text, or bytes when ``binary``) that appears at ``target`` only once the block
+    completes (None: no file)."""
     if target is None:
         yield None
         return
     partial = target.with_name(target.name + ".partial")
     try:
-        file = partial.open("w", encoding="utf-8")
+        file = partial.open("wb") if binary else partial.open("w", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"--out {target}: cannot write there ({exc.strerror})") from None
     try:

@@ -528,8 +528,8 @@ class JobStore:
             first_failure=(int(first[0]), str(first[1])) if first else None,
         )
 
-    def iter_row_data(self, chunk: int = 5000) -> Iterator[tuple[int, str]]:
-        """Every planned row's own fields (JSON text) in input order, without outcomes."""
+    def _row_chunks(self, chunk: int) -> Iterator[list[tuple[int, str]]]:
+        """Planned rows ``(row_index, data)`` in input order, ``chunk`` at a time."""
         last = -1
         while True:
             rows = self.db.execute(
@@ -538,19 +538,17 @@ class JobStore:
             ).fetchall()
             if not rows:
                 return
-            yield from rows
+            yield rows
             last = rows[-1][0]
+
+    def iter_row_data(self, chunk: int = 5000) -> Iterator[tuple[int, str]]:
+        """Every planned row's own fields (JSON text) in input order, without outcomes."""
+        for rows in self._row_chunks(chunk):
+            yield from rows
 
     def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
         """Every planned row in input order with its requests' outcomes, streamed."""
-        last = -1
-        while True:
-            rows = self.db.execute(
-                "SELECT row_index, data FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
-                (last, chunk),
-            ).fetchall()
-            if not rows:
-                return
+        for rows in self._row_chunks(chunk):
             first, last = rows[0][0], rows[-1][0]
             outcomes: dict[int, list[tuple[Any, ...]]] = {}
             for outcome in self.db.execute(

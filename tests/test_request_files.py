@@ -401,3 +401,31 @@ def test_a_line_over_the_context_fails_unsent_and_the_others_go_on(
     assert "over the 100 of --max-prompt-tokens: shorten it or lower max_tokens" in (
         rows[1]["error"]), rows[1]["error"]
     assert server.stats.completed["/v1/chat/completions"] == 2  # the long line never sent
+
+
+def test_the_run_report_prices_each_line_at_its_own_models_price(
+        tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptmill.dryrun import price_for
+    from promptmill.report.summary import summary_facts
+    from promptmill.report.timeline import read_run
+    from promptmill.store import JobStore
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-requests-report-0123456789")
+    bodies = [{"model": model, "messages": [{"role": "user", "content": f"Line {i}"}]}
+              for i, model in enumerate(["gpt-4o", "gpt-4o-mini", "gpt-4o", None])]
+    for body in bodies:
+        if body["model"] is None:
+            del body["model"]  # the job's own model
+    rows = promptmill.run_requests(bodies, f"openai!gpt-4o-mini,api_base={server.url}",
+                                   output=tmp_path / "out.jsonl")
+    expected = 0.0
+    for body, row in zip(bodies, rows, strict=True):
+        price = price_for("openai", body.get("model", "gpt-4o-mini"))
+        assert price is not None
+        expected += (row["usage"]["prompt_tokens"] * price[0]
+                     + row["usage"]["completion_tokens"] * price[1]) / 1e6
+    with JobStore(tmp_path / "out.jsonl.promptmill.db", lock=False) as store:
+        run = read_run(store, "out.jsonl")
+    assert run.cost is not None and abs(run.cost.standard - expected) < 1e-12
+    cost = dict(summary_facts(run))["cost"]
+    assert cost.startswith(f"${expected:,.4f} (2 models (gpt-4o, gpt-4o-mini), on average"), cost

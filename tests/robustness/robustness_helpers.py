@@ -35,6 +35,8 @@ PROMPTMILL_FAILPOINT=WHERE:N pauses the N-th time WHERE is reached, after writin
 PROMPTMILL_FAILPOINT_MARK, for the test to kill the process right there:
   plan    inside JobStore.add_planned's transaction, its rows written, before COMMIT
   commit  inside JobStore.record's transaction, its results written, before COMMIT
+  answers like commit, counting only the transactions that hold finished requests (a
+          commit may hold only attempts or limiter events)
   export  halfway through writing the export's temporary file (at row
           PROMPTMILL_FAILPOINT_EXPORT_ROW, default 3000)
 Batch API mode:
@@ -43,8 +45,9 @@ Batch API mode:
   poll    after a batch was polled, before what it said is recorded
   record  inside the transaction recording a chunk of a batch's output lines, before COMMIT
 The mark is JSON: {"where": WHERE, "visible": N}, N being what the process sees from inside
-the paused transaction (plan: rows in the store; commit: finished requests), or the export's
-row. A store that shows fewer after the kill proves the kill landed inside that transaction.
+the paused transaction (plan: rows in the store; commit, answers: finished requests), or the
+export's row. A store that shows fewer after the kill proves the kill landed inside that
+transaction.
 """
 import os
 
@@ -67,7 +70,7 @@ if _SPEC:
             os.replace(path + ".part", path)  # whole when it appears: the kill may come next
             time.sleep(120)  # the test kills the process here
 
-    if _where in ("plan", "commit", "record"):
+    if _where in ("plan", "commit", "answers", "record"):
         from promptmill import store as _store
 
         _transaction = _store.JobStore.transaction
@@ -76,7 +79,7 @@ if _SPEC:
             from promptmill import batch_ledger
 
             _owner = batch_ledger.BatchLedger
-        _method_name = {"plan": "add_planned", "commit": "record",
+        _method_name = {"plan": "add_planned", "commit": "record", "answers": "record",
                         "record": "record_lines"}[_where]
         _method = getattr(_owner, _method_name)
         _armed = [False]
@@ -92,7 +95,7 @@ if _SPEC:
                     _hit(lambda: db.execute(_visible).fetchone()[0])
 
         def _armed_method(self, *args, **kwargs):
-            _armed[0] = True
+            _armed[0] = _where != "answers" or bool(args and len(args[0]))
             try:
                 return _method(self, *args, **kwargs)
             finally:

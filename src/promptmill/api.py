@@ -203,6 +203,11 @@ async def arun(
     truncate_field: str | None = None,
     truncate_keep: str = "start",
     adapter_field: str | None = None,
+    schema: Any = None,
+    cache: bool | str | Path | None = None,
+    max_cost: float | None = None,
+    max_tokens_total: int | None = None,
+    prices_file: str | Path | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     max_concurrency: int = 64,
@@ -222,6 +227,12 @@ async def arun(
     and the job store beside it makes the call resumable. ``model`` may also be a model object
     (a ``vllm.LLM``; see ``generators.from_obj``), and ``adapter_field`` names the row field
     choosing each row's LoRA adapter.
+    ``schema`` (a pydantic model class, a JSON Schema dict or file) asks every backend for
+    JSON matching it; each answer is validated and kept as ``responses[].json``. ``cache``:
+    None uses the response cache for deterministic requests, True for all, False for none,
+    a path for all with that file. ``max_cost`` (USD) and ``max_tokens_total`` cap the
+    spend: past them :class:`~promptmill.errors.SpendingCapReached` is raised, and a call
+    with a higher cap and the same ``output`` goes on.
     ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
     polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
     returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
@@ -239,6 +250,10 @@ async def arun(
         source = _as_input(rows, Path(scratch) if not isinstance(rows, (str, Path)) else folder)
         if not isinstance(params, GenerateParams):
             params = make_params(params or {})
+        if schema is not None:
+            from promptmill.structured import load_schema, response_format_for
+
+            params = params.with_(response_format=response_format_for(*load_schema(schema)))
         files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
         spec = JobSpec(
             input=source, output=Path(output), generator=make_generator(model),
@@ -247,6 +262,10 @@ async def arun(
             k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,
             truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
             mode=mode, adapter_field=adapter_field,
+            cache="auto" if cache is None else "off" if cache is False else "on",
+            cache_path=None if isinstance(cache, bool) or cache is None else Path(cache),
+            max_cost=max_cost, max_tokens_total=max_tokens_total,
+            prices_file=Path(prices_file) if prices_file else None,
         )
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,

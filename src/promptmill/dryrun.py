@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from promptmill import data
 from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, UniqueIds, check_row
-
-# The Batch API's price, as a share of the online price (OpenAI: half).
-BATCH_DISCOUNT = 0.5
-# USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
-PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "gpt-3.5-turbo": (0.50, 1.50),
-}
+from promptmill.pricing import price_of
 
 
-def price_for(provider: str, model: str) -> tuple[float, float] | None:
-    """The (input, output) price per million tokens of an OpenAI model, longest prefix first."""
-    if provider != "openai":
-        return None
-    for name in sorted(PRICES, key=len, reverse=True):
-        if model == name or model.startswith(name + "-"):
-            return PRICES[name]
-    return None
-
-
-def dry_run(spec: JobSpec) -> str:
+def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
     """Render every row as the job would, send nothing, and describe what would be sent."""
     data.check_input(spec.input)
     spec.resolve_prompts()
@@ -67,8 +46,8 @@ def dry_run(spec: JobSpec) -> str:
         assert spec.truncation is not None
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
                      f"(--truncate-field {spec.truncation.field})")
-    price = price_for(spec.generator.provider, spec.generator.model)
     batch = spec.mode == "batch"
+    price = price_of(spec.generator, batch=batch, prices_file=prices_file)
     if batch:
         from promptmill.batch_files import MAX_REQUESTS
 
@@ -76,8 +55,7 @@ def dry_run(spec: JobSpec) -> str:
         lines.append(f"batches    at least {files:,} (Batch API, up to {MAX_REQUESTS:,} requests "
                      "each; results within 24h)")
     if price:
-        share = BATCH_DISCOUNT if batch else 1.0
-        rates = (price[0] * share, price[1] * share)
+        rates = (price.prompt, price.completion)
         low = prompt_tokens * rates[0] / 1e6
         high = low + completion * rates[1] / 1e6
         note = ", the Batch API's half price" if batch else ""

@@ -376,13 +376,18 @@ class JobStore:
             yield from map(RequestRow._make, batch)
             last = batch[-1][0]
 
-    def record(self, finished: Iterable[FinishedRequest]) -> None:
+    def record(self, finished: Iterable[FinishedRequest], *,
+               meta: dict[str, Any] | None = None) -> None:
         """Write finished requests, each exactly once, in one transaction.
 
         Errors are stored with every key redacted: a provider's 401 may quote the key.
+        ``meta`` values (the job's spend) are kept in the same transaction.
         """
         now = time.time()
         with self.transaction() as db:
+            if meta:
+                db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               [(key, json.dumps(value)) for key, value in meta.items()])
             db.executemany(
                 "UPDATE requests SET status = ?, attempts = ?, responses = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ? "

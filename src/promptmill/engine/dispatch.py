@@ -22,17 +22,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from promptmill.engine.budget import Budget, Spend
 from promptmill.engine.limiter import RateLimiter
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
+    InvalidOutput,
     JobFatalError,
     MalformedResponse,
     PromptmillError,
     RateLimited,
     RetryableError,
+    SpendingCapReached,
     Unavailable,
 )
 from promptmill.generators.base import (
@@ -43,6 +46,10 @@ from promptmill.generators.base import (
     Response,
 )
 from promptmill.store import FinishedRequest, JobStore, RequestRow
+
+if TYPE_CHECKING:
+    from promptmill.cache import CachedSamples, JobCache
+    from promptmill.structured import OutputValidator
 
 log = logging.getLogger("promptmill")
 
@@ -82,6 +89,8 @@ class EngineStats:
     retries: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached: int = 0  # responses taken from the response cache instead of sent
+    spent: float | None = None  # dollars spent by the job so far (None: price unknown)
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     limiter_state: str = "ok"
@@ -106,6 +115,9 @@ class _Item:
     attempts: int = 0  # counted attempts this run
     unavailable: int = 0  # connection failures this run (not counted as attempts)
     sent_at: float = 0.0  # when the limiter let its last attempt go
+    hit: CachedSamples | None = None  # its entry in the response cache (None: not cached)
+    share: Spend | None = None  # spend reserved against the cap for the attempt in flight
+    parsed: list[Any] | None = None  # each response's JSON value (structured output)
 
 
 class JobAborted(PromptmillError):
@@ -122,6 +134,10 @@ class Dispatcher:
         build_request: Callable[[RequestRow], GenerationRequest],
         config: EngineConfig,
         stats: EngineStats | None = None,
+        *,
+        cache: JobCache | None = None,
+        budget: Budget | None = None,
+        validator: OutputValidator | None = None,
     ) -> None:
         self.store = store
         self.generator = generator
@@ -153,6 +169,11 @@ class Dispatcher:
         self._probe = asyncio.Lock()
         self._any_success = False
         self._malformed_streak = 0
+        self._cache = cache  # consulted before a request is sent; fed its answers
+        self._budget = budget  # the spending cap: reserved before each send
+        self._validator = validator  # structured output: each answer parsed and checked
+        if budget is not None and budget.prices is not None:
+            self.stats.spent = budget.spent.cost
 
     def stop(self) -> None:
         """Ask for a graceful stop: nothing new is sent; requests in flight finish."""
@@ -194,6 +215,8 @@ class Dispatcher:
         ready = self._ready
         if len(ready) < self._batch and self._rows is not None:
             self._read_ahead()
+            while not ready and self._rows is not None:  # a chunk all answered from the cache
+                self._read_ahead()
         if self._batch == 1:
             return [ready.popleft()] if ready else []
         batch: list[_Item] = []
@@ -205,13 +228,44 @@ class Dispatcher:
         rows = self._rows
         assert rows is not None
         build = self.build_request
+        items = []
         for _ in range(self._refill_size):
             row = next(rows, None)
             if row is None:
                 self._rows = None
                 break
-            self._outstanding += 1
-            self._ready.append(_Item(row, build(row), row.est_tokens))
+            items.append(_Item(row, build(row), row.est_tokens))
+        self._outstanding += len(items)
+        if self._cache is not None and items:
+            items = self._from_cache(items)
+        self._ready.extend(items)
+
+    def _from_cache(self, items: list[_Item]) -> list[_Item]:
+        """Answer what the response cache holds; the items still to send (some asking fewer
+        samples)."""
+        assert self._cache is not None
+        entries = self._cache.lookup([(i.row.sample_group, i.row.n, i.row.payload)
+                                      for i in items])
+        if entries is None:
+            return items
+        kept = []
+        for item, entry in zip(items, entries, strict=True):
+            item.hit = entry
+            if not entry.found:
+                kept.append(item)
+            elif entry.complete:
+                self._answer_from_cache(item, entry)
+            else:
+                item.request = _partial_request(item.request, entry)
+                kept.append(item)
+        return kept
+
+    def _answer_from_cache(self, item: _Item, entry: CachedSamples) -> None:
+        texts = [_marked_cached(entry.found[offset]) for offset in range(entry.n)]
+        self.stats.done += 1
+        self.stats.cached += entry.n
+        row = item.row
+        self._finish(FinishedRequest(row.id, row.attempts, "[" + ",".join(texts) + "]", 0, 0))
 
     def _requeue(self, item: _Item) -> None:
         self._ready.append(item)
@@ -256,12 +310,20 @@ class Dispatcher:
     # -- sending -------------------------------------------------------------------------
 
     async def _send(self, batch: list[_Item]) -> None:
+        if self._budget is not None:
+            batch = await self._reserve(batch)
+            if not batch:
+                return
         limiter = self.limiter
         count = len(batch)
         reserved = batch[0].reserved if count == 1 else sum(i.reserved for i in batch)
         sent_at = limiter.try_book(reserved)
         if sent_at is None:
-            sent_at = await self._waiting_for(limiter.acquire(reserved))
+            try:
+                sent_at = await self._waiting_for(limiter.acquire(reserved))
+            except BaseException:
+                self._release_spend(batch)
+                raise
         for item in batch:
             item.sent_at = sent_at
         probing = False
@@ -270,6 +332,7 @@ class Dispatcher:
                 await self._waiting_for(self._probe.acquire())
             except BaseException:
                 limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+                self._release_spend(batch)
                 raise
             probing = True
             if self._outage_since is None:  # another probe got through while we waited
@@ -290,6 +353,7 @@ class Dispatcher:
             return
         except BaseException:
             limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            self._release_spend(batch)
             raise
         finally:
             stats.in_flight -= count
@@ -303,8 +367,17 @@ class Dispatcher:
         """Take one request's result: what its headers said, then done or failed."""
         if result.rate_limit is not None:
             self.limiter.observe(result.rate_limit)
+        if item.share is not None:
+            self._settle_spend(item, result.usage, result.error)
         if result.error is not None:
             self._failed(item, result.error)
+        elif self._validator is not None:
+            try:
+                item.parsed = self._validator.parse_all([r.text for r in result.responses])
+            except InvalidOutput as invalid:
+                self._failed(item, invalid)
+                return
+            self._done(item, result)
         else:
             self._done(item, result)
 
@@ -332,6 +405,7 @@ class Dispatcher:
         except BaseException:
             stats.in_flight -= len(waiting)
             limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            self._release_spend(list(waiting.values()))
             raise
         finally:
             if probing:
@@ -341,6 +415,8 @@ class Dispatcher:
             lost = MalformedResponse(f"{self.generator.provider}! ended a batch without "
                                      "answering this request")
             for item in waiting.values():
+                if item.share is not None:
+                    self._settle_spend(item, None, lost)
                 self._failed(item, lost)
         limiter.release(reserved, charged, sent_at=sent_at)
 
@@ -355,7 +431,56 @@ class Dispatcher:
         if isinstance(info, RateLimitInfo):
             limiter.observe(info)
         for item in items:
+            if item.share is not None:
+                self._settle_spend(item, None, error)
             self._failed(item, error)
+
+    # -- the spending cap ------------------------------------------------------------------
+
+    async def _reserve(self, batch: list[_Item]) -> list[_Item]:
+        """Reserve the batch's worst case against the cap; what may be sent ([]: nothing).
+
+        While it does not fit it waits for requests in flight to settle; once none is in
+        flight and it still does not fit, the job stops sending (SpendingCapReached).
+        """
+        budget = self._budget
+        assert budget is not None
+        shares = [budget.share_for(item.row.est_tokens, item.row.n, item.request.n)
+                  for item in batch]
+        while True:
+            total = Spend(sum(s.cost for s in shares), sum(s.tokens for s in shares))
+            if budget.fits(total) or budget.in_flight == 0:
+                kept = []
+                for item, share in zip(batch, shares, strict=True):
+                    if not budget.try_reserve(share):
+                        break
+                    item.share = share
+                    kept.append(item)
+                if len(kept) < len(batch):
+                    self._ready.extendleft(reversed(batch[len(kept):]))
+                if not kept:
+                    self._abort_job(SpendingCapReached(budget.describe_stop(shares[0])))
+                return kept
+            await self._waiting_for(budget.changed())
+
+    def _settle_spend(self, item: _Item, usage: Any, error: GenerationError | None) -> None:
+        budget, share = self._budget, item.share
+        assert budget is not None and share is not None
+        item.share = None
+        if usage is not None:
+            budget.settle(share, usage.prompt_tokens, usage.completion_tokens)
+        else:
+            budget.settle(share, error=error)
+
+    def _release_spend(self, items: list[_Item]) -> None:
+        """Give back the reservations of requests that were never sent."""
+        budget = self._budget
+        if budget is None:
+            return
+        for item in items:
+            if item.share is not None:
+                budget.release(item.share)
+                item.share = None
 
     async def _waiting_for(self, wait: Awaitable[_T]) -> _T:
         """Await ``wait`` as a worker that ``stop`` may cancel: it has nothing in flight."""
@@ -381,19 +506,49 @@ class Dispatcher:
             else _with_logprobs(r)
             for r in result.responses
         ]
+        if item.parsed is not None:
+            for stored, value in zip(responses, item.parsed, strict=True):
+                stored["json"] = value
         row = item.row
         stats = self.stats
         stats.done += 1
+        encoded = (_to_json(responses) if item.hit is None
+                   else self._cached_and_new(item, item.hit, responses))
         if usage is None:
-            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
-                                       _to_json(responses))
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
         else:
-            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
-                                       _to_json(responses), usage.prompt_tokens,
-                                       usage.completion_tokens)
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded,
+                                       usage.prompt_tokens, usage.completion_tokens)
             stats.prompt_tokens += usage.prompt_tokens
             stats.completion_tokens += usage.completion_tokens
         self._finish(finished)
+
+    def _cached_and_new(self, item: _Item, entry: CachedSamples,
+                        responses: list[dict[str, Any]]) -> str:
+        """The stored responses of a request the cache took part in (in sample order); its
+        new answers are queued for the cache."""
+        cache = self._cache
+        assert cache is not None
+        missing = entry.missing()
+        if len(missing) == 1 and len(responses) == 1 and not entry.found:
+            encoded = _to_json(responses)
+            cache.add(entry, 0, encoded[1:-1])  # one response: the list's only item
+            return encoded
+        new = iter(responses)
+        texts = []
+        for offset in range(entry.n):
+            text = entry.found.get(offset)
+            if text is not None:
+                texts.append(_marked_cached(text))
+                self.stats.cached += 1
+                continue
+            response = next(new, None)
+            if response is None:  # fewer answers than asked: keep what came
+                continue
+            text = _to_json(response)
+            cache.add(entry, offset, text)
+            texts.append(text)
+        return "[" + ",".join(texts) + "]"
 
     def _failed(self, item: _Item, error: GenerationError) -> None:
         policy = self.config.retry
@@ -482,13 +637,22 @@ class Dispatcher:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every finished request not yet committed."""
-        if self._finished:
+        """Commit every finished request not yet committed (and the spend it cost)."""
+        budget = self._budget
+        if self._finished or (budget is not None and budget.dirty):
             batch, self._finished = self._finished, []
+            meta = None
+            if budget is not None and budget.dirty:
+                budget.dirty = False
+                meta = {"spent": budget.spent.as_meta()}
+                if budget.prices is not None:
+                    self.stats.spent = budget.spent.cost
             try:
-                self.store.record(batch)
+                self.store.record(batch, meta=meta)
             except PromptmillError as exc:
                 self._abort_job(exc)
+        if self._cache is not None:
+            self._cache.flush()
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -505,6 +669,25 @@ def _with_logprobs(response: Response) -> dict[str, object]:
     if response.prompt_logprobs is not None:
         stored["prompt_logprobs"] = response.prompt_logprobs
     return stored
+
+
+def _marked_cached(text: str) -> str:
+    """A stored response's JSON object with ``"cached": true`` added."""
+    return text[:-1] + ',"cached":true}'
+
+
+def _partial_request(request: GenerationRequest, entry: CachedSamples) -> GenerationRequest:
+    """The request for the samples the cache does not hold.
+
+    With a seed, the seed moves past every cached sample's (a backend that seeds sample i
+    with seed + i then gives new samples, not copies of cached ones).
+    """
+    params = request.params
+    updates: dict[str, Any] = {"n": len(entry.missing())}
+    if params.seed is not None:
+        updates["seed"] = params.seed + max(entry.found) + 1
+    return GenerationRequest(request.request_id, params.model_copy(update=updates),
+                             request.messages, request.prompt, request.adapter)
 
 
 def _charge(item: _Item, result: GenerationResult) -> int | None:

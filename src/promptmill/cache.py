@@ -235,6 +235,17 @@ def _check_file(path: Path) -> None:
                             f"{pages * page_size:,} (cut off mid-write?)")
 
 
+def is_cache_file(path: Path) -> bool:
+    """Whether ``path`` starts as a promptmill cache file does (however damaged after)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(72)
+    except OSError:
+        return False
+    return (header.startswith(_SQLITE_MAGIC)
+            and int.from_bytes(header[68:72], "big") == _APPLICATION_ID)
+
+
 @dataclass(frozen=True)
 class CacheStats:
     """What ``promptmill cache stats`` prints."""
@@ -402,6 +413,7 @@ __all__ = [
     "deterministic",
     "endpoint_of",
     "identity_bytes",
+    "is_cache_file",
     "job_cache",
     "open_cache",
 ]

@@ -123,7 +123,8 @@ class Generator(abc.ABC):
     needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
     # Parameters the backend takes; others are dropped with a warning or refused (params.translate).
-    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs"}
+    # (response_format, structured output, only where the backend constrains its output.)
+    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs", "response_format"}
     # Identifier options that configure the generator itself rather than sampling.
     config_fields: ClassVar[frozenset[str]] = frozenset()
     # How many requests one generate() call may take; local engines schedule batches themselves.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from promptmill.errors import InvalidOutput, UsageError
+from promptmill.generators.base import GenerationRequest
 
 # A fenced answer (```json ... ```): models asked for JSON without a constraint often wrap it.
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.S)
@@ -158,6 +159,22 @@ class OutputValidator:
         return [self.parse(text, index) for index, text in enumerate(texts)]
 
 
+# Seed step between attempts of a request whose answer was invalid (a prime, so that the
+# attempts of one sample group do not land on another group's seeds, 128 apart).
+_RESEED_STEP = 7919
+
+
+def resampled(request: GenerationRequest) -> GenerationRequest:
+    """The request to send again after an invalid answer: with a seed, another seed (the
+    same seed would give the same invalid answer again on a local engine)."""
+    params = request.params
+    if params.seed is None:
+        return request
+    return GenerationRequest(request.request_id,
+                             params.model_copy(update={"seed": params.seed + _RESEED_STEP}),
+                             request.messages, request.prompt, request.adapter)
+
+
 def validator_for(response_format: Mapping[str, Any] | None) -> OutputValidator | None:
     """The validator a job's ``response_format`` calls for (None: free text)."""
     schema = schema_of(response_format)
@@ -169,6 +186,7 @@ __all__ = [
     "check_response_format",
     "check_schema",
     "load_schema",
+    "resampled",
     "response_format_for",
     "schema_of",
     "validator_for",

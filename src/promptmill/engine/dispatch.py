@@ -46,6 +46,7 @@ from promptmill.generators.base import (
     Response,
 )
 from promptmill.store import FinishedRequest, JobStore, RequestRow
+from promptmill.structured import resampled
 
 if TYPE_CHECKING:
     from promptmill.cache import CachedSamples, JobCache
@@ -375,6 +376,7 @@ class Dispatcher:
             try:
                 item.parsed = self._validator.parse_all([r.text for r in result.responses])
             except InvalidOutput as invalid:
+                item.request = resampled(item.request)
                 self._failed(item, invalid)
                 return
             self._done(item, result)

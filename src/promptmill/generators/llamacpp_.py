@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -129,6 +130,8 @@ class LlamaCppGenerator(Generator):
     supports_logprobs = True
     is_local = True
     config_fields = frozenset(_CONFIG_TYPES)
+    # Structured output: a grammar llama.cpp samples under, made from the JSON Schema.
+    supported_params = Generator.supported_params | {"response_format"}
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -144,6 +147,7 @@ class LlamaCppGenerator(Generator):
         self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
+        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}  # by JSON Schema text
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -362,6 +366,8 @@ class LlamaCppGenerator(Generator):
         assert recorder is not None  # set with _llm
         recorder.arm((params.top_logprobs or 0) if params.logprobs else None)
         kwargs = _sampling_kwargs(params, seed)
+        if params.response_format is not None:
+            kwargs["grammar"] = self._grammar(params.response_format)
         try:
             if request.messages is not None:
                 messages: Any = request.messages  # plain dicts, as llama-cpp-python reads them
@@ -398,6 +404,26 @@ class LlamaCppGenerator(Generator):
                 prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=n_completion
             ),
         )
+
+    def _grammar(self, response_format: dict[str, Any]) -> llama_cpp.LlamaGrammar | None:
+        """The grammar a response_format asks for (built once per schema); None: free text."""
+        from promptmill.structured import schema_of
+
+        schema = schema_of(response_format)
+        if schema is None:
+            return None
+        text = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            try:
+                grammar = (llama_cpp.LlamaGrammar.from_json_schema(text, verbose=False) if schema
+                           else llama_cpp.LlamaGrammar.from_string(
+                               llama_cpp.llama_grammar.JSON_GBNF, verbose=False))
+            except Exception as exc:  # a schema feature llama.cpp's converter lacks
+                raise FatalRequestError(f"llama.cpp cannot make a grammar of this schema: "
+                                        f"{type(exc).__name__}: {exc}") from None
+            self._grammars[text] = grammar
+        return grammar
 
     def _request_error(self, exc: ValueError, params: GenerateParams) -> FatalRequestError:
         match = _CONTEXT_OVERFLOW.search(str(exc))

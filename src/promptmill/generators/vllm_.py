@@ -46,6 +46,7 @@ from promptmill.generators.local import (
     token_entry,
 )
 from promptmill.params import FIELDS, GenerateParams
+from promptmill.structured import schema_of
 
 log = logging.getLogger("promptmill")
 
@@ -413,6 +414,14 @@ def _sampling_params(params: GenerateParams, output_kind: Any) -> Any:
 
     top = params.top_logprobs or 0
     temperature = 1.0 if params.temperature is None else params.temperature
+    structured = None
+    schema = schema_of(params.response_format)
+    if schema is not None:  # vLLM's structured outputs (xgrammar or guidance inside)
+        from vllm.sampling_params import StructuredOutputsParams
+
+        # No free whitespace: a weak model would pad with it until max_tokens.
+        structured = StructuredOutputsParams(json=schema or {"type": "object"},
+                                             disable_any_whitespace=True)
     return SamplingParams(
         # vLLM refuses n > 1 when greedy: one answer, repeated n times by _result.
         n=1 if temperature == 0 else params.n or 1,
@@ -426,6 +435,7 @@ def _sampling_params(params: GenerateParams, output_kind: Any) -> Any:
         logprobs=top if params.logprobs else None,
         prompt_logprobs=params.prompt_logprobs,
         output_kind=output_kind,
+        structured_outputs=structured,
         **params.extra,
     )
 

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import llama_cpp  # a missing module becomes "install promptmill[local]" in the registry
 import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from promptmill.errors import FatalRequestError, GenerationError, ParamError, UsageError
 from promptmill.generators import embedded
@@ -147,7 +148,7 @@ class LlamaCppGenerator(Generator):
         self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
-        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}  # by JSON Schema text
+        self._grammars: dict[str, LlamaGrammar] = {}  # by JSON Schema text
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -405,7 +406,7 @@ class LlamaCppGenerator(Generator):
             ),
         )
 
-    def _grammar(self, response_format: dict[str, Any]) -> llama_cpp.LlamaGrammar | None:
+    def _grammar(self, response_format: dict[str, Any]) -> LlamaGrammar | None:
         """The grammar a response_format asks for (built once per schema); None: free text."""
         from promptmill.structured import schema_of
 
@@ -416,9 +417,9 @@ class LlamaCppGenerator(Generator):
         grammar = self._grammars.get(text)
         if grammar is None:
             try:
-                grammar = (llama_cpp.LlamaGrammar.from_json_schema(text, verbose=False) if schema
-                           else llama_cpp.LlamaGrammar.from_string(
-                               llama_cpp.llama_grammar.JSON_GBNF, verbose=False))
+                grammar = (LlamaGrammar.from_json_schema(text, verbose=False) if schema
+                           else LlamaGrammar.from_string(
+                               JSON_GBNF, verbose=False))
             except Exception as exc:  # a schema feature llama.cpp's converter lacks
                 raise FatalRequestError(f"llama.cpp cannot make a grammar of this schema: "
                                         f"{type(exc).__name__}: {exc}") from None

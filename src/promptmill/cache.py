@@ -23,11 +23,12 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptmill.generators.base import GenerationRequest
 from promptmill.redaction import redact_secrets
 
 log = logging.getLogger("promptmill")
@@ -308,6 +309,28 @@ class CachedSamples:
         """Offsets of the samples still to ask for, in order."""
         return [offset for offset in range(self.n) if offset not in self.found]
 
+    def stored(self) -> str:
+        """The job store's responses of a request the cache answered whole."""
+        return "[" + ",".join(marked_cached(self.found[i]) for i in range(self.n)) + "]"
+
+    def request_for_missing(self, request: GenerationRequest) -> GenerationRequest:
+        """The request for the samples the cache does not hold.
+
+        With a seed, the seed moves past every cached sample's (a backend that seeds sample
+        i with seed + i then gives new samples, not copies of cached ones).
+        """
+        params = request.params
+        updates: dict[str, Any] = {"n": len(self.missing())}
+        if params.seed is not None:
+            updates["seed"] = params.seed + max(self.found) + 1
+        return GenerationRequest(request.request_id, params.model_copy(update=updates),
+                                 request.messages, request.prompt, request.adapter)
+
+
+def marked_cached(text: str) -> str:
+    """A stored response's JSON object with ``"cached": true`` added."""
+    return text[:-1] + ',"cached":true}'
+
 
 class JobCache:
     """A job's view of the cache: its requests' keys, lookups, and writes queued for commit.
@@ -358,6 +381,31 @@ class JobCache:
         """Queue one newly answered sample for the next flush."""
         if not self._off:
             self._queued.append((entry.key, entry.first + offset, response, self.model))
+
+    def merge(self, entry: CachedSamples, responses: list[dict[str, Any]],
+              encode: Callable[[Any], str]) -> tuple[str, int]:
+        """The stored responses of a request the cache took part in, in sample order, and
+        how many came from the cache; its new answers are queued for the cache."""
+        if not entry.found and len(responses) == 1:
+            encoded = encode(responses)
+            self.add(entry, 0, encoded[1:-1])  # one response: the list's only item
+            return encoded, 0
+        new = iter(responses)
+        texts = []
+        taken = 0
+        for offset in range(entry.n):
+            text = entry.found.get(offset)
+            if text is not None:
+                texts.append(marked_cached(text))
+                taken += 1
+                continue
+            response = next(new, None)
+            if response is None:  # fewer answers than asked: keep what came
+                continue
+            text = encode(response)
+            self.add(entry, offset, text)
+            texts.append(text)
+        return "[" + ",".join(texts) + "]", taken
 
     def flush(self) -> None:
         """Write the queued entries in one transaction."""
@@ -414,6 +462,7 @@ __all__ = [
     "endpoint_of",
     "identity_bytes",
     "is_cache_file",
+    "marked_cached",
     "job_cache",
     "open_cache",
 ]

@@ -106,6 +106,27 @@ class Budget:
         self.in_flight += 1
         return True
 
+    def reserve_all_or_wait(self, shares: list[Spend]) -> int | None:
+        """Reserve a batch's shares: all of them if they fit; None (wait for requests in
+        flight to settle) if not; once none is in flight, the first ones that fit (0: the
+        cap is reached)."""
+        total = Spend(sum(s.cost for s in shares), sum(s.tokens for s in shares))
+        if not self.fits(total) and self.in_flight:
+            return None
+        kept = 0
+        for share in shares:
+            if not self.try_reserve(share):
+                break
+            kept += 1
+        return kept
+
+    def settle_usage(self, share: Spend, usage: Any, error: GenerationError | None) -> None:
+        """:meth:`settle` with a result's ``Usage`` (None: the request got no answer)."""
+        if usage is not None:
+            self.settle(share, usage.prompt_tokens, usage.completion_tokens)
+        else:
+            self.settle(share, error=error)
+
     def settle(self, share: Spend, prompt_tokens: int | None = None,
                completion_tokens: int | None = None, error: GenerationError | None = None
                ) -> None:

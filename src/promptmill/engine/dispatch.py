@@ -257,16 +257,15 @@ class Dispatcher:
             elif entry.complete:
                 self._answer_from_cache(item, entry)
             else:
-                item.request = _partial_request(item.request, entry)
+                item.request = entry.request_for_missing(item.request)
                 kept.append(item)
         return kept
 
     def _answer_from_cache(self, item: _Item, entry: CachedSamples) -> None:
-        texts = [_marked_cached(entry.found[offset]) for offset in range(entry.n)]
         self.stats.done += 1
         self.stats.cached += entry.n
         row = item.row
-        self._finish(FinishedRequest(row.id, row.attempts, "[" + ",".join(texts) + "]", 0, 0))
+        self._finish(FinishedRequest(row.id, row.attempts, entry.stored(), 0, 0))
 
     def _requeue(self, item: _Item) -> None:
         self._ready.append(item)
@@ -449,30 +448,21 @@ class Dispatcher:
         assert budget is not None
         shares = [budget.share_for(item.row.est_tokens, item.row.n, item.request.n)
                   for item in batch]
-        while True:
-            total = Spend(sum(s.cost for s in shares), sum(s.tokens for s in shares))
-            if budget.fits(total) or budget.in_flight == 0:
-                kept = []
-                for item, share in zip(batch, shares, strict=True):
-                    if not budget.try_reserve(share):
-                        break
-                    item.share = share
-                    kept.append(item)
-                if len(kept) < len(batch):
-                    self._ready.extendleft(reversed(batch[len(kept):]))
-                if not kept:
-                    self._abort_job(SpendingCapReached(budget.describe_stop(shares[0])))
-                return kept
+        while (kept := budget.reserve_all_or_wait(shares)) is None:
             await self._waiting_for(budget.changed())
+        for item, share in zip(batch, shares[:kept], strict=False):
+            item.share = share
+        if kept < len(batch):
+            self._ready.extendleft(reversed(batch[kept:]))
+        if not kept:
+            self._abort_job(SpendingCapReached(budget.describe_stop(shares[0])))
+        return batch[:kept]
 
     def _settle_spend(self, item: _Item, usage: Any, error: GenerationError | None) -> None:
         budget, share = self._budget, item.share
         assert budget is not None and share is not None
         item.share = None
-        if usage is not None:
-            budget.settle(share, usage.prompt_tokens, usage.completion_tokens)
-        else:
-            budget.settle(share, error=error)
+        budget.settle_usage(share, usage, error)
 
     def _release_spend(self, items: list[_Item]) -> None:
         """Give back the reservations of requests that were never sent."""
@@ -514,8 +504,12 @@ class Dispatcher:
         row = item.row
         stats = self.stats
         stats.done += 1
-        encoded = (_to_json(responses) if item.hit is None
-                   else self._cached_and_new(item, item.hit, responses))
+        if item.hit is None:
+            encoded = _to_json(responses)
+        else:
+            assert self._cache is not None
+            encoded, taken = self._cache.merge(item.hit, responses, _to_json)
+            stats.cached += taken
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
         else:
@@ -524,33 +518,6 @@ class Dispatcher:
             stats.prompt_tokens += usage.prompt_tokens
             stats.completion_tokens += usage.completion_tokens
         self._finish(finished)
-
-    def _cached_and_new(self, item: _Item, entry: CachedSamples,
-                        responses: list[dict[str, Any]]) -> str:
-        """The stored responses of a request the cache took part in (in sample order); its
-        new answers are queued for the cache."""
-        cache = self._cache
-        assert cache is not None
-        missing = entry.missing()
-        if len(missing) == 1 and len(responses) == 1 and not entry.found:
-            encoded = _to_json(responses)
-            cache.add(entry, 0, encoded[1:-1])  # one response: the list's only item
-            return encoded
-        new = iter(responses)
-        texts = []
-        for offset in range(entry.n):
-            text = entry.found.get(offset)
-            if text is not None:
-                texts.append(_marked_cached(text))
-                self.stats.cached += 1
-                continue
-            response = next(new, None)
-            if response is None:  # fewer answers than asked: keep what came
-                continue
-            text = _to_json(response)
-            cache.add(entry, offset, text)
-            texts.append(text)
-        return "[" + ",".join(texts) + "]"
 
     def _failed(self, item: _Item, error: GenerationError) -> None:
         policy = self.config.retry
@@ -671,25 +638,6 @@ def _with_logprobs(response: Response) -> dict[str, object]:
     if response.prompt_logprobs is not None:
         stored["prompt_logprobs"] = response.prompt_logprobs
     return stored
-
-
-def _marked_cached(text: str) -> str:
-    """A stored response's JSON object with ``"cached": true`` added."""
-    return text[:-1] + ',"cached":true}'
-
-
-def _partial_request(request: GenerationRequest, entry: CachedSamples) -> GenerationRequest:
-    """The request for the samples the cache does not hold.
-
-    With a seed, the seed moves past every cached sample's (a backend that seeds sample i
-    with seed + i then gives new samples, not copies of cached ones).
-    """
-    params = request.params
-    updates: dict[str, Any] = {"n": len(entry.missing())}
-    if params.seed is not None:
-        updates["seed"] = params.seed + max(entry.found) + 1
-    return GenerationRequest(request.request_id, params.model_copy(update=updates),
-                             request.messages, request.prompt, request.adapter)
 
 
 def _charge(item: _Item, result: GenerationResult) -> int | None:

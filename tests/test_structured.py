@@ -185,3 +185,31 @@ def test_schema_errors_name_the_file(tmp_path):
         load_schema(tmp_path / "missing.json")
     (tmp_path / "named.json").write_text(json.dumps(SCHEMA))
     assert load_schema(tmp_path / "named.json") == (SCHEMA, "named")
+
+
+async def test_batch_mode_validates_each_line_and_sends_invalid_ones_again(make_server,
+                                                                          tmp_path):
+    from promptmill.api import execute
+    from promptmill.batch import BatchOptions
+    from promptmill.engine.dispatch import EngineConfig
+    from promptmill.generators import get_generator
+    from promptmill.job import JobSpec
+    from promptmill.params import make_params
+    from promptmill.structured import response_format_for
+
+    server = make_server(json_faults=JsonFaults(invalid=0.1, mismatch=0.1, seed=2))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in _rows(40)))
+    spec = JobSpec(input=source, output=tmp_path / "out.jsonl", mode="batch",
+                   generator=get_generator(f"http!test-model,api_base={server.url}"),
+                   params=make_params({"response_format": response_format_for(SCHEMA)}))
+    outcome = await execute(spec, EngineConfig(), batch=BatchOptions(wait=True,
+                                                                     poll_interval=0.02))
+    assert outcome.complete and outcome.failed == 0
+    rows = [json.loads(line) for line in spec.output.read_text().splitlines()]
+    for row in rows:
+        jsonschema.validate(row["responses"][0]["json"], SCHEMA)
+    spoiled = sum(server.json.spoiled.values())
+    assert spoiled > 0
+    assert sum(row["attempts"] for row in rows) == len(rows) + spoiled
+    assert len(server.batch_service.batches) > 1  # the invalid lines went in another batch

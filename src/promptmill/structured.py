@@ -175,6 +175,21 @@ def resampled(request: GenerationRequest) -> GenerationRequest:
                              request.messages, request.prompt, request.adapter)
 
 
+def validated_line(line: Any, validator: OutputValidator) -> Any:
+    """A Batch API output line (``batch_files.LineOutcome``) with each answer's ``json``;
+    an invalid answer makes it a failed line, sent again in another batch."""
+    if line.responses is None:
+        return line
+    try:
+        values = validator.parse_all([r["text"] for r in line.responses])
+    except InvalidOutput as invalid:
+        return type(line)(line.custom_id, error=str(invalid), error_kind=invalid.kind,
+                          retryable=True)
+    for response, value in zip(line.responses, values, strict=True):
+        response["json"] = value
+    return line
+
+
 def validator_for(response_format: Mapping[str, Any] | None) -> OutputValidator | None:
     """The validator a job's ``response_format`` calls for (None: free text)."""
     schema = schema_of(response_format)
@@ -189,5 +204,6 @@ __all__ = [
     "resampled",
     "response_format_for",
     "schema_of",
+    "validated_line",
     "validator_for",
 ]

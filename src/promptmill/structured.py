@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from promptmill.errors import InvalidOutput, UsageError
 from promptmill.generators.base import GenerationRequest
@@ -24,6 +24,7 @@ from promptmill.generators.base import GenerationRequest
 # A fenced answer (```json ... ```): models asked for JSON without a constraint often wrap it.
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.S)
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
+_G = TypeVar("_G")
 
 
 def load_schema(source: Any) -> tuple[dict[str, Any], str]:
@@ -37,16 +38,12 @@ def load_schema(source: Any) -> tuple[dict[str, Any], str]:
         name = str(schema.get("title") or "response")
         where = "schema"
     elif isinstance(source, (str, Path)):
+        from promptmill.userconfig import read_text
+
         path = Path(source)
         where = f"--schema {path}"
         try:
-            schema = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{where}: no such file: give a JSON Schema file") from None
-        except OSError as exc:
-            raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"{where}: not UTF-8: re-encode it as UTF-8") from None
+            schema = json.loads(read_text(path, "--schema"))
         except ValueError as exc:
             raise UsageError(f"{where}: not valid JSON ({exc}): fix that line") from None
         if not isinstance(schema, dict):
@@ -190,6 +187,27 @@ def validated_line(line: Any, validator: OutputValidator) -> Any:
     return line
 
 
+class GrammarCache(Generic[_G]):
+    """A backend's constraint per schema (a grammar, a compiled matcher), built once each."""
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[dict[str, Any], str], _G]) -> None:
+        self._build = build  # (schema, its canonical JSON text) -> the backend's constraint
+        self._built: dict[str, _G] = {}  # by the schema's canonical JSON text
+
+    def get(self, response_format: Mapping[str, Any] | None) -> _G | None:
+        """The constraint a response_format asks for; None: free text."""
+        schema = schema_of(response_format)
+        if schema is None:
+            return None
+        text = json.dumps(schema, sort_keys=True)
+        built = self._built.get(text)
+        if built is None:
+            built = self._built[text] = self._build(schema, text)
+        return built
+
+
 def validator_for(response_format: Mapping[str, Any] | None) -> OutputValidator | None:
     """The validator a job's ``response_format`` calls for (None: free text)."""
     schema = schema_of(response_format)
@@ -197,6 +215,7 @@ def validator_for(response_format: Mapping[str, Any] | None) -> OutputValidator 
 
 
 __all__ = [
+    "GrammarCache",
     "OutputValidator",
     "check_response_format",
     "check_schema",

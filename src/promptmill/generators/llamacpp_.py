@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -43,6 +42,7 @@ from promptmill.generators.base import (
 from promptmill.generators.local import check_config, extra_problem
 from promptmill.params import GenerateParams
 from promptmill.prompts.formats import PLAIN, ChatFormat, detect_format, get_format, is_format_name
+from promptmill.structured import GrammarCache
 
 log = logging.getLogger("promptmill")
 
@@ -148,7 +148,7 @@ class LlamaCppGenerator(Generator):
         self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
-        self._grammars: dict[str, LlamaGrammar] = {}  # by JSON Schema text
+        self._grammars = GrammarCache(_json_grammar)  # llama.cpp grammars, per schema
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -368,7 +368,7 @@ class LlamaCppGenerator(Generator):
         recorder.arm((params.top_logprobs or 0) if params.logprobs else None)
         kwargs = _sampling_kwargs(params, seed)
         if params.response_format is not None:
-            kwargs["grammar"] = self._grammar(params.response_format)
+            kwargs["grammar"] = self._grammars.get(params.response_format)
         try:
             if request.messages is not None:
                 messages: Any = request.messages  # plain dicts, as llama-cpp-python reads them
@@ -406,26 +406,6 @@ class LlamaCppGenerator(Generator):
             ),
         )
 
-    def _grammar(self, response_format: dict[str, Any]) -> LlamaGrammar | None:
-        """The grammar a response_format asks for (built once per schema); None: free text."""
-        from promptmill.structured import schema_of
-
-        schema = schema_of(response_format)
-        if schema is None:
-            return None
-        text = json.dumps(schema, sort_keys=True)
-        grammar = self._grammars.get(text)
-        if grammar is None:
-            try:
-                grammar = (LlamaGrammar.from_json_schema(text, verbose=False) if schema
-                           else LlamaGrammar.from_string(
-                               JSON_GBNF, verbose=False))
-            except Exception as exc:  # a schema feature llama.cpp's converter lacks
-                raise FatalRequestError(f"llama.cpp cannot make a grammar of this schema: "
-                                        f"{type(exc).__name__}: {exc}") from None
-            self._grammars[text] = grammar
-        return grammar
-
     def _request_error(self, exc: ValueError, params: GenerateParams) -> FatalRequestError:
         match = _CONTEXT_OVERFLOW.search(str(exc))
         if match is None:
@@ -437,6 +417,17 @@ class LlamaCppGenerator(Generator):
             f"prompt has {tokens} tokens but n_ctx is {n_ctx}: raise n_ctx={needed} "
             f"(llamacpp!{self.model},n_ctx={needed}) or shorten the prompt"
         )
+
+
+def _json_grammar(schema: dict[str, Any], text: str) -> LlamaGrammar:
+    """llama.cpp's grammar of JSON matching ``schema`` (any JSON object for {})."""
+    try:
+        if schema:
+            return LlamaGrammar.from_json_schema(text, verbose=False)
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    except Exception as exc:  # a schema feature llama.cpp's converter lacks
+        raise FatalRequestError(f"llama.cpp cannot make a grammar of this schema: "
+                                f"{type(exc).__name__}: {exc}") from None
 
 
 def _cap_prompt_reuse(llm: llama_cpp.Llama) -> None:

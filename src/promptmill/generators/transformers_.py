@@ -36,6 +36,7 @@ from promptmill.generators.local import (
     token_entry,
 )
 from promptmill.params import GenerateParams
+from promptmill.structured import GrammarCache
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "batch_size": int,
@@ -77,7 +78,7 @@ class TransformersGenerator(LocalEngine):
         self._model: Any = hf_model  # the (PEFT-wrapped, when adapters) model
         self._tokenizer: Any = tokenizer
         self._wrapped = hf_model is not None
-        self._grammars: dict[str, Any] = {}  # compiled xgrammar grammars, by schema text
+        self._grammars = GrammarCache(self._compile_grammar)  # xgrammar's, per schema
         self._grammar_compiler: Any = None  # xgrammar's, built for the model's tokenizer
 
     @classmethod
@@ -279,7 +280,7 @@ class TransformersGenerator(LocalEngine):
             kwargs["stop_strings"] = list(params.stop)
             kwargs["tokenizer"] = tokenizer
         if params.response_format is not None:
-            grammar = self._grammar(params.response_format)
+            grammar = self._grammars.get(params.response_format)
             if grammar is not None:
                 from xgrammar.contrib.hf import LogitsProcessor
 
@@ -300,26 +301,16 @@ class TransformersGenerator(LocalEngine):
                 result.usage.completion_tokens *= n
         return results
 
-    def _grammar(self, response_format: dict[str, Any]) -> Any:
-        """xgrammar's compiled grammar for a response_format (once per schema); None: text."""
-        from promptmill.structured import schema_of
-
-        schema = schema_of(response_format)
-        if schema is None:
-            return None
-        text = json.dumps(schema, sort_keys=True)
-        compiled = self._grammars.get(text)
-        if compiled is None:
-            xgrammar = import_torch_stack(self.provider, "xgrammar", "hf")
-            if self._grammar_compiler is None:
-                vocab = getattr(self._model.config, "vocab_size", None)
-                info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=vocab)
-                self._grammar_compiler = xgrammar.GrammarCompiler(info)
-            # No free whitespace: a weak model would pad with it until max_tokens.
-            compiled = self._grammar_compiler.compile_json_schema(
-                text if schema else '{"type": "object"}', any_whitespace=False)
-            self._grammars[text] = compiled
-        return compiled
+    def _compile_grammar(self, schema: dict[str, Any], text: str) -> Any:
+        """xgrammar's compiled grammar of JSON matching ``schema`` (for this tokenizer)."""
+        xgrammar = import_torch_stack(self.provider, "xgrammar", "hf")
+        if self._grammar_compiler is None:
+            vocab = getattr(self._model.config, "vocab_size", None)
+            info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=vocab)
+            self._grammar_compiler = xgrammar.GrammarCompiler(info)
+        # No free whitespace: a weak model would pad with it until max_tokens.
+        return self._grammar_compiler.compile_json_schema(
+            text if schema else '{"type": "object"}', any_whitespace=False)
 
     @contextlib.contextmanager
     def _adapter_scope(self, adapter: str) -> Any:

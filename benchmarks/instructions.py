@@ -21,9 +21,10 @@ the json C module, aiohttp's C parts, libc...).
     python benchmarks/instructions.py --requests 300   # quick
     python benchmarks/instructions.py --cache          # the response cache's cost
 
-``--cache`` measures promptmill's dispatch twice more, at temperature 0: with the response
-cache off, and on with a fresh cache (every request looked up, missed, and written), and
-prints the cache's share of the dispatch phase's instructions (target: at most 3%).
+``--cache`` measures, instead, promptmill's dispatch twice at temperature 0: with the
+response cache off, and on with a fresh cache (every request looked up, missed, and
+written), and prints what the cache adds to the dispatch phase's instructions (target: at
+most 3%).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def run_promptmill(url: str, requests: int, folder: Path, cache: str | None = No
         write_input(source, rows)
         spec = JobSpec(input=source, output=folder / f"{name}.out.jsonl",
                        generator=get_generator(model), cache=cache or "auto",
-                       cache_path=folder / "cache.sqlite")
+                       cache_path=folder / f"{name}.cache.sqlite")  # each job's own: all misses
         if name == "measured":
             dump("warm-up", folder)
         job = Job.open(spec, new_job=True)
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.requests
     print(f"instructions per request under callgrind: {n:,} requests, {CONCURRENCY} in flight, "
           f"zero latency, Python {sys.version.split()[0]}; client process only")
+    if args.cache:
+        return measure_cache(n)
     with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
             serve_in_process() as server:
         bare = measure("bare", server.url, n, Path(scratch) / "bare")
@@ -232,25 +235,35 @@ def main(argv: list[str] | None = None) -> int:
               f"{TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
         bare_groups = by_object(bare["dispatch"])
         our_groups = by_object(ours["dispatch"])
-        cache_ok = True
-        if args.cache:
-            off = total_instructions(measure("cache-off", server.url, n,
-                                             Path(scratch) / "cache-off")["dispatch"]) / n
-            on = total_instructions(measure("cache-on", server.url, n,
-                                            Path(scratch) / "cache-on")["dispatch"]) / n
-            cost = on / off - 1
-            cache_ok = cost <= CACHE_TARGET
-            print(f"  temperature 0, cache off: {off / 1000:7.0f}k a request; cache on (all "
-                  f"misses: looked up, written): {on / 1000:7.0f}k")
-            print(f"  VERDICT response cache cost on dispatch {cost:+.1%} (target <= "
-                  f"{CACHE_TARGET:.0%}): {'PASS' if cache_ok else 'FAIL'}")
     print("  where a request's instructions go (k, dispatch phase):")
     print(f"    {'shared object':42s}{'bare':>8s}{'promptmill':>12s}{'extra':>8s}")
     for name in sorted(set(bare_groups) | set(our_groups),
                        key=lambda g: -our_groups.get(g, 0)):
         b, o = bare_groups.get(name, 0) / n / 1000, our_groups.get(name, 0) / n / 1000
         print(f"    {name:42s}{b:8.0f}{o:12.0f}{o - b:+8.0f}")
-    return 0 if ratio >= TARGET_RATIO and cache_ok else 1
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+def measure_cache(n: int) -> int:
+    """The response cache's cost: temperature-0 dispatch with it off, then on (all misses)."""
+    with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
+            serve_in_process() as server:
+        runs = {client: measure(client, server.url, n, Path(scratch) / client)
+                for client in ("cache-off", "cache-on")}
+        off, on = (total_instructions(runs[c]["dispatch"]) / n for c in ("cache-off", "cache-on"))
+        groups = {c: by_object(runs[c]["dispatch"]) for c in runs}
+    cost = on / off - 1
+    print(f"  temperature 0, cache off: {off / 1000:7.0f}k instructions a request")
+    print(f"  cache on (every request looked up, missed, written): {on / 1000:7.0f}k "
+          f"({(on - off) / 1000:+.1f}k)")
+    for name in sorted(set(groups["cache-off"]) | set(groups["cache-on"]),
+                       key=lambda g: -groups["cache-on"].get(g, 0)):
+        a, b = (groups[c].get(name, 0) / n / 1000 for c in ("cache-off", "cache-on"))
+        print(f"    {name:42s}{a:8.1f}{b:10.1f}{b - a:+8.1f}")
+    ok = cost <= CACHE_TARGET
+    print(f"  VERDICT response cache cost on dispatch {cost:+.1%} (target <= "
+          f"{CACHE_TARGET:.0%}): {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

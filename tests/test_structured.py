@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import jsonschema
 import pyarrow.parquet as pq
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 import promptmill
 from promptmill.errors import JobMismatchError, UsageError
+from promptmill.store import store_path_for
 from promptmill.testing import JsonFaults
 
 SCHEMA = {
@@ -52,6 +54,10 @@ def test_every_done_row_validates_and_invalid_answers_are_retried(make_server, t
     served = server.stats.completed["/v1/chat/completions"]
     assert attempts == served
     assert len(rows) < served <= len(rows) + spoiled
+    # The run's attempt log (promptmill report) names each retried answer for what it was.
+    with sqlite3.connect(store_path_for(tmp_path / "out.jsonl")) as db:
+        outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM attempt_log GROUP BY 1"))
+    assert outcomes == {"done": len(rows), "invalid_output": served - len(rows)}
 
 
 def test_answers_still_invalid_after_the_last_attempt_fail_with_the_validation_error(

@@ -26,7 +26,7 @@ def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
             if ids is not None:
                 ids.add(index, row)
             check_row(spec.input, index, row)
-            _, tokens = fitter.fit(index, row)
+            _, tokens, _problem = fitter.fit(index, row)
             rows += 1
             requests += len(groups)
             prompt_tokens += tokens * len(groups)
@@ -42,6 +42,9 @@ def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
         f"requests   {requests:,} (k={spec.k}, {len(groups)} per row)",
         f"tokens     {prompt_tokens:,} prompt + up to {completion:,} completion",
     ]
+    if fitter.too_long_rows:
+        lines.append(f"too long   {fitter.too_long_rows:,} rows over the context would fail "
+                     "unsent (cut them to fit with --truncate-field FIELD)")
     if fitter.cut_rows:
         assert spec.truncation is not None
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "

@@ -141,7 +141,10 @@ class JobSpec:
     def fitter(self, params: GenerateParams) -> PromptFitter:
         """Renders rows for this job and checks (or cuts) them against the token budget."""
         gen = self.generator
-        budget = prompt_budget(self.max_prompt_tokens, gen.context_length(), params.max_tokens,
+        # An engine told to truncate (vllm!/transformers! truncate=true) cuts what does not
+        # fit itself: nothing to check here, unless a budget is given.
+        context = None if gen.config.get("truncate") is True else gen.context_length()
+        budget = prompt_budget(self.max_prompt_tokens, context, params.max_tokens,
                                f"{gen.provider}!{gen.model}")
 
         def count(rendered: Any) -> int:
@@ -263,6 +266,7 @@ class Job:
         reserve = self.params.max_tokens or DEFAULT_COMPLETION_RESERVE
         rows: list[tuple[int, str]] = []
         requests: list[tuple[int, int, int, int, str, int]] = []
+        unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
         next_index = planned
         reached_end = True
         ids = UniqueIds(spec) if spec.unique_ids else None
@@ -283,7 +287,8 @@ class Job:
                 if index < planned:
                     continue
                 check_row(spec.input, index, row)
-                rows.append(self._plan_row(fitter, groups, reserve, index, row, requests))
+                rows.append(self._plan_row(fitter, groups, reserve, index, row, requests,
+                                           unsendable))
                 next_index = index + 1
                 if len(rows) >= _PLAN_CHUNK:
                     if ids is not None:
@@ -291,9 +296,9 @@ class Job:
                     if types is not None:
                         types.add(typed)
                         typed = []
-                    store.add_planned(rows, requests, next_index)
-                    store.set_meta(truncated_rows=cut_before + fitter.cut_rows)
-                    rows, requests = [], []
+                    store.add_planned(rows, requests, next_index, unsendable=unsendable,
+                                      meta={"truncated_rows": cut_before + fitter.cut_rows})
+                    rows, requests, unsendable = [], [], []
             if ids is not None:
                 ids.flush()
             if types is not None:
@@ -301,9 +306,9 @@ class Job:
         finally:
             if ids is not None:
                 ids.close()
-        if rows:
-            store.add_planned(rows, requests, next_index)
-        store.set_meta(planned_complete=reached_end, truncated_rows=cut_before + fitter.cut_rows)
+        store.add_planned(rows, requests, next_index, unsendable=unsendable,
+                          meta={"truncated_rows": cut_before + fitter.cut_rows,
+                                "planned_complete": reached_end})
         return self._count_requests()
 
     def _row_types(self, planned: int, *, reread: bool) -> Any:
@@ -326,9 +331,11 @@ class Job:
     def _plan_row(
         self, fitter: PromptFitter, groups: list[int], reserve: int, index: int,
         row: dict[str, Any], requests: list[tuple[int, int, int, int, str, int]],
+        unsendable: list[tuple[int, str]],
     ) -> tuple[int, str]:
-        """Render one row and append its requests; the row as the store keeps it."""
-        rendered, tokens = fitter.fit(index, row)
+        """Render one row and append its requests (to ``unsendable`` too, with the reason,
+        when its prompt cannot fit the context); the row as the store keeps it."""
+        rendered, tokens, problem = fitter.fit(index, row)
         fields = rendered.payload()
         if self.spec.adapter_field is not None:
             fields["adapter"] = self._row_adapter(index, row)
@@ -337,6 +344,8 @@ class Job:
             requests.append(
                 (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
             )
+            if problem is not None:
+                unsendable.append((index * len(groups) + group, problem))
         return index, _row_to_json(row)
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:

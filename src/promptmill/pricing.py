@@ -91,13 +91,18 @@ def user_prices(path: Path | None = None) -> dict[str, Prices]:
     return prices
 
 
+def listed_price(provider: str, model: str, prices_file: Path | None = None) -> Prices | None:
+    """A model's price from the user's prices file, else the table (None: unknown)."""
+    known = user_prices(prices_file)
+    return known.get(f"{provider}!{model}") or known.get(model) or table_price(provider, model)
+
+
 def price_of(generator: Any, *, batch: bool = False,
              prices_file: Path | None = None) -> Prices | None:
     """What a generator's tokens cost (None: unknown), at the Batch API's price if ``batch``."""
     provider, model = generator.provider, generator.model
     given = getattr(generator, "price_options", {})
-    known = user_prices(prices_file)
-    price = known.get(f"{provider}!{model}") or known.get(model) or table_price(provider, model)
+    price = listed_price(provider, model, prices_file)
     if given:
         if len(given) == 1 and price is None:
             have, missing = next(iter(given)), ({"price_in", "price_out"} - set(given)).pop()
@@ -112,4 +117,4 @@ def price_of(generator: Any, *, batch: bool = False,
     return Prices(price.prompt * share, price.completion * share)
 
 
-__all__ = ["BATCH_DISCOUNT", "PRICES", "price_of", "table_price", "user_prices"]
+__all__ = ["BATCH_DISCOUNT", "PRICES", "listed_price", "price_of", "table_price", "user_prices"]

@@ -27,11 +27,19 @@ from typing import Any, NamedTuple
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
 BATCHED = "batched"
+# What an attempt came to, by its code in the ``attempts`` table (the index is the code).
+ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malformed",
+                    "timeout", "fatal", "invalid_output")
+# The codes migration 3 wrote (a migration's effect never changes; later codes, later ones).
+_OUTCOMES_OF_MIGRATION_3 = 7
+# An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
+# retryable (then ``server_error``): see ``outcome_code``.
+OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
 
 
 def _migration_1(db: sqlite3.Connection) -> None:
@@ -60,6 +68,45 @@ def _migration_1(db: sqlite3.Connection) -> None:
         CREATE INDEX requests_by_row ON requests (row_index, sample_group);
         """
     )
+
+
+def _migration_3_attempts(db: sqlite3.Connection) -> None:
+    """Per-attempt records and the limiter's state changes, for ``promptmill report``.
+
+    Compact on purpose (a million attempts grow the store by ~22 MB): integer milliseconds,
+    the outcome as a small code, no index (rows are appended in time order, which is how they
+    are read).
+    An attempt's tokens are not repeated: only an answered attempt has any, and they are its
+    request's usage; the ``attempt_log`` view shows every attempt with its tokens and names.
+    """
+    _execute_script(
+        db,
+        """
+        CREATE TABLE attempts (
+            request_id INTEGER NOT NULL,
+            sent_ms INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            outcome INTEGER NOT NULL
+        );
+        CREATE TABLE attempt_outcomes (code INTEGER PRIMARY KEY, name TEXT NOT NULL);
+        CREATE VIEW attempt_log AS
+            SELECT a.request_id, r.row_index, a.sent_ms, a.duration_ms, o.name AS outcome,
+                   CASE WHEN a.outcome = 0 THEN r.prompt_tokens END AS prompt_tokens,
+                   CASE WHEN a.outcome = 0 THEN r.completion_tokens END AS completion_tokens
+            FROM attempts a JOIN attempt_outcomes o ON o.code = a.outcome
+            LEFT JOIN requests r ON r.id = a.request_id;
+        CREATE TABLE events (
+            at_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value REAL,
+            detail TEXT,
+            PRIMARY KEY (at_ms, kind)
+        )
+        """
+    )
+    # The codes spelled out in the file itself, for anyone reading it with sqlite3.
+    db.executemany("INSERT INTO attempt_outcomes (code, name) VALUES (?, ?)",
+                   list(enumerate(ATTEMPT_OUTCOMES[:_OUTCOMES_OF_MIGRATION_3])))
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:
@@ -113,8 +160,19 @@ def _migration_2_batches(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_4_invalid_output(db: sqlite3.Connection) -> None:
+    """Structured output: an answer that failed its schema is its own attempt outcome.
+
+    Without it the report would count such attempts as server errors.
+    """
+    db.executemany("INSERT INTO attempt_outcomes (code, name) VALUES (?, ?)",
+                   [(code, ATTEMPT_OUTCOMES[code])
+                    for code in range(_OUTCOMES_OF_MIGRATION_3, len(ATTEMPT_OUTCOMES))])
+
+
 # Applied in order, once each; PRAGMA user_version records how many have run.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2_batches]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1, _migration_2_batches, _migration_3_attempts, _migration_4_invalid_output]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -147,6 +205,22 @@ class FinishedRequest(NamedTuple):
     def status(self) -> str:
         """``done`` or ``failed``."""
         return FAILED if self.error is not None else DONE
+
+
+# One attempt as the dispatcher notes it: (request id, sent, answered, outcome code), times
+# in seconds on the caller's clock (see ``JobStore.record``); a plain tuple, one per attempt.
+AttemptRecord = tuple[int, float, float, int]
+# One limiter state change: (at, on the same clock, kind, value, detail). A later record
+# with the same time and kind replaces the earlier (a pause that was extended).
+EventRecord = tuple[float, str, float | None, str]
+
+
+def outcome_code(kind: str, retryable: bool) -> int:
+    """The attempt outcome code of an error of ``kind``."""
+    code = OUTCOME_CODES.get(kind)
+    if code is None:
+        return OUTCOME_CODES["server_error" if retryable else "fatal"]
+    return code
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +409,8 @@ class JobStore:
         with self.transaction() as db:
             db.execute("DELETE FROM batch_requests")
             db.execute("DELETE FROM batches")
+            db.execute("DELETE FROM attempts")
+            db.execute("DELETE FROM events")
             db.execute("DELETE FROM requests")
             db.execute("DELETE FROM rows")
             db.execute("DELETE FROM meta")
@@ -346,8 +422,15 @@ class JobStore:
         rows: Sequence[tuple[int, str]],
         requests: Sequence[tuple[int, int, int, int, str, int]],
         planned_rows: int,
+        *,
+        unsendable: Sequence[tuple[int, str]] = (),
+        meta: dict[str, Any] | None = None,
     ) -> None:
-        """Record a chunk of planned rows and requests; idempotent (ids are stable)."""
+        """Record a chunk of planned rows and requests; idempotent (ids are stable).
+
+        ``unsendable`` requests (id, error) are recorded failed at once, never sent (a prompt
+        over the context); ``meta`` values are kept in the same transaction.
+        """
         with self.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO rows (row_index, data) VALUES (?, ?)", rows)
             db.executemany(
@@ -355,9 +438,15 @@ class JobStore:
                 "est_tokens) VALUES (?, ?, ?, ?, ?, ?)",
                 requests,
             )
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('planned_rows', ?)",
-                (json.dumps(planned_rows),),
+            db.executemany(
+                "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
+                "finished_at = ? WHERE id = ? AND status = 'pending'",
+                [(redact_secrets(error), time.time(), id_) for id_, error in unsendable],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("planned_rows", json.dumps(planned_rows)),
+                 *((key, json.dumps(value)) for key, value in (meta or {}).items())],
             )
 
     # -- dispatch ------------------------------------------------------------------------
@@ -376,11 +465,16 @@ class JobStore:
             yield from map(RequestRow._make, batch)
             last = batch[-1][0]
 
-    def record(self, finished: Iterable[FinishedRequest], *,
+    def record(self, finished: Iterable[FinishedRequest],
+               attempts: Sequence[AttemptRecord] = (),
+               events: Sequence[EventRecord] = (), clock_offset: float = 0.0, *,
                meta: dict[str, Any] | None = None) -> None:
         """Write finished requests, each exactly once, in one transaction.
 
-        Errors are stored with every key redacted: a provider's 401 may quote the key.
+        Errors are stored with every key redacted: a provider's 401 may quote the key. The
+        attempts and limiter events since the last commit go in the same transaction (no
+        extra commit per attempt); their times are on a clock ``clock_offset`` seconds
+        behind Unix time (the dispatcher's monotonic clock), kept as Unix milliseconds.
         ``meta`` values (the job's spend) are kept in the same transaction.
         """
         now = time.time()
@@ -388,6 +482,15 @@ class JobStore:
             if meta:
                 db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                [(key, json.dumps(value)) for key, value in meta.items()])
+            if attempts:
+                # SQLite turns the times into milliseconds: no Python tuple per attempt.
+                db.executemany(
+                    f"INSERT INTO attempts VALUES (?1, CAST((?2 + {clock_offset!r}) * 1000 AS "
+                    "INTEGER), CAST((?3 - ?2) * 1000 AS INTEGER), ?4)", attempts)
+            if events:
+                db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
+                               [(int((at + clock_offset) * 1000), kind, value,
+                                 redact_secrets(detail)) for at, kind, value, detail in events])
             db.executemany(
                 "UPDATE requests SET status = ?, attempts = ?, responses = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ? "

@@ -98,10 +98,29 @@ def test_over_long_prompt_fails_its_row_not_the_job(tiny_model: Path) -> None:
     model = f"transformers!{tiny_model},max_model_len=128"
     result = promptmill.run(rows, model, params=GREEDY)
     assert result[0]["status"] == "done"
-    assert result[1]["status"] == "failed"
-    assert "context is 128" in result[1]["error"] and "truncate=true" in result[1]["error"]
+    # Counted with the model's own tokenizer and chat template before anything runs: the
+    # row fails unsent (no attempt), naming the budget and the fix.
+    assert result[1]["status"] == "failed" and result[1]["attempts"] == 0
+    assert "over the 122 of transformers!" in result[1]["error"]
+    assert "128-token context less max_tokens=6" in result[1]["error"]
+    # The engine told to truncate keeps the prompt's end itself.
     kept = promptmill.run(rows, f"{model},truncate=true", params=GREEDY)
     assert [row["status"] for row in kept] == ["done", "done"]
+    assert kept[1]["usage"]["prompt_tokens"] == 122
+
+
+def test_planning_counts_with_the_models_tokenizer_so_a_cut_row_fits_exactly(
+    tiny_model: Path,
+) -> None:
+    # Digits: SmolLM2's tokenizer splits them one a token, tiktoken's in threes, so an
+    # estimate would cut far too little (the engine would refuse the row) or far too much.
+    rows = [{"id": 0, "question": "31415926535 " * 60}]
+    model = f"transformers!{tiny_model},max_model_len=128"
+    cut = promptmill.run(rows, model, params=GREEDY, truncate_field="question")
+    assert cut[0]["status"] == "done", cut[0]["error"]
+    # The engine's own count of the prompt it ran: within the budget, and at most a token
+    # or two under it (the cut is the longest prefix that fits).
+    assert 119 <= cut[0]["usage"]["prompt_tokens"] <= 122
 
 
 def test_wrapped_model_object_and_load_unload(tiny_model: Path) -> None:

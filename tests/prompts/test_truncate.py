@@ -25,18 +25,24 @@ def run_job(promptmill_cli, tmp_path: Path, server, *extra: str):
                           "Summarise: {{ text }}", "--param", "max_tokens=50", *extra)
 
 
-def test_rows_that_do_not_fit_fail_before_anything_is_sent(
+def test_rows_that_do_not_fit_fail_unsent_and_the_others_go_on(
     tmp_path: Path, make_server, recorder, promptmill_cli
 ) -> None:
     record = recorder()
     server = make_server(responder=record)
     result = run_job(promptmill_cli, tmp_path, server, "-o", tmp_path / "out.jsonl")
-    assert result.returncode == 2
-    message = result.stderr.strip()
-    assert len(message.splitlines()) == 1
-    assert "in.jsonl:2: the prompt has" in message and "over the 250 of" in message
-    assert "--truncate-field" in message
-    assert record.bodies == []
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert "2 requests failed (first: " in message and "in.jsonl:2: the prompt has" in message
+    assert "over the 250 of" in message and "--truncate-field" in message
+    # Only the two short rows were sent; the long ones never left the machine.
+    assert sorted(body["prompt"] for body in record.bodies) == [
+        "Summarise: A short one.", "Summarise: Another short one."]
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in out] == ["done", "failed", "done", "failed"]
+    assert out[1]["attempts"] == 0 and out[1]["error"].startswith("the prompt has ")
+    dry = run_job(promptmill_cli, tmp_path, server, "--dry-run")
+    assert "too long   2 rows over the context would fail unsent" in dry.stdout
 
 
 def test_truncation_cuts_the_field_to_fit_keeping_the_start_or_the_end(

@@ -11,6 +11,7 @@ from promptmill.cli import (  # noqa: F401 - registers the commands
     jobs,
     models,
     prompts,
+    report,
     serve,
     testing,
 )

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptmill.engine.budget import Budget, Spend
-from promptmill.engine.limiter import RateLimiter
+from promptmill.engine.limiter import LimiterEvent, RateLimiter
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
@@ -45,7 +45,14 @@ from promptmill.generators.base import (
     RateLimitInfo,
     Response,
 )
-from promptmill.store import FinishedRequest, JobStore, RequestRow
+from promptmill.store import (
+    AttemptRecord,
+    EventRecord,
+    FinishedRequest,
+    JobStore,
+    RequestRow,
+    outcome_code,
+)
 from promptmill.structured import resampled
 
 if TYPE_CHECKING:
@@ -164,6 +171,11 @@ class Dispatcher:
         # Finished, not yet committed. Commits run on the loop's thread: a writer thread was
         # tried and lost, SQLite's per-row GIL handoffs cost more than the commit it moved.
         self._finished: list[FinishedRequest] = []
+        # Attempts since the last commit, (request id, sent, answered, outcome code) on the
+        # monotonic clock, written with the next commit.
+        self._attempts: list[AttemptRecord] = []
+        # Unix time less the monotonic clock the limiter stamps sends with.
+        self._wall_offset = time.time() - time.monotonic()
         self._stopping = False  # a stop was asked: send nothing new
         self._abort: PromptmillError | None = None
         self._consecutive_unavailable = 0
@@ -187,6 +199,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until every pending request has finished, or a stop or abort."""
         self._rows = iter(self.store.iter_pending())
+        self._note_run_start()
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
         flusher = asyncio.create_task(self._flush_periodically())
         try:
@@ -205,6 +218,7 @@ class Dispatcher:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+            self._note_run_end()
             self.flush()
             self.stats.finished_at = time.monotonic()
         if self._abort is not None:
@@ -512,6 +526,7 @@ class Dispatcher:
         row = item.row
         stats = self.stats
         stats.done += 1
+        self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
         if item.hit is None:
             encoded = _to_json(responses)
         else:
@@ -530,6 +545,8 @@ class Dispatcher:
 
     def _failed(self, item: _Item, error: GenerationError) -> None:
         policy = self.config.retry
+        self._attempts.append((item.row.id, item.sent_at, time.monotonic(),
+                               outcome_code(error.kind, isinstance(error, RetryableError))))
         if policy.counts_as_attempt(error):
             item.attempts += 1
         self.stats.retries[error.kind] += 1
@@ -615,22 +632,44 @@ class Dispatcher:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every finished request not yet committed (and the spend it cost)."""
+        """Commit every finished request not yet committed, with the attempts and events
+        (and the spend it cost)."""
         budget = self._budget
-        if self._finished or (budget is not None and budget.dirty):
+        spend_dirty = budget is not None and budget.dirty
+        if self._finished or self._attempts or self.limiter.events or spend_dirty:
             batch, self._finished = self._finished, []
+            attempts, self._attempts = self._attempts, []
+            events: list[EventRecord] = [(e.at, e.kind, e.value, e.detail)
+                                         for e in self.limiter.events]
+            self.limiter.events.clear()  # in place: the limiter's parts hold this list
             meta = None
-            if budget is not None and budget.dirty:
+            if spend_dirty:
+                assert budget is not None
                 budget.dirty = False
                 meta = {"spent": budget.spent.as_meta()}
                 if budget.prices is not None:
                     self.stats.spent = budget.spent.cost
             try:
-                self.store.record(batch, meta=meta)
+                self.store.record(batch, attempts, events, self._wall_offset, meta=meta)
             except PromptmillError as exc:
                 self._abort_job(exc)
         if self._cache is not None:
             self._cache.flush()
+
+    def _note_run_start(self) -> None:
+        """Events for the report: this run began, and the limits the user stated."""
+        now, events = time.monotonic(), self.limiter.events
+        events.append(LimiterEvent(now, "run_start", self.stats.total))
+        if self.config.rpm:
+            events.append(LimiterEvent(now, "stated_rpm", self.config.rpm))
+        if self.config.tpm:
+            events.append(LimiterEvent(now, "stated_tpm", self.config.tpm))
+
+    def _note_run_end(self) -> None:
+        how = "aborted: " + str(self._abort) if self._abort else (
+            "stopped" if self._stopping else "finished")
+        self.limiter.events.append(LimiterEvent(time.monotonic(), "run_end",
+                                                self.stats.finished, how))
 
     async def _flush_periodically(self) -> None:
         while True:

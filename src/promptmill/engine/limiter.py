@@ -50,12 +50,29 @@ _MIN_RATE = 1 / 60
 _EPSILON = 1e-6
 
 
+class LimiterEvent:
+    """A state change the job store keeps for the run report: a pause, a limit learned.
+
+    Mutable: a pause that is extended updates its own record (written again if it was).
+    """
+
+    __slots__ = ("at", "kind", "value", "detail")
+
+    def __init__(self, at: float, kind: str, value: float, detail: str = "") -> None:
+        self.at = at  # clock time (the limiter's clock)
+        self.kind = kind  # pause, learned_rate, provider_requests, provider_tokens, run_*...
+        self.value = value  # seconds paused, requests/s learned, the limit reported...
+        self.detail = detail  # why, in words
+
+
 class _ProviderBucket:
     """A mirror of one provider bucket (requests or tokens), kept from response headers."""
 
-    __slots__ = ("capacity", "rate", "level", "stamp", "reset")
+    __slots__ = ("capacity", "rate", "level", "stamp", "reset", "events", "kind")
 
-    def __init__(self) -> None:
+    def __init__(self, events: list[LimiterEvent], kind: str) -> None:
+        self.events = events  # the limiter's state changes not yet written
+        self.kind = kind  # the event kind of a new limit: provider_requests, provider_tokens
         self.capacity = 0  # the provider's limit (0: never reported)
         self.rate = 0.0  # a lower bound of the refill rate, units/s (0: not known yet)
         self.level = math.inf  # units believed available at ``stamp``, in flight deducted
@@ -67,6 +84,7 @@ class _ProviderBucket:
         """Take in one response's headers for this bucket."""
         if limit != self.capacity:
             self.capacity, self.rate = limit, 0.0  # a new limit: forget the old rate
+            self.events.append(LimiterEvent(now, self.kind, limit, "x-ratelimit-limit header"))
         deficit = limit - remaining
         if deficit >= 2 and reset > 0:
             # remaining is floored and reset rounded up, so this bounds the rate from below;
@@ -115,9 +133,10 @@ class _LearnedRate:
 
     __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
                  "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut")
+                 "guess", "last_cut", "events")
 
-    def __init__(self) -> None:
+    def __init__(self, events: list[LimiterEvent]) -> None:
+        self.events = events  # the limiter's state changes not yet written
         self.base = 0.0  # requests/s set at the last cut (0: none, send freely)
         self.since = 0.0  # when ``base`` was set; probing grows the rate from there
         self.tat = 0.0  # theoretical arrival time of the next request
@@ -143,6 +162,7 @@ class _LearnedRate:
     def _set(self, rate: float, now: float) -> None:
         self.base, self.since = max(rate, _MIN_RATE), now
         self.tat = max(self.tat, now)
+        self.events.append(LimiterEvent(now, "learned_rate", self.base, "learned from 429s"))
 
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
@@ -165,6 +185,8 @@ class _LearnedRate:
             if retry_after and self.base and self.last_cut is None:
                 self.guess = min(self.guess, _LEARNED_MARGIN / retry_after)
                 self.base = max(self.guess, _MIN_RATE)
+                self.events.append(LimiterEvent(now, "learned_rate", self.base,
+                                                "learned from 429s"))
             self._check_peer()
         if sent_at < self.reacted_at:
             return  # part of an episode already handled
@@ -237,6 +259,9 @@ class _LearnedRate:
                 self._set(self.guess, now)
         else:
             self.noise = max(self.noise, self.check_refused / peers)
+            if self.base:
+                self.events.append(LimiterEvent(now, "learned_rate", 0.0,
+                                                "few refused: a blip, no limit"))
             self.base = 0.0  # send freely again; a real limit will show as an overload
 
 
@@ -260,6 +285,8 @@ class RateLimiter:
         "_started",
         "_binding",
         "_limited",
+        "_pause_event",
+        "events",
         "inflight_requests",
         "inflight_tokens",
     )
@@ -287,9 +314,13 @@ class RateLimiter:
         self._token_tat = now  # theoretical time the token budget is next clear
         self._paused_until = 0.0  # no send before this (Retry-After, an outage)
         self._pause_reason = ""  # why, for the progress display
-        self._provider_requests = _ProviderBucket()  # from x-ratelimit-*-requests
-        self._provider_tokens = _ProviderBucket()  # from x-ratelimit-*-tokens
-        self._learned = _LearnedRate()  # from 429s that came without limit headers
+        # State changes (pauses, limits learned or reported) not yet written to the store;
+        # the dispatcher takes them with its group commits.
+        self.events: list[LimiterEvent] = []
+        self._pause_event: LimiterEvent | None = None  # the current pause's record
+        self._provider_requests = _ProviderBucket(self.events, "provider_requests")
+        self._provider_tokens = _ProviderBucket(self.events, "provider_tokens")
+        self._learned = _LearnedRate(self.events)  # from 429s without limit headers
         self._accepted = 0  # answers the provider accepted (not 429): a guess without Retry-After
         self._started = now  # when the job began sending
         self._binding = ""  # which limit held the last send back, for the display
@@ -410,8 +441,16 @@ class RateLimiter:
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every send for ``seconds`` (a 429's Retry-After, an outage)."""
         self._limited = True
-        until = self._clock() + seconds
+        now = self._clock()
+        until = now + seconds
         if until > self._paused_until:
+            event = self._pause_event
+            if event is not None and self._paused_until > now and reason == self._pause_reason:
+                event.value = until - event.at  # the pause goes on
+            else:
+                event = self._pause_event = LimiterEvent(now, "pause", seconds, reason)
+            if not self.events or self.events[-1] is not event:
+                self.events.append(event)  # written again if already written: it grew
             self._paused_until = until
             self._pause_reason = reason
 

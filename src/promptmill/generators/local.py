@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +21,8 @@ from typing import Any, ClassVar
 from promptmill.errors import MissingDependency, ParamError, UsageError
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.params import GenerateParams
+
+log = logging.getLogger("promptmill")
 
 # The type an option must have: a type, a tuple of them.
 OptionTypes = Mapping[str, type | tuple[type, ...]]
@@ -45,6 +49,8 @@ class LocalEngine(Generator):
         self._adapters = parse_adapters(self.provider, self.adapter_option,
                                         self.config.get(self.adapter_option))
         self._loaded_by_job = False  # start() loaded the model, so close() frees it
+        # The tokenizer planning counts with before the model loads (False: none to be had).
+        self._planning_tokenizer: Any = None
 
     @property
     def loaded(self) -> bool:
@@ -70,6 +76,59 @@ class LocalEngine(Generator):
 
             raise FatalRequestError(unknown_adapter(self.provider, name, self._adapters))
         return name
+
+    def engine_tokenizer(self) -> Any:
+        """The tokenizer of the loaded (or wrapped) model, or None before it is loaded."""
+        return None
+
+    def context_length(self) -> int | None:
+        """``max_model_len=`` where given, else the model folder's ``max_position_embeddings``
+        (read from its config.json without loading anything); None where neither is known."""
+        given = self.config.get("max_model_len")
+        if isinstance(given, int) and given > 0:
+            return given
+        try:
+            config = json.loads((Path(self.model).expanduser() / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+        return value if isinstance(value, int) and value > 0 else None
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's exact token count with the model's own tokenizer (and chat template),
+        so that budgets and truncation before sending match what the engine will see; the
+        generic estimate where the tokenizer cannot be had (a hub model, offline)."""
+        tokenizer = self._counting_tokenizer()
+        if tokenizer is None:
+            return super().count_prompt_tokens(request)
+        if request.messages is not None and getattr(tokenizer, "chat_template", None):
+            ids: Any = tokenizer.apply_chat_template(
+                request.messages, add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, Mapping):  # newer transformers return a BatchEncoding
+                ids = ids["input_ids"]
+            return len(ids)
+        if request.messages is not None:
+            text = "\n".join(str(message.get("content") or "") for message in request.messages)
+        else:
+            text = request.prompt or ""
+        return len(tokenizer.encode(text))
+
+    def _counting_tokenizer(self) -> Any:
+        tokenizer = self.engine_tokenizer()
+        if tokenizer is not None:
+            return tokenizer
+        if self._planning_tokenizer is False:  # tried before, could not be had
+            return None
+        if self._planning_tokenizer is None:
+            self._planning_tokenizer = False
+            try:
+                transformers = importlib.import_module("transformers")
+                source = str(self.config.get("tokenizer") or Path(self.model).expanduser())
+                self._planning_tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    source, trust_remote_code=bool(self.config.get("trust_remote_code")))
+            except Exception as exc:  # not installed, not a local folder, offline: estimate
+                log.debug("%s!: no tokenizer for exact prompt counts (%s)", self.provider, exc)
+        return self._planning_tokenizer or None
 
     async def start(self) -> None:
         """Load the model unless it is loaded (then it stays loaded after the job)."""

@@ -124,6 +124,10 @@ class TransformersGenerator(LocalEngine):
         """The loaded tokenizer, or None."""
         return self._tokenizer
 
+    def engine_tokenizer(self) -> Any:
+        """The loaded tokenizer, or None."""
+        return self._tokenizer
+
     def load(self) -> None:
         """Load tokenizer, model and adapters now (blocking), if not loaded yet."""
         if self._model is not None:

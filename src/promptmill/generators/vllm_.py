@@ -151,6 +151,10 @@ class VLLMGenerator(LocalEngine):
         """Whether the engine is in memory."""
         return self._llm is not None
 
+    def engine_tokenizer(self) -> Any:
+        """The loaded engine's tokenizer, or None."""
+        return self._llm.get_tokenizer() if self._llm is not None else None
+
     def load(self) -> None:
         """Build the engine now (blocking; a minute or more), if it is not loaded yet."""
         if self._llm is not None:

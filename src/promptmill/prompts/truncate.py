@@ -2,7 +2,8 @@
 
 The budget is ``--max-prompt-tokens``, else the backend's context length (the engine's
 ``n_ctx``, the identifier's ``max_model_len``) less ``max_tokens``. A prompt over it fails
-its row with an error naming the row, before any request, unless truncation was asked for:
+its row (recorded failed at planning, never sent; the other rows go on) with an error naming
+the row and the fix, unless truncation was asked for:
 then the chosen field is cut, keeping its start or its end, to the longest text whose whole
 prompt fits. Tokens are counted by the backend (``Generator.count_prompt_tokens``: tiktoken
 for OpenAI models, llama.cpp's own tokenizer for ``llamacpp!``), on the prompt as it is sent
@@ -66,23 +67,26 @@ class PromptFitter:
         self.budget = budget
         self.truncation = truncation
         self.cut_rows = 0  # rows cut to fit so far
+        self.too_long_rows = 0  # rows over the budget with no truncation: they fail
 
-    def fit(self, index: int, row: dict[str, Any]) -> tuple[RenderedPrompt, int]:
-        """The row's prompt (cut if needed and allowed) and its tokens."""
+    def fit(self, index: int, row: dict[str, Any]) -> tuple[RenderedPrompt, int, str | None]:
+        """The row's prompt (cut if needed and allowed), its tokens, and why it cannot be
+        sent (None: it fits). A prompt over the budget without truncation is not an error of
+        the job: that row fails, with this message, and the others go on."""
         rendered = self.renderer.render(index, row)
         tokens = self.count(rendered)
         budget = self.budget
         if budget is None or tokens <= budget.tokens:
-            return rendered, tokens
-        where = self.renderer.where(index)
+            return rendered, tokens, None
         if self.truncation is None:
-            raise InputError(
-                f"{where}: the prompt has {tokens:,} tokens, over the {budget.tokens:,} of "
+            self.too_long_rows += 1
+            return rendered, tokens, (
+                f"the prompt has {tokens:,} tokens, over the {budget.tokens:,} of "
                 f"{budget.why}: shorten it, or cut it to fit with --truncate-field FIELD"
             )
-        rendered, tokens = self._cut(index, row, where, tokens)
+        rendered, tokens = self._cut(index, row, self.renderer.where(index), tokens)
         self.cut_rows += 1
-        return rendered, tokens
+        return rendered, tokens, None
 
     def _cut(self, index: int, row: dict[str, Any], where: str,
              tokens: int) -> tuple[RenderedPrompt, int]:

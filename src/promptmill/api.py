@@ -228,6 +228,11 @@ async def arun(
     truncate_field: str | None = None,
     truncate_keep: str = "start",
     adapter_field: str | None = None,
+    schema: Any = None,
+    cache: bool | str | Path | None = None,
+    max_cost: float | None = None,
+    max_tokens_total: int | None = None,
+    prices_file: str | Path | None = None,
     **engine: Unpack[RunOptions],
 ) -> list[dict[str, Any]]:
     """Run a job and return its result rows (input fields + responses, usage, status...).
@@ -238,6 +243,12 @@ async def arun(
     and the job store beside it makes the call resumable. ``model`` may also be a model object
     (a ``vllm.LLM``; see ``generators.from_obj``), and ``adapter_field`` names the row field
     choosing each row's LoRA adapter.
+    ``schema`` (a pydantic model class, a JSON Schema dict or file) asks every backend for
+    JSON matching it; each answer is validated and kept as ``responses[].json``. ``cache``:
+    None uses the response cache for deterministic requests, True for all, False for none,
+    a path for all with that file. ``max_cost`` (USD) and ``max_tokens_total`` cap the
+    spend: past them :class:`~promptmill.errors.SpendingCapReached` is raised, and a call
+    with a higher cap and the same ``output`` goes on; ``prices_file``: a TOML of prices.
     ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
     polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
     returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
@@ -246,15 +257,24 @@ async def arun(
     finish_online, output_format).
     """
     files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
+    job_params = _params(params)
+    if schema is not None:
+        from promptmill.structured import load_schema, response_format_for
+
+        job_params = job_params.with_(response_format=response_format_for(*load_schema(schema)))
 
     def spec(source: Path, out: Path, mode: str, output_format: str | None) -> JobSpec:
         return JobSpec(
             input=source, output=out, generator=make_generator(model),
             prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat,
                                      prompt=prompt, prompts_files=files),
-            k=k, params=_params(params), limit=limit, max_prompt_tokens=max_prompt_tokens,
+            k=k, params=job_params, limit=limit, max_prompt_tokens=max_prompt_tokens,
             truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
             mode=mode, adapter_field=adapter_field, output_format=output_format,
+            cache="auto" if cache is None else "off" if cache is False else "on",
+            cache_path=None if isinstance(cache, bool) or cache is None else Path(cache),
+            max_cost=max_cost, max_tokens_total=max_tokens_total,
+            prices_file=Path(prices_file) if prices_file else None,
         )
 
     return await _run_job(rows, output, spec, **engine)

@@ -42,6 +42,7 @@ from promptmill.batch_files import (
 )
 from promptmill.batch_ledger import BatchLedger, BatchRecord
 from promptmill.errors import StoreError
+from promptmill.structured import validated_line
 
 if TYPE_CHECKING:
     from promptmill.generators.openai_ import OpenAIGenerator
@@ -104,6 +105,10 @@ class BatchRunner:
         # With --wait, a progress line is reported whenever it changes, unless a live
         # display (which the CLI sets up) already shows the batches.
         self.progress_lines = True
+        from promptmill.structured import validator_for
+
+        # Structured output: each line's answers validated as online ones are.
+        self.validator = validator_for(job.params.response_format)
 
     def api(self) -> BatchAPI:
         """A client of the job's server, with its key."""
@@ -302,6 +307,8 @@ class BatchRunner:
         foreign = 0
         for raw in iter_lines(path):
             line = parse_output_line(raw)
+            if self.validator is not None:
+                line = validated_line(line, self.validator)
             request_id = request_of(line.custom_id, tag)
             if request_id is None:
                 foreign += 1

@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from promptmill import data
 from promptmill.datasets_ import is_hf_source
+from promptmill.engine.budget import Prices
 from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, check_row
-
-# The Batch API's price, as a share of the online price (OpenAI: half).
-BATCH_DISCOUNT = 0.5
-# USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
-PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "gpt-3.5-turbo": (0.50, 1.50),
-}
+from promptmill.pricing import BATCH_DISCOUNT, listed_price, price_of
 
 
-def price_for(provider: str, model: str) -> tuple[float, float] | None:
-    """The (input, output) price per million tokens of an OpenAI model, longest prefix first."""
-    if provider != "openai":
-        return None
-    for name in sorted(PRICES, key=len, reverse=True):
-        if model == name or model.startswith(name + "-"):
-            return PRICES[name]
-    return None
+def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
+    """Render every row as the job would, send nothing, and describe what would be sent.
 
-
-def dry_run(spec: JobSpec) -> str:
-    """Render every row as the job would, send nothing, and describe what would be sent."""
+    Prices come from ``prices_file`` (default: the job's), then the built-in table."""
+    prices_file = prices_file or spec.prices_file
     data.check_input(spec.input)
     if spec.requests:
-        return _dry_run_requests(spec)
+        return _dry_run_requests(spec, prices_file)
     if not spec.prompts.given and not is_hf_source(spec.input):
         from promptmill.request_files import refuse_request_file
 
@@ -69,10 +51,11 @@ def dry_run(spec: JobSpec) -> str:
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
                      f"(--truncate-field {spec.truncation.field})")
     gen = spec.generator
-    return _finish(lines, spec, requests, {gen.model: [prompt_tokens, completion]})
+    return _finish(lines, spec, requests, {gen.model: [prompt_tokens, completion]},
+                   prices_file)
 
 
-def _dry_run_requests(spec: JobSpec) -> str:
+def _dry_run_requests(spec: JobSpec, prices_file: Path | None) -> str:
     """A request file's dry run: every line checked as planning checks it, tokens per model."""
     from promptmill.request_files import RequestPlanner
 
@@ -95,7 +78,7 @@ def _dry_run_requests(spec: JobSpec) -> str:
     if planner.too_long_rows:
         lines.append(f"too long   {planner.too_long_rows:,} lines over the context would fail "
                      "unsent (shorten them or lower max_tokens)")
-    return _finish(lines, spec, count, planner.models)
+    return _finish(lines, spec, count, planner.models, prices_file)
 
 
 def _checked_rows(spec: JobSpec) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -116,8 +99,8 @@ def _checked_rows(spec: JobSpec) -> Iterator[tuple[int, dict[str, Any]]]:
             ids.close()
 
 
-def _finish(lines: list[str], spec: JobSpec, requests: int,
-            tokens: dict[str, list[int]]) -> str:
+def _finish(lines: list[str], spec: JobSpec, requests: int, tokens: dict[str, list[int]],
+            prices_file: Path | None) -> str:
     """The batch and cost lines; ``tokens``: model -> [prompt, completion reserved]."""
     batch = spec.mode == "batch"
     if batch:
@@ -126,17 +109,16 @@ def _finish(lines: list[str], spec: JobSpec, requests: int,
         files = max(len(tokens), -(-requests // MAX_REQUESTS))
         lines.append(f"batches    at least {files:,} (Batch API, up to {MAX_REQUESTS:,} requests "
                      "each, one model each; results within 24h)")
-    share = BATCH_DISCOUNT if batch else 1.0
-    prices = {model: price_for(spec.generator.provider, model) for model in tokens}
+    prices = {model: _model_price(spec, model, batch, prices_file) for model in tokens}
     if tokens and all(prices.values()):
         low = high = 0.0
         for model, (prompt, completion) in tokens.items():
             price = prices[model]
             assert price is not None
-            low += prompt * price[0] * share / 1e6
-            high += completion * price[1] * share / 1e6
+            low += prompt * price.prompt / 1e6
+            high += completion * price.completion / 1e6
         rates = "; ".join((f"{model} " if len(prices) > 1 else "")
-                          + f"${price[0] * share:g}/${price[1] * share:g}"
+                          + f"${price.prompt:g}/${price.completion:g}"
                           for model, price in sorted(prices.items()) if price)
         note = ", the Batch API's half price" if batch else ""
         lines.append(f"cost       ${low:,.4f} prompt + up to ${high:,.4f} completion "
@@ -145,3 +127,16 @@ def _finish(lines: list[str], spec: JobSpec, requests: int,
         lines.append("cost       unknown for this model")
     lines.append("nothing was sent (--dry-run)")
     return "\n".join(lines)
+
+
+def _model_price(spec: JobSpec, model: str, batch: bool, prices_file: Path | None
+                 ) -> Prices | None:
+    """The price of one model's tokens: the job's own model with its identifier's
+    ``price_in``/``price_out``, another model a request line names from the lists."""
+    if model == spec.generator.model:
+        return price_of(spec.generator, batch=batch, prices_file=prices_file)
+    price = listed_price(spec.generator.provider, model, prices_file)
+    if price is None:
+        return None
+    share = BATCH_DISCOUNT if batch else 1.0
+    return Prices(price.prompt * share, price.completion * share)

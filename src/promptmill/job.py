@@ -81,6 +81,15 @@ class JobSpec:
     override_model: bool = False
     # The output's format (None: from its extension); "openai-batch": the Batch API's lines.
     output_format: str | None = None
+    # None of what follows is in the fingerprint: a job may go on with other settings.
+    # The response cache: "auto" (deterministic requests), "on", "off"; its file (None: the
+    # user cache directory's).
+    cache: str = "auto"
+    cache_path: Path | None = None
+    # The spending cap (None: none) and where prices come from besides the built-in table.
+    max_cost: float | None = None
+    max_tokens_total: int | None = None
+    prices_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -99,6 +108,11 @@ class JobSpec:
             raise InputError(
                 f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
                 "http! server offering /v1/files and /v1/batches; run without --mode batch")
+        from promptmill.cache import MODES as CACHE_MODES
+
+        if self.cache not in CACHE_MODES:
+            raise InputError(f"unknown cache mode {self.cache!r}: use one of "
+                             f"{', '.join(CACHE_MODES)}")
         if self.adapter_field is not None and not self.generator.adapters():
             raise UsageError(
                 f"--adapter-field {self.adapter_field} needs adapters in the model identifier: "
@@ -171,6 +185,18 @@ class JobSpec:
     def model_identifier(self) -> str:
         """The redacted identifier written to every output row (the job's params included)."""
         return self.generator.with_params(self.params).to_identifier()
+
+    def cache_identity(self, params: GenerateParams) -> dict[str, Any]:
+        """What decides a request's answer besides its prompt: the response cache's key
+        prefix (endpoint without credentials; every effective parameter but n)."""
+        from promptmill.cache import endpoint_of
+
+        gen = self.generator
+        options = {k: v for k, v in sorted(gen.config.items())
+                   if k not in _NOT_IN_FINGERPRINT and k != "api_base"}
+        return {"model": f"{gen.provider}!{gen.model}", "endpoint": endpoint_of(gen),
+                "model_options": options, "model_files": gen.content_fingerprint(),
+                "params": params.model_dump(exclude_none=True, exclude={"n"})}
 
     def fingerprint(self, input_sha256: str) -> dict[str, Any]:
         """What decides resume vs refuse (never a secret)."""
@@ -278,6 +304,11 @@ class Job:
             refuse_request_file(spec.input)
         spec.resolve_prompts()
         params = spec.effective_params()
+        from promptmill.spending import check_cap
+        from promptmill.structured import check_response_format
+
+        check_response_format(params.response_format)
+        check_cap(spec, params)
         fingerprint = spec.fingerprint(data.input_digest(spec.input))
         store = JobStore(spec.store_path)
         try:
@@ -407,14 +438,26 @@ class Job:
         generator = self.spec.generator
         if stats.total == 0:
             return stats
-        dispatcher = Dispatcher(self.store, generator, self.build_request, config, stats)
+        from promptmill.cache import job_cache
+        from promptmill.spending import job_budget
+        from promptmill.structured import validator_for
+
+        cache = job_cache(self.spec, self.params)
+        dispatcher = Dispatcher(
+            self.store, generator, self.build_request, config, stats, cache=cache,
+            budget=job_budget(self.spec, self.params, self.store),
+            validator=validator_for(self.params.response_format))
         if on_dispatcher is not None:
             on_dispatcher(dispatcher)
-        await generator.start()
         try:
-            await dispatcher.run()
+            await generator.start()
+            try:
+                await dispatcher.run()
+            finally:
+                await generator.close()
         finally:
-            await generator.close()
+            if cache is not None:
+                cache.close()
         return stats
 
     # -- export --------------------------------------------------------------------------
@@ -523,24 +566,37 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
 
 
 def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None = None,
-                   source: Path | None = None) -> int:
+                   source: Path | None = None, flatten_json: bool = False) -> int:
     """Write every row with its results to ``output`` in ``fmt``, streamed; how many rows.
 
     Parquet, Arrow and HF dataset exports have the fixed schema of ``promptmill.arrow``; the
     row fields' types are read from every stored row first (``source`` names rows in errors).
+    ``flatten_json`` adds a column per top-level field of the job's structured output.
     """
     if fmt == data.BATCH_OUTPUT_FORMAT:
         from promptmill.batch_export import write_batch_output
 
         return write_batch_output(store, output, model=model)
     if fmt not in data.ARROW_FORMATS and fmt != "hf":
+        if flatten_json:
+            raise UsageError("--flatten-json applies to --format parquet, arrow or hf")
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 
     schema = arrow.result_schema(arrow.store_row_types(store, source))
+    rows = iter_results(store, model)
+    if flatten_json:
+        from promptmill.structured import schema_of
+
+        fingerprint = store.get_meta("fingerprint") or {}
+        response_format = (fingerprint.get("params") or {}).get("response_format")
+        k = int(fingerprint.get("k") or 1)
+        columns = arrow.json_columns(schema_of(response_format), k, schema.names)
+        schema = arrow.with_columns(schema, columns)
+        rows = arrow.flatten_json(rows, columns, k)
     if fmt == "hf":
-        return arrow.write_hf_dataset(iter_results(store, model), schema, output)
-    return data.write_rows(iter_results(store, model), output, fmt, schema=schema)
+        return arrow.write_hf_dataset(rows, schema, output)
+    return data.write_rows(rows, output, fmt, schema=schema)
 
 
 def _stored_model(store: JobStore) -> str:

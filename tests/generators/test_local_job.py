@@ -57,12 +57,24 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
         assert rows[request_id]["responses"] == json.loads(responses)
         assert rows[request_id]["attempts"] == 1
 
-    # The same seed gives the same answers in a fresh job.
-    fresh = subprocess.run([*command[:6], tmp_path / "b.jsonl", *command[7:]],
+    # The same seed gives the same answers in a fresh job (the model's, not the cache's).
+    fresh = subprocess.run([*command[:6], tmp_path / "b.jsonl", *command[7:], "--no-cache"],
                            capture_output=True, text=True, timeout=600)
     assert fresh.returncode == 0, fresh.stderr
     again = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert [r["responses"] for r in again] == [r["responses"] for r in rows]
+    # With the cache (on by default: a fixed seed), the same answers come from it, marked:
+    # at least those of the resumed run (the killed one may have died between its store's
+    # commit and the cache's).
+    cached = subprocess.run([*command[:6], tmp_path / "c.jsonl", *command[7:]],
+                            capture_output=True, text=True, timeout=600)
+    assert cached.returncode == 0, cached.stderr
+    hits = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    for row, hit in zip(rows, hits, strict=True):
+        assert [{k: v for k, v in r.items() if k != "cached"} for r in hit["responses"]] == \
+            row["responses"]
+        if row["id"] not in before:
+            assert all(r.get("cached") is True for r in hit["responses"])
 
 
 def test_a_request_file_runs_on_the_embedded_model_and_its_limits_are_said_first(

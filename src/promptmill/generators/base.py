@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from promptmill.prompts.formats import ChatFormat
 
 Message = dict[str, Any]
+# Identifier options every backend takes: its prices in USD per million prompt and completion
+# tokens (for --max-cost and --dry-run where promptmill's price table does not know the model).
+PRICE_OPTIONS = ("price_in", "price_out")
 
 
 def env_value(name: str, dotenv: Path = Path(".env")) -> str | None:
@@ -125,7 +128,8 @@ class Generator(abc.ABC):
     needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
     # Parameters the backend takes; others are dropped with a warning or refused (params.translate).
-    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs"}
+    # (response_format, structured output, only where the backend constrains its output.)
+    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs", "response_format"}
     # Identifier options that configure the generator itself rather than sampling.
     config_fields: ClassVar[frozenset[str]] = frozenset()
     # How many requests one generate() call may take; local engines schedule batches themselves.
@@ -147,7 +151,7 @@ class Generator(abc.ABC):
         api_key: Secret | str | None = None,
         **config: Any,
     ) -> None:
-        unknown = sorted(set(config) - self.config_fields)
+        unknown = sorted(set(config) - self.config_fields - set(PRICE_OPTIONS))
         if unknown:
             known = sorted(self.config_fields | FIELDS)
             raise ParamError(
@@ -156,6 +160,15 @@ class Generator(abc.ABC):
             )
         self.model = model
         self.params = params or GenerateParams()
+        # Prices are not configuration: they change no answer (nor the job's fingerprint).
+        self.price_options: dict[str, float] = {}
+        for name in PRICE_OPTIONS:
+            if name in config:
+                value = config.pop(name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ParamError(f"{self.provider}! option {name}={value!r} must be a "
+                                     "number >= 0 (USD per million tokens)")
+                self.price_options[name] = value
         self.config = config
         self._api_key = Secret(api_key) if isinstance(api_key, str) else api_key
         self._key_given = self._api_key is not None
@@ -174,8 +187,10 @@ class Generator(abc.ABC):
 
     def identifier(self) -> Identifier:
         """This generator as an :class:`Identifier` (the key kept as a Secret)."""
-        options: dict[str, Any] = dict(self.config)
+        options: dict[str, Any] = {**self.config, **self.price_options}
         for key, value in self.params.model_dump(exclude_unset=True, exclude_none=True).items():
+            if key == "response_format":
+                continue  # a whole schema: the job's, shown by `status`, not in every row
             if key == "extra":
                 options.update({f"extra.{k}": v for k, v in value.items()})
             else:
@@ -194,11 +209,12 @@ class Generator(abc.ABC):
     def with_params(self, params: GenerateParams) -> Generator:
         """A new generator of the same backend with ``params`` merged over its own."""
         merged = self.params.merge(params)
-        return type(self)(self.model, params=merged, api_key=self._api_key, **self.config)
+        return type(self)(self.model, params=merged, api_key=self._api_key, **self.config,
+                          **self.price_options)
 
     def with_config(self, **config: Any) -> Generator:
         """A new generator of the same backend with generator options overridden."""
-        merged = {**self.config, **config}
+        merged = {**self.config, **self.price_options, **config}
         return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
 
     def key_env_name(self) -> str | None:

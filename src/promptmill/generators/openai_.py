@@ -98,6 +98,8 @@ class OpenAIGenerator(Generator):
     supports_logprobs = True
     supports_batch = True
     supports_request_model = True
+    # response_format goes in the body as it is (OpenAI, vLLM's and llama.cpp's servers).
+    supported_params = Generator.supported_params | {"response_format"}
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat", "max_model_len",

@@ -21,6 +21,7 @@ from promptmill.testing.batches import BatchFaults, BatchTimings
 from promptmill.testing.faults import Faults
 from promptmill.testing.limits import RateLimits
 from promptmill.testing.server import TestServer
+from promptmill.testing.structured import JsonFaults
 
 __all__ = ["ProcessServer", "serve_in_process", "serve_in_thread", "testing_server_command"]
 
@@ -187,6 +188,7 @@ def testing_server_command(
     fault_reset: float = 0.0,
     batch_seconds: float = 0.0,
     batch_faults: BatchFaults | None = None,
+    json_faults: JsonFaults | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
@@ -207,6 +209,7 @@ def testing_server_command(
         batch_timings=BatchTimings(validating=batch_seconds, in_progress=batch_seconds,
                                    finalizing=batch_seconds),
         batch_faults=batch_faults or BatchFaults(seed=seed),
+        json_faults=json_faults,
     )
 
     async def serve() -> None:

@@ -44,6 +44,7 @@ from promptmill.testing.batches import BatchFaults, BatchService, BatchTimings
 from promptmill.testing.faults import FaultPicker, Faults
 from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
 from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.structured import JsonFaults, JsonSpoiler
 
 __all__ = ["TestServer"]
 
@@ -88,6 +89,7 @@ class TestServer:
         batch_faults: BatchFaults | None = None,
         batch_max_requests: int = 50_000,
         batch_max_bytes: int = 200 * 1024 * 1024,
+        json_faults: JsonFaults | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
@@ -109,6 +111,9 @@ class TestServer:
         # The Batch API's files and batches, made when the server starts.
         self.batch_service: BatchService | None = None
         self.stats = ServerStats()
+        # Structured answers (response_format): JSON matching the request's schema, some
+        # spoiled on purpose; ``json.spoiled`` counts those by kind.
+        self.json = JsonSpoiler(json_faults or JsonFaults())
         self._outage = False  # requests are refused and nothing listens
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
         self._runner: web.AppRunner | None = None
@@ -339,7 +344,7 @@ class TestServer:
                                                "invalid_request_error"))
         try:
             parsed = parse(body)
-            choices = make_choices(parsed, self.responder)
+            choices = make_choices(parsed, self.responder, self.json.answer)
         except BadRequest as exc:
             return 400, json.loads(_error_body(exc.message, "invalid_request_error", exc.param))
         except Exception as exc:
@@ -375,7 +380,7 @@ class TestServer:
         except BadRequest as exc:
             return self._send(400, _error_body(exc.message, "invalid_request_error", exc.param))
         try:
-            choices = make_choices(parsed, self.responder)
+            choices = make_choices(parsed, self.responder, self.json.answer)
         except Exception as exc:
             logger.exception("the responder failed on %s", path)
             message = f"The responder raised {type(exc).__name__}: {exc}"

@@ -405,7 +405,7 @@ def test_a_line_over_the_context_fails_unsent_and_the_others_go_on(
 
 def test_the_run_report_prices_each_line_at_its_own_models_price(
         tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptmill.dryrun import price_for
+    from promptmill.pricing import listed_price
     from promptmill.report.summary import summary_facts
     from promptmill.report.timeline import read_run
     from promptmill.store import JobStore
@@ -420,10 +420,10 @@ def test_the_run_report_prices_each_line_at_its_own_models_price(
                                    output=tmp_path / "out.jsonl")
     expected = 0.0
     for body, row in zip(bodies, rows, strict=True):
-        price = price_for("openai", body.get("model", "gpt-4o-mini"))
+        price = listed_price("openai", body.get("model", "gpt-4o-mini"))
         assert price is not None
-        expected += (row["usage"]["prompt_tokens"] * price[0]
-                     + row["usage"]["completion_tokens"] * price[1]) / 1e6
+        expected += (row["usage"]["prompt_tokens"] * price.prompt
+                     + row["usage"]["completion_tokens"] * price.completion) / 1e6
     with JobStore(tmp_path / "out.jsonl.promptmill.db", lock=False) as store:
         run = read_run(store, "out.jsonl")
     assert run.cost is not None and abs(run.cost.standard - expected) < 1e-12

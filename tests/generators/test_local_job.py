@@ -102,6 +102,5 @@ def test_a_request_file_runs_on_the_embedded_model_and_its_limits_are_said_first
     overridden = promptmill.run_requests(named, "smollm2", override_model=True)
     assert overridden[0]["request"]["model"] == "smollm2"
     assert overridden[0]["responses"] == rows[0]["responses"]  # same seed, same answer
-    with pytest.raises(InputError, match="llamacpp! does not take extra.response_format"):
-        promptmill.run_requests([{**bodies[0], "response_format": {"type": "json_object"}}],
-                                "smollm2")
+    with pytest.raises(InputError, match="llamacpp! does not take extra.top_a"):
+        promptmill.run_requests([{**bodies[0], "top_a": 0.1}], "smollm2")

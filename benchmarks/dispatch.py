@@ -13,6 +13,11 @@ the median of each promptmill run's ratio to the bare run just before it (the ve
 
     python benchmarks/dispatch.py                 # both settings, 3 runs each
     python benchmarks/dispatch.py --setting zero --rows 20000 --repeat 5
+    python benchmarks/dispatch.py --setting zero --cache   # the response cache's cost
+
+``--cache`` adds, to each run, two promptmill jobs at temperature 0, one with the response
+cache off and one with it on (a fresh, empty cache: every request looked up, missed and
+written), and prints the cache's cost on the dispatch phase (target: at most 3%).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from promptmill.testing import serve_in_process
 MODEL = "test-model"
 SETTINGS = {"zero": (0.0, 64), "latency": (0.2, 500)}
 TARGETS = {"zero": 0.8, "latency": 0.95}
+CACHE_TARGET = 0.03  # the response cache's cost on dispatch, at most
 
 
 def prompt_for(index: int) -> str:
@@ -111,11 +117,18 @@ async def bare_loop(url: str, rows: int, concurrency: int) -> float:
     return rows / elapsed
 
 
-async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path) -> PromptmillRun:
-    """One promptmill job through ``promptmill.api.execute`` with a fresh store."""
+async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path,
+                         cache: str | None = None) -> PromptmillRun:
+    """One promptmill job through ``promptmill.api.execute`` with a fresh store.
+
+    ``cache`` ("off", "on"): a temperature-0 job with the response cache off, or on with a
+    fresh cache file (None: the plain job, sampled, which the cache leaves alone).
+    """
     with tempfile.TemporaryDirectory(prefix="pm-bench-") as folder:
+        model = f"http!{MODEL},api_base={url}" + (",temperature=0" if cache else "")
         spec = JobSpec(input=input_path, output=Path(folder) / "out.jsonl",
-                       generator=get_generator(f"http!{MODEL},api_base={url}"))
+                       generator=get_generator(model), cache=cache or "auto",
+                       cache_path=Path(folder) / "cache.sqlite")
         config = EngineConfig(max_concurrency=concurrency)
         holder: list[EngineStats] = []
         start = time.perf_counter()
@@ -135,11 +148,13 @@ def start_monotonic_offset(perf_start: float) -> float:
     return time.monotonic() - (time.perf_counter() - perf_start)
 
 
-def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str, float]:
+def run_setting(name: str, rows: int, repeat: int, only: str | None,
+                cache: bool = False) -> dict[str, float]:
     """Alternate bare and promptmill runs against one server process; medians."""
     latency, concurrency = SETTINGS[name]
     bare: list[float] = []
     runs: list[PromptmillRun] = []
+    cache_pairs: list[tuple[PromptmillRun, PromptmillRun]] = []  # (off, on)
     with tempfile.TemporaryDirectory(prefix="pm-bench-in-") as folder, \
             serve_in_process(latency=latency) as server:
         input_path = Path(folder) / "input.jsonl"
@@ -156,6 +171,13 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str
                       f"req/s, end to end {run.total_rate:,.0f} req/s, planning "
                       f"{run.plan_rate:,.0f} rows/s, open+plan+export {run.serial_us:.0f} us "
                       "a row", flush=True)
+            if cache and only in (None, "promptmill"):
+                off = asyncio.run(promptmill_run(server.url, rows, concurrency, input_path, "off"))
+                on = asyncio.run(promptmill_run(server.url, rows, concurrency, input_path, "on"))
+                cache_pairs.append((off, on))
+                print(f"  {name} run {attempt + 1}: temperature 0, cache off "
+                      f"{off.dispatch_rate:,.0f} req/s, cache on (all misses) "
+                      f"{on.dispatch_rate:,.0f} req/s", flush=True)
     result: dict[str, float] = {}
     if bare:
         result["bare"] = statistics.median(bare)
@@ -169,6 +191,9 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None) -> dict[str
         # less within a pair than across the whole benchmark.
         pairs = zip(runs, bare, strict=True)
         result["paired"] = statistics.median(run.dispatch_rate / rate for run, rate in pairs)
+    if cache_pairs:
+        result["cache_cost"] = statistics.median(1 - on.dispatch_rate / off.dispatch_rate
+                                                 for off, on in cache_pairs)
     return result
 
 
@@ -179,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
     parser.add_argument("--only", choices=["bare", "promptmill"], help="run one client only")
+    parser.add_argument("--cache", action="store_true",
+                        help="also measure the response cache's cost on dispatch")
     args = parser.parse_args(argv)
     names = list(SETTINGS) if args.setting == "both" else [args.setting]
     print(f"dispatch benchmark: {args.rows:,} rows, {args.repeat} runs, Python "
@@ -187,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         latency, concurrency = SETTINGS[name]
         print(f"{name}: latency {latency * 1000:.0f} ms, {concurrency} in flight", flush=True)
-        result = run_setting(name, args.rows, args.repeat, args.only)
+        result = run_setting(name, args.rows, args.repeat, args.only, args.cache)
+        cache_cost = result.pop("cache_cost", None)
         line: list[str] = []
         units = {"planning": " rows/s", "serial": " us a row (open, plan, export)"}
         line += [f"{key.replace('_', ' ')} {value:,.0f}" + units.get(key, " req/s")
@@ -202,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} ratio promptmill/bare: dispatch {ratio:.2f} (median of paired runs "
                   f"{result['paired']:.2f}), end to end {e2e:.2f} (target >= {TARGETS[name]}) "
                   f"{verdict}", flush=True)
+        if cache_cost is not None:
+            verdict = "PASS" if cache_cost <= CACHE_TARGET else "FAIL"
+            ok = ok and cache_cost <= CACHE_TARGET
+            print(f"  {name} response cache cost on dispatch (median of paired runs, all "
+                  f"misses): {cache_cost:+.1%} (target <= {CACHE_TARGET:.0%}) {verdict}",
+                  flush=True)
     return 0 if ok else 1
 
 

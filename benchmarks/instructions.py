@@ -19,6 +19,12 @@ the json C module, aiohttp's C parts, libc...).
 
     python benchmarks/instructions.py                  # 2,000 requests each (some minutes)
     python benchmarks/instructions.py --requests 300   # quick
+    python benchmarks/instructions.py --cache          # the response cache's cost
+
+``--cache`` measures, instead, promptmill's dispatch twice at temperature 0: with the
+response cache off, and on with a fresh cache (every request looked up, missed, and
+written), and prints what the cache adds to the dispatch phase's instructions (target: at
+most 3%).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from promptmill.testing import serve_in_process
 CONCURRENCY = 64
 WARM_UP = 200
 TARGET_RATIO = 0.8  # promptmill / bare, in requests per second (dispatch benchmark's target)
+CACHE_TARGET = 0.03  # the response cache's cost on dispatch instructions, at most
 # Shared objects, by a part of their path (first match wins), grouped for the breakdown.
 OBJECT_GROUPS = (
     ("sqlite", "SQLite (library and module)"),
@@ -84,14 +91,20 @@ def run_bare(url: str, requests: int, folder: Path) -> None:
     dump("dispatch", folder)
 
 
-def run_promptmill(url: str, requests: int, folder: Path) -> None:
-    """A warm-up job, then a job of ``requests`` rows with each phase dumped apart."""
+def run_promptmill(url: str, requests: int, folder: Path, cache: str | None = None) -> None:
+    """A warm-up job, then a job of ``requests`` rows with each phase dumped apart.
+
+    ``cache`` ("off", "on"): temperature-0 jobs with the response cache off or on (a fresh
+    file); None: the plain, sampled job.
+    """
     config = EngineConfig(max_concurrency=CONCURRENCY)
+    model = f"http!test-model,api_base={url}" + (",temperature=0" if cache else "")
     for rows, name in ((WARM_UP, "warm-up"), (requests, "measured")):
         source = folder / f"{name}.jsonl"
         write_input(source, rows)
         spec = JobSpec(input=source, output=folder / f"{name}.out.jsonl",
-                       generator=get_generator(f"http!test-model,api_base={url}"))
+                       generator=get_generator(model), cache=cache or "auto",
+                       cache_path=folder / f"{name}.cache.sqlite")  # each job's own: all misses
         if name == "measured":
             dump("warm-up", folder)
         job = Job.open(spec, new_job=True)
@@ -183,19 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     """Measure both clients and print the counts, the ratio, the verdict and the breakdown."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="measured requests")
-    parser.add_argument("--client", choices=["bare", "promptmill"], help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["bare", "promptmill", "cache-off", "cache-on"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--cache", action="store_true",
+                        help="also measure the response cache's cost on dispatch")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.client:  # the child, under valgrind
-        runner = run_bare if args.client == "bare" else run_promptmill
-        runner(args.url, args.requests, args.folder)
+        if args.client == "bare":
+            run_bare(args.url, args.requests, args.folder)
+        else:
+            cache = None if args.client == "promptmill" else args.client.split("-")[1]
+            run_promptmill(args.url, args.requests, args.folder, cache)
         return 0
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     n = args.requests
     print(f"instructions per request under callgrind: {n:,} requests, {CONCURRENCY} in flight, "
           f"zero latency, Python {sys.version.split()[0]}; client process only")
+    if args.cache:
+        return measure_cache(n)
     with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
             serve_in_process() as server:
         bare = measure("bare", server.url, n, Path(scratch) / "bare")
@@ -221,6 +242,28 @@ def main(argv: list[str] | None = None) -> int:
         b, o = bare_groups.get(name, 0) / n / 1000, our_groups.get(name, 0) / n / 1000
         print(f"    {name:42s}{b:8.0f}{o:12.0f}{o - b:+8.0f}")
     return 0 if ratio >= TARGET_RATIO else 1
+
+
+def measure_cache(n: int) -> int:
+    """The response cache's cost: temperature-0 dispatch with it off, then on (all misses)."""
+    with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
+            serve_in_process() as server:
+        runs = {client: measure(client, server.url, n, Path(scratch) / client)
+                for client in ("cache-off", "cache-on")}
+        off, on = (total_instructions(runs[c]["dispatch"]) / n for c in ("cache-off", "cache-on"))
+        groups = {c: by_object(runs[c]["dispatch"]) for c in runs}
+    cost = on / off - 1
+    print(f"  temperature 0, cache off: {off / 1000:7.0f}k instructions a request")
+    print(f"  cache on (every request looked up, missed, written): {on / 1000:7.0f}k "
+          f"({(on - off) / 1000:+.1f}k)")
+    for name in sorted(set(groups["cache-off"]) | set(groups["cache-on"]),
+                       key=lambda g: -groups["cache-on"].get(g, 0)):
+        a, b = (groups[c].get(name, 0) / n / 1000 for c in ("cache-off", "cache-on"))
+        print(f"    {name:42s}{a:8.1f}{b:10.1f}{b - a:+8.1f}")
+    ok = cost <= CACHE_TARGET
+    print(f"  VERDICT response cache cost on dispatch {cost:+.1%} (target <= "
+          f"{CACHE_TARGET:.0%}): {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

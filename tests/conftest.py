@@ -92,6 +92,14 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return report
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own user cache directory (the response cache lives there), so that no
+    test answers from another's cache, nor writes to the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[TestServer]:
     """A plain test server shared by the session; do not change it (see ``make_server``)."""

@@ -55,9 +55,17 @@ def test_k_is_emulated_by_k_requests_with_distinct_seeds(server: TestServer) -> 
     for result in results:
         texts = [response["text"] for response in result["responses"]]
         assert len(texts) == 3 and len(set(texts)) == 3
+    # The same seeds give the same samples again (asked again: the response cache off)...
     again = promptmill.run(rows(4), f"no-n!test-model,api_base={server.url}", k=3,
-                           params={"seed": 11})
+                           params={"seed": 11}, cache=False)
     assert again == results
+    assert server.stats.total_completed == 24
+    # ...and with the cache (a fixed seed: on by default), sample by sample from it.
+    cached = promptmill.run(rows(4), f"no-n!test-model,api_base={server.url}", k=3,
+                            params={"seed": 11})
+    assert server.stats.total_completed == 24
+    assert [[dict(r, cached=True) for r in row["responses"]] for row in results] == [
+        row["responses"] for row in cached]
 
 
 def test_output_makes_the_call_resumable(tmp_path: Path, server: TestServer) -> None:

@@ -105,6 +105,14 @@ def test_jobs_with_and_without_failures_and_in_both_modes_concatenate(
     assert count == [(36,)]
 
 
+def test_a_field_missing_from_the_first_rows_is_kept(tmp_path: Path, server: TestServer) -> None:
+    rows = [{"id": i, "question": f"Q{i}"} for i in range(5)]
+    rows[3]["note"] = "only here"
+    run_job(server.url, tmp_path / "out.parquet", rows=rows)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column("note").to_pylist() == [None, None, None, "only here", None]
+
+
 def test_a_field_null_everywhere_or_holding_empty_objects_still_concatenates(
     tmp_path: Path, server: TestServer,
 ) -> None:

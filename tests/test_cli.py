@@ -100,7 +100,8 @@ def test_status_and_export_formats(tmp_path: Path, server: TestServer) -> None:
     table = pq.read_table(tmp_path / "a.parquet").to_pylist()
     # Parquet: promptmill's fixed schema, every response with every field.
     assert [list(row) for row in table] == [list(row) for row in rows]
-    assert table == [{**row, "responses": [{"logprobs": None, **r} for r in row["responses"]]}
+    unset = {"logprobs": None, "json": None, "cached": None}
+    assert table == [{**row, "responses": [{**unset, **r} for r in row["responses"]]}
                      for row in rows]
     with open(tmp_path / "a.csv", newline="") as handle:
         records = list(csv.DictReader(handle))

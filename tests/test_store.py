@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptmill.errors import JobMismatchError, StoreError
-from promptmill.store import (
-    SCHEMA_VERSION,
-    FinishedRequest,
-    JobStore,
-    _migration_1,
-    _migration_2_batches,
-    _migration_3_attempts,
-)
+from promptmill.store import MIGRATIONS, SCHEMA_VERSION, FinishedRequest, JobStore
 
 
 def planned(store: JobStore, rows: int) -> None:
@@ -77,13 +70,14 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
         JobStore(tmp_path / "s.db")
 
 
-@pytest.mark.parametrize("version", [1, 3])
+@pytest.mark.parametrize("version", [1, 3, 4])
 def test_an_older_store_gains_the_endpoint_column_and_keeps_its_results(
         tmp_path: Path, version: int) -> None:
     path = tmp_path / "old.promptmill.db"
     db = sqlite3.connect(path, isolation_level=None)
-    # A store written before fleets: schema 1, or 3 (main's chain before the endpoint column).
-    for migration in [_migration_1, _migration_2_batches, _migration_3_attempts][:version]:
+    # A store written before fleets: schema 1, 3, or 4 (structured output's invalid_output
+    # outcome, the last migration before the endpoint column).
+    for migration in MIGRATIONS[:version]:
         migration(db)
     db.execute(f"PRAGMA user_version={version}")
     db.execute("INSERT INTO requests (id, row_index, sample_group, n, payload, est_tokens, "
@@ -92,7 +86,7 @@ def test_an_older_store_gains_the_endpoint_column_and_keeps_its_results(
                "status, attempts) VALUES (1, 1, 0, 1, '{}', 5, 'pending', 0)")
     db.close()
     with JobStore(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert store.status().done == 1
         store.record([FinishedRequest(1, 1, "[]", endpoint="http!m,api_base=http://b/v1")])
         assert store.db.execute("SELECT id, endpoint FROM requests ORDER BY id").fetchall() == [

@@ -1,6 +1,6 @@
 """promptmill: run LLM generation jobs over datasets, resumable and exactly once."""
 
-from promptmill.api import arun, load, run
+from promptmill.api import arun, arun_requests, load, run, run_requests
 from promptmill.errors import PromptmillError
 from promptmill.generators import get_generator, register_generator
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
@@ -13,8 +13,10 @@ __all__ = [
     "Generator",
     "PromptmillError",
     "arun",
+    "arun_requests",
     "get_generator",
     "load",
     "register_generator",
     "run",
+    "run_requests",
 ]

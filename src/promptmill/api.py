@@ -1,4 +1,5 @@
-"""The library API: ``promptmill.run`` (sync) and ``promptmill.arun`` (async)."""
+"""The library API: ``promptmill.run`` / ``arun`` (a dataset), ``run_requests`` /
+``arun_requests`` (a list or file of request bodies)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.retry import RetryPolicy
@@ -24,6 +25,8 @@ from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import Truncation
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from promptmill.batch import BatchOptions, BatchRunner
 
 log = logging.getLogger("promptmill")
@@ -196,6 +199,28 @@ def _plain_value(value: Any) -> Any:
     return str(value)
 
 
+class RunOptions(TypedDict, total=False):
+    """How a library run sends and where it stands (options of ``arun`` and ``arun_requests``).
+
+    rpm, tpm: requests and tokens per minute; max_concurrency; max_attempts; new_job: discard
+    the job stored at ``output``; retry_failed; mode: "online" or "batch"; wait and
+    poll_interval (batch mode); finish_online (batch mode: leftovers sent online);
+    output_format: the output's format ("openai-batch": the Batch API's output lines).
+    """
+
+    rpm: float | None
+    tpm: float | None
+    max_concurrency: int
+    max_attempts: int
+    new_job: bool
+    retry_failed: bool
+    mode: str
+    wait: bool
+    poll_interval: float
+    finish_online: bool
+    output_format: str | None
+
+
 async def arun(
     rows: str | Path | Iterable[Mapping[str, Any]] | Any,
     model: str | Sequence[str] | Generator | None = None,
@@ -215,6 +240,107 @@ async def arun(
     truncate_field: str | None = None,
     truncate_keep: str = "start",
     adapter_field: str | None = None,
+    schema: Any = None,
+    cache: bool | str | Path | None = None,
+    max_cost: float | None = None,
+    max_tokens_total: int | None = None,
+    prices_file: str | Path | None = None,
+    **engine: Unpack[RunOptions],
+) -> list[dict[str, Any]]:
+    """Run a job and return its result rows (input fields + responses, usage, status...).
+
+    ``rows`` is an input file path, ``hf:NAME[:CONFIG][@SPLIT]``, a ``datasets.Dataset``, a
+    pandas DataFrame or any iterable of dicts. ``prompt`` names a prompt of the library
+    (``prompts_file`` adds the user's). With ``output`` the results are also written there,
+    and the job store beside it makes the call resumable. ``model`` may also be a model object
+    (a ``vllm.LLM``; see ``generators.from_obj``), and ``adapter_field`` names the row field
+    choosing each row's LoRA adapter.
+    ``schema`` (a pydantic model class, a JSON Schema dict or file) asks every backend for
+    JSON matching it; each answer is validated and kept as ``responses[].json``. ``cache``:
+    None uses the response cache for deterministic requests, True for all, False for none,
+    a path for all with that file. ``max_cost`` (USD) and ``max_tokens_total`` cap the
+    spend: past them :class:`~promptmill.errors.SpendingCapReached` is raised, and a call
+    with a higher cap and the same ``output`` goes on; ``prices_file``: a TOML of prices.
+    ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
+    polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
+    returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
+    store a later call collects from. ``engine``: the :class:`RunOptions` (rpm, tpm,
+    max_concurrency, max_attempts, new_job, retry_failed, mode, wait, poll_interval,
+    finish_online, output_format).
+    """
+    files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
+    job_params = _params(params)
+    if schema is not None:
+        from promptmill.structured import load_schema, response_format_for
+
+        job_params = job_params.with_(response_format=response_format_for(*load_schema(schema)))
+
+    concurrency = engine.get("max_concurrency", 64)
+
+    def spec(source: Path, out: Path, mode: str, output_format: str | None) -> JobSpec:
+        return JobSpec(
+            input=source, output=out, generator=make_generator(model, concurrency=concurrency),
+            prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat,
+                                     prompt=prompt, prompts_files=files),
+            k=k, params=job_params, limit=limit, max_prompt_tokens=max_prompt_tokens,
+            truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
+            mode=mode, adapter_field=adapter_field, output_format=output_format,
+            cache="auto" if cache is None else "off" if cache is False else "on",
+            cache_path=None if isinstance(cache, bool) or cache is None else Path(cache),
+            max_cost=max_cost, max_tokens_total=max_tokens_total,
+            prices_file=Path(prices_file) if prices_file else None,
+        )
+
+    return await _run_job(rows, output, spec, **engine)
+
+
+async def arun_requests(
+    requests: str | Path | Iterable[Mapping[str, Any]],
+    model: str | Generator | None = None,
+    *,
+    output: str | Path | None = None,
+    params: GenerateParams | Mapping[str, Any] | None = None,
+    override_model: bool = False,
+    limit: int | None = None,
+    max_prompt_tokens: int | None = None,
+    **engine: Unpack[RunOptions],
+) -> list[dict[str, Any]]:
+    """Send a list (or JSONL file) of request bodies, one request each; results in their order.
+
+    ``requests`` are request bodies (``{"model", "messages" | "prompt", "temperature", ...,
+    "metadata"}``, the OpenAI cookbook's format) or Batch API input lines (``{"custom_id",
+    "method", "url", "body"}``). Each is sent with its own model and fields; ``model`` names
+    the endpoint (``openai!gpt-4o-mini``, ``http!m,api_base=...``) and the model of requests
+    without one (None: the model the first request names). ``params`` are defaults for
+    requests that do not set them. Each result row holds the request's ``metadata`` or
+    ``custom_id``, the ``request`` as sent, and ``responses``, ``usage``, ``model``,
+    ``attempts``, ``status``, ``error``. ``engine``: the :class:`RunOptions`, as for
+    :func:`arun`.
+    """
+
+    def spec(source: Path, out: Path, mode: str, output_format: str | None) -> JobSpec:
+        generator = model
+        if generator is None:
+            from promptmill.request_files import default_model
+
+            generator = default_model(source)
+        return JobSpec(input=source, output=out, generator=make_generator(generator),
+                       params=_params(params), limit=limit, max_prompt_tokens=max_prompt_tokens,
+                       mode=mode, output_format=output_format, requests=True,
+                       override_model=override_model)
+
+    return await _run_job(requests, output, spec, **engine)
+
+
+def _params(params: GenerateParams | Mapping[str, Any] | None) -> GenerateParams:
+    return params if isinstance(params, GenerateParams) else make_params(params or {})
+
+
+async def _run_job(
+    rows: str | Path | Iterable[Mapping[str, Any]] | Any,
+    output: str | Path | None,
+    make_spec: Callable[[Path, Path, str, str | None], JobSpec],
+    *,
     rpm: float | None = None,
     tpm: float | None = None,
     max_concurrency: int = 64,
@@ -225,20 +351,9 @@ async def arun(
     wait: bool = True,
     poll_interval: float = 30.0,
     finish_online: bool = False,
+    output_format: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run a job and return its result rows (input fields + responses, usage, status...).
-
-    ``rows`` is an input file path, ``hf:NAME[:CONFIG][@SPLIT]``, a ``datasets.Dataset``, a
-    pandas DataFrame or any iterable of dicts. ``prompt`` names a prompt of the library
-    (``prompts_file`` adds the user's). With ``output`` the results are also written there,
-    and the job store beside it makes the call resumable. ``model`` may also be a model object
-    (a ``vllm.LLM``; see ``generators.from_obj``), and ``adapter_field`` names the row field
-    choosing each row's LoRA adapter.
-    ``mode="batch"`` sends through the provider's Batch API and, with ``wait`` (the default),
-    polls every ``poll_interval`` seconds until every batch has ended; without ``wait`` it
-    returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
-    store a later call collects from.
-    """
+    """Run the job ``make_spec(input, output, mode, output_format)`` describes; its rows."""
     if mode == "batch" and not wait and output is None:
         from promptmill.errors import UsageError
 
@@ -249,18 +364,7 @@ async def arun(
         if output is None:
             output = Path(scratch) / "results.jsonl"
         source = _as_input(rows, Path(scratch) if not isinstance(rows, (str, Path)) else folder)
-        if not isinstance(params, GenerateParams):
-            params = make_params(params or {})
-        files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
-        spec = JobSpec(
-            input=source, output=Path(output),
-            generator=make_generator(model, concurrency=max_concurrency),
-            prompts=PromptSpec.build(template, prompt_field, messages_field, system, chat,
-                                     prompt=prompt, prompts_files=files),
-            k=k, params=params, limit=limit, max_prompt_tokens=max_prompt_tokens,
-            truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
-            mode=mode, adapter_field=adapter_field,
-        )
+        spec = make_spec(source, Path(output), mode, output_format)
         config = EngineConfig(
             max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
             retry=RetryPolicy(max_attempts=max_attempts),
@@ -295,4 +399,12 @@ def run(rows: str | Path | Iterable[Mapping[str, Any]] | Any,
         **options: Any) -> list[dict[str, Any]]:
     """Sync :func:`arun`; works inside a running event loop too (notebooks)."""
     result: list[dict[str, Any]] = run_async(arun(rows, model, **options))
+    return result
+
+
+def run_requests(requests: str | Path | Iterable[Mapping[str, Any]],
+                 model: str | Generator | None = None,
+                 **options: Any) -> list[dict[str, Any]]:
+    """Sync :func:`arun_requests`; works inside a running event loop too (notebooks)."""
+    result: list[dict[str, Any]] = run_async(arun_requests(requests, model, **options))
     return result

@@ -37,6 +37,11 @@ RESPONSE = pa.struct([
     ("text", pa.string()),
     ("finish_reason", pa.string()),
     ("logprobs", pa.list_(LOGPROB)),
+    # Structured output's parsed value, as JSON text (its shape is the job's schema's, so
+    # the column keeps one type across jobs); null without a schema.
+    ("json", pa.string()),
+    # Taken from the response cache instead of sent (null: sent).
+    ("cached", pa.bool_()),
 ])
 USAGE = pa.struct([("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64())])
 # The columns promptmill adds to every row, in output order, with their one type.
@@ -107,8 +112,12 @@ class RowTypes:
         """Take a chunk of ``(row_index, row)`` into the schema; InputError on a type change."""
         if not rows:
             return
+        # Every field of every row: from_pylist would take the first row's fields only, and a
+        # field missing from it (an optional one, a request file's metadata) would be lost.
+        names = dict.fromkeys(name for _, row in rows for name in row)
         try:
-            chunk = pa.Table.from_pylist([row for _, row in rows]).schema
+            chunk = pa.Table.from_pydict(
+                {name: [row.get(name) for _, row in rows] for name in names}).schema
             merged = pa.unify_schemas([self._schema, chunk], promote_options="permissive")
         except _INFER_ERRORS:
             self._add_one_by_one(rows)  # raises, naming the rows
@@ -244,8 +253,13 @@ def _json_text(value: Any) -> str | None:
 
 
 def _response(response: Any) -> Any:
-    """One response in the fixed shape: logprobs' alternatives always a list of entries."""
-    if not isinstance(response, dict) or not response.get("logprobs"):
+    """One response in the fixed shape: logprobs' alternatives always a list of entries,
+    the parsed JSON as text."""
+    if not isinstance(response, dict):
+        return response
+    if "json" in response:
+        response = {**response, "json": json.dumps(response["json"], ensure_ascii=False)}
+    if not response.get("logprobs"):
         return response
     return {**response, "logprobs": [_logprob(entry) for entry in response["logprobs"]]}
 
@@ -257,6 +271,70 @@ def _logprob(entry: Any) -> Any:
     if isinstance(top, dict):  # text completions' {token: logprob} (stores before 0.2)
         return {**entry, "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top.items()]}
     return entry
+
+
+# Arrow types of a JSON Schema's scalar types; anything else is written as JSON text.
+_JSON_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
+               "boolean": pa.bool_()}
+
+
+def json_columns(schema: dict[str, Any] | None, k: int, taken: Sequence[str]) -> pa.Schema:
+    """Columns ``json_NAME`` for each top-level property of a structured-output schema (a
+    list of the k responses' values when k > 1); InputError if there are none or a name is
+    taken."""
+    properties = (schema or {}).get("properties")
+    if not isinstance(properties, dict) or not properties:
+        raise InputError("--flatten-json needs a job run with --schema whose top level is an "
+                         "object with properties: this job has none")
+    fields = []
+    for name, spec in properties.items():
+        column = f"json_{name}"
+        if column in taken:
+            raise InputError(f"--flatten-json: column {column!r} is already an input field: "
+                             "rename that field")
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        scalar = _JSON_TYPES.get(kind) if isinstance(kind, str) else None
+        # Nested values as JSON text (encoded here, not marked JSON_TEXT: a list of texts
+        # when k > 1).
+        arrow_type = scalar or pa.string()
+        fields.append(pa.field(column, pa.list_(arrow_type) if k > 1 else arrow_type,
+                               metadata={b"promptmill.json_type": str(kind).encode()}))
+    return pa.schema(fields)
+
+
+def with_columns(schema: pa.Schema, columns: pa.Schema) -> pa.Schema:
+    """``schema`` with ``columns`` appended."""
+    return pa.schema(list(schema) + list(columns))
+
+
+def flatten_json(rows: Iterable[dict[str, Any]], columns: pa.Schema,
+                 k: int) -> Iterator[dict[str, Any]]:
+    """Rows with each ``json_NAME`` column set from their responses' parsed JSON."""
+    names = [(field.name, field.name[len("json_"):],
+              field.metadata[b"promptmill.json_type"].decode() not in _JSON_TYPES,
+              _scalar_type(field.type)) for field in columns]
+    for row in rows:
+        values = [r.get("json") if isinstance(r, dict) else None
+                  for r in row.get("responses") or []]
+        for column, name, as_text, kind in names:
+            picked = [_flat_value(v.get(name) if isinstance(v, dict) else None, as_text, kind)
+                      for v in values]
+            row[column] = picked if k > 1 else (picked[0] if picked else None)
+        yield row
+
+
+def _scalar_type(kind: pa.DataType) -> pa.DataType:
+    return kind.value_type if pa.types.is_list(kind) else kind
+
+
+def _flat_value(value: Any, as_text: bool, kind: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if as_text:
+        return json.dumps(value, ensure_ascii=False)
+    if pa.types.is_integer(kind) and isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON Schema's integer admits 3.0
+    return value
 
 
 def load(path: str | Path) -> pa.Table:
@@ -351,6 +429,8 @@ def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
 __all__ = [
     "EXTRACTIONS",
     "JSON_TEXT",
+    "flatten_json",
+    "json_columns",
     "RESULT_FIELDS",
     "describe_result_fields",
     "graded_schema",
@@ -362,5 +442,6 @@ __all__ = [
     "record_batches",
     "result_schema",
     "store_row_types",
+    "with_columns",
     "write_hf_dataset",
 ]

@@ -17,6 +17,7 @@ recorded a chunk of lines per transaction, and are deleted once recorded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -41,6 +42,7 @@ from promptmill.batch_files import (
 )
 from promptmill.batch_ledger import BatchLedger, BatchRecord
 from promptmill.errors import StoreError
+from promptmill.structured import validated_line
 
 if TYPE_CHECKING:
     from promptmill.generators.openai_ import OpenAIGenerator
@@ -103,6 +105,10 @@ class BatchRunner:
         # With --wait, a progress line is reported whenever it changes, unless a live
         # display (which the CLI sets up) already shows the batches.
         self.progress_lines = True
+        from promptmill.structured import validator_for
+
+        # Structured output: each line's answers validated as online ones are.
+        self.validator = validator_for(job.params.response_format)
 
     def api(self) -> BatchAPI:
         """A client of the job's server, with its key."""
@@ -167,34 +173,53 @@ class BatchRunner:
     # -- forming batches -----------------------------------------------------------------
 
     def form(self) -> list[int]:
-        """Put every pending request into new batches (files written, nothing sent)."""
+        """Put every pending request into new batches (files written, nothing sent).
+
+        A batch holds one endpoint's requests to one model (the Batch API refuses others):
+        a request file's lines naming several models or urls make a batch of each.
+        """
         job, ledger, generator = self.job, self.ledger, self.generator
         if not ledger.unbatched_pending():
             return []
         tag = ledger.tag()
-        first = ledger.next_number()
+        numbers = itertools.count(ledger.next_number())
+        number_of: dict[Path, int] = {}  # input files being written -> their batch number
         formed: list[int] = []
-        endpoint = ""
+        splitters: dict[tuple[str, str], InputSplitter] = {}
 
-        def on_file(split: SplitFile) -> None:
-            number = first + len(formed)
-            ledger.add(number, split, endpoint, upload_name(tag, number, split.sha256))
-            os.replace(temporary(split.path), split.path)
-            formed.append(number)
+        def path_for(_: int) -> Path:
+            number = next(numbers)
+            path = self.input_path(number)
+            number_of[path] = number
+            return path
 
-        splitter = InputSplitter(lambda n: self.input_path(first + n - 1), on_file,
-                                 self.options.max_requests, self.options.max_bytes)
+        def splitter_for(endpoint: str, model: str) -> InputSplitter:
+            splitter = splitters.get((endpoint, model))
+            if splitter is None:
+                def on_file(split: SplitFile) -> None:
+                    number = number_of.pop(split.path)
+                    ledger.add(number, split, endpoint, upload_name(tag, number, split.sha256))
+                    os.replace(temporary(split.path), split.path)
+                    formed.append(number)
+
+                splitter = InputSplitter(path_for, on_file, self.options.max_requests,
+                                         self.options.max_bytes)
+                splitters[(endpoint, model)] = splitter
+            return splitter
+
         try:
             for row in job.store.iter_pending():
                 path, body = generator.request_body(job.build_request(row))
-                endpoint = endpoint or "/v1" + path
-                splitter.add(input_line(custom_id(tag, row.id), "/v1" + path, body), row.id,
-                             f"request {row.id} (input row {row.row_index})")
-            splitter.close()
+                splitter_for("/v1" + path, str(body.get("model"))).add(
+                    input_line(custom_id(tag, row.id), "/v1" + path, body), row.id,
+                    f"request {row.id} (input row {row.row_index})")
+            for splitter in splitters.values():
+                splitter.close()
         except BaseException:
-            splitter.abort()
+            for splitter in splitters.values():
+                splitter.abort()
             raise
-        return formed
+        return sorted(formed)
 
     def input_path(self, number: int) -> Path:
         """The input file of batch ``number``."""
@@ -282,6 +307,8 @@ class BatchRunner:
         foreign = 0
         for raw in iter_lines(path):
             line = parse_output_line(raw)
+            if self.validator is not None:
+                line = validated_line(line, self.validator)
             request_id = request_of(line.custom_id, tag)
             if request_id is None:
                 foreign += 1

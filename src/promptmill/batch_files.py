@@ -199,6 +199,65 @@ def parse_output_line(raw: bytes) -> LineOutcome:
                        error_kind=kind, retryable=status in _RETRYABLE_STATUS)
 
 
+def output_line(line_id: str, custom: str, response: dict[str, Any] | None,
+                error: dict[str, Any] | None) -> bytes:
+    """One line of a batch output or error file, newline included."""
+    return (_to_json({"id": line_id, "custom_id": custom, "response": response, "error": error})
+            + "\n").encode("utf-8")
+
+
+def completion_body(chat: bool, response_id: str, created: int, model: str,
+                    responses: list[dict[str, Any]], prompt_tokens: int,
+                    completion_tokens: int) -> dict[str, Any]:
+    """A ``chat.completion`` or ``text_completion`` object holding stored responses (the
+    inverse of ``parse_choice``): what the server answered, as far as the job store keeps it."""
+    choices: list[dict[str, Any]] = []
+    for index, response in enumerate(responses):
+        logprobs = response.get("logprobs")
+        choice: dict[str, Any] = {"index": index}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": response["text"],
+                                 "refusal": None}
+            choice["logprobs"] = None if logprobs is None else {"content": logprobs,
+                                                                "refusal": None}
+        else:
+            choice["text"] = response["text"]
+            choice["logprobs"] = None if logprobs is None else _text_logprobs(logprobs)
+        choice["finish_reason"] = response.get("finish_reason")
+        choices.append(choice)
+    return {
+        "id": ("chatcmpl-" if chat else "cmpl-") + response_id,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+        "system_fingerprint": None,
+    }
+
+
+def _text_logprobs(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stored logprobs (one shape for every backend) as a text completion gives them."""
+    offsets: list[int] = []
+    offset = 0
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry["token"])
+    return {
+        "tokens": [entry["token"] for entry in entries],
+        "token_logprobs": [entry["logprob"] for entry in entries],
+        "top_logprobs": [{top["token"]: top["logprob"] for top in entry.get("top_logprobs") or []}
+                         for entry in entries],
+        "text_offset": offsets,
+    }
+
+
+def errors_file_for(output: Path) -> Path:
+    """Where the error lines of a batch output file go: ``NAME.errors.jsonl`` beside it."""
+    return output.with_name(output.name.removesuffix(".jsonl") + ".errors.jsonl")
+
+
 # Line error codes that another submission of the same line cannot fix.
 _FATAL_CODES = frozenset({"invalid_request", "invalid_json_line", "missing_required_parameter",
                           "invalid_url", "invalid_method", "model_not_found"})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptmill.batch_export import custom_id_of
 from promptmill.batch_files import (
     MAX_BYTES,
     MAX_REQUESTS,
@@ -27,7 +28,7 @@ from promptmill.batch_files import (
 )
 from promptmill.errors import MissingKeyError, UsageError
 from promptmill.generators.base import env_value
-from promptmill.job import ID_FIELDS, Job, JobSpec, build_request
+from promptmill.job import Job, JobSpec, build_request
 from promptmill.redaction import redact_secrets, remember_secret
 from promptmill.store import JobStore
 
@@ -135,10 +136,8 @@ def write_from_input(spec: JobSpec, out: Path, max_requests: int = MAX_REQUESTS,
                 data = json.loads(store.db.execute("SELECT data FROM rows WHERE row_index = ?",
                                                    (row.row_index,)).fetchone()[0])
                 # Ids are used only where planning checked them unique.
-                name = spec.id_field or next((f for f in ID_FIELDS if data.get(f) not in
-                                              (None, "")), None) if spec.unique_ids else None
-                base = str(data[name]) if name else f"request-{row.row_index}"
-                custom = base if groups == 1 else f"{base}-{row.sample_group}"
+                custom = custom_id_of(data, row.row_index, row.sample_group, groups > 1,
+                                      id_field=spec.id_field, use_ids=spec.unique_ids)
                 path, body = generator.request_body(job.build_request(row))
                 splitter.add(input_line(custom, "/v1" + path, body), row.id,
                              f"row {row.row_index}")

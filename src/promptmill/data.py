@@ -17,7 +17,9 @@ from promptmill.datasets_ import is_hf_source
 from promptmill.errors import InputError, OutputError, UsageError
 
 INPUT_FORMATS = ("jsonl", "csv", "parquet")
-OUTPUT_FORMATS = ("jsonl", "parquet", "csv", "arrow")
+# The Batch API's output lines (promptmill.batch_export), failed requests in NAME.errors.jsonl.
+BATCH_OUTPUT_FORMAT = "openai-batch"
+OUTPUT_FORMATS = ("jsonl", "parquet", "csv", "arrow", BATCH_OUTPUT_FORMAT)
 # Formats written through the fixed Arrow schema (promptmill.arrow).
 ARROW_FORMATS = ("parquet", "arrow")
 

@@ -2,60 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 from promptmill import data
-from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, UniqueIds, check_row
-
-# The Batch API's price, as a share of the online price (OpenAI: half).
-BATCH_DISCOUNT = 0.5
-# USD per million tokens (input, output), from OpenAI's public price list; None: unknown.
-PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "gpt-3.5-turbo": (0.50, 1.50),
-}
+from promptmill.datasets_ import is_hf_source
+from promptmill.engine.budget import Prices
+from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, check_row
+from promptmill.pricing import BATCH_DISCOUNT, listed_price, price_of
 
 
-def price_for(provider: str, model: str) -> tuple[float, float] | None:
-    """The (input, output) price per million tokens of an OpenAI model, longest prefix first."""
-    if provider != "openai":
-        return None
-    for name in sorted(PRICES, key=len, reverse=True):
-        if model == name or model.startswith(name + "-"):
-            return PRICES[name]
-    return None
+def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
+    """Render every row as the job would, send nothing, and describe what would be sent.
 
-
-def dry_run(spec: JobSpec) -> str:
-    """Render every row as the job would, send nothing, and describe what would be sent."""
+    Prices come from ``prices_file`` (default: the job's), then the built-in table."""
+    prices_file = prices_file or spec.prices_file
     data.check_input(spec.input)
+    if spec.requests:
+        return _dry_run_requests(spec, prices_file)
+    if not spec.prompts.given and not is_hf_source(spec.input):
+        from promptmill.request_files import refuse_request_file
+
+        refuse_request_file(spec.input)
     spec.resolve_prompts()
     params = spec.effective_params()
     fitter = spec.fitter(params)
     groups = spec.groups()
     rows = requests = prompt_tokens = 0
-    ids = UniqueIds(spec) if spec.unique_ids else None
-    try:
-        # The same checks as planning, so that a dry run refuses what a real run would.
-        for index, row in data.read_rows(spec.input):
-            if spec.limit is not None and index >= spec.limit:
-                break
-            if ids is not None:
-                ids.add(index, row)
-            check_row(spec.input, index, row)
-            _, tokens, _problem = fitter.fit(index, row)
-            rows += 1
-            requests += len(groups)
-            prompt_tokens += tokens * len(groups)
-        if ids is not None:
-            ids.flush()
-    finally:
-        if ids is not None:
-            ids.close()
+    for index, row in _checked_rows(spec):
+        check_row(spec.input, index, row)
+        _, tokens, _problem = fitter.fit(index, row)
+        rows += 1
+        requests += len(groups)
+        prompt_tokens += tokens * len(groups)
     completion = (params.max_tokens or DEFAULT_COMPLETION_RESERVE) * rows * spec.k
     lines = [
         f"model      {spec.model_identifier()}",
@@ -70,23 +50,93 @@ def dry_run(spec: JobSpec) -> str:
         assert spec.truncation is not None
         lines.append(f"truncated  {fitter.cut_rows:,} rows cut to fit "
                      f"(--truncate-field {spec.truncation.field})")
-    price = price_for(spec.generator.provider, spec.generator.model)
+    gen = spec.generator
+    return _finish(lines, spec, requests, {gen.model: [prompt_tokens, completion]},
+                   prices_file)
+
+
+def _dry_run_requests(spec: JobSpec, prices_file: Path | None) -> str:
+    """A request file's dry run: every line checked as planning checks it, tokens per model."""
+    from promptmill.request_files import RequestPlanner
+
+    planner = RequestPlanner(spec)
+    requests: list[tuple[int, int, int, int, str, int]] = []
+    unsendable: list[tuple[int, str]] = []
+    count = 0
+    for index, row in _checked_rows(spec):
+        planner.plan(index, row, requests, unsendable)
+        requests.clear()
+        count += 1
+    completion = sum(reserved for _, reserved in planner.models.values())
+    models = ", ".join(sorted(planner.models)) or spec.generator.model
+    lines = [
+        f"endpoint   {spec.model_identifier()}",
+        f"models     {models}",
+        f"requests   {count:,} (one per line of the request file)",
+        f"tokens     {planner.prompt_tokens:,} prompt + up to {completion:,} completion",
+    ]
+    if planner.too_long_rows:
+        lines.append(f"too long   {planner.too_long_rows:,} lines over the context would fail "
+                     "unsent (shorten them or lower max_tokens)")
+    return _finish(lines, spec, count, planner.models, prices_file)
+
+
+def _checked_rows(spec: JobSpec) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows a job would plan (``--limit``), their ids checked as planning checks them, so
+    that a dry run refuses what a real run would."""
+    ids = spec.unique_ids_check()
+    try:
+        for index, row in data.read_rows(spec.input):
+            if spec.limit is not None and index >= spec.limit:
+                break
+            if ids is not None:
+                ids.add(index, row)
+            yield index, row
+        if ids is not None:
+            ids.flush()
+    finally:
+        if ids is not None:
+            ids.close()
+
+
+def _finish(lines: list[str], spec: JobSpec, requests: int, tokens: dict[str, list[int]],
+            prices_file: Path | None) -> str:
+    """The batch and cost lines; ``tokens``: model -> [prompt, completion reserved]."""
     batch = spec.mode == "batch"
     if batch:
         from promptmill.batch_files import MAX_REQUESTS
 
-        files = -(-requests // MAX_REQUESTS)
+        files = max(len(tokens), -(-requests // MAX_REQUESTS))
         lines.append(f"batches    at least {files:,} (Batch API, up to {MAX_REQUESTS:,} requests "
-                     "each; results within 24h)")
-    if price:
-        share = BATCH_DISCOUNT if batch else 1.0
-        rates = (price[0] * share, price[1] * share)
-        low = prompt_tokens * rates[0] / 1e6
-        high = low + completion * rates[1] / 1e6
+                     "each, one model each; results within 24h)")
+    prices = {model: _model_price(spec, model, batch, prices_file) for model in tokens}
+    if tokens and all(prices.values()):
+        low = high = 0.0
+        for model, (prompt, completion) in tokens.items():
+            price = prices[model]
+            assert price is not None
+            low += prompt * price.prompt / 1e6
+            high += completion * price.completion / 1e6
+        rates = "; ".join((f"{model} " if len(prices) > 1 else "")
+                          + f"${price.prompt:g}/${price.completion:g}"
+                          for model, price in sorted(prices.items()) if price)
         note = ", the Batch API's half price" if batch else ""
-        lines.append(f"cost       ${low:,.4f} prompt + up to ${high - low:,.4f} completion "
-                     f"(at ${rates[0]:g}/${rates[1]:g} per 1M tokens{note})")
+        lines.append(f"cost       ${low:,.4f} prompt + up to ${high:,.4f} completion "
+                     f"(at {rates} per 1M tokens{note})")
     else:
         lines.append("cost       unknown for this model")
     lines.append("nothing was sent (--dry-run)")
     return "\n".join(lines)
+
+
+def _model_price(spec: JobSpec, model: str, batch: bool, prices_file: Path | None
+                 ) -> Prices | None:
+    """The price of one model's tokens: the job's own model with its identifier's
+    ``price_in``/``price_out``, another model a request line names from the lists."""
+    if model == spec.generator.model:
+        return price_of(spec.generator, batch=batch, prices_file=prices_file)
+    price = listed_price(spec.generator.provider, model, prices_file)
+    if price is None:
+        return None
+    share = BATCH_DISCOUNT if batch else 1.0
+    return Prices(price.prompt * share, price.completion * share)

@@ -16,12 +16,15 @@ message that names the place (file, line, field) and the fix::
     ├── BatchAPIError           a Batch API call (files, batches) failed or was refused; the
     │                           job store keeps every batch's ids: rerun to go on
     ├── ServerStartError        ``promptmill serve``'s server exited or did not answer in time
+    ├── SpendingCapReached      the next request could exceed --max-cost / --max-tokens-total;
+    │                           what was in flight finished: rerun with a higher cap
     └── GenerationError         one request failed (kept in the store with the request)
         ├── RetryableError      worth another attempt (429, 5xx, timeout, bad body)
         │   ├── RateLimited     the provider refused for rate (429); ``retry_after`` seconds
         │   ├── ServerError     the server failed (500, other 5xx, 408)
         │   ├── RequestTimeout  no answer within the request timeout
         │   ├── MalformedResponse  an answer that is not an OpenAI-shaped completion
+        │   ├── InvalidOutput   an answer that is not JSON or breaks the job's schema
         │   └── Unavailable     the server could not be reached; pauses the whole job
         └── FatalRequestError   retrying cannot help (400, context too long)
             └── JobFatalError   every request would fail the same way: stop the job
@@ -85,6 +88,12 @@ class ServerStartError(PromptmillError):
     """A local server did not start: the message carries its exit code and log tail."""
 
 
+class SpendingCapReached(PromptmillError):
+    """The job stopped sending: the next request could take the spend over the cap."""
+
+    exit_code = 3
+
+
 class GenerationError(PromptmillError):
     """One request failed; the message is what the store keeps."""
 
@@ -125,6 +134,12 @@ class MalformedResponse(RetryableError):
     """A 200 whose body is not an OpenAI-shaped completion."""
 
     kind = "malformed"
+
+
+class InvalidOutput(RetryableError):
+    """An answer that is not valid JSON or does not match the job's schema."""
+
+    kind = "invalid_output"
 
 
 class Unavailable(RetryableError):

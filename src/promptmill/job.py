@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promptmill import data
+from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
 from promptmill.errors import InputError, UsageError
@@ -23,6 +23,7 @@ from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
+from promptmill.row_ids import UniqueIds
 from promptmill.store import (
     BATCHED,
     DONE,
@@ -39,8 +40,6 @@ log = logging.getLogger("promptmill")
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error", "endpoint")
 # How a job's requests can be sent.
 MODES = ("online", "batch")
-# Fields taken as a row's id when the job names none: two rows with one id are refused.
-ID_FIELDS = ("id", "unique_id")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
 _MAX_N = 128
 # Tokens reserved for a completion when the job sets no max_tokens.
@@ -50,7 +49,6 @@ _PLAN_CHUNK = 5000
 # three million times, so the encoders are built once.
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 _row_to_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
-_key_to_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
 
 
 @dataclass
@@ -78,18 +76,44 @@ class JobSpec:
     mode: str = "online"
     # The row field naming each row's LoRA adapter (one of the generator's adapters()).
     adapter_field: str | None = None
+    # The input is a request file: each line a whole request (promptmill.request_files).
+    requests: bool = False
+    # Request files: every line goes to the generator's model, whatever model it names.
+    override_model: bool = False
+    # The output's format (None: from its extension); "openai-batch": the Batch API's lines.
+    output_format: str | None = None
+    # None of what follows is in the fingerprint: a job may go on with other settings.
+    # The response cache: "auto" (deterministic requests), "on", "off"; its file (None: the
+    # user cache directory's).
+    cache: str = "auto"
+    cache_path: Path | None = None
+    # The spending cap (None: none) and where prices come from besides the built-in table.
+    max_cost: float | None = None
+    max_tokens_total: int | None = None
+    prices_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         if self.k < 1:
             raise InputError("-k must be at least 1")
+        if self.requests:
+            from promptmill.request_files import check_options
+
+            check_options(self)
+        elif self.override_model:
+            raise UsageError("--override-model applies to --requests: add it, or drop it")
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.mode == "batch" and not self.generator.supports_batch:
             raise InputError(
                 f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
                 "http! server offering /v1/files and /v1/batches; run without --mode batch")
+        from promptmill.cache import MODES as CACHE_MODES
+
+        if self.cache not in CACHE_MODES:
+            raise InputError(f"unknown cache mode {self.cache!r}: use one of "
+                             f"{', '.join(CACHE_MODES)}")
         if self.adapter_field is not None and not self.generator.adapters():
             raise UsageError(
                 f"--adapter-field {self.adapter_field} needs adapters in the model identifier: "
@@ -102,12 +126,14 @@ class JobSpec:
         """The job store's file."""
         return Path(self.store) if self.store else store_path_for(self.output)
 
-    def effective_params(self, warn: bool = True) -> GenerateParams:
-        """The generator's params merged with the job's, translated for the backend."""
-        merged = self.generator.params.merge(self.params)
+    def effective_params(self, warn: bool = True, line: GenerateParams | None = None,
+                         chat: bool = True) -> GenerateParams:
+        """The generator's params merged with the job's (and a request file ``line``'s own),
+        translated for the backend; ``chat``: the request is a chat."""
+        merged = self.generator.params.merge(self.params).merge(line)
         gen = self.generator
         chat_format = self.chat_format
-        if chat_format is not None and chat_format.stop:
+        if chat and chat_format is not None and chat_format.stop:
             # The format's end-of-turn strings: a model fed text stops at its turn's end.
             given = list(merged.stop or [])
             merged = merged.with_(stop=given + [s for s in chat_format.stop if s not in given])
@@ -144,13 +170,35 @@ class JobSpec:
 
     def resolve_prompts(self) -> None:
         """Let the first input row choose the default prompt (``PromptSpec.for_first_row``)."""
-        if not self.prompts.given:
+        if not self.prompts.given and not self.requests:
             first = next(iter(data.read_rows(self.input)), (0, None))[1]
             self.prompts = self.prompts.for_first_row(first)
+
+    def unique_ids_check(self) -> UniqueIds | None:
+        """The duplicate-id check of planning (a request file's: its custom_ids)."""
+        if self.requests:
+            from promptmill.request_files import ID_FIELD
+
+            return UniqueIds(self.input, names=(ID_FIELD,),
+                             fix="give every line its own custom_id (the Batch API refuses "
+                             "a file with duplicates too)")
+        return UniqueIds(self.input, self.id_field) if self.unique_ids else None
 
     def model_identifier(self) -> str:
         """The redacted identifier written to every output row (the job's params included)."""
         return self.generator.with_params(self.params).to_identifier()
+
+    def cache_identity(self, params: GenerateParams) -> dict[str, Any]:
+        """What decides a request's answer besides its prompt: the response cache's key
+        prefix (endpoint without credentials; every effective parameter but n)."""
+        from promptmill.cache import endpoint_of
+
+        gen = self.generator
+        options = {k: v for k, v in sorted(gen.config.items())
+                   if k not in _NOT_IN_FINGERPRINT and k != "api_base"}
+        return {"model": f"{gen.provider}!{gen.model}", "endpoint": endpoint_of(gen),
+                "model_options": options, "model_files": gen.content_fingerprint(),
+                "params": params.model_dump(exclude_none=True, exclude={"n"})}
 
     def fingerprint(self, input_sha256: str) -> dict[str, Any]:
         """What decides resume vs refuse (never a secret)."""
@@ -175,6 +223,8 @@ class JobSpec:
             fingerprint["model_files"] = files
         if self.adapter_field is not None:
             fingerprint["adapter_field"] = self.adapter_field
+        if self.requests:
+            fingerprint["requests"] = {"override_model": self.override_model}
         return fingerprint
 
 
@@ -182,6 +232,57 @@ class JobSpec:
 _NOT_IN_FINGERPRINT = frozenset(
     {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose"}
 )
+
+
+class RowPlanner:
+    """Plans a dataset's rows: each rendered (and fitted), its k samples as requests."""
+
+    def __init__(self, spec: JobSpec, params: GenerateParams) -> None:
+        self.spec = spec
+        self.source = spec.input
+        self.fitter = spec.fitter(params)
+        self.groups = spec.groups()
+        self.reserve = params.max_tokens or DEFAULT_COMPLETION_RESERVE
+
+    @property
+    def cut_rows(self) -> int:
+        """Rows cut to fit so far."""
+        return self.fitter.cut_rows
+
+    def plan(self, index: int, row: dict[str, Any],
+             requests: list[tuple[int, int, int, int, str, int]],
+             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+        """Render one row and append its requests (to ``unsendable`` too, with the reason,
+        when its prompt cannot fit the context); the row and its JSON as the store keeps it."""
+        check_row(self.source, index, row)
+        rendered, tokens, problem = self.fitter.fit(index, row)
+        fields = rendered.payload()
+        if self.spec.adapter_field is not None:
+            fields["adapter"] = self._row_adapter(index, row)
+        payload = _to_json(fields)
+        groups, reserve = self.groups, self.reserve
+        for group, n in enumerate(groups):
+            requests.append(
+                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
+            )
+            if problem is not None:
+                unsendable.append((index * len(groups) + group, problem))
+        return row, _row_to_json(row)
+
+    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
+        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
+        name = self.spec.adapter_field
+        value = row.get(name) if name else None
+        if value in (None, ""):
+            return ""
+        known = self.spec.generator.adapters()
+        if not isinstance(value, str) or value not in known:
+            raise InputError(
+                f"{data.row_place(self.source, index)}: field {name!r} names adapter "
+                f"{value!r}, which the model identifier does not give: known are "
+                f"{', '.join(sorted(known))} (empty: the base model)"
+            )
+        return value
 
 
 class Job:
@@ -199,8 +300,17 @@ class Job:
         data.check_input(spec.input)
         data.check_output_path(spec.output)
         spec.generator.check_ready()
+        if not spec.requests and not spec.prompts.given and not is_hf_source(spec.input):
+            from promptmill.request_files import refuse_request_file
+
+            refuse_request_file(spec.input)
         spec.resolve_prompts()
         params = spec.effective_params()
+        from promptmill.spending import check_cap
+        from promptmill.structured import check_response_format
+
+        check_response_format(params.response_format)
+        check_cap(spec, params)
         fingerprint = spec.fingerprint(data.input_digest(spec.input))
         store = JobStore(spec.store_path)
         try:
@@ -233,19 +343,19 @@ class Job:
         limit = spec.limit
         if complete and (limit is None or limit <= planned):
             return self._count_requests()
-        fitter = spec.fitter(self.params)
+        planner = self.planner()
         cut_before = int(store.get_meta("truncated_rows") or 0)
-        groups = spec.groups()
-        reserve = self.params.max_tokens or DEFAULT_COMPLETION_RESERVE
         rows: list[tuple[int, str]] = []
         requests: list[tuple[int, int, int, int, str, int]] = []
         unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
         next_index = planned
         reached_end = True
-        ids = UniqueIds(spec) if spec.unique_ids else None
+        ids = spec.unique_ids_check()
         # A Parquet/Arrow output needs one type per field: a field that changes type between
-        # rows is refused now, before anything is sent, not when the export would fail.
-        types = self._row_types(planned, reread=ids is not None)
+        # rows is refused now, before anything is sent, not when the export would fail. The
+        # fields are those kept (an input row; a request file's output row, never re-read).
+        reread = ids is not None and not spec.requests
+        types = self._row_types(planned, reread=reread)
         typed: list[tuple[int, dict[str, Any]]] = []
         try:
             # With an id check, rows planned before an interruption are read again for their ids.
@@ -255,13 +365,14 @@ class Job:
                     break
                 if ids is not None:
                     ids.add(index, row)
-                if types is not None:
-                    typed.append((index, row))
                 if index < planned:
+                    if types is not None and reread:
+                        typed.append((index, row))
                     continue
-                check_row(spec.input, index, row)
-                rows.append(self._plan_row(fitter, groups, reserve, index, row, requests,
-                                           unsendable))
+                kept, text = planner.plan(index, row, requests, unsendable)
+                rows.append((index, text))
+                if types is not None:
+                    typed.append((index, kept))
                 next_index = index + 1
                 if len(rows) >= _PLAN_CHUNK:
                     if ids is not None:
@@ -270,7 +381,7 @@ class Job:
                         types.add(typed)
                         typed = []
                     store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                                      meta={"truncated_rows": cut_before + fitter.cut_rows})
+                                      meta={"truncated_rows": cut_before + planner.cut_rows})
                     rows, requests, unsendable = [], [], []
             if ids is not None:
                 ids.flush()
@@ -280,13 +391,22 @@ class Job:
             if ids is not None:
                 ids.close()
         store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                          meta={"truncated_rows": cut_before + fitter.cut_rows,
+                          meta={"truncated_rows": cut_before + planner.cut_rows,
                                 "planned_complete": reached_end})
         return self._count_requests()
 
+    def planner(self) -> Any:
+        """What plans each row: a ``RowPlanner``, or a request file's ``RequestPlanner``."""
+        if self.spec.requests:
+            from promptmill.request_files import RequestPlanner
+
+            return RequestPlanner(self.spec)
+        return RowPlanner(self.spec, self.params)
+
     def _row_types(self, planned: int, *, reread: bool) -> Any:
         """A ``RowTypes`` check when the output is Parquet/Arrow, holding the planned rows."""
-        if data.output_format(self.spec.output) not in data.ARROW_FORMATS:
+        if data.output_format(self.spec.output, self.spec.output_format) not in (
+                data.ARROW_FORMATS):
             return None
         from promptmill.arrow import RowTypes
 
@@ -300,41 +420,6 @@ class Job:
                     chunk = []
             types.add(chunk)
         return types
-
-    def _plan_row(
-        self, fitter: PromptFitter, groups: list[int], reserve: int, index: int,
-        row: dict[str, Any], requests: list[tuple[int, int, int, int, str, int]],
-        unsendable: list[tuple[int, str]],
-    ) -> tuple[int, str]:
-        """Render one row and append its requests (to ``unsendable`` too, with the reason,
-        when its prompt cannot fit the context); the row as the store keeps it."""
-        rendered, tokens, problem = fitter.fit(index, row)
-        fields = rendered.payload()
-        if self.spec.adapter_field is not None:
-            fields["adapter"] = self._row_adapter(index, row)
-        payload = _to_json(fields)
-        for group, n in enumerate(groups):
-            requests.append(
-                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
-            )
-            if problem is not None:
-                unsendable.append((index * len(groups) + group, problem))
-        return index, _row_to_json(row)
-
-    def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
-        """The adapter a row names in --adapter-field; "" (the base model) when empty."""
-        name = self.spec.adapter_field
-        value = row.get(name) if name else None
-        if value in (None, ""):
-            return ""
-        known = self.spec.generator.adapters()
-        if not isinstance(value, str) or value not in known:
-            raise InputError(
-                f"{data.row_place(self.spec.input, index)}: field {name!r} names adapter "
-                f"{value!r}, which the model identifier does not give: known are "
-                f"{', '.join(sorted(known))} (empty: the base model)"
-            )
-        return value
 
     def _count_requests(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
@@ -357,14 +442,26 @@ class Job:
         generator = self.spec.generator
         if stats.total == 0:
             return stats
-        dispatcher = Dispatcher(self.store, generator, self.build_request, config, stats)
+        from promptmill.cache import job_cache
+        from promptmill.spending import job_budget
+        from promptmill.structured import validator_for
+
+        cache = job_cache(self.spec, self.params)
+        dispatcher = Dispatcher(
+            self.store, generator, self.build_request, config, stats, cache=cache,
+            budget=job_budget(self.spec, self.params, self.store),
+            validator=validator_for(self.params.response_format))
         if on_dispatcher is not None:
             on_dispatcher(dispatcher)
-        await generator.start()
         try:
-            await dispatcher.run()
+            await generator.start()
+            try:
+                await dispatcher.run()
+            finally:
+                await generator.close()
         finally:
-            await generator.close()
+            if cache is not None:
+                cache.close()
         return stats
 
     # -- export --------------------------------------------------------------------------
@@ -376,8 +473,9 @@ class Job:
         # so no other export of it is writing one now.
         for stale in data.temp_files_of(output):
             stale.unlink(missing_ok=True)
-        return export_results(self.store, output, data.output_format(output, fmt),
-                              model=self.spec.model_identifier(), source=self.spec.input)
+        fmt = data.output_format(output, fmt or self.spec.output_format)
+        return export_results(self.store, output, fmt, model=self.spec.model_identifier(),
+                              source=self.spec.input)
 
 
 def build_request(row: RequestRow, params: GenerateParams,
@@ -385,7 +483,13 @@ def build_request(row: RequestRow, params: GenerateParams,
     """The generator request for a planned request row under the job's ``params``.
 
     ``cache`` keeps each sample group's params (one object per group, not one per request).
+    A request file's line carries its own params and model in its payload.
     """
+    payload = json.loads(row.payload)
+    if "params" in payload:
+        from promptmill.request_files import request_from_payload
+
+        return request_from_payload(str(row.id), payload)
     group_params = cache.get(row.sample_group * 1000 + row.n)
     if group_params is None:
         updates: dict[str, Any] = {"n": row.n}
@@ -395,7 +499,6 @@ def build_request(row: RequestRow, params: GenerateParams,
             updates["seed"] = params.seed + row.sample_group * _MAX_N
         group_params = params.model_copy(update=updates)
         cache[row.sample_group * 1000 + row.n] = group_params
-    payload = json.loads(row.payload)
     return GenerationRequest(
         str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt"),
         adapter=payload.get("adapter"),
@@ -406,9 +509,13 @@ def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
     """Refuse a row that uses one of the field names promptmill adds to every output row."""
     clash = next((name for name in OUTPUT_FIELDS if name in row), None)
     if clash:
+        from promptmill.request_files import line_kind
+
+        hint = ("; the line is a whole request body: run the file with --requests"
+                if line_kind(row) is not None else "")
         raise InputError(
             f"{data.row_place(source, index)}: field {clash!r} clashes with promptmill's "
-            f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it"
+            f"output fields ({', '.join(OUTPUT_FIELDS)}): rename it{hint}"
         )
 
 
@@ -429,75 +536,13 @@ def adopt_legacy_embedded(store: JobStore, fingerprint: dict[str, Any]) -> None:
         store.set_meta(fingerprint=fingerprint)
 
 
-class UniqueIds:
-    """Refuses a second row with an id already seen, naming both rows.
-
-    The ids seen are kept in a private temporary SQLite file, not a Python set, so memory
-    stays flat however long the input; they are checked a chunk at a time.
-    """
-
-    def __init__(self, spec: JobSpec) -> None:
-        self.source = spec.input
-        self.field = spec.id_field
-        self._db = sqlite3.connect("", isolation_level=None)  # "": deleted when closed
-        self._db.execute(
-            "CREATE TABLE ids (key TEXT PRIMARY KEY, row_index INTEGER NOT NULL) WITHOUT ROWID"
-        )
-        self._chunk: dict[str, int] = {}  # ids of rows not yet flushed -> their row index
-
-    def add(self, index: int, row: dict[str, Any]) -> None:
-        """Take one row's id; InputError if an earlier row has it."""
-        name = self.field or next((f for f in ID_FIELDS if row.get(f) not in (None, "")), None)
-        if name is None:
-            return
-        if row.get(name) in (None, ""):
-            raise InputError(
-                f"{data.row_place(self.source, index)}: no field {name!r} (--id-field {name}): "
-                "add it to every row, or pass --id-field none to skip the id check"
-            )
-        key = name + "\0" + _key_to_json(row[name])
-        if key in self._chunk:
-            self._refuse(key, self._chunk[key], index)
-        self._chunk[key] = index
-        if len(self._chunk) >= _PLAN_CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        """Check the ids taken since the last flush against all earlier ones."""
-        if not self._chunk:
-            return
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            db.executemany("INSERT INTO ids (key, row_index) VALUES (?, ?)", self._chunk.items())
-        except sqlite3.IntegrityError:
-            db.execute("ROLLBACK")
-            for key, index in self._chunk.items():  # in row order: the first repeat is named
-                first = db.execute("SELECT row_index FROM ids WHERE key = ?", (key,)).fetchone()
-                if first is not None:
-                    self._refuse(key, first[0], index)
-            raise
-        db.execute("COMMIT")
-        self._chunk.clear()
-
-    def _refuse(self, key: str, first: int, index: int) -> None:
-        name, _, value = key.partition("\0")
-        raise InputError(
-            f"{data.row_place(self.source, index)}: duplicate {name} {value} (first on "
-            f"{data.row_place(self.source, first, short=True)}): make the ids unique, name "
-            "another field with --id-field NAME, or pass --id-field none to allow duplicates"
-        )
-
-    def close(self) -> None:
-        """Delete the temporary file."""
-        self._db.close()
-
-
 def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:
     """Every planned row with its responses, usage, attempts, status and error."""
     model = model or _stored_model(store)
     for _, raw, outcomes in store.iter_rows():
         row: dict[str, Any] = json.loads(raw)
+        # A request file's rows name their own model; an input row never has one (check_row).
+        row_model = row.pop("model", None) or model
         responses: list[Any] = []
         prompt_tokens = completion_tokens = attempts = 0
         errors: list[str] = []
@@ -519,7 +564,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
         row.update(
             responses=responses,
             usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            model=model,
+            model=row_model,
             attempts=attempts,
             status=status,
             error="; ".join(errors) if errors else None,
@@ -530,20 +575,37 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
 
 
 def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None = None,
-                   source: Path | None = None) -> int:
+                   source: Path | None = None, flatten_json: bool = False) -> int:
     """Write every row with its results to ``output`` in ``fmt``, streamed; how many rows.
 
     Parquet, Arrow and HF dataset exports have the fixed schema of ``promptmill.arrow``; the
     row fields' types are read from every stored row first (``source`` names rows in errors).
+    ``flatten_json`` adds a column per top-level field of the job's structured output.
     """
+    if fmt == data.BATCH_OUTPUT_FORMAT:
+        from promptmill.batch_export import write_batch_output
+
+        return write_batch_output(store, output, model=model)
     if fmt not in data.ARROW_FORMATS and fmt != "hf":
+        if flatten_json:
+            raise UsageError("--flatten-json applies to --format parquet, arrow or hf")
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 
     schema = arrow.result_schema(arrow.store_row_types(store, source))
+    rows = iter_results(store, model)
+    if flatten_json:
+        from promptmill.structured import schema_of
+
+        fingerprint = store.get_meta("fingerprint") or {}
+        response_format = (fingerprint.get("params") or {}).get("response_format")
+        k = int(fingerprint.get("k") or 1)
+        columns = arrow.json_columns(schema_of(response_format), k, schema.names)
+        schema = arrow.with_columns(schema, columns)
+        rows = arrow.flatten_json(rows, columns, k)
     if fmt == "hf":
-        return arrow.write_hf_dataset(iter_results(store, model), schema, output)
-    return data.write_rows(iter_results(store, model), output, fmt, schema=schema)
+        return arrow.write_hf_dataset(rows, schema, output)
+    return data.write_rows(rows, output, fmt, schema=schema)
 
 
 def _stored_model(store: JobStore) -> str:

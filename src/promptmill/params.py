@@ -14,7 +14,8 @@ log = logging.getLogger("promptmill")
 
 # Dropping one of these would change results without a sign: a backend that cannot honour
 # them is refused before the job starts instead.
-MUST_HONOUR = frozenset({"stop", "logprobs", "top_logprobs", "max_tokens", "prompt_logprobs"})
+MUST_HONOUR = frozenset({"stop", "logprobs", "top_logprobs", "max_tokens", "prompt_logprobs",
+                         "response_format"})
 
 
 class GenerateParams(BaseModel):
@@ -34,6 +35,9 @@ class GenerateParams(BaseModel):
     prompt_logprobs: int | None = Field(default=None, ge=0, le=20)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    # Structured output, in OpenAI's shape: {"type": "json_schema", "json_schema": {"name",
+    # "schema", "strict"}} or {"type": "json_object"} (see promptmill.structured).
+    response_format: dict[str, Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("stop", mode="before")

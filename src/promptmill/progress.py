@@ -47,6 +47,9 @@ class ProgressView:
                       f"{rate:,.1f} req/s  ETA {_eta(eta)}")
         table.add_row("", f"[red]failed {s.failed:,}[/]  retries {retries:,}",
                       f"{tokens_s:,.0f} tok/s", f"limits: {s.limiter_state}")
+        if s.cached or s.spent is not None:
+            spent = f"spent ${s.spent:,.4f}" if s.spent is not None else ""
+            table.add_row("", f"cached {s.cached:,}" if s.cached else "", spent, "")
         for label, line in self.endpoints() if self.endpoints is not None else ():
             table.add_row("endpoint", label, "", line)
         return table
@@ -60,6 +63,8 @@ def summary_line(stats: EngineStats) -> str:
         f"{stats.done:,} done, {stats.failed:,} failed in {elapsed:.1f}s"
         + (f" (retries: {retries})" if retries else "")
         + f"; {stats.prompt_tokens + stats.completion_tokens:,} tokens"
+        + (f"; {stats.cached:,} responses from the cache" if stats.cached else "")
+        + (f"; spent ${stats.spent:,.4f}" if stats.spent is not None else "")
     )
 
 

@@ -27,14 +27,16 @@ from typing import Any, NamedTuple
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
 BATCHED = "batched"
 # What an attempt came to, by its code in the ``attempts`` table (the index is the code).
 ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malformed",
-                    "timeout", "fatal")
+                    "timeout", "fatal", "invalid_output")
+# The codes migration 3 wrote (a migration's effect never changes; later codes, later ones).
+_OUTCOMES_OF_MIGRATION_3 = 7
 # An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
 # retryable (then ``server_error``): see ``outcome_code``.
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
@@ -104,7 +106,7 @@ def _migration_3_attempts(db: sqlite3.Connection) -> None:
     )
     # The codes spelled out in the file itself, for anyone reading it with sqlite3.
     db.executemany("INSERT INTO attempt_outcomes (code, name) VALUES (?, ?)",
-                   list(enumerate(ATTEMPT_OUTCOMES)))
+                   list(enumerate(ATTEMPT_OUTCOMES[:_OUTCOMES_OF_MIGRATION_3])))
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:
@@ -158,7 +160,17 @@ def _migration_2_batches(db: sqlite3.Connection) -> None:
     )
 
 
-def _migration_4_endpoint(db: sqlite3.Connection) -> None:
+def _migration_4_invalid_output(db: sqlite3.Connection) -> None:
+    """Structured output: an answer that failed its schema is its own attempt outcome.
+
+    Without it the report would count such attempts as server errors.
+    """
+    db.executemany("INSERT INTO attempt_outcomes (code, name) VALUES (?, ?)",
+                   [(code, ATTEMPT_OUTCOMES[code])
+                    for code in range(_OUTCOMES_OF_MIGRATION_3, len(ATTEMPT_OUTCOMES))])
+
+
+def _migration_5_endpoint(db: sqlite3.Connection) -> None:
     """A fleet job (several endpoints): which endpoint answered each request (its redacted
     identifier; NULL for a job of one endpoint and for requests stored before)."""
     db.execute("ALTER TABLE requests ADD COLUMN endpoint TEXT")
@@ -166,7 +178,8 @@ def _migration_4_endpoint(db: sqlite3.Connection) -> None:
 
 # Applied in order, once each; PRAGMA user_version records how many have run.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _migration_1, _migration_2_batches, _migration_3_attempts, _migration_4_endpoint]
+    _migration_1, _migration_2_batches, _migration_3_attempts, _migration_4_invalid_output,
+    _migration_5_endpoint]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -462,16 +475,21 @@ class JobStore:
 
     def record(self, finished: Iterable[FinishedRequest],
                attempts: Sequence[AttemptRecord] = (),
-               events: Sequence[EventRecord] = (), clock_offset: float = 0.0) -> None:
+               events: Sequence[EventRecord] = (), clock_offset: float = 0.0, *,
+               meta: dict[str, Any] | None = None) -> None:
         """Write finished requests, each exactly once, in one transaction.
 
         Errors are stored with every key redacted: a provider's 401 may quote the key. The
         attempts and limiter events since the last commit go in the same transaction (no
         extra commit per attempt); their times are on a clock ``clock_offset`` seconds
         behind Unix time (the dispatcher's monotonic clock), kept as Unix milliseconds.
+        ``meta`` values (the job's spend) are kept in the same transaction.
         """
         now = time.time()
         with self.transaction() as db:
+            if meta:
+                db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               [(key, json.dumps(value)) for key, value in meta.items()])
             if attempts:
                 # SQLite turns the times into milliseconds: no Python tuple per attempt.
                 db.executemany(

@@ -27,17 +27,23 @@ def config_dir() -> Path:
     return root / "promptmill"
 
 
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file's tables; UsageError naming the file, line and fix if it cannot be read."""
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 file's text; UsageError naming the file and the fix if it cannot be read."""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no such file") from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} {path}: not UTF-8: re-encode it as UTF-8") from None
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's tables; UsageError naming the file, line and fix if it cannot be read."""
+    text = read_text(path, what)
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{what} {path}: not valid TOML ({exc}): fix that line") from None
 

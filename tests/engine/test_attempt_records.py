@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import promptmill
-from promptmill.store import MIGRATIONS, SCHEMA_VERSION, JobStore, store_path_for
+from promptmill.store import (
+    ATTEMPT_OUTCOMES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    JobStore,
+    outcome_code,
+    store_path_for,
+)
 from promptmill.testing import Faults, RateLimits
 
 
@@ -114,3 +121,23 @@ def test_an_old_store_gains_the_tables_and_keeps_its_results(tmp_path):
         store.reset()
         assert store.db.execute("SELECT (SELECT COUNT(*) FROM attempts) + "
                                 "(SELECT COUNT(*) FROM events)").fetchone() == (0,)
+
+
+def test_a_store_of_schema_3_gains_the_invalid_output_outcome(tmp_path):
+    path = tmp_path / "three.promptmill.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:3]:  # written by promptmill before structured output
+        migration(db)
+    db.execute("PRAGMA user_version=3")
+    db.execute("INSERT INTO attempts VALUES (0, 1700000000000, 250, 2)")
+    db.close()
+    with JobStore(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        names = dict(store.db.execute("SELECT code, name FROM attempt_outcomes"))
+        assert names == dict(enumerate(ATTEMPT_OUTCOMES))
+        assert names[7] == "invalid_output"
+        store.record([], [(0, 10.0, 10.5, outcome_code("invalid_output", True))],
+                     clock_offset=1_800_000_000.0)
+        assert [row[0] for row in store.db.execute(
+            "SELECT outcome FROM attempt_log ORDER BY sent_ms")] == ["server_error",
+                                                                      "invalid_output"]

@@ -133,6 +133,7 @@ class Outcome:
 
     accepted: list[float] = field(default_factory=list)  # accept times
     refused: list[float] = field(default_factory=list)  # refusal times
+    by_model: dict[str | None, list[float]] = field(default_factory=dict)  # accept times
 
     def steady_rate(self, start: float, end: float) -> float:
         return sum(start <= t < end for t in self.accepted) / (end - start)
@@ -145,13 +146,19 @@ class Outcome:
 def simulate(lim: RateLimiter, clock: FakeClock, limits: RateLimits | None, *,
              duration: float, workers: int = 32, latency: float = 0.01,
              headers: bool = True, noise: float = 0.0, noise_retry: float = 0.01,
-             seed: int = 1) -> Outcome:
+             seed: int = 1, models: dict[str | None, RateLimits] | None = None,
+             tell_model: bool = True) -> Outcome:
     """Workers sending as fast as ``lim`` lets them to a provider with ``limits``.
 
     The provider is the test server's bucket; with ``noise``, that share of accepted
     requests is refused anyway (an injected 429 that has nothing to do with the limits).
+    With ``models``, worker i sends to the i-th model (in turn), each model with its own
+    bucket at the provider (as OpenAI limits each model apart); ``tell_model``: the limiter
+    is told which model each request is for.
     """
-    provider = ProviderBucket(limits, 0.0) if limits is not None else None
+    providers = {model: ProviderBucket(own, 0.0)
+                 for model, own in (models or {None: limits}).items() if own is not None}
+    names = list(models or {None: limits})
     rng = random.Random(seed)
     events: list[tuple[float, int, Callable[..., None], tuple[object, ...]]] = []
     order = itertools.count()
@@ -160,14 +167,21 @@ def simulate(lim: RateLimiter, clock: FakeClock, limits: RateLimits | None, *,
     def at(when: float, action: Callable[..., None], *args: object) -> None:
         heapq.heappush(events, (when, next(order), action, args))
 
+    def model_of(worker: int) -> str | None:
+        return names[worker % len(names)]
+
+    def told(worker: int) -> str | None:
+        return model_of(worker) if tell_model else None
+
     def send(worker: int) -> None:
-        wait = lim.delay(1)
+        wait = lim.delay(1, told(worker))
         if wait > 0:
             at(clock.now + wait, send, worker)
             return
-        at(clock.now + latency / 2, arrive, worker, lim.book(1))
+        at(clock.now + latency / 2, arrive, worker, lim.book(1, told(worker)))
 
     def arrive(worker: int, sent_at: float) -> None:
+        provider = providers.get(model_of(worker))
         refusal = provider.admit(1, clock.now) if provider is not None else None
         info = None
         if provider is not None and headers:
@@ -183,14 +197,16 @@ def simulate(lim: RateLimiter, clock: FakeClock, limits: RateLimits | None, *,
 
     def answer(worker: int, sent_at: float, retry: float | None,
                info: RateLimitInfo | None) -> None:
-        lim.release(1, 1, accepted=retry is None, refused=retry is not None, sent_at=sent_at)
+        lim.release(1, 1, accepted=retry is None, refused=retry is not None, sent_at=sent_at,
+                    model=told(worker))
         if info is not None:
-            lim.observe(info)
+            lim.observe(info, told(worker))
         if retry is None:
             outcome.accepted.append(clock.now)
+            outcome.by_model.setdefault(model_of(worker), []).append(clock.now)
         else:
             outcome.refused.append(clock.now)
-            lim.rate_limited(retry, sent_at, reported=info is not None)
+            lim.rate_limited(retry, sent_at, reported=info is not None, model=told(worker))
         send(worker)
 
     for worker in range(workers):
@@ -240,3 +256,52 @@ def test_stated_limits_are_never_exceeded() -> None:
     out = simulate(lim, clock, RateLimits(requests=100, window=1.0), duration=20, headers=False)
     assert out.refused == []
     assert out.steady_rate(1, 20) >= 0.97 * 100
+
+
+@pytest.mark.parametrize("tell_model", [True, False], ids=["per-model", "one-mirror"])
+def test_each_model_has_its_own_provider_limits(tell_model: bool) -> None:
+    """A request file's lines to two models on one endpoint whose limits are per model: the
+    headers of one model's answers never let the other's requests exceed its own limit."""
+    clock = FakeClock()
+    lim = limiter(clock)
+    models: dict[str | None, RateLimits] = {None: RateLimits(requests=50, window=1.0),
+                                            "big-model": RateLimits(requests=400, window=1.0)}
+    out = simulate(lim, clock, None, duration=20, models=models, tell_model=tell_model)
+
+    def rate(model: str | None) -> float:
+        return sum(2 <= t < 20 for t in out.by_model[model]) / 18
+
+    # Told the model: both reach their own limit, nothing refused. One mirror for both (the
+    # limiter not told): headers of the two models overwrite each other and one model starves
+    # or gets refused.
+    both_at_their_limit = (out.refused == [] and rate(None) >= 0.95 * 50
+                           and rate("big-model") >= 0.95 * 400)
+    assert both_at_their_limit == tell_model
+    if tell_model:
+        # The run report's record of the limits each model's headers gave, by model.
+        reported = {(e.kind, e.value, e.detail) for e in lim.events
+                    if e.kind.startswith("provider")}
+        assert reported == {
+            ("provider_requests", 50, "x-ratelimit-limit header"),
+            ("provider_requests", 400, "x-ratelimit-limit header of model big-model")}
+
+
+def test_each_model_learns_its_own_window_shape() -> None:
+    """A request file's two models, one limited by a continuously refilling bucket, the other
+    by fixed windows: the fixed one's refusal turns its own mirror windowed (counting its
+    sends per window), the other's mirror stays refilling, and both reach their limits."""
+    clock = FakeClock()
+    lim = limiter(clock)
+    models: dict[str | None, RateLimits] = {
+        None: RateLimits(requests=50, window=1.0),
+        "fixed-model": RateLimits(requests=200, window=1.0, kind="fixed")}
+    out = simulate(lim, clock, None, duration=20, models=models)
+
+    def rate(model: str | None) -> float:
+        return sum(2 <= t < 20 for t in out.by_model[model]) / 18
+
+    assert lim._models["fixed-model"].requests.windowed
+    assert not lim._provider_requests.windowed
+    assert lim.provider_shape == "windowed"
+    assert rate(None) >= 0.95 * 50 and rate("fixed-model") >= 0.9 * 200
+    assert len(out.refused) <= 0.01 * len(out.accepted)

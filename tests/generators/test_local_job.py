@@ -57,9 +57,50 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
         assert rows[request_id]["responses"] == json.loads(responses)
         assert rows[request_id]["attempts"] == 1
 
-    # The same seed gives the same answers in a fresh job.
-    fresh = subprocess.run([*command[:6], tmp_path / "b.jsonl", *command[7:]],
+    # The same seed gives the same answers in a fresh job (the model's, not the cache's).
+    fresh = subprocess.run([*command[:6], tmp_path / "b.jsonl", *command[7:], "--no-cache"],
                            capture_output=True, text=True, timeout=600)
     assert fresh.returncode == 0, fresh.stderr
     again = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert [r["responses"] for r in again] == [r["responses"] for r in rows]
+    # With the cache (on by default: a fixed seed), the same answers come from it, marked:
+    # at least those of the resumed run (the killed one may have died between its store's
+    # commit and the cache's).
+    cached = subprocess.run([*command[:6], tmp_path / "c.jsonl", *command[7:]],
+                            capture_output=True, text=True, timeout=600)
+    assert cached.returncode == 0, cached.stderr
+    hits = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    for row, hit in zip(rows, hits, strict=True):
+        assert [{k: v for k, v in r.items() if k != "cached"} for r in hit["responses"]] == \
+            row["responses"]
+        if row["id"] not in before:
+            assert all(r.get("cached") is True for r in hit["responses"])
+
+
+def test_a_request_file_runs_on_the_embedded_model_and_its_limits_are_said_first(
+        tmp_path: Path) -> None:
+    import promptmill
+    from promptmill.errors import InputError
+
+    bodies = [{"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6,
+               "seed": 1, "temperature": 0.5, "metadata": {"i": 0}},
+              # top_k: llama.cpp's own sampler, passed through as extra
+              {"prompt": "The sky is", "max_tokens": 4, "seed": 2, "n": 2, "top_k": 20,
+               "metadata": {"i": 1}}]
+    rows = promptmill.run_requests(bodies, "smollm2", output=tmp_path / "out.jsonl")
+    assert [row["metadata"] for row in rows] == [{"i": 0}, {"i": 1}]
+    assert all(row["status"] == "done" for row in rows), rows
+    assert len(rows[1]["responses"]) == 2 and rows[0]["responses"][0]["text"]
+    assert rows[1]["request"] == {"model": "smollm2", "prompt": "The sky is", "max_tokens": 4,
+                                  "seed": 2, "n": 2, "top_k": 20}
+    # One model per engine: a line naming another is refused before anything runs, unless
+    # --override-model; a field llama.cpp has no sampler for is refused too.
+    named = [{**bodies[0], "model": "gpt-4o-mini"}]
+    with pytest.raises(InputError, match="model 'gpt-4o-mini', but llamacpp! runs one model "
+                       r"\(smollm2\): drop 'model' from the lines, or pass --override-model"):
+        promptmill.run_requests(named, "smollm2")
+    overridden = promptmill.run_requests(named, "smollm2", override_model=True)
+    assert overridden[0]["request"]["model"] == "smollm2"
+    assert overridden[0]["responses"] == rows[0]["responses"]  # same seed, same answer
+    with pytest.raises(InputError, match="llamacpp! does not take extra.top_a"):
+        promptmill.run_requests([{**bodies[0], "top_a": 0.1}], "smollm2")

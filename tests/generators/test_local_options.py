@@ -39,6 +39,9 @@ def test_bad_options_are_refused_by_name(identifier: str, message: str) -> None:
         get_generator(identifier)
 
 
+# check_ready looks for the engine's packages first: the hf and vllm tiers.
+@pytest.mark.hf
+@pytest.mark.vllm
 def test_adapter_folders_are_checked_before_the_job(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="is not a folder"):
         get_generator(f"transformers!m,adapter={tmp_path / 'missing'}").check_ready()

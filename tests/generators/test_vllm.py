@@ -85,6 +85,15 @@ OBJECT_SCRIPT = textwrap.dedent('''
         mixed = [dict(row, adapter="tuned" if row["id"] % 2 else "") for row in rows]
         results["mixed"] = promptmill.run(mixed, base, params=greedy, adapter_field="adapter")
         results["again"] = promptmill.run(rows, base, params=greedy)
+        # Structured output: a random-weight model writes JSON only under vLLM's constraint.
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "label": {
+            "enum": ["red", "green", "blue"]}, "n": {"type": "integer", "minimum": 0,
+            "maximum": 99}}, "required": ["ok", "label", "n"], "additionalProperties": False}
+        sampled = {"temperature": 1.0, "seed": 3, "max_tokens": 48}
+        results["schema"] = schema
+        results["structured"] = promptmill.run(rows, from_obj(llm), k=2, schema=schema,
+                                               params=sampled)
+        results["free"] = promptmill.run(rows, from_obj(llm), k=2, params=sampled)
         results["loaded_after_jobs"] = base.loaded
         base.unload()
         results["loaded_after_unload"] = base.loaded
@@ -126,6 +135,25 @@ def test_vllm_job_schema_k_logprobs_and_an_over_long_row(object_jobs: dict[str, 
     assert rows[8]["status"] == "failed" and "maximum context length" in rows[8]["error"]
     assert "truncate=true" in rows[8]["error"]
     assert all(row["status"] == "done" for row in object_jobs["text"])
+
+
+def test_vllm_structured_output_is_valid_json_only_under_the_constraint(
+    object_jobs: dict[str, Any]
+) -> None:
+    import jsonschema
+
+    schema = object_jobs["schema"]
+    for row in object_jobs["structured"]:
+        assert row["status"] == "done" and row["attempts"] == 1, row["error"]
+        assert len(row["responses"]) == 2
+        for response in row["responses"]:
+            jsonschema.validate(response["json"], schema)
+            assert json.loads(response["text"]) == response["json"]
+    # The same sampling without the schema: not one answer is JSON.
+    for row in object_jobs["free"]:
+        for response in row["responses"]:
+            with pytest.raises(ValueError):
+                json.loads(response["text"])
 
 
 def test_vllm_lora_changes_greedy_answers_and_removing_it_restores_them(

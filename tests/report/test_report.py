@@ -15,7 +15,7 @@ from pathlib import Path
 
 from report_helpers import ERROR_HTML, FAILING, KEY, ROWS, GradedJob, cli
 
-from promptmill.dryrun import price_for
+from promptmill.pricing import table_price
 from promptmill.report.timeline import read_run
 from promptmill.store import MIGRATIONS, JobStore
 
@@ -57,10 +57,10 @@ def test_summary_numbers_match_the_store(graded_job: GradedJob) -> None:
     assert series.prompt_tokens[-1] == run.prompt_tokens > 0
     assert series.completion_tokens[-1] == run.completion_tokens > 0
     assert sum(sum(v) for v in series.retries.values()) == counts["attempts"] - counts["done"]
-    price = price_for("openai", "gpt-4o-mini")
+    price = table_price("openai", "gpt-4o-mini")
     assert price is not None and run.cost is not None and not run.cost.batch
-    assert abs(run.cost.standard - (run.prompt_tokens * price[0]
-                                    + run.completion_tokens * price[1]) / 1e6) < 1e-12
+    assert abs(run.cost.standard - (run.prompt_tokens * price.prompt
+                                    + run.completion_tokens * price.completion) / 1e6) < 1e-12
     kinds = {f.kind: f for f in run.failures}
     assert kinds["server_error"].count == len(FAILING)
     assert [row for row, _ in kinds["server_error"].examples] == list(FAILING)

@@ -17,6 +17,10 @@ that stops the job. The files are also searched while a job runs: paused inside 
 results (the WAL and ``-shm`` hold the uncommitted pages) and halfway through an export
 (the temporary file), not only after a clean finish.
 
+Request files (``run --requests``) too: a key given each way, lines failing with a backend
+quoting it, the ``--format openai-batch`` error file, and a line holding a key refused without
+echoing it.
+
 Batch mode has its own part: jobs sent through the Batch API with the key in the environment,
 the identifier and ``.env``; paused right after an upload (the batch input file, the store
 and its WAL on disk) and killed; resumed with ``--wait``; every ``promptmill batch`` command
@@ -350,4 +354,47 @@ def test_batch_mode_keeps_every_key_out_of_files_and_output(
     assert {"env.jsonl", "id.jsonl", "dotenv.jsonl", "q400-opaque.csv", "by-hand.out.jsonl",
             "by-hand.out.flat.csv", ".promptmill-last-batch"} <= written, written
     assert "Incorrect API key" in (tmp_path / "q400-opaque.csv").read_text()
+    assert not leaks(tmp_path, printed), leaks(tmp_path, printed)
+
+
+@pytest.mark.slow
+def test_request_files_keep_every_key_out_of_files_and_output(
+        tmp_path: Path, promptmill: Run) -> None:
+    # Cookbook lines to the key-quoting backend: lines ending in 3 fail with a 400 quoting
+    # the key, so the failed rows' errors (and the openai-batch error file) would carry it.
+    lines = [{"model": "quote-400-full", "messages": [{"role": "user", "content": f"line {i}"}],
+              "metadata": {"i": i}} for i in range(30)]
+    write_jsonl(tmp_path / "requests.jsonl", lines)
+    # A line holding a key is refused without quoting it.
+    write_jsonl(tmp_path / "keyed.jsonl", [{**lines[0], "api_key": CANARIES["opaque"]}])
+    printed: list[str] = []
+
+    def run(*args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
+        result = promptmill(*args, env=env)
+        printed.extend([result.stdout, result.stderr])
+        assert result.returncode == code, result.stderr
+        return result.stdout + result.stderr
+
+    with serve_app(key_quoting_backend) as url:
+        for name, model, env in (
+                ("groq", f"http!quote-400-full,api_base={url},api_key={CANARIES['groq']}", None),
+                ("env", f"openai!quote-400-full,api_base={url}",
+                 clean_env(OPENAI_API_KEY=CANARIES["openai"])),
+                ("opaque", f"http!quote-400-masked,api_base={url},api_key_env=PM_K",
+                 clean_env(PM_K=CANARIES["opaque"]))):
+            said = run("run", "requests.jsonl", "--requests", "-m", model, "-o",
+                       f"{name}.jsonl", "--format", "openai-batch", "-vv", env=env, code=1)
+            assert "3 requests failed" in said and "Incorrect API key" in said, said
+            run("status", f"{name}.jsonl")
+            run("export", f"{name}.jsonl", "--format", "jsonl", "--to", f"{name}.rows.jsonl")
+            run("export", f"{name}.jsonl", "--format", "parquet")
+            run("run", "requests.jsonl", "--requests", "-m", model, "-o", f"dry-{name}.jsonl",
+                "--dry-run", env=env)
+        said = run("run", "keyed.jsonl", "--requests", "-m", f"http!m,api_base={url}", code=2)
+        assert "field 'api_key': keys never go in request files" in said, said
+    (tmp_path / "keyed.jsonl").unlink()  # the test's own input: the one file holding a key
+    errors = (tmp_path / "groq.errors.jsonl").read_text()
+    assert errors.count("Incorrect API key") == 3
+    assert {json.loads(line)["metadata"]["i"] for line in
+            (tmp_path / "env.rows.jsonl").read_text().splitlines()} == set(range(30))
     assert not leaks(tmp_path, printed), leaks(tmp_path, printed)

@@ -414,6 +414,23 @@ async def test_limit_headers_can_be_hidden(make_server: Any) -> None:
     assert "Retry-After" in refused[2]
 
 
+async def test_models_with_limits_of_their_own_are_limited_apart(make_server: Any) -> None:
+    server = make_server(limits=RateLimits(requests=100, window=60),
+                         model_limits={"small": RateLimits(requests=2, window=60)})
+    async with aiohttp.ClientSession() as session:
+        small = [await post(server.url + CHAT, chat(model="small"), session=session)
+                 for _ in range(3)]
+        other = [await post(server.url + CHAT, chat(), session=session) for _ in range(3)]
+    assert [status for status, _, _ in small] == [200, 200, 429]
+    assert "Rate limit reached for small on requests per 1m0s: Limit 2" in (
+        small[2][1]["error"]["message"])
+    assert [headers["x-ratelimit-limit-requests"] for _, _, headers in small[:2]] == ["2", "2"]
+    # Other models share the server's limits, untouched by the small model's requests.
+    assert [status for status, _, _ in other] == [200] * 3
+    assert [headers["x-ratelimit-remaining-requests"] for _, _, headers in other] == [
+        "99", "98", "97"]
+
+
 # -- faults -------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ One module per command group; importing them registers their commands on :data:`
 
 from promptmill.cli import (  # noqa: F401 - registers the commands
     batch,
+    cache,
     formats,
     grading,
     jobs,

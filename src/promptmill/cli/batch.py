@@ -238,6 +238,7 @@ def download(batch_id: str | None, out: Path, api_base: str | None, api_key_env:
              job_output: Path | None) -> None:
     """Download a batch's output file to -o, and its error file beside it (streamed)."""
     from promptmill import data
+    from promptmill.batch_files import errors_file_for
     from promptmill.errors import UsageError
 
     data.check_output_path(out)
@@ -245,7 +246,7 @@ def download(batch_id: str | None, out: Path, api_base: str | None, api_key_env:
     if len(ids) != 1:
         raise UsageError(f"the job has {len(ids)} batches: name one (see `promptmill batch "
                          f"status --job {job_output}`)")
-    errors_path = out.with_name(out.name.removesuffix(".jsonl") + ".errors.jsonl")
+    errors_path = errors_file_for(out)
 
     async def go(api: Any) -> tuple[Any, list[str]]:
         batch = await api.retrieve_batch(ids[0])

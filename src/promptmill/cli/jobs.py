@@ -77,8 +77,34 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--messages-field", help="Row field holding a list of chat messages.")
 @click.option("--system", help="System prompt, inline or a file path.")
 @click.option("--text", "text_mode", is_flag=True, help="Send raw text completions, not chat.")
+@click.option("--requests", "request_file", is_flag=True, help="INPUT is a file of whole "
+              "requests: request bodies (model, messages or prompt, params, metadata) or Batch "
+              "API lines (custom_id, method, url, body), each sent with its own model and "
+              "params; -m names the endpoint (default: line 1's model).")
+@click.option("--override-model", is_flag=True, help="--requests: send every line to -m's "
+              "model, whatever model the line names.")
+@click.option("--format", "output_format", type=click.Choice(
+              ["jsonl", "parquet", "csv", "arrow", "openai-batch"]), help="Output format "
+              "(default: from -o's extension). openai-batch: the Batch API's output lines, "
+              "failed requests in NAME.errors.jsonl.")
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Generation parameter (temperature, max_tokens, seed, ..., extra.NAME).")
+@click.option("--schema", type=click.Path(dir_okay=False, path_type=Path),
+              help="A JSON Schema file: every backend is asked for JSON matching it; each "
+              "answer is validated (invalid ones retried) and kept as responses[].json.")
+@click.option("--cache", "cache", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Use the response cache for every request, sampled ones too (default: only "
+              "temperature 0 or a fixed seed); PATH: another cache file than the user "
+              "cache directory's.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+              help="Stop sending before the job's spend could pass USD (rerun with a higher "
+              "cap to continue); needs max_tokens and a known price.")
+@click.option("--max-tokens-total", type=click.IntRange(min=1), metavar="N",
+              help="Stop sending before the job's prompt + completion tokens could pass N.")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML file of model prices (default: prices.toml in the user config "
+              "directory).")
 @click.option("--id-field", metavar="NAME", help="Row field whose values must be unique "
               "(default: id or unique_id, when rows have one); 'none' allows duplicates.")
 @click.option("--adapter-field", metavar="NAME", help="Row field naming the LoRA adapter "
@@ -119,12 +145,15 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         model: tuple[str, ...], fleet_file: Path | None, output: Path | None, k: int,
         template: str | None,
         prompt_name: str | None, prompts_files: tuple[Path, ...], prompt_field: str | None,
-        messages_field: str | None, system: str | None, text_mode: bool,
-        param_items: tuple[str, ...], id_field: str | None, adapter_field: str | None,
-        limit: int | None, max_prompt_tokens: int | None, truncate_field: str | None,
-        truncate_keep: str, rpm: float | None, tpm: float | None, max_concurrency: int,
-        max_attempts: int, timeout: float | None, retry_failed: bool, new_job: bool,
-        dry_run: bool, mode: str, wait: bool, finish_online: bool, poll_interval: float,
+        messages_field: str | None, system: str | None, text_mode: bool, request_file: bool,
+        override_model: bool, output_format: str | None, param_items: tuple[str, ...],
+        schema: Path | None, cache: str | None, no_cache: bool, max_cost: float | None,
+        max_tokens_total: int | None, prices_file: Path | None,
+        id_field: str | None, adapter_field: str | None, limit: int | None,
+        max_prompt_tokens: int | None, truncate_field: str | None, truncate_keep: str,
+        rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
+        timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
+        mode: str, wait: bool, finish_online: bool, poll_interval: float,
         batch_max_requests: int, batch_max_bytes: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
@@ -147,6 +176,15 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         from promptmill.engine.fleet import read_fleet_file
 
         identifiers += read_fleet_file(fleet_file)
+    if not identifiers and request_file:
+        from promptmill import data
+        from promptmill.request_files import default_model
+
+        data.check_input(input_path)
+        named = default_model(input_path)
+        if named is not None:
+            identifiers = [named]
+            click.echo(f"no -m given: sending to {named}, the model line 1 names", err=True)
     if not identifiers:
         click.echo("no -m given: using the embedded default smollm2 (SmolLM2-135M-Instruct on "
                    "llama.cpp, CPU, no key)", err=True)
@@ -154,16 +192,27 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     if timeout is not None and "timeout" in generator.config_fields:
         generator = generator.with_config(timeout=timeout)
     params = {**ctx.meta.get("job_file_params", {}), **parse_param(param_items)}
+    job_params = dict(params)  # --save-config writes params, and --schema as a path
+    if schema is not None:
+        from promptmill.structured import load_schema, response_format_for
+
+        job_params["response_format"] = response_format_for(*load_schema(schema))
+    if no_cache and cache is not None:
+        raise UsageError("--cache and --no-cache contradict each other: give one")
     output = output or default_output(input_path, generator, create=not dry_run)
     spec = JobSpec(
         input=input_path, output=output, generator=generator,
         prompts=PromptSpec.build(template, prompt_field, messages_field, system, not text_mode,
                                  prompt=prompt_name, prompts_files=prompts_files),
-        k=k, params=make_params(params, where="--param"), limit=limit,
+        k=k, params=make_params(job_params, where="--param"), limit=limit,
         id_field=None if id_field in (None, "none") else id_field,
         unique_ids=id_field != "none", max_prompt_tokens=max_prompt_tokens, mode=mode,
         truncation=Truncation(truncate_field, truncate_keep) if truncate_field else None,
-        adapter_field=adapter_field,
+        adapter_field=adapter_field, requests=request_file, override_model=override_model,
+        output_format=output_format,
+        cache="off" if no_cache else "auto" if cache is None else "on",
+        cache_path=Path(cache) if cache else None, max_cost=max_cost,
+        max_tokens_total=max_tokens_total, prices_file=prices_file,
     )
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
@@ -174,7 +223,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     if dry_run:
         from promptmill.dryrun import dry_run as do_dry_run
 
-        click.echo(do_dry_run(spec))
+        click.echo(do_dry_run(spec, prices_file))
         return
     config = EngineConfig(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
                           retry=RetryPolicy(max_attempts=max_attempts))
@@ -340,12 +389,14 @@ def _open_store(path: Path) -> Any:
 def status(output: Path) -> None:
     """Show how far the job writing OUTPUT has got."""
     from promptmill.batch_ledger import BatchLedger
+    from promptmill.spending import spend_lines
 
     with _open_store(output) as store:
         st = store.status()
         model = store.get_meta("model_identifier")
         truncated = int(store.get_meta("truncated_rows") or 0)
         batches = BatchLedger(store).batches()
+        spent = spend_lines(store)
     click.echo(f"job      {output}  ({model})")
     click.echo(f"rows     {st.rows:,}" + ("" if st.planned_complete else " (planning incomplete)"))
     in_batches = f" ({st.batched:,} in batches at the provider)" if st.batched else ""
@@ -353,6 +404,8 @@ def status(output: Path) -> None:
                f"{st.pending:,} pending{in_batches}")
     click.echo(f"attempts {st.attempts:,}; tokens {st.prompt_tokens:,} prompt + "
                f"{st.completion_tokens:,} completion")
+    for line in spent:
+        click.echo(line)
     for error, count in st.errors:
         click.echo(redact(f"  {count:,} x {error}"))
     if truncated:
@@ -385,24 +438,30 @@ def _batch_line(b: Any) -> str:
 
 @cli.command()
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv", "arrow", "hf"]),
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv", "arrow", "hf",
+                                                   "openai-batch"]),
               help="Output format (default: from the --to extension). parquet and arrow have "
               "the fixed schema of the README; hf writes a Hugging Face dataset folder "
-              "(save_to_disk layout; needs the datasets extra).")
+              "(save_to_disk layout; needs the datasets extra); openai-batch the Batch API's "
+              "output lines (failed requests in NAME.errors.jsonl).")
 @click.option("--to", "destination", type=click.Path(path_type=Path),
               help="Where to write (default: OUTPUT, or OUTPUT with the format's extension).")
-def export(output: Path, fmt: str | None, destination: Path | None) -> None:
+@click.option("--flatten-json", is_flag=True, help="parquet/arrow/hf: a column json_NAME per "
+              "top-level field of the --schema answers (a list of the k values when k > 1).")
+def export(output: Path, fmt: str | None, destination: Path | None,
+           flatten_json: bool) -> None:
     """Write the job's results (every row, in input order) as JSONL, Parquet, CSV, Arrow or HF."""
     from promptmill import data
     from promptmill.job import export_results
 
     if destination is None:
-        suffix = {"hf": ".hf"}.get(fmt or "", f".{fmt}")
+        suffix = {"hf": ".hf", "openai-batch": ".batch.jsonl"}.get(fmt or "", f".{fmt}")
         destination = output if fmt in (None, "jsonl") else output.with_suffix(suffix)
     if fmt == "hf":
         data.check_output_path(destination.with_name(destination.name + ".probe"))
     else:
         data.check_output_path(destination)
     with _open_store(output) as store:
-        count = export_results(store, destination, fmt or data.output_format(destination))
+        count = export_results(store, destination, fmt or data.output_format(destination),
+                               flatten_json=flatten_json)
     click.echo(f"wrote {count:,} rows to {destination}", err=True)

@@ -41,6 +41,10 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
               help="Probability of a proxy's 504 page.")
 @click.option("--fault-reset", type=PROBABILITY, default=0.0,
               help="Probability of a reset connection (TCP RST).")
+@click.option("--json-invalid", type=PROBABILITY, default=0.0,
+              help="Probability that a structured answer (response_format) is not JSON.")
+@click.option("--json-mismatch", type=PROBABILITY, default=0.0,
+              help="Probability that a structured answer is JSON that breaks the schema.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
 @click.option("--model", "models", multiple=True, help="Model names /v1/models lists.")
 @click.option("--batch-seconds", type=float, default=0.0, show_default=True,
@@ -58,12 +62,13 @@ def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: i
                    fault_429: float, fault_500: float, fault_drop: float,
                    fault_hang: float, fault_malformed: float, fault_slow: float,
                    fault_502: float, fault_503: float, fault_504: float, fault_reset: float,
-                   seed: int, models: tuple[str, ...], batch_seconds: float,
+                   json_invalid: float, json_mismatch: float, seed: int,
+                   models: tuple[str, ...], batch_seconds: float,
                    batch_fault_line: float, batch_fault_expire: float,
                    batch_fault_validation: float, batch_fault_upload: float) -> None:
     """Serve an OpenAI-compatible test API (deterministic answers, limits, faults, the Batch
     API's /v1/files and /v1/batches) until Ctrl-C."""
-    from promptmill.testing import BatchFaults, testing_server_command
+    from promptmill.testing import BatchFaults, JsonFaults, testing_server_command
 
     try:
         testing_server_command(host, port, latency, rpm, tpm, window, fault_429, fault_500,
@@ -76,7 +81,9 @@ def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: i
                                batch_faults=BatchFaults(
                                    line_error=batch_fault_line, expire=batch_fault_expire,
                                    fail_validation=batch_fault_validation,
-                                   upload_error=batch_fault_upload, seed=seed))
+                                   upload_error=batch_fault_upload, seed=seed),
+                               json_faults=JsonFaults(invalid=json_invalid,
+                                                      mismatch=json_mismatch, seed=seed))
     except ValueError as exc:  # options that do not fit together (probabilities over 1)
         raise click.UsageError(str(exc)) from None
     except OSError as exc:  # the port is taken

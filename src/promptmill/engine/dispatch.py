@@ -22,17 +22,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from promptmill.engine.budget import Budget, Spend
 from promptmill.engine.limiter import LimiterEvent, RateLimiter
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
+    InvalidOutput,
     JobFatalError,
     MalformedResponse,
     PromptmillError,
     RateLimited,
     RetryableError,
+    SpendingCapReached,
     Unavailable,
 )
 from promptmill.generators.base import (
@@ -50,6 +53,11 @@ from promptmill.store import (
     RequestRow,
     outcome_code,
 )
+from promptmill.structured import resampled
+
+if TYPE_CHECKING:
+    from promptmill.cache import CachedSamples, JobCache
+    from promptmill.structured import OutputValidator
 
 log = logging.getLogger("promptmill")
 
@@ -89,6 +97,8 @@ class EngineStats:
     retries: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached: int = 0  # responses taken from the response cache instead of sent
+    spent: float | None = None  # dollars spent by the job so far (None: price unknown)
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     limiter_state: str = "ok"
@@ -113,6 +123,10 @@ class _Item:
     attempts: int = 0  # counted attempts this run
     unavailable: int = 0  # connection failures this run (not counted as attempts)
     sent_at: float = 0.0  # when the limiter let its last attempt go
+    # Its key in the response cache (a miss), or the samples found there (None: no cache).
+    hit: bytes | CachedSamples | None = None
+    share: Spend | None = None  # spend reserved against the cap for the attempt in flight
+    parsed: list[Any] | None = None  # each response's JSON value (structured output)
 
 
 class JobAborted(PromptmillError):
@@ -129,6 +143,10 @@ class Dispatcher:
         build_request: Callable[[RequestRow], GenerationRequest],
         config: EngineConfig,
         stats: EngineStats | None = None,
+        *,
+        cache: JobCache | None = None,
+        budget: Budget | None = None,
+        validator: OutputValidator | None = None,
     ) -> None:
         self.store = store
         self.generator = generator
@@ -167,6 +185,11 @@ class Dispatcher:
         self._probe = asyncio.Lock()
         self._any_success = False
         self._malformed_streak = 0
+        self._cache = cache  # consulted before a request is sent; fed its answers
+        self._budget = budget  # the spending cap: reserved before each send
+        self._validator = validator  # structured output: each answer parsed and checked
+        if budget is not None and budget.prices is not None:
+            self.stats.spent = budget.spent.cost
 
     def stop(self) -> None:
         """Ask for a graceful stop: nothing new is sent; requests in flight finish."""
@@ -210,6 +233,8 @@ class Dispatcher:
         ready = self._ready
         if len(ready) < self._batch and self._rows is not None:
             self._read_ahead()
+            while not ready and self._rows is not None:  # a chunk all answered from the cache
+                self._read_ahead()
         if self._batch == 1:
             return [ready.popleft()] if ready else []
         batch: list[_Item] = []
@@ -221,13 +246,50 @@ class Dispatcher:
         rows = self._rows
         assert rows is not None
         build = self.build_request
+        items = []
         for _ in range(self._refill_size):
             row = next(rows, None)
             if row is None:
                 self._rows = None
                 break
-            self._outstanding += 1
-            self._ready.append(_Item(row, build(row), row.est_tokens))
+            items.append(_Item(row, build(row), row.est_tokens))
+        self._outstanding += len(items)
+        if self._cache is not None and items:
+            items = self._from_cache(items)
+        self._ready.extend(items)
+
+    def _from_cache(self, items: list[_Item]) -> list[_Item]:
+        """Answer what the response cache holds; the items still to send (some asking fewer
+        samples)."""
+        cache = self._cache
+        assert cache is not None
+        found = cache.lookup([item.row.payload for item in items])
+        if found is None:
+            return items
+        keys, stored = found
+        if not stored:  # a first run's usual case: every request a miss
+            for item, key in zip(items, keys, strict=True):
+                item.hit = key
+            return items
+        kept = []
+        for item, key in zip(items, keys, strict=True):
+            samples = stored.get(key)
+            entry = cache.entry(key, item.row.sample_group, item.row.n, samples)
+            item.hit = entry or key
+            if entry is None:
+                kept.append(item)
+            elif entry.complete:
+                self._answer_from_cache(item, entry)
+            else:
+                item.request = entry.request_for_missing(item.request)
+                kept.append(item)
+        return kept
+
+    def _answer_from_cache(self, item: _Item, entry: CachedSamples) -> None:
+        self.stats.done += 1
+        self.stats.cached += entry.n
+        row = item.row
+        self._finish(FinishedRequest(row.id, row.attempts, entry.stored(), 0, 0))
 
     def _requeue(self, item: _Item) -> None:
         self._ready.append(item)
@@ -272,12 +334,23 @@ class Dispatcher:
     # -- sending -------------------------------------------------------------------------
 
     async def _send(self, batch: list[_Item]) -> None:
+        if self._budget is not None:
+            batch = await self._reserve(batch)
+            if not batch:
+                return
         limiter = self.limiter
         count = len(batch)
         reserved = batch[0].reserved if count == 1 else sum(i.reserved for i in batch)
-        sent_at = limiter.try_book(reserved)
+        # A request naming its own model (a request file's line) has that model's limits;
+        # a local engine's batch is of one model (the engine's: None).
+        model = batch[0].request.model
+        sent_at = limiter.try_book(reserved, model)
         if sent_at is None:
-            sent_at = await self._waiting_for(limiter.acquire(reserved))
+            try:
+                sent_at = await self._waiting_for(limiter.acquire(reserved, model))
+            except BaseException:
+                self._release_spend(batch)
+                raise
         for item in batch:
             item.sent_at = sent_at
         probing = False
@@ -285,7 +358,8 @@ class Dispatcher:
             try:
                 await self._waiting_for(self._probe.acquire())
             except BaseException:
-                limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+                limiter.release(reserved, None, accepted=False, sent_at=sent_at, model=model)
+                self._release_spend(batch)
                 raise
             probing = True
             if self._outage_since is None:  # another probe got through while we waited
@@ -302,25 +376,36 @@ class Dispatcher:
         try:
             results = await self.generator.generate([item.request])
         except GenerationError as error:
-            self._call_failed(batch, error, reserved, sent_at)
+            self._call_failed(batch, error, reserved, sent_at, model)
             return
         except BaseException:
-            limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            limiter.release(reserved, None, accepted=False, sent_at=sent_at, model=model)
+            self._release_spend(batch)
             raise
         finally:
             stats.in_flight -= count
             if probing:
                 self._probe.release()
         result = results[0]
-        limiter.release(reserved, _charge(item, result), sent_at=sent_at)
+        limiter.release(reserved, _charge(item, result), sent_at=sent_at, model=model)
         self._note(item, result)
 
     def _note(self, item: _Item, result: GenerationResult) -> None:
         """Take one request's result: what its headers said, then done or failed."""
         if result.rate_limit is not None:
-            self.limiter.observe(result.rate_limit)
+            self.limiter.observe(result.rate_limit, item.request.model)
+        if item.share is not None:
+            self._settle_spend(item, result.usage, result.error)
         if result.error is not None:
             self._failed(item, result.error)
+        elif self._validator is not None:
+            try:
+                item.parsed = self._validator.parse_all([r.text for r in result.responses])
+            except InvalidOutput as invalid:
+                item.request = resampled(item.request)
+                self._failed(item, invalid)
+                return
+            self._done(item, result)
         else:
             self._done(item, result)
 
@@ -348,6 +433,7 @@ class Dispatcher:
         except BaseException:
             stats.in_flight -= len(waiting)
             limiter.release(reserved, None, accepted=False, sent_at=sent_at)
+            self._release_spend(list(waiting.values()))
             raise
         finally:
             if probing:
@@ -357,21 +443,64 @@ class Dispatcher:
             lost = MalformedResponse(f"{self.generator.provider}! ended a batch without "
                                      "answering this request")
             for item in waiting.values():
+                if item.share is not None:
+                    self._settle_spend(item, None, lost)
                 self._failed(item, lost)
         limiter.release(reserved, charged, sent_at=sent_at)
 
     def _call_failed(self, items: list[_Item], error: GenerationError, reserved: int,
-                     sent_at: float) -> None:
-        """A whole generate()/stream() call failed: the error applies to each of ``items``."""
+                     sent_at: float, model: str | None = None) -> None:
+        """A whole generate()/stream() call failed: the error applies to each of ``items``
+        (requests to ``model``, when not the job's own)."""
         limiter = self.limiter
         info = error.rate_limit if isinstance(error, RetryableError) else None
         limiter.release(reserved, None,
                         accepted=not isinstance(error, (RateLimited, Unavailable)),
-                        refused=isinstance(error, RateLimited), sent_at=sent_at)
+                        refused=isinstance(error, RateLimited), sent_at=sent_at, model=model)
         if isinstance(info, RateLimitInfo):
-            limiter.observe(info)
+            limiter.observe(info, model)
         for item in items:
+            if item.share is not None:
+                self._settle_spend(item, None, error)
             self._failed(item, error)
+
+    # -- the spending cap ------------------------------------------------------------------
+
+    async def _reserve(self, batch: list[_Item]) -> list[_Item]:
+        """Reserve the batch's worst case against the cap; what may be sent ([]: nothing).
+
+        While it does not fit it waits for requests in flight to settle; once none is in
+        flight and it still does not fit, the job stops sending (SpendingCapReached).
+        """
+        budget = self._budget
+        assert budget is not None
+        shares = [budget.share_for(item.row.est_tokens, item.row.n, item.request.n)
+                  for item in batch]
+        while (kept := budget.reserve_all_or_wait(shares)) is None:
+            await self._waiting_for(budget.changed())
+        for item, share in zip(batch, shares[:kept], strict=False):
+            item.share = share
+        if kept < len(batch):
+            self._ready.extendleft(reversed(batch[kept:]))
+        if not kept:
+            self._abort_job(SpendingCapReached(budget.describe_stop(shares[0])))
+        return batch[:kept]
+
+    def _settle_spend(self, item: _Item, usage: Any, error: GenerationError | None) -> None:
+        budget, share = self._budget, item.share
+        assert budget is not None and share is not None
+        item.share = None
+        budget.settle_usage(share, usage, error)
+
+    def _release_spend(self, items: list[_Item]) -> None:
+        """Give back the reservations of requests that were never sent."""
+        budget = self._budget
+        if budget is None:
+            return
+        for item in items:
+            if item.share is not None:
+                budget.release(item.share)
+                item.share = None
 
     async def _waiting_for(self, wait: Awaitable[_T]) -> _T:
         """Await ``wait`` as a worker that ``stop`` may cancel: it has nothing in flight."""
@@ -397,17 +526,25 @@ class Dispatcher:
             else _with_logprobs(r)
             for r in result.responses
         ]
+        if item.parsed is not None:
+            for stored, value in zip(responses, item.parsed, strict=True):
+                stored["json"] = value
         row = item.row
         stats = self.stats
         stats.done += 1
         self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
-        if usage is None:
-            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
-                                       _to_json(responses))
+        if item.hit is None:
+            encoded = _to_json(responses)
         else:
-            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1,
-                                       _to_json(responses), usage.prompt_tokens,
-                                       usage.completion_tokens)
+            assert self._cache is not None
+            encoded, taken = self._cache.merge(item.hit, row.sample_group, responses,
+                                               _to_json)
+            stats.cached += taken
+        if usage is None:
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
+        else:
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded,
+                                       usage.prompt_tokens, usage.completion_tokens)
             stats.prompt_tokens += usage.prompt_tokens
             stats.completion_tokens += usage.completion_tokens
         if result.endpoint is not None:  # a fleet: which endpoint answered
@@ -431,7 +568,7 @@ class Dispatcher:
             reported = isinstance(info, RateLimitInfo) and (
                 info.remaining_requests is not None or info.remaining_tokens is not None)
             self.limiter.rate_limited(policy.delay(error, item.attempts, self._rng),
-                                      item.sent_at, reported=reported)
+                                      item.sent_at, reported=reported, model=item.request.model)
         if isinstance(error, MalformedResponse) and not self._any_success:
             self._malformed_streak += 1
             if self._malformed_streak >= _NOT_OPENAI_AFTER:
@@ -503,17 +640,29 @@ class Dispatcher:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every finished request not yet committed, with the attempts and events."""
-        if self._finished or self._attempts or self.limiter.events:
+        """Commit every finished request not yet committed, with the attempts and events
+        (and the spend it cost)."""
+        budget = self._budget
+        spend_dirty = budget is not None and budget.dirty
+        if self._finished or self._attempts or self.limiter.events or spend_dirty:
             batch, self._finished = self._finished, []
             attempts, self._attempts = self._attempts, []
             events: list[EventRecord] = [(e.at, e.kind, e.value, e.detail)
                                          for e in self.limiter.events]
             self.limiter.events.clear()  # in place: the limiter's parts hold this list
+            meta = None
+            if spend_dirty:
+                assert budget is not None
+                budget.dirty = False
+                meta = {"spent": budget.spent.as_meta()}
+                if budget.prices is not None:
+                    self.stats.spent = budget.spent.cost
             try:
-                self.store.record(batch, attempts, events, self._wall_offset)
+                self.store.record(batch, attempts, events, self._wall_offset, meta=meta)
             except PromptmillError as exc:
                 self._abort_job(exc)
+        if self._cache is not None:
+            self._cache.flush()
 
     def _note_run_start(self) -> None:
         """Events for the report: this run began, and the limits the user stated."""

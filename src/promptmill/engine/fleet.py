@@ -125,6 +125,8 @@ class FleetGenerator(Generator):
         self.model = first.model
         self.params = first.params
         self.config = shared
+        # The job's price (dry run, spending cap): the first endpoint's price options, if any.
+        self.price_options = dict(first.price_options)
         self._api_key = None
         self._key_given = False
         self.provider = first.provider  # type: ignore[misc]  # the job's model is theirs

@@ -10,7 +10,8 @@ Three sources of limits work together; a send waits for the strictest:
   mirror of the provider's bucket, synchronised on every answer (remaining less what is in
   flight) and refilled in between at the rate the headers imply (what is spent over the
   time to reset), so the job spends the allowance as it refills, before the provider
-  refuses anything;
+  refuses anything; one mirror per model, since providers (OpenAI) limit each model apart
+  and a request file's lines may name several;
 * 429s without such headers: every 429 pauses the job for its ``Retry-After``, and the
   limiter learns a send rate (AIMD-like): it cuts the rate to what the provider accepted
   between two episodes of refusals (the bucket was empty at both, so what it accepted is
@@ -92,11 +93,13 @@ class _ProviderBucket:
     """
 
     __slots__ = ("capacity", "rate", "level", "stamp", "reset", "windowed", "window", "log",
-                 "used", "synced_at", "slack", "reset_at", "epoch", "events", "kind")
+                 "used", "synced_at", "slack", "reset_at", "epoch", "events", "kind", "source")
 
-    def __init__(self, events: list[LimiterEvent], kind: str) -> None:
+    def __init__(self, events: list[LimiterEvent], kind: str,
+                 source: str = "x-ratelimit-limit header") -> None:
         self.events = events  # the limiter's state changes not yet written
         self.kind = kind  # the event kind of a new limit: provider_requests, provider_tokens
+        self.source = source  # the event's detail: where the limit came from
         self.capacity = 0  # the provider's limit (0: never reported)
         self.rate = 0.0  # a lower bound of the refill rate, units/s (0: not known yet)
         self.level = math.inf  # units believed available at ``stamp``, in flight deducted
@@ -123,7 +126,7 @@ class _ProviderBucket:
                 return  # counted in the window before the last reset: old news
             if limit != self.capacity:
                 self.events.append(LimiterEvent(now, self.kind, limit,
-                                                "x-ratelimit-limit header (windowed)"))
+                                                f"{self.source} (windowed)"))
             self.capacity = limit
             self.reset_at = now + reset
             self._expire(now)
@@ -137,7 +140,7 @@ class _ProviderBucket:
             return
         if limit != self.capacity:
             self.capacity, self.rate = limit, 0.0  # a new limit: forget the old rate
-            self.events.append(LimiterEvent(now, self.kind, limit, "x-ratelimit-limit header"))
+            self.events.append(LimiterEvent(now, self.kind, limit, self.source))
         deficit = limit - remaining
         if deficit >= 2 and reset > 0:
             # remaining is floored and reset rounded up, so this bounds the rate from below;
@@ -234,6 +237,23 @@ class _ProviderBucket:
         elif self.level != math.inf:
             self.level = self.available(now) - amount
             self.stamp = now
+
+
+class _ModelBuckets:
+    """The provider buckets of one model other than the job's own, and its requests in flight.
+
+    Each model's mirrors learn their own shape (refilling or windowed) from their own
+    headers and refusals.
+    """
+
+    __slots__ = ("requests", "tokens", "inflight_requests", "inflight_tokens")
+
+    def __init__(self, events: list[LimiterEvent], model: str) -> None:
+        source = f"x-ratelimit-limit header of model {model}"
+        self.requests = _ProviderBucket(events, "provider_requests", source)
+        self.tokens = _ProviderBucket(events, "provider_tokens", source)
+        self.inflight_requests = 0  # this model's requests sent, not yet answered
+        self.inflight_tokens = 0  # reserved by them
 
 
 class _LearnedRate:
@@ -415,6 +435,7 @@ class RateLimiter:
         "_pause_reason",
         "_provider_requests",
         "_provider_tokens",
+        "_models",
         "_learned",
         "_accepted",
         "_started",
@@ -470,6 +491,9 @@ class RateLimiter:
         self._pause_event: LimiterEvent | None = None  # the current pause's record
         self._provider_requests = _ProviderBucket(self.events, "provider_requests")
         self._provider_tokens = _ProviderBucket(self.events, "provider_tokens")
+        # Buckets of models named by requests (``model`` not None): the job's own model's are
+        # the two above, so a job of one model never looks here.
+        self._models: dict[str, _ModelBuckets] = {}
         self._learned = _LearnedRate(self.events)  # from 429s without limit headers
         self._accepted = 0  # answers the provider accepted (not 429): a guess without Retry-After
         self._started = now  # when the job began sending
@@ -503,7 +527,7 @@ class RateLimiter:
         """How the provider's reported limits are modelled: ``refilling`` (continuously) or
         ``windowed`` (learned from refusals: sends counted per window); None: no limit
         headers seen."""
-        buckets = [b for b in (self._provider_requests, self._provider_tokens) if b.capacity]
+        buckets = [b for b in self._all_buckets() if b.capacity]
         if not buckets:
             return None
         return "windowed" if any(b.windowed for b in buckets) else "refilling"
@@ -513,8 +537,11 @@ class RateLimiter:
         """Requests/s learned from 429s without limit headers (None: none learned)."""
         return self._learned.rate(self._clock()) if self._learned.base else None
 
-    def delay(self, tokens: int) -> float:
-        """Seconds before a request reserving ``tokens`` may be sent (0 or less: now)."""
+    def delay(self, tokens: int, model: str | None = None) -> float:
+        """Seconds before a request reserving ``tokens`` may be sent (0 or less: now).
+
+        ``model``: a model other than the job's own, whose provider limits are its own.
+        """
         now = self._clock()
         wait = self._paused_until - now
         binding = ""
@@ -531,17 +558,16 @@ class RateLimiter:
             stated = self._token_tat - self._stated_burst - now
             if stated > wait:
                 wait, binding = stated, "stated tpm"
-        if self._provider_requests.capacity:
-            mirror = self._provider_requests.wait(1, now, self.inflight_requests)
+        requests, tokens_bucket, inflight_requests, inflight_tokens = self._mirrors(model)
+        if requests.capacity:
+            mirror = requests.wait(1, now, inflight_requests)
             if mirror > wait:
-                wait, binding = mirror, ("provider requests window"
-                                         if self._provider_requests.windowed
+                wait, binding = mirror, ("provider requests window" if requests.windowed
                                          else "provider requests allowance")
-        if self._provider_tokens.capacity:
-            mirror = self._provider_tokens.wait(tokens, now, self.inflight_tokens)
+        if tokens_bucket.capacity:
+            mirror = tokens_bucket.wait(tokens, now, inflight_tokens)
             if mirror > wait:
-                wait, binding = mirror, ("provider tokens window"
-                                         if self._provider_tokens.windowed
+                wait, binding = mirror, ("provider tokens window" if tokens_bucket.windowed
                                          else "provider tokens allowance")
         if self._learned.base:
             learned = self._learned.tat - now
@@ -553,17 +579,23 @@ class RateLimiter:
         self._binding = binding
         return wait
 
-    def try_book(self, tokens: int) -> float | None:
+    def try_book(self, tokens: int, model: str | None = None) -> float | None:
         """Book one request of ``tokens`` if it may be sent now: its send time; else None."""
-        if self._limited and self.delay(tokens) > 0:
+        if self._limited and self.delay(tokens, model) > 0:
             return None
-        return self.book(tokens)
+        return self.book(tokens, model)
 
-    def book(self, tokens: int) -> float:
+    def book(self, tokens: int, model: str | None = None) -> float:
         """Count one request of ``tokens`` as sent now; returns the send time."""
         now = self._clock()
         self.inflight_requests += 1
         self.inflight_tokens += tokens
+        requests, tokens_bucket = self._provider_requests, self._provider_tokens
+        if model is not None:
+            buckets = self._buckets(model)
+            buckets.inflight_requests += 1
+            buckets.inflight_tokens += tokens
+            requests, tokens_bucket = buckets.requests, buckets.tokens
         if not self._limited:
             return now  # nothing stated, reported or learned yet: nothing to book
         if self._first_send == math.inf:
@@ -572,10 +604,10 @@ class RateLimiter:
             self._request_tat = max(self._request_tat, now) + self._request_interval
         if self._token_interval:
             self._token_tat = max(self._token_tat, now) + tokens * self._token_interval
-        if self._provider_requests.capacity:
-            self._provider_requests.take(1, now)
-        if self._provider_tokens.capacity:
-            self._provider_tokens.take(tokens, now)
+        if requests.capacity:
+            requests.take(1, now)
+        if tokens_bucket.capacity:
+            tokens_bucket.take(tokens, now)
         learned = self._learned
         if learned.base:
             # A send a little late (a busy loop) keeps its slot in the schedule, so the next
@@ -584,20 +616,20 @@ class RateLimiter:
             learned.tat = start + 1.0 / learned.rate(now)
         return now
 
-    async def acquire(self, tokens: int) -> float:
+    async def acquire(self, tokens: int, model: str | None = None) -> float:
         """Wait until one request of ``tokens`` (prompt + max_tokens) may go; book it.
 
         Returns the send time, which ``rate_limited`` takes back if the request is refused.
         """
         async with self._turn:
             while True:
-                delay = self.delay(tokens)
+                delay = self.delay(tokens, model)
                 if delay <= 0:
-                    return self.book(tokens)
+                    return self.book(tokens, model)
                 await self._sleep(delay)  # type: ignore[misc]
 
     def release(self, reserved: int, charged: int | None, *, accepted: bool = True,
-                refused: bool = False, sent_at: float = 0.0) -> None:
+                refused: bool = False, sent_at: float = 0.0, model: str | None = None) -> None:
         """A request sent at ``sent_at`` finished: settle its reservation against its charge.
 
         ``charged`` is what the provider counted against its token limit (None: unknown);
@@ -606,12 +638,16 @@ class RateLimiter:
         """
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
+        if model is not None:
+            buckets = self._buckets(model)
+            buckets.inflight_requests -= 1
+            buckets.inflight_tokens -= reserved
         if not self._first_answer:
             self._first_answer = True
             self._first_send = self._clock()  # the others go from now: the allowance's start
             # Nothing learned from it: back to booking nothing (the fast path).
-            self._limited = self._stated or self._paused_until > 0 or bool(
-                self._provider_requests.capacity or self._provider_tokens.capacity)
+            self._limited = self._stated or self._paused_until > 0 or any(
+                b.capacity for b in self._all_buckets())
         if accepted:
             self._accepted += 1
             self._learned.accepted_answer(sent_at)
@@ -640,8 +676,10 @@ class RateLimiter:
             self._paused_until = until
             self._pause_reason = reason
 
-    def rate_limited(self, retry_after: float, sent_at: float, *, reported: bool) -> None:
-        """A 429 for a request sent at ``sent_at``: pause, and learn unless headers told us.
+    def rate_limited(self, retry_after: float, sent_at: float, *, reported: bool,
+                     model: str | None = None) -> None:
+        """A 429 for a request sent at ``sent_at`` (to ``model``, when not the job's own):
+        pause, and learn unless headers told us.
 
         ``reported`` says whether the 429 came with ``x-ratelimit-*`` headers (then the
         provider mirror already knows the state and no rate is learned).
@@ -649,8 +687,9 @@ class RateLimiter:
         self.pause(retry_after, "HTTP 429")
         if reported:
             now = self._clock()
-            self._provider_requests.distrust(sent_at, now)
-            self._provider_tokens.distrust(sent_at, now)
+            requests, tokens, _, _ = self._mirrors(model)
+            requests.distrust(sent_at, now)
+            tokens.distrust(sent_at, now)
             return
         now = self._clock()
         accepted_rate = self._accepted / max(1e-3, now - self._started)
@@ -670,15 +709,44 @@ class RateLimiter:
                               self.inflight_requests, window_rate, floor)
         self._learned.tat = max(self._learned.tat, self._paused_until)
 
-    def observe(self, info: RateLimitInfo) -> None:
-        """Take in what a response's headers said about the provider's allowance."""
+    def observe(self, info: RateLimitInfo, model: str | None = None) -> None:
+        """Take in what a response's headers said about the provider's allowance (for
+        ``model``'s requests, when it is not the job's own model)."""
         self._limited = True
         now = self._clock()
+        requests, tokens, inflight_requests, inflight_tokens = self._mirrors(model)
         if (info.limit_requests and info.remaining_requests is not None
                 and info.reset_requests_s is not None):
-            self._provider_requests.sync(info.limit_requests, info.remaining_requests,
-                                         info.reset_requests_s, self.inflight_requests, now)
+            requests.sync(info.limit_requests, info.remaining_requests,
+                          info.reset_requests_s, inflight_requests, now)
         if (info.limit_tokens and info.remaining_tokens is not None
                 and info.reset_tokens_s is not None):
-            self._provider_tokens.sync(info.limit_tokens, info.remaining_tokens,
-                                       info.reset_tokens_s, self.inflight_tokens, now)
+            tokens.sync(info.limit_tokens, info.remaining_tokens,
+                        info.reset_tokens_s, inflight_tokens, now)
+
+    def _mirrors(self, model: str | None
+                 ) -> tuple[_ProviderBucket, _ProviderBucket, int, int]:
+        """The provider buckets a request to ``model`` counts against (None: the job's own
+        model), and that model's requests and tokens in flight."""
+        if model is not None:
+            buckets = self._buckets(model)
+            return (buckets.requests, buckets.tokens, buckets.inflight_requests,
+                    buckets.inflight_tokens)
+        inflight_requests, inflight_tokens = self.inflight_requests, self.inflight_tokens
+        for other in self._models.values():  # in flight less the other models' requests
+            inflight_requests -= other.inflight_requests
+            inflight_tokens -= other.inflight_tokens
+        return self._provider_requests, self._provider_tokens, inflight_requests, inflight_tokens
+
+    def _buckets(self, model: str) -> _ModelBuckets:
+        buckets = self._models.get(model)
+        if buckets is None:
+            buckets = self._models[model] = _ModelBuckets(self.events, model)
+        return buckets
+
+    def _all_buckets(self) -> list[_ProviderBucket]:
+        """Every provider bucket mirrored: the job's own model's, then the others'."""
+        buckets = [self._provider_requests, self._provider_tokens]
+        for other in self._models.values():
+            buckets += (other.requests, other.tokens)
+        return buckets

@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from promptmill.errors import GenerationError, RateLimited, RetryableError, Unavailable
+from promptmill.errors import (
+    GenerationError,
+    InvalidOutput,
+    RateLimited,
+    RetryableError,
+    Unavailable,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class RetryPolicy:
         """Seconds to wait before the next attempt ("equal jitter": half fixed, half random)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return float(error.retry_after)
+        if isinstance(error, InvalidOutput):
+            return 0.0  # the server is fine: sample again at once
         # The exponent is capped: 2.0 ** 1024 overflows, and --max-attempts may be that large.
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(0, attempt - 1), 64))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)

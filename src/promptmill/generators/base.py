@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from promptmill.prompts.formats import ChatFormat
 
 Message = dict[str, Any]
+# Identifier options every backend takes: its prices in USD per million prompt and completion
+# tokens (for --max-cost and --dry-run where promptmill's price table does not know the model).
+PRICE_OPTIONS = ("price_in", "price_out")
 
 
 def env_value(name: str, dotenv: Path = Path(".env")) -> str | None:
@@ -39,7 +42,11 @@ def env_value(name: str, dotenv: Path = Path(".env")) -> str | None:
 # Not frozen: a frozen dataclass costs about four times as much to build, once per request.
 @dataclass(slots=True)
 class GenerationRequest:
-    """One request: a chat (``messages``) or a raw completion (``prompt``), with its params."""
+    """One request: a chat (``messages``) or a raw completion (``prompt``), with its params.
+
+    ``model`` names another model than the generator's, on the same endpoint (a request
+    file's line); None: the generator's own.
+    """
 
     request_id: str
     params: GenerateParams
@@ -47,6 +54,7 @@ class GenerationRequest:
     prompt: str | None = None
     # The LoRA adapter (by name, see Generator.adapters) to answer with; None: the base model.
     adapter: str | None = None
+    model: str | None = None
 
     @property
     def n(self) -> int:
@@ -122,7 +130,8 @@ class Generator(abc.ABC):
     needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
     # Parameters the backend takes; others are dropped with a warning or refused (params.translate).
-    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs"}
+    # (response_format, structured output, only where the backend constrains its output.)
+    supported_params: ClassVar[frozenset[str]] = FIELDS - {"prompt_logprobs", "response_format"}
     # Identifier options that configure the generator itself rather than sampling.
     config_fields: ClassVar[frozenset[str]] = frozenset()
     # How many requests one generate() call may take; local engines schedule batches themselves.
@@ -132,6 +141,9 @@ class Generator(abc.ABC):
     # How many generate()/stream() calls a local engine takes at once (remote ones: the job's
     # concurrency). Two keep an engine's scheduler fed while one batch drains.
     concurrent_batches: ClassVar[int] = 1
+    # Whether a request may name its own model (``GenerationRequest.model``), served by the
+    # same endpoint; backends running one model refuse request-file lines naming another.
+    supports_request_model: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -142,7 +154,7 @@ class Generator(abc.ABC):
         **config: Any,
     ) -> None:
         # api_key_env is every backend's: the variable a key is read from (see api_key()).
-        unknown = sorted(set(config) - self.config_fields - {"api_key_env"})
+        unknown = sorted(set(config) - self.config_fields - set(PRICE_OPTIONS) - {"api_key_env"})
         if unknown:
             known = sorted(self.config_fields | FIELDS)
             raise ParamError(
@@ -151,6 +163,15 @@ class Generator(abc.ABC):
             )
         self.model = model
         self.params = params or GenerateParams()
+        # Prices are not configuration: they change no answer (nor the job's fingerprint).
+        self.price_options: dict[str, float] = {}
+        for name in PRICE_OPTIONS:
+            if name in config:
+                value = config.pop(name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ParamError(f"{self.provider}! option {name}={value!r} must be a "
+                                     "number >= 0 (USD per million tokens)")
+                self.price_options[name] = value
         self.config = config
         self._api_key = Secret(api_key) if isinstance(api_key, str) else api_key
         self._key_given = self._api_key is not None
@@ -169,8 +190,10 @@ class Generator(abc.ABC):
 
     def identifier(self) -> Identifier:
         """This generator as an :class:`Identifier` (the key kept as a Secret)."""
-        options: dict[str, Any] = dict(self.config)
+        options: dict[str, Any] = {**self.config, **self.price_options}
         for key, value in self.params.model_dump(exclude_unset=True, exclude_none=True).items():
+            if key == "response_format":
+                continue  # a whole schema: the job's, shown by `status`, not in every row
             if key == "extra":
                 options.update({f"extra.{k}": v for k, v in value.items()})
             else:
@@ -189,11 +212,12 @@ class Generator(abc.ABC):
     def with_params(self, params: GenerateParams) -> Generator:
         """A new generator of the same backend with ``params`` merged over its own."""
         merged = self.params.merge(params)
-        return type(self)(self.model, params=merged, api_key=self._api_key, **self.config)
+        return type(self)(self.model, params=merged, api_key=self._api_key, **self.config,
+                          **self.price_options)
 
     def with_config(self, **config: Any) -> Generator:
         """A new generator of the same backend with generator options overridden."""
-        merged = {**self.config, **config}
+        merged = {**self.config, **self.price_options, **config}
         return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
 
     def key_env_name(self) -> str | None:
@@ -232,7 +256,15 @@ class Generator(abc.ABC):
         """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""
         from promptmill.engine.tokens import estimate_prompt_tokens
 
-        return estimate_prompt_tokens(request, self.model)
+        return estimate_prompt_tokens(request, request.model or self.model)
+
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why this backend cannot send a request with ``params`` (None: it can).
+
+        Checked for every line of a request file before anything is sent; a backend that
+        passes unknown fields through (``extra``) to its server returns None.
+        """
+        return None
 
     def chat_format(self) -> ChatFormat | None:
         """The format chats are rendered with before they are sent, as one text prompt.

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import llama_cpp  # a missing module becomes "install promptmill[local]" in the registry
 import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from promptmill.errors import FatalRequestError, GenerationError, ParamError, UsageError
 from promptmill.generators import embedded
@@ -41,6 +42,7 @@ from promptmill.generators.base import (
 from promptmill.generators.local import check_config, extra_problem
 from promptmill.params import GenerateParams
 from promptmill.prompts.formats import PLAIN, ChatFormat, detect_format, get_format, is_format_name
+from promptmill.structured import GrammarCache
 
 log = logging.getLogger("promptmill")
 
@@ -129,6 +131,8 @@ class LlamaCppGenerator(Generator):
     supports_logprobs = True
     is_local = True
     config_fields = frozenset(_CONFIG_TYPES)
+    # Structured output: a grammar llama.cpp samples under, made from the JSON Schema.
+    supported_params = Generator.supported_params | {"response_format"}
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -144,6 +148,7 @@ class LlamaCppGenerator(Generator):
         self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
+        self._grammars = GrammarCache(_json_grammar)  # llama.cpp grammars, per schema
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -315,6 +320,10 @@ class LlamaCppGenerator(Generator):
             return int(self._llm.n_ctx())
         return int(self.config.get("n_ctx", DEFAULT_N_CTX))
 
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why llama.cpp cannot take ``params`` (an ``extra`` it has no sampler for), or None."""
+        return _extra_problem(params)
+
     # -- generation ----------------------------------------------------------------------
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -362,6 +371,8 @@ class LlamaCppGenerator(Generator):
         assert recorder is not None  # set with _llm
         recorder.arm((params.top_logprobs or 0) if params.logprobs else None)
         kwargs = _sampling_kwargs(params, seed)
+        if params.response_format is not None:
+            kwargs["grammar"] = self._grammars.get(params.response_format)
         try:
             if request.messages is not None:
                 messages: Any = request.messages  # plain dicts, as llama-cpp-python reads them
@@ -410,6 +421,17 @@ class LlamaCppGenerator(Generator):
             f"prompt has {tokens} tokens but n_ctx is {n_ctx}: raise n_ctx={needed} "
             f"(llamacpp!{self.model},n_ctx={needed}) or shorten the prompt"
         )
+
+
+def _json_grammar(schema: dict[str, Any], text: str) -> LlamaGrammar:
+    """llama.cpp's grammar of JSON matching ``schema`` (any JSON object for {})."""
+    try:
+        if schema:
+            return LlamaGrammar.from_json_schema(text, verbose=False)
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    except Exception as exc:  # a schema feature llama.cpp's converter lacks
+        raise FatalRequestError(f"llama.cpp cannot make a grammar of this schema: "
+                                f"{type(exc).__name__}: {exc}") from None
 
 
 def _cap_prompt_reuse(llm: llama_cpp.Llama) -> None:

@@ -92,6 +92,9 @@ class OpenAIGenerator(HTTPAPIGenerator):
     supports_n = True
     supports_logprobs = True
     supports_batch = True
+    supports_request_model = True
+    # response_format goes in the body as it is (OpenAI, vLLM's and llama.cpp's servers).
+    supported_params = HTTPAPIGenerator.supported_params | {"response_format"}
     needs_key = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     config_fields = frozenset({"api_base", "timeout", "api_key_env", "chat", "max_model_len",
@@ -119,7 +122,7 @@ class OpenAIGenerator(HTTPAPIGenerator):
     def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for one request."""
         chat = request.messages is not None
-        body: dict[str, Any] = {"model": self.model}
+        body: dict[str, Any] = {"model": request.model or self.model}
         if chat:
             body["messages"] = request.messages
         else:

@@ -36,6 +36,7 @@ from promptmill.generators.local import (
     token_entry,
 )
 from promptmill.params import GenerateParams
+from promptmill.structured import GrammarCache
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "batch_size": int,
@@ -65,6 +66,8 @@ class TransformersGenerator(LocalEngine):
     config_fields = frozenset(_OPTIONS)
     option_types = _OPTIONS
     max_batch = 256  # a chunk to sort by length; generate() runs batch_size at a time
+    # Structured output: xgrammar's logits processor masks what the schema does not allow.
+    supported_params = Generator.supported_params | {"response_format"}
 
     def __init__(self, model: str, *, hf_model: Any = None, tokenizer: Any = None,
                  **kwargs: Any) -> None:
@@ -75,6 +78,8 @@ class TransformersGenerator(LocalEngine):
         self._model: Any = hf_model  # the (PEFT-wrapped, when adapters) model
         self._tokenizer: Any = tokenizer
         self._wrapped = hf_model is not None
+        self._grammars = GrammarCache(self._compile_grammar)  # xgrammar's, per schema
+        self._grammar_compiler: Any = None  # xgrammar's, built for the model's tokenizer
 
     @classmethod
     def wrap(cls, model: Any, tokenizer: Any, **options: Any) -> TransformersGenerator:
@@ -90,6 +95,10 @@ class TransformersGenerator(LocalEngine):
         clone._model, clone._tokenizer, clone._wrapped = self._model, self._tokenizer, \
             self._wrapped
         return clone
+
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why the engine cannot take ``params`` (an extra it has no sampler for), or None."""
+        return extra_problem(self.provider, params, EXTRA_SAMPLING)
 
     def check_ready(self) -> None:
         """Refuse a missing extra, bad adapters or extra.* before the job starts."""
@@ -278,6 +287,13 @@ class TransformersGenerator(LocalEngine):
         if params.stop:
             kwargs["stop_strings"] = list(params.stop)
             kwargs["tokenizer"] = tokenizer
+        if params.response_format is not None:
+            grammar = self._grammars.get(params.response_format)
+            if grammar is not None:
+                from xgrammar.contrib.hf import LogitsProcessor
+
+                # One per generate(): it keeps a matcher per row of the batch.
+                kwargs["logits_processor"] = [LogitsProcessor(grammar)]
         if params.seed is not None:
             torch.manual_seed(params.seed)
         with torch.inference_mode(), self._adapter_scope(adapter):
@@ -292,6 +308,17 @@ class TransformersGenerator(LocalEngine):
                 assert result.usage is not None
                 result.usage.completion_tokens *= n
         return results
+
+    def _compile_grammar(self, schema: dict[str, Any], text: str) -> Any:
+        """xgrammar's compiled grammar of JSON matching ``schema`` (for this tokenizer)."""
+        xgrammar = import_torch_stack(self.provider, "xgrammar", "hf")
+        if self._grammar_compiler is None:
+            vocab = getattr(self._model.config, "vocab_size", None)
+            info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=vocab)
+            self._grammar_compiler = xgrammar.GrammarCompiler(info)
+        # No free whitespace: a weak model would pad with it until max_tokens.
+        return self._grammar_compiler.compile_json_schema(
+            text if schema else '{"type": "object"}', any_whitespace=False)
 
     @contextlib.contextmanager
     def _adapter_scope(self, adapter: str) -> Any:

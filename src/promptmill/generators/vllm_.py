@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
+import json
 import logging
 import os
 import queue
@@ -46,6 +48,7 @@ from promptmill.generators.local import (
     token_entry,
 )
 from promptmill.params import FIELDS, GenerateParams
+from promptmill.structured import schema_of
 
 log = logging.getLogger("promptmill")
 
@@ -118,6 +121,10 @@ class VLLMGenerator(LocalEngine):
         assert isinstance(clone, VLLMGenerator)
         clone._llm, clone._wrapped = self._llm, self._wrapped
         return clone
+
+    def params_problem(self, params: GenerateParams) -> str | None:
+        """Why the engine cannot take ``params`` (an extra it has no sampler for), or None."""
+        return extra_problem(self.provider, params, EXTRA_SAMPLING)
 
     def check_ready(self) -> None:
         """Refuse bad adapters and option combinations before the job starts."""
@@ -417,6 +424,13 @@ def _sampling_params(params: GenerateParams, output_kind: Any) -> Any:
 
     top = params.top_logprobs or 0
     temperature = 1.0 if params.temperature is None else params.temperature
+    structured = None
+    schema = schema_of(params.response_format)
+    if schema is not None:  # vLLM's structured outputs, as a grammar xgrammar runs
+        from vllm.sampling_params import StructuredOutputsParams
+
+        structured = StructuredOutputsParams(
+            grammar=_json_grammar(json.dumps(schema or {"type": "object"}, sort_keys=True)))
     return SamplingParams(
         # vLLM refuses n > 1 when greedy: one answer, repeated n times by _result.
         n=1 if temperature == 0 else params.n or 1,
@@ -430,8 +444,22 @@ def _sampling_params(params: GenerateParams, output_kind: Any) -> Any:
         logprobs=top if params.logprobs else None,
         prompt_logprobs=params.prompt_logprobs,
         output_kind=output_kind,
+        structured_outputs=structured,
         **params.extra,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _json_grammar(schema: str) -> str:
+    """The grammar (xgrammar's EBNF) of JSON matching ``schema``, without free whitespace.
+
+    A grammar rather than vLLM's ``json=``: vLLM reads "no free whitespace" from the engine's
+    config only, and a weak model pads JSON with whitespace until max_tokens; a grammar
+    says it per request, also on an engine the caller built.
+    """
+    import xgrammar
+
+    return str(xgrammar.Grammar.from_json_schema(schema, any_whitespace=False))
 
 
 def _result(item: _EngineRequest, output: Any) -> GenerationResult:

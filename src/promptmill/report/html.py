@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from promptmill.errors import MissingDependency, OutputError
+from promptmill.pricing import BATCH_DISCOUNT
 from promptmill.report.accuracy import Accuracy
-from promptmill.report.timeline import BATCH_DISCOUNT, RETRY_OUTCOMES, RunReport
+from promptmill.report.timeline import RETRY_OUTCOMES, RunReport
 
 # Colours per series, the same in every figure.
 _COLOURS = {
     "sent": "#6c8ebf", "done": "#2e7d32", "failed": "#c62828",
     "rate_limited": "#ef6c00", "server_error": "#8e24aa", "unavailable": "#546e7a",
     "malformed": "#6d4c41", "timeout": "#f9a825", "fatal": "#b71c1c",
+    "invalid_output": "#ad1457",
     "p50": "#1565c0", "p90": "#6a1b9a", "p99": "#c62828",
     "prompt": "#00838f", "completion": "#5e35b1", "cost": "#2e7d32", "learned": "#000000",
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptmill.pricing import BATCH_DISCOUNT
 from promptmill.report.accuracy import Accuracy
-from promptmill.report.timeline import BATCH_DISCOUNT, LimiterChange, RunReport
+from promptmill.report.timeline import LimiterChange, RunReport
 
 
 def duration(seconds: float) -> str:

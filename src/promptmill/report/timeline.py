@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptmill.dryrun import price_for
+from promptmill.pricing import BATCH_DISCOUNT, listed_price
 from promptmill.redaction import redact_secrets
 from promptmill.store import ATTEMPT_OUTCOMES, JobStore
 
@@ -24,8 +24,6 @@ _MAX_BUCKETS = 240
 _BUCKET_SIZES = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 # Failed requests quoted per error kind.
 _EXAMPLES = 3
-# Batch API jobs are charged this share of the standard price (OpenAI: half).
-BATCH_DISCOUNT = 0.5
 # Outcome names that are failures of an attempt, in the order the report stacks them.
 RETRY_OUTCOMES = ATTEMPT_OUTCOMES[1:]
 
@@ -154,7 +152,8 @@ def read_run(store: JobStore, output: str) -> RunReport:
         prompt_tokens=status.prompt_tokens, completion_tokens=status.completion_tokens,
         attempts=attempts, series=series, changes=changes, failures=_failures(db),
         cost=_cost(str(fingerprint.get("model", "")), status.prompt_tokens,
-                   status.completion_tokens, job_is_batch(store)),
+                   status.completion_tokens, job_is_batch(store),
+                   _tokens_by_model(db) if "requests" in fingerprint else None),
         latency=latency, first_sent=first, last_answer=last, active_s=active, peak_rate=peak,
     )
 
@@ -258,11 +257,38 @@ def _failures(db: Any) -> list[FailureKind]:
     return failures
 
 
-def _cost(model: str, prompt_tokens: int, completion_tokens: int, batch: bool) -> Cost | None:
-    """The cost at the model's known price (``dryrun.PRICES``); None where unknown."""
+def _cost(model: str, prompt_tokens: int, completion_tokens: int, batch: bool,
+          by_model: dict[str, tuple[int, int]] | None = None) -> Cost | None:
+    """The cost at the model's known price (``pricing``: the user's prices file, then the
+    table); None where unknown.
+
+    ``by_model``: a request file's (prompt, completion) tokens per model its lines name
+    ("" for the job's own), each model at its own price; the prices shown are then the
+    token-weighted means.
+    """
     provider, _, name = model.partition("!")
-    price = price_for(provider, name)
-    if price is None:
-        return None
-    standard = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
-    return Cost(name, price[0], price[1], standard, batch)
+    if by_model is None or set(by_model) <= {"", name}:
+        price = listed_price(provider, name)
+        if price is None:
+            return None
+        standard = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1e6
+        return Cost(name, price.prompt, price.completion, standard, batch)
+    prompt_cost = completion_cost = 0.0
+    for line_model, (prompt, completion) in by_model.items():
+        price = listed_price(provider, line_model or name)
+        if price is None:
+            return None  # one model without a price: the total is unknown
+        prompt_cost += prompt * price.prompt
+        completion_cost += completion * price.completion
+    names = sorted({line_model or name for line_model in by_model})
+    return Cost(f"{len(names)} models ({', '.join(names)}), on average",
+                prompt_cost / max(prompt_tokens, 1), completion_cost / max(completion_tokens, 1),
+                (prompt_cost + completion_cost) / 1e6, batch)
+
+
+def _tokens_by_model(db: Any) -> dict[str, tuple[int, int]]:
+    """A request file's answered tokens per model its lines name ("": the job's model)."""
+    return {str(model): (int(prompt or 0), int(completion or 0))
+            for model, prompt, completion in db.execute(
+                "SELECT COALESCE(json_extract(payload, '$.model'), ''), SUM(prompt_tokens), "
+                "SUM(completion_tokens) FROM requests GROUP BY 1")}

@@ -28,6 +28,7 @@ from promptmill.testing.runners import (
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
 from promptmill.testing.stores import done_requests
+from promptmill.testing.structured import JsonFaults
 
 __all__ = [
     "BatchFaults",
@@ -36,6 +37,7 @@ __all__ = [
     "FAULT_KINDS",
     "FakeLocalEngine",
     "Faults",
+    "JsonFaults",
     "ProcessServer",
     "RateLimits",
     "Responder",

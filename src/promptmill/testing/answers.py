@@ -21,6 +21,8 @@ __all__ = ["BadRequest", "Choice", "ParsedRequest", "Responder", "answer_text", 
            "expected_answers", "parse_chat", "parse_completion", "split_tokens"]
 
 Responder = Callable[[dict[str, Any]], str | Sequence[str]]
+# Builds a structured answer: (the request's JSON Schema, a per-choice digest) -> its text.
+JsonAnswer = Callable[[dict[str, Any], bytes], str]
 """Scripts answers: gets the request body (one prompt at a time), returns one text for every
 choice or a list with exactly one text per choice (``n`` of them)."""
 
@@ -67,6 +69,8 @@ class ParsedRequest:
     logprobs: int | None  # top alternatives per token; None: no logprobs at all
     echo: bool
     prompt_tokens: int
+    # The JSON Schema a response_format asks for (json_object: any object); None: free text.
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -122,8 +126,13 @@ def _finish(text: str, stop: list[str], max_tokens: int | None, digest: bytes) -
     return Choice(text, tokens, finish_reason, digest)
 
 
-def make_choices(request: ParsedRequest, responder: Responder | None) -> list[Choice]:
-    """Every choice of ``request``: ``n`` per prompt, prompts in order."""
+def make_choices(request: ParsedRequest, responder: Responder | None,
+                 json_answer: JsonAnswer | None = None) -> list[Choice]:
+    """Every choice of ``request``: ``n`` per prompt, prompts in order.
+
+    A request with a schema (``response_format``) and no responder is answered with JSON
+    matching it (``json_answer``, default: ``testing.structured``'s, never spoiled).
+    """
     choices: list[Choice] = []
     for prompt_index, prompt in enumerate(request.prompts):
         key: object = request.conversation if request.conversation is not None else prompt
@@ -138,13 +147,22 @@ def make_choices(request: ParsedRequest, responder: Responder | None) -> list[Ch
             if request.logprobs is not None:
                 digest = _digest(request.model, key, index, request.seed, request.temperature,
                                  prompt_index)
-            if texts is None:
+            if texts is None and request.schema is not None:
+                seed = _digest(request.model, key, index, request.seed, request.temperature)
+                text = (json_answer or _valid_json)(request.schema, seed)
+            elif texts is None:
                 text = answer_text(request.model, key, prompt, index, request.seed,
                                    request.temperature)
             else:
                 text = texts[index]
             choices.append(_finish(text, request.stop, request.max_tokens, digest))
     return choices
+
+
+def _valid_json(schema: dict[str, Any], seed: bytes) -> str:
+    from promptmill.testing.structured import instance_for
+
+    return json.dumps(instance_for(schema, seed), ensure_ascii=False)
 
 
 def expected_answers(body: Mapping[str, Any]) -> list[str]:
@@ -297,7 +315,39 @@ def _parsed(body: dict[str, Any], prompts: list[str], conversation: list[list[st
         body=body, model=model, prompts=prompts, conversation=conversation,
         n=1 if n is None else n, max_tokens=max_tokens, stop=[s for s in stops if s],
         seed=_integer(body, "seed", -(2**63), 2**64 - 1), temperature=float(temperature),
-        logprobs=logprobs, echo=echo, prompt_tokens=prompt_tokens)
+        logprobs=logprobs, echo=echo, prompt_tokens=prompt_tokens,
+        schema=_response_schema(body.get("response_format")))
+
+
+# What a json_object request gets: an object, as OpenAI's JSON mode promises.
+_ANY_OBJECT = {"type": "object", "properties": {"answer": {"type": "string"}},
+               "required": ["answer"]}
+
+
+def _response_schema(value: object) -> dict[str, Any] | None:
+    """The schema a ``response_format`` asks for, or ``BadRequest`` as OpenAI words it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise BadRequest("Invalid 'response_format': expected an object with a 'type'.",
+                         "response_format")
+    kind = value["type"]
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return _ANY_OBJECT
+    if kind != "json_schema":
+        raise BadRequest(f"Invalid value: '{kind}'. Supported values are: 'json_object', "
+                         "'json_schema', and 'text'.", "response_format.type")
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise BadRequest("Missing required parameter: 'response_format.json_schema.name'.",
+                         "response_format.json_schema.name")
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise BadRequest("Invalid 'response_format.json_schema.schema': expected an object.",
+                         "response_format.json_schema.schema")
+    return schema or _ANY_OBJECT
 
 
 def _content_text(content: object, where: str) -> str:

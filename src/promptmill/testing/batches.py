@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from promptmill.batch_files import output_line
+
 __all__ = ["BatchFaults", "BatchService", "BatchTimings"]
 
 Answer = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
@@ -538,5 +540,4 @@ def _valid_metadata(metadata: object) -> bool:
 
 def _output_line(custom: str, response: dict[str, Any] | None,
                  error: dict[str, Any] | None) -> bytes:
-    return (json.dumps({"id": _new_id("batch_req_"), "custom_id": custom,
-                        "response": response, "error": error}) + "\n").encode()
+    return output_line(_new_id("batch_req_"), custom, response, error)

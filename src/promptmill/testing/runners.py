@@ -21,6 +21,7 @@ from promptmill.testing.batches import BatchFaults, BatchTimings
 from promptmill.testing.faults import Faults
 from promptmill.testing.limits import WINDOW_KINDS, RateLimits
 from promptmill.testing.server import TestServer
+from promptmill.testing.structured import JsonFaults
 
 __all__ = ["ProcessServer", "serve_in_process", "serve_in_thread", "testing_server_command"]
 
@@ -190,6 +191,7 @@ def testing_server_command(
     batch_faults: BatchFaults | None = None,
     window_kind: str = "bucket",
     quanta: int = 10,
+    json_faults: JsonFaults | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
@@ -212,6 +214,7 @@ def testing_server_command(
         batch_timings=BatchTimings(validating=batch_seconds, in_progress=batch_seconds,
                                    finalizing=batch_seconds),
         batch_faults=batch_faults or BatchFaults(seed=seed),
+        json_faults=json_faults,
     )
 
     async def serve() -> None:

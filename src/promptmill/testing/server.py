@@ -24,7 +24,7 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -57,6 +57,7 @@ from promptmill.testing.dialects import (
 from promptmill.testing.faults import FaultPicker, Faults
 from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
 from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.structured import JsonFaults, JsonSpoiler
 
 __all__ = ["TestServer"]
 
@@ -91,6 +92,7 @@ class TestServer:
         models: Sequence[str] = ("test-model",),
         latency: float = 0.0,
         limits: RateLimits | None = None,
+        model_limits: Mapping[str, RateLimits] | None = None,
         faults: Faults | None = None,
         responder: Responder | None = None,
         send_limit_headers: bool = True,
@@ -98,6 +100,7 @@ class TestServer:
         batch_faults: BatchFaults | None = None,
         batch_max_requests: int = 50_000,
         batch_max_bytes: int = 200 * 1024 * 1024,
+        json_faults: JsonFaults | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
@@ -106,6 +109,9 @@ class TestServer:
         self.models = tuple(models)
         self.latency = latency
         self.limits = limits
+        # Limits of their own for these models (as OpenAI limits each model apart); other
+        # models share ``limits``.
+        self.model_limits = dict(model_limits or {})
         self.faults = faults if faults is not None else Faults()
         self.responder = responder
         self.send_limit_headers = send_limit_headers
@@ -116,11 +122,15 @@ class TestServer:
         # The Batch API's files and batches, made when the server starts.
         self.batch_service: BatchService | None = None
         self.stats = ServerStats()
+        # Structured answers (response_format): JSON matching the request's schema, some
+        # spoiled on purpose; ``json.spoiled`` counts those by kind.
+        self.json = JsonSpoiler(json_faults or JsonFaults())
         self._outage = False  # requests are refused and nothing listens
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None  # None during an outage
         self._limiter: RateLimiter | None = None
+        self._model_limiters: dict[str, tuple[RateLimits, RateLimiter]] = {}
         self._picker: FaultPicker | None = None
         self._closing: asyncio.Event | None = None  # set on close: wakes hanging requests
         self._tasks: set[asyncio.Task[None]] = set()  # scheduled outages
@@ -159,6 +169,8 @@ class TestServer:
         limits = self.limits
         if limits is not None and (limits.requests is not None or limits.tokens is not None):
             self._limiter = RateLimiter(limits, loop.time())
+        self._model_limiters = {model: (own, RateLimiter(own, loop.time()))
+                                for model, own in self.model_limits.items()}
         if self.faults.enabled:
             self._picker = FaultPicker(self.faults)
         self.batch_service = BatchService(
@@ -364,7 +376,7 @@ class TestServer:
                                                "invalid_request_error"))
         try:
             parsed = parse(body)
-            choices = make_choices(parsed, self.responder)
+            choices = make_choices(parsed, self.responder, self.json.answer)
         except BadRequest as exc:
             return 400, json.loads(_error_body(exc.message, "invalid_request_error", exc.param))
         except Exception as exc:
@@ -406,14 +418,14 @@ class TestServer:
             return self._send(404, dialect.error(
                 404, f'model "{parsed.model}" not found, try pulling it first', "not_found"))
         try:
-            choices = make_choices(parsed, self.responder)
+            choices = make_choices(parsed, self.responder, self.json.answer)
         except Exception as exc:
             logger.exception("the responder failed on %s", path)
             message = f"The responder raised {type(exc).__name__}: {exc}"
             return self._send(500, dialect.error(500, message, "server_error"))
 
         headers: dict[str, str] | None = None
-        limiter = self._limiter
+        limits, limiter = self._model_limiters.get(parsed.model, (self.limits, self._limiter))
         if limiter is not None:
             # OpenAI's estimate: the prompt plus all it may generate; without max_tokens,
             # what it did generate (the test server knows the answer before it "generates").
@@ -428,7 +440,7 @@ class TestServer:
             if refusal is not None:
                 stats.rate_limited[refusal.limit_type] += 1
                 return self._refuse(refusal, limiter.retry_after(refusal), parsed.model,
-                                    headers, dialect)
+                                    headers, limits, dialect)
 
         fault = self._picker.pick() if self._picker is not None else None
         if fault is not None:
@@ -488,9 +500,9 @@ class TestServer:
                 await asyncio.wait_for(closing.wait(), faults.hang_seconds)
         return self._drop(request, None)
 
-    def _refuse(self, refusal: Refusal, wait: float, model: str,
-                headers: dict[str, str] | None, dialect: Dialect) -> web.StreamResponse:
-        window = format_duration(self.limits.window if self.limits is not None else 60.0)
+    def _refuse(self, refusal: Refusal, wait: float, model: str, headers: dict[str, str] | None,
+                limits: RateLimits | None, dialect: Dialect) -> web.StreamResponse:
+        window = format_duration(limits.window if limits is not None else 60.0)
         if math.isinf(refusal.retry_after):
             message = (f"Request too large for {model} on {refusal.limit_type} per {window}: "
                        f"Limit {refusal.limit}, Requested {refusal.requested}. The input or "

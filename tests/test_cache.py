@@ -1,0 +1,222 @@
+"""The response cache across jobs, against the test server: what hits, what misses, damage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import promptmill
+from promptmill.cache import ResponseCache, default_cache_path
+
+QUESTIONS = [f"What is {i} times {i + 3}?" for i in range(30)]
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _served(server) -> int:
+    return server.stats.completed["/v1/chat/completions"]
+
+
+
+def test_a_shuffled_copy_with_another_template_rendering_the_same_prompts_sends_nothing(
+        server, tmp_path):
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    first = _write(tmp_path / "a.jsonl", [{"id": i, "question": q}
+                                          for i, q in enumerate(QUESTIONS)])
+    server.stats.reset()
+    promptmill.run(first, model, template="Q: {{ question }}", output=tmp_path / "a.out.jsonl")
+    assert _served(server) == len(QUESTIONS)
+
+    shuffled = [{"key": f"k{i}", "text": f"Q: {q}"} for i, q in enumerate(QUESTIONS)]
+    random.Random(3).shuffle(shuffled)
+    second = _write(tmp_path / "b.jsonl", shuffled)
+    server.stats.reset()
+    rows = promptmill.run(second, model, template="{{ text }}", output=tmp_path / "b.out.jsonl")
+    assert _served(server) == 0
+    assert sum(server.stats.received.values()) == 0
+    assert all(r["status"] == "done" and r["responses"][0]["cached"] is True for r in rows)
+    # The same answers as the first job's, row by row.
+    before = {json.loads(line)["question"]: json.loads(line)["responses"][0]["text"]
+              for line in (tmp_path / "a.out.jsonl").read_text().splitlines()}
+    assert all(r["responses"][0]["text"] == before[r["text"][3:]] for r in rows)
+
+
+@pytest.mark.parametrize("supports_n", [True, False])
+def test_k5_after_k3_asks_for_exactly_two_more_samples_a_row(make_server, recorder, tmp_path,
+                                                             supports_n):
+    seen = recorder(lambda body: ["word"] * body.get("n", 1))
+    server = make_server(responder=seen)
+    model = (f"http!test-model,api_base={server.url},seed=11"
+             + ("" if supports_n else ",supports_n=false"))
+    rows = [{"question": q} for q in QUESTIONS[:10]]
+    promptmill.run(rows, model, k=3)
+    seen.bodies.clear()
+    result = promptmill.run(rows, model, k=5)
+    asked = [body.get("n", 1) for body in seen.bodies]
+    assert sum(asked) == 2 * len(rows)
+    assert len(asked) == (len(rows) if supports_n else 2 * len(rows))
+    for row in result:
+        assert len(row["responses"]) == 5
+        assert [bool(r.get("cached")) for r in row["responses"]] == [True] * 3 + [False] * 2
+    if supports_n:
+        # The two new samples are seeded past the three cached ones: new samples, not copies.
+        assert {body["seed"] for body in seen.bodies} == {11 + 3}
+
+
+def test_sampled_requests_use_the_cache_only_when_asked(server, tmp_path):
+    model = f"http!test-model,api_base={server.url},temperature=0.8"
+    rows = [{"question": q} for q in QUESTIONS[:5]]
+    promptmill.run(rows, model)
+    server.stats.reset()
+    promptmill.run(rows, model)
+    assert _served(server) == 5  # not cached by default
+    promptmill.run(rows, model, cache=True)
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=True)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+    server.stats.reset()
+    promptmill.run(rows, model, cache=False)
+    assert _served(server) == 5
+
+
+@pytest.mark.parametrize("change", [
+    {"params": {"temperature": 0, "max_tokens": 40}},
+    {"params": {"temperature": 0, "top_p": 0.9}},
+    {"params": {"temperature": 0, "stop": ["zzz"]}},
+    {"params": {"temperature": 0, "seed": 5}},
+    {"params": {"temperature": 0, "presence_penalty": 0.5}},
+    {"system": "You are terse."},
+    {"endpoint": True},
+    {"model": "other-model"},
+    {"text": True},
+])
+def test_changing_anything_that_decides_the_answer_misses(make_server, tmp_path, change):
+    server = make_server(models=("test-model", "other-model"))
+    rows = [{"question": q} for q in QUESTIONS[:4]]
+    promptmill.run(rows, f"http!test-model,api_base={server.url}", params={"temperature": 0})
+    server.stats.reset()
+    target = make_server(models=("test-model", "other-model")) if change.get("endpoint") \
+        else server
+    model = f"http!{change.get('model', 'test-model')},api_base={target.url}"
+    promptmill.run(rows, model, params=change.get("params", {"temperature": 0}),
+                   system=change.get("system"), chat=not change.get("text"))
+    sent = target.stats.completed["/v1/chat/completions"] + target.stats.completed[
+        "/v1/completions"]
+    assert sent == len(rows)
+
+
+def test_options_that_change_no_answer_still_hit(server, tmp_path):
+    rows = [{"question": q} for q in QUESTIONS[:4]]
+    promptmill.run(rows, f"http!test-model,api_base={server.url},temperature=0")
+    server.stats.reset()
+    promptmill.run(rows, f"http!test-model,api_base={server.url},temperature=0,timeout=30,"
+                   "price_in=1,price_out=2")
+    assert _served(server) == 0
+
+
+def test_a_cache_file_cut_off_mid_write_is_skipped_with_a_warning(server, tmp_path, caplog):
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": f"{q} {'padding ' * 40}"} for q in QUESTIONS] * 1
+    promptmill.run(rows, model)
+    path = default_cache_path()
+    assert path.stat().st_size > 8192
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    server.stats.reset()
+    with caplog.at_level(logging.WARNING, logger="promptmill"):
+        again = promptmill.run(rows, model)
+    assert all(r["status"] == "done" for r in again)
+    assert _served(server) == len(rows)  # nothing taken from the damaged file
+    assert any("response cache" in m and "skipped" in m for m in caplog.messages)
+
+
+def test_a_damaged_entry_is_a_miss_never_a_wrong_answer(server, tmp_path):
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows, model)
+    db = sqlite3.connect(default_cache_path())
+    db.execute("UPDATE responses SET response = replace(response, 'You said', 'Forged')")
+    db.commit()
+    db.close()
+    server.stats.reset()
+    again = promptmill.run(rows, model)
+    assert _served(server) == 3
+    assert not any("Forged" in r["responses"][0]["text"] for r in again)
+
+
+def test_a_locked_cache_never_fails_the_job(server, tmp_path, caplog):
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows[:1], model)
+    holder = sqlite3.connect(default_cache_path(), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than we wait
+    try:
+        with caplog.at_level(logging.WARNING, logger="promptmill"):
+            again = promptmill.run(rows, model)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert all(r["status"] == "done" for r in again)
+    assert any("response cache" in m for m in caplog.messages)
+
+
+def test_the_cache_never_holds_a_secret(make_server, tmp_path, monkeypatch):
+    server = make_server()
+    secret = "sk-test-SECRETVALUE-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    host = server.url.replace("http://", "http://user:hunter2pass@")
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows, f"openai!test-model,api_base={server.url},temperature=0")
+    promptmill.run(rows, f"http!test-model,api_base={host},temperature=0")
+    raw = b"".join(p.read_bytes() for p in default_cache_path().parent.iterdir())
+    assert raw and secret.encode() not in raw and b"hunter2pass" not in raw
+    assert b"openai!test-model" in raw  # the model label `cache stats` shows
+
+
+def test_cli_marks_counts_and_manages_the_cache(server, promptmill_cli, tmp_path):
+    _write(tmp_path / "in.jsonl", [{"question": q} for q in QUESTIONS[:6]])
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    first = promptmill_cli("run", "in.jsonl", "-o", "a.jsonl", "-m", model)
+    assert first.returncode == 0, first.stderr
+    second = promptmill_cli("run", "in.jsonl", "-o", "b.jsonl", "-m", model)
+    assert "6 responses from the cache" in second.stderr
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert all(line["responses"][0]["cached"] for line in lines)
+
+    stats = promptmill_cli("cache", "stats")
+    assert "entries  6 responses" in stats.stdout and "http!test-model" in stats.stdout
+    assert promptmill_cli("cache", "prune", "--older-than", "1d").stdout.startswith(
+        "removed 0 entries")
+    assert promptmill_cli("cache", "prune", "--older-than", "0s").stdout.startswith(
+        "removed 6 entries")
+    third = promptmill_cli("run", "in.jsonl", "-o", "c.jsonl", "-m", model, "--no-cache")
+    assert "from the cache" not in third.stderr
+    assert "entries  0 responses" in promptmill_cli("cache", "stats").stdout
+    promptmill_cli("run", "in.jsonl", "-o", "d.jsonl", "-m", model)
+    assert promptmill_cli("cache", "clear").stdout.startswith("removed 6 entries")
+    bad_age = promptmill_cli("cache", "prune", "--older-than", "soon")
+    assert bad_age.returncode == 2 and "not an age" in bad_age.stderr
+
+
+def test_cache_path_option_and_a_file_that_is_no_cache(server, promptmill_cli, tmp_path):
+    _write(tmp_path / "in.jsonl", [{"question": q} for q in QUESTIONS[:2]])
+    model = f"http!test-model,api_base={server.url},temperature=0.5"
+    run = promptmill_cli("run", "in.jsonl", "-o", "a.jsonl", "-m", model, "--cache=mine.db")
+    assert run.returncode == 0, run.stderr
+    with ResponseCache(tmp_path / "mine.db") as cache:
+        assert cache.stats().entries == 2
+    (tmp_path / "notes.txt").write_text("my notes\n" * 100)
+    other = promptmill_cli("run", "in.jsonl", "-o", "b.jsonl", "-m", model,
+                           "--cache=notes.txt")
+    assert other.returncode == 0 and "skipped" in other.stderr
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n" * 100
+    refused = promptmill_cli("cache", "clear", "--path", "notes.txt")
+    assert refused.returncode == 2 and (tmp_path / "notes.txt").exists()

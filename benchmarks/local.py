@@ -105,6 +105,7 @@ async def run_promptmill(settings: Settings, examples: Path) -> Measurement:
             prompts=PromptSpec.build(template=str(examples / "question.jinja")),
             params=make_params({"temperature": 0, "max_tokens": settings.max_tokens,
                                 "seed": settings.seed}),
+            cache="off",  # the engine's work is measured, not the response cache's
         )
         started, cpu_started = time.perf_counter(), time.process_time()
         outcome = await execute(spec, EngineConfig(), new_job=True)

@@ -56,7 +56,8 @@ def timed_job(prompts: list[str], generator: Generator, params: dict[str, Any]
         source.write_text("".join(json.dumps({"id": i, "prompt": p}) + "\n"
                                   for i, p in enumerate(prompts)))
         spec = JobSpec(input=source, output=Path(folder) / "out.jsonl", generator=generator,
-                       prompts=PromptSpec(chat=False), params=make_params(params))
+                       prompts=PromptSpec(chat=False), params=make_params(params),
+                       cache="off")  # greedy: the response cache would answer repeats
         holder: list[EngineStats] = []
         start = time.perf_counter()
         outcome = asyncio.run(execute(spec, EngineConfig(), on_start=holder.append))

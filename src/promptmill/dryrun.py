@@ -8,9 +8,8 @@ from typing import Any
 
 from promptmill import data
 from promptmill.datasets_ import is_hf_source
-from promptmill.engine.budget import Prices
 from promptmill.job import DEFAULT_COMPLETION_RESERVE, JobSpec, check_row
-from promptmill.pricing import BATCH_DISCOUNT, listed_price, price_of
+from promptmill.pricing import price_of
 
 
 def dry_run(spec: JobSpec, prices_file: Path | None = None) -> str:
@@ -109,7 +108,8 @@ def _finish(lines: list[str], spec: JobSpec, requests: int, tokens: dict[str, li
         files = max(len(tokens), -(-requests // MAX_REQUESTS))
         lines.append(f"batches    at least {files:,} (Batch API, up to {MAX_REQUESTS:,} requests "
                      "each, one model each; results within 24h)")
-    prices = {model: _model_price(spec, model, batch, prices_file) for model in tokens}
+    prices = {model: price_of(spec.generator, batch=batch, prices_file=prices_file,
+                              model=model) for model in tokens}
     if tokens and all(prices.values()):
         low = high = 0.0
         for model, (prompt, completion) in tokens.items():
@@ -127,16 +127,3 @@ def _finish(lines: list[str], spec: JobSpec, requests: int, tokens: dict[str, li
         lines.append("cost       unknown for this model")
     lines.append("nothing was sent (--dry-run)")
     return "\n".join(lines)
-
-
-def _model_price(spec: JobSpec, model: str, batch: bool, prices_file: Path | None
-                 ) -> Prices | None:
-    """The price of one model's tokens: the job's own model with its identifier's
-    ``price_in``/``price_out``, another model a request line names from the lists."""
-    if model == spec.generator.model:
-        return price_of(spec.generator, batch=batch, prices_file=prices_file)
-    price = listed_price(spec.generator.provider, model, prices_file)
-    if price is None:
-        return None
-    share = BATCH_DISCOUNT if batch else 1.0
-    return Prices(price.prompt * share, price.completion * share)

@@ -97,11 +97,17 @@ def listed_price(provider: str, model: str, prices_file: Path | None = None) -> 
     return known.get(f"{provider}!{model}") or known.get(model) or table_price(provider, model)
 
 
-def price_of(generator: Any, *, batch: bool = False,
-             prices_file: Path | None = None) -> Prices | None:
-    """What a generator's tokens cost (None: unknown), at the Batch API's price if ``batch``."""
-    provider, model = generator.provider, generator.model
-    given = getattr(generator, "price_options", {})
+def price_of(generator: Any, *, batch: bool = False, prices_file: Path | None = None,
+             model: str | None = None) -> Prices | None:
+    """What a generator's tokens cost (None: unknown), at the Batch API's price if ``batch``.
+
+    ``model``: another model the same provider serves (a request file's line names it),
+    priced from the lists only: the identifier's ``price_in``/``price_out`` are its own
+    model's."""
+    provider = generator.provider
+    own = model is None or model == generator.model
+    model = generator.model if model is None else model
+    given = getattr(generator, "price_options", {}) if own else {}
     price = listed_price(provider, model, prices_file)
     if given:
         if len(given) == 1 and price is None:

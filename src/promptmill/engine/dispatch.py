@@ -398,6 +398,11 @@ class Dispatcher:
             self._settle_spend(item, result.usage, result.error)
         if result.error is not None:
             self._failed(item, result.error)
+        elif len(result.responses) < item.request.n:
+            # k means k: a short answer is never recorded as done (it is asked again).
+            self._failed(item, MalformedResponse(
+                f"{self.generator.provider}! answered {len(result.responses)} of the "
+                f"{item.request.n} samples asked"))
         elif self._validator is not None:
             try:
                 item.parsed = self._validator.parse_all([r.text for r in result.responses])

@@ -5,10 +5,15 @@ The hot path speaks HTTP itself: one pooled ``aiohttp.ClientSession`` per job, n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import aiohttp
 
 from promptmill.errors import (
     FatalRequestError,
@@ -35,9 +40,14 @@ from promptmill.redaction import redact_secrets
 if TYPE_CHECKING:
     from promptmill.prompts.formats import ChatFormat
 
+log = logging.getLogger(__name__)
+
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# ``owned_by`` in /v1/models of servers that answer any model name with their one model:
+# llama-cpp-python's ("me"), llama.cpp's llama-server ("llamacpp"), promptmill's test server.
+_ANY_NAME_OWNERS = frozenset({"me", "llamacpp", "promptmill"})
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -109,6 +119,13 @@ class OpenAIGenerator(HTTPAPIGenerator):
         # Body fields of a params object, by (id, chat); the object is kept so its id stays
         # its own. A job uses a handful of params objects for all its requests.
         self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
+        # Learned from the first short answer: this endpoint answers one choice whatever n
+        # asks (llama-cpp-python's server), so k samples go as k requests from then on.
+        self.ignores_n = False
+        # Said once per endpoint: answers without the logprobs (or prompt_logprobs) asked.
+        self._warned: set[str] = set()
+        # One-sample params of a request's params, by (id, sample); the object kept (above).
+        self._sample_params: dict[tuple[int, int], tuple[GenerateParams, GenerateParams]] = {}
 
     def context_length(self) -> int | None:
         """``max_model_len=`` from the identifier (the server is not asked)."""
@@ -152,6 +169,64 @@ class OpenAIGenerator(HTTPAPIGenerator):
         self._fields[(id(params), chat)] = (params, result)
         return result
 
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Send each request; where the server ignores ``n``, each missing sample on its own.
+
+        A server that answers fewer choices than ``n`` asked is learned from its first short
+        answer: the samples missing from that answer, and every sample of later requests, are
+        sent as one-sample requests (seed+i for sample i where a seed is set, as local engines
+        seed the samples of one request). The result still has every sample, so the job's
+        store and fingerprint are those of a server that honours ``n``.
+        """
+        if self.ignores_n and any(request.n > 1 for request in requests):
+            return [await self._one_by_one(request, [], None) for request in requests]
+        results = await super().generate(requests)
+        for index, (request, result) in enumerate(zip(requests, results, strict=True)):
+            if len(result.responses) < request.n:
+                if not self.ignores_n:
+                    self.ignores_n = True
+                    log.warning(
+                        "%s answered %d choice(s) for n=%d: it ignores n; each missing sample "
+                        "is sent as a request of its own from now on (k requests per row)",
+                        self.api_base, len(result.responses), request.n)
+                results[index] = await self._one_by_one(request, result.responses,
+                                                        result.usage)
+        return results
+
+    async def _one_by_one(self, request: GenerationRequest, responses: list[Response],
+                          usage: Usage | None) -> GenerationResult:
+        """``request``'s samples after the first ``len(responses)``, each its own request."""
+        responses = list(responses)
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        info = None
+        for sample in range(len(responses), request.n):
+            single = GenerationRequest(
+                request.request_id, self._params_of_sample(request.params, sample),
+                request.messages, request.prompt, request.adapter, request.model)
+            (result,) = await super().generate([single])
+            responses.extend(result.responses[:1])
+            if result.usage is not None:
+                # The prompt is the same each time: counted once, as one request of n would.
+                prompt_tokens = prompt_tokens or result.usage.prompt_tokens
+                completion_tokens += result.usage.completion_tokens
+            info = result.rate_limit or info
+        return GenerationResult(request.request_id, responses,
+                                Usage(prompt_tokens, completion_tokens), rate_limit=info)
+
+    def _params_of_sample(self, params: GenerateParams, sample: int) -> GenerateParams:
+        cached = self._sample_params.get((id(params), sample))
+        if cached is not None and cached[0] is params:
+            return cached[1]
+        updates: dict[str, Any] = {"n": 1}
+        if params.seed is not None:
+            updates["seed"] = params.seed + sample
+        single = params.model_copy(update=updates)
+        if len(self._sample_params) >= 256:
+            self._sample_params.clear()
+        self._sample_params[(id(params), sample)] = (params, single)
+        return single
+
     def _result(self, request: GenerationRequest, status: int, raw: bytes, headers: Any,
                 url: str) -> GenerationResult:
         """The result of one answered request, or the error that classifies its failure."""
@@ -179,15 +254,33 @@ class OpenAIGenerator(HTTPAPIGenerator):
                 f"malformed response from {url} ({kind}, {len(raw)} bytes): not an "
                 "OpenAI-shaped completion; check that api_base ends with /v1"
             ) from None
-        if len(responses) != request.n:
-            raise JobFatalError(
-                f"{url} answered {len(responses)} choices for n={request.n}: the server ignores "
-                "n; add supports_n=false to the model identifier to send one request per sample"
-            )
+        if len(responses) > request.n:
+            raise MalformedResponse(
+                f"malformed response from {url}: {len(responses)} choices for n={request.n}")
+        params = request.params
+        if params.prompt_logprobs is not None and data.get("prompt_logprobs"):
+            # vLLM's chat gives the prompt's logprobs once, beside the choices.
+            shared = _vllm_prompt_logprobs(data["prompt_logprobs"])
+            for response in responses:
+                response.prompt_logprobs = shared
+        if (params.logprobs or params.top_logprobs) and any(
+                response.logprobs is None for response in responses):
+            self._no_logprobs(url, "logprobs")
+        if params.prompt_logprobs is not None and any(
+                response.prompt_logprobs is None for response in responses):
+            self._no_logprobs(url, "prompt_logprobs")
         usage_data = data.get("usage") or {}
         usage = Usage(int(usage_data.get("prompt_tokens") or 0),
                       int(usage_data.get("completion_tokens") or 0))
         return GenerationResult(request.request_id, responses, usage)
+
+    def _no_logprobs(self, url: str, field: str) -> None:
+        # The answer is kept: its text is what the job is for, and the missing logprobs show
+        # as null in the output; the warning comes at the first answer, so the user can stop.
+        if field not in self._warned:
+            self._warned.add(field)
+            log.warning("%s answered without the %s asked for: it ignores %s; the answers "
+                        "are kept with %s null", url, field, field, field)
 
     def _classify(
         self, status: int, raw: bytes, url: str, info: RateLimitInfo | None
@@ -222,10 +315,55 @@ class HTTPGenerator(OpenAIGenerator):
     """
 
     provider = "http"
+    # vLLM's servers give prompt_logprobs; another server's answer without them is warned of.
+    supports_prompt_logprobs = True
+    supported_params = OpenAIGenerator.supported_params | {"prompt_logprobs"}
     needs_key = False
     key_env_var = None
     default_api_base = "http://127.0.0.1:8000/v1"
     config_fields = OpenAIGenerator.config_fields | {"chat_format"}
+
+    async def start(self) -> None:
+        """Open the session, then check the model against the server's ``GET /models``."""
+        await super().start()
+        names = await self._offered_models()
+        if names is not None:
+            try:
+                self._check_offered(*names)
+            except JobFatalError:
+                await self.close()  # the job stops here: nothing else will close it
+                raise
+
+    async def _offered_models(self) -> tuple[list[str], bool] | None:
+        """The model names ``GET /models`` lists, and whether the server answers any name
+        (None: no usable list; the job's first request then says what is wrong)."""
+        assert self._session is not None
+        try:
+            async with self._session.get(
+                    self.api_base + "/models",
+                    timeout=aiohttp.ClientTimeout(total=min(10.0, self.timeout))) as response:
+                if response.status != 200:
+                    return None
+                entries = (await response.json(content_type=None))["data"]
+            names = [str(entry["id"]) for entry in entries]
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError,
+                TypeError):
+            return None
+        lenient = all(entry.get("owned_by") in _ANY_NAME_OWNERS for entry in entries)
+        return names, lenient
+
+    def _check_offered(self, names: list[str], lenient: bool) -> None:
+        if not names or self.model in names:
+            return
+        offered = redact_secrets(", ".join(names[:10]) + (", ..." if len(names) > 10 else ""))
+        if lenient:
+            log.warning("%s does not list model %r but answers any name with its own: %s; "
+                        "name that model (http!%s,...) to say which model answers",
+                        self.api_base, self.model, offered, redact_secrets(names[0]))
+            return
+        raise JobFatalError(
+            f"{self.api_base} does not serve model {self.model!r}: it offers {offered}; "
+            f"name one of them in the identifier (http!{redact_secrets(names[0])},...)")
 
     def chat_format(self) -> ChatFormat | None:
         """The format set with ``chat_format=`` (None: the server's chat endpoint)."""
@@ -236,27 +374,74 @@ class HTTPGenerator(OpenAIGenerator):
 
 
 def parse_choice(choice: dict[str, Any], chat: bool) -> Response:
-    """One ``choices[i]`` of a chat or text completion as a Response (also Batch API output)."""
+    """One ``choices[i]`` of a chat or text completion as a Response (also Batch API output).
+
+    Logprobs come out in promptmill's one shape whatever the server and mode: a list of
+    ``{token, logprob, bytes?, top_logprobs: [{token, logprob, bytes?}]}``; so do vLLM's
+    ``prompt_logprobs`` (None for the first prompt token).
+    """
     if chat:
         message = choice["message"]
         text = message.get("content") or ""
-        logprobs = (choice.get("logprobs") or {}).get("content")
+        raw = choice.get("logprobs")
+        logprobs = _chat_logprobs(raw.get("content")) if isinstance(raw, dict) else None
     else:
         text = choice["text"]
-        raw = choice.get("logprobs")
-        logprobs = None
-        if raw:
-            # Text completions give alternatives as {token: logprob}; chat, llama.cpp and the
-            # Arrow schema as a list of entries: one shape for every backend and mode.
-            tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens", []))
-            logprobs = [
-                {"token": token, "logprob": logprob, "top_logprobs": [
-                    {"token": alt, "logprob": alt_logprob} for alt, alt_logprob in top.items()
-                ] if top else []}
-                for token, logprob, top in zip(
-                    raw["tokens"], raw["token_logprobs"], tops, strict=False)
-            ]
-    return Response(text, choice.get("finish_reason"), logprobs)
+        logprobs = _text_logprobs(choice.get("logprobs"))
+    prompt_logprobs = choice.get("prompt_logprobs")
+    return Response(text, choice.get("finish_reason"), logprobs,
+                    _vllm_prompt_logprobs(prompt_logprobs) if prompt_logprobs else None)
+
+
+def _entry(token: Any, logprob: Any, token_bytes: Any = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"token": str(token), "logprob": float(logprob)}
+    if token_bytes is not None:
+        entry["bytes"] = token_bytes
+    return entry
+
+
+def _chat_logprobs(content: Any) -> list[dict[str, Any]] | None:
+    """Chat's ``logprobs.content``, each entry with its alternatives as a list (never null)."""
+    if not isinstance(content, list):
+        return None
+    return [{**_entry(item["token"], item["logprob"], item.get("bytes")), "top_logprobs": [
+        _entry(alt["token"], alt["logprob"], alt.get("bytes"))
+        for alt in item.get("top_logprobs") or []]} for item in content]
+
+
+def _text_logprobs(raw: Any) -> list[dict[str, Any]] | None:
+    """A text completion's parallel lists, alternatives given as ``{token: logprob}``."""
+    if not isinstance(raw, dict) or not raw.get("tokens"):
+        return None
+    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+    return [
+        {**_entry(token, logprob), "top_logprobs": [
+            _entry(alt, alt_logprob) for alt, alt_logprob in (top or {}).items()]}
+        for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops, strict=False)
+        if logprob is not None  # an echoed prompt's first token has none
+    ]
+
+
+def _vllm_prompt_logprobs(raw: Any) -> list[dict[str, Any] | None] | None:
+    """vLLM's ``prompt_logprobs`` (per position ``{token_id: {logprob, rank, decoded_token}}``,
+    the prompt's own token first, then the most likely), in the shape of ``logprobs``: the
+    alternatives by rank, the prompt's token among them where it ranks in the top ones (as
+    ``vllm!`` gives them; a prompt token ranked just past them is counted in too)."""
+    if not isinstance(raw, list):
+        return None
+    entries: list[dict[str, Any] | None] = []
+    for position in raw:
+        if not isinstance(position, dict) or not position:
+            entries.append(None)
+            continue
+        ranked = [(alt.get("rank") or 0, _entry(alt.get("decoded_token", token_id),
+                                                alt["logprob"]))
+                  for token_id, alt in position.items()]
+        chosen = ranked[0][1]
+        best = sorted((item for item in ranked if item[0] <= len(position)),
+                      key=lambda item: item[0])
+        entries.append({**chosen, "top_logprobs": [entry for _, entry in best]})
+    return entries
 
 
 def _error_message(raw: bytes) -> str:

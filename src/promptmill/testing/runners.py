@@ -192,13 +192,16 @@ def testing_server_command(
     window_kind: str = "bucket",
     quanta: int = 10,
     json_faults: JsonFaults | None = None,
+    ignores: Sequence[str] = (),
+    strict_models: bool = False,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
     ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds, counted
     the ``window_kind`` way (``RateLimits.kind``); the
     ``fault_*`` arguments are the probabilities of ``Faults``' kinds; ``batch_seconds`` is how
-    long a batch stays validating, in progress and finalizing.
+    long a batch stays validating, in progress and finalizing; ``ignores`` are body fields
+    dropped unread (a server that ignores ``n``); ``strict_models`` refuses unknown models.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
@@ -214,7 +217,7 @@ def testing_server_command(
         batch_timings=BatchTimings(validating=batch_seconds, in_progress=batch_seconds,
                                    finalizing=batch_seconds),
         batch_faults=batch_faults or BatchFaults(seed=seed),
-        json_faults=json_faults,
+        json_faults=json_faults, ignores=ignores, strict_models=strict_models,
     )
 
     async def serve() -> None:

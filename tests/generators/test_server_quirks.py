@@ -124,3 +124,12 @@ def test_preflight_is_silent_for_a_listed_model(
         rows = promptmill.run(ROWS, ident(server, "served"))
     assert all(row["status"] == "done" for row in rows)
     assert not [r for r in caplog.records if "model" in r.getMessage()]
+
+
+def test_a_prompt_over_the_context_fails_its_row_alone(make_server) -> None:
+    server = make_server(context_tokens=64)
+    rows = promptmill.run([{"question": "word " * 200}, *ROWS[:2]], ident(server),
+                          params={"max_tokens": 8})
+    assert rows[0]["status"] == "failed" and "maximum context length is 64" in rows[0]["error"]
+    assert rows[0]["attempts"] == 1
+    assert [row["status"] for row in rows[1:]] == ["done", "done"]

@@ -266,6 +266,9 @@ class OpenAIGenerator(HTTPAPIGenerator):
         if (params.logprobs or params.top_logprobs) and any(
                 response.logprobs is None for response in responses):
             self._no_logprobs(url, "logprobs")
+        elif params.top_logprobs:
+            for response in responses:
+                _keep_best(response.logprobs, params.top_logprobs)
         if params.prompt_logprobs is not None and any(
                 response.prompt_logprobs is None for response in responses):
             self._no_logprobs(url, "prompt_logprobs")
@@ -407,6 +410,16 @@ def _chat_logprobs(content: Any) -> list[dict[str, Any]] | None:
     return [{**_entry(item["token"], item["logprob"], item.get("bytes")), "top_logprobs": [
         _entry(alt["token"], alt["logprob"], alt.get("bytes"))
         for alt in item.get("top_logprobs") or []]} for item in content]
+
+
+def _keep_best(entries: list[dict[str, Any]] | None, top: int) -> None:
+    """At most ``top`` alternatives per token, the likeliest: llama-cpp-python's server adds
+    the sampled token to them when it is not among the best."""
+    for entry in entries or ():
+        alternatives = entry["top_logprobs"]
+        if len(alternatives) > top:
+            alternatives.sort(key=lambda alt: -alt["logprob"])
+            del alternatives[top:]
 
 
 def _text_logprobs(raw: Any) -> list[dict[str, Any]] | None:

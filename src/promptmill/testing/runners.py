@@ -194,6 +194,7 @@ def testing_server_command(
     json_faults: JsonFaults | None = None,
     ignores: Sequence[str] = (),
     strict_models: bool = False,
+    context_tokens: int | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
@@ -201,7 +202,8 @@ def testing_server_command(
     the ``window_kind`` way (``RateLimits.kind``); the
     ``fault_*`` arguments are the probabilities of ``Faults``' kinds; ``batch_seconds`` is how
     long a batch stays validating, in progress and finalizing; ``ignores`` are body fields
-    dropped unread (a server that ignores ``n``); ``strict_models`` refuses unknown models.
+    dropped unread (a server that ignores ``n``); ``strict_models`` refuses unknown models;
+    ``context_tokens`` refuses longer prompts (plus max_tokens) with a 400.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
@@ -218,6 +220,7 @@ def testing_server_command(
                                    finalizing=batch_seconds),
         batch_faults=batch_faults or BatchFaults(seed=seed),
         json_faults=json_faults, ignores=ignores, strict_models=strict_models,
+        context_tokens=context_tokens,
     )
 
     async def serve() -> None:

@@ -103,6 +103,7 @@ class TestServer:
         json_faults: JsonFaults | None = None,
         ignores: Collection[str] = (),
         strict_models: bool = False,
+        context_tokens: int | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
@@ -134,6 +135,8 @@ class TestServer:
         # Refuse model names not in ``models`` with OpenAI's 404 (vLLM does the same); by
         # default any name is answered, as llama-cpp-python's server does.
         self.strict_models = strict_models
+        # The model's context window: a longer prompt (plus max_tokens) gets OpenAI's 400.
+        self.context_tokens = context_tokens
         self._outage = False  # requests are refused and nothing listens
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
         self._runner: web.AppRunner | None = None
@@ -429,6 +432,12 @@ class TestServer:
                 return self._send(400, _error_body(exc.message, "invalid_request_error",
                                                    exc.param))
             return self._send(400, dialect.error(400, exc.message, "invalid_request_error"))
+        context = self.context_tokens
+        if context is not None and parsed.prompt_tokens + (parsed.max_tokens or 0) > context:
+            return self._send(400, dialect.error(
+                400, f"This model's maximum context length is {context} tokens. However, you "
+                f"requested {parsed.prompt_tokens + (parsed.max_tokens or 0)} tokens. Please "
+                "reduce the length of the messages.", "invalid_request_error"))
         if (self.strict_models and (dialect is OPENAI_CHAT or dialect is OPENAI_COMPLETIONS)
                 and parsed.model not in self.models):
             return self._send(404, _error_body(

@@ -133,3 +133,39 @@ def test_a_prompt_over_the_context_fails_its_row_alone(make_server) -> None:
     assert rows[0]["status"] == "failed" and "maximum context length is 64" in rows[0]["error"]
     assert rows[0]["attempts"] == 1
     assert [row["status"] for row in rows[1:]] == ["done", "done"]
+
+
+def test_the_testing_server_command_plays_the_quirks(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "promptmill", "testing-server", "--port", "0", "--model", "m",
+         "--ignore", "n", "--strict-models", "--context-tokens", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+
+        def post(body: dict[str, object]) -> tuple[int, dict[str, object]]:
+            request = urllib.request.Request(url + "/chat/completions",
+                                             json.dumps(body).encode(),
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}
+        status, answer = post(chat)
+        assert status == 200 and len(answer["choices"]) == 1  # type: ignore[arg-type]
+        assert post({**chat, "model": "other"})[0] == 404
+        long = {**chat, "messages": [{"role": "user", "content": "word " * 100}]}
+        status, answer = post(long)
+        assert status == 400 and "maximum context length is 50" in json.dumps(answer)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

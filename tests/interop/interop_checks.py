@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import promptmill
 
 TABLE = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
@@ -120,6 +122,8 @@ class Served:
     log: Path
     env: dict[str, str] | None = None
     startup_timeout: float = 600.0
+    context: int = 2048  # the model's context window, in tokens, as the server was started
+    version: str = ""  # the server's package version
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -151,6 +155,13 @@ class Served:
         self.stop()
         raise RuntimeError(f"{self.name} did not answer within {self.startup_timeout:g}s:\n"
                            + self.log.read_text(errors="replace")[-3000:])
+
+    def __enter__(self) -> Served:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def kill(self) -> None:
         """SIGKILL the server and everything it spawned."""
@@ -219,6 +230,12 @@ def _text(answer: Any, chat: bool = True) -> str:
 # -- the checks ------------------------------------------------------------------------------
 
 ROWS = [{"id": i, "question": f"Name a colour ({i})."} for i in range(3)]
+
+
+def check_version(served: Served, tmp_path: Path) -> str:
+    """The version of the server the table's column describes."""
+    assert served.version
+    return served.version
 
 
 def check_models(served: Served, tmp_path: Path) -> str:
@@ -345,9 +362,9 @@ def check_max_tokens(served: Served, tmp_path: Path) -> str:
     return "honoured" if tokens <= 3 else f"ignored ({tokens} tokens for 3)"
 
 
-def check_too_long(served: Served, tmp_path: Path, words: int = 3000) -> str:
+def check_too_long(served: Served, tmp_path: Path) -> str:
     """A prompt over the context: the server's status; promptmill fails that row alone."""
-    long = "word " * words
+    long = "word " * (served.context * 2)
     status, answer = post(served, "/chat/completions", chat_body(served, long))
     rows = promptmill.run([{"question": long}, *ROWS[:1]], served.identifier(),
                           params={"max_tokens": 4})
@@ -420,6 +437,7 @@ def _write_rows(tmp_path: Path, count: int = 2) -> Path:
 
 
 CHECKS: dict[str, Callable[[Served, Path], str]] = {
+    "version": check_version,
     "models": check_models,
     "chat": check_chat,
     "text": check_text,
@@ -433,3 +451,11 @@ CHECKS: dict[str, Callable[[Served, Path], str]] = {
     "unknown_param": check_unknown_param,
     "restart": check_restart,
 }
+
+
+@pytest.mark.parametrize("feature", list(CHECKS))
+def test_feature(feature: str, served: Served, compat: Compat, tmp_path: Path) -> None:
+    """Each check against the importing module's ``served`` server, its cell recorded."""
+    began = time.monotonic()
+    compat.record(served.name, feature, CHECKS[feature](served, tmp_path))
+    print(f"{served.name} {feature}: {time.monotonic() - began:.1f}s")

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_checks import CHECKS, Compat, Served, free_port
+
+# test_feature: the tier's checks, against this module's server.
+from interop_checks import Served, free_port, test_feature  # noqa: F401
 
 from promptmill.testing import serve_in_thread
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(900)]
 SERVER = "LiteLLM proxy"
+CONTEXT = 512  # the backend's context window
 PROXY = Path(os.environ.get("PROMPTMILL_LITELLM_PROXY")
              or Path(__file__).resolve().parents[2] / ".venv-proxy" / "bin" / "litellm")
 CONFIG = """\
@@ -44,7 +46,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                     ".venv-proxy/bin/pip install -r tests/interop/proxy-requirements.txt")
     folder = tmp_path_factory.mktemp("litellm")
     # The backend as a model with a context window, so that the proxy meets a 400.
-    with serve_in_thread(context_tokens=512) as backend:
+    with serve_in_thread(context_tokens=CONTEXT) as backend:
         config = folder / "config.yaml"
         config.write_text(CONFIG.format(api_base=backend.url))
         port = free_port()
@@ -55,23 +57,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         command = [str(PROXY), "--config", str(config),
                    "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
         server = Served(SERVER, command, port, "proxied-model", folder / "proxy.log", env=env,
-                        startup_timeout=300)
-        server.start()
-        yield server
-        server.stop()
-
-
-def test_version(served: Served, compat: Compat) -> None:
-
-    version = subprocess.run(
-        [str(PROXY.parent / "python"), "-c",
-         "import importlib.metadata as m; print(m.version('litellm'))"],
-        capture_output=True, text=True, timeout=60, check=True).stdout.strip()
-    compat.record(SERVER, "version", version)
-
-
-@pytest.mark.parametrize("feature", list(CHECKS))
-def test_feature(feature: str, served: Served, compat: Compat, tmp_path: Path) -> None:
-    began = time.monotonic()
-    compat.record(SERVER, feature, CHECKS[feature](served, tmp_path))
-    print(f"{SERVER} {feature}: {time.monotonic() - began:.1f}s")
+                        startup_timeout=300, context=CONTEXT)
+        server.version = subprocess.run(
+            [str(PROXY.parent / "python"), "-c",
+             "import importlib.metadata as m; print(m.version('litellm'))"],
+            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+        with server:
+            yield server

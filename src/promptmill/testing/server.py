@@ -390,7 +390,7 @@ class TestServer:
             return 404, json.loads(_error_body(f"Invalid URL (POST {path})",
                                                "invalid_request_error"))
         try:
-            parsed = parse(body)
+            parsed = parse({k: v for k, v in body.items() if k not in self.ignores})
             choices = make_choices(parsed, self.responder, self.json.answer)
         except BadRequest as exc:
             return 400, json.loads(_error_body(exc.message, "invalid_request_error", exc.param))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import promptmill
-from promptmill.errors import JobFatalError
+from promptmill.errors import PromptmillError
 from promptmill.testing import FakeLocalEngine, TestServer
 
 ROWS = [{"question": f"What is {i} + {i}?"} for i in range(4)]
@@ -94,7 +94,7 @@ def test_preflight_stops_a_job_whose_model_a_strict_server_does_not_serve(
     make_server, tmp_path: Path
 ) -> None:
     server = make_server(strict_models=True, models=("served-a", "served-b"))
-    with pytest.raises(JobFatalError) as caught:
+    with pytest.raises(PromptmillError) as caught:
         promptmill.run(ROWS, ident(server, "typo-model"), output=tmp_path / "out.jsonl")
     message = str(caught.value)
     assert "typo-model" in message and "served-a, served-b" in message

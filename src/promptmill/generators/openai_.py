@@ -119,9 +119,6 @@ class OpenAIGenerator(HTTPAPIGenerator):
         # Body fields of a params object, by (id, chat); the object is kept so its id stays
         # its own. A job uses a handful of params objects for all its requests.
         self._fields: dict[tuple[int, bool], tuple[GenerateParams, dict[str, Any]]] = {}
-        # Learned from the first short answer: this endpoint answers one choice whatever n
-        # asks (llama-cpp-python's server), so k samples go as k requests from then on.
-        self.ignores_n = False
         # Said once per endpoint: answers without the logprobs (or prompt_logprobs) asked.
         self._warned: set[str] = set()
         # One-sample params of a request's params, by (id, sample); the object kept (above).
@@ -169,42 +166,34 @@ class OpenAIGenerator(HTTPAPIGenerator):
         self._fields[(id(params), chat)] = (params, result)
         return result
 
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Send each request; where the server ignores ``n``, each missing sample on its own.
+    async def _complete(self, requests: Sequence[GenerationRequest],
+                        results: list[GenerationResult]) -> list[GenerationResult]:
+        """Send the samples a server that ignores ``n`` left out, each as its own request.
 
-        A server that answers fewer choices than ``n`` asked is learned from its first short
-        answer: the samples missing from that answer, and every sample of later requests, are
-        sent as one-sample requests (seed+i for sample i where a seed is set, as local engines
-        seed the samples of one request). The result still has every sample, so the job's
-        store and fingerprint are those of a server that honours ``n``.
+        Learned from the first answer with fewer choices than ``n`` (``_parse_success``):
+        from then on every short answer is completed with one-sample requests (seed+i for
+        sample i where a seed is set, as local engines seed the samples of one request). The
+        result has every sample, so the job's store and fingerprint are those of a server
+        that honours ``n``, and a resumed job learns the same from its first answer.
         """
-        if self.ignores_n and any(request.n > 1 for request in requests):
-            return [await self._one_by_one(request, [], None) for request in requests]
-        results = await super().generate(requests)
         for index, (request, result) in enumerate(zip(requests, results, strict=True)):
-            if len(result.responses) < request.n:
-                if not self.ignores_n:
-                    self.ignores_n = True
-                    log.warning(
-                        "%s answered %d choice(s) for n=%d: it ignores n; each missing sample "
-                        "is sent as a request of its own from now on (k requests per row)",
-                        self.api_base, len(result.responses), request.n)
-                results[index] = await self._one_by_one(request, result.responses,
-                                                        result.usage)
+            # n=1: an answer with no choice at all is left to the engine (a malformed one).
+            if request.n > 1 and len(result.responses) < request.n:
+                results[index] = await self._one_by_one(request, result)
         return results
 
-    async def _one_by_one(self, request: GenerationRequest, responses: list[Response],
-                          usage: Usage | None) -> GenerationResult:
-        """``request``'s samples after the first ``len(responses)``, each its own request."""
-        responses = list(responses)
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
-        info = None
+    async def _one_by_one(self, request: GenerationRequest,
+                          short: GenerationResult) -> GenerationResult:
+        """``request``'s samples after those ``short`` has, each its own request."""
+        responses = list(short.responses)
+        usage = short.usage or Usage()
+        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        info = short.rate_limit
         for sample in range(len(responses), request.n):
             single = GenerationRequest(
                 request.request_id, self._params_of_sample(request.params, sample),
                 request.messages, request.prompt, request.adapter, request.model)
-            (result,) = await super().generate([single])
+            (result,) = await self.generate([single])
             responses.extend(result.responses[:1])
             if result.usage is not None:
                 # The prompt is the same each time: counted once, as one request of n would.
@@ -254,9 +243,16 @@ class OpenAIGenerator(HTTPAPIGenerator):
                 f"malformed response from {url} ({kind}, {len(raw)} bytes): not an "
                 "OpenAI-shaped completion; check that api_base ends with /v1"
             ) from None
-        if len(responses) > request.n:
-            raise MalformedResponse(
-                f"malformed response from {url}: {len(responses)} choices for n={request.n}")
+        if len(responses) != request.n:
+            if len(responses) > request.n:
+                raise MalformedResponse(
+                    f"malformed response from {url}: {len(responses)} choices for n={request.n}")
+            if not self._incomplete:
+                self._incomplete = True
+                log.warning(
+                    "%s answered %d choice(s) for n=%d: it ignores n; each missing sample is "
+                    "sent as a request of its own from now on (k requests per row)",
+                    self.api_base, len(responses), request.n)
         params = request.params
         if params.prompt_logprobs is not None and data.get("prompt_logprobs"):
             # vLLM's chat gives the prompt's logprobs once, beside the choices.
@@ -327,15 +323,26 @@ class HTTPGenerator(OpenAIGenerator):
     config_fields = OpenAIGenerator.config_fields | {"chat_format"}
 
     async def start(self) -> None:
-        """Open the session, then check the model against the server's ``GET /models``."""
+        """Open the session; the model is checked before the first request is sent."""
         await super().start()
+        self._check_pending = True
+        self._models_check: asyncio.Future[None] | None = None
+
+    async def _check_before_sending(self) -> None:
+        """``GET /models`` once, before anything is sent: the model must be one it serves.
+
+        Not in start(): a job the response cache answers whole sends nothing at all. Calls
+        that come while the check runs wait for it; a failed check fails each of them.
+        """
+        if self._models_check is None:
+            self._models_check = asyncio.ensure_future(self._check_models())
+        await asyncio.shield(self._models_check)
+        self._check_pending = False
+
+    async def _check_models(self) -> None:
         names = await self._offered_models()
         if names is not None:
-            try:
-                self._check_offered(*names)
-            except JobFatalError:
-                await self.close()  # the job stops here: nothing else will close it
-                raise
+            self._check_offered(*names)
 
     async def _offered_models(self) -> tuple[list[str], bool] | None:
         """The model names ``GET /models`` lists, and whether the server answers any name

@@ -45,9 +45,12 @@ log = logging.getLogger(__name__)
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-# ``owned_by`` in /v1/models of servers that answer any model name with their one model:
-# llama-cpp-python's ("me"), llama.cpp's llama-server ("llamacpp"), promptmill's test server.
-_ANY_NAME_OWNERS = frozenset({"me", "llamacpp", "promptmill"})
+# ``owned_by`` in /v1/models of servers known to refuse every request naming a model they do
+# not list: vLLM's ("vllm"), OpenAI's and LiteLLM's proxy ("openai", "system", ...), Ollama's
+# OpenAI API ("library"). Others may answer any name with their one model (llama-cpp-python's
+# says "me", llama.cpp's "llamacpp"): for those a name not listed is a warning, not a stop.
+_REFUSING_OWNERS = frozenset({"vllm", "openai", "system", "openai-internal",
+                              "organization-owner", "library"})
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -345,8 +348,8 @@ class HTTPGenerator(OpenAIGenerator):
             self._check_offered(*names)
 
     async def _offered_models(self) -> tuple[list[str], bool] | None:
-        """The model names ``GET /models`` lists, and whether the server answers any name
-        (None: no usable list; the job's first request then says what is wrong)."""
+        """The model names ``GET /models`` lists, and whether the server is one known to
+        refuse other names (None: no usable list; the first request says what is wrong)."""
         assert self._session is not None
         try:
             async with self._session.get(
@@ -359,16 +362,16 @@ class HTTPGenerator(OpenAIGenerator):
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError,
                 TypeError):
             return None
-        lenient = all(entry.get("owned_by") in _ANY_NAME_OWNERS for entry in entries)
-        return names, lenient
+        refuses = any(entry.get("owned_by") in _REFUSING_OWNERS for entry in entries)
+        return names, refuses
 
-    def _check_offered(self, names: list[str], lenient: bool) -> None:
+    def _check_offered(self, names: list[str], refuses: bool) -> None:
         if not names or self.model in names:
             return
         offered = redact_secrets(", ".join(names[:10]) + (", ..." if len(names) > 10 else ""))
-        if lenient:
-            log.warning("%s does not list model %r but answers any name with its own: %s; "
-                        "name that model (http!%s,...) to say which model answers",
+        if not refuses:
+            log.warning("%s does not list model %r (it lists %s): it may answer with its own "
+                        "model; name that model (http!%s,...) to say which model answers",
                         self.api_base, self.model, offered, redact_secrets(names[0]))
             return
         raise JobFatalError(

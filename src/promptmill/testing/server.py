@@ -362,8 +362,8 @@ class TestServer:
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         self.stats.received["/v1/models"] += 1
-        # A strict server says "system", as OpenAI does; a lenient one its own name, which
-        # promptmill's preflight knows answers any model name.
+        # A strict server says "system", as OpenAI does (promptmill's check before a job knows
+        # such servers refuse other names); a lenient one its own name.
         owner = "system" if self.strict_models else "promptmill"
         data = [{"id": model, "object": "model", "created": self._started,
                  "owned_by": owner} for model in self.models]

@@ -22,8 +22,9 @@ told, with and without headers, on requests:
 
 - not told, headers sent: at least 90% and under 2% refused, as for the bucket (the limiter
   learns from a refusal it did not foresee that the window does not refill continuously);
-- told: none refused, at least 95% (a stated rate gets no catch-up burst: a sliding window or
-  a slice refuses it);
+- told: none refused, at least 95% (a client stalled by the load catches its slots up at
+  twice the pace, never over what the rate allows a quarter second or a second:
+  ``engine/pace.py``);
 - not told, headers hidden: the same honest bound as the bucket's (the requests in flight at
   the first refusal plus 2%; under 2% in the steady state); the rate learned from Retry-After
   alone reaches 75-95% of a window's (docs/benchmarks.md): the 90% target is NOT met there,

@@ -90,6 +90,18 @@ _IS_LETTER = re.compile(
     r"(?=\s*[.!]?\s*$|\s*[.!]\s)",
     re.MULTILINE,
 )
+# "D, not A.", "B rather than A: ...": the letter kept over the one set aside
+_LETTER_NOT_LETTER = re.compile(
+    r"(?:^|(?<=[.!?:]\s))[ \t>*]*\(?([A-Z])\)?\**,?\s+(?i:not|rather\s+than|instead\s+of)\s+"
+    r"(?i:option\s+)?\(?[A-Z]\)?(?![A-Za-z])",
+    re.MULTILINE,
+)
+# "B. Actually, C.", "No: D.": a correction that names a letter and nothing more
+_CORRECTED_TO = re.compile(
+    r"\b(?i:actually|correction|make\s+that|no)\s*[,:]?\s*(?i:it's\s+|it\s+is\s+)?"
+    r"\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    re.MULTILINE,
+)
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
     r"[.:)]?[ \t*]*$",
@@ -203,6 +215,11 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         index = LETTERS.index(match.group("paren") or match.group("letter"))
         if index < options.count and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), index, "answer_statement", STRONG))
+    for regex in (_LETTER_NOT_LETTER, _CORRECTED_TO):
+        for match in regex.finditer(text):
+            index = LETTERS.index(match.group(1))
+            if index < options.count:
+                found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     for match in _BARE_LINE.finditer(text):
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:

@@ -102,6 +102,8 @@ _CORRECTED_TO = re.compile(
     r"\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
     re.MULTILINE,
 )
+_BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
     r"[.:)]?[ \t*]*$",
@@ -295,7 +297,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
         prefixed = _LETTER_PREFIX_LINE.match(text, start)
         # "**C — Neon.** It is ...": a bold lead that names a letter, whatever follows it
-        lead = re.match(r"(\*\*|__)(.+?)\1", line)
+        lead = _BOLD_LEAD.match(line)
         dash = _LETTER_DASH.match(lead.group(2) if lead else line)
         result: tuple[object, str] | None = None
         if bold:
@@ -307,7 +309,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             result = (index, "headline") if index < options.count else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
-            opening_clause = re.split(r"[.:;,!]\s|\s[—–-]\s|[.:!]$", clean(line), maxsplit=1)[0]
+            opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
             said = _phrase(opening_clause)
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)

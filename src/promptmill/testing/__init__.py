@@ -26,7 +26,7 @@ from promptmill.testing.runners import (
     testing_server_command,
 )
 from promptmill.testing.server import TestServer
-from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
 from promptmill.testing.stores import done_requests
 from promptmill.testing.structured import JsonFaults
 
@@ -40,6 +40,7 @@ __all__ = [
     "JsonFaults",
     "ProcessServer",
     "RateLimits",
+    "RecordedRequest",
     "Responder",
     "ServerStats",
     "TestServer",

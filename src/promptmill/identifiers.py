@@ -48,8 +48,8 @@ LITELLM_PREFIXES = frozenset({
     "openai", "text-completion-openai", "azure", "azure_ai", "anthropic", "bedrock",
     "sagemaker", "vertex_ai", "gemini", "mistral", "groq", "together_ai", "cohere",
     "cohere_chat", "deepseek", "openrouter", "fireworks_ai", "xai", "perplexity", "deepinfra",
-    "cerebras", "huggingface", "replicate", "nvidia_nim", "sambanova", "anyscale", "ai21",
-    "nlp_cloud", "voyage", "databricks", "watsonx", "cloudflare", "friendliai", "palm",
+    "cerebras", "huggingface", "replicate", "nvidia_nim", "sambanova", "ai21",
+    "nlp_cloud", "voyage", "databricks", "watsonx", "cloudflare", "friendliai",
 })
 # Bare model names LiteLLM knows the provider of (rigging's default provider is LiteLLM).
 _LITELLM_BARE = re.compile(r"^(claude-|gemini-|mistral-|command-)")

@@ -365,12 +365,18 @@ class Generator(abc.ABC):  # noqa: B024
                   /, **overrides: Any) -> Reply:
         """:meth:`chat`, blocking; inside a running event loop (a notebook) it runs on a
         helper thread with its own loop and blocks until answered (``await chat`` there)."""
-        return oneoff.run_blocking(lambda: self.chat(messages, params, **overrides))
+        from promptmill.job import run_async
+
+        reply: Reply = run_async(self.chat(messages, params, **overrides))
+        return reply
 
     def complete_sync(self, text: str, params: GenerateParams | None = None, /,
                       **overrides: Any) -> Reply:
         """:meth:`complete`, blocking (see :meth:`chat_sync`)."""
-        return oneoff.run_blocking(lambda: self.complete(text, params, **overrides))
+        from promptmill.job import run_async
+
+        reply: Reply = run_async(self.complete(text, params, **overrides))
+        return reply
 
     async def stream(
         self, requests: Sequence[GenerationRequest]

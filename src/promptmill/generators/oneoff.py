@@ -11,14 +11,13 @@ a local engine loads its model on the first call and keeps it until ``unload()``
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import itertools
 import random
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import GenerationError, UsageError
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
         Usage,
     )
 
-T = TypeVar("T")
 # A job's retry policy, but an unreachable server fails the call after three tries.
 ONE_OFF_RETRY = RetryPolicy(max_unavailable=3)
 _ids = itertools.count()
@@ -177,18 +175,3 @@ def _loaded(generator: Generator) -> bool:
         return bool(getattr(generator, "loaded", True))
     except NotImplementedError:
         return True
-
-
-def run_blocking(make: Callable[[], Awaitable[T]]) -> T:
-    """Run the coroutine ``make()`` returns to its end; inside a running event loop (a
-    notebook's) on a helper thread with a loop of its own, blocking until it ends."""
-
-    async def run() -> T:
-        return await make()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run())
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="promptmill-sync") as pool:
-        return pool.submit(asyncio.run, run()).result()

@@ -261,4 +261,4 @@ def test_our_litellm_prefixes_are_litellms() -> None:
     litellm = load_litellm()
     known = {str(getattr(p, "value", p)) for p in litellm.provider_list}
     assert set(PROVIDER_KEYS) <= LITELLM_PREFIXES
-    assert LITELLM_PREFIXES <= known, sorted(LITELLM_PREFIXES - known)
+    assert known >= LITELLM_PREFIXES, sorted(LITELLM_PREFIXES - known)

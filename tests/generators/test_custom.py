@@ -236,3 +236,34 @@ def test_the_custom_generator_example_runs_as_a_user_runs_it(tmp_path: Path) -> 
     assert [row["id"] for row in rows] == list(range(40))
     assert all(row["responses"][0]["text"] == f"{i} times {i + 3} = {i * (i + 3)}"
                for i, row in enumerate(rows))
+
+
+def test_a_chat_only_generator_refuses_a_text_job_before_it_starts(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(UsageError, match=r"(?i)^custom!foo takes chats only: drop --text"):
+        pm.run([{"prompt": "x"}], Custom("foo", custom_field=True), chat=False, output=out)
+    assert not out.exists() and not (tmp_path / "out.jsonl.promptmill.db").exists()
+
+
+def test_min_delay_between_requests_paces_the_job_and_limits_leave_resume_alone(
+        tmp_path: Path) -> None:
+    sent: list[float] = []
+
+    class Timed(Generator):
+        """Notes when each call arrives."""
+
+        async def generate_messages(self, messages: t.Any, params: t.Any) -> list[str]:
+            sent.append(time.monotonic())
+            return ["ok"] * len(messages)
+
+    pm.register_generator("timed", Timed)
+    rows = [{"id": i, "prompt": str(i)} for i in range(6)]
+    out = tmp_path / "out.jsonl"
+    pm.run(rows[:3], "timed!m,min_delay_between_requests=200", output=out)
+    # One request every 200 ms at most: 3 requests span at least 2 intervals (and load
+    # only slows them further).
+    assert sent[-1] - sent[0] >= 0.35
+    # Other limits on the same job: it goes on (limits are not in the fingerprint).
+    sent.clear()
+    results = pm.run(rows[:3], "timed!m,max_connections=2", output=out)
+    assert not sent and [r["status"] for r in results] == ["done"] * 3

@@ -112,18 +112,19 @@ async def _call(generator: Generator, handler: Any, inputs: list[Any],
     try:
         answers = list(await handler(inputs, params))
     except NotImplementedError:
-        raise JobFatalError(f"{_name(generator)} does not answer {kind}: implement "
+        raise JobFatalError(f"{name_of(generator)} does not answer {kind}: implement "
                             f"generate_{'messages' if kind == 'chats' else 'texts'}() or send "
                             f"{'text prompts (--text)' if kind == 'chats' else 'chats'}") from None
     except Exception as exc:
         raise as_generation_error(generator, exc) from None
     if len(answers) != len(inputs):
-        raise JobFatalError(f"{_name(generator)} returned {len(answers)} answers for "
+        raise JobFatalError(f"{name_of(generator)} returned {len(answers)} answers for "
                             f"{len(inputs)} {kind}: return one per entry, in order")
     return answers
 
 
-def _name(generator: Generator) -> str:
+def name_of(generator: Generator) -> str:
+    """``provider!model`` for messages; a class not registered under a name gives its own."""
     return f"{generator.provider or type(generator).__name__}!{generator.model}"
 
 
@@ -131,7 +132,7 @@ def as_generation_error(generator: Generator, exc: BaseException) -> GenerationE
     """An exception of a handler as promptmill's error kind, its message redacted."""
     if isinstance(exc, GenerationError):
         return exc
-    text = f"{_name(generator)}: {type(exc).__name__}: {redact_secrets(str(exc))}"[:400]
+    text = f"{name_of(generator)}: {type(exc).__name__}: {redact_secrets(str(exc))}"[:400]
     if isinstance(exc, TimeoutError):
         return RequestTimeout(text)
     if isinstance(exc, ConnectionError):
@@ -159,7 +160,7 @@ def _result(generator: Generator, request: GenerationRequest, answer: Any) -> Ge
     elif isinstance(answer, Mapping):
         response = base.Response(_content(generator, answer), "stop")
     else:
-        raise MalformedResponse(f"{_name(generator)} answered a {type(answer).__name__}: return "
+        raise MalformedResponse(f"{name_of(generator)} answered a {type(answer).__name__}: return "
                                 "a GeneratedMessage, a GeneratedText or a str")
     return base.GenerationResult(request.request_id, [response], _usage(usage))
 
@@ -175,7 +176,7 @@ def _content(generator: Generator, message: Mapping[str, Any] | str) -> str:
                        if isinstance(part, Mapping) and part.get("type", "text") == "text")
     if content is None:
         return ""
-    raise MalformedResponse(f"{_name(generator)} answered a message whose content is a "
+    raise MalformedResponse(f"{name_of(generator)} answered a message whose content is a "
                             f"{type(content).__name__}: make it a str")
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import GenerationError, UsageError
+from promptmill.generators.custom import name_of
 from promptmill.params import GenerateParams, make_params, translate
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ async def call(generator: Generator, messages: list[Message] | None, prompt: str
     kind = "chats" if messages is not None else "text prompts"
     if not (generator.supports_chat if messages is not None else generator.supports_text):
         other = "complete(text)" if messages is not None else "chat(messages)"
-        raise UsageError(f"{generator.provider}!{generator.model} does not take {kind}: "
-                         f"use {other}")
+        raise UsageError(f"{name_of(generator)} does not take {kind}: use {other}")
     generator.check_ready()
     generator.check_params(merged)
     sent = translate(merged, generator.provider, generator.supported_params)
@@ -104,7 +104,7 @@ async def call(generator: Generator, messages: list[Message] | None, prompt: str
         results = await asyncio.gather(*(_with_retries(generator, r) for r in requests))
     responses = [response for result in results for response in result.responses]
     if not responses:
-        raise GenerationError(f"{generator.provider}!{generator.model} answered no choice")
+        raise GenerationError(f"{name_of(generator)} answered no choice")
     usages = [result.usage for result in results if result.usage is not None]
     usage = None
     if usages:

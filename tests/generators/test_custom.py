@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -25,7 +24,7 @@ import pytest
 import promptmill as pm
 from promptmill import GeneratedMessage, GeneratedText, GenerateParams, Generator, Message
 from promptmill.errors import ServerError, UsageError
-from promptmill.testing import done_requests
+from promptmill.testing import kill_when_done
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,15 +198,7 @@ def test_an_entry_point_generator_resumes_after_kill_exactly_once(
             "acme!m1,delay=0.05", "-o", str(output), "--max-concurrency", "4"]
     process = subprocess.Popen(args, cwd=tmp_path, env=installed_plugin,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    store = tmp_path / "out.jsonl.promptmill.db"
-    deadline = time.monotonic() + 120
-    while done_requests(store) < 30:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    recorded = done_requests(store)
+    recorded = kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 30)
     assert 30 <= recorded < rows and not output.exists()
     calls_before = len(Path(installed_plugin["ACME_LOG"]).read_text().splitlines())
     result = subprocess.run(args, cwd=tmp_path, env=installed_plugin, capture_output=True,

@@ -27,7 +27,7 @@ from promptmill.testing.runners import (
 )
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
-from promptmill.testing.stores import done_requests
+from promptmill.testing.stores import done_requests, kill_when_done
 from promptmill.testing.structured import JsonFaults
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "format_duration",
     "judge_responder",
     "judged_response",
+    "kill_when_done",
     "request_key",
     "serve_in_process",
     "serve_in_thread",

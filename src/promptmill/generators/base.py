@@ -156,8 +156,10 @@ class Generator(abc.ABC):  # noqa: B024
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Not the base's own class attributes (``provider: str = "mine"`` stays a ClassVar).
         declared = {name for name, kind in vars(cls).get("__annotations__", {}).items()
-                    if not name.startswith("_") and "ClassVar" not in str(kind)}
+                    if not name.startswith("_") and "ClassVar" not in str(kind)
+                    and name not in Generator.__annotations__}
         if declared:
             cls.attribute_fields = cls.attribute_fields | declared
             cls.config_fields = cls.config_fields | declared

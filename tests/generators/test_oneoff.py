@@ -150,3 +150,17 @@ def test_a_local_engine_loads_once_for_one_off_calls_until_unloaded() -> None:
     assert generator.complete_sync("The capital of France is").text == first.text
     generator.unload()
     assert not generator.loaded
+
+
+def test_a_key_set_as_an_attribute_is_sent_and_never_shown(
+        make_server: Callable[..., TestServer]) -> None:
+    server = make_server(record_requests=True)
+    generator = pm.get_generator(f"openai!gpt-4o-mini,api_base={server.url}")
+    generator.api_key = "sk-attributeKey0123456789"  # the seed's way
+    assert generator.chat_sync("hello").text
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-attributeKey0123456789"
+    shown = repr(generator) + generator.to_identifier()
+    assert "sk-attributeKey" not in shown and generator.to_identifier().endswith("api_key=***")
+    generator.api_key = None  # back to the environment's
+    with pytest.raises(MissingKeyError):
+        generator.chat_sync("hello")

@@ -204,6 +204,16 @@ class Generator(abc.ABC):  # noqa: B024
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.to_identifier()}>"
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # rigging's way, ``generator.api_key = "sk-..."``, sets the key (held as a Secret, shown
+        # as api_key=***) instead of hiding the api_key() method.
+        if name == "api_key" and (value is None or isinstance(value, (str, Secret))):
+            key = Secret(value) if isinstance(value, str) else value
+            super().__setattr__("_api_key", key)
+            super().__setattr__("_key_given", key is not None)
+            return
+        super().__setattr__(name, value)
+
     @classmethod
     def from_identifier(cls, ident: Identifier) -> Generator:
         """Build from a parsed identifier: params fields to ``params``, the rest to config."""

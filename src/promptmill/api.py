@@ -79,6 +79,22 @@ def make_generator(model: Any, *, concurrency: int = 64) -> Generator:
     return get_generator(model)
 
 
+def bound_by_generator(config: EngineConfig, generator: Generator) -> EngineConfig:
+    """``config`` under the limits the generator's identifier states (``max_concurrency=``,
+    ``rpm=``, ``tpm=``, or rigging's ``max_connections=``): the strictest of both wins."""
+    limits = generator.limit_options
+    if not limits:
+        return config
+    changes: dict[str, Any] = {}
+    if "max_concurrency" in limits:
+        changes["max_concurrency"] = min(config.max_concurrency, int(limits["max_concurrency"]))
+    for name in ("rpm", "tpm"):
+        if name in limits:
+            given = getattr(config, name)
+            changes[name] = limits[name] if given is None else min(given, limits[name])
+    return dataclasses.replace(config, **changes)
+
+
 async def execute(
     spec: JobSpec,
     config: EngineConfig,
@@ -102,6 +118,8 @@ async def execute(
 
     if isinstance(spec.generator, FleetGenerator):  # a worker per request the fleet may hold
         config = dataclasses.replace(config, max_concurrency=spec.generator.concurrency())
+    else:
+        config = bound_by_generator(config, spec.generator)
     job = Job.open(spec, new_job=new_job)
     try:
         job.plan()

@@ -305,6 +305,8 @@ class Job:
 
             refuse_request_file(spec.input)
         spec.resolve_prompts()
+        if not spec.requests:
+            _check_request_kind(spec)
         params = spec.effective_params()
         from promptmill.spending import check_cap
         from promptmill.structured import check_response_format
@@ -611,6 +613,21 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
 def _stored_model(store: JobStore) -> str:
     fingerprint = store.get_meta("fingerprint") or {}
     return str(store.get_meta("model_identifier") or fingerprint.get("model"))
+
+
+def _check_request_kind(spec: JobSpec) -> None:
+    """Refuse, before anything is planned, chats to a generator that takes only text prompts
+    (a custom one implementing only ``generate_texts``), or text prompts to a chat-only one."""
+    from promptmill.generators.custom import name_of
+
+    gen = spec.generator
+    chats = spec.prompts.chat and spec.chat_format is None  # else rendered to text
+    if chats and not gen.supports_chat:
+        raise UsageError(f"{name_of(gen)} takes text prompts only: add --text "
+                         "(chat=False in the library)")
+    if not chats and not gen.supports_text:
+        raise UsageError(f"{name_of(gen)} takes chats only: drop --text "
+                         "(chat=True in the library)")
 
 
 def run_async(coro: Any) -> Any:

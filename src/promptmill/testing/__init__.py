@@ -26,8 +26,8 @@ from promptmill.testing.runners import (
     testing_server_command,
 )
 from promptmill.testing.server import TestServer
-from promptmill.testing.stats import ServerStats, request_key
-from promptmill.testing.stores import done_requests
+from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
+from promptmill.testing.stores import done_requests, kill_when_done
 from promptmill.testing.structured import JsonFaults
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "JsonFaults",
     "ProcessServer",
     "RateLimits",
+    "RecordedRequest",
     "Responder",
     "ServerStats",
     "TestServer",
@@ -49,6 +50,7 @@ __all__ = [
     "format_duration",
     "judge_responder",
     "judged_response",
+    "kill_when_done",
     "request_key",
     "serve_in_process",
     "serve_in_thread",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -20,4 +23,18 @@ def done_requests(store: Path) -> int:
         return 0
 
 
-__all__ = ["done_requests"]
+def kill_when_done(process: subprocess.Popen[str], store: Path, count: int,
+                   timeout: float = 120.0) -> int:
+    """SIGKILL ``process`` (a job) once its store holds ``count`` done requests; how many it
+    held then. Fails (AssertionError) if the job ends first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while done_requests(store) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"fewer than {count} done in {timeout} s"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return done_requests(store)
+
+
+__all__ = ["done_requests", "kill_when_done"]

@@ -5,6 +5,7 @@ from promptmill.errors import PromptmillError
 from promptmill.generators import get_generator, register_generator
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.params import GenerateParams
+from promptmill.ray_ import RayOptions
 
 __all__ = [
     "GenerateParams",
@@ -12,6 +13,7 @@ __all__ = [
     "GenerationResult",
     "Generator",
     "PromptmillError",
+    "RayOptions",
     "arun",
     "arun_requests",
     "get_generator",

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptmill import data
 from promptmill.datasets_ import is_hf_source
@@ -33,6 +33,9 @@ from promptmill.store import (
     RequestRow,
     store_path_for,
 )
+
+if TYPE_CHECKING:
+    from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
 
@@ -91,6 +94,8 @@ class JobSpec:
     max_cost: float | None = None
     max_tokens_total: int | None = None
     prices_file: Path | None = None
+    # Run the engine on a Ray cluster (promptmill.ray_), in a pool of replicas; None: here.
+    ray: RayOptions | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -109,6 +114,13 @@ class JobSpec:
             raise InputError(
                 f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
                 "http! server offering /v1/files and /v1/batches; run without --mode batch")
+        if self.ray is not None:
+            if self.mode == "batch":
+                raise UsageError("--ray runs a local engine; --mode batch sends to a provider's "
+                                 "Batch API: give one of them")
+            from promptmill.ray_ import check_engine
+
+            check_engine(self.generator, self.ray)
         from promptmill.cache import MODES as CACHE_MODES
 
         if self.cache not in CACHE_MODES:
@@ -440,6 +452,10 @@ class Job:
         # Requests in Batch API batches are pending, but theirs to answer, not ours to send.
         stats.total = status.pending - status.batched
         generator = self.spec.generator
+        if self.spec.ray is not None:
+            from promptmill.ray_ import ReplicaPool
+
+            generator = ReplicaPool(generator, self.spec.ray)
         if stats.total == 0:
             return stats
         from promptmill.cache import job_cache

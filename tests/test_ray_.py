@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 import promptmill
 from promptmill.errors import MissingDependency, UsageError
 from promptmill.ray_ import RayOptions, import_ray
-from promptmill.testing import done_requests
+from promptmill.testing import kill_when_done, wait_for_done
 
 # Greedy, short answers: the same on every replica and in one process.
 PARAMS = {"temperature": 0, "max_tokens": 6}
@@ -94,7 +93,8 @@ def test_a_llamacpp_job_on_two_replicas_is_the_same_job(
     exported = promptmill_cli("export", out, "--format", "csv", "--to", tmp_path / "a.csv")
     assert exported.returncode == 0, exported.stderr
     assert len((tmp_path / "a.csv").read_text().splitlines()) == 7
-    extracted = promptmill_cli("extract", out, "--type", "math", "--gold-field", "answer", "-o", tmp_path / "x.jsonl")
+    extracted = promptmill_cli("extract", out, "--type", "math", "--gold-field", "answer",
+                               "-o", tmp_path / "x.jsonl")
     assert extracted.returncode == 0, extracted.stderr
     assert len(_rows(tmp_path / "x.jsonl")) == 6
     report = promptmill_cli("report", out, "--html", tmp_path / "r.html")
@@ -122,9 +122,7 @@ def test_a_killed_replica_has_its_block_sent_again_and_every_row_is_kept_once(
     killed: list[int] = []
 
     def kill_one_replica() -> None:
-        deadline = time.monotonic() + 300
-        while done_requests(store) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_done(store, 2)
         pids = _replica_pids()
         if pids:
             os.kill(pids[0], signal.SIGKILL)
@@ -160,15 +158,7 @@ def test_a_killed_driver_loses_nothing_committed_and_the_rerun_finishes(
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env)
-    deadline = time.monotonic() + 300
-    while done_requests(store) < 2 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert child.poll() is None, child.communicate()
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    db = sqlite3.connect(store)
-    before = dict(db.execute("SELECT id, responses FROM requests WHERE status='done'").fetchall())
-    db.close()
+    before = kill_when_done(child, store, 2)
     assert 2 <= len(before) < 10 and not out.exists()
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)

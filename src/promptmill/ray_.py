@@ -91,8 +91,8 @@ def import_ray() -> Any:
 def check_engine(generator: Generator, options: RayOptions) -> None:
     """Refuse, before anything is planned, a job Ray cannot run: a remote API, a model
     object built in this process, tensor parallel where the engine has none."""
-    from promptmill.generators.local import LocalEngine
     from promptmill.generators.llamacpp_ import LlamaCppGenerator
+    from promptmill.generators.local import LocalEngine
 
     if not isinstance(generator, LocalEngine | LlamaCppGenerator):
         raise UsageError(

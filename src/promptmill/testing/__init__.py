@@ -27,7 +27,12 @@ from promptmill.testing.runners import (
 )
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import ServerStats, request_key
-from promptmill.testing.stores import done_requests
+from promptmill.testing.stores import (
+    done_requests,
+    done_responses,
+    kill_when_done,
+    wait_for_done,
+)
 from promptmill.testing.structured import JsonFaults
 
 __all__ = [
@@ -45,12 +50,15 @@ __all__ = [
     "TestServer",
     "count_tokens",
     "done_requests",
+    "done_responses",
     "expected_answers",
     "format_duration",
     "judge_responder",
     "judged_response",
+    "kill_when_done",
     "request_key",
     "serve_in_process",
     "serve_in_thread",
     "testing_server_command",
+    "wait_for_done",
 ]

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +64,10 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     cores = os.cpu_count() or 2
+    # This file is named ray.py: its folder first on sys.path would shadow the real package,
+    # here and in the workers Ray starts with the driver's path.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     ray = import_ray()
     ray.init(num_cpus=max(args.cpus, 2), include_dashboard=False,
              object_store_memory=128 * 1024 * 1024, logging_level="WARNING")

@@ -261,17 +261,32 @@ class RowPlanner:
         """Rows cut to fit so far."""
         return self.fitter.cut_rows
 
+    def finish_chunk(self) -> None:
+        """Nothing: each row's requests were added as it was planned (a chunk is about to be
+        stored; a planner rendering elsewhere adds its rows' requests here)."""
+
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
              unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
         """Render one row and append its requests (to ``unsendable`` too, with the reason,
         when its prompt cannot fit the context); the row and its JSON as the store keeps it."""
         check_row(self.source, index, row)
+        self.add_requests(index, *self.render(index, row), requests, unsendable)
+        return row, _row_to_json(row)
+
+    def render(self, index: int, row: dict[str, Any]) -> tuple[str, int, str | None]:
+        """One row's request payload (JSON), prompt tokens, and why it cannot be sent (None:
+        it can)."""
         rendered, tokens, problem = self.fitter.fit(index, row)
         fields = rendered.payload()
         if self.spec.adapter_field is not None:
             fields["adapter"] = self._row_adapter(index, row)
-        payload = _to_json(fields)
+        return _to_json(fields), tokens, problem
+
+    def add_requests(self, index: int, payload: str, tokens: int, problem: str | None,
+                     requests: list[tuple[int, int, int, int, str, int]],
+                     unsendable: list[tuple[int, str]]) -> None:
+        """Append a rendered row's requests, one per sample group."""
         groups, reserve = self.groups, self.reserve
         for group, n in enumerate(groups):
             requests.append(
@@ -279,7 +294,6 @@ class RowPlanner:
             )
             if problem is not None:
                 unsendable.append((index * len(groups) + group, problem))
-        return row, _row_to_json(row)
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""
@@ -392,6 +406,7 @@ class Job:
                     if types is not None:
                         types.add(typed)
                         typed = []
+                    planner.finish_chunk()
                     store.add_planned(rows, requests, next_index, unsendable=unsendable,
                                       meta={"truncated_rows": cut_before + planner.cut_rows})
                     rows, requests, unsendable = [], [], []
@@ -402,17 +417,23 @@ class Job:
         finally:
             if ids is not None:
                 ids.close()
+        planner.finish_chunk()
         store.add_planned(rows, requests, next_index, unsendable=unsendable,
                           meta={"truncated_rows": cut_before + planner.cut_rows,
                                 "planned_complete": reached_end})
         return self._count_requests()
 
     def planner(self) -> Any:
-        """What plans each row: a ``RowPlanner``, or a request file's ``RequestPlanner``."""
+        """What plans each row: a ``RowPlanner``, a request file's ``RequestPlanner``, or on
+        Ray a ``RayRowPlanner`` (rows rendered in Ray Data tasks)."""
         if self.spec.requests:
             from promptmill.request_files import RequestPlanner
 
             return RequestPlanner(self.spec)
+        if self.spec.ray is not None:
+            from promptmill.ray_ import RayRowPlanner
+
+            return RayRowPlanner(self.spec, self.params)
         return RowPlanner(self.spec, self.params)
 
     def _row_types(self, planned: int, *, reread: bool) -> Any:
@@ -519,6 +540,11 @@ def build_request(row: RequestRow, params: GenerateParams,
         str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt"),
         adapter=payload.get("adapter"),
     )
+
+
+def row_json(row: dict[str, Any]) -> str:
+    """A row as the store keeps it (JSON; values JSON cannot hold as their ``str``)."""
+    return _row_to_json(row)
 
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:

@@ -163,7 +163,6 @@ class ReplicaPool(Generator):
         self.concurrent_batches = options.replicas * (1 + BLOCKS_AHEAD)  # type: ignore[misc]
         self.supports_n = generator.supports_n  # type: ignore[misc]
         self._ray: Any = None
-        self._started_cluster = False  # this pool started Ray here, so close() stops it
         self._actors: list[Any] = []
         self._busy: list[int] = []  # blocks in flight per replica
         self._turn = itertools.count()  # ties between equally busy replicas, round robin
@@ -175,9 +174,7 @@ class ReplicaPool(Generator):
 
     async def start(self) -> None:
         """Join (or start) the cluster and start every replica, waiting for their models."""
-        ray = self._ray = import_ray()
-        if not ray.is_initialized():
-            self._started_cluster = connect(ray, self.options.address)
+        ray = self._ray = joined(self.options)
         options = self.options
         remote = ray.remote(Replica).options(
             num_cpus=options.cpus_per_replica,
@@ -196,22 +193,21 @@ class ReplicaPool(Generator):
                  self.engine.to_identifier(), self.pids)
 
     async def close(self) -> None:
-        """Stop the replicas (and the cluster, if this pool started it)."""
+        """Stop the replicas (a local cluster started for the job stops when the process
+        ends, so that planning and dispatch, or a notebook's jobs, share it)."""
         ray = self._ray
         if ray is None:
             return
         for actor in self._actors:
             ray.kill(actor, no_restart=True)
         self._actors = []
-        if self._started_cluster:
-            ray.shutdown()
-            self._started_cluster = False
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Send one block to the least busy replica; its results, in order."""
         ray = self._ray
-        index = min(range(len(self._actors)),
-                    key=lambda i: (self._busy[i], (i - next(self._turn)) % len(self._actors)))
+        count = len(self._actors)
+        turn = next(self._turn) % count
+        index = min(range(count), key=lambda i: (self._busy[i], (i - turn) % count))
         self._busy[index] += 1
         try:
             results: list[GenerationResult] = await self._actors[index].generate.remote(
@@ -228,6 +224,98 @@ class ReplicaPool(Generator):
         finally:
             self._busy[index] -= 1
         return results
+
+
+def joined(options: RayOptions) -> Any:
+    """``ray``, connected to the job's cluster (joined or started here, once a process)."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        connect(ray, options.address)
+    return ray
+
+
+class RayRowPlanner:
+    """Plans a job's rows as ``job.RowPlanner`` does, each chunk rendered in Ray Data tasks.
+
+    The input is read on the driver, by promptmill's own readers: the job's rows, their
+    order, line numbers in errors, the id check and the store's copy of each row are those of
+    the job on one machine. Each chunk of rows becomes a Ray Dataset whose blocks are
+    rendered, fitted and counted (the model's tokenizer) in Ray tasks; the driver adds their
+    requests before the chunk is stored.
+    """
+
+    def __init__(self, spec: Any, params: Any) -> None:
+        import dataclasses
+
+        from promptmill.job import RowPlanner
+
+        self.spec = spec
+        self.params = params
+        # What the tasks plan with: the job with a generator of its own, never loaded here (the
+        # driver's may hold its tokenizer, which does not travel).
+        cls, model, kwargs = replica_spec(spec.generator, RayOptions())
+        self.task_spec = dataclasses.replace(spec, generator=cls(model, **kwargs), ray=None)
+        self.local = RowPlanner(spec, params)  # sample groups, reserve, the adapter check
+        self.cut_rows = 0  # rows cut to fit so far
+        self._rows: list[tuple[int, dict[str, Any]]] = []  # planned, not yet rendered
+        self._into: tuple[list[Any], list[Any]] = ([], [])  # the chunk's requests, unsendable
+
+    def plan(self, index: int, row: dict[str, Any], requests: list[Any],
+             unsendable: list[Any]) -> tuple[dict[str, Any], str]:
+        """Check one row and keep it for its chunk's rendering; the row and its JSON."""
+        from promptmill.job import check_row, row_json
+
+        check_row(self.spec.input, index, row)
+        self._rows.append((index, row))
+        self._into = (requests, unsendable)
+        return row, row_json(row)
+
+    def finish_chunk(self) -> None:
+        """Render the rows kept since the last chunk in Ray tasks and add their requests."""
+        if not self._rows:
+            return
+        ray = joined(self.spec.ray)
+        rows, self._rows = self._rows, []
+        from promptmill.job import row_json
+
+        # Rows travel as the JSON the store keeps: Arrow would retype their fields.
+        dataset = ray.data.from_items([{"index": i, "row": row_json(row)} for i, row in rows])
+        per_block = max(1, -(-len(rows) // max(1, self.spec.ray.replicas * 2)))
+        rendered = dataset.map_batches(
+            render_rows, fn_args=(self.task_spec, self.params), batch_size=per_block,
+            batch_format="numpy")
+        try:
+            out = sorted(rendered.iter_rows(), key=lambda r: int(r["index"]))
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, Exception) else None
+            raise (cause or RuntimeError(_cause(exc))) from None
+        requests, unsendable = self._into
+        for item in out:
+            problem = item["problem"] or None
+            self.local.add_requests(int(item["index"]), str(item["payload"]),
+                                    int(item["tokens"]), problem, requests, unsendable)
+            self.cut_rows += int(item["cut"])
+
+
+def render_rows(batch: Any, spec: Any, params: Any) -> Any:
+    """A Ray Data task: render a block of rows with a planner of its own; a DataFrame of
+    index, payload, tokens, problem ("" when none) and cut (1: cut to fit), as columns."""
+    import json
+
+    import numpy
+
+    from promptmill.job import RowPlanner
+
+    planner = RowPlanner(spec, params)
+    out: dict[str, list[Any]] = {"index": [], "payload": [], "tokens": [], "problem": [],
+                                 "cut": []}
+    for index, row in zip(batch["index"], batch["row"], strict=True):
+        before = planner.cut_rows
+        payload, tokens, problem = planner.render(int(index), json.loads(row))
+        for name, value in (("index", int(index)), ("payload", payload), ("tokens", tokens),
+                            ("problem", problem or ""), ("cut", planner.cut_rows - before)):
+            out[name].append(value)
+    return {name: numpy.asarray(values) for name, values in out.items()}
 
 
 def connect(ray: Any, address: str) -> bool:
@@ -263,5 +351,5 @@ def _cause(exc: BaseException) -> str:
     return redact_secrets(text[-1] if text else type(exc).__name__)[:300]
 
 
-__all__ = ["RayOptions", "Replica", "ReplicaLost", "ReplicaPool", "check_engine", "connect",
-           "import_ray", "replica_spec"]
+__all__ = ["RayOptions", "RayRowPlanner", "Replica", "ReplicaLost", "ReplicaPool",
+           "check_engine", "connect", "import_ray", "joined", "render_rows", "replica_spec"]

@@ -302,8 +302,9 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
 def _ray_options(ctx: click.Context, address: str | None, **options: Any) -> Any:
     """The job's ``RayOptions`` (None without --ray; its sizing options then refused)."""
     if address is None:
+        # Only those typed here: a job file saved from any run holds their defaults.
         given = [name for name in options
-                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             from promptmill.errors import UsageError
 

@@ -7,7 +7,8 @@ Only where the model runs changes: :class:`ReplicaPool` stands in for the job's 
 before the dispatcher, and sends each block of requests (``--batch-size`` of them) to one of
 ``--replicas`` Ray actors, each holding its own copy of the engine (``vllm!``,
 ``transformers!``, ``llamacpp!``) on its own GPUs (``--gpus-per-replica``, tensor parallel
-inside a replica for ``vllm!``).
+inside a replica for ``vllm!``). While planning, each chunk of rows is rendered in Ray Data
+tasks (:class:`RayRowPlanner`).
 
 Exactly once on the cluster: actors only compute; they return a block's results to the driver,
 which owns the job's store and records them through the store's exactly-once path (each

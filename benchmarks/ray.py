@@ -10,8 +10,9 @@ meets it. Printed per run: wall seconds and requests/s; then the medians and Ray
     python benchmarks/ray.py                          # smollm2, 32 prompts, 3 runs each
     python benchmarks/ray.py --model "transformers!/path/to/model" --rows 64 --repeat 5
 
-On a machine with few cores, replicas share them: llama.cpp uses ``n_threads`` per replica
-(``--threads``, default: cores / replicas) so that two replicas do not oversubscribe.
+Every engine, in one process or in a replica, runs llama.cpp on ``--threads`` threads
+(default 1), so that the settings differ only in Ray and in the number of engines: on a 2-core
+machine two replicas of one thread each fill it, as one process of two threads would.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     cores = os.cpu_count() or 2
     # This file is named ray.py: its folder first on sys.path would shadow the real package,
@@ -78,11 +80,10 @@ def main() -> None:
         for run in range(args.repeat):
             for label, replicas in (("one process", 0), ("ray, 1 replica", 1),
                                     ("ray, 2 replicas", 2)):
-                threads = max(1, cores // max(1, replicas))
                 options = (RayOptions(replicas=replicas, batch_size=args.batch_size,
                                       cpus_per_replica=max(args.cpus, 2) // 2)
                            if replicas else None)
-                seconds = _timed(source, _model(args.model, threads), args.max_tokens,
+                seconds = _timed(source, _model(args.model, args.threads), args.max_tokens,
                                  options)
                 results[label].append(seconds)
                 print(f"run {run + 1} {label:16} {seconds:7.2f} s "
@@ -90,7 +91,7 @@ def main() -> None:
     ray.shutdown()
     medians = {label: statistics.median(times) for label, times in results.items()}
     print(f"\n{args.model}, {args.rows} prompts, max_tokens {args.max_tokens}, "
-          f"{cores} cores, medians of {args.repeat}:")
+          f"{args.threads} thread(s) an engine, {cores} cores, medians of {args.repeat}:")
     for label, seconds in medians.items():
         print(f"  {label:16} {seconds:7.2f} s  {args.rows / seconds:7.2f} req/s")
     one, single, double = medians.values()

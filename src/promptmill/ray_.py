@@ -276,6 +276,7 @@ class RayRowPlanner:
         if not self._rows:
             return
         ray = joined(self.spec.ray)
+        _quiet_ray_data(ray)
         rows, self._rows = self._rows, []
         from promptmill.job import row_json
 
@@ -296,6 +297,18 @@ class RayRowPlanner:
             self.local.add_requests(int(item["index"]), str(item["payload"]),
                                     int(item["tokens"]), problem, requests, unsendable)
             self.cut_rows += int(item["cut"])
+
+
+def _quiet_ray_data(ray: Any) -> None:
+    """Keep Ray Data's progress bars, per-dataset INFO lines and its warning that they are
+    off, away from the job's console (all still go to the session's ray-data.log): promptmill
+    shows its own progress, and a failed task reaches the user as promptmill's error."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
 
 
 def render_rows(batch: Any, spec: Any, params: Any) -> Any:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 import promptmill
-from promptmill.errors import MissingDependency, UsageError
+from promptmill.errors import InputError, MissingDependency, UsageError
 from promptmill.ray_ import RayOptions, import_ray
-from promptmill.testing import kill_when_done, wait_for_done
+from promptmill.testing import done_requests, kill_when_done, wait_for_done
 
 # Greedy, short answers: the same on every replica and in one process.
 PARAMS = {"temperature": 0, "max_tokens": 6}
@@ -203,3 +203,14 @@ def test_a_missing_ray_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
     with pytest.raises(MissingDependency, match=r'pip install "promptmill\[ray\]"'):
         import_ray()
+
+
+@pytest.mark.ray
+@pytest.mark.local
+def test_a_row_rendered_on_ray_fails_as_on_one_machine(
+        ray_cluster: str, _needs_local: None, tmp_path: Path) -> None:
+    source = _questions(tmp_path / "q.jsonl", 3)
+    with pytest.raises(InputError, match=r"q\.jsonl:1: the template uses a field the row lacks"):
+        promptmill.run(source, "smollm2", output=tmp_path / "a.jsonl", template="{{ nope }}",
+                       ray=RayOptions())
+    assert done_requests(tmp_path / "a.jsonl.promptmill.db") == 0

@@ -31,9 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from promptmill import errors
 from promptmill.errors import (
     JobFatalError,
     MissingDependency,
+    PromptmillError,
     RetryableError,
     UsageError,
 )
@@ -215,8 +217,7 @@ class ReplicaPool(Generator):
                 list(requests))
         except ray.exceptions.RayTaskError as exc:
             # The engine raised for the whole block: the dispatcher treats it as any call's.
-            cause = exc.cause if isinstance(exc.cause, Exception) else None
-            raise (cause or ReplicaLost(_cause(exc))) from None
+            raise (_promptmill_cause(exc) or ReplicaLost(_cause(exc))) from None
         except ray.exceptions.RayActorError as exc:
             # Killed, OOM, node lost: Ray restarts the actor; the block is sent again.
             log.warning("Ray replica %d died with a block of %d requests in flight; they are "
@@ -286,13 +287,12 @@ class RayRowPlanner:
         rendered = dataset.map_batches(
             render_rows, fn_args=(self.task_spec, self.params), batch_size=per_block,
             batch_format="numpy")
-        try:
-            out = sorted(rendered.iter_rows(), key=lambda r: int(r["index"]))
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(exc.cause, Exception) else None
-            raise (cause or RuntimeError(_cause(exc))) from None
+        out = sorted(rendered.iter_rows(), key=lambda r: int(r["index"]))
         requests, unsendable = self._into
         for item in out:
+            if item["error"]:  # the first row that failed, as it fails on one machine
+                kind, _, message = str(item["error"]).partition("|")
+                raise getattr(errors, kind, errors.InputError)(message)
             problem = item["problem"] or None
             self.local.add_requests(int(item["index"]), str(item["payload"]),
                                     int(item["tokens"]), problem, requests, unsendable)
@@ -313,7 +313,8 @@ def _quiet_ray_data(ray: Any) -> None:
 
 def render_rows(batch: Any, spec: Any, params: Any) -> Any:
     """A Ray Data task: render a block of rows with a planner of its own; a DataFrame of
-    index, payload, tokens, problem ("" when none) and cut (1: cut to fit), as columns."""
+    index, payload, tokens, problem ("" when none), cut (1: cut to fit) and error (a row's
+    promptmill error, as "Class|message"; the block stops there), as columns."""
     import json
 
     import numpy
@@ -322,13 +323,21 @@ def render_rows(batch: Any, spec: Any, params: Any) -> Any:
 
     planner = RowPlanner(spec, params)
     out: dict[str, list[Any]] = {"index": [], "payload": [], "tokens": [], "problem": [],
-                                 "cut": []}
+                                 "cut": [], "error": []}
     for index, row in zip(batch["index"], batch["row"], strict=True):
         before = planner.cut_rows
-        payload, tokens, problem = planner.render(int(index), json.loads(row))
+        try:
+            payload, tokens, problem = planner.render(int(index), json.loads(row))
+            error = ""
+        except PromptmillError as exc:
+            # Travels as text: Ray Data keeps only the message of a task's exception.
+            payload, tokens, problem, error = "", 0, None, f"{type(exc).__name__}|{exc}"
         for name, value in (("index", int(index)), ("payload", payload), ("tokens", tokens),
-                            ("problem", problem or ""), ("cut", planner.cut_rows - before)):
+                            ("problem", problem or ""), ("cut", planner.cut_rows - before),
+                            ("error", error)):
             out[name].append(value)
+        if error:
+            break
     return {name: numpy.asarray(values) for name, values in out.items()}
 
 
@@ -355,6 +364,19 @@ def connect(ray: Any, address: str) -> bool:
                              f"(ray start --head) or check the address ({exc})") from None
     ray.init(object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     return True
+
+
+def _promptmill_cause(exc: BaseException) -> PromptmillError | None:
+    """The promptmill error a Ray error wraps (a task's, through Ray's layers), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, PromptmillError):
+            return current
+        seen.add(id(current))
+        inner = getattr(current, "cause", None)
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return None
 
 
 def _cause(exc: BaseException) -> str:

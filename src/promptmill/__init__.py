@@ -13,6 +13,7 @@ from promptmill.generators import (
 )
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.params import GenerateParams
+from promptmill.ray_ import RayOptions
 
 __all__ = [
     "GenerateParams",
@@ -23,6 +24,7 @@ __all__ = [
     "Generator",
     "Message",
     "PromptmillError",
+    "RayOptions",
     "Reply",
     "arun",
     "arun_requests",

@@ -198,7 +198,7 @@ def test_an_entry_point_generator_resumes_after_kill_exactly_once(
             "acme!m1,delay=0.05", "-o", str(output), "--max-concurrency", "4"]
     process = subprocess.Popen(args, cwd=tmp_path, env=installed_plugin,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    recorded = kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 30)
+    recorded = len(kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 30))
     assert 30 <= recorded < rows and not output.exists()
     calls_before = len(Path(installed_plugin["ACME_LOG"]).read_text().splitlines())
     result = subprocess.run(args, cwd=tmp_path, env=installed_plugin, capture_output=True,

@@ -104,7 +104,7 @@ def test_a_killed_job_resumes_and_keeps_every_row_once(
     source, output = write_input(tmp_path, 200), tmp_path / "out.jsonl"
     args = ("run", source, "-m", identifier(server), "-o", output, "--max-concurrency", "4")
     process = cli(*args, cwd=tmp_path, background=True)
-    recorded = kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 40)
+    recorded = len(kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 40))
     assert 40 <= recorded < 200 and not output.exists()
     before = server.stats.total_completed
     result = cli(*args, cwd=tmp_path)

@@ -27,7 +27,12 @@ from promptmill.testing.runners import (
 )
 from promptmill.testing.server import TestServer
 from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
-from promptmill.testing.stores import done_requests, kill_when_done
+from promptmill.testing.stores import (
+    done_requests,
+    done_responses,
+    kill_when_done,
+    wait_for_done,
+)
 from promptmill.testing.structured import JsonFaults
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "TestServer",
     "count_tokens",
     "done_requests",
+    "done_responses",
     "expected_answers",
     "format_duration",
     "judge_responder",
@@ -55,4 +61,5 @@ __all__ = [
     "serve_in_process",
     "serve_in_thread",
     "testing_server_command",
+    "wait_for_done",
 ]

@@ -220,3 +220,31 @@ def test_cache_path_option_and_a_file_that_is_no_cache(server, promptmill_cli, t
     assert (tmp_path / "notes.txt").read_text() == "my notes\n" * 100
     refused = promptmill_cli("cache", "clear", "--path", "notes.txt")
     assert refused.returncode == 2 and (tmp_path / "notes.txt").exists()
+
+
+def test_a_schema_1_cache_keeps_its_entries_under_the_same_keys(tmp_path):
+    import hashlib
+    import struct
+    import zlib
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE responses (key BLOB NOT NULL, sample INTEGER NOT NULL, response "
+                "TEXT NOT NULL, checksum INTEGER NOT NULL, model TEXT NOT NULL, created_at "
+                "REAL NOT NULL, UNIQUE (key, sample))")
+    old.execute("PRAGMA application_id=1886217009")  # "pmc1"
+    old.execute("PRAGMA user_version=1")
+    key = hashlib.blake2b(b"a prompt", digest_size=16).digest()
+    text = '{"text":"four","finish_reason":"stop"}'
+    old.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, 'http!m', 1e9)",
+                    [(key, 2, text, zlib.crc32(text.encode())),
+                     (key, 3, text, zlib.crc32(b"something else"))])  # damaged: dropped
+    old.close()
+    with ResponseCache(path) as cache:
+        base, seed = struct.unpack("<qI4x", key)
+        assert cache.get([base ^ 2, base ^ 3]) == {
+            base ^ 2: (text, zlib.crc32(text.encode(), seed))}
+        assert cache.stats().models == [("http!m", 1)]
+    with ResponseCache(path) as again:  # upgraded once: opened as it is
+        assert again.stats().entries == 1

@@ -478,27 +478,27 @@ class JobCache:
             base, seed = key
             self._queued += (base ^ index, response, zlib.crc32(response.encode(), seed))
 
-    def merge(self, hit: CacheKey | CachedSamples, group: int, responses: list[dict[str, Any]],
-              encode: Callable[[Any], str]) -> tuple[str, int]:
-        """The stored responses of a request the cache took part in, in sample order, and
-        how many came from the cache; its new answers are queued for the cache.
+    def keep(self, key: CacheKey, group: int, responses: list[dict[str, Any]],
+             encode: Callable[[Any], str]) -> str:
+        """The stored responses of a request the cache held nothing for; its answers are
+        queued for the cache."""
+        first = group * self.stride
+        if len(responses) == 1:  # the usual case, kept short
+            encoded = encode(responses)
+            if not self._off:
+                text = encoded[1:-1]  # one response: the list's only item
+                base, seed = key
+                self._queued += (base ^ first, text, zlib.crc32(text.encode(), seed))
+            return encoded
+        fresh = [encode(response) for response in responses]
+        for offset, text in enumerate(fresh):
+            self.add(key, first + offset, text)
+        return "[" + ",".join(fresh) + "]"
 
-        ``hit``: the request's key (nothing was cached) or what was found.
-        """
-        if type(hit) is tuple:
-            first = group * self.stride
-            if len(responses) == 1:  # the usual case, kept short
-                encoded = encode(responses)
-                if not self._off:
-                    text = encoded[1:-1]  # one response: the list's only item
-                    base, seed = hit
-                    self._queued += (base ^ first, text, zlib.crc32(text.encode(), seed))
-                return encoded, 0
-            fresh = [encode(response) for response in responses]
-            for offset, text in enumerate(fresh):
-                self.add(hit, first + offset, text)
-            return "[" + ",".join(fresh) + "]", 0
-        assert isinstance(hit, CachedSamples)
+    def merge(self, hit: CachedSamples, responses: list[dict[str, Any]],
+              encode: Callable[[Any], str]) -> tuple[str, int]:
+        """The stored responses of a request some of whose samples the cache held, in
+        sample order, and how many came from the cache; its new answers are queued."""
         new = iter(responses)
         texts: list[str] = []
         taken = 0

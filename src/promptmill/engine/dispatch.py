@@ -412,13 +412,17 @@ class Dispatcher(DispatchHooks):
         stats = self.stats
         stats.done += 1
         self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
-        if item.hit is None:
+        hit = item.hit
+        if hit is None:
             encoded = _to_json(responses)
         else:
-            assert self._cache is not None
-            encoded, taken = self._cache.merge(item.hit, row.sample_group, responses,
-                                               _to_json)
-            stats.cached += taken
+            cache = self._cache
+            assert cache is not None
+            if isinstance(hit, tuple):  # a miss: the answers go to the cache as they are
+                encoded = cache.keep(hit, row.sample_group, responses, _to_json)
+            else:
+                encoded, taken = cache.merge(hit, responses, _to_json)
+                stats.cached += taken
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
         else:

@@ -222,9 +222,7 @@ def test_cache_path_option_and_a_file_that_is_no_cache(server, promptmill_cli, t
     assert refused.returncode == 2 and (tmp_path / "notes.txt").exists()
 
 
-def test_a_schema_1_cache_keeps_its_entries_under_the_same_keys(tmp_path):
-    import hashlib
-    import struct
+def test_a_schema_1_cache_is_emptied_once_and_then_used(server, tmp_path):
     import zlib
 
     path = tmp_path / "old.sqlite"
@@ -235,16 +233,15 @@ def test_a_schema_1_cache_keeps_its_entries_under_the_same_keys(tmp_path):
                 "REAL NOT NULL, UNIQUE (key, sample))")
     old.execute("PRAGMA application_id=1886217009")  # "pmc1"
     old.execute("PRAGMA user_version=1")
-    key = hashlib.blake2b(b"a prompt", digest_size=16).digest()
     text = '{"text":"four","finish_reason":"stop"}'
-    old.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, 'http!m', 1e9)",
-                    [(key, 2, text, zlib.crc32(text.encode())),
-                     (key, 3, text, zlib.crc32(b"something else"))])  # damaged: dropped
+    old.execute("INSERT INTO responses VALUES (?, 0, ?, ?, 'http!m', 1e9)",
+                (b"k" * 16, text, zlib.crc32(text.encode())))
     old.close()
-    with ResponseCache(path) as cache:
-        base, seed = struct.unpack("<qI4x", key)
-        assert cache.get([base ^ 2, base ^ 3]) == {
-            base ^ 2: (text, zlib.crc32(text.encode(), seed))}
-        assert cache.stats().models == [("http!m", 1)]
-    with ResponseCache(path) as again:  # upgraded once: opened as it is
-        assert again.stats().entries == 1
+    with ResponseCache(path) as cache:  # its keys were hashed another way: dropped
+        assert cache.stats().entries == 0
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows, model, cache=path)
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=path)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)

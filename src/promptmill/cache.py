@@ -42,8 +42,9 @@ _SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a write waits for another job's write to the same file before it is skipped.
 _BUSY_TIMEOUT_MS = 2000
-# Keys per lookup query (SQLite's host-parameter limit is 32,766 on current builds).
-_LOOKUP_CHUNK = 500
+# Entry ids per lookup statement: 512 (a read-ahead chunk of single-sample requests), the
+# rest in 64s, 8s and ones.
+_IDS_PER_LOOKUP = (512, 64, 8, 1)
 # Rows per INSERT statement: whole statements of 64 rows, the rest in 16s, 4s and ones.
 _ROWS_PER_INSERT = (64, 16, 4, 1)
 # Entries kept in memory before they are written: big transactions write each page of the
@@ -135,13 +136,13 @@ class ResponseCache:
     def get(self, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
         """The entries stored under ``ids``: entry id -> (response JSON, checksum)."""
         found: dict[int, tuple[str, int]] = {}
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[start:start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for id_, text, checksum in self.db.execute(
-                    f"SELECT id, response, checksum FROM responses WHERE id IN ({marks})",
-                    chunk):
-                found[id_] = (text, checksum)
+        total, done = len(ids), 0
+        for size in _IDS_PER_LOOKUP:  # a few statement shapes, each prepared once
+            sql = _lookup_sql(size)
+            while total - done >= size:
+                for id_, text, checksum in self.db.execute(sql, ids[done:done + size]):
+                    found[id_] = (text, checksum)
+                done += size
         return found
 
     def put(self, entries: Sequence[int | str], model_id: int, created_at: float) -> None:
@@ -224,37 +225,23 @@ def _upgrade(db: sqlite3.Connection) -> None:
     if version >= _SCHEMA_VERSION:
         return
     if version == 1:
-        db.execute("ALTER TABLE responses RENAME TO responses_v1")
+        # Schema 1's keys were hashed another way: its entries cannot be found again.
+        db.execute("DROP TABLE responses")
     # No index by age: only `cache prune` reads it. The model as an id: shorter rows.
     db.execute("CREATE TABLE responses (id INTEGER PRIMARY KEY, response TEXT NOT NULL, "
                "checksum INTEGER NOT NULL, model INTEGER NOT NULL, created_at REAL NOT NULL)")
     db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
-    if version == 1:
-        _convert_schema_1(db)
     db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
 
-def _convert_schema_1(db: sqlite3.Connection) -> None:
-    """Re-key schema 1's entries (the same 128-bit keys) into schema 2's table."""
-    models: dict[str, int] = {}
-    rows = db.execute("SELECT key, sample, response, checksum, model, created_at "
-                      "FROM responses_v1")
-    while chunk := rows.fetchmany(10_000):
-        converted = []
-        for key, sample, text, checksum, model, created_at in chunk:
-            data = text.encode()
-            if len(key) != 16 or zlib.crc32(data) != checksum:
-                continue  # damaged: it would be a miss anyway
-            if model not in models:
-                db.execute("INSERT OR IGNORE INTO models (label) VALUES (?)", (model,))
-                models[model] = db.execute("SELECT id FROM models WHERE label = ?",
-                                           (model,)).fetchone()[0]
-            base, seed = _KEY.unpack(key)
-            converted.append((base ^ sample, text, zlib.crc32(data, seed), models[model],
-                              created_at))
-        db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", converted)
-    db.execute("DROP TABLE responses_v1")
+@functools.cache
+def _lookup_sql(ids: int) -> str:
+    """A lookup of ``ids`` entry ids: a join, one rowid seek each (``IN (...)`` would sort
+    the list into a temporary index first)."""
+    values = ",".join(["(?)"] * ids)
+    return ("SELECT r.id, r.response, r.checksum FROM (VALUES " + values + ") AS v "
+            "JOIN responses r ON r.id = v.column1")
 
 
 @functools.cache
@@ -408,10 +395,11 @@ class JobCache:
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int) -> None:
         self.cache = cache
-        # Every request's hash starts as a copy of this one, keyed with the identity's digest
-        # (a copy skips hashing the key block again).
-        self.hasher = hashlib.blake2b(digest_size=16, key=hashlib.blake2b(
-            identity_bytes(identity), digest_size=32).digest())
+        # Every request's hash starts as a copy of this one, whose parameter block holds the
+        # identity's digest as salt and personalization: unlike a key, they cost no extra
+        # compression per hash.
+        digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
+        self.hasher = hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:])
         self.model_id = cache.model_id(model)  # provider!model, shown by `cache stats`
         self.stride = stride  # samples per sample group: sample index = group * stride + i
         # Entries to write, flat as put() takes them: entry id, response JSON, checksum.
@@ -427,7 +415,7 @@ class JobCache:
         samples stored for those that have any. None when the cache is off."""
         if self._off:
             return None
-        # 128 bits of BLAKE2b keyed with the identity's digest, of which the first 96 are
+        # 128 bits of BLAKE2b salted with the identity's digest, of which the first 96 are
         # used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call, several times
         # the cost of hashing a prompt.)
         keys: list[CacheKey] = []

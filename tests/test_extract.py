@@ -33,16 +33,20 @@ from promptmill.extraction.labelled import Scores, as_results, read_cases, score
 DATA = Path(__file__).parent / "data"
 CASES = read_cases(DATA / "extraction_cases.jsonl")
 HELD_OUT = DATA / "extraction_heldout.jsonl"
-# The held-out split as committed before the extractor was read (a2ec2d0). A case may change
-# only to fix its label, in a commit that says so; then this digest changes with it.
-HELD_OUT_SHA256 = "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9"
+FRESH = DATA / "extraction_heldout2.jsonl"
+# Each held-out split as committed before the extractor changes it measures (a2ec2d0, 326968b).
+# A case may change only to fix its label, in a commit that says so; then its digest changes.
+SPLIT_SHA256 = {
+    HELD_OUT: "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9",
+    FRESH: "4e1fe15a11f707655a9a7fd54b120ca663e4765ae679c23b8eb494a2c87eb193",
+}
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
 # Issue 17 asks for 99% on the held-out split and 98% in every family. Measured at the end of
-# the work (docs/benchmarks.md): 97.9%, families 95.2-100%; the first run after the rewrite
-# was 98.3%. These floors are the measured figures, a guard against regressions, not the
-# target: raising them takes extractor work driven by the training split alone.
-HELD_OUT_FLOOR = 0.975
-FAMILY_FLOOR = 0.95
+# the work (docs/benchmarks.md): the first split (seen: its misses were published) 98.1%,
+# families 96.0-100%; the fresh split 98.7%, families 94.0-100%. These floors are the measured
+# figures, a guard against regressions, not the target: raising them takes extractor work
+# driven by the training split alone. (overall floor, per-family floor) for each split:
+FLOORS = {HELD_OUT: (0.98, 0.96), FRESH: (0.985, 0.94)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 
@@ -81,19 +85,23 @@ def test_training_split_is_read_as_a_grader_reads_it() -> None:
         assert scores.family_accuracy(family) >= 0.98, _figures("training split", scores)
 
 
-def test_held_out_split_is_unchanged_since_it_was_written() -> None:
-    assert hashlib.sha256(HELD_OUT.read_bytes()).hexdigest() == HELD_OUT_SHA256
+@pytest.mark.parametrize("split", [HELD_OUT, FRESH], ids=lambda path: path.stem)
+def test_held_out_split_is_unchanged_since_it_was_written(split: Path) -> None:
+    assert hashlib.sha256(split.read_bytes()).hexdigest() == SPLIT_SHA256[split]
 
 
-def test_held_out_split_is_read_as_a_grader_reads_it() -> None:
+@pytest.mark.parametrize("split", [HELD_OUT, FRESH], ids=lambda path: path.stem)
+def test_held_out_split_is_read_as_a_grader_reads_it(split: Path) -> None:
     # Never tuned on: these figures are reported, not fitted (tests/data/README.md).
-    cases = read_cases(HELD_OUT)
+    cases = read_cases(split)
     assert len(cases) >= 300 and all(case["family"] in FAMILIES for case in cases)
+    assert all(sum(c["family"] == family for c in cases) >= 50 for family in FAMILIES)
     scores = score(cases)
-    print("\n" + _figures("held-out split", scores))
-    assert scores.accuracy >= HELD_OUT_FLOOR, _figures("held-out split", scores)
+    print("\n" + _figures(split.stem, scores))
+    overall, per_family = FLOORS[split]
+    assert scores.accuracy >= overall, _figures(split.stem, scores)
     for family in FAMILIES:
-        assert scores.family_accuracy(family) >= FAMILY_FLOOR, _figures("held-out split", scores)
+        assert scores.family_accuracy(family) >= per_family, _figures(split.stem, scores)
 
 
 def test_grading_the_training_split_agrees_with_its_correct_labels() -> None:

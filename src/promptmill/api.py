@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from promptmill.batch import BatchOptions, BatchRunner
+    from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
 
@@ -79,6 +80,22 @@ def make_generator(model: Any, *, concurrency: int = 64) -> Generator:
     return get_generator(model)
 
 
+def bound_by_generator(config: EngineConfig, generator: Generator) -> EngineConfig:
+    """``config`` under the limits the generator's identifier states (``max_concurrency=``,
+    ``rpm=``, ``tpm=``, or rigging's ``max_connections=``): the strictest of both wins."""
+    limits = generator.limit_options
+    if not limits:
+        return config
+    changes: dict[str, Any] = {}
+    if "max_concurrency" in limits:
+        changes["max_concurrency"] = min(config.max_concurrency, int(limits["max_concurrency"]))
+    for name in ("rpm", "tpm"):
+        if name in limits:
+            given = getattr(config, name)
+            changes[name] = limits[name] if given is None else min(given, limits[name])
+    return dataclasses.replace(config, **changes)
+
+
 async def execute(
     spec: JobSpec,
     config: EngineConfig,
@@ -102,6 +119,8 @@ async def execute(
 
     if isinstance(spec.generator, FleetGenerator):  # a worker per request the fleet may hold
         config = dataclasses.replace(config, max_concurrency=spec.generator.concurrency())
+    else:
+        config = bound_by_generator(config, spec.generator)
     job = Job.open(spec, new_job=new_job)
     try:
         job.plan()
@@ -245,6 +264,7 @@ async def arun(
     max_cost: float | None = None,
     max_tokens_total: int | None = None,
     prices_file: str | Path | None = None,
+    ray: RayOptions | None = None,
     **engine: Unpack[RunOptions],
 ) -> list[dict[str, Any]]:
     """Run a job and return its result rows (input fields + responses, usage, status...).
@@ -266,7 +286,8 @@ async def arun(
     returns at once (rows still at the provider are ``pending``) and needs ``output``, whose
     store a later call collects from. ``engine``: the :class:`RunOptions` (rpm, tpm,
     max_concurrency, max_attempts, new_job, retry_failed, mode, wait, poll_interval,
-    finish_online, output_format).
+    finish_online, output_format). ``ray`` (a :class:`~promptmill.ray_.RayOptions`) runs a
+    local engine on a Ray cluster, in a pool of replicas; the job is otherwise the same.
     """
     files = [prompts_file] if isinstance(prompts_file, (str, Path)) else list(prompts_file)
     job_params = _params(params)
@@ -288,7 +309,7 @@ async def arun(
             cache="auto" if cache is None else "off" if cache is False else "on",
             cache_path=None if isinstance(cache, bool) or cache is None else Path(cache),
             max_cost=max_cost, max_tokens_total=max_tokens_total,
-            prices_file=Path(prices_file) if prices_file else None,
+            prices_file=Path(prices_file) if prices_file else None, ray=ray,
         )
 
     return await _run_job(rows, output, spec, **engine)

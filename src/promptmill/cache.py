@@ -1,6 +1,6 @@
 """The response cache across jobs: one SQLite file, content-addressed, sample by sample.
 
-A request's key is a 128-bit BLAKE2b over everything that decides its answer: the provider, the
+A request's key is a BLAKE2b over everything that decides its answer: the provider, the
 endpoint (``api_base``, credentials stripped), the model and its options, every effective
 parameter but ``n`` (the job's base ``seed`` included), the response format, the model's
 files (adapter weights), and the exact messages or prompt as sent (after chat formats).
@@ -10,17 +10,23 @@ parts are chosen without secrets: no key, header or password is ever hashed or s
 
 The cache never fails a job. A file that cannot be opened, is damaged (truncated mid-write)
 or stays locked is skipped with one warning; an entry whose checksum does not match its
-text is a miss. Writes are queued and committed with the job's own group commits.
+text is a miss. Writes are queued and written in batches (4,096 entries or 2 s), each
+right after a commit of the job store, so a kill never leaves an entry for an answer the
+store lost (between the two commits it leaves entries unwritten: asked again later). Only
+a store that cannot commit at all (disk full) leaves entries it lacks: real answers to
+those requests, which the rerun then takes from the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
 import sqlite3
+import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,17 +36,26 @@ from typing import Any
 
 from promptmill.generators.base import GenerationRequest
 from promptmill.redaction import redact_secrets
+from promptmill.store import RequestRow
 
 log = logging.getLogger("promptmill")
 
 # Identifies promptmill's cache files (PRAGMA application_id): "pmc1".
 _APPLICATION_ID = 0x706D6331
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a write waits for another job's write to the same file before it is skipped.
 _BUSY_TIMEOUT_MS = 2000
-# Keys per lookup query (SQLite's host-parameter limit is 32,766 on current builds).
-_LOOKUP_CHUNK = 500
+# Entry ids per lookup statement: 512 (a read-ahead chunk of single-sample requests), the
+# rest in 64s, 8s and ones.
+_IDS_PER_LOOKUP = (512, 64, 8, 1)
+# Rows per INSERT statement: whole statements of 64 rows, the rest in 16s, 4s and ones.
+_ROWS_PER_INSERT = (64, 16, 4, 1)
+# Entries kept in memory before they are written: big transactions write each page of the
+# file once for many entries. A write also happens at least this often (seconds), and when
+# the job ends; a kill loses what was not written, which is then asked again next time.
+_WRITE_EVERY = 4096
+_WRITE_INTERVAL_S = 2.0
 # Cache modes: "auto" caches deterministic requests only (temperature 0 or a fixed seed),
 # "on" every request, "off" none.
 MODES = ("auto", "on", "off")
@@ -58,10 +73,6 @@ def default_cache_path() -> Path:
 
 class CacheUnusable(Exception):
     """The cache file cannot be used now; the job goes on without it."""
-
-
-def _checksum(text: str) -> int:
-    return zlib.crc32(text.encode())
 
 
 class ResponseCache:
@@ -87,24 +98,21 @@ class ResponseCache:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             app, version = (db.execute("PRAGMA application_id").fetchone()[0],
                             db.execute("PRAGMA user_version").fetchone()[0])
-            if version == 0 and app == 0:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("BEGIN IMMEDIATE")
-                if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    # Rows appended by rowid, found by a (key, sample) index: a table keyed
-                    # by the random keys themselves (WITHOUT ROWID) costs three times as
-                    # much a write. No index by age: only `cache prune` reads it.
-                    db.execute(
-                        "CREATE TABLE IF NOT EXISTS responses (key BLOB NOT NULL, sample INTEGER "
-                        "NOT NULL, response TEXT NOT NULL, checksum INTEGER NOT NULL, model TEXT "
-                        "NOT NULL, created_at REAL NOT NULL, UNIQUE (key, sample))")
-                    db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                    db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            elif app != _APPLICATION_ID:
+            if app not in (0, _APPLICATION_ID) or (app == 0 and version != 0):
                 raise CacheUnusable("not a promptmill response cache")
-            elif version > _SCHEMA_VERSION:
+            if version > _SCHEMA_VERSION:
                 raise CacheUnusable(f"written by a newer promptmill (cache schema {version})")
+            if version < _SCHEMA_VERSION:
+                if version == 0:
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    _upgrade(db)  # another process may have done it meanwhile: it checks
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
             # NORMAL in WAL: a killed process keeps every commit; power loss may drop the last
             # few entries, which are then simply asked again.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -129,49 +137,49 @@ class ResponseCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, keys: Sequence[bytes]) -> dict[bytes, dict[int, str]]:
-        """The entries stored under ``keys``: key -> {sample index: response JSON}."""
-        found: dict[bytes, dict[int, str]] = {}
-        damaged = 0
-        for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[start:start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, sample, text, checksum in self.db.execute(
-                    f"SELECT key, sample, response, checksum FROM responses WHERE key IN "
-                    f"({marks})", chunk):
-                if _checksum(text) != checksum:
-                    damaged += 1
-                    continue
-                found.setdefault(key, {})[sample] = text
-        if damaged:
-            log.warning("response cache %s: %d damaged entries ignored (asked again)",
-                        self.path, damaged)
+    def get(self, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """The entries stored under ``ids``: entry id -> (response JSON, checksum)."""
+        found: dict[int, tuple[str, int]] = {}
+        total, done = len(ids), 0
+        for size in _IDS_PER_LOOKUP:  # a few statement shapes, each prepared once
+            sql = _lookup_sql(size)
+            while total - done >= size:
+                for id_, text, checksum in self.db.execute(sql, ids[done:done + size]):
+                    found[id_] = (text, checksum)
+                done += size
         return found
 
-    def put(self, entries: Sequence[tuple[bytes, int, str, str]]) -> None:
-        """Store ``(key, sample, response JSON, model label)`` entries in one transaction."""
-        now = time.time()
+    def put(self, entries: Sequence[int | str], model_id: int, created_at: float) -> None:
+        """Store entries, given flat as ``entry id, response JSON, checksum, ...``, of one
+        model, in one transaction."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(
-                "INSERT OR REPLACE INTO responses (key, sample, response, checksum, model, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(key, sample, text, _checksum(text), model, now)
-                 for key, sample, text, model in entries])
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        total, done = len(entries) // 3, 0
+        with self._writing():
+            # Many rows a statement: executemany's per-row bind, step and reset cost more
+            # than the insert itself.
+            for rows in _ROWS_PER_INSERT:
+                sql = _insert_sql(rows)
+                while total - done >= rows:
+                    db.execute(sql, [*entries[3 * done:3 * (done + rows)], model_id, created_at])
+                    done += rows
+
+    def model_id(self, label: str) -> int:
+        """The id entries of model ``label`` (provider!model) are stored with."""
+        db = self.db
+        row = db.execute("SELECT id FROM models WHERE label = ?", (label,)).fetchone()
+        if row is None:
+            with self._writing():
+                db.execute("INSERT OR IGNORE INTO models (label) VALUES (?)", (label,))
+            row = db.execute("SELECT id FROM models WHERE label = ?", (label,)).fetchone()
+        return int(row[0])
 
     def stats(self) -> CacheStats:
         """Entries, size on disk, age range and entries per model."""
         db = self.db
         count, oldest, newest = db.execute(
             "SELECT COUNT(*), MIN(created_at), MAX(created_at) FROM responses").fetchone()
-        models = db.execute("SELECT model, COUNT(*) AS c FROM responses GROUP BY model "
-                            "ORDER BY c DESC").fetchall()
+        models = db.execute("SELECT m.label, COUNT(*) AS c FROM responses r JOIN models m "
+                            "ON m.id = r.model GROUP BY r.model ORDER BY c DESC").fetchall()
         size = sum(p.stat().st_size for p in _files_of(self.path) if p.exists())
         return CacheStats(self.path, int(count), size, oldest, newest,
                           [(str(m), int(c)) for m, c in models])
@@ -207,6 +215,46 @@ class ResponseCache:
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.execute("VACUUM")
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a new (schema 0) or schema-1 file to the current schema, in the caller's
+    transaction.
+
+    Schema 2 keys an entry by an integer id (its request key's first 64 bits XOR its sample
+    index): one B-tree insert a write, where schema 1's (BLOB key, sample) rows also fed a
+    unique index.
+    """
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= _SCHEMA_VERSION:
+        return
+    if version == 1:
+        # Schema 1's keys were hashed another way: its entries cannot be found again.
+        db.execute("DROP TABLE responses")
+    # No index by age: only `cache prune` reads it. The model as an id: shorter rows.
+    db.execute("CREATE TABLE responses (id INTEGER PRIMARY KEY, response TEXT NOT NULL, "
+               "checksum INTEGER NOT NULL, model INTEGER NOT NULL, created_at REAL NOT NULL)")
+    db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+    db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+
+@functools.cache
+def _lookup_sql(ids: int) -> str:
+    """A lookup of ``ids`` entry ids: a join, one rowid seek each (``IN (...)`` would sort
+    the list into a temporary index first)."""
+    values = ",".join(["(?)"] * ids)
+    return ("SELECT r.id, r.response, r.checksum FROM (VALUES " + values + ") AS v "
+            "JOIN responses r ON r.id = v.column1")
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    """An INSERT of ``rows`` entries: three parameters each, then the model id and time."""
+    model, created = 3 * rows + 1, 3 * rows + 2
+    values = ",".join(f"(?{3 * i + 1},?{3 * i + 2},?{3 * i + 3},?{model},?{created})"
+                      for i in range(rows))
+    return f"INSERT OR REPLACE INTO responses VALUES {values}"
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -291,11 +339,17 @@ def identity_bytes(identity: Mapping[str, Any]) -> bytes:
     return b"promptmill-cache-v1\0" + text.encode() + b"\0"
 
 
+# A request's key: the first 12 bytes of its 128-bit BLAKE2b, read as (64-bit signed id
+# base, 32-bit checksum seed).
+CacheKey = tuple[int, int]
+_KEY = struct.Struct("<qI4x")
+
+
 @dataclass(slots=True)
 class CachedSamples:
     """One request's entry in the cache: its key, first sample index, and samples found."""
 
-    key: bytes
+    key: CacheKey
     first: int  # the index (within its row) of the request's first sample
     n: int  # samples the request asks for
     found: dict[int, str]  # offset within the request -> stored response JSON
@@ -339,73 +393,104 @@ class JobCache:
     turns the cache off for the rest of the run with one warning.
     """
 
-    __slots__ = ("cache", "prefix", "model", "stride", "_queued", "_off", "hits", "stored")
+    __slots__ = ("cache", "hasher", "model_id", "stride", "_queued", "_written_at", "_off",
+                 "hits", "stored")
 
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int) -> None:
         self.cache = cache
-        # The key of every request's hash: a digest of the identity.
-        self.prefix = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
-        self.model = model  # provider!model, shown by `cache stats`
+        # Every request's hash starts as a copy of this one, whose parameter block holds the
+        # identity's digest as salt and personalization: unlike a key, they cost no extra
+        # compression per hash.
+        digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
+        self.hasher = hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:])
+        self.model_id = cache.model_id(model)  # provider!model, shown by `cache stats`
         self.stride = stride  # samples per sample group: sample index = group * stride + i
-        self._queued: list[tuple[bytes, int, str, str]] = []  # entries to write at next flush
+        # Entries to write, flat as put() takes them: entry id, response JSON, checksum.
+        self._queued: list[int | str] = []
+        self._written_at = time.monotonic()  # when entries were last written
         self._off = False  # a failure turned the cache off for this run
         self.hits = 0  # samples answered from the cache this run
         self.stored = 0  # samples written to the cache this run
 
-    def lookup(self, payloads: Sequence[str]
-               ) -> tuple[list[bytes], dict[bytes, dict[int, str]]] | None:
-        """Each request's key (by its payload as sent) and the samples stored under them.
-
-        None when the cache is off (then nothing is looked up or written).
-        """
+    def lookup(self, rows: Sequence[RequestRow]
+               ) -> tuple[list[CacheKey], dict[int, CachedSamples]] | None:
+        """Each request's key (by its payload as sent) and, by position in ``rows``, the
+        samples stored for those that have any. None when the cache is off."""
         if self._off:
             return None
-        blake2b, prefix = hashlib.blake2b, self.prefix
-        # 128 bits of BLAKE2b keyed with the identity's digest: collisions stay out of reach
-        # at any cache size. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call,
-        # several times the cost of hashing a prompt.)
-        keys = [blake2b(payload.encode(), digest_size=16, key=prefix).digest()
-                for payload in payloads]
+        # 128 bits of BLAKE2b salted with the identity's digest, of which the first 96 are
+        # used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call, several times
+        # the cost of hashing a prompt.)
+        keys: list[CacheKey] = []
+        ids: list[int] = []
+        wide: list[tuple[int, RequestRow]] = []  # requests of several samples
+        copy, unpack, stride = self.hasher.copy, _KEY.unpack, self.stride
+        for row in rows:
+            hasher = copy()
+            hasher.update(row.payload.encode())
+            key = unpack(hasher.digest())
+            keys.append(key)
+            ids.append(key[0] ^ (row.sample_group * stride))
+            if row.n > 1:
+                wide.append((key[0], row))
+        for base, row in wide:  # every sample's entry id, not only the first's
+            first = row.sample_group * stride
+            ids.extend(base ^ index for index in range(first + 1, first + row.n))
         try:
-            return keys, self.cache.get(keys)
+            stored = self.cache.get(ids)
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
+        found: dict[int, CachedSamples] = {}
+        if stored:
+            damaged = 0
+            for position, ((base, seed), row) in enumerate(zip(keys, rows, strict=True)):
+                first = row.sample_group * stride
+                samples = {}
+                for offset in range(row.n):
+                    entry = stored.get(base ^ (first + offset))
+                    if entry is None:
+                        continue
+                    text, checksum = entry
+                    if zlib.crc32(text.encode(), seed) == checksum:
+                        samples[offset] = text
+                    else:  # damaged, or another key's entry under the same id
+                        damaged += 1
+                if samples:
+                    found[position] = CachedSamples((base, seed), first, row.n, samples)
+            if damaged:
+                log.warning("response cache %s: %d damaged entries ignored (asked again)",
+                            self.cache.path, damaged)
+        return keys, found
 
-    def entry(self, key: bytes, group: int, n: int,
-              samples: dict[int, str] | None) -> CachedSamples | None:
-        """The samples of a request (sample ``group``, ``n`` samples) among those stored
-        under its key; None if none of them is."""
-        if not samples:
-            return None
-        first = group * self.stride
-        found = {index - first: text for index, text in samples.items()
-                 if first <= index < first + n}
-        return CachedSamples(key, first, n, found) if found else None
-
-    def add(self, key: bytes, index: int, response: str) -> None:
+    def add(self, key: CacheKey, index: int, response: str) -> None:
         """Queue one newly answered sample (its index within its row) for the next flush."""
         if not self._off:
-            self._queued.append((key, index, response, self.model))
+            base, seed = key
+            self._queued += (base ^ index, response, zlib.crc32(response.encode(), seed))
 
-    def merge(self, hit: bytes | CachedSamples, group: int, responses: list[dict[str, Any]],
+    def keep(self, key: CacheKey, group: int, responses: list[dict[str, Any]],
+             encode: Callable[[Any], str]) -> str:
+        """The stored responses of a request the cache held nothing for; its answers are
+        queued for the cache."""
+        first = group * self.stride
+        if len(responses) == 1:  # the usual case, kept short
+            encoded = encode(responses)
+            if not self._off:
+                text = encoded[1:-1]  # one response: the list's only item
+                base, seed = key
+                self._queued += (base ^ first, text, zlib.crc32(text.encode(), seed))
+            return encoded
+        fresh = [encode(response) for response in responses]
+        for offset, text in enumerate(fresh):
+            self.add(key, first + offset, text)
+        return "[" + ",".join(fresh) + "]"
+
+    def merge(self, hit: CachedSamples, responses: list[dict[str, Any]],
               encode: Callable[[Any], str]) -> tuple[str, int]:
-        """The stored responses of a request the cache took part in, in sample order, and
-        how many came from the cache; its new answers are queued for the cache.
-
-        ``hit``: the request's key (nothing was cached) or what was found.
-        """
-        if isinstance(hit, bytes):
-            first = group * self.stride
-            if len(responses) == 1:
-                encoded = encode(responses)
-                self.add(hit, first, encoded[1:-1])  # one response: the list's only item
-                return encoded, 0
-            fresh = [encode(response) for response in responses]
-            for offset, text in enumerate(fresh):
-                self.add(hit, first + offset, text)
-            return "[" + ",".join(fresh) + "]", 0
+        """The stored responses of a request some of whose samples the cache held, in
+        sample order, and how many came from the cache; its new answers are queued."""
         new = iter(responses)
         texts: list[str] = []
         taken = 0
@@ -423,21 +508,27 @@ class JobCache:
             texts.append(text)
         return "[" + ",".join(texts) + "]", taken
 
-    def flush(self) -> None:
-        """Write the queued entries in one transaction."""
-        if not self._queued or self._off:
+    def flush(self, *, now: bool = False) -> None:
+        """Write the queued entries in one transaction, if enough are queued or enough time
+        has passed since the last write (``now``: whatever is queued)."""
+        queued = self._queued
+        if not queued or self._off:
             return
-        queued, self._queued = self._queued, []
+        if not now and len(queued) < 3 * _WRITE_EVERY and (
+                time.monotonic() - self._written_at < _WRITE_INTERVAL_S):
+            return
+        self._queued = []
+        self._written_at = time.monotonic()
         try:
-            self.cache.put(queued)
+            self.cache.put(queued, self.model_id, time.time())
         except sqlite3.Error as exc:
             self._fail(exc)
             return
-        self.stored += len(queued)
+        self.stored += len(queued) // 3
 
     def close(self) -> None:
         """Write what is queued and close the file."""
-        self.flush()
+        self.flush(now=True)
         self.cache.close()
 
     def _fail(self, exc: sqlite3.Error) -> None:
@@ -463,8 +554,14 @@ def job_cache(spec: Any, params: Any) -> JobCache | None:
         return None
     generator = spec.generator
     stride = _MAX_N if generator.supports_n else 1
-    return JobCache(cache, spec.cache_identity(params), f"{generator.provider}!"
-                    f"{generator.model}", stride)
+    try:
+        return JobCache(cache, spec.cache_identity(params), f"{generator.provider}!"
+                        f"{generator.model}", stride)
+    except sqlite3.Error as exc:
+        cache.close()
+        log.warning("response cache %s skipped: %s; the job runs without it", cache.path,
+                    redact_secrets(str(exc)))
+        return None
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptmill.errors import IdentifierError
+from promptmill.errors import IdentifierError, MissingDependency
 from promptmill.redaction import REDACTED, Secret, redact_secrets
 
 SECRET_KEYS = frozenset({"api_key"})
@@ -42,18 +42,71 @@ class Identifier:
     __str__ = format
 
 
+# LiteLLM's provider prefixes (``anthropic/claude-2.1``): a model name starting with one of
+# these and no ``provider!`` is LiteLLM's to serve. (A hub name like ``google/gemma-7b`` is not.)
+LITELLM_PREFIXES = frozenset({
+    "openai", "text-completion-openai", "azure", "azure_ai", "anthropic", "bedrock",
+    "sagemaker", "vertex_ai", "gemini", "mistral", "groq", "together_ai", "cohere",
+    "cohere_chat", "deepseek", "openrouter", "fireworks_ai", "xai", "perplexity", "deepinfra",
+    "cerebras", "huggingface", "replicate", "nvidia_nim", "sambanova", "ai21",
+    "nlp_cloud", "voyage", "databricks", "watsonx", "cloudflare", "friendliai",
+})
+# Bare model names LiteLLM knows the provider of (rigging's default provider is LiteLLM).
+_LITELLM_BARE = re.compile(r"^(claude-|gemini-|mistral-|command-)")
+# Providers promptmill serves itself, for the explicit spelling an error suggests.
+_NATIVE = {"openai": "openai", "anthropic": "anthropic"}
+
+
 def infer_provider(model: str, options: dict[str, Any]) -> str:
     """The provider a model name implies, or an IdentifierError saying how to name one."""
+    return infer(model, options)[0]
+
+
+def infer(model: str, options: dict[str, Any]) -> tuple[str, str]:
+    """The provider a model name without ``provider!`` implies, and the model name to use.
+
+    LiteLLM's spellings work as written: ``anthropic/claude-2.1`` is ``litellm!``'s,
+    ``ollama/llama3.1`` is ``ollama!llama3.1``, and ``openai/MODEL,api_base=URL`` is the
+    OpenAI-compatible server at URL (``http!MODEL``: LiteLLM, too, sends it ``MODEL``).
+    """
     lowered = model.lower()
+    prefix, sep, rest = model.partition("/")
+    prefix = prefix.lower() if sep else ""
     if lowered.endswith(".gguf"):
-        return "llamacpp"
+        return "llamacpp", model
+    if prefix in ("ollama", "ollama_chat") and rest:
+        return "ollama", rest
+    if prefix == "openai" and rest and "api_base" in options:
+        return "http", rest
+    if (prefix in LITELLM_PREFIXES and rest) or (not sep and _LITELLM_BARE.match(lowered)):
+        _require_litellm(model, prefix or ("anthropic" if lowered.startswith("claude") else ""),
+                         rest or model)
+        return "litellm", model
     if "api_base" in options:
-        return "http"
+        return "http", model
     if re.match(r"^(gpt-|o[1-9]|chatgpt-|text-|davinci|babbage|ft:gpt)", lowered):
-        return "openai"
+        return "openai", model
     raise IdentifierError(
         f"cannot tell which provider serves {model!r}: write it as 'PROVIDER!{model}' "
-        "(e.g. openai!, http! with api_base=..., llamacpp!/path/model.gguf)"
+        "(e.g. openai!, http! with api_base=..., llamacpp!/path/model.gguf, or LiteLLM's "
+        "PROVIDER/MODEL such as anthropic/claude-2.1)"
+    )
+
+
+def _require_litellm(model: str, vendor: str, name: str) -> None:
+    """A LiteLLM name needs the litellm extra: say so in one line, with the explicit spellings."""
+    import importlib.util
+    import sys
+
+    # None in sys.modules: blocked on purpose (as if not installed).
+    blocked = "litellm" in sys.modules and sys.modules["litellm"] is None
+    if not blocked and importlib.util.find_spec("litellm") is not None:
+        return
+    native = _NATIVE.get(vendor)
+    alternative = f", or write {native}!{name} (promptmill's own backend)" if native else ""
+    raise MissingDependency(
+        f"{model!r} is a LiteLLM model name: pip install \"promptmill[litellm]\" to run it "
+        f"as litellm!{model}{alternative}"
     )
 
 
@@ -110,7 +163,7 @@ def _parse_identifier(text: str) -> Identifier:
             continue
         options[key] = value
     if not provider:
-        provider = infer_provider(model, options)
+        provider, model = infer(model, options)
     return Identifier(provider=provider, model=model, options=options, api_key=api_key)
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptmill import data
 from promptmill.datasets_ import is_hf_source
@@ -33,6 +33,9 @@ from promptmill.store import (
     RequestRow,
     store_path_for,
 )
+
+if TYPE_CHECKING:
+    from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
 
@@ -91,6 +94,8 @@ class JobSpec:
     max_cost: float | None = None
     max_tokens_total: int | None = None
     prices_file: Path | None = None
+    # Run the engine on a Ray cluster (promptmill.ray_), in a pool of replicas; None: here.
+    ray: RayOptions | None = None
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
@@ -109,6 +114,13 @@ class JobSpec:
             raise InputError(
                 f"{self.generator.provider}! has no Batch API: --mode batch needs openai! or an "
                 "http! server offering /v1/files and /v1/batches; run without --mode batch")
+        if self.ray is not None:
+            if self.mode == "batch":
+                raise UsageError("--ray runs a local engine; --mode batch sends to a provider's "
+                                 "Batch API: give one of them")
+            from promptmill.ray_ import check_engine
+
+            check_engine(self.generator, self.ray)
         from promptmill.cache import MODES as CACHE_MODES
 
         if self.cache not in CACHE_MODES:
@@ -249,17 +261,32 @@ class RowPlanner:
         """Rows cut to fit so far."""
         return self.fitter.cut_rows
 
+    def finish_chunk(self) -> None:
+        """Nothing: each row's requests were added as it was planned (a chunk is about to be
+        stored; a planner rendering elsewhere adds its rows' requests here)."""
+
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
              unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
         """Render one row and append its requests (to ``unsendable`` too, with the reason,
         when its prompt cannot fit the context); the row and its JSON as the store keeps it."""
         check_row(self.source, index, row)
+        self.add_requests(index, *self.render(index, row), requests, unsendable)
+        return row, _row_to_json(row)
+
+    def render(self, index: int, row: dict[str, Any]) -> tuple[str, int, str | None]:
+        """One row's request payload (JSON), prompt tokens, and why it cannot be sent (None:
+        it can)."""
         rendered, tokens, problem = self.fitter.fit(index, row)
         fields = rendered.payload()
         if self.spec.adapter_field is not None:
             fields["adapter"] = self._row_adapter(index, row)
-        payload = _to_json(fields)
+        return _to_json(fields), tokens, problem
+
+    def add_requests(self, index: int, payload: str, tokens: int, problem: str | None,
+                     requests: list[tuple[int, int, int, int, str, int]],
+                     unsendable: list[tuple[int, str]]) -> None:
+        """Append a rendered row's requests, one per sample group."""
         groups, reserve = self.groups, self.reserve
         for group, n in enumerate(groups):
             requests.append(
@@ -267,7 +294,6 @@ class RowPlanner:
             )
             if problem is not None:
                 unsendable.append((index * len(groups) + group, problem))
-        return row, _row_to_json(row)
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""
@@ -305,6 +331,8 @@ class Job:
 
             refuse_request_file(spec.input)
         spec.resolve_prompts()
+        if not spec.requests:
+            _check_request_kind(spec)
         params = spec.effective_params()
         from promptmill.spending import check_cap
         from promptmill.structured import check_response_format
@@ -380,6 +408,7 @@ class Job:
                     if types is not None:
                         types.add(typed)
                         typed = []
+                    planner.finish_chunk()
                     store.add_planned(rows, requests, next_index, unsendable=unsendable,
                                       meta={"truncated_rows": cut_before + planner.cut_rows})
                     rows, requests, unsendable = [], [], []
@@ -390,17 +419,23 @@ class Job:
         finally:
             if ids is not None:
                 ids.close()
+        planner.finish_chunk()
         store.add_planned(rows, requests, next_index, unsendable=unsendable,
                           meta={"truncated_rows": cut_before + planner.cut_rows,
                                 "planned_complete": reached_end})
         return self._count_requests()
 
     def planner(self) -> Any:
-        """What plans each row: a ``RowPlanner``, or a request file's ``RequestPlanner``."""
+        """What plans each row: a ``RowPlanner``, a request file's ``RequestPlanner``, or on
+        Ray a ``RayRowPlanner`` (rows rendered in Ray Data tasks)."""
         if self.spec.requests:
             from promptmill.request_files import RequestPlanner
 
             return RequestPlanner(self.spec)
+        if self.spec.ray is not None:
+            from promptmill.ray_ import RayRowPlanner
+
+            return RayRowPlanner(self.spec, self.params)
         return RowPlanner(self.spec, self.params)
 
     def _row_types(self, planned: int, *, reread: bool) -> Any:
@@ -440,6 +475,10 @@ class Job:
         # Requests in Batch API batches are pending, but theirs to answer, not ours to send.
         stats.total = status.pending - status.batched
         generator = self.spec.generator
+        if self.spec.ray is not None:
+            from promptmill.ray_ import ReplicaPool
+
+            generator = ReplicaPool(generator, self.spec.ray)
         if stats.total == 0:
             return stats
         from promptmill.cache import job_cache
@@ -503,6 +542,11 @@ def build_request(row: RequestRow, params: GenerateParams,
         str(row.id), group_params, messages=payload.get("messages"), prompt=payload.get("prompt"),
         adapter=payload.get("adapter"),
     )
+
+
+def row_json(row: dict[str, Any]) -> str:
+    """A row as the store keeps it (JSON; values JSON cannot hold as their ``str``)."""
+    return _row_to_json(row)
 
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
@@ -611,6 +655,21 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
 def _stored_model(store: JobStore) -> str:
     fingerprint = store.get_meta("fingerprint") or {}
     return str(store.get_meta("model_identifier") or fingerprint.get("model"))
+
+
+def _check_request_kind(spec: JobSpec) -> None:
+    """Refuse, before anything is planned, chats to a generator that takes only text prompts
+    (a custom one implementing only ``generate_texts``), or text prompts to a chat-only one."""
+    from promptmill.generators.custom import name_of
+
+    gen = spec.generator
+    chats = spec.prompts.chat and spec.chat_format is None  # else rendered to text
+    if chats and not gen.supports_chat:
+        raise UsageError(f"{name_of(gen)} takes text prompts only: add --text "
+                         "(chat=False in the library)")
+    if not chats and not gen.supports_text:
+        raise UsageError(f"{name_of(gen)} takes chats only: drop --text "
+                         "(chat=True in the library)")
 
 
 def run_async(coro: Any) -> Any:

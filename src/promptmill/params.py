@@ -43,7 +43,12 @@ class GenerateParams(BaseModel):
     @field_validator("stop", mode="before")
     @classmethod
     def _stop_as_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        # rigging's form: "output:;---" is two stops. A string with no stop between its
+        # semicolons (";") is one stop as written; the JSON list form holds any string.
+        if isinstance(value, str):
+            pieces = [piece for piece in value.split(";") if piece]
+            return pieces or [value]
+        return value
 
     def merge(self, other: GenerateParams | None) -> GenerateParams:
         """These params with every field set in ``other`` taking precedence."""
@@ -53,6 +58,17 @@ class GenerateParams(BaseModel):
         overrides = other.model_dump(exclude_unset=True)
         extra = {**data.pop("extra", {}), **overrides.pop("extra", {})}
         return GenerateParams(**{**data, **overrides, "extra": extra})
+
+    def merge_with(self, *others: GenerateParams | None) -> GenerateParams:
+        """These params with each of ``others`` merged over them in turn (rigging's name)."""
+        merged = self
+        for other in others:
+            merged = merged.merge(other)
+        return merged
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters that were given, as keyword arguments (``extra`` flattened in)."""
+        return self.set_fields()
 
     def with_(self, **overrides: Any) -> GenerateParams:
         """A copy with the given fields overridden (validated)."""

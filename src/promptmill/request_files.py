@@ -258,6 +258,9 @@ class RequestPlanner:
         self.too_long_rows = 0  # lines over the context: they fail unsent, the others go on
         self.models: dict[str, list[int]] = {}  # model -> [prompt tokens, reserved completion]
 
+    def finish_chunk(self) -> None:
+        """Nothing: each line's request was added as it was planned."""
+
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
              unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:

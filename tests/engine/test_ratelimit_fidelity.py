@@ -22,8 +22,9 @@ told, with and without headers, on requests:
 
 - not told, headers sent: at least 90% and under 2% refused, as for the bucket (the limiter
   learns from a refusal it did not foresee that the window does not refill continuously);
-- told: none refused, at least 95% (a stated rate gets no catch-up burst: a sliding window or
-  a slice refuses it);
+- told: at least 95%, and at most a refusal or two (a client stalled by the load catches its
+  slots up at twice the pace, never over what the rate allows a quarter second or a second,
+  ``engine/pace.py``; a catch-up send on a slice's very edge can still be refused);
 - not told, headers hidden: the same honest bound as the bucket's (the requests in flight at
   the first refusal plus 2%; under 2% in the steady state); the rate learned from Retry-After
   alone reaches 75-95% of a window's (docs/benchmarks.md): the 90% target is NOT met there,
@@ -103,7 +104,8 @@ def test_windows_learned_from_headers_and_a_refusal(tmp_path: Path, kind: str) -
 def test_windows_told_the_limits_nothing_is_refused(tmp_path: Path, kind: str,
                                                     mode: str) -> None:
     result = measured(tmp_path, mode, False, kind)
-    assert result.refused == 0
+    # A catch-up after a stall can land on a slice's edge (tests/engine/test_limiter.py).
+    assert result.refused <= 1 + result.received / 1_000
     assert result.whole_share >= 0.95 and result.steady_share >= 0.95
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from promptmill.testing import done_requests
+from promptmill.testing import kill_when_done
 
 pytestmark = pytest.mark.local
 
@@ -34,15 +30,7 @@ def test_default_model_job_resumes_after_a_kill(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "promptmill", "run", source, "-o", out,
                "--param", "max_tokens=12", "--param", "seed=3", "--param", "temperature=0.8"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while done_requests(store) < 2 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert child.poll() is None, child.communicate()
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    db = sqlite3.connect(store)
-    before = dict(db.execute("SELECT id, responses FROM requests WHERE status='done'").fetchall())
-    db.close()
+    before = kill_when_done(child, store, 2)
     assert 2 <= len(before) < 6 and not out.exists()
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from promptmill.testing import Faults, RateLimits, TestServer, done_requests
+from promptmill.testing import Faults, RateLimits, TestServer, done_requests, kill_when_done
 
 ROWS = 60
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-api03-promptmillTestKey0123456789"}
@@ -106,15 +104,7 @@ def test_a_killed_job_resumes_and_keeps_every_row_once(
     source, output = write_input(tmp_path, 200), tmp_path / "out.jsonl"
     args = ("run", source, "-m", identifier(server), "-o", output, "--max-concurrency", "4")
     process = cli(*args, cwd=tmp_path, background=True)
-    store = tmp_path / "out.jsonl.promptmill.db"
-    deadline = time.monotonic() + 120
-    while done_requests(store) < 40:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    recorded = done_requests(store)
+    recorded = len(kill_when_done(process, tmp_path / "out.jsonl.promptmill.db", 40))
     assert 40 <= recorded < 200 and not output.exists()
     before = server.stats.total_completed
     result = cli(*args, cwd=tmp_path)

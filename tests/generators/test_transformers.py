@@ -12,6 +12,7 @@ import pytest
 import promptmill
 from promptmill.errors import JobMismatchError
 from promptmill.generators import from_obj, get_generator
+from promptmill.generators.transformers_ import TransformersGenerator
 
 pytestmark = pytest.mark.hf
 
@@ -133,6 +134,12 @@ def test_wrapped_model_object_and_load_unload(tiny_model: Path) -> None:
     by_identifier = promptmill.run(questions(4), f"transformers!{tiny_model}", params=GREEDY)
     assert texts(by_object) == texts(by_identifier)
     assert wrapped.loaded  # a job never frees the caller's model
+    # The seed's spelling, and a one-off call on the caller's model (left loaded).
+    seeds = TransformersGenerator.from_obj(model, tokenizer, **GREEDY)
+    first = seeds.complete_sync("Tell me about 0.")
+    assert first.text and first.usage is not None and first.usage.completion_tokens > 0
+    assert seeds.complete_sync("Tell me about 0.").text == first.text  # greedy
+    assert seeds.loaded
 
     generator = get_generator(f"transformers!{tiny_model}")
     generator.load()

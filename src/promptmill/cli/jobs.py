@@ -138,6 +138,21 @@ def parse_param(values: tuple[str, ...]) -> dict[str, Any]:
               show_default=True, help="Batch mode: requests per batch input file.")
 @click.option("--batch-max-bytes", type=click.IntRange(min=1), default=200 * 1024 * 1024,
               show_default=True, help="Batch mode: bytes per batch input file.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None,
+              metavar="[ADDRESS]", help="Run the local engine on a Ray cluster: ADDRESS "
+              "(host:6379, ray://host:10001); alone: RAY_ADDRESS, else a cluster on this "
+              "machine, else a new local one ('local': always a new one).")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--ray: copies of the engine, one Ray actor each.")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=0.0,
+              show_default=True, help="--ray: GPUs each replica holds (times "
+              "--tensor-parallel).")
+@click.option("--cpus-per-replica", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="--ray: CPUs each replica holds.")
+@click.option("--tensor-parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--ray with vllm!: GPUs one replica shards its model over.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="--ray: requests sent to a replica per call (a block, committed together).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output.")
 @click.pass_context
@@ -154,7 +169,9 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         rpm: float | None, tpm: float | None, max_concurrency: int, max_attempts: int,
         timeout: float | None, retry_failed: bool, new_job: bool, dry_run: bool,
         mode: str, wait: bool, finish_online: bool, poll_interval: float,
-        batch_max_requests: int, batch_max_bytes: int, verbose: int, quiet: int) -> None:
+        batch_max_requests: int, batch_max_bytes: int, ray_address: str | None,
+        replicas: int, gpus_per_replica: float, cpus_per_replica: float,
+        tensor_parallel: int, batch_size: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
     import asyncio
@@ -213,6 +230,9 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         cache="off" if no_cache else "auto" if cache is None else "on",
         cache_path=Path(cache) if cache else None, max_cost=max_cost,
         max_tokens_total=max_tokens_total, prices_file=prices_file,
+        ray=_ray_options(ctx, ray_address, replicas=replicas,
+                         gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
+                         tensor_parallel=tensor_parallel, batch_size=batch_size),
     )
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
@@ -277,6 +297,23 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
                    "with --retry-failed", err=True)
         sys.exit(1)
     click.echo(f"wrote {spec.output}", err=True)
+
+
+def _ray_options(ctx: click.Context, address: str | None, **options: Any) -> Any:
+    """The job's ``RayOptions`` (None without --ray; its sizing options then refused)."""
+    if address is None:
+        # Only those typed here: a job file saved from any run holds their defaults.
+        given = [name for name in options
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            from promptmill.errors import UsageError
+
+            raise UsageError(f"--{given[0].replace('_', '-')} applies to --ray: add --ray "
+                             "[ADDRESS], or drop it")
+        return None
+    from promptmill.ray_ import RayOptions
+
+    return RayOptions(address=address, **options)
 
 
 def default_output(input_path: Path, generator: Any, *, create: bool = True) -> Path:

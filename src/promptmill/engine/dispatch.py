@@ -19,23 +19,23 @@ import json
 import logging
 import random
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptmill.engine.budget import Budget, Spend
+from promptmill.engine.config import EngineConfig as EngineConfig
+from promptmill.engine.config import EngineStats as EngineStats
+from promptmill.engine.hooks import DispatchHooks
 from promptmill.engine.limiter import LimiterEvent, RateLimiter
-from promptmill.engine.retry import RetryPolicy
 from promptmill.errors import (
     GenerationError,
-    InvalidOutput,
     JobFatalError,
     MalformedResponse,
     PromptmillError,
     RateLimited,
     RetryableError,
-    SpendingCapReached,
     Unavailable,
 )
 from promptmill.generators.base import (
@@ -53,10 +53,9 @@ from promptmill.store import (
     RequestRow,
     outcome_code,
 )
-from promptmill.structured import resampled
 
 if TYPE_CHECKING:
-    from promptmill.cache import CachedSamples, JobCache
+    from promptmill.cache import CachedSamples, CacheKey, JobCache
     from promptmill.structured import OutputValidator
 
 log = logging.getLogger("promptmill")
@@ -70,51 +69,6 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 _T = TypeVar("_T")
 
 
-@dataclass
-class EngineConfig:
-    """How hard a job pushes: concurrency, limits, retries, outage tolerance."""
-
-    max_concurrency: int = 64
-    rpm: float | None = None
-    tpm: float | None = None
-    margin: float = 0.98
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    outage_timeout: float = 600.0
-    flush_interval: float = 0.05
-    flush_size: int = 256
-    seed: int = 0
-
-
-@dataclass
-class EngineStats:
-    """Live counters, read by the progress display and reported at the end."""
-
-    total: int = 0
-    sent: int = 0
-    done: int = 0
-    failed: int = 0
-    in_flight: int = 0
-    retries: Counter[str] = field(default_factory=Counter)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0  # responses taken from the response cache instead of sent
-    spent: float | None = None  # dollars spent by the job so far (None: price unknown)
-    started_at: float = field(default_factory=time.monotonic)
-    finished_at: float | None = None
-    limiter_state: str = "ok"
-
-    @property
-    def finished(self) -> int:
-        """Requests finished this run, done or failed."""
-        return self.done + self.failed
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain counters for reports."""
-        data = asdict(self)
-        data["retries"] = dict(self.retries)
-        return data
-
-
 @dataclass(slots=True)
 class _Item:
     row: RequestRow
@@ -124,7 +78,7 @@ class _Item:
     unavailable: int = 0  # connection failures this run (not counted as attempts)
     sent_at: float = 0.0  # when the limiter let its last attempt go
     # Its key in the response cache (a miss), or the samples found there (None: no cache).
-    hit: bytes | CachedSamples | None = None
+    hit: CacheKey | CachedSamples | None = None
     share: Spend | None = None  # spend reserved against the cap for the attempt in flight
     parsed: list[Any] | None = None  # each response's JSON value (structured output)
 
@@ -133,8 +87,12 @@ class JobAborted(PromptmillError):
     """The job stopped early for a reason every request shares; rerun to resume."""
 
 
-class Dispatcher:
-    """Sends a store's pending requests through a generator until none is left."""
+class Dispatcher(DispatchHooks):
+    """Sends a store's pending requests through a generator until none is left.
+
+    Its optional stages (response cache, spending cap, output validation) are the methods
+    of its base class, in ``engine.hooks``.
+    """
 
     def __init__(
         self,
@@ -185,9 +143,9 @@ class Dispatcher:
         self._probe = asyncio.Lock()
         self._any_success = False
         self._malformed_streak = 0
-        self._cache = cache  # consulted before a request is sent; fed its answers
-        self._budget = budget  # the spending cap: reserved before each send
-        self._validator = validator  # structured output: each answer parsed and checked
+        self._cache = cache
+        self._budget = budget
+        self._validator = validator
         if budget is not None and budget.prices is not None:
             self.stats.spent = budget.spent.cost
 
@@ -257,39 +215,6 @@ class Dispatcher:
         if self._cache is not None and items:
             items = self._from_cache(items)
         self._ready.extend(items)
-
-    def _from_cache(self, items: list[_Item]) -> list[_Item]:
-        """Answer what the response cache holds; the items still to send (some asking fewer
-        samples)."""
-        cache = self._cache
-        assert cache is not None
-        found = cache.lookup([item.row.payload for item in items])
-        if found is None:
-            return items
-        keys, stored = found
-        if not stored:  # a first run's usual case: every request a miss
-            for item, key in zip(items, keys, strict=True):
-                item.hit = key
-            return items
-        kept = []
-        for item, key in zip(items, keys, strict=True):
-            samples = stored.get(key)
-            entry = cache.entry(key, item.row.sample_group, item.row.n, samples)
-            item.hit = entry or key
-            if entry is None:
-                kept.append(item)
-            elif entry.complete:
-                self._answer_from_cache(item, entry)
-            else:
-                item.request = entry.request_for_missing(item.request)
-                kept.append(item)
-        return kept
-
-    def _answer_from_cache(self, item: _Item, entry: CachedSamples) -> None:
-        self.stats.done += 1
-        self.stats.cached += entry.n
-        row = item.row
-        self._finish(FinishedRequest(row.id, row.attempts, entry.stored(), 0, 0))
 
     def _requeue(self, item: _Item) -> None:
         self._ready.append(item)
@@ -403,15 +328,7 @@ class Dispatcher:
             self._failed(item, MalformedResponse(
                 f"{self.generator.provider}! answered {len(result.responses)} of the "
                 f"{item.request.n} samples asked"))
-        elif self._validator is not None:
-            try:
-                item.parsed = self._validator.parse_all([r.text for r in result.responses])
-            except InvalidOutput as invalid:
-                item.request = resampled(item.request)
-                self._failed(item, invalid)
-                return
-            self._done(item, result)
-        else:
+        elif self._validator is None or self._valid(item, result):
             self._done(item, result)
 
     async def _stream(self, batch: list[_Item], reserved: int, sent_at: float,
@@ -469,44 +386,6 @@ class Dispatcher:
                 self._settle_spend(item, None, error)
             self._failed(item, error)
 
-    # -- the spending cap ------------------------------------------------------------------
-
-    async def _reserve(self, batch: list[_Item]) -> list[_Item]:
-        """Reserve the batch's worst case against the cap; what may be sent ([]: nothing).
-
-        While it does not fit it waits for requests in flight to settle; once none is in
-        flight and it still does not fit, the job stops sending (SpendingCapReached).
-        """
-        budget = self._budget
-        assert budget is not None
-        shares = [budget.share_for(item.row.est_tokens, item.row.n, item.request.n)
-                  for item in batch]
-        while (kept := budget.reserve_all_or_wait(shares)) is None:
-            await self._waiting_for(budget.changed())
-        for item, share in zip(batch, shares[:kept], strict=False):
-            item.share = share
-        if kept < len(batch):
-            self._ready.extendleft(reversed(batch[kept:]))
-        if not kept:
-            self._abort_job(SpendingCapReached(budget.describe_stop(shares[0])))
-        return batch[:kept]
-
-    def _settle_spend(self, item: _Item, usage: Any, error: GenerationError | None) -> None:
-        budget, share = self._budget, item.share
-        assert budget is not None and share is not None
-        item.share = None
-        budget.settle_usage(share, usage, error)
-
-    def _release_spend(self, items: list[_Item]) -> None:
-        """Give back the reservations of requests that were never sent."""
-        budget = self._budget
-        if budget is None:
-            return
-        for item in items:
-            if item.share is not None:
-                budget.release(item.share)
-                item.share = None
-
     async def _waiting_for(self, wait: Awaitable[_T]) -> _T:
         """Await ``wait`` as a worker that ``stop`` may cancel: it has nothing in flight."""
         task = asyncio.current_task()
@@ -538,13 +417,17 @@ class Dispatcher:
         stats = self.stats
         stats.done += 1
         self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
-        if item.hit is None:
+        hit = item.hit
+        if hit is None:
             encoded = _to_json(responses)
         else:
-            assert self._cache is not None
-            encoded, taken = self._cache.merge(item.hit, row.sample_group, responses,
-                                               _to_json)
-            stats.cached += taken
+            cache = self._cache
+            assert cache is not None
+            if isinstance(hit, tuple):  # a miss: the answers go to the cache as they are
+                encoded = cache.keep(hit, row.sample_group, responses, _to_json)
+            else:
+                encoded, taken = cache.merge(hit, responses, _to_json)
+                stats.cached += taken
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
         else:
@@ -647,21 +530,13 @@ class Dispatcher:
     def flush(self) -> None:
         """Commit every finished request not yet committed, with the attempts and events
         (and the spend it cost)."""
-        budget = self._budget
-        spend_dirty = budget is not None and budget.dirty
-        if self._finished or self._attempts or self.limiter.events or spend_dirty:
+        meta = self._spend_to_record()
+        if self._finished or self._attempts or self.limiter.events or meta:
             batch, self._finished = self._finished, []
             attempts, self._attempts = self._attempts, []
             events: list[EventRecord] = [(e.at, e.kind, e.value, e.detail)
                                          for e in self.limiter.events]
             self.limiter.events.clear()  # in place: the limiter's parts hold this list
-            meta = None
-            if spend_dirty:
-                assert budget is not None
-                budget.dirty = False
-                meta = {"spent": budget.spent.as_meta()}
-                if budget.prices is not None:
-                    self.stats.spent = budget.spent.cost
             try:
                 self.store.record(batch, attempts, events, self._wall_offset, meta=meta)
             except PromptmillError as exc:

@@ -127,6 +127,7 @@ class FleetGenerator(Generator):
         self.config = shared
         # The job's price (dry run, spending cap): the first endpoint's price options, if any.
         self.price_options = dict(first.price_options)
+        self.limit_options: dict[str, float] = {}  # each endpoint has its own
         self._api_key = None
         self._key_given = False
         self.provider = first.provider  # type: ignore[misc]  # the job's model is theirs
@@ -418,6 +419,8 @@ def fleet_from_identifiers(identifiers: Iterable[str], *,
                                       "be a positive number")
         generator = generator_class(ident.provider).from_identifier(
             Identifier(ident.provider, ident.model, options, ident.api_key))
+        # Limits rigging's attributes stated (max_connections=...) where none is given.
+        limits = {**generator.limit_options, **limits}
         endpoint = Endpoint(generator, rpm=limits.get("rpm"), tpm=limits.get("tpm"),
                             concurrency=int(limits.get("max_concurrency", concurrency)))
         endpoint.label = Identifier(ident.provider, ident.model, {

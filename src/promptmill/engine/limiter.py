@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from promptmill.engine.mirror import LimiterEvent as LimiterEvent
 from promptmill.engine.mirror import ModelBuckets, ProviderBucket
+from promptmill.engine.pace import StatedPace
 from promptmill.generators.base import RateLimitInfo
 
 # Learned rates stay a little under what the provider accepted, so the bucket never drains.
@@ -229,11 +230,9 @@ class RateLimiter:
     __slots__ = (
         "_clock",
         "_sleep",
-        "_request_interval",
-        "_token_interval",
+        "_request_pace",
+        "_token_pace",
         "_burst",
-        "_request_tat",
-        "_token_tat",
         "_paused_until",
         "_pause_reason",
         "_provider_requests",
@@ -245,7 +244,6 @@ class RateLimiter:
         "_binding",
         "_limited",
         "_turn",
-        "_stated_burst",
         "_stated",
         "_first_answer",
         "_first_send",
@@ -262,30 +260,23 @@ class RateLimiter:
         *,
         margin: float = 0.98,
         burst_s: float = 0.2,
-        stated_burst_s: float = 0.005,
         slow_start: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
         self._clock = clock  # monotonic seconds; injectable so tests drive a fake clock
         self._sleep = sleep  # awaitable sleep matching the clock
-        # Seconds one request / one token occupies at the allowed rate (0: unlimited).
-        self._request_interval = 60.0 / (rpm * margin) if rpm else 0.0
-        self._token_interval = 60.0 / (tpm * margin) if tpm else 0.0
-        # How far ahead of its schedule a learned-rate send may go, so that a loop stalled for
-        # up to this long (a loaded machine) catches up instead of losing the slots it slept
-        # through. Stated limits get no such burst: a provider counting a sliding window or
-        # quantized slices refuses even a short catch-up burst (docs/benchmarks.md): theirs
-        # is a few milliseconds, what a 2% margin leaves in a slice of a quarter second.
+        # The stated limits' paces (None: not stated). A loop stalled for up to ``burst_s``
+        # (a loaded machine) keeps their schedule and catches up the slots it slept
+        # through; the same catch-up window serves a learned rate.
+        now = clock()
+        self._request_pace = StatedPace(rpm * margin, now, burst_s) if rpm else None
+        self._token_pace = StatedPace(tpm * margin, now, burst_s) if tpm else None
         self._burst = burst_s
-        self._stated_burst = stated_burst_s
         # Workers waiting for the limiter take turns, first come first served: one sleeps
         # until the next slot instead of all of them waking for each (a herd that cost a
         # loaded machine 15% of a stated rate).
         self._turn = asyncio.Lock()
-        now = clock()
-        self._request_tat = now  # theoretical arrival time of the next request
-        self._token_tat = now  # theoretical time the token budget is next clear
         self._paused_until = 0.0  # no send before this (Retry-After, an outage)
         self._pause_reason = ""  # why, for the progress display
         # State changes (pauses, limits learned or reported) not yet written to the store;
@@ -353,12 +344,12 @@ class RateLimiter:
                 wait, binding = max(wait, 0.002), "waiting for the first answer"
             else:  # a slow model's first answer: the limits are not worth the wait
                 self._first_answer = True
-        if self._request_interval:
-            stated = self._request_tat - self._stated_burst - now
+        if self._request_pace is not None:
+            stated = self._request_pace.wait(1, now)
             if stated > wait:
                 wait, binding = stated, "stated rpm"
-        if self._token_interval:
-            stated = self._token_tat - self._stated_burst - now
+        if self._token_pace is not None:
+            stated = self._token_pace.wait(tokens, now)
             if stated > wait:
                 wait, binding = stated, "stated tpm"
         requests, tokens_bucket, inflight_requests, inflight_tokens = self._mirrors(model)
@@ -403,10 +394,10 @@ class RateLimiter:
             return now  # nothing stated, reported or learned yet: nothing to book
         if self._first_send == math.inf:
             self._first_send = now
-        if self._request_interval:
-            self._request_tat = max(self._request_tat, now) + self._request_interval
-        if self._token_interval:
-            self._token_tat = max(self._token_tat, now) + tokens * self._token_interval
+        if self._request_pace is not None:
+            self._request_pace.book(1, now)
+        if self._token_pace is not None:
+            self._token_pace.book(tokens, now)
         if requests.capacity:
             requests.take(1, now)
         if tokens_bucket.capacity:
@@ -456,12 +447,8 @@ class RateLimiter:
             self._learned.accepted_answer(sent_at)
         elif not refused:
             self._learned.lost(sent_at)
-        if charged is not None and charged != reserved and self._token_interval:
-            # Both ways: an estimate that was short is made up for by the next sends.
-            # Not below the burst's edge: a request charged less than it reserved gives its
-            # tokens back, not a credit to send faster than the stated pace later.
-            self._token_tat = max(self._clock() - self._stated_burst, self._token_tat
-                                  + (charged - reserved) * self._token_interval)
+        if charged is not None and charged != reserved and self._token_pace is not None:
+            self._token_pace.settle(sent_at, reserved, charged, self._clock())
 
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every send for ``seconds`` (a 429's Retry-After, an outage)."""
@@ -507,7 +494,7 @@ class RateLimiter:
         # A rate the user stated is not given up for one episode of refusals (a provider's
         # stall can refuse one request of an even pace): at most a tenth below it, until
         # refusals between measured windows show less.
-        floor = 0.9 / self._request_interval if self._request_interval else 0.0
+        floor = 0.9 / self._request_pace.interval if self._request_pace is not None else 0.0
         self._learned.refused(retry_after or None, sent_at, now, accepted_rate,
                               self.inflight_requests, window_rate, floor)
         self._learned.tat = max(self._learned.tat, self._paused_until)

@@ -45,8 +45,8 @@ _FILLER = (
 _ANCHOR = re.compile(
     r"""
     (?:
-        \b(?:(?:final|correct|right|best|my|the|most\s+likely|only|true)\s+)*answer
-            (?:\s+(?:choice|option))?\s*"?\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be|
+        \b(?:(?:final|correct|right|best|my|the|most\s+likely|only|true)\s+)*answers?
+            (?:\s+(?:choice|option))?\s*"?\s*(?:is|are|would\s+be|should\s+be|must\s+be|will\s+be|
             =|:|-|—|–|→|->)
       | \b(?:correct|right|best|final|my|closest|most\s+(?:likely|accurate|appropriate|
             plausible))\s+(?:(?:option|choice|pick|selection|one|match|fit|response)\s*)?
@@ -84,6 +84,26 @@ _LETTER_IS_CORRECT = re.compile(
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
+# "The capital is D.", "The one that stays O(n log n) is (C).": a letter closing a sentence
+_IS_LETTER = re.compile(
+    r"\b(?i:is|would\s+be|must\s+be)\s+(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))"
+    r"(?=\s*[.!]?\s*$|\s*[.!]\s)",
+    re.MULTILINE,
+)
+# "D, not A.", "B rather than A: ...": the letter kept over the one set aside
+_LETTER_NOT_LETTER = re.compile(
+    r"(?:^|(?<=[.!?:]\s))[ \t>*]*\(?([A-Z])\)?\**,?\s+(?i:not|rather\s+than|instead\s+of)\s+"
+    r"(?i:option\s+)?\(?[A-Z]\)?(?![A-Za-z])",
+    re.MULTILINE,
+)
+# "B. Actually, C.", "No: D.": a correction that names a letter and nothing more
+_CORRECTED_TO = re.compile(
+    r"\b(?i:actually|correction|make\s+that|no)\s*[,:]?\s*(?i:it's\s+|it\s+is\s+)?"
+    r"\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    re.MULTILINE,
+)
+_BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
     r"[.:)]?[ \t*]*$",
@@ -142,6 +162,10 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
         return letter  # "A. 1987": the letter, not the article "a"
     index = options.at_start(span)
     if index is not None:
+        first = _SENTENCE_END.search(span)
+        clause = span[: first.start()] if first else span
+        if len(options.named(clause)) > 1 and (hedged(clause) or re.search(r"\bor\b", clause)):
+            return None, HEDGE  # "it's merge sort or maybe insertion sort"
         return index, "option_text"
     if letter is not None:
         return letter
@@ -189,6 +213,15 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
         if index < options.count and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), index, "letter_is_correct", STRONG))
+    for match in _IS_LETTER.finditer(text):
+        index = LETTERS.index(match.group("paren") or match.group("letter"))
+        if index < options.count and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), index, "answer_statement", STRONG))
+    for regex in (_LETTER_NOT_LETTER, _CORRECTED_TO):
+        for match in regex.finditer(text):
+            index = LETTERS.index(match.group(1))
+            if index < options.count:
+                found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     for match in _BARE_LINE.finditer(text):
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:
@@ -263,11 +296,23 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         start, line = opening
         bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
         prefixed = _LETTER_PREFIX_LINE.match(text, start)
+        # "**C — Neon.** It is ...": a bold lead that names a letter, whatever follows it
+        lead = _BOLD_LEAD.match(line)
+        dash = _LETTER_DASH.match(lead.group(2) if lead else line)
         result: tuple[object, str] | None = None
         if bold:
             result = _content(bold.group(2), options)
-        elif prefixed or _LETTER_DASH.match(line):
+        elif prefixed:
             result = _letter_at(text, start, options, strict=False)
+        elif dash:
+            index = LETTERS.index(dash.group(1))
+            result = (index, "headline") if index < options.count else None
+        else:
+            # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
+            opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
+            said = _phrase(opening_clause)
+            result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
+                           if said and phrase == said), None)
         if result is not None and result[0] is not None:
             found.append(Candidate(start, result[0], "headline", MEDIUM))
     rows = table_rows(raw)

@@ -71,11 +71,20 @@ _VALUE_END = re.compile(
 _CONCLUSION = re.compile(
     r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
     r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
-    r"|,\s*but\b",
+    r"|,\s*but\b"
+    r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
+    re.IGNORECASE,
+)
+# "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
+_INTRODUCTION = re.compile(
+    r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for)\b[^,]*,\s*"
+    r"(?=\S)",
     re.IGNORECASE,
 )
 _VERB = re.compile(
-    r"(?:\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
+    r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
+    r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
+    r"|\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
     r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:)\s*",
     re.IGNORECASE,
 )
@@ -91,13 +100,18 @@ _DISCOURSE = re.compile(
     r"that\s+means|this\s+means)\b\s*,?\s*",
     re.IGNORECASE,
 )
+_STATES = re.compile(
+    r"\s*(?:is|are|was|were|equals?|gives?|makes?|becomes?|yields?|comes\s+to|simplif|reduces|"
+    r"works|amounts|=)",
+    re.IGNORECASE,
+)
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
     r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|i\.e\.|or\s+equivalently)\s*,?\s*"
     r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
     re.IGNORECASE,
 )
-_FIRST_VALUE = re.compile(r"(?<![\w.])[-+]?\s*(?:\d|\\(?:frac|sqrt|pi)\b)")
+_FIRST_VALUE = re.compile(r"(?<![\w.])(?:[(\[]\s*)?[-+]?\s*(?:\d|\\(?:frac|sqrt|pi)\b)")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{([^{}]*)\}")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
 _MATH_WORDS = frozenset({
@@ -138,7 +152,9 @@ def _expression(tail: str) -> str:
                 break
             elif len(piece) == 1 and end == 0 and not re.match(r"\s*[=<>\\^_(]", following):
                 break  # "a quarter", "x" alone: words, not an expression
-        elif piece in ".;!?" or (piece == "," and not re.match(r"\s*-?\d", tail[token.end() :])):
+        elif piece in ".;!?" or (
+            piece == "," and not re.match(r"\s*[-+]?\s*(?:\d|\\infty)", tail[token.end() :])
+        ):
             break
         end = token.end()
     return tail[:end].strip().rstrip(",").strip()
@@ -179,8 +195,13 @@ _UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
           "eighteen", "nineteen"]
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_BELOW_HUNDRED = (
+    rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})"
+)
 _NUMBER_WORD = re.compile(
-    rf"^\s*(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})\b"
+    rf"^\s*(?:(?:minus|negative)\s+)?"
+    rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
+    rf"|{_BELOW_HUNDRED})\b"
     r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
     r"sevenths?|eighths?|ninths?|tenths?))",
     re.IGNORECASE,
@@ -188,11 +209,20 @@ _NUMBER_WORD = re.compile(
 
 
 def _number_word(words: str) -> int:
-    """"twelve" is 12, "forty-two" is 42."""
-    parts = re.split(r"[- ]", words.strip().lower())
-    if parts[0] in _TENS:
-        return 20 + 10 * _TENS.index(parts[0]) + (_UNITS.index(parts[1]) if len(parts) > 1 else 0)
-    return _UNITS.index(parts[0])
+    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152."""
+    parts = [part for part in re.split(r"[- ]+", words.strip().lower()) if part != "and"]
+    sign = 1
+    if parts[0] in ("minus", "negative"):
+        sign, parts = -1, parts[1:]
+    total = 0
+    if len(parts) > 1 and parts[1] == "hundred":
+        total, parts = 100 * _UNITS.index(parts[0]), parts[2:]
+    if parts and parts[0] in _TENS:
+        total += 20 + 10 * _TENS.index(parts[0])
+        parts = parts[1:]
+    if parts:
+        total += _UNITS.index(parts[0])
+    return sign * total
 
 
 def _unwrapped(text: str) -> str:
@@ -223,9 +253,10 @@ def _closing_statement(sentence: str) -> str | None:
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
     parts = [part for part in _CONCLUSION.split(latexify(sentence)) if part.strip()]
     clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
+    clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     if restated:
-        value = _value(clause[restated.end() :])
+        value = _value(clause[restated.end() :], words=True)
         if value is not None and value != HEDGE:
             return value
     verbs = list(_VERB.finditer(clause))
@@ -242,7 +273,8 @@ def _closing_statement(sentence: str) -> str | None:
     if assignments:
         return _settle(assignments.group(0))
     for match in reversed([v for v in verbs if v.end() <= len(clause)][-_MAX_TRIED:]):
-        value = _value(clause[match.end() :])
+        # "is forty-two" states a value; "a week has seven days" states a fact
+        value = _value(clause[match.end() :], words=_STATES.match(match.group(0)) is not None)
         if value is not None:
             return value
     value = _value(clause)

@@ -92,6 +92,9 @@ def _root(text: str) -> str:
     return "".join(out)
 
 
+_PLUS_OR_MINUS = re.compile(r"\bplus\s+or\s+minus\s+(?=[\d\\])", re.IGNORECASE)
+
+
 def latexify(text: str) -> str:
     """Unicode math, words for fractions, mixed numbers and spaced thousands as LaTeX."""
     if not text.isascii():
@@ -118,6 +121,8 @@ def latexify(text: str) -> str:
             else m.group(0),
             text,
         )
+    if "minus" in text:
+        text = _PLUS_OR_MINUS.sub(r"\\pm ", text)  # "x is plus or minus 5"
     text = _SPACED_THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(" ", ""), text)
     return _SCIENTIFIC.sub(_scientific, text)
 

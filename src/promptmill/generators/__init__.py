@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, cast
+from typing import Any
 
 from promptmill.errors import IdentifierError, MissingDependency, UsageError
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
     Generator,
+    Message,
     RateLimitInfo,
     Response,
     Usage,
 )
+from promptmill.generators.custom import GeneratedMessage, GeneratedText
+from promptmill.generators.oneoff import Reply
 from promptmill.params import FIELDS, make_params
 
 Loader = type[Generator] | Callable[[], type[Generator]]
@@ -36,8 +40,23 @@ _ENTRY_POINT_GROUP = "promptmill.generators"
 
 
 def register_generator(name: str, generator: Loader) -> None:
-    """Register a Generator class, or a zero-argument loader returning one, under ``name``."""
+    """Register a Generator class, or a zero-argument loader returning one, under ``name``
+    (``get_generator("name!model")``); a class without a ``provider`` of its own takes
+    ``name``, so that its identifiers read back."""
+    if not re.fullmatch(r"[a-z][a-z0-9_\-]*", name.lower()):
+        raise UsageError(f"register_generator: provider name {name!r} must be letters, digits, "
+                         "'_' or '-', starting with a letter")
+    if isinstance(generator, type) and not issubclass(generator, Generator):
+        raise UsageError(f"register_generator({name!r}, {generator.__name__}): a generator "
+                         "class must subclass promptmill.Generator")
     _REGISTRY[name.lower()] = generator
+    _name_class(name, generator)
+
+
+def _name_class(name: str, generator: Any) -> None:
+    if isinstance(generator, type) and issubclass(generator, Generator) \
+            and not generator.provider:
+        generator.provider = name.lower()
 
 
 def _load_builtin(provider: str) -> type[Generator]:
@@ -66,9 +85,13 @@ def generator_class(provider: str) -> type[Generator]:
                 loader = ep.load()
                 break
     if loader is not None:
-        if isinstance(loader, type) and issubclass(loader, Generator):
-            return loader
-        return cast("type[Generator]", loader())
+        # An entry point may load anything: check what it gave.
+        cls: Any = loader if isinstance(loader, type) else loader()
+        if not (isinstance(cls, type) and issubclass(cls, Generator)):
+            raise UsageError(f"provider {provider!r} loads a {type(cls).__name__}, not a "
+                             "promptmill.Generator subclass: fix its registration")
+        _name_class(provider, cls)
+        return cls
     if provider in _BUILTIN:
         return _load_builtin(provider)
     raise IdentifierError(
@@ -120,16 +143,27 @@ def get_generator(identifier: str) -> Generator:
     return generator_class(ident.provider).from_identifier(ident)
 
 
+def get_identifier(generator: Generator) -> str:
+    """The identifier string of ``generator`` (secrets redacted): ``get_generator`` of it
+    builds an equivalent generator."""
+    return generator.to_identifier()
+
+
 __all__ = [
+    "GeneratedMessage",
+    "GeneratedText",
     "GenerationRequest",
     "GenerationResult",
     "Generator",
+    "Message",
     "RateLimitInfo",
+    "Reply",
     "Response",
     "Usage",
     "from_obj",
     "generator_class",
     "get_generator",
+    "get_identifier",
     "known_providers",
     "register_generator",
 ]

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from promptmill.errors import GenerationError, MissingKeyError, ParamError
+from promptmill.generators import custom, oneoff
+from promptmill.generators.attributes import check_limits, map_attributes
 from promptmill.identifiers import Identifier
 from promptmill.params import FIELDS, GenerateParams, make_params
 from promptmill.redaction import Secret, remember_secret
 
 if TYPE_CHECKING:
+    from promptmill.generators.oneoff import Reply
     from promptmill.prompts.formats import ChatFormat
 
 Message = dict[str, Any]
@@ -112,7 +115,9 @@ class GenerationResult:
     endpoint: str | None = None
 
 
-class Generator(abc.ABC):
+# An ABC with no abstract method: backends may implement generate() or the seed's handlers
+# (generate_messages/generate_texts); abstract subclasses (HTTPAPIGenerator) use ABCMeta.
+class Generator(abc.ABC):  # noqa: B024
     """A backend: takes a batch of requests, returns one result per request.
 
     ``generate`` returns results in the order of ``requests``. A failure of one request is
@@ -145,6 +150,21 @@ class Generator(abc.ABC):
     # same endpoint; backends running one model refuse request-file lines naming another.
     supports_request_model: ClassVar[bool] = False
 
+    # Options a subclass declares as annotated class attributes (``custom_field: bool``, the
+    # seed's way): taken as identifier options and set on the instance.
+    attribute_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Not the base's own class attributes (``provider: str = "mine"`` stays a ClassVar).
+        declared = {name for name, kind in vars(cls).get("__annotations__", {}).items()
+                    if not name.startswith("_") and "ClassVar" not in str(kind)
+                    and name not in Generator.__annotations__}
+        if declared:
+            cls.attribute_fields = cls.attribute_fields | declared
+            cls.config_fields = cls.config_fields | declared
+        custom.declare_capabilities(cls)
+
     def __init__(
         self,
         model: str,
@@ -153,6 +173,10 @@ class Generator(abc.ABC):
         api_key: Secret | str | None = None,
         **config: Any,
     ) -> None:
+        custom.check_implemented(self)
+        config = map_attributes(self.provider, self.config_fields, config)
+        # Limits bound the job, not the answers: like prices, not in the fingerprint.
+        self.limit_options = check_limits(self.provider, config)
         # api_key_env is every backend's: the variable a key is read from (see api_key()).
         unknown = sorted(set(config) - self.config_fields - set(PRICE_OPTIONS) - {"api_key_env"})
         if unknown:
@@ -173,11 +197,22 @@ class Generator(abc.ABC):
                                      "number >= 0 (USD per million tokens)")
                 self.price_options[name] = value
         self.config = config
+        custom.set_attributes(self)
         self._api_key = Secret(api_key) if isinstance(api_key, str) else api_key
         self._key_given = self._api_key is not None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.to_identifier()}>"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # rigging's way, ``generator.api_key = "sk-..."``, sets the key (held as a Secret, shown
+        # as api_key=***) instead of hiding the api_key() method.
+        if name == "api_key" and (value is None or isinstance(value, (str, Secret))):
+            key = Secret(value) if isinstance(value, str) else value
+            super().__setattr__("_api_key", key)
+            super().__setattr__("_key_given", key is not None)
+            return
+        super().__setattr__(name, value)
 
     @classmethod
     def from_identifier(cls, ident: Identifier) -> Generator:
@@ -190,7 +225,7 @@ class Generator(abc.ABC):
 
     def identifier(self) -> Identifier:
         """This generator as an :class:`Identifier` (the key kept as a Secret)."""
-        options: dict[str, Any] = {**self.config, **self.price_options}
+        options: dict[str, Any] = {**self.config, **self.limit_options, **self.price_options}
         for key, value in self.params.model_dump(exclude_unset=True, exclude_none=True).items():
             if key == "response_format":
                 continue  # a whole schema: the job's, shown by `status`, not in every row
@@ -205,19 +240,21 @@ class Generator(abc.ABC):
         """The identifier string this generator was made from, secrets redacted."""
         return self.identifier().format()
 
-    def with_(self, **overrides: Any) -> Generator:
-        """A new generator of the same backend with parameters overridden."""
-        return self.with_params(make_params(overrides))
+    def with_(self, params: GenerateParams | None = None, /, **overrides: Any) -> Generator:
+        """A new generator of the same backend with parameters overridden, given as keywords
+        (``with_(temperature=0.1)``) or as ``GenerateParams`` (the keywords win)."""
+        merged = (params or GenerateParams()).merge(make_params(overrides) if overrides else None)
+        return self.with_params(merged)
 
     def with_params(self, params: GenerateParams) -> Generator:
         """A new generator of the same backend with ``params`` merged over its own."""
         merged = self.params.merge(params)
         return type(self)(self.model, params=merged, api_key=self._api_key, **self.config,
-                          **self.price_options)
+                          **self.limit_options, **self.price_options)
 
     def with_config(self, **config: Any) -> Generator:
         """A new generator of the same backend with generator options overridden."""
-        merged = {**self.config, **self.price_options, **config}
+        merged = {**self.config, **self.limit_options, **self.price_options, **config}
         return type(self)(self.model, params=self.params, api_key=self._api_key, **merged)
 
     def key_env_name(self) -> str | None:
@@ -302,9 +339,56 @@ class Generator(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` took."""
 
-    @abc.abstractmethod
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Run a batch of requests; one result per request, in order."""
+        """Run a batch of requests; one result per request, in order.
+
+        The default hands chats to :meth:`generate_messages` and text prompts to
+        :meth:`generate_texts` (a custom generator implements one or both, or this).
+        """
+        return await custom.generate_with_handlers(self, requests)
+
+    async def generate_messages(
+        self, messages: Sequence[Sequence[Message]], params: Sequence[GenerateParams]
+    ) -> Sequence[Any]:
+        """Answer chats, one per entry of ``messages`` with its ``params`` (rigging's
+        contract): each answer a ``GeneratedMessage``, a ``str``, a message dict, or the
+        exception that ended that one. Not implemented by default."""
+        raise NotImplementedError(f"{type(self).__name__} does not answer chats")
+
+    async def generate_texts(
+        self, texts: Sequence[str], params: Sequence[GenerateParams]
+    ) -> Sequence[Any]:
+        """Complete text prompts, one per entry of ``texts`` (see :meth:`generate_messages`);
+        each answer a ``GeneratedText`` or a ``str``. Not implemented by default."""
+        raise NotImplementedError(f"{type(self).__name__} does not complete texts")
+
+    async def chat(self, messages: str | Sequence[Message], params: GenerateParams | None = None,
+                   /, **overrides: Any) -> Reply:
+        """Answer one chat now, without a job store (a notebook's call); ``params`` and
+        keyword ``overrides`` over the generator's own. Retried as a job retries."""
+        return await oneoff.call(self, oneoff.as_messages(messages), None, params, overrides)
+
+    async def complete(self, text: str, params: GenerateParams | None = None, /,
+                       **overrides: Any) -> Reply:
+        """Complete one text prompt now, without a job store (see :meth:`chat`)."""
+        return await oneoff.call(self, None, text, params, overrides)
+
+    def chat_sync(self, messages: str | Sequence[Message], params: GenerateParams | None = None,
+                  /, **overrides: Any) -> Reply:
+        """:meth:`chat`, blocking; inside a running event loop (a notebook) it runs on a
+        helper thread with its own loop and blocks until answered (``await chat`` there)."""
+        from promptmill.job import run_async
+
+        reply: Reply = run_async(self.chat(messages, params, **overrides))
+        return reply
+
+    def complete_sync(self, text: str, params: GenerateParams | None = None, /,
+                      **overrides: Any) -> Reply:
+        """:meth:`complete`, blocking (see :meth:`chat_sync`)."""
+        from promptmill.job import run_async
+
+        reply: Reply = run_async(self.complete(text, params, **overrides))
+        return reply
 
     async def stream(
         self, requests: Sequence[GenerationRequest]

@@ -21,6 +21,7 @@ not fetch its price map from the internet).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -48,8 +49,10 @@ from promptmill.generators.base import (
     env_value,
 )
 from promptmill.generators.openai_ import parse_rate_headers
-from promptmill.params import GenerateParams
+from promptmill.params import MUST_HONOUR, GenerateParams
 from promptmill.redaction import redact_secrets, remember_secret
+
+log = logging.getLogger("promptmill")
 
 # LiteLLM's provider prefix -> the variables its key is usually in (the first set is used).
 PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
@@ -139,6 +142,7 @@ class LiteLLMGenerator(Generator):
         self.vendor = provider_of(model)
         self._key: str | None = None
         self._fields: dict[int, tuple[GenerateParams, dict[str, Any]]] = {}
+        self._warned: set[str] = set()  # parameters dropped, said once
 
     def context_length(self) -> int | None:
         """``max_model_len=`` where given."""
@@ -187,6 +191,9 @@ class LiteLLMGenerator(Generator):
                                   **self._param_fields(request.params)}
         if self.api_base:
             kwargs["api_base"] = self.api_base
+        if "/" not in self.model and self.vendor:
+            # A bare name LiteLLM may not know (claude-3-sonnet-2024022): the provider it implies.
+            kwargs["custom_llm_provider"] = self.vendor
         if "api_version" in self.config:
             kwargs["api_version"] = self.config["api_version"]
         if self._key:
@@ -206,10 +213,35 @@ class LiteLLMGenerator(Generator):
         fields = params.set_fields()
         if not self.supports_n:
             fields.pop("n", None)
+        self._drop_unsupported(fields)
         if len(self._fields) >= 64:
             self._fields.clear()
         self._fields[id(params)] = (params, fields)
         return fields
+
+    def _drop_unsupported(self, fields: dict[str, Any]) -> None:
+        """Drop what the provider does not take (``seed`` for Anthropic), with one warning, as
+        promptmill does for its own backends; refuse what must be honoured (``stop``)."""
+        try:
+            supported = _litellm.get_supported_openai_params(
+                model=self.model.split("/", 1)[-1] if "/" in self.model else self.model,
+                custom_llm_provider=self.vendor or None) if self.vendor else None
+        except Exception:  # LiteLLM cannot tell: send everything, let the provider judge
+            supported = None
+        if not supported:
+            return
+        unsupported = sorted(name for name in fields if name in _PARAMS
+                             and name not in supported and name != "n")
+        refused = [name for name in unsupported if name in MUST_HONOUR]
+        if refused:
+            raise JobFatalError(f"litellm!{self.model} cannot honour {', '.join(refused)}: "
+                                "dropping it would change results; remove it")
+        for name in unsupported:
+            fields.pop(name)
+        if unsupported and not self._warned.issuperset(unsupported):
+            self._warned.update(unsupported)
+            log.warning("litellm!%s (%s) does not take %s: dropped", self.model, self.vendor,
+                        ", ".join(unsupported))
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Send each request through LiteLLM; its exceptions classified for the engine."""

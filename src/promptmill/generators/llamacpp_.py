@@ -148,6 +148,7 @@ class LlamaCppGenerator(Generator):
         self._template: Any = None  # the GGUF's chat template, compiled once for counting
         self._recorder: _LogprobRecorder | None = None  # hooked into _llm's sampling
         self._worker: ThreadPoolExecutor | None = None  # the one thread llama.cpp runs on
+        self._kept = False  # load() was called: jobs leave the model loaded until unload()
         self._grammars = GrammarCache(_json_grammar)  # llama.cpp grammars, per schema
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -257,12 +258,33 @@ class LlamaCppGenerator(Generator):
         await self._on_worker(self._loaded)
 
     async def close(self) -> None:
-        """Free the model, after the call in flight (if any) has finished."""
-        if self._worker is None:
+        """Free the model, after the call in flight (if any) has finished, unless
+        :meth:`load` asked to keep it."""
+        if self._worker is None or self._kept:
             return
         await self._on_worker(self._free)
         self._worker.shutdown(wait=False)
         self._worker = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._llm is not None
+
+    def load(self) -> None:
+        """Load the model now and keep it across jobs and one-off calls until :meth:`unload`."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="promptmill-llamacpp")
+        self._worker.submit(self._loaded).result()
+        self._kept = True
+
+    def unload(self) -> None:
+        """Free the model :meth:`load` kept."""
+        self._kept = False
+        if self._worker is not None:
+            self._worker.submit(self._free).result()
+            self._worker.shutdown(wait=False)
+            self._worker = None
 
     async def _on_worker(self, function: Callable[..., T], *args: Any) -> T:
         # A task cancelled while waiting here leaves its call running; the next call queues

@@ -4,9 +4,9 @@ Chats go to ``/api/chat``, text prompts (``--text``) to ``/api/generate`` with `
 template applied), always unstreamed. Sampling parameters become Ollama's ``options``
 (``max_tokens`` is ``num_predict``); ``num_ctx`` and ``extra.NAME`` (``extra.top_k``,
 ``extra.repeat_penalty``, ...) go there too. The server is ``api_base=``, else
-``OLLAMA_HOST``, else ``http://localhost:11434``; before a job starts it is asked for its
-models (``/api/tags``), so a server that is not running or a model that is not pulled is one
-line naming the fix, before anything is planned or sent.
+``OLLAMA_API_BASE``, else ``OLLAMA_HOST``, else ``http://localhost:11434``; before a job
+starts it is asked for its models (``/api/tags``), so a server that is not running or a model
+that is not pulled is one line naming the fix, before anything is planned or sent.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ _OPTIONS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "sto
 
 
 def ollama_host(value: str | None = None) -> str:
-    """The Ollama base URL from ``OLLAMA_HOST``'s forms (``host``, ``host:port``, a URL)."""
-    value = (value if value is not None else os.environ.get("OLLAMA_HOST", "")).strip()
+    """The Ollama base URL from ``OLLAMA_HOST``'s forms (``host``, ``host:port``, a URL);
+    without ``value``: ``OLLAMA_API_BASE`` (LiteLLM's and rigging's variable), else
+    ``OLLAMA_HOST`` (Ollama's own), else ``http://localhost:11434``."""
+    if value is None:
+        value = os.environ.get("OLLAMA_API_BASE") or os.environ.get("OLLAMA_HOST", "")
+    value = value.strip()
     if not value:
         return OLLAMA_DEFAULT
     scheme, sep, rest = value.partition("://")
@@ -88,7 +92,8 @@ class OllamaGenerator(HTTPAPIGenerator):
             reason = getattr(exc, "reason", exc)
             raise UsageError(
                 f"no Ollama server answers at {self.api_base} ({reason}): start it with "
-                "`ollama serve`, or point OLLAMA_HOST (or api_base=) at the one you run"
+                "`ollama serve`, or point OLLAMA_API_BASE or OLLAMA_HOST (or api_base=) at "
+                "the one you run"
             ) from None
         names = {_full_name(str(m.get("name") or m.get("model") or ""))
                  for m in data.get("models") or [] if isinstance(m, dict)}

@@ -88,6 +88,10 @@ class TransformersGenerator(LocalEngine):
         return cls(name, hf_model=model, tokenizer=tokenizer,
                    params=options.pop("params", None), **options)
 
+    # rigging's name for the same (VLLMGenerator.from_obj(llm), TransformersGenerator.from_obj(
+    # model, tokenizer)): the seed's code runs as written.
+    from_obj = wrap
+
     def with_params(self, params: GenerateParams) -> Generator:
         """The same model (loaded or wrapped) with ``params`` merged over its own."""
         clone = super().with_params(params)

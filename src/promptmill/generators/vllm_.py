@@ -115,6 +115,10 @@ class VLLMGenerator(LocalEngine):
         model = str(llm.llm_engine.model_config.model)
         return cls(model, llm=llm, params=options.pop("params", None), **options)
 
+    # rigging's name for the same (VLLMGenerator.from_obj(llm), TransformersGenerator.from_obj(
+    # model, tokenizer)): the seed's code runs as written.
+    from_obj = wrap
+
     def with_params(self, params: GenerateParams) -> Generator:
         """The same engine (loaded or wrapped) with ``params`` merged over its own."""
         clone = super().with_params(params)

@@ -26,8 +26,13 @@ from promptmill.testing.runners import (
     testing_server_command,
 )
 from promptmill.testing.server import TestServer
-from promptmill.testing.stats import ServerStats, request_key
-from promptmill.testing.stores import done_requests
+from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
+from promptmill.testing.stores import (
+    done_requests,
+    done_responses,
+    kill_when_done,
+    wait_for_done,
+)
 from promptmill.testing.structured import JsonFaults
 
 __all__ = [
@@ -40,17 +45,21 @@ __all__ = [
     "JsonFaults",
     "ProcessServer",
     "RateLimits",
+    "RecordedRequest",
     "Responder",
     "ServerStats",
     "TestServer",
     "count_tokens",
     "done_requests",
+    "done_responses",
     "expected_answers",
     "format_duration",
     "judge_responder",
     "judged_response",
+    "kill_when_done",
     "request_key",
     "serve_in_process",
     "serve_in_thread",
     "testing_server_command",
+    "wait_for_done",
 ]

@@ -56,7 +56,7 @@ from promptmill.testing.dialects import (
 )
 from promptmill.testing.faults import FaultPicker, Faults
 from promptmill.testing.limits import RateLimiter, RateLimits, Refusal, format_duration
-from promptmill.testing.stats import ServerStats, request_key
+from promptmill.testing.stats import RecordedRequest, ServerStats, request_key
 from promptmill.testing.structured import JsonFaults, JsonSpoiler
 
 __all__ = ["TestServer"]
@@ -104,6 +104,7 @@ class TestServer:
         ignores: Collection[str] = (),
         strict_models: bool = False,
         context_tokens: int | None = None,
+        record_requests: bool = False,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
@@ -125,6 +126,9 @@ class TestServer:
         # The Batch API's files and batches, made when the server starts.
         self.batch_service: BatchService | None = None
         self.stats = ServerStats()
+        # Every request as received, in order, where record_requests is set (else empty).
+        self.requests: list[RecordedRequest] = []
+        self.record_requests = record_requests
         # Structured answers (response_format): JSON matching the request's schema, some
         # spoiled on purpose; ``json.spoiled`` counts those by kind.
         self.json = JsonSpoiler(json_faults or JsonFaults())
@@ -189,7 +193,8 @@ class TestServer:
             self.answer_line, timings=self.batch_timings, faults=self.batch_faults,
             max_requests=self.batch_max_requests, max_bytes=self.batch_max_bytes)
         self.batch_service.received = self._count_received
-        app = web.Application(client_max_size=self.batch_max_bytes + (1 << 20))
+        app = web.Application(client_max_size=self.batch_max_bytes + (1 << 20),
+                              middlewares=[self._record] if self.record_requests else [])
         app.add_routes(self._routes())
         # handler_cancellation: a client that gives up on a hanging request frees its task.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
@@ -198,6 +203,18 @@ class TestServer:
         sock = self._bind()
         self.port = sock.getsockname()[1]
         await self._listen(sock)
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()  # aiohttp keeps it: the handler reads it again
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(RecordedRequest(request.method, request.path,
+                                             dict(request.headers), body))
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def close(self) -> None:
         """Stop serving: wake hanging requests, close every connection, free the port."""

@@ -9,11 +9,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["VOLATILE_FIELDS", "ServerStats", "request_key"]
+__all__ = ["VOLATILE_FIELDS", "RecordedRequest", "ServerStats", "request_key"]
 
 # Fields that do not change what is asked, so resending a request with another value for them
 # is still "the same request" for ``completed_by_prompt``.
 VOLATILE_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "stream_options"})
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it reached the server (``TestServer(record_requests=True)``): what a
+    client really sent, headers and all, to assert on (the test server is the caller's own)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON, else the raw bytes (None: no body)
 
 
 def request_key(body: Mapping[str, Any]) -> str:

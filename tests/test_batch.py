@@ -361,3 +361,26 @@ async def test_a_server_that_cannot_be_reached_is_one_error_saying_to_rerun(
         assert [b[0] for b in store.db.execute("SELECT step FROM batches")] == ["uploading"]
     server.set_outage(False)
     assert (await run_job(spec)).complete
+
+
+async def test_a_batch_line_with_fewer_samples_than_asked_is_never_done(
+        tmp_path: Path, make_server: Callable[..., TestServer]) -> None:
+    server = make_server(ignores=("n",))
+    spec = job_spec(tmp_path, server, 3, k=2)
+    outcome = await run_job(spec, max_attempts=1)
+    rows = [json.loads(line) for line in spec.output.read_text().splitlines()] \
+        if spec.output.exists() else []
+    assert outcome.stats.done == 0
+    store = JobStore(Path(f"{spec.output}.promptmill.db"))
+    try:
+        statuses = store.db.execute("SELECT status, error FROM requests").fetchall()
+    finally:
+        store.close()
+    assert len(statuses) == 3 and all(
+        status == "failed" and "answered 1 of the 2 samples" in error
+        for status, error in statuses), (statuses, rows)
+
+    # Sent online instead, the missing samples go one by one: every row gets its 2.
+    online = await execute(job_spec(tmp_path, server, 3, k=2, mode="online"), EngineConfig(),
+                           retry_failed=True)
+    assert online.stats.done == 3

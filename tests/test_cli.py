@@ -100,7 +100,7 @@ def test_status_and_export_formats(tmp_path: Path, server: TestServer) -> None:
     table = pq.read_table(tmp_path / "a.parquet").to_pylist()
     # Parquet: promptmill's fixed schema, every response with every field.
     assert [list(row) for row in table] == [list(row) for row in rows]
-    unset = {"logprobs": None, "json": None, "cached": None}
+    unset = {"logprobs": None, "prompt_logprobs": None, "json": None, "cached": None}
     assert table == [{**row, "responses": [{**unset, **r} for r in row["responses"]]}
                      for row in rows]
     with open(tmp_path / "a.csv", newline="") as handle:

@@ -53,7 +53,7 @@ def test_writers_round_trip_nested_values(tmp_path: Path, fmt: str) -> None:
     responses = back[2]["responses"]
     if fmt == "parquet":  # the fixed schema: every response has every field
         assert responses == [{"text": "t2", "finish_reason": None, "logprobs": None,
-                              "json": None, "cached": None}]
+                              "prompt_logprobs": None, "json": None, "cached": None}]
     else:
         assert (responses if isinstance(responses, list) else json.loads(responses)) == [
             {"text": "t2"}]

@@ -63,11 +63,14 @@ def test_serve_the_embedded_model_run_a_job_list_and_stop(tmp_path: Path,
                           "--param", "max_tokens=8", "--param", "temperature=0",
                           "--param", "logprobs=true", "--param", "top_logprobs=2", env=env)
         assert done.returncode == 0, done.stderr
-        # Without supports_n=false: the server's single choice for n=2 stops the job.
+        # Without supports_n=false: the server's single choice for n=2 is learned from, said
+        # once, and the missing samples sent on their own: k is still k.
         plain = identifier.replace(",supports_n=false", "")
-        refused = promptmill("run", source, "-o", tmp_path / "n.jsonl", "-m", plain, "-k", 2,
+        learned = promptmill("run", source, "-o", tmp_path / "n.jsonl", "-m", plain, "-k", 2,
                              "--param", "max_tokens=4", env=env)
-        assert refused.returncode != 0 and "supports_n=false" in refused.stderr
+        assert learned.returncode == 0 and learned.stderr.count("it ignores n") == 1
+        assert all(row["status"] == "done" and len(row["responses"]) == 2
+                   for row in read_jsonl(tmp_path / "n.jsonl"))
     finally:
         stopped = promptmill("serve", "--stop", env=env)
     assert f"stopped llamacpp server on port {port}" in stopped.stderr

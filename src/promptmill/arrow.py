@@ -37,6 +37,8 @@ RESPONSE = pa.struct([
     ("text", pa.string()),
     ("finish_reason", pa.string()),
     ("logprobs", pa.list_(LOGPROB)),
+    # The prompt's tokens in the same shape (vLLM's prompt_logprobs); null for the first.
+    ("prompt_logprobs", pa.list_(LOGPROB)),
     # Structured output's parsed value, as JSON text (its shape is the job's schema's, so
     # the column keeps one type across jobs); null without a schema.
     ("json", pa.string()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -180,6 +181,8 @@ class BatchLedger:
                     continue  # recorded before (a rerun), or not this batch's request
                 recorded += 1
                 if line.error is None:
+                    line = _short_line(db, request_id, line)
+                if line.error is None:
                     db.execute(
                         "UPDATE requests SET status = 'done', attempts = attempts + 1, "
                         "responses = ?, prompt_tokens = ?, completion_tokens = ?, error = NULL, "
@@ -239,3 +242,15 @@ def _batch_errors(batch: dict[str, Any]) -> str | None:
         parts.append(f"{item.get('code') or 'error'}{line}: {item.get('message') or ''}".strip())
     more = f" (and {len(data) - 3} more)" if len(data) > 3 else ""
     return "; ".join(parts) + more
+
+
+def _short_line(db: sqlite3.Connection, request_id: int, line: LineOutcome) -> LineOutcome:
+    """``line``, failed if it holds fewer samples than its request asked: k means k, so a
+    short answer is never done (a server that ignores n: --finish-online fills it)."""
+    wanted = db.execute("SELECT n FROM requests WHERE id = ?", (request_id,)).fetchone()
+    got = len(line.responses or ())
+    if wanted is None or got >= wanted[0]:
+        return line
+    return LineOutcome(line.custom_id, error=f"the batch answered {got} of the {wanted[0]} "
+                       "samples asked (the server ignores n): --finish-online sends them "
+                       "one by one", error_kind="malformed", retryable=True)

@@ -57,6 +57,13 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
               help="Probability that a batch fails validation.")
 @click.option("--batch-fault-upload", type=PROBABILITY, default=0.0,
               help="Probability that a file upload gets a 500.")
+@click.option("--ignore", "ignores", multiple=True, metavar="PARAM",
+              help="A request field to ignore silently, as some servers do (n, logprobs, "
+                   "seed, stop, max_tokens); repeatable.")
+@click.option("--strict-models", is_flag=True,
+              help="Refuse model names --model does not list (404), as vLLM and OpenAI do.")
+@click.option("--context-tokens", type=click.IntRange(min=1),
+              help="The model's context window: longer prompts (plus max_tokens) get a 400.")
 def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: int | None,
                    window: float, window_kind: str, quanta: int, hide_headers: bool,
                    fault_429: float, fault_500: float, fault_drop: float,
@@ -65,7 +72,9 @@ def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: i
                    json_invalid: float, json_mismatch: float, seed: int,
                    models: tuple[str, ...], batch_seconds: float,
                    batch_fault_line: float, batch_fault_expire: float,
-                   batch_fault_validation: float, batch_fault_upload: float) -> None:
+                   batch_fault_validation: float, batch_fault_upload: float,
+                   ignores: tuple[str, ...], strict_models: bool,
+                   context_tokens: int | None) -> None:
     """Serve an OpenAI-compatible test API (deterministic answers, limits, faults, the Batch
     API's /v1/files and /v1/batches) until Ctrl-C."""
     from promptmill.testing import BatchFaults, JsonFaults, testing_server_command
@@ -83,7 +92,9 @@ def testing_server(host: str, port: int, latency: float, rpm: int | None, tpm: i
                                    fail_validation=batch_fault_validation,
                                    upload_error=batch_fault_upload, seed=seed),
                                json_faults=JsonFaults(invalid=json_invalid,
-                                                      mismatch=json_mismatch, seed=seed))
+                                                      mismatch=json_mismatch, seed=seed),
+                               ignores=ignores, strict_models=strict_models,
+                               context_tokens=context_tokens)
     except ValueError as exc:  # options that do not fit together (probabilities over 1)
         raise click.UsageError(str(exc)) from None
     except OSError as exc:  # the port is taken

@@ -323,6 +323,11 @@ class Dispatcher(DispatchHooks):
             self._settle_spend(item, result.usage, result.error)
         if result.error is not None:
             self._failed(item, result.error)
+        elif len(result.responses) < item.request.n:
+            # k means k: a short answer is never recorded as done (it is asked again).
+            self._failed(item, MalformedResponse(
+                f"{self.generator.provider}! answered {len(result.responses)} of the "
+                f"{item.request.n} samples asked"))
         elif self._validator is None or self._valid(item, result):
             self._done(item, result)
 

@@ -24,6 +24,12 @@ class HTTPAPIGenerator(Generator):
     """A backend that speaks JSON over HTTP to ``api_base``, one request per call."""
 
     default_api_base: ClassVar[str] = ""
+    # Set (by start) where a check must pass before the first request is sent (http!'s model
+    # check), cleared once it has; set (by _result) once an answer lacked what the server will
+    # never give (http!: samples it left out), so that every call's results are completed
+    # from then on. The common call pays two attribute checks, no extra await.
+    _check_pending: bool = False
+    _incomplete: bool = False
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -84,6 +90,8 @@ class HTTPAPIGenerator(Generator):
         session = self._session
         if session is None:
             raise RuntimeError("generator not started: call start() first")
+        if self._check_pending:
+            await self._check_before_sending()
         results = []
         # The exchange is inline, not a coroutine per request: one await layer less on the
         # hot path (each layer costs every time a request's task resumes).
@@ -103,6 +111,17 @@ class HTTPAPIGenerator(Generator):
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
                 raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
             results.append(self._result(request, status, raw, headers, url))
+        if self._incomplete:
+            return await self._complete(requests, results)
+        return results
+
+    async def _check_before_sending(self) -> None:
+        """What must hold before the job's first request is sent (nothing by default)."""
+        self._check_pending = False
+
+    async def _complete(self, requests: Sequence[GenerationRequest],
+                        results: list[GenerationResult]) -> list[GenerationResult]:
+        """Complete ``results`` the server answered short (as they are by default)."""
         return results
 
     def auth_refused(self, status: int, url: str, message: str) -> GenerationError:

@@ -3,7 +3,8 @@
 ``FakeLocalEngine`` takes up to ``max_batch`` requests per call, two calls at once, and
 finishes them one after another ``delay`` seconds apart, answering with a deterministic text
 (the request's prompt reversed, per sample). Tests of the engine's streaming seam use it, and
-so can users checking their pipeline's resume logic without a model.
+so can users checking their pipeline's resume logic without a model. ``short=N`` makes it a
+faulty engine whose first N answers lack one of the samples asked (k must still mean k).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ class FakeLocalEngine(Generator):
     is_local = True
     max_batch = 64
     concurrent_batches = 2
-    config_fields = frozenset({"delay"})
+    config_fields = frozenset({"delay", "short"})
 
     def __init__(self, model: str = "fake", **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.delay = float(self.config.get("delay", 0.0))
+        self.short = int(self.config.get("short", 0))  # answers still to give one sample short
         self.batch_sizes: list[int] = []  # the size of every call, in order
         self.running_calls = 0  # calls in progress now
         self.most_running_calls = 0  # the most calls ever in progress at once
@@ -52,7 +54,11 @@ class FakeLocalEngine(Generator):
         try:
             for request in requests:
                 await asyncio.sleep(self.delay)
-                yield answer(request)
+                result = answer(request)
+                if self.short > 0:
+                    self.short -= 1
+                    del result.responses[-1]
+                yield result
         finally:
             self.running_calls -= 1
 

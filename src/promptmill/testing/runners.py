@@ -192,13 +192,18 @@ def testing_server_command(
     window_kind: str = "bucket",
     quanta: int = 10,
     json_faults: JsonFaults | None = None,
+    ignores: Sequence[str] = (),
+    strict_models: bool = False,
+    context_tokens: int | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, after printing the base URL alone on one line.
 
     ``rpm`` and ``tpm`` are the requests and tokens allowed per ``window`` seconds, counted
     the ``window_kind`` way (``RateLimits.kind``); the
     ``fault_*`` arguments are the probabilities of ``Faults``' kinds; ``batch_seconds`` is how
-    long a batch stays validating, in progress and finalizing.
+    long a batch stays validating, in progress and finalizing; ``ignores`` are body fields
+    dropped unread (a server that ignores ``n``); ``strict_models`` refuses unknown models;
+    ``context_tokens`` refuses longer prompts (plus max_tokens) with a 400.
     """
     server = TestServer(
         host=host, port=port, models=models, latency=latency,
@@ -214,7 +219,8 @@ def testing_server_command(
         batch_timings=BatchTimings(validating=batch_seconds, in_progress=batch_seconds,
                                    finalizing=batch_seconds),
         batch_faults=batch_faults or BatchFaults(seed=seed),
-        json_faults=json_faults,
+        json_faults=json_faults, ignores=ignores, strict_models=strict_models,
+        context_tokens=context_tokens,
     )
 
     async def serve() -> None:
@@ -281,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                        ("upload", "an upload gets a 500")):
         add(f"--batch-fault-{flag}", type=float, default=0.0, metavar="P",
             help=f"probability that {what}")
+    add("--ignore", dest="ignores", action="append", default=[], metavar="PARAM",
+        help="a request field to ignore silently, as some servers do (n, logprobs, seed, "
+             "stop, max_tokens); repeat for more")
+    add("--strict-models", action="store_true",
+        help="refuse model names --model does not list (404), as vLLM and OpenAI do")
+    add("--context-tokens", type=int,
+        help="the model's context window: longer prompts (plus max_tokens) get a 400")
     return parser
 
 
@@ -301,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             batch_faults=BatchFaults(
                 line_error=args.batch_fault_line, expire=args.batch_fault_expire,
                 fail_validation=args.batch_fault_validation,
-                upload_error=args.batch_fault_upload, seed=args.seed))
+                upload_error=args.batch_fault_upload, seed=args.seed),
+            ignores=args.ignores, strict_models=args.strict_models,
+            context_tokens=args.context_tokens)
     except (ValueError, OSError) as exc:
         sys.exit(f"error: {exc}")

@@ -24,7 +24,7 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -101,6 +101,9 @@ class TestServer:
         batch_max_requests: int = 50_000,
         batch_max_bytes: int = 200 * 1024 * 1024,
         json_faults: JsonFaults | None = None,
+        ignores: Collection[str] = (),
+        strict_models: bool = False,
+        context_tokens: int | None = None,
         record_requests: bool = False,
     ) -> None:
         if latency < 0:
@@ -129,6 +132,15 @@ class TestServer:
         # Structured answers (response_format): JSON matching the request's schema, some
         # spoiled on purpose; ``json.spoiled`` counts those by kind.
         self.json = JsonSpoiler(json_faults or JsonFaults())
+        # Body fields dropped unread, as servers that silently ignore a parameter do
+        # (llama-cpp-python's server: n). "logprobs" drops top_logprobs with it.
+        self.ignores = frozenset(ignores) | (
+            {"top_logprobs"} if "logprobs" in ignores else frozenset())
+        # Refuse model names not in ``models`` with OpenAI's 404 (vLLM does the same); by
+        # default any name is answered, as llama-cpp-python's server does.
+        self.strict_models = strict_models
+        # The model's context window: a longer prompt (plus max_tokens) gets OpenAI's 400.
+        self.context_tokens = context_tokens
         self._outage = False  # requests are refused and nothing listens
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, once started
         self._runner: web.AppRunner | None = None
@@ -367,8 +379,11 @@ class TestServer:
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         self.stats.received["/v1/models"] += 1
+        # A strict server says "system", as OpenAI does (promptmill's check before a job knows
+        # such servers refuse other names); a lenient one its own name.
+        owner = "system" if self.strict_models else "promptmill"
         data = [{"id": model, "object": "model", "created": self._started,
-                 "owned_by": "promptmill"} for model in self.models]
+                 "owned_by": owner} for model in self.models]
         return self._send(200, json.dumps({"object": "list", "data": data}).encode())
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
@@ -392,7 +407,7 @@ class TestServer:
             return 404, json.loads(_error_body(f"Invalid URL (POST {path})",
                                                "invalid_request_error"))
         try:
-            parsed = parse(body)
+            parsed = parse({k: v for k, v in body.items() if k not in self.ignores})
             choices = make_choices(parsed, self.responder, self.json.answer)
         except BadRequest as exc:
             return 400, json.loads(_error_body(exc.message, "invalid_request_error", exc.param))
@@ -425,12 +440,26 @@ class TestServer:
         if self._outage:
             return self._drop(request, "outage")
         try:
-            parsed = dialect.parse(parse_body(await request.read()))
+            body = parse_body(await request.read())
+            for name in self.ignores:
+                body.pop(name, None)
+            parsed = dialect.parse(body)
         except BadRequest as exc:
             if dialect is OPENAI_CHAT or dialect is OPENAI_COMPLETIONS:
                 return self._send(400, _error_body(exc.message, "invalid_request_error",
                                                    exc.param))
             return self._send(400, dialect.error(400, exc.message, "invalid_request_error"))
+        context = self.context_tokens
+        if context is not None and parsed.prompt_tokens + (parsed.max_tokens or 0) > context:
+            return self._send(400, dialect.error(
+                400, f"This model's maximum context length is {context} tokens. However, you "
+                f"requested {parsed.prompt_tokens + (parsed.max_tokens or 0)} tokens. Please "
+                "reduce the length of the messages.", "invalid_request_error"))
+        if (self.strict_models and (dialect is OPENAI_CHAT or dialect is OPENAI_COMPLETIONS)
+                and parsed.model not in self.models):
+            return self._send(404, _error_body(
+                f"The model `{parsed.model}` does not exist or you do not have access to it.",
+                "invalid_request_error", "model"))
         if dialect.checks_model and not ollama_model_known(parsed.model, self.models):
             return self._send(404, dialect.error(
                 404, f'model "{parsed.model}" not found, try pulling it first', "not_found"))

@@ -20,7 +20,6 @@ from promptmill.generators.base import (
 )
 from promptmill.generators.custom import GeneratedMessage, GeneratedText
 from promptmill.generators.oneoff import Reply
-from promptmill.params import FIELDS, make_params
 
 Loader = type[Generator] | Callable[[], type[Generator]]
 
@@ -118,19 +117,17 @@ def from_obj(obj: Any, tokenizer: Any = None, **options: Any) -> Generator:
     """
     if isinstance(obj, Generator):
         return obj
-    params = make_params({k: v for k, v in options.items() if k in FIELDS or "." in k})
-    config = {k: v for k, v in options.items() if not (k in FIELDS or "." in k)}
     if type(obj).__module__.startswith("vllm"):
         from promptmill.generators.vllm_ import VLLMGenerator
 
-        return VLLMGenerator.wrap(obj, params=params, **config)
+        return VLLMGenerator.wrap(obj, **options)
     if hasattr(obj, "generate") and hasattr(obj, "config"):
         if tokenizer is None:
             raise UsageError("from_obj: a transformers model needs its tokenizer: "
                              "from_obj(model, tokenizer)")
         from promptmill.generators.transformers_ import TransformersGenerator
 
-        return TransformersGenerator.wrap(obj, tokenizer, params=params, **config)
+        return TransformersGenerator.wrap(obj, tokenizer, **options)
     raise UsageError(f"from_obj cannot wrap a {type(obj).__name__}: pass a vllm.LLM, or a "
                      "transformers model and its tokenizer")
 

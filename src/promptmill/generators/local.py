@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from promptmill.errors import MissingDependency, ParamError, UsageError
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
-from promptmill.params import GenerateParams
+from promptmill.params import FIELDS, GenerateParams, make_params
 
 log = logging.getLogger("promptmill")
 
@@ -321,3 +321,14 @@ __all__ = [
     "token_entry",
     "unknown_adapter",
 ]
+
+
+def wrap_options(options: dict[str, Any]) -> tuple[GenerateParams | None, dict[str, Any]]:
+    """Split ``from_obj``/``wrap`` keywords into sampling parameters (``temperature=0``, or a
+    ``params=`` given whole) and the backend's options (``batch_size=``, ``lora=``)."""
+    sampling = {k: v for k, v in options.items() if k in FIELDS or "." in k}
+    config = {k: v for k, v in options.items() if k not in sampling and k != "params"}
+    params: GenerateParams | None = options.get("params")
+    if sampling:
+        params = make_params(sampling) if params is None else params.merge(make_params(sampling))
+    return params, config

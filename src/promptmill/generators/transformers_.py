@@ -34,6 +34,7 @@ from promptmill.generators.local import (
     import_torch_stack,
     require_module,
     token_entry,
+    wrap_options,
 )
 from promptmill.params import GenerateParams
 from promptmill.structured import GrammarCache
@@ -85,8 +86,8 @@ class TransformersGenerator(LocalEngine):
     def wrap(cls, model: Any, tokenizer: Any, **options: Any) -> TransformersGenerator:
         """A generator answering with a model and tokenizer the caller already built."""
         name = str(getattr(model, "name_or_path", "") or type(model).__name__)
-        return cls(name, hf_model=model, tokenizer=tokenizer,
-                   params=options.pop("params", None), **options)
+        params, config = wrap_options(options)
+        return cls(name, hf_model=model, tokenizer=tokenizer, params=params, **config)
 
     # rigging's name for the same (VLLMGenerator.from_obj(llm), TransformersGenerator.from_obj(
     # model, tokenizer)): the seed's code runs as written.

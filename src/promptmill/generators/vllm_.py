@@ -46,6 +46,7 @@ from promptmill.generators.local import (
     import_torch_stack,
     require_module,
     token_entry,
+    wrap_options,
 )
 from promptmill.params import FIELDS, GenerateParams
 from promptmill.structured import schema_of
@@ -113,7 +114,8 @@ class VLLMGenerator(LocalEngine):
     def wrap(cls, llm: Any, **options: Any) -> VLLMGenerator:
         """A generator answering with an ``vllm.LLM`` the caller already built."""
         model = str(llm.llm_engine.model_config.model)
-        return cls(model, llm=llm, params=options.pop("params", None), **options)
+        params, config = wrap_options(options)
+        return cls(model, llm=llm, params=params, **config)
 
     # rigging's name for the same (VLLMGenerator.from_obj(llm), TransformersGenerator.from_obj(
     # model, tokenizer)): the seed's code runs as written.

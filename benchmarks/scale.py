@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from promptmill.generators import get_generator
 from promptmill.job import Job, JobSpec
@@ -263,12 +264,12 @@ def resume_once(rows: int, pending: int, folder: Path, name: str) -> Resume:
                 memory = memory_mb(child.pid)
                 if memory is not None:
                     peak = max(peak, memory[1])
-                if first is None and sum(server.fetch_stats()["received"].values()) > 0:
+                if first is None and generation_requests(server.fetch_stats()) > 0:
                     first = time.monotonic() - start
                 time.sleep(0.02)
             total = time.monotonic() - start
         served = server.fetch_stats()
-    received = sum(served["received"].values())
+    received = generation_requests(served)
     shown = f"{first:.2f}s" if first is not None else "never"
     print(f"  resumed: first request {shown} after the process started, {received:,} requests "
           f"sent (expected {pending:,}), exit {child.returncode}, {total:.1f}s in all, peak "
@@ -276,6 +277,11 @@ def resume_once(rows: int, pending: int, folder: Path, name: str) -> Resume:
     if child.returncode != 0:
         print((folder / f"{name}.stderr").read_text()[-2000:])
     return Resume(rows - pending, first, received, pending, child.returncode, total, peak)
+
+
+def generation_requests(stats: dict[str, Any]) -> int:
+    """Requests the server received but the models listing (http!'s check before the job)."""
+    return sum(n for path, n in stats["received"].items() if not path.endswith("/models"))
 
 
 def run_resume(rows: int, folder: Path) -> bool:

@@ -62,11 +62,13 @@ def test_the_fingerprint_holds_each_adapters_path_and_weights(tmp_path: Path) ->
 
 
 def test_prompt_logprobs_are_refused_where_the_backend_cannot_give_them(
-    server: TestServer, tmp_path: Path
+    server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # OpenAI's API has no prompt_logprobs (http! asks, since vLLM's servers give them).
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-prompt-logprobs")
     server.stats.reset()
     with pytest.raises(ParamError, match="cannot honour prompt_logprobs"):
-        promptmill.run([{"prompt": "hi"}], f"http!test-model,api_base={server.url}",
+        promptmill.run([{"prompt": "hi"}], f"openai!test-model,api_base={server.url}",
                        params={"prompt_logprobs": 1})
     assert sum(server.stats.received.values()) == 0
 

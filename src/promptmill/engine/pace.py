@@ -5,9 +5,9 @@ A stated limit is paced on a schedule (GCRA: the theoretical time of the next se
 slot per request or per token. A loop that wakes late is behind that schedule: it catches
 up the slots it slept through, else a loaded machine falls short of the rate. Providers do
 not all refill continuously; some count a sliding window or quantized slices, and refuse a
-catch-up that arrives as one clump, or that a send delayed on its way pushes past the
-window's limit. So a catch-up goes at most at twice the pace (spread, not a clump) and only
-while every span of recent sends keeps a spare place.
+catch-up that arrives as one clump. So a catch-up goes at most at twice the pace (spread, not
+a clump), and no span of recent sends (a quarter second, a second) holds more than the rate
+allows it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from collections import deque
 SPANS = (0.25, 1.0)
 # How much faster than the pace a catch-up may send.
 CATCH_UP = 2.0
-# A send less than this many slots behind the schedule is on time, not a catch-up.
-LATE = 1.0
 _EPSILON = 1e-6
 
 
@@ -37,13 +35,12 @@ class RecentSends:
         self._log: deque[list[float]] = deque()  # [sent at, units]
         self._total = 0.0
 
-    def wait(self, now: float, spare: float) -> float:
-        """Seconds before the span has room for one more send and ``spare`` units besides
-        (0: now)."""
+    def wait(self, now: float) -> float:
+        """Seconds before the span has room for one more send (0: now)."""
         log = self._log
         while log and log[0][0] <= now - self._span:
             self._total -= log.popleft()[1]
-        if self._total < self._allowed - spare - 1e-9 or not log:
+        if self._total < self._allowed - 1e-9 or not log:
             return 0.0
         # The oldest send leaves the span then; more may be needed, so the caller asks again.
         return log[0][0] + self._span - now
@@ -80,16 +77,17 @@ class StatedPace:
     def wait(self, units: float, now: float) -> float:
         """Seconds before a send of ``units`` may go (0 or less: now)."""
         ahead = self._tat - now
+        spans = max(span.wait(now) for span in self._spans)
         if ahead > _EPSILON:  # on schedule: its slot, then go (even pacing, no burst)
-            return max(ahead, *(span.wait(now, 0.0) for span in self._spans))
-        if -ahead <= LATE * units * self.interval:  # a little late: on time
-            return max(0.0, *(span.wait(now, 0.0) for span in self._spans))
-        return max(self._catch_up_at - now, *(span.wait(now, 0.0) for span in self._spans))
+            return max(ahead, spans)
+        if -ahead <= units * self.interval:  # late by less than its own slot: on time
+            return spans
+        return max(self._catch_up_at - now, spans)  # a catch-up: spread, not a clump
 
     def book(self, units: float, now: float) -> None:
         """Count a send of ``units`` now."""
         slot = units * self.interval
-        if now - self._tat > LATE * slot:
+        if now - self._tat > slot:  # a catch-up: the next one goes half a slot later
             self._catch_up_at = now + slot / CATCH_UP
         self._tat = max(self._tat, now - self._keep) + slot
         for span in self._spans:

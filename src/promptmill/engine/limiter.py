@@ -224,6 +224,12 @@ class _LearnedRate:
             self.base = 0.0  # send freely again; a real limit will show as an overload
 
 
+def _within(pace: StatedPace | None, bucket: ProviderBucket) -> bool:
+    """Whether a stated pace keeps within what a provider bucket reports it allows."""
+    return (pace is not None and bucket.capacity > 0 and bucket.window > 0
+            and 1.0 / pace.interval <= bucket.capacity / bucket.window)
+
+
 class RateLimiter:
     """Paces sends for a whole job; every coroutine that sends calls ``acquire`` first."""
 
@@ -240,6 +246,7 @@ class RateLimiter:
         "_models",
         "_learned",
         "_accepted",
+        "_edge_refusals",
         "_started",
         "_binding",
         "_limited",
@@ -290,6 +297,7 @@ class RateLimiter:
         self._models: dict[str, ModelBuckets] = {}
         self._learned = _LearnedRate(self.events)  # from 429s without limit headers
         self._accepted = 0  # answers the provider accepted (not 429): a guess without Retry-After
+        self._edge_refusals = 0  # reported 429s under a stated pace (rate_limited)
         self._started = now  # when the job began sending
         self._binding = ""  # which limit held the last send back, for the display
         # Whether anything may hold a send back: stated limits, a pause, provider headers or
@@ -478,8 +486,17 @@ class RateLimiter:
         if reported:
             now = self._clock()
             requests, tokens, _, _ = self._mirrors(model)
-            requests.distrust(sent_at, now)
-            tokens.distrust(sent_at, now)
+            # A stated pace within the reported limit never sends more than a window allows
+            # (engine/pace.py): a rare refusal is a catch-up send on a window's edge, not a
+            # sign that the window does not refill, and turning windowed would hold back a
+            # whole window for it (a sliding window's reset is when all of it is free).
+            # Refusals more often than that (1 + 1 per 1,000 answers): the mirror learns.
+            self._edge_refusals += 1
+            rare = self._edge_refusals <= 1 + self._accepted / 1_000
+            if not (rare and _within(self._request_pace, requests)):
+                requests.distrust(sent_at, now)
+            if not (rare and _within(self._token_pace, tokens)):
+                tokens.distrust(sent_at, now)
             return
         now = self._clock()
         accepted_rate = self._accepted / max(1e-3, now - self._started)

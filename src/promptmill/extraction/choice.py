@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from promptmill.extraction.options import LETTERS, Options, clean, negated, stem
+from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, stem
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -21,6 +21,8 @@ from promptmill.extraction.text import (
     UNMARKED,
     WEAK,
     Candidate,
+    alternative_after,
+    asked_field,
     boxed,
     decide,
     first_line,
@@ -59,7 +61,7 @@ _ANCHOR = re.compile(
     )
     \s*"""
     + _FILLER
-    + r"(?:(?:option|choice|answer|letter)\s+)?",
+    + rf"(?:(?!{NUMBERED.pattern})(?:option|choice|answer|letter)\s+)?",
     re.IGNORECASE | re.VERBOSE,
 )
 # Weaker anchors: only a letter, an ordinal or an option's text right after them counts.
@@ -67,7 +69,7 @@ _STRICT_ANCHOR = re.compile(
     r"\b(?:it's|it\s+is|it\s+must\s+be|that's|that\s+is|that\s+would\s+be|this\s+is|"
     r"which\s+is|so\s+it's|hence|therefore|thus|so)\s*,?\s*"
     + _FILLER
-    + r"(?:(?:option|choice|letter)\s+)?",
+    + rf"(?:(?!{NUMBERED.pattern})(?:option|choice|letter)\s+)?",
     re.IGNORECASE,
 )
 _LETTER_AT = re.compile(
@@ -83,6 +85,13 @@ _LETTER_IS_CORRECT = re.compile(
     r"\s+(?i:is|would\s+be|must\s+be|seems|looks|fits|appears)\s+(?i:the\s+|to\s+be\s+)?"
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
+)
+# "Both A and B are correct.", "A and C could both be right": more than one option endorsed
+_LETTERS_ARE_CORRECT = re.compile(
+    r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
+    r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
+    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
+    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
 )
 # "The capital is D.", "The one that stays O(n log n) is (C).": a letter closing a sentence
 _IS_LETTER = re.compile(
@@ -184,6 +193,18 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     return None
 
 
+def _wavers_after(text: str, pos: int, options: Options, stated: object) -> bool:
+    """Whether the sentence, after stating ``stated``, entertains another option too
+    ("The answer is probably B, but it might be C")."""
+    if not isinstance(stated, int):
+        return False
+    start = alternative_after(text, pos)
+    if start is None:
+        return False
+    other = _statement(text, start, options, strict=True)
+    return other is not None and other[0] is not None and other[0] != stated
+
+
 def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Candidate]:
     """Statements that say outright which option is the answer (in a response cut off by
     the token limit, only those that name the answer in so many words)."""
@@ -208,7 +229,22 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     for regex, strict in anchors:
         for match in regex.finditer(text):
             if not hypothetical(text, match.start()):
-                add(match.start(), _statement(text, match.end(), options, strict))
+                stated = _statement(text, match.end(), options, strict)
+                if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
+                    stated = None, HEDGE
+                add(match.start(), stated)
+    for start, index in options.references(text):
+        found.append(Candidate(start, index, "ordinal", STRONG))
+    for match in _LETTERS_ARE_CORRECT.finditer(text):
+        if hypothetical(text, match.start()):
+            continue
+        listed = options.at_start(match.group(0))  # "Both A and B" may be an option itself
+        if listed is not None:
+            found.append(Candidate(match.start(), listed, "option_text", STRONG))
+        else:
+            wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
+            kind = HEDGE if wavers else SEVERAL
+            found.append(Candidate(match.start(), None, kind, STRONG))
     for match in _LETTER_IS_CORRECT.finditer(text):
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
         if index < options.count and not hypothetical(text, match.start()):
@@ -337,6 +373,8 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
         if len(tail) > 1:
             named = options.named(tail[-1]) or named
+    if len(named) > 1 and hedged(sentence):
+        return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
     if len(named) > 1:
         # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
         stated = {
@@ -354,6 +392,22 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         if len(verbatim) == 1:
             named = verbatim
     return named, wavers
+
+
+_LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
+
+
+def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
+    """Whether the options the sentence names form one list of three or more ("Sydney,
+    Melbourne, Perth and Canberra"): a list mentions options, it chooses none of them."""
+    mentions = sorted((start, end) for start, end, index in options.mentions(sentence)
+                      if index in named)
+    if len(mentions) < 3:
+        return False
+    return all(
+        _LIST_GAP.fullmatch(sentence[end:start]) is not None
+        for (_, end), (start, _) in zip(mentions, mentions[1:], strict=False)
+    )
 
 
 def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
@@ -389,7 +443,7 @@ def _closing_mention(text: str, options: Options, question: str | None) -> list[
         named, wavers = _single_option(sentence, options)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
-        if len(named) > 1 and asked:
+        if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
         if len(named) == 1:
             found.append((start, named.pop(), len(asked & _content_words(sentence))))
@@ -423,6 +477,11 @@ def extract_choice_method(
     options = options or Options(choices)
     cleaned = clean(raw)
     candidates = _explicit(raw, cleaned, options, truncated)
+    field = None if any(c.method == "json" for c in candidates) else asked_field(raw, question)
+    if field is not None:  # {"capital": "Canberra"} answering "What is the capital ...?"
+        stated = _content(field[1], options)
+        if stated is not None and stated[0] is not None:
+            candidates.append(Candidate(field[0], stated[0], "json", STRONG))
     if not truncated:
         candidates += _headline(raw, cleaned, options)
         candidates += _closing_mention(cleaned, options, question)

@@ -50,10 +50,26 @@ _NUMERAL_ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
 _ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"])
 _ORDINAL = re.compile(
     rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
-    r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$))\b"
+    r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$|"
+    r"\s+(?:is|was|would|must|should|seems|looks|fits|works|matches|has|gives|satisfies|holds|"
+    r"applies|describes)\b))\b"
     rf"|\b(?:option|choice|alternative|answer\s+choice)\s+(?:number\s+|no\.?\s*|#\s*)?"
     rf"(?P<num>\d{{1,2}}|{'|'.join(_COUNTS)})\b(?![.,]\d)",
     re.IGNORECASE,
+)
+_COUNT_AFTER = rf"(?:number\s+|no\.?\s*|\#\s*)?(?:\d{{1,2}}|{'|'.join(_COUNTS)})\b"
+NUMBERED = re.compile(rf"(?i:option|choice|alternative)\s+{_COUNT_AFTER}")
+"""An option named by its number ("option two", "choice 3"): an anchor must not swallow it."""
+# "The first choice.", "That's option two.", "So: the third one.": a sentence that only
+# points at an option states it as plainly as a letter would
+_REFERENCE = re.compile(
+    r"(?:^|(?<=[.!?:]\s))[ \t>*#-]*(?i:(?:so|thus|hence|therefore|that's|that\s+is|it's|"
+    r"it\s+is|i\.e\.|answer|final\s+answer)\s*[,:]?\s*)?"
+    rf"(?P<ref>(?i:the\s+)?(?i:{_ORDINAL_WORD})(?:\s+(?i:listed|given))?\s+"
+    r"(?i:option|choice|answer\s+choice|alternative|one)"
+    rf"|(?i:option|choice|alternative|answer\s+choice)\s+{_COUNT_AFTER})"
+    r"(?:[ \t*]*$|[ \t*]*[.!][ \t*]*(?:$|\s))",
+    re.MULTILINE,
 )
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _GOES_ON_AS_MATH = re.compile(r"\s*(?:[\^*/+=×<>]|\d|\\(?:times|cdot|frac))")
@@ -276,6 +292,16 @@ class Options:
             else:
                 index = _ORDINALS.index(word)
         return index if 0 <= index < self.count else None
+
+    def references(self, text: str) -> list[tuple[int, int]]:
+        """Sentences that only point at an option ("The first choice."): (start, index)."""
+        found = []
+        for match in _REFERENCE.finditer(text):
+            ordinal = _ORDINAL.fullmatch(match.group("ref"))
+            index = self.ordinal(ordinal) if ordinal else None
+            if index is not None:
+                found.append((match.start("ref"), index))
+        return found
 
     def ordinal_at_start(self, span: str) -> int | None:
         """The option an ordinal reference at the start of ``span`` names."""

@@ -123,6 +123,26 @@ def json_answers(text: str) -> Iterator[tuple[int, object]]:
             yield match.start(), value
 
 
+_JSON_FIELD = re.compile(
+    r"""["'](?P<key>[A-Za-z][\w ]{0,40})["']\s*:\s*(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|"""
+    r"""-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?)"""
+)
+
+
+def asked_field(text: str, question: str | None) -> tuple[int, str] | None:
+    """In a JSON object without an answer key, the one field the question asks for
+    (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?")."""
+    if not question or "{" not in text:
+        return None
+    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    found = []
+    for match in _JSON_FIELD.finditer(text):
+        words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
+        if words and words <= asked:
+            found.append((match.start(), match.group("value").strip("\"'")))
+    return found[0] if len(found) == 1 else None
+
+
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)
 _SEPARATOR_CELL = re.compile(r"^\s*:?-{2,}:?\s*$")
 _BOLD = re.compile(r"^\s*(\*\*|__)(.+?)\1\s*$")
@@ -191,7 +211,8 @@ def hypothetical(text: str, start: int) -> bool:
 
 REFUSAL = re.compile(
     r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|"
-    r"will\s+not|do\s+not\s+know|don't\s+know)|'m\s+(?:unable|not\s+able)\s+to)"
+    r"will\s+not|do\s+not\s+(?:know|remember|recall)|don't\s+(?:know|remember|recall)|"
+    r"can't\s+(?:remember|recall))|'m\s+(?:unable|not\s+able)\s+to)"
     r"(?:\s+(?:determine|answer|solve|tell|say|decide|choose|pick|provide|help|give|take|"
     r"compute|calculate|be\s+certain|be\s+sure|handle|do|how|which|what|whether)|\s*[.!]|$)|"
     r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
@@ -228,6 +249,23 @@ HEDGE = re.compile(
     r"or\s+maybe|or\s+perhaps)",
     re.IGNORECASE,
 )
+
+
+# "probably B, but it might be C": a second answer entertained in the same sentence
+_ALTERNATIVE = re.compile(
+    r"\s*[,;]?\s*(?:\b(?:but|or|though|although|yet|and)\b[^.!?\n]{0,40}?\b(?:might|could|may)\s+"
+    r"(?:also\s+|well\s+|instead\s+|even\s+)?be|\bor\s+(?:possibly|maybe|perhaps))\s+",
+    re.IGNORECASE,
+)
+_SENTENCE_ENDS = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def alternative_after(text: str, position: int) -> int | None:
+    """Where a second answer, entertained after the statement at ``position`` in the same
+    sentence, starts ("The answer is probably B, but it might be C")."""
+    end = _SENTENCE_ENDS.search(text, position)
+    match = _ALTERNATIVE.search(text, position, end.start() if end else len(text))
+    return match.end() if match else None
 
 
 def hedged(text: str) -> bool:

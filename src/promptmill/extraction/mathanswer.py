@@ -18,6 +18,8 @@ from promptmill.extraction.text import (
     STRONG,
     WEAK,
     Candidate,
+    alternative_after,
+    asked_field,
     boxed,
     decide,
     first_line,
@@ -107,7 +109,7 @@ _STATES = re.compile(
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|i\.e\.|or\s+equivalently)\s*,?\s*"
+    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|that's|i\.e\.|or\s+equivalently)\s*,?\s*"
     r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
     re.IGNORECASE,
 )
@@ -248,9 +250,21 @@ def _settle(expression: str) -> str | None:
     return answer if answer and re.search(r"[\d\\]", answer) else None
 
 
+# "The result is 0.7 (multiplying 0.2 by 3 first, then adding 0.1).": an aside in words
+# explains the value; its "then" is not the sentence's conclusion
+_ASIDE = re.compile(
+    r"\((?!\s*(?:which|that|i\.e\.|or|=))(?=[^()]*(?<![\\A-Za-z])[A-Za-z]{3,}\b)[^()]*\)"
+)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * len(match.group(0))
+
+
 def _closing_statement(sentence: str) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
+    sentence = _ASIDE.sub(_blank, sentence)
     parts = [part for part in _CONCLUSION.split(latexify(sentence)) if part.strip()]
     clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
     clause = _INTRODUCTION.sub("", clause)
@@ -284,29 +298,43 @@ def _closing_statement(sentence: str) -> str | None:
     return _value(clause[first.start() :]) if first else None
 
 
-def _explicit(text: str) -> list[Candidate]:
+def _as_math(content: str) -> str:
+    """A box's, tag's or cell's content as inline math: "$55" (a price) as ``$55$``."""
+    if content.count("$") == 1 and re.search(r"\$\s*\d", content):
+        content = content.replace("$", "")
+    return content if "$" in content else f"${content}$"
+
+
+def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     """Statements that give the answer outright."""
     found = [
         Candidate(start, value, "boxed", STRONG)
         for start, _, content in boxed(text)
-        if content.strip() and (value := _value(content if "$" in content else f"${content}$"))
+        if content.strip() and (value := _value(_as_math(content)))
     ]
     for start, content in tagged(text):
-        value = _value(f"${content}$" if "$" not in content else content)
+        value = _value(_as_math(content))
         if value is not None:
             found.append(Candidate(start, value, "answer_tag", STRONG))
     for start, raw in json_answers(text):
         if isinstance(raw, list):
             found.append(Candidate(start, HEDGE, HEDGE, STRONG))
             continue
-        value = _value(f"${raw}$" if "$" not in str(raw) else str(raw))
+        value = _value(_as_math(str(raw)))
         if value is not None:
             found.append(Candidate(start, value, "json", STRONG))
+    field = None if found else asked_field(text, question)
+    if field is not None:  # {"probability": "1/6", "total": 36} for "the probability"
+        value = _value(_as_math(field[1]))
+        if value is not None and value != HEDGE:
+            found.append(Candidate(field[0], value, "json", STRONG))
     for regex, method in _ANCHORS:
         for match in list(regex.finditer(text))[-_MAX_TRIED:]:
             if method == "answer_statement" and hypothetical(text, match.start()):
                 continue
             value = _value(text[match.end() : match.end() + 600], words=True)
+            if value is not None and _wavers(text, match.end(), value):
+                value = HEDGE
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -321,7 +349,7 @@ def _marked(text: str) -> list[Candidate]:
         label = cells[0].lower() if cells else ""
         if bold or re.search(r"total|sum|left|result|answer", label):
             filled = [unbold(cell) for cell in cells if cell.strip()]
-            value = _value(f"${filled[-1]}$") if filled else None
+            value = _value(_as_math(filled[-1])) if filled else None
             if value is not None and value != HEDGE:
                 found.append(Candidate(start, value, "table", MEDIUM))
     opening = first_line(text)
@@ -336,11 +364,61 @@ def _marked(text: str) -> list[Candidate]:
     return found
 
 
-def _closing(text: str) -> list[Candidate]:
-    """The closing sentence's statement (checks of an answer already given skipped)."""
+def _wavers(text: str, position: int, value: str) -> bool:
+    """Whether the sentence stating ``value`` at ``position`` entertains another value too
+    ("The answer is probably 12, but it might be 14")."""
+    start = alternative_after(text, position)
+    if start is None or value == HEDGE:
+        return False
+    other = _value(text[start : start + 200], words=True)
+    return other is not None and other != HEDGE and other != value
+
+
+_CONDITION = re.compile(
+    r"\b(?:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)(?![\d.])"
+)
+_GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+# a sentence that says what something is, or concludes, is not a recap of the givens
+_CONCLUDES = re.compile(
+    r"=|\b(?:so|therefore|thus|hence|answer|total|result|is|are|was|were|be|equals?|makes?|"
+    r"gives?|leaves?)\b",
+    re.IGNORECASE,
+)
+
+
+def _asked_clause(sentence: str, question: str | None) -> str:
+    """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
+    when x = 3"), the clause under the condition the question sets ("when x = 2")."""
+    asked = _CONDITION.search(question) if question else None
+    if asked is None:
+        return sentence
+    parts = [part for part in _CONCLUSION.split(sentence) if part.strip()]
+    if len(parts) < 2:
+        return sentence
+    variable, number = asked.groups()
+    chosen = [
+        part for part in parts
+        if any(m.groups() == (variable, number) for m in _CONDITION.finditer(part))
+    ]
+    return chosen[0] if len(chosen) == 1 else sentence
+
+
+def _recaps(sentence: str, givens: set[str]) -> bool:
+    """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
+    away 16.") rather than concluding: at least two numbers, all given, nothing stated."""
+    numbers = _GIVEN_NUMBER.findall(sentence)
+    return len(numbers) >= 2 and set(numbers) <= givens and not _CONCLUDES.search(sentence)
+
+
+def _closing(text: str, question: str | None = None) -> list[Candidate]:
+    """The closing sentence's statement (checks of an answer already given skipped, and a
+    recap of the question's numbers after the answer)."""
+    givens = set(_GIVEN_NUMBER.findall(question)) if question else set()
+    recap: Candidate | None = None
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
+        sentence = _asked_clause(sentence, question)
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = _CONCLUSION.split(sentence)
@@ -348,17 +426,27 @@ def _closing(text: str) -> list[Candidate]:
                 continue
             sentence = parts[-1]
         value = _closing_statement(sentence)
-        if value is not None:
-            return [Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)]
-    return []
+        if value is not None and _wavers(sentence, 0, value):
+            value = HEDGE
+        if value is None:
+            continue
+        found = Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)
+        if givens and recap is None and _recaps(sentence, givens):
+            recap = found  # the answer may come before it: look on, and keep this if not
+            continue
+        if recap is not None and (value == HEDGE or value in givens):
+            break
+        return [found]
+    return [recap] if recap is not None else []
 
 
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question."""
     if not question:
         return False
-    words = re.findall(r"\w+", text.lower())
-    return bool(words) and " ".join(words) in " ".join(re.findall(r"\w+", question.lower()))
+    words = re.findall(r"\w+", latexify(text).lower())  # "√12" as the question's "\sqrt{12}"
+    asked = re.findall(r"\w+", latexify(question).lower())
+    return bool(words) and " ".join(words) in " ".join(asked)
 
 
 def extract_math_method(
@@ -366,14 +454,14 @@ def extract_math_method(
 ) -> tuple[str | None, str]:
     """The committed math answer (normalised; None: no single answer) and how it was found."""
     text = squeeze(text)
-    candidates = _explicit(text)
+    candidates = _explicit(text, question)
     if truncated:
         if not candidates:
             return None, "truncated"
     elif _echoes(text, question):
         return None, "none"
     else:
-        candidates += _marked(text) + _closing(text)
+        candidates += _marked(text) + _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"

@@ -201,8 +201,11 @@ def _wavers_after(text: str, pos: int, options: Options, stated: object) -> bool
     start = alternative_after(text, pos)
     if start is None:
         return False
-    other = _statement(text, start, options, strict=True)
-    return other is not None and other[0] is not None and other[0] != stated
+    letter = _letter_at(text, start, options, strict=False)
+    other = letter[0] if letter is not None else options.at_start(text[start : start + 200])
+    if other is None:
+        other = options.ordinal_at_start(text[start : start + 200])
+    return isinstance(other, int) and other != stated
 
 
 def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Candidate]:
@@ -375,6 +378,8 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
             named = options.named(tail[-1]) or named
     if len(named) > 1 and hedged(sentence):
         return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
+    if _enumerates(sentence, options, named):
+        return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
     if len(named) > 1:
         # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
         stated = {
@@ -398,16 +403,26 @@ _LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IG
 
 
 def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
-    """Whether the options the sentence names form one list of three or more ("Sydney,
-    Melbourne, Perth and Canberra"): a list mentions options, it chooses none of them."""
-    mentions = sorted((start, end) for start, end, index in options.mentions(sentence)
-                      if index in named)
-    if len(mentions) < 3:
+    """Whether the options the sentence names all stand in one list of three or more
+    ("Sydney, Melbourne, Perth and Canberra"), and no other mention says which one it is
+    ("the middle value of 3, 7, 9 is 9" chooses): a list mentions options, chooses none."""
+    if len(named) < 3:
         return False
-    return all(
-        _LIST_GAP.fullmatch(sentence[end:start]) is not None
-        for (_, end), (start, _) in zip(mentions, mentions[1:], strict=False)
-    )
+    mentions = sorted((start, end, index) for start, end, index in options.mentions(sentence)
+                      if index in named)
+    first = 0
+    for position in range(len(mentions) + 1):
+        joined = 0 < position < len(mentions) and _LIST_GAP.fullmatch(
+            sentence[mentions[position - 1][1] : mentions[position][0]]
+        )
+        if joined:
+            continue
+        if {index for _, _, index in mentions[first:position]} == named:
+            outside = mentions[:first] + mentions[position:]
+            return not any(_COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+                           for start, _, _ in outside)
+        first = position
+    return False
 
 
 def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:

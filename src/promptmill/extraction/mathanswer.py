@@ -79,7 +79,8 @@ _CONCLUSION = re.compile(
 )
 # "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
 _INTRODUCTION = re.compile(
-    r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for)\b[^,]*,\s*"
+    r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for|when|"
+    r"whenever|if|at|where|once|after)\b[^,]*,\s*"
     r"(?=\S)",
     re.IGNORECASE,
 )
@@ -300,8 +301,8 @@ def _closing_statement(sentence: str) -> str | None:
 
 def _as_math(content: str) -> str:
     """A box's, tag's or cell's content as inline math: "$55" (a price) as ``$55$``."""
-    if content.count("$") == 1 and re.search(r"\$\s*\d", content):
-        content = content.replace("$", "")
+    if content.count("$") == 1:
+        content = re.sub(r"\\?\$(?=\s*\d)", "", content)
     return content if "$" in content else f"${content}$"
 
 
@@ -386,21 +387,27 @@ _CONCLUDES = re.compile(
 )
 
 
-def _asked_clause(sentence: str, question: str | None) -> str:
+def _asked_clause(sentence: str, question: str | None) -> str | None:
     """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
-    when x = 3"), the clause under the condition the question sets ("when x = 2")."""
+    when x = 3"), the clause under the condition the question sets ("when x = 2"); None for a
+    sentence only about other conditions ("For t = 4, d = 60.")."""
     asked = _CONDITION.search(question) if question else None
-    if asked is None:
-        return sentence
-    parts = [part for part in _CONCLUSION.split(sentence) if part.strip()]
-    if len(parts) < 2:
+    if asked is None or "=" not in sentence:
         return sentence
     variable, number = asked.groups()
-    chosen = [
-        part for part in parts
-        if any(m.groups() == (variable, number) for m in _CONDITION.finditer(part))
-    ]
-    return chosen[0] if len(chosen) == 1 else sentence
+
+    def conditions(part: str) -> set[str] | None:
+        found = {m.group(2) for m in _CONDITION.finditer(part) if m.group(1) == variable}
+        return found or None
+
+    parts = [part for part in _CONCLUSION.split(sentence) if part.strip()]
+    kept = [part for part in parts if conditions(part) in (None, {number})]
+    if not kept:
+        return None
+    held = [part for part in kept if conditions(part) == {number}]
+    if len(held) == 1 and len(parts) > 1:
+        return held[0]
+    return sentence if len(kept) == len(parts) else ", ".join(kept)
 
 
 def _recaps(sentence: str, givens: set[str]) -> bool:
@@ -418,7 +425,10 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
-        sentence = _asked_clause(sentence, question)
+        asked = _asked_clause(sentence, question)
+        if asked is None:
+            continue  # the value under another condition than the question's
+        sentence = asked
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = _CONCLUSION.split(sentence)

@@ -105,12 +105,14 @@ _LETTER_NOT_LETTER = re.compile(
     r"(?i:option\s+)?\(?[A-Z]\)?(?![A-Za-z])",
     re.MULTILINE,
 )
-# "B. Actually, C.", "No: D.": a correction that names a letter and nothing more
+# "B. Actually, C.", "No: D.", "A. No wait — B.": a correction that names a letter and nothing more
 _CORRECTED_TO = re.compile(
-    r"\b(?i:actually|correction|make\s+that|no)\s*[,:]?\s*(?i:it's\s+|it\s+is\s+)?"
-    r"\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    r"\b(?i:actually|correction|make\s+that|no|wait|sorry|i\s+mean)"
+    r"(?:[\s,:;—–-]+(?i:no|wait|actually|sorry|i\s+mean))*[ \t]*[,:;—–-]?[ \t]*"
+    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
     re.MULTILINE,
 )
+_CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
@@ -270,7 +272,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         found.append(Candidate(match.start(), None, kind, STRONG))
     listing = _listing(text)
     if listing:
-        found += _marked_option(text, options)
+        found += _marked_option(raw, text, options)
     for match in _COLON_LETTER.finditer(text):
         index = LETTERS.index(match.group(1))
         if index < options.count and not listing:
@@ -301,11 +303,12 @@ def _phrase(line: str) -> tuple[str, ...]:
     return Options([line]).phrases[0]
 
 
-def _marked_option(text: str, options: Options) -> list[Candidate]:
+def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
     """The one listed option marked as the answer ("- B. Tanzania ✓" among "✗"s)."""
     marked = [
         m for m in _LETTER_PREFIX_LINE.finditer(text)
-        if MARKED.search(m.group(2)) and not UNMARKED.search(m.group(2))
+        if (MARKED.search(m.group(2)) or _CHECKED.match(raw, m.start()))
+        and not UNMARKED.search(m.group(2))
     ]
     if len(marked) != 1:
         return []

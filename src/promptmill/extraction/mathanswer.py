@@ -124,7 +124,9 @@ _MATH_WORDS = frozenset({
 })
 _HEDGE = re.compile(
     r"\beither\b|\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
-    r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b",
+    r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
+    r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
+    r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
     re.IGNORECASE,
 )
 _ASSIGNMENTS = re.compile(
@@ -382,9 +384,11 @@ _GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 # a sentence that says what something is, or concludes, is not a recap of the givens
 _CONCLUDES = re.compile(
     r"=|\b(?:so|therefore|thus|hence|answer|total|result|is|are|was|were|be|equals?|makes?|"
-    r"gives?|leaves?)\b",
+    r"gives?|leaves?|gets?|got|obtain(?:s|ed)?|found|arrived?|ended\s+up|comes?|came)\b|'s\b",
     re.IGNORECASE,
 )
+# "I multiplied 2.5 by 60.": the working told after the answer, not a result
+_METHOD = re.compile(r"^\W*(?:I|we)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
 
 
 def _asked_clause(sentence: str, question: str | None) -> str | None:
@@ -412,9 +416,11 @@ def _asked_clause(sentence: str, question: str | None) -> str | None:
 
 def _recaps(sentence: str, givens: set[str]) -> bool:
     """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
-    away 16.") rather than concluding: at least two numbers, all given, nothing stated."""
+    away 16.") or the working ("I multiplied 2.5 by 60.") rather than concluding."""
+    if _CONCLUDES.search(sentence):
+        return False
     numbers = _GIVEN_NUMBER.findall(sentence)
-    return len(numbers) >= 2 and set(numbers) <= givens and not _CONCLUDES.search(sentence)
+    return len(numbers) >= 2 and set(numbers) <= givens or _METHOD.match(sentence) is not None
 
 
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
@@ -441,13 +447,16 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if value is None:
             continue
         found = Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)
-        if givens and recap is None and _recaps(sentence, givens):
+        if recap is None and _recaps(sentence, givens):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue
         if recap is not None and (value == HEDGE or value in givens):
             break
         return [found]
     return [recap] if recap is not None else []
+
+
+_QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 
 
 def _echoes(text: str, question: str | None) -> bool:
@@ -476,6 +485,8 @@ def extract_math_method(
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
     if chosen is None:
+        if all(_QUESTIONED.search(sentence) for _, sentence in sentences(text)):
+            return None, "none"  # "32? 64?": numbers put as questions commit to none
         numbers = _NUMBER.findall(text)
         if numbers and len(numbers[-1]) <= _MAX_ANSWER:
             return normalise_math(numbers[-1]), "last_number"

@@ -95,7 +95,10 @@ def _unwrap(match: re.Match[str]) -> str:
 
 
 _WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_MARKUP = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°|\*\*|__|[`$*]|\\[()\[\]]|\\[,;!]")
+_MARKUP = re.compile(
+    r"\^\s*\{?\\circ\}?|\\circ|°|\*\*|__|[`$*]|\\[()\[\]]|\\[,;!]"
+    r"|(?<=[-*+] )\[[ xX]\](?= )"  # a task list's box: "- [x] B. Penguin" lists "B. Penguin"
+)
 
 
 def clean(text: str) -> str:

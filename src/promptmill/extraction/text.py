@@ -217,7 +217,7 @@ REFUSAL = re.compile(
     r"compute|calculate|be\s+certain|be\s+sure|handle|do|how|which|what|whether)|\s*[.!]|$)|"
     r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
     r"insufficient\s+information|impossible\s+to\s+(?:determine|tell|say)|"
-    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can)",
+    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell))",
     re.IGNORECASE,
 )
 

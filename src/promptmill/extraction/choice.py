@@ -292,6 +292,26 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         restated = options.at_start(line)
         if restated is not None and options.phrases[restated] == _phrase(line):
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
+        elif "." in line or "!" in line:
+            found += _bare_sentences(start, line, options)
+    return found
+
+
+# (not the "1987" of "The answer is A. 1987.", where the letter states the answer)
+_OPTION_SENTENCE = re.compile(
+    r"(?:^|(?<=[.!]\s)(?<![^\w][A-Za-z]\.\s)(?<!^[A-Za-z]\.\s))([^.!?\n]{1,80})[.!](?=\s|$)"
+)
+
+
+def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
+    """Sentences that are an option's text and nothing more ("Helium. Scratch that: ...
+    Hydrogen."): as plain as a line holding only the option."""
+    found = []
+    for match in _OPTION_SENTENCE.finditer(line):
+        said = match.group(1)
+        restated = options.at_start(said)
+        if restated is not None and options.phrases[restated] == _phrase(said):
+            found.append(Candidate(start + match.start(1), restated, "bare", STRONG))
     return found
 
 

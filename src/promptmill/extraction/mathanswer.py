@@ -88,7 +88,7 @@ _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
     r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
     r"|\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
-    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:)\s*",
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):)\s*",
     re.IGNORECASE,
 )
 _APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
@@ -203,14 +203,22 @@ _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ni
 _BELOW_HUNDRED = (
     rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})"
 )
-_NUMBER_WORD = re.compile(
-    rf"^\s*(?:(?:minus|negative)\s+)?"
+_NUMBER_WORD_BODY = (
+    rf"(?:(?:minus|negative)\s+)?"
     rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
     rf"|{_BELOW_HUNDRED})\b"
     r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
-    r"sevenths?|eighths?|ninths?|tenths?))",
+    r"sevenths?|eighths?|ninths?|tenths?))"
+)
+_NUMBER_WORD = re.compile(rf"^\s*{_NUMBER_WORD_BODY}", re.IGNORECASE)
+# "A cube has twelve edges." answering "How many edges ...?": a count in words after "has"
+_COUNT_IN_WORDS = re.compile(
+    rf"(?P<lead>\b(?:has|have|had|contains|holds)\s+(?:exactly\s+|only\s+)?)"
+    rf"(?P<count>{_NUMBER_WORD_BODY})"
+    r"\s+(?P<noun>[a-z]{3,})",
     re.IGNORECASE,
 )
+_HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 
 
 def _number_word(words: str) -> int:
@@ -367,6 +375,19 @@ def _marked(text: str) -> list[Candidate]:
     return found
 
 
+def _counts_as_digits(sentence: str, noun: str) -> str:
+    """"A cube has twelve edges." as "has 12 edges" where the question asks how many edges
+    (not "A week has seven days" where it asks for minutes)."""
+
+    def digits(match: re.Match[str]) -> str:
+        if match.group("noun").lower().rstrip("s") != noun.lower().rstrip("s"):
+            return match.group(0)
+        count = str(_number_word(match.group("count")))
+        return f"{match.group('lead')}{count} {match.group('noun')}"
+
+    return _COUNT_IN_WORDS.sub(digits, sentence)
+
+
 def _wavers(text: str, position: int, value: str) -> bool:
     """Whether the sentence stating ``value`` at ``position`` entertains another value too
     ("The answer is probably 12, but it might be 14")."""
@@ -414,6 +435,26 @@ def _asked_clause(sentence: str, question: str | None) -> str | None:
     return sentence if len(kept) == len(parts) else ", ".join(kept)
 
 
+_QUANTITY = re.compile(r"\b([a-z]{3,})\s+(?:is|are|was|were|equals|=|comes\s+to)\s", re.IGNORECASE)
+_NOT_QUANTITIES = frozenset({"which", "that", "this", "there", "what", "here", "who"})
+_QUANTITY_SPLIT = re.compile(r",\s*(?:and\s+|while\s+|whereas\s+)?|\s+(?:and|while|whereas)\s+")
+
+
+def _asked_quantity(sentence: str, question: str | None) -> str:
+    """Of a sentence stating several quantities ("Its area is 36 and its perimeter is 26."),
+    the clause stating the one the question asks for (the perimeter)."""
+    if not question or _CONCLUSION.search(sentence):
+        return sentence  # "the side is 9, so the area is 81": the conclusion decides
+    subjects = [word.lower() for word in _QUANTITY.findall(sentence)]
+    if len(subjects) < 2 or _NOT_QUANTITIES.intersection(subjects):
+        return sentence
+    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    parts = [part for part in _QUANTITY_SPLIT.split(sentence) if _QUANTITY.search(part)]
+    held = [part for part in parts
+            if _QUANTITY.search(part).group(1).lower().rstrip("s") in asked]  # type: ignore[union-attr]
+    return held[0] if len(held) == 1 and len(parts) > 1 else sentence
+
+
 def _recaps(sentence: str, givens: set[str]) -> bool:
     """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
     away 16.") or the working ("I multiplied 2.5 by 60.") rather than concluding."""
@@ -434,13 +475,16 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         asked = _asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
-        sentence = asked
+        sentence = _asked_quantity(asked, question)
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = _CONCLUSION.split(sentence)
             if len(parts) < 2 or CHECK.search(parts[-1]):
                 continue
             sentence = parts[-1]
+        counted = _HOW_MANY.search(question) if question else None
+        if counted:
+            sentence = _counts_as_digits(sentence, counted.group(1))
         value = _closing_statement(sentence)
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
@@ -450,8 +494,6 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if recap is None and _recaps(sentence, givens):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue
-        if recap is not None and (value == HEDGE or value in givens):
-            break
         return [found]
     return [recap] if recap is not None else []
 

@@ -232,7 +232,8 @@ CORRECTION = re.compile(
     r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|let\s+me\s+re-?(?:check|"
     r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
     r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
-    r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.)",
+    r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.|scratch\s+that|"
+    r"strike\s+that|never\s*mind|i\s+take\s+(?:it|that)\s+back)",
     re.IGNORECASE,
 )
 

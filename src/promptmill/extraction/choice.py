@@ -132,6 +132,11 @@ _DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|
 _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
 _QUESTION = re.compile(r"\?\s*$")
+# "only the second highest", "the runner-up": ranked below what the question asks for
+_RANKED_BELOW = re.compile(
+    r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b",
+    re.IGNORECASE,
+)
 _COPULA_BEFORE = re.compile(
     r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
 )
@@ -475,9 +480,10 @@ def _closing_mention(text: str, options: Options, question: str | None) -> list[
     found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
     several = None
     asked = _content_words(question) if question else set()
+    ranked = question is None or _RANKED_BELOW.search(question) is None
     for start, sentence in reversed(sentences(text)[-4:]):
-        if _QUESTION.search(sentence):
-            continue
+        if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
+            continue  # a question, or "Mount Kenya is only the second highest"
         named, wavers = _single_option(sentence, options)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]

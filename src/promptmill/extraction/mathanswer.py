@@ -405,11 +405,12 @@ _GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 # a sentence that says what something is, or concludes, is not a recap of the givens
 _CONCLUDES = re.compile(
     r"=|\b(?:so|therefore|thus|hence|answer|total|result|is|are|was|were|be|equals?|makes?|"
-    r"gives?|leaves?|gets?|got|obtain(?:s|ed)?|found|arrived?|ended\s+up|comes?|came)\b|'s\b",
+    r"gives?|leaves?|gets?|got|obtain(?:s|ed)?|found|arrived?|ended\s+up|comes?|came|"
+    r"round(?:s|ed|ing)?|simplif\w*|reduc\w*)\b|'s\b",
     re.IGNORECASE,
 )
 # "I multiplied 2.5 by 60.": the working told after the answer, not a result
-_METHOD = re.compile(r"^\W*(?:I|we)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
+_METHOD = re.compile(r"^\W*(?:I|[Ww]e)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
 
 
 def _asked_clause(sentence: str, question: str | None) -> str | None:

@@ -203,8 +203,10 @@ class Options:
                 w[0].isupper() or w in _NAME_PARTICLES for w in words if len(w) > 1
             ):
                 continue
-            for word in words:
-                if len(word) >= 4 and word[0].isupper():
+            for position, word in enumerate(words):
+                # a surname may be short ("Poe"), a first or middle name must be longer
+                long_enough = len(word) >= (3 if position == len(words) - 1 else 4)
+                if long_enough and word[0].isupper():
                     owners.setdefault(word, set()).add(index)
         for index, text in enumerate(self.texts):  # a word in any other option is not distinctive
             for word in re.findall(r"[A-Za-zÀ-ÿ]+", text):

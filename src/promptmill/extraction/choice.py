@@ -132,9 +132,13 @@ _DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|
 _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
 _QUESTION = re.compile(r"\?\s*$")
+# "sorry, I mean X", "make that X": the option after it replaces the one before
+_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually)\b", re.IGNORECASE)
 # "only the second highest", "the runner-up": ranked below what the question asks for
 _RANKED_BELOW = re.compile(
-    r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b",
+    r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
+    r"|\b(?:is|was|are|were)\s+(?:only\s+)?the\s+(?:second|third|fourth|fifth|next)\b"
+    r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
     re.IGNORECASE,
 )
 _COPULA_BEFORE = re.compile(
@@ -180,6 +184,9 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     if index is not None:
         first = _SENTENCE_END.search(span)
         clause = span[: first.start()] if first else span
+        if any(i == index and negated(clause, start, end)
+               for start, end, i in options.mentions(clause)[:1]):
+            return None  # "so none of the above is wrong": stated only to be denied
         if len(options.named(clause)) > 1 and (hedged(clause) or re.search(r"\bor\b", clause)):
             return None, HEDGE  # "it's merge sort or maybe insertion sort"
         return index, "option_text"
@@ -302,10 +309,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     return found
 
 
-# (not the "1987" of "The answer is A. 1987.", where the letter states the answer)
-_OPTION_SENTENCE = re.compile(
-    r"(?:^|(?<=[.!]\s)(?<![^\w][A-Za-z]\.\s)(?<!^[A-Za-z]\.\s))([^.!?\n]{1,80})[.!](?=\s|$)"
-)
+_OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
+_AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
 
 
 def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
@@ -313,9 +318,11 @@ def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
     Hydrogen."): as plain as a line holding only the option."""
     found = []
     for match in _OPTION_SENTENCE.finditer(line):
-        said = match.group(1)
-        restated = options.at_start(said)
-        if restated is not None and options.phrases[restated] == _phrase(said):
+        letter = _AFTER_LETTER.search(line, 0, match.start(1))
+        if letter and LETTERS.index(letter.group(1)) < options.count:
+            continue  # the "1987" of "The answer is A. 1987.": the letter states the answer
+        restated = options.exact(match.group(1))
+        if restated is not None:
             found.append(Candidate(start + match.start(1), restated, "bare", STRONG))
     return found
 
@@ -381,7 +388,10 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
         if result is not None and result[0] is not None:
-            found.append(Candidate(start, result[0], "headline", MEDIUM))
+            # "I and II only, or maybe all three": an opening that wavers is no headline
+            wavers = hedged(clean(line))
+            found.append(Candidate(start, None if wavers else result[0],
+                                   HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)
     marked = [(start, cells) for start, cells, bold in rows if bold]
     if len(marked) == 1 and len(rows) > 1:
@@ -399,6 +409,10 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     """The options a sentence states (after its contrasts and copulas decide between the
     ones it names) and whether it wavers between them."""
     named = options.named(sentence)
+    replaced = list(_REPLACED.finditer(sentence))
+    if len(named) > 1 and replaced:
+        # "John Adams — sorry, I mean George Washington": what the correction names decides
+        named = options.named(sentence[replaced[-1].end() :]) or named
     if len(named) > 1:
         # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
         tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
@@ -490,7 +504,11 @@ def _closing_mention(text: str, options: Options, question: str | None) -> list[
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
         if len(named) == 1:
-            found.append((start, named.pop(), len(asked & _content_words(sentence))))
+            index = named.pop()
+            # where the option is said, so a correction earlier in the sentence precedes it
+            said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
+            found.append((start + (said[-1] if said else 0), index,
+                          len(asked & _content_words(sentence))))
         elif named and several is None and not found:
             several = start
     if not found:

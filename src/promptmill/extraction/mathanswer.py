@@ -80,7 +80,7 @@ _CONCLUSION = re.compile(
 # "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
 _INTRODUCTION = re.compile(
     r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for|when|"
-    r"whenever|if|at|where|once|after)\b[^,]*,\s*"
+    r"whenever|if|at|where|once|after|(?!(?:every|no|some|any)thing)[A-Za-z]+ing)\b(?:[^,:(]|\([^()]*\))*,\s*"
     r"(?=\S)",
     re.IGNORECASE,
 )
@@ -213,7 +213,8 @@ _NUMBER_WORD_BODY = (
 _NUMBER_WORD = re.compile(rf"^\s*{_NUMBER_WORD_BODY}", re.IGNORECASE)
 # "A cube has twelve edges." answering "How many edges ...?": a count in words after "has"
 _COUNT_IN_WORDS = re.compile(
-    rf"(?P<lead>\b(?:has|have|had|contains|holds)\s+(?:exactly\s+|only\s+)?)"
+    r"(?P<lead>\b(?:has|have|had|contains?|holds?|needs?|uses?|gets?|takes?|makes?|are|were|"
+    r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?)"
     rf"(?P<count>{_NUMBER_WORD_BODY})"
     r"\s+(?P<noun>[a-z]{3,})",
     re.IGNORECASE,

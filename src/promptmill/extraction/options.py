@@ -239,6 +239,12 @@ class Options:
             return None
         return best
 
+    def exact(self, text: str) -> int | None:
+        """The option whose whole text ``text`` is, word for word ("It doubles." is "It
+        doubles"; stems, articles and a leading pronoun aside)."""
+        said = _phrase(text)
+        return next((i for i, phrase in enumerate(self.phrases) if said and phrase == said), None)
+
     def _roman_option(self, listed: str) -> int | None:
         assert self.roman is not None
         wanted = _roman_set(listed)

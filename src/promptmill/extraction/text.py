@@ -77,7 +77,8 @@ def boxed(text: str) -> list[tuple[int, int, str]]:
 
 
 _TAG = re.compile(
-    r"<(answer|final[_ ]answer|ans)>\s*(.*?)\s*</\1>", re.IGNORECASE | re.DOTALL
+    r"<(answer|final[_ ]answer|final|ans|choice|result)>\s*(.*?)\s*</\1>",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -217,7 +218,8 @@ REFUSAL = re.compile(
     r"compute|calculate|be\s+certain|be\s+sure|handle|do|how|which|what|whether)|\s*[.!]|$)|"
     r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
     r"insufficient\s+information|impossible\s+to\s+(?:determine|tell|say)|"
-    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell))",
+    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell)|"
+    r"i(?:'d|\s+would)\s+rather\s+not)",
     re.IGNORECASE,
 )
 
@@ -233,7 +235,8 @@ CORRECTION = re.compile(
     r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
     r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
     r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.|scratch\s+that|"
-    r"strike\s+that|never\s*mind|i\s+take\s+(?:it|that)\s+back)",
+    r"strike\s+that|never\s*mind|i\s+take\s+(?:it|that)\s+back|sorry,?\s+i\s+mean|i\s+meant|"
+    r"just\s+kidding)",
     re.IGNORECASE,
 )
 

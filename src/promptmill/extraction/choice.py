@@ -298,14 +298,22 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             and options.at_start(match.group(2)) == letter_index
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
+    ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
-        if _LETTER_PREFIX_LINE.match(line):
-            continue  # "A. 2": the letter states the answer, not the text after it
+        if _LETTER_PREFIX_LINE.match(line) or UNMARKED.search(line):
+            continue  # "A. 2": the letter states the answer; "- Law ✗" is ruled out
+        marked = MARKED.search(line)
         restated = options.at_start(line)
+        if marked and restated is not None:
+            ticked.setdefault(restated, start)  # "- Third law ✓"
+            continue
         if restated is not None and options.phrases[restated] == _phrase(line):
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
         elif "." in line or "!" in line:
             found += _bare_sentences(start, line, options)
+    if len(ticked) == 1:
+        (index, start), = ticked.items()
+        found.append(Candidate(start, index, "marked", STRONG))
     return found
 
 
@@ -467,6 +475,21 @@ def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
     return False
 
 
+_HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
+_NEXT_WORD = re.compile(r"\W*([a-z]{3,})", re.IGNORECASE)
+
+
+def _counting(sentence: str, options: Options, named: set[int], noun: str) -> set[int]:
+    """Of the counts a sentence names ("five lines and four spaces"), the one of the noun
+    the question counts ("How many lines ...?")."""
+    kept = set()
+    for _, end, index in options.mentions(sentence):
+        following = _NEXT_WORD.match(sentence, end)
+        if index in named and following and stem(following.group(1).lower()) == stem(noun.lower()):
+            kept.add(index)
+    return kept if len(kept) == 1 else set()
+
+
 def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
     """Of a sentence naming several options, the one named in the clause that restates the
     question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
@@ -495,12 +518,15 @@ def _closing_mention(text: str, options: Options, question: str | None) -> list[
     several = None
     asked = _content_words(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
+    counted = _HOW_MANY.search(question) if question else None
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
         named, wavers = _single_option(sentence, options)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
+        if len(named) > 1 and counted:
+            named = _counting(sentence, options, named, counted.group(1)) or named
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
         if len(named) == 1:

@@ -400,7 +400,8 @@ def _wavers(text: str, position: int, value: str) -> bool:
 
 
 _CONDITION = re.compile(
-    r"\b(?:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)(?![\d.])"
+    r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
+    r"(?!\w|\.\d|\s*[-+*/^]\s*[\w(])"  # "if y = 5 - x", "if y = 2x + 7" define y
 )
 _GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 # a sentence that says what something is, or concludes, is not a recap of the givens
@@ -457,6 +458,27 @@ def _asked_quantity(sentence: str, question: str | None) -> str:
     return held[0] if len(held) == 1 and len(parts) > 1 else sentence
 
 
+_ASKED_VARIABLE = re.compile(
+    r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
+)
+_SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
+
+
+def _asked_variable(sentence: str, question: str | None) -> str:
+    """Of a sentence solving for several unknowns ("x = 3 and y = 2"), the one the question
+    asks for ("What is the value of x ...?")."""
+    asked = _ASKED_VARIABLE.search(question) if question else None
+    if asked is None or "=" not in sentence:
+        return sentence
+    values: dict[str, set[str]] = {}
+    for match in _SIMPLE_ASSIGNMENT.finditer(sentence):
+        values.setdefault(match.group(1), set()).add(match.group(2))
+    held = values.get(asked.group(1), set())
+    if len(values) > 1 and len(held) == 1:
+        return f"{asked.group(1)} = {held.pop()}"
+    return sentence
+
+
 def _recaps(sentence: str, givens: set[str]) -> bool:
     """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
     away 16.") or the working ("I multiplied 2.5 by 60.") rather than concluding."""
@@ -477,7 +499,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         asked = _asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
-        sentence = _asked_quantity(asked, question)
+        sentence = _asked_variable(_asked_quantity(asked, question), question)
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = _CONCLUSION.split(sentence)

@@ -132,6 +132,9 @@ def stem(word: str) -> str:
     return word
 
 
+_ORDINAL_STEMS = frozenset(stem(word) for word in _ORDINALS)
+
+
 @lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
 def _word_form(word: str) -> str:
     """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match."""
@@ -168,7 +171,7 @@ def _roman_set(text: str) -> frozenset[str]:
 class Options:
     """The options of one question, prepared once for every response to it."""
 
-    __slots__ = ("by_first", "count", "names", "phrases", "roman", "texts")
+    __slots__ = ("by_first", "count", "elided", "names", "phrases", "roman", "texts")
 
     def __init__(self, choices: Sequence[Any]) -> None:
         texts = []
@@ -193,6 +196,17 @@ class Options:
             else None
         )
         self.names = self._distinctive_names()  # "Maslow" -> the index of "Abraham Maslow"
+        self.elided = self._elided_ordinals()  # "third" -> "Third law", among "First law", ...
+
+    def _elided_ordinals(self) -> dict[str, int]:
+        """Options told apart by an ordinal before a shared noun ("First law", "Second law"):
+        "the third" alone names "Third law"."""
+        by_tail: dict[tuple[str, ...], dict[str, int]] = {}
+        for index, phrase in enumerate(self.phrases):
+            if len(phrase) > 1 and phrase[0] in _ORDINAL_STEMS:
+                by_tail.setdefault(phrase[1:], {})[phrase[0]] = index
+        return {word: index for held in by_tail.values() if len(held) > 1
+                for word, index in held.items()}
 
     def _distinctive_names(self) -> dict[str, int]:
         """Capitalised words of name-like options that no other option shares."""
@@ -278,6 +292,10 @@ class Options:
             ordinal = self.ordinal(match)
             if ordinal is not None:
                 found.append((match.start(), match.end(), ordinal))
+        if self.elided:
+            for word, start, end in words:
+                if word in self.elided:
+                    found.append((start, end, self.elided[word]))
         return [
             (start, end, index)
             for start, end, index in found

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, stem
+from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
+from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -30,15 +31,11 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
-    sentences,
     squeeze,
     table_rows,
     tagged,
     unbold,
 )
-
-SEVERAL = "multiple"  # method of a statement that names more than one option
-HEDGE = "hedge"  # method of a statement that wavers between options
 
 _FILLER = (
     r"(?:(?:therefore|thus|clearly|definitely|indeed|likely|probably|then|actually|still|"
@@ -131,19 +128,6 @@ _LETTER_DASH = re.compile(r"^\s*\(?([A-Z])\)?\s*[—–-]\s+\S")
 _DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|[A-Z]\s*$)")
 _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
-_QUESTION = re.compile(r"\?\s*$")
-# "sorry, I mean X", "make that X": the option after it replaces the one before
-_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually)\b", re.IGNORECASE)
-# "only the second highest", "the runner-up": ranked below what the question asks for
-_RANKED_BELOW = re.compile(
-    r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
-    r"|\b(?:is|was|are|were)\s+(?:only\s+)?the\s+(?:second|third|fourth|fifth|next)\b"
-    r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
-    re.IGNORECASE,
-)
-_COPULA_BEFORE = re.compile(
-    r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
-)
 
 
 def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
@@ -413,145 +397,6 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     return found
 
 
-def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
-    """The options a sentence states (after its contrasts and copulas decide between the
-    ones it names) and whether it wavers between them."""
-    named = options.named(sentence)
-    replaced = list(_REPLACED.finditer(sentence))
-    if len(named) > 1 and replaced:
-        # "John Adams — sorry, I mean George Washington": what the correction names decides
-        named = options.named(sentence[replaced[-1].end() :]) or named
-    if len(named) > 1:
-        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
-        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
-        if len(tail) > 1:
-            named = options.named(tail[-1]) or named
-    if len(named) > 1 and hedged(sentence):
-        return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
-    if _enumerates(sentence, options, named):
-        return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
-    if len(named) > 1:
-        # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
-        stated = {
-            index
-            for start, end, index in options.mentions(sentence)
-            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
-            and not negated(sentence, start, end)
-        }
-        if len(stated) == 1:
-            named = stated
-    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
-    if len(named) > 1 and not wavers:
-        # "doubling f halves the wavelength": an option said word for word beats an inflection
-        verbatim = {index for index in named if options.verbatim(index, sentence)}
-        if len(verbatim) == 1:
-            named = verbatim
-    return named, wavers
-
-
-_LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
-
-
-def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
-    """Whether the options the sentence names all stand in one list of three or more
-    ("Sydney, Melbourne, Perth and Canberra"), and no other mention says which one it is
-    ("the middle value of 3, 7, 9 is 9" chooses): a list mentions options, chooses none."""
-    if len(named) < 3:
-        return False
-    mentions = sorted((start, end, index) for start, end, index in options.mentions(sentence)
-                      if index in named)
-    first = 0
-    for position in range(len(mentions) + 1):
-        joined = 0 < position < len(mentions) and _LIST_GAP.fullmatch(
-            sentence[mentions[position - 1][1] : mentions[position][0]]
-        )
-        if joined:
-            continue
-        if {index for _, _, index in mentions[first:position]} == named:
-            outside = mentions[:first] + mentions[position:]
-            return not any(_COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
-                           for start, _, _ in outside)
-        first = position
-    return False
-
-
-_HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
-_NEXT_WORD = re.compile(r"\W*([a-z]{3,})", re.IGNORECASE)
-
-
-def _counting(sentence: str, options: Options, named: set[int], noun: str) -> set[int]:
-    """Of the counts a sentence names ("five lines and four spaces"), the one of the noun
-    the question counts ("How many lines ...?")."""
-    kept = set()
-    for _, end, index in options.mentions(sentence):
-        following = _NEXT_WORD.match(sentence, end)
-        if index in named and following and stem(following.group(1).lower()) == stem(noun.lower()):
-            kept.add(index)
-    return kept if len(kept) == 1 else set()
-
-
-def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
-    """Of a sentence naming several options, the one named in the clause that restates the
-    question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
-    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
-    scored = []
-    for clause in clauses:
-        named = options.named(clause)
-        if len(named) == 1:
-            scored.append((len(asked & _content_words(clause)), named.pop()))
-    scored.sort(reverse=True)
-    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
-        return {scored[0][1]}
-    return set()
-
-
-def _closing_mention(text: str, options: Options, question: str | None) -> list[Candidate]:
-    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose.".
-
-    Of the last few sentences, those naming one option are candidates; where they name
-    different ones, the sentence that restates the question ("the smallest country") wins,
-    then the later one. A closing sentence that wavers between options ("B or C") is a hedge.
-    """
-    if _listing(text):
-        return []  # it ends by listing the options, not by choosing one
-    found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
-    several = None
-    asked = _content_words(question) if question else set()
-    ranked = question is None or _RANKED_BELOW.search(question) is None
-    counted = _HOW_MANY.search(question) if question else None
-    for start, sentence in reversed(sentences(text)[-4:]):
-        if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
-            continue  # a question, or "Mount Kenya is only the second highest"
-        named, wavers = _single_option(sentence, options)
-        if wavers and not found:
-            return [Candidate(start, None, HEDGE, WEAK)]
-        if len(named) > 1 and counted:
-            named = _counting(sentence, options, named, counted.group(1)) or named
-        if len(named) > 1 and asked and not _enumerates(sentence, options, named):
-            named = _by_question(sentence, options, asked) or named
-        if len(named) == 1:
-            index = named.pop()
-            # where the option is said, so a correction earlier in the sentence precedes it
-            said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
-            found.append((start + (said[-1] if said else 0), index,
-                          len(asked & _content_words(sentence))))
-        elif named and several is None and not found:
-            several = start
-    if not found:
-        return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
-    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
-    return [Candidate(start, index, "option_mention", WEAK)]
-
-
-def _content_words(text: str) -> set[str]:
-    """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
-    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
-
-
-_COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
-                     "their", "there", "when", "than", "have", "does", "into", "about"})
-
-
 def extract_choice_method(
     text: str,
     choices: Sequence[Any],
@@ -572,7 +417,7 @@ def extract_choice_method(
             candidates.append(Candidate(field[0], stated[0], "json", STRONG))
     if not truncated:
         candidates += _headline(raw, cleaned, options)
-        candidates += _closing_mention(cleaned, options, question)
+        candidates += closing_mention(cleaned, options, question, _listing(cleaned))
     chosen = decide(candidates, cleaned) if candidates else None
     if chosen is None or chosen.strength == WEAK and refused(cleaned):
         if truncated:

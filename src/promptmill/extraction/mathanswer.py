@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import re
 
+from promptmill.extraction.asked import (
+    asked_clause,
+    asked_quantity,
+    asked_variable,
+    givens,
+    recaps,
+)
 from promptmill.extraction.mathnorm import exact_number, latexify, normalise_math
 from promptmill.extraction.text import (
     CHECK,
+    CONCLUSION,
+    HOW_MANY,
     MEDIUM,
     STRONG,
     WEAK,
@@ -67,14 +76,6 @@ _VALUE_END = re.compile(
     r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|at|"
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
-    re.IGNORECASE,
-)
-# Where a closing sentence's conclusion starts ("..., so x = 3").
-_CONCLUSION = re.compile(
-    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
-    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
-    r"|,\s*but\b"
-    r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
     re.IGNORECASE,
 )
 # "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
@@ -219,7 +220,6 @@ _COUNT_IN_WORDS = re.compile(
     r"\s+(?P<noun>[a-z]{3,})",
     re.IGNORECASE,
 )
-_HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 
 
 def _number_word(words: str) -> int:
@@ -277,7 +277,7 @@ def _closing_statement(sentence: str) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
     sentence = _ASIDE.sub(_blank, sentence)
-    parts = [part for part in _CONCLUSION.split(latexify(sentence)) if part.strip()]
+    parts = [part for part in CONCLUSION.split(latexify(sentence)) if part.strip()]
     clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
@@ -399,114 +399,25 @@ def _wavers(text: str, position: int, value: str) -> bool:
     return other is not None and other != HEDGE and other != value
 
 
-_CONDITION = re.compile(
-    r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
-    r"(?!\w|\.\d|\s*[-+*/^]\s*[\w(])"  # "if y = 5 - x", "if y = 2x + 7" define y
-)
-_GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
-# a sentence that says what something is, or concludes, is not a recap of the givens
-_CONCLUDES = re.compile(
-    r"=|\b(?:so|therefore|thus|hence|answer|total|result|is|are|was|were|be|equals?|makes?|"
-    r"gives?|leaves?|gets?|got|obtain(?:s|ed)?|found|arrived?|ended\s+up|comes?|came|"
-    r"round(?:s|ed|ing)?|simplif\w*|reduc\w*)\b|'s\b",
-    re.IGNORECASE,
-)
-# "I multiplied 2.5 by 60.": the working told after the answer, not a result
-_METHOD = re.compile(r"^\W*(?:I|[Ww]e)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
-
-
-def _asked_clause(sentence: str, question: str | None) -> str | None:
-    """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
-    when x = 3"), the clause under the condition the question sets ("when x = 2"); None for a
-    sentence only about other conditions ("For t = 4, d = 60.")."""
-    asked = _CONDITION.search(question) if question else None
-    if asked is None or "=" not in sentence:
-        return sentence
-    variable, number = asked.groups()
-
-    def conditions(part: str) -> set[str] | None:
-        found = {m.group(2) for m in _CONDITION.finditer(part) if m.group(1) == variable}
-        return found or None
-
-    parts = [part for part in _CONCLUSION.split(sentence) if part.strip()]
-    kept = [part for part in parts if conditions(part) in (None, {number})]
-    if not kept:
-        return None
-    held = [part for part in kept if conditions(part) == {number}]
-    if len(held) == 1 and len(parts) > 1:
-        return held[0]
-    return sentence if len(kept) == len(parts) else ", ".join(kept)
-
-
-_QUANTITY = re.compile(r"\b([a-z]{3,})\s+(?:is|are|was|were|equals|=|comes\s+to)\s", re.IGNORECASE)
-_NOT_QUANTITIES = frozenset({"which", "that", "this", "there", "what", "here", "who"})
-_QUANTITY_SPLIT = re.compile(r",\s*(?:and\s+|while\s+|whereas\s+)?|\s+(?:and|while|whereas)\s+")
-
-
-def _asked_quantity(sentence: str, question: str | None) -> str:
-    """Of a sentence stating several quantities ("Its area is 36 and its perimeter is 26."),
-    the clause stating the one the question asks for (the perimeter)."""
-    if not question or _CONCLUSION.search(sentence):
-        return sentence  # "the side is 9, so the area is 81": the conclusion decides
-    subjects = [word.lower() for word in _QUANTITY.findall(sentence)]
-    if len(subjects) < 2 or _NOT_QUANTITIES.intersection(subjects):
-        return sentence
-    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
-    parts = [part for part in _QUANTITY_SPLIT.split(sentence) if _QUANTITY.search(part)]
-    held = [part for part in parts
-            if _QUANTITY.search(part).group(1).lower().rstrip("s") in asked]  # type: ignore[union-attr]
-    return held[0] if len(held) == 1 and len(parts) > 1 else sentence
-
-
-_ASKED_VARIABLE = re.compile(
-    r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
-)
-_SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
-
-
-def _asked_variable(sentence: str, question: str | None) -> str:
-    """Of a sentence solving for several unknowns ("x = 3 and y = 2"), the one the question
-    asks for ("What is the value of x ...?")."""
-    asked = _ASKED_VARIABLE.search(question) if question else None
-    if asked is None or "=" not in sentence:
-        return sentence
-    values: dict[str, set[str]] = {}
-    for match in _SIMPLE_ASSIGNMENT.finditer(sentence):
-        values.setdefault(match.group(1), set()).add(match.group(2))
-    held = values.get(asked.group(1), set())
-    if len(values) > 1 and len(held) == 1:
-        return f"{asked.group(1)} = {held.pop()}"
-    return sentence
-
-
-def _recaps(sentence: str, givens: set[str]) -> bool:
-    """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
-    away 16.") or the working ("I multiplied 2.5 by 60.") rather than concluding."""
-    if _CONCLUDES.search(sentence):
-        return False
-    numbers = _GIVEN_NUMBER.findall(sentence)
-    return len(numbers) >= 2 and set(numbers) <= givens or _METHOD.match(sentence) is not None
-
-
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
-    givens = set(_GIVEN_NUMBER.findall(question)) if question else set()
+    given = givens(question)
     recap: Candidate | None = None
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
-        asked = _asked_clause(sentence, question)
+        asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
-        sentence = _asked_variable(_asked_quantity(asked, question), question)
+        sentence = asked_variable(asked_quantity(asked, question), question)
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
-            parts = _CONCLUSION.split(sentence)
+            parts = CONCLUSION.split(sentence)
             if len(parts) < 2 or CHECK.search(parts[-1]):
                 continue
             sentence = parts[-1]
-        counted = _HOW_MANY.search(question) if question else None
+        counted = HOW_MANY.search(question) if question else None
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
         value = _closing_statement(sentence)
@@ -515,7 +426,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if value is None:
             continue
         found = Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)
-        if recap is None and _recaps(sentence, givens):
+        if recap is None and recaps(sentence, given):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue
         return [found]

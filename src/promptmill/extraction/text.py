@@ -298,6 +298,18 @@ def sentences(text: str) -> list[tuple[int, str]]:
     return found
 
 
+# Where a closing sentence's conclusion starts ("..., so x = 3").
+CONCLUSION = re.compile(
+    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
+    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
+    r"|,\s*but\b"
+    r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
+    re.IGNORECASE,
+)
+
+HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
+"""A question that counts, and the noun it counts ("How many edges ...?": edges)."""
+
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(

@@ -23,7 +23,7 @@ from promptmill.extraction.text import (
     WEAK,
     Candidate,
     alternative_after,
-    asked_field,
+    asked_fields,
     boxed,
     decide,
     first_line,
@@ -410,11 +410,13 @@ def extract_choice_method(
     options = options or Options(choices)
     cleaned = clean(raw)
     candidates = _explicit(raw, cleaned, options, truncated)
-    field = None if any(c.method == "json" for c in candidates) else asked_field(raw, question)
-    if field is not None:  # {"capital": "Canberra"} answering "What is the capital ...?"
-        stated = _content(field[1], options)
-        if stated is not None and stated[0] is not None:
-            candidates.append(Candidate(field[0], stated[0], "json", STRONG))
+    if not any(c.method == "json" for c in candidates):
+        # {"capital": "Canberra"} answering "What is the capital ...?": the one such field
+        # whose value is an option ({"planet": "Mars", "moons": 2} for "Which planet ...")
+        fields = [(start, _content(value, options)) for start, value in asked_fields(raw, question)]
+        named = [(start, stated[0]) for start, stated in fields if stated and stated[0] is not None]
+        if len(named) == 1:
+            candidates.append(Candidate(named[0][0], named[0][1], "json", STRONG))
     if not truncated:
         candidates += _headline(raw, cleaned, options)
         candidates += closing_mention(cleaned, options, question, _listing(cleaned))

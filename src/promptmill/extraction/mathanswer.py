@@ -28,7 +28,7 @@ from promptmill.extraction.text import (
     WEAK,
     Candidate,
     alternative_after,
-    asked_field,
+    asked_fields,
     boxed,
     decide,
     first_line,
@@ -335,11 +335,11 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = _value(_as_math(str(raw)))
         if value is not None:
             found.append(Candidate(start, value, "json", STRONG))
-    field = None if found else asked_field(text, question)
-    if field is not None:  # {"probability": "1/6", "total": 36} for "the probability"
-        value = _value(_as_math(field[1]))
-        if value is not None and value != HEDGE:
-            found.append(Candidate(field[0], value, "json", STRONG))
+    fields = [] if found else asked_fields(text, question)
+    values = [(start, _value(_as_math(raw))) for start, raw in fields]
+    values = [(start, value) for start, value in values if value is not None and value != HEDGE]
+    if len(values) == 1:  # {"probability": "1/6", "total": 36} for "the probability"
+        found.append(Candidate(values[0][0], values[0][1], "json", STRONG))
     for regex, method in _ANCHORS:
         for match in list(regex.finditer(text))[-_MAX_TRIED:]:
             if method == "answer_statement" and hypothetical(text, match.start()):

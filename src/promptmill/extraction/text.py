@@ -130,18 +130,19 @@ _JSON_FIELD = re.compile(
 )
 
 
-def asked_field(text: str, question: str | None) -> tuple[int, str] | None:
-    """In a JSON object without an answer key, the one field the question asks for
-    (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?")."""
+def asked_fields(text: str, question: str | None) -> list[tuple[int, str]]:
+    """In a JSON object without an answer key, the fields the question asks for
+    (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?"):
+    (where, value) each."""
     if not question or "{" not in text:
-        return None
+        return []
     asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
     found = []
     for match in _JSON_FIELD.finditer(text):
         words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
         if words and words <= asked:
             found.append((match.start(), match.group("value").strip("\"'")))
-    return found[0] if len(found) == 1 else None
+    return found
 
 
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)

@@ -22,6 +22,7 @@ from promptmill.extraction.mathnorm import exact_number, latexify, normalise_mat
 from promptmill.extraction.text import (
     CHECK,
     CONCLUSION,
+    CORRECTION,
     HOW_MANY,
     MEDIUM,
     STRONG,
@@ -89,7 +90,8 @@ _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
     r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
     r"|\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
-    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):)\s*",
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
+    r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
     re.IGNORECASE,
 )
 _APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
@@ -106,7 +108,7 @@ _DISCOURSE = re.compile(
 )
 _STATES = re.compile(
     r"\s*(?:is|are|was|were|equals?|gives?|makes?|becomes?|yields?|comes\s+to|simplif|reduces|"
-    r"works|amounts|=)",
+    r"works|amounts|=|'s)",
     re.IGNORECASE,
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
@@ -389,6 +391,31 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
     return _COUNT_IN_WORDS.sub(digits, sentence)
 
 
+_COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
+
+
+def _counted(sentence: str, noun: str) -> str | None:
+    """The one number a sentence puts before the noun the question counts ("7 boxes hold 84
+    eggs" for "How many eggs ...?"), unless it wavers ("between 8,000 and 9,000 litres")."""
+    if _HEDGE.search(sentence):
+        return None
+    wanted = noun.lower().rstrip("s")
+    found = {m.group(1).replace(",", "") for m in _COUNT_OF.finditer(latexify(sentence))
+             if m.group(2).lower().rstrip("s") == wanted}
+    return found.pop() if len(found) == 1 else None
+
+
+def _after_correction(sentence: str) -> str:
+    """What a sentence says after correcting itself ("It's 13 — no wait, 7 + 5 = 12."), if
+    it says something there."""
+    corrections = list(CORRECTION.finditer(sentence))
+    if corrections:
+        tail = sentence[corrections[-1].end() :]
+        if re.search(r"\d", tail):
+            return tail
+    return sentence
+
+
 def _wavers(text: str, position: int, value: str) -> bool:
     """Whether the sentence stating ``value`` at ``position`` entertains another value too
     ("The answer is probably 12, but it might be 14")."""
@@ -420,7 +447,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         counted = HOW_MANY.search(question) if question else None
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
-        value = _closing_statement(sentence)
+        value = _counted(sentence, counted.group(1)) if counted else None
+        value = value or _closing_statement(_after_correction(sentence))
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
         if value is None:

@@ -24,7 +24,7 @@ _FUNCTION_WORDS = frozenset({
     "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is", "are", "be", "its",
     "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
 })
-_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
+_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "an", "s", "e", "y", "a", "i")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
 _ROMAN = r"(?:VIII|VII|VI|IV|IX|V|III|II|I|X)"
@@ -137,7 +137,10 @@ _ORDINAL_STEMS = frozenset(stem(word) for word in _ORDINALS)
 
 @lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
 def _word_form(word: str) -> str:
-    """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match."""
+    """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match;
+    "Plato's" as "Plato"."""
+    if word.endswith("'s"):
+        word = word[:-2]
     ordinal = _NUMERAL_ORDINAL.fullmatch(word)
     if ordinal and 0 < int(ordinal.group(1)) <= len(_ORDINALS):
         word = _ORDINALS[int(ordinal.group(1)) - 1]
@@ -339,13 +342,20 @@ class Options:
 
     def named(self, sentence: str) -> set[int]:
         """The options a sentence names and does not deny ("sucrose, not glucose"); failing
-        that, the one long option it paraphrases."""
+        that, the one option it writes closed up ("HyperText" for "Hyper Text") or the one
+        long option it paraphrases."""
         named = set()
         mentions = self.mentions(sentence)
         for start, end, index in mentions:
             if not negated(sentence, start, end):
                 named.add(index)
         if not mentions:
+            squashed = _squash(sentence)
+            closed = [i for i, text in enumerate(self.texts)
+                      if " " in text.strip() and len(_squash(text)) >= 8
+                      and _squash(text) in squashed]
+            if len(closed) == 1:
+                return {closed[0]}
             closest = self.paraphrased(sentence)
             if closest is not None:
                 named.add(closest)
@@ -367,9 +377,18 @@ class Options:
             if len(content) >= 3:
                 scores.append((len(content & said) / len(content), index))
         scores.sort(reverse=True)
-        if scores and scores[0][0] >= 0.75 and (len(scores) == 1 or scores[1][0] < 0.5):
+        # the best restated mostly, and clearly more than any other option (options that share
+        # words, "Earth's shadow on the Moon" and "the Moon's position ... Sun and Earth")
+        if scores and scores[0][0] >= 0.75 and (
+            len(scores) == 1 or scores[1][0] < 0.5 or scores[0][0] - scores[1][0] >= 0.3
+        ):
             return scores[0][1]
         return None
+
+
+def _squash(text: str) -> str:
+    """Letters and digits only, lower case: "Hyper Text" and "HyperText" alike."""
+    return re.sub(r"[^a-z0-9]", "", _fold(text))
 
 
 def negated(sentence: str, start: int, end: int) -> bool:

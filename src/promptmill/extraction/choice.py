@@ -375,10 +375,16 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             result = (index, "headline") if index < options.count else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
+            # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
             said = _phrase(opening_clause)
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
+            ending = _CLAUSE_END.search(clean(line))
+            first_sentence = _SENTENCE_END.split(clean(line), maxsplit=1)[0]
+            listed = ending is not None and ending.group(0).startswith(",")
+            if result is not None and listed and len(options.named(first_sentence)) > 1:
+                result = None
         if result is not None and result[0] is not None:
             # "I and II only, or maybe all three": an opening that wavers is no headline
             wavers = hedged(clean(line))

@@ -113,7 +113,8 @@ _STATES = re.compile(
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|that's|i\.e\.|or\s+equivalently)\s*,?\s*"
+    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|that's|i\.e\.|or\s+equivalently|exactly)"
+    r"\s*,?\s*"
     r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
     re.IGNORECASE,
 )

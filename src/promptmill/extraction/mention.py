@@ -27,6 +27,9 @@ _RANKED_BELOW = re.compile(
     r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
     re.IGNORECASE,
 )
+_REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
+_TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
+                       re.IGNORECASE)
 _COPULA_BEFORE = re.compile(
     r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
 )
@@ -45,6 +48,12 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
         if len(tail) > 1:
             named = options.named(tail[-1]) or named
+    if len(named) > 1:
+        # "You need HAVING, since WHERE runs first": a reason's options do not answer
+        head = _REASON.split(sentence, maxsplit=1)[0]
+        named = options.named(head) or named if head != sentence else named
+    if len(named) > 1 and _TOGETHER.search(sentence):
+        return named, False  # "Tuna and sharks are both fish": several, together
     if len(named) > 1 and hedged(sentence):
         return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
     if _enumerates(sentence, options, named):

@@ -141,6 +141,8 @@ def _word_form(word: str) -> str:
     "Plato's" as "Plato"."""
     if word.endswith("'s"):
         word = word[:-2]
+    if len(word) > 6 and word.endswith(("ist", "ists")):
+        word = word[: word.rindex("ist")] + "ism"  # "Impressionist" names "Impressionism"
     ordinal = _NUMERAL_ORDINAL.fullmatch(word)
     if ordinal and 0 < int(ordinal.group(1)) <= len(_ORDINALS):
         word = _ORDINALS[int(ordinal.group(1)) - 1]

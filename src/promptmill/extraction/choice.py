@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
-from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated
+from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, phrase_of
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -291,7 +291,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         if marked and restated is not None:
             ticked.setdefault(restated, start)  # "- Third law ✓"
             continue
-        if restated is not None and options.phrases[restated] == _phrase(line):
+        if restated is not None and options.phrases[restated] == phrase_of(line):
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
         elif "." in line or "!" in line:
             found += _bare_sentences(start, line, options)
@@ -323,8 +323,6 @@ def _lines(text: str) -> list[tuple[int, str]]:
     return [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text) if m.group(0).strip()]
 
 
-def _phrase(line: str) -> tuple[str, ...]:
-    return Options([line]).phrases[0]
 
 
 def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
@@ -377,7 +375,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
-            said = _phrase(opening_clause)
+            said = phrase_of(opening_clause)
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
             ending = _CLAUSE_END.search(clean(line))

@@ -467,7 +467,7 @@ _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question."""
-    if not question:
+    if not question or len(text) > 2 * len(question) + 20:
         return False
     words = re.findall(r"\w+", latexify(text).lower())  # "√12" as the question's "\sqrt{12}"
     asked = re.findall(r"\w+", latexify(question).lower())

@@ -121,6 +121,7 @@ def _fold(text: str) -> str:
     return "".join(folded)
 
 
+@lru_cache(maxsize=1 << 16)  # the same words come back in every response
 def stem(word: str) -> str:
     """A crude stem, so singular and plural, and a verb's forms, compare equal (applied
     twice: "Incas" and "Inca" both end as "inc")."""
@@ -169,6 +170,13 @@ def _phrase(text: str) -> tuple[str, ...]:
 _PRONOUNS = frozenset({"it", "they", "this", "these", "there"})
 
 
+@lru_cache(maxsize=4096)
+def phrase_of(text: str) -> tuple[str, ...]:
+    """A line's stemmed words as ``Options`` reads an option's text (a leading "A." and
+    markup dropped), to compare a line with the options."""
+    return _phrase(clean(re.sub(r"^\s*\(?A[).:]\s+", "", text)).strip())
+
+
 def _roman_set(text: str) -> frozenset[str]:
     return frozenset(re.findall(_ROMAN, text))
 
@@ -176,7 +184,9 @@ def _roman_set(text: str) -> frozenset[str]:
 class Options:
     """The options of one question, prepared once for every response to it."""
 
-    __slots__ = ("by_first", "count", "elided", "names", "phrases", "roman", "texts")
+    __slots__ = (
+        "by_first", "count", "elided", "names", "phrases", "roman", "seen", "squashed", "texts"
+    )
 
     def __init__(self, choices: Sequence[Any]) -> None:
         texts = []
@@ -202,6 +212,10 @@ class Options:
         )
         self.names = self._distinctive_names()  # "Maslow" -> the index of "Abraham Maslow"
         self.elided = self._elided_ordinals()  # "third" -> "Third law", among "First law", ...
+        # options of several words, closed up ("hypertextmarkuplanguage"), by index
+        self.squashed = {i: _squash(text) for i, text in enumerate(self.texts)
+                         if " " in text and len(_squash(text)) >= 8}
+        self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
 
     def _elided_ordinals(self) -> dict[str, int]:
         """Options told apart by an ordinal before a shared noun ("First law", "Second law"):
@@ -273,6 +287,14 @@ class Options:
     def mentions(self, text: str) -> list[tuple[int, int, int]]:
         """Options the text names, as (start, end, index); a mention inside a longer one's
         is dropped ("Monopoly" inside "Bilateral monopoly")."""
+        found = self.seen.get(text)
+        if found is None:
+            if len(self.seen) > 256:
+                self.seen.clear()  # a closing sentence is read several times, then not again
+            found = self.seen[text] = self._mentions(text)
+        return found
+
+    def _mentions(self, text: str) -> list[tuple[int, int, int]]:
         words = _words(text)
         found: list[tuple[int, int, int]] = []
         for position, (word, _, _) in enumerate(words):
@@ -352,10 +374,8 @@ class Options:
             if not negated(sentence, start, end):
                 named.add(index)
         if not mentions:
-            squashed = _squash(sentence)
-            closed = [i for i, text in enumerate(self.texts)
-                      if " " in text.strip() and len(_squash(text)) >= 8
-                      and _squash(text) in squashed]
+            squashed = _squash(sentence) if self.squashed else ""
+            closed = [i for i, option in self.squashed.items() if option in squashed]
             if len(closed) == 1:
                 return {closed[0]}
             closest = self.paraphrased(sentence)

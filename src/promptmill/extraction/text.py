@@ -258,8 +258,8 @@ HEDGE = re.compile(
 
 # "probably B, but it might be C": a second answer entertained in the same sentence
 _ALTERNATIVE = re.compile(
-    r"\s*[,;]?\s*(?:\b(?:but|or|though|although|yet|and)\b[^.!?\n]{0,40}?\b(?:might|could|may)\s+"
-    r"(?:also\s+|well\s+|instead\s+|even\s+)?be|\bor\s+(?:possibly|maybe|perhaps))\s+",
+    r"\b(?:(?:but|or|though|although|yet|and)\b[^.!?\n]{0,40}?\b(?:might|could|may)\s+"
+    r"(?:also\s+|well\s+|instead\s+|even\s+)?be|or\s+(?:possibly|maybe|perhaps))\s+",
     re.IGNORECASE,
 )
 _SENTENCE_ENDS = re.compile(r"[.!?](?:\s|$)|\n")

@@ -64,6 +64,9 @@ CHOICE_RULES = [
     # the question's counted noun decides between counts
     ("A violin has four strings and two f-holes.", COUNTS,
      "How many strings does a violin have?", "C", "option_mention"),
+    # an option made of the question's own words is the question echoed
+    ("A class groups each function with its data.", ["Variable", "Function", "Loop", "Class"],
+     "Which construct groups a function and its data together?", "D", "option_mention"),
     # a task list's ticked box; a ticked line without letters
     ("- [ ] A. Mercury\n- [ ] B. Venus\n- [x] C. Earth\n- [ ] D. Mars", PLANETS, None, "C",
      "marked"),

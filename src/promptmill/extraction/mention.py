@@ -31,7 +31,9 @@ _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
                        re.IGNORECASE)
 _COPULA_BEFORE = re.compile(
-    r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
+    r"\b(?:is|are|was|were|be|known\s+as|(?<!\ba\s)(?<!\ban\s)(?<!\bthe\s)(?:called|named))"
+    r"\s+(?:the\s+|an?\s+)?$",  # not "a named function": an adjective, not a name given
+    re.IGNORECASE,
 )
 
 
@@ -154,6 +156,10 @@ def closing_mention(
         named, wavers = _single_option(sentence, options)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
+        if len(named) > 1 and asked:
+            # "`def` defines a named function" for "Which keyword defines a function?": an
+            # option made of the question's own words is the question echoed, not a choice
+            named = {i for i in named if not set(options.phrases[i]) <= asked} or named
         if len(named) > 1 and counted:
             named = _counting(sentence, options, named, counted.group(1)) or named
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):

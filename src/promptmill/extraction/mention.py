@@ -172,6 +172,14 @@ def closing_mention(
                           len(asked & _content_words(sentence))))
         elif named and several is None and not found:
             several = start
+    if not found and several is None:
+        # nothing named outright: the closing sentence's head noun of one option, if any
+        closing = [(start, sentence) for start, sentence in sentences(text)[-1:]
+                   if not _QUESTION.search(sentence)]
+        headed = options.headed(closing[0][1], asked) if closing else None
+        if headed is None:
+            return []
+        return [Candidate(closing[0][0], headed, "option_mention", WEAK)]
     if not found:
         return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
     start, index, _ = max(found, key=lambda item: (item[2], item[0]))

@@ -185,7 +185,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "by_first", "count", "elided", "names", "phrases", "roman", "seen", "squashed", "texts"
+        "by_first", "count", "elided", "heads", "names", "phrases", "roman", "seen", "squashed",
+        "texts",
     )
 
     def __init__(self, choices: Sequence[Any]) -> None:
@@ -216,6 +217,19 @@ class Options:
         self.squashed = {i: _squash(text) for i, text in enumerate(self.texts)
                          if " " in text and len(_squash(text)) >= 8}
         self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
+        self.heads = self._distinctive_heads()  # "membran" -> the index of "Cell membrane"
+
+    def _distinctive_heads(self) -> dict[str, int]:
+        """The last word of each option of two or more words that no other option uses."""
+        uses: dict[str, set[int]] = {}
+        for index, phrase in enumerate(self.phrases):
+            for word in phrase:
+                uses.setdefault(word, set()).add(index)
+        return {
+            phrase[-1]: index
+            for index, phrase in enumerate(self.phrases)
+            if len(phrase) > 1 and len(phrase[-1]) >= 4 and uses[phrase[-1]] == {index}
+        }
 
     def _elided_ordinals(self) -> dict[str, int]:
         """Options told apart by an ordinal before a shared noun ("First law", "Second law"):
@@ -382,6 +396,13 @@ class Options:
             if closest is not None:
                 named.add(closest)
         return named
+
+    def headed(self, sentence: str, asked: set[str]) -> int | None:
+        """The one option whose head noun, found in no other option nor in the question, the
+        sentence names ("The plasma membrane ..." for "Cell membrane")."""
+        said = {word for word, _, _ in _words(sentence)}
+        found = {index for head, index in self.heads.items() if head in said and head not in asked}
+        return found.pop() if len(found) == 1 else None
 
     def verbatim(self, index: int, sentence: str) -> bool:
         """Whether the sentence holds the option's own words as written ("It" aside)."""

@@ -73,7 +73,7 @@ _CURRENCY_AFTER = re.compile(r"\d")
 _VALUE_END = re.compile(
     r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
     r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
-    r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,)"
+    r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
     r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|at|"
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
@@ -210,7 +210,7 @@ _BELOW_HUNDRED = (
 _NUMBER_WORD_BODY = (
     rf"(?:(?:minus|negative)\s+)?"
     rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
-    rf"|{_BELOW_HUNDRED})\b"
+    rf"|{_BELOW_HUNDRED})(?:\s+(?:thousand|million|billion))?\b"
     r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
     r"sevenths?|eighths?|ninths?|tenths?))"
 )
@@ -225,9 +225,15 @@ _COUNT_IN_WORDS = re.compile(
 )
 
 
+_SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
 def _number_word(words: str) -> int:
-    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152."""
+    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152,
+    "two million" 2000000."""
     parts = [part for part in re.split(r"[- ]+", words.strip().lower()) if part != "and"]
+    if parts[-1] in _SCALES:
+        return _number_word(" ".join(parts[:-1])) * _SCALES[parts[-1]]
     sign = 1
     if parts[0] in ("minus", "negative"):
         sign, parts = -1, parts[1:]

@@ -168,8 +168,7 @@ def closing_mention(
             index = named.pop()
             # where the option is said, so a correction earlier in the sentence precedes it
             said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
-            found.append((start + (said[-1] if said else 0), index,
-                          len(asked & _content_words(sentence))))
+            found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
         elif named and several is None and not found:
             several = start
     if not found and several is None:
@@ -184,6 +183,16 @@ def closing_mention(
         return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
     start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+_DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)
+
+
+def _overlap(sentence: str, asked: set[str]) -> int:
+    """How far a sentence restates the question; a question word it denies ("a guitar has
+    frets, not keys" for "Which instrument has 88 keys?") counts against it."""
+    denied = {stem(word.lower()) for word in _DENIED_WORD.findall(sentence)} & asked
+    return len(asked & _content_words(sentence)) - 2 * len(denied)
 
 
 def _content_words(text: str) -> set[str]:

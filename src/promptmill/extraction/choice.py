@@ -23,6 +23,7 @@ from promptmill.extraction.text import (
     WEAK,
     Candidate,
     alternative_after,
+    answer_rows,
     asked_fields,
     boxed,
     decide,
@@ -389,6 +390,10 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             found.append(Candidate(start, None if wavers else result[0],
                                    HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)
+    for start, value in answer_rows(rows):  # "| Answer | **B** |"
+        result = _content(value, options)
+        if result is not None and result[0] is not None:
+            found.append(Candidate(start, result[0], "table", STRONG))
     marked = [(start, cells) for start, cells, bold in rows if bold]
     if len(marked) == 1 and len(rows) > 1:
         start, cells = marked[0]

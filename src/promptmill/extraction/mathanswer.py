@@ -29,6 +29,7 @@ from promptmill.extraction.text import (
     WEAK,
     Candidate,
     alternative_after,
+    answer_rows,
     asked_fields,
     boxed,
     decide,
@@ -365,6 +366,10 @@ def _marked(text: str) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
     rows = table_rows(text)
+    for start, raw in answer_rows(rows):  # "| Answer | **42** |"
+        value = _value(_as_math(raw))
+        if value is not None and value != HEDGE:
+            found.append(Candidate(start, value, "table", STRONG))
     if rows:
         start, cells, bold = rows[-1]
         label = cells[0].lower() if cells else ""
@@ -412,15 +417,13 @@ def _counted(sentence: str, noun: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _after_correction(sentence: str) -> str:
-    """What a sentence says after correcting itself ("It's 13 — no wait, 7 + 5 = 12."), if
-    it says something there."""
+def _after_correction(sentence: str) -> int:
+    """Where a sentence starts saying what it says after correcting itself ("It's 13 — no
+    wait, 7 + 5 = 12."): after the correction, if it says something there, else 0."""
     corrections = list(CORRECTION.finditer(sentence))
-    if corrections:
-        tail = sentence[corrections[-1].end() :]
-        if re.search(r"\d", tail):
-            return tail
-    return sentence
+    if corrections and re.search(r"\d", sentence[corrections[-1].end() :]):
+        return corrections[-1].end()
+    return 0
 
 
 def _wavers(text: str, position: int, value: str) -> bool:
@@ -455,12 +458,15 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
         value = _counted(sentence, counted.group(1)) if counted else None
-        value = value or _closing_statement(_after_correction(sentence))
+        corrected = _after_correction(sentence)
+        value = value or _closing_statement(sentence[corrected:])
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
         if value is None:
             continue
-        found = Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)
+        found = Candidate(
+            start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
+        )
         if recap is None and recaps(sentence, given):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue

@@ -169,6 +169,19 @@ def table_rows(text: str) -> list[tuple[int, list[str], bool]]:
     return rows
 
 
+_ANSWER_LABEL = re.compile(r"^(?:final\s+)?(?:answer|choice|result|solution)\b", re.IGNORECASE)
+
+
+def answer_rows(rows: list[tuple[int, list[str], bool]]) -> list[tuple[int, str]]:
+    """Rows labelled as the answer ("| Answer | **B** |"): (start, the value beside the label)."""
+    found = []
+    for start, cells, _ in rows:
+        filled = [unbold(cell) for cell in cells if cell.strip()]
+        if len(filled) == 2 and _ANSWER_LABEL.match(filled[0]):
+            found.append((start, filled[1]))
+    return found
+
+
 def unbold(cell: str) -> str:
     """A cell or line without the ``**``/``__`` around it."""
     match = _BOLD.match(cell)

@@ -148,6 +148,7 @@ def closing_mention(
     found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
     several = None
     asked = _content_words(question) if question else set()
+    asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
     counted = HOW_MANY.search(question) if question else None
     for start, sentence in reversed(sentences(text)[-4:]):
@@ -189,10 +190,23 @@ _DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})"
 
 
 def _overlap(sentence: str, asked: set[str]) -> int:
-    """How far a sentence restates the question; a question word it denies ("a guitar has
-    frets, not keys" for "Which instrument has 88 keys?") counts against it."""
+    """How far a sentence restates the question (its words, or their initials: "ICs" for
+    "integrated circuits"); a question word it denies ("a guitar has frets, not keys" for
+    "Which instrument has 88 keys?") counts against it."""
     denied = {stem(word.lower()) for word in _DENIED_WORD.findall(sentence)} & asked
-    return len(asked & _content_words(sentence)) - 2 * len(denied)
+    initials = {word.lower() for word in _INITIALS.findall(sentence)}
+    return len(asked & (_content_words(sentence) | initials)) - 2 * len(denied)
+
+
+_INITIALS = re.compile(r"\b([A-Z]{2,4})s?\b")
+
+
+def _acronyms(question: str) -> set[str]:
+    """The initials of each run of two or three words in the question ("ic" for
+    "integrated circuits"), to know the question again when a response abbreviates it."""
+    words = re.findall(r"[a-z]{3,}", question.lower())
+    return {"".join(w[0] for w in words[i : i + n]) for n in (2, 3)
+            for i in range(len(words) - n + 1)}
 
 
 def _content_words(text: str) -> set[str]:

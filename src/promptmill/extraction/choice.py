@@ -349,8 +349,17 @@ def _content(content: str, options: Options) -> tuple[object, str] | None:
 
 
 def _listing(text: str) -> bool:
-    """Whether the response lists the options ("A) ... B) ...") rather than choosing one."""
-    return len({m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}) > 1
+    """Whether the response lists the options ("A) ... B) ...", one a line or several on
+    one line) rather than choosing one."""
+    if len({m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}) > 1:
+        return True
+    return any(len({m.group(1) for m in _INLINE_OPTION.finditer(line.group(0))}) > 2
+               for line in _OPTIONS_LINE.finditer(text))
+
+
+# "A) Apple B) Banana C) Grape": the options, all on one line that starts with the first
+_OPTIONS_LINE = re.compile(r"^[ \t]*\(?A[).][ \t]+.*$", re.MULTILINE)
+_INLINE_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).]\s+\w")
 
 
 def _headline(raw: str, text: str, options: Options) -> list[Candidate]:

@@ -24,7 +24,7 @@ _FUNCTION_WORDS = frozenset({
     "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is", "are", "be", "its",
     "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
 })
-_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "an", "s", "e", "y", "a", "i")
+_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
 _ROMAN = r"(?:VIII|VII|VI|IV|IX|V|III|II|I|X)"

@@ -111,6 +111,7 @@ _CORRECTED_TO = re.compile(
     re.MULTILINE,
 )
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
+_JOINED = re.compile(r"\s*(?:(or)\s+|and\s+)?", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
@@ -389,13 +390,15 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
             ending = _CLAUSE_END.search(clean(line))
-            first_sentence = _SENTENCE_END.split(clean(line), maxsplit=1)[0]
-            listed = ending is not None and ending.group(0).startswith(",")
-            if result is not None and listed and len(options.named(first_sentence)) > 1:
-                result = None
+            rest = clean(line)[ending.end() :] if ending and ending.group(0)[0] == "," else ""
+            joined = _JOINED.match(rest)
+            assert joined is not None  # the pattern matches the empty string too
+            if result is not None and rest and options.at_start(rest[joined.end() :]) is not None:
+                # "WHERE, HAVING and LIMIT ...": a list; "I and III only, or III only": a hedge
+                result = (result[0], HEDGE) if joined.group(1) else None
         if result is not None and result[0] is not None:
             # "I and II only, or maybe all three": an opening that wavers is no headline
-            wavers = hedged(clean(line))
+            wavers = result[1] == HEDGE or hedged(clean(line))
             found.append(Candidate(start, None if wavers else result[0],
                                    HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)

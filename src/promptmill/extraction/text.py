@@ -264,7 +264,7 @@ def corrected_after(text: str, position: int) -> int | None:
 HEDGE = re.compile(
     r"\b(?:either\b.{1,60}?\bor\b|not\s+sure|unsure|i\s+can(?:'t|not)\s+tell|"
     r"depending\s+on|depends\s+on|somewhere\s+between|could\s+be\s+.{1,40}?\bor\b|"
-    r"or\s+maybe|or\s+perhaps)",
+    r"or\s+maybe|or\s+perhaps|\b(?:arguably|possibly|maybe|perhaps|could\s+be)\s+both\b)",
     re.IGNORECASE,
 )
 

@@ -105,16 +105,19 @@ def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
     return False
 
 
-_NEXT_WORD = re.compile(r"\W*([a-z]{3,})", re.IGNORECASE)
+_NEXT_WORDS = re.compile(r"\W*([a-z]{3,})(?:\s+([a-z]{3,}))?", re.IGNORECASE)
 
 
 def _counting(sentence: str, options: Options, named: set[int], noun: str) -> set[int]:
     """Of the counts a sentence names ("five lines and four spaces"), the one of the noun
     the question counts ("How many lines ...?")."""
     kept = set()
+    wanted = stem(noun.lower())
     for _, end, index in options.mentions(sentence):
-        following = _NEXT_WORD.match(sentence, end)
-        if index in named and following and stem(following.group(1).lower()) == stem(noun.lower()):
+        following = _NEXT_WORDS.match(sentence, end)  # "six faces", "six square faces"
+        if index in named and following and wanted in {
+            stem(word.lower()) for word in following.groups() if word
+        }:
             kept.add(index)
     return kept if len(kept) == 1 else set()
 

@@ -134,6 +134,7 @@ def stem(word: str) -> str:
 
 
 _ORDINAL_STEMS = frozenset(stem(word) for word in _ORDINALS)
+_CARDINALS = {word: str(number) for number, word in enumerate(_COUNTS[1:], start=2)}
 
 
 @lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
@@ -144,6 +145,8 @@ def _word_form(word: str) -> str:
         word = word[:-2]
     if len(word) > 6 and word.endswith(("ist", "ists")):
         word = word[: word.rindex("ist")] + "ism"  # "Impressionist" names "Impressionism"
+    if word in _CARDINALS:
+        return _CARDINALS[word]  # "six" names the option "6" ("one" stays a word: "the third one")
     ordinal = _NUMERAL_ORDINAL.fullmatch(word)
     if ordinal and 0 < int(ordinal.group(1)) <= len(_ORDINALS):
         word = _ORDINALS[int(ordinal.group(1)) - 1]

@@ -93,6 +93,26 @@ def asked_variable(sentence: str, question: str | None) -> str:
     return sentence
 
 
+_SUBJECT = re.compile(
+    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})\s+(?:is|are|was|were|would\s+be|"
+    r"will\s+be|equals)\b",
+    re.IGNORECASE,
+)
+_ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number", "this", "that",
+                          "there", "which", "what", "final", "solution"})
+
+
+def other_quantity(sentence: str, question: str | None) -> bool:
+    """Whether a sentence states a quantity the question does not ask for ("the perimeter
+    would be 20" after "The area is 21")."""
+    subject = _SUBJECT.match(sentence)
+    if not question or subject is None:
+        return False
+    word = subject.group(1).lower()
+    asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
+    return word not in _ANY_SUBJECT and word.rstrip("s") not in asked
+
+
 def givens(question: str | None) -> set[str]:
     """The numbers a question gives, as written."""
     return set(_GIVEN_NUMBER.findall(question)) if question else set()
@@ -107,4 +127,6 @@ def recaps(sentence: str, givens: set[str]) -> bool:
     return len(numbers) >= 2 and set(numbers) <= givens or _METHOD.match(sentence) is not None
 
 
-__all__ = ["asked_clause", "asked_quantity", "asked_variable", "givens", "recaps"]
+__all__ = [
+    "asked_clause", "asked_quantity", "asked_variable", "givens", "other_quantity", "recaps"
+]

@@ -111,6 +111,7 @@ _CORRECTED_TO = re.compile(
     re.MULTILINE,
 )
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
+_ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
 _JOINED = re.compile(r"\s*(?:(or)\s+|and\s+)?", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
@@ -297,6 +298,13 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
         elif "." in line or "!" in line:
             found += _bare_sentences(start, line, options)
+            shortened = _ABBREVIATION.fullmatch(line)  # "Feb." alone for "February"
+            if shortened:
+                prefix = shortened.group(1).lower()
+                owners = [i for i, text in enumerate(options.texts)
+                          if text.lower().startswith(prefix) and len(text) > len(prefix)]
+                if len(owners) == 1:
+                    found.append(Candidate(start, owners[0], "bare", STRONG))
     if len(ticked) == 1:
         (index, start), = ticked.items()
         found.append(Candidate(start, index, "marked", STRONG))

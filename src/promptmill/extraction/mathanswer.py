@@ -16,6 +16,7 @@ from promptmill.extraction.asked import (
     asked_quantity,
     asked_variable,
     givens,
+    other_quantity,
     recaps,
 )
 from promptmill.extraction.mathnorm import exact_number, latexify, normalise_math
@@ -114,7 +115,8 @@ _STATES = re.compile(
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|that's|i\.e\.|or\s+equivalently|exactly)"
+    r"(?:,\s*|\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
+    r"or\s+equivalently|exactly|rounded\s+to|rounding\s+to)"
     r"\s*,?\s*"
     r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
     re.IGNORECASE,
@@ -467,7 +469,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         found = Candidate(
             start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
         )
-        if recap is None and recaps(sentence, given):
+        if recap is None and (recaps(sentence, given) or other_quantity(sentence, question)):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue
         return [found]

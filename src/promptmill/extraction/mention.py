@@ -27,6 +27,8 @@ _RANKED_BELOW = re.compile(
     r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
     re.IGNORECASE,
 )
+# an option's name, then "or" and another capitalised name (or the other way round)
+_OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
                        re.IGNORECASE)
@@ -58,6 +60,8 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         return named, False  # "Tuna and sharks are both fish": several, together
     if len(named) > 1 and hedged(sentence):
         return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
+    if len(named) == 1 and _OR_NAME.search(sentence):
+        return named, True  # "São Paulo or Rio": another name offered beside the option
     if _enumerates(sentence, options, named):
         return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
     if len(named) > 1:

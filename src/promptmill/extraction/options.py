@@ -155,12 +155,14 @@ def _word_form(word: str) -> str:
 
 @lru_cache(maxsize=4096)  # a closing sentence is read several times over
 def _words(text: str) -> tuple[tuple[str, int, int], ...]:
-    """Stemmed words of (cleaned) ``text`` without articles, each with its span."""
+    """Stemmed words of (cleaned) ``text`` without articles, each with its span (a last
+    "a" is no article: the "A" of "Vitamin A")."""
     lowered = _fold(text)
+    found = list(_WORD.finditer(lowered))
     return tuple(
         (_word_form(m.group(0)), m.start(), m.end())
-        for m in _WORD.finditer(lowered)
-        if m.group(0) not in _ARTICLES
+        for position, m in enumerate(found)
+        if m.group(0) not in _ARTICLES or (position == len(found) - 1 and text[m.start()].isupper())
     )
 
 
@@ -178,6 +180,9 @@ def phrase_of(text: str) -> tuple[str, ...]:
     """A line's stemmed words as ``Options`` reads an option's text (a leading "A." and
     markup dropped), to compare a line with the options."""
     return _phrase(clean(re.sub(r"^\s*\(?A[).:]\s+", "", text)).strip())
+
+
+_EPONYM = re.compile(r"^([A-Z][A-Za-zÀ-ÿ-]{2,})'s\s+[a-z]")
 
 
 def _roman_set(text: str) -> frozenset[str]:
@@ -248,6 +253,9 @@ class Options:
         """Capitalised words of name-like options that no other option shares."""
         owners: dict[str, set[int]] = {}
         for index, text in enumerate(self.texts):
+            eponym = _EPONYM.match(text)  # "Dijkstra's algorithm": "Dijkstra" names it
+            if eponym:
+                owners.setdefault(eponym.group(1), set()).add(index)
             words = re.findall(r"[A-Za-zÀ-ÿ]+", text)
             if len(words) < 2 or not all(
                 w[0].isupper() or w in _NAME_PARTICLES for w in words if len(w) > 1

@@ -64,7 +64,8 @@ _ANCHOR = re.compile(
 )
 # Weaker anchors: only a letter, an ordinal or an option's text right after them counts.
 _STRICT_ANCHOR = re.compile(
-    r"\b(?:it's|it\s+is|it\s+must\s+be|that's|that\s+is|that\s+would\s+be|this\s+is|"
+    r"\b(?:it's|it\s+is|it\s+was|it\s+must\s+be|it\s+must\s+have\s+been|that's|that\s+is|"
+    r"that\s+was|that\s+would\s+be|this\s+is|"
     r"which\s+is|so\s+it's|hence|therefore|thus|so)\s*,?\s*"
     + _FILLER
     + rf"(?:(?!{NUMBERED.pattern})(?:option|choice|letter)\s+)?",
@@ -182,6 +183,9 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = options.ordinal_at_start(span)
     if index is not None:
         return index, "ordinal"
+    index = options.name_at_start(span)
+    if index is not None:
+        return index, "option_text"  # "It was van Gogh.": a name that only one option holds
     if strict:
         return None
     first = _SENTENCE_END.search(span)

@@ -124,13 +124,15 @@ def _fold(text: str) -> str:
 @lru_cache(maxsize=1 << 16)  # the same words come back in every response
 def stem(word: str) -> str:
     """A crude stem, so singular and plural, and a verb's forms, compare equal (applied
-    twice: "Incas" and "Inca" both end as "inc")."""
-    for _ in range(2):
+    until nothing more comes off: "Incas" and "Inca" both end as "inc", "kidneys" and
+    "kidney" as "kidn")."""
+    while True:
         for suffix in _SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
-    return word
+        else:
+            return word
 
 
 _ORDINAL_STEMS = frozenset(stem(word) for word in _ORDINALS)
@@ -182,6 +184,9 @@ def phrase_of(text: str) -> tuple[str, ...]:
     return _phrase(clean(re.sub(r"^\s*\(?A[).:]\s+", "", text)).strip())
 
 
+_NAME_AT_START = re.compile(
+    r"\s*(?:(?:da|de|del|der|di|du|la|le|van|von)\s+)?([A-Z][A-Za-zÀ-ÿ-]+)(?:'s)?(?![\w-])"
+)
 _EPONYM = re.compile(r"^([A-Z][A-Za-zÀ-ÿ-]{2,})'s\s+[a-z]")
 
 
@@ -383,6 +388,14 @@ class Options:
             if index is not None:
                 found.append((match.start("ref"), index))
         return found
+
+    def name_at_start(self, span: str) -> int | None:
+        """The option a name at the start of ``span`` belongs to ("van Gogh" for "Vincent van
+        Gogh", "Dijkstra" for "Dijkstra's algorithm")."""
+        if not self.names:
+            return None
+        match = _NAME_AT_START.match(span)
+        return self.names.get(match.group(1)) if match else None
 
     def ordinal_at_start(self, span: str) -> int | None:
         """The option an ordinal reference at the start of ``span`` names."""

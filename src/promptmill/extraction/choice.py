@@ -92,6 +92,11 @@ _LETTERS_ARE_CORRECT = re.compile(
     r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
     r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
 )
+_CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
+_IS_THE_CHOICE = re.compile(
+    r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
+    r"(?!(?i:wrong|incorrect|worst|false|bad|opposite)\b)(?:[a-z]+\s+)?(?i:choice|answer|option|pick)\b"
+)
 # "The capital is D.", "The one that stays O(n log n) is (C).": a letter closing a sentence
 _IS_LETTER = re.compile(
     r"\b(?i:is|would\s+be|must\s+be)\s+(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))"
@@ -253,6 +258,12 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
             kind = HEDGE if wavers else SEVERAL
             found.append(Candidate(match.start(), None, kind, STRONG))
+    for match in _IS_THE_CHOICE.finditer(text):
+        # "helium is the safe choice": the option the clause before it names
+        clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        named = options.named(clause)
+        if len(named) == 1 and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     for match in _LETTER_IS_CORRECT.finditer(text):
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
         if index < options.count and not hypothetical(text, match.start()):

@@ -126,7 +126,7 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{([^{}]*)\}")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
 _MATH_WORDS = frozenset({
     "pi", "sqrt", "frac", "dfrac", "tfrac", "times", "cdot", "div", "infty", "le", "leq", "ge",
-    "geq", "lt", "gt", "pm", "mp", "in", "ne", "circ", "left", "right", "log", "ln", "sin",
+    "geq", "lt", "gt", "pm", "mp", "ne", "circ", "left", "right", "log", "ln", "sin",
     "cos", "tan",
 })
 _HEDGE = re.compile(

@@ -118,7 +118,9 @@ _CORRECTED_TO = re.compile(
 )
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
-_JOINED = re.compile(r"\s*(?:(or)\s+|and\s+)?", re.IGNORECASE)
+_JOINED = re.compile(
+    r"\s*(?:(or)\s+(?:arguably\s+|maybe\s+|perhaps\s+|possibly\s+)?|and\s+)?", re.IGNORECASE
+)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(

@@ -223,7 +223,7 @@ _COUNT_IN_WORDS = re.compile(
     r"(?P<lead>\b(?:has|have|had|contains?|holds?|needs?|uses?|gets?|takes?|makes?|are|were|"
     r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?)"
     rf"(?P<count>{_NUMBER_WORD_BODY})"
-    r"\s+(?P<noun>[a-z]{3,})",
+    r"(?P<first>\s+[a-z]{3,})(?P<second>\s+[a-z]{3,})?",
     re.IGNORECASE,
 )
 
@@ -396,11 +396,14 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
     """"A cube has twelve edges." as "has 12 edges" where the question asks how many edges
     (not "A week has seven days" where it asks for minutes)."""
 
+    wanted = noun.lower().rstrip("s")
+
     def digits(match: re.Match[str]) -> str:
-        if match.group("noun").lower().rstrip("s") != noun.lower().rstrip("s"):
-            return match.group(0)
+        following = [match.group("first"), match.group("second") or ""]
+        if wanted not in {word.strip().lower().rstrip("s") for word in following}:
+            return match.group(0)  # "four triangular faces" counts faces; "seven days" not
         count = str(_number_word(match.group("count")))
-        return f"{match.group('lead')}{count} {match.group('noun')}"
+        return f"{match.group('lead')}{count}{following[0]}{following[1]}"
 
     return _COUNT_IN_WORDS.sub(digits, sentence)
 

@@ -314,7 +314,7 @@ def sentences(text: str) -> list[tuple[int, str]]:
 
 # Where a closing sentence's conclusion starts ("..., so x = 3").
 CONCLUSION = re.compile(
-    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
+    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=[\w\\$(-])"
     # "11 × 10 = 110, minus 11 gives 99": a further step of the working
     r"|,\s*(?=(?:minus|plus|times|less|divided\s+by|multiplied\s+by|take\s+away|add(?:ing)?|"
     r"subtract(?:ing)?)\b[^,.;]*\b(?:gives?|makes?|leaves?|yields?|is|equals?)\b)"

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from promptmill.extraction.options import LETTERS, Options, clean, negated, stem
+from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
+from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, phrase_of
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -21,6 +22,9 @@ from promptmill.extraction.text import (
     UNMARKED,
     WEAK,
     Candidate,
+    alternative_after,
+    answer_rows,
+    asked_fields,
     boxed,
     decide,
     first_line,
@@ -28,15 +32,11 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
-    sentences,
     squeeze,
     table_rows,
     tagged,
     unbold,
 )
-
-SEVERAL = "multiple"  # method of a statement that names more than one option
-HEDGE = "hedge"  # method of a statement that wavers between options
 
 _FILLER = (
     r"(?:(?:therefore|thus|clearly|definitely|indeed|likely|probably|then|actually|still|"
@@ -59,15 +59,16 @@ _ANCHOR = re.compile(
     )
     \s*"""
     + _FILLER
-    + r"(?:(?:option|choice|answer|letter)\s+)?",
+    + rf"(?:(?!{NUMBERED.pattern})(?:option|choice|answer|letter)\s+)?",
     re.IGNORECASE | re.VERBOSE,
 )
 # Weaker anchors: only a letter, an ordinal or an option's text right after them counts.
 _STRICT_ANCHOR = re.compile(
-    r"\b(?:it's|it\s+is|it\s+must\s+be|that's|that\s+is|that\s+would\s+be|this\s+is|"
+    r"\b(?:it's|it\s+is|it\s+was|it\s+must\s+be|it\s+must\s+have\s+been|that's|that\s+is|"
+    r"that\s+was|that\s+would\s+be|this\s+is|"
     r"which\s+is|so\s+it's|hence|therefore|thus|so)\s*,?\s*"
     + _FILLER
-    + r"(?:(?:option|choice|letter)\s+)?",
+    + rf"(?:(?!{NUMBERED.pattern})(?:option|choice|letter)\s+)?",
     re.IGNORECASE,
 )
 _LETTER_AT = re.compile(
@@ -84,6 +85,18 @@ _LETTER_IS_CORRECT = re.compile(
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
+# "Both A and B are correct.", "A and C could both be right": more than one option endorsed
+_LETTERS_ARE_CORRECT = re.compile(
+    r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
+    r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
+    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
+    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
+)
+_CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
+_IS_THE_CHOICE = re.compile(
+    r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
+    r"(?!(?i:wrong|incorrect|worst|false|bad|opposite)\b)(?:[a-z]+\s+)?(?i:choice|answer|option|pick)\b"
+)
 # "The capital is D.", "The one that stays O(n log n) is (C).": a letter closing a sentence
 _IS_LETTER = re.compile(
     r"\b(?i:is|would\s+be|must\s+be)\s+(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))"
@@ -96,11 +109,17 @@ _LETTER_NOT_LETTER = re.compile(
     r"(?i:option\s+)?\(?[A-Z]\)?(?![A-Za-z])",
     re.MULTILINE,
 )
-# "B. Actually, C.", "No: D.": a correction that names a letter and nothing more
+# "B. Actually, C.", "No: D.", "A. No wait — B.": a correction that names a letter and nothing more
 _CORRECTED_TO = re.compile(
-    r"\b(?i:actually|correction|make\s+that|no)\s*[,:]?\s*(?i:it's\s+|it\s+is\s+)?"
-    r"\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    r"\b(?i:actually|correction|make\s+that|no|wait|sorry|i\s+mean)"
+    r"(?:[\s,:;—–-]+(?i:no|wait|actually|sorry|i\s+mean))*[ \t]*[,:;—–-]?[ \t]*"
+    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
     re.MULTILINE,
+)
+_CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
+_ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
+_JOINED = re.compile(
+    r"\s*(?:(or)\s+(?:arguably\s+|maybe\s+|perhaps\s+|possibly\s+)?|and\s+)?", re.IGNORECASE
 )
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
@@ -120,10 +139,6 @@ _LETTER_DASH = re.compile(r"^\s*\(?([A-Z])\)?\s*[—–-]\s+\S")
 _DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|[A-Z]\s*$)")
 _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
-_QUESTION = re.compile(r"\?\s*$")
-_COPULA_BEFORE = re.compile(
-    r"\b(?:is|are|was|were|be|called|named|known\s+as)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE
-)
 
 
 def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
@@ -164,6 +179,9 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     if index is not None:
         first = _SENTENCE_END.search(span)
         clause = span[: first.start()] if first else span
+        if any(i == index and negated(clause, start, end)
+               for start, end, i in options.mentions(clause)[:1]):
+            return None  # "so none of the above is wrong": stated only to be denied
         if len(options.named(clause)) > 1 and (hedged(clause) or re.search(r"\bor\b", clause)):
             return None, HEDGE  # "it's merge sort or maybe insertion sort"
         return index, "option_text"
@@ -172,6 +190,9 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = options.ordinal_at_start(span)
     if index is not None:
         return index, "ordinal"
+    index = options.name_at_start(span)
+    if index is not None:
+        return index, "option_text"  # "It was van Gogh.": a name that only one option holds
     if strict:
         return None
     first = _SENTENCE_END.search(span)
@@ -182,6 +203,21 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     if len(named) > 1:
         return None, HEDGE if hedged(clause) or " or " in clause else SEVERAL
     return None
+
+
+def _wavers_after(text: str, pos: int, options: Options, stated: object) -> bool:
+    """Whether the sentence, after stating ``stated``, entertains another option too
+    ("The answer is probably B, but it might be C")."""
+    if not isinstance(stated, int):
+        return False
+    start = alternative_after(text, pos)
+    if start is None:
+        return False
+    letter = _letter_at(text, start, options, strict=False)
+    other = letter[0] if letter is not None else options.at_start(text[start : start + 200])
+    if other is None:
+        other = options.ordinal_at_start(text[start : start + 200])
+    return isinstance(other, int) and other != stated
 
 
 def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Candidate]:
@@ -208,7 +244,28 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     for regex, strict in anchors:
         for match in regex.finditer(text):
             if not hypothetical(text, match.start()):
-                add(match.start(), _statement(text, match.end(), options, strict))
+                stated = _statement(text, match.end(), options, strict)
+                if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
+                    stated = None, HEDGE
+                add(match.start(), stated)
+    for start, index in options.references(text):
+        found.append(Candidate(start, index, "ordinal", STRONG))
+    for match in _LETTERS_ARE_CORRECT.finditer(text):
+        if hypothetical(text, match.start()):
+            continue
+        listed = options.at_start(match.group(0))  # "Both A and B" may be an option itself
+        if listed is not None:
+            found.append(Candidate(match.start(), listed, "option_text", STRONG))
+        else:
+            wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
+            kind = HEDGE if wavers else SEVERAL
+            found.append(Candidate(match.start(), None, kind, STRONG))
+    for match in _IS_THE_CHOICE.finditer(text):
+        # "helium is the safe choice": the option the clause before it names
+        clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        named = options.named(clause)
+        if len(named) == 1 and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     for match in _LETTER_IS_CORRECT.finditer(text):
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
         if index < options.count and not hypothetical(text, match.start()):
@@ -231,7 +288,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         found.append(Candidate(match.start(), None, kind, STRONG))
     listing = _listing(text)
     if listing:
-        found += _marked_option(text, options)
+        found += _marked_option(raw, text, options)
     for match in _COLON_LETTER.finditer(text):
         index = LETTERS.index(match.group(1))
         if index < options.count and not listing:
@@ -245,12 +302,47 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             and options.at_start(match.group(2)) == letter_index
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
+    ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
-        if _LETTER_PREFIX_LINE.match(line):
-            continue  # "A. 2": the letter states the answer, not the text after it
+        if _LETTER_PREFIX_LINE.match(line) or UNMARKED.search(line):
+            continue  # "A. 2": the letter states the answer; "- Law ✗" is ruled out
+        marked = MARKED.search(line)
         restated = options.at_start(line)
-        if restated is not None and options.phrases[restated] == _phrase(line):
+        if marked and restated is not None:
+            ticked.setdefault(restated, start)  # "- Third law ✓"
+            continue
+        if restated is not None and options.phrases[restated] == phrase_of(line):
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
+        elif "." in line or "!" in line:
+            found += _bare_sentences(start, line, options)
+            shortened = _ABBREVIATION.fullmatch(line)  # "Feb." alone for "February"
+            if shortened:
+                prefix = shortened.group(1).lower()
+                owners = [i for i, text in enumerate(options.texts)
+                          if text.lower().startswith(prefix) and len(text) > len(prefix)]
+                if len(owners) == 1:
+                    found.append(Candidate(start, owners[0], "bare", STRONG))
+    if len(ticked) == 1:
+        (index, start), = ticked.items()
+        found.append(Candidate(start, index, "marked", STRONG))
+    return found
+
+
+_OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
+_AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
+
+
+def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
+    """Sentences that are an option's text and nothing more ("Helium. Scratch that: ...
+    Hydrogen."): as plain as a line holding only the option."""
+    found = []
+    for match in _OPTION_SENTENCE.finditer(line):
+        letter = _AFTER_LETTER.search(line, 0, match.start(1))
+        if letter and LETTERS.index(letter.group(1)) < options.count:
+            continue  # the "1987" of "The answer is A. 1987.": the letter states the answer
+        restated = options.exact(match.group(1))
+        if restated is not None:
+            found.append(Candidate(start + match.start(1), restated, "bare", STRONG))
     return found
 
 
@@ -258,15 +350,14 @@ def _lines(text: str) -> list[tuple[int, str]]:
     return [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text) if m.group(0).strip()]
 
 
-def _phrase(line: str) -> tuple[str, ...]:
-    return Options([line]).phrases[0]
 
 
-def _marked_option(text: str, options: Options) -> list[Candidate]:
+def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
     """The one listed option marked as the answer ("- B. Tanzania ✓" among "✗"s)."""
     marked = [
         m for m in _LETTER_PREFIX_LINE.finditer(text)
-        if MARKED.search(m.group(2)) and not UNMARKED.search(m.group(2))
+        if (MARKED.search(m.group(2)) or _CHECKED.match(raw, m.start()))
+        and not UNMARKED.search(m.group(2))
     ]
     if len(marked) != 1:
         return []
@@ -284,8 +375,17 @@ def _content(content: str, options: Options) -> tuple[object, str] | None:
 
 
 def _listing(text: str) -> bool:
-    """Whether the response lists the options ("A) ... B) ...") rather than choosing one."""
-    return len({m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}) > 1
+    """Whether the response lists the options ("A) ... B) ...", one a line or several on
+    one line) rather than choosing one."""
+    if len({m.group(1) for m in _LETTER_PREFIX_LINE.finditer(text)}) > 1:
+        return True
+    return any(len({m.group(1) for m in _INLINE_OPTION.finditer(line.group(0))}) > 2
+               for line in _OPTIONS_LINE.finditer(text))
+
+
+# "A) Apple B) Banana C) Grape": the options, all on one line that starts with the first
+_OPTIONS_LINE = re.compile(r"^[ \t]*\(?A[).][ \t]+.*$", re.MULTILINE)
+_INLINE_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).]\s+\w")
 
 
 def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
@@ -309,13 +409,28 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             result = (index, "headline") if index < options.count else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
+            # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
-            said = _phrase(opening_clause)
+            said = phrase_of(opening_clause)
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
+            ending = _CLAUSE_END.search(clean(line))
+            rest = clean(line)[ending.end() :] if ending and ending.group(0)[0] == "," else ""
+            joined = _JOINED.match(rest)
+            assert joined is not None  # the pattern matches the empty string too
+            if result is not None and rest and options.at_start(rest[joined.end() :]) is not None:
+                # "WHERE, HAVING and LIMIT ...": a list; "I and III only, or III only": a hedge
+                result = (result[0], HEDGE) if joined.group(1) else None
         if result is not None and result[0] is not None:
-            found.append(Candidate(start, result[0], "headline", MEDIUM))
+            # "I and II only, or maybe all three": an opening that wavers is no headline
+            wavers = result[1] == HEDGE or hedged(clean(line))
+            found.append(Candidate(start, None if wavers else result[0],
+                                   HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)
+    for start, value in answer_rows(rows):  # "| Answer | **B** |"
+        result = _content(value, options)
+        if result is not None and result[0] is not None:
+            found.append(Candidate(start, result[0], "table", STRONG))
     marked = [(start, cells) for start, cells, bold in rows if bold]
     if len(marked) == 1 and len(rows) > 1:
         start, cells = marked[0]
@@ -326,88 +441,6 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
                     found.append(Candidate(start, result[0], "table", MEDIUM))
                 break
     return found
-
-
-def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
-    """The options a sentence states (after its contrasts and copulas decide between the
-    ones it names) and whether it wavers between them."""
-    named = options.named(sentence)
-    if len(named) > 1:
-        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
-        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
-        if len(tail) > 1:
-            named = options.named(tail[-1]) or named
-    if len(named) > 1:
-        # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
-        stated = {
-            index
-            for start, end, index in options.mentions(sentence)
-            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
-            and not negated(sentence, start, end)
-        }
-        if len(stated) == 1:
-            named = stated
-    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
-    if len(named) > 1 and not wavers:
-        # "doubling f halves the wavelength": an option said word for word beats an inflection
-        verbatim = {index for index in named if options.verbatim(index, sentence)}
-        if len(verbatim) == 1:
-            named = verbatim
-    return named, wavers
-
-
-def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
-    """Of a sentence naming several options, the one named in the clause that restates the
-    question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
-    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
-    scored = []
-    for clause in clauses:
-        named = options.named(clause)
-        if len(named) == 1:
-            scored.append((len(asked & _content_words(clause)), named.pop()))
-    scored.sort(reverse=True)
-    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
-        return {scored[0][1]}
-    return set()
-
-
-def _closing_mention(text: str, options: Options, question: str | None) -> list[Candidate]:
-    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose.".
-
-    Of the last few sentences, those naming one option are candidates; where they name
-    different ones, the sentence that restates the question ("the smallest country") wins,
-    then the later one. A closing sentence that wavers between options ("B or C") is a hedge.
-    """
-    if _listing(text):
-        return []  # it ends by listing the options, not by choosing one
-    found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
-    several = None
-    asked = _content_words(question) if question else set()
-    for start, sentence in reversed(sentences(text)[-4:]):
-        if _QUESTION.search(sentence):
-            continue
-        named, wavers = _single_option(sentence, options)
-        if wavers and not found:
-            return [Candidate(start, None, HEDGE, WEAK)]
-        if len(named) > 1 and asked:
-            named = _by_question(sentence, options, asked) or named
-        if len(named) == 1:
-            found.append((start, named.pop(), len(asked & _content_words(sentence))))
-        elif named and several is None and not found:
-            several = start
-    if not found:
-        return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
-    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
-    return [Candidate(start, index, "option_mention", WEAK)]
-
-
-def _content_words(text: str) -> set[str]:
-    """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
-    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
-
-
-_COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
-                     "their", "there", "when", "than", "have", "does", "into", "about"})
 
 
 def extract_choice_method(
@@ -423,9 +456,16 @@ def extract_choice_method(
     options = options or Options(choices)
     cleaned = clean(raw)
     candidates = _explicit(raw, cleaned, options, truncated)
+    if not any(c.method == "json" for c in candidates):
+        # {"capital": "Canberra"} answering "What is the capital ...?": the one such field
+        # whose value is an option ({"planet": "Mars", "moons": 2} for "Which planet ...")
+        fields = [(start, _content(value, options)) for start, value in asked_fields(raw, question)]
+        named = [(start, stated[0]) for start, stated in fields if stated and stated[0] is not None]
+        if len(named) == 1:
+            candidates.append(Candidate(named[0][0], named[0][1], "json", STRONG))
     if not truncated:
         candidates += _headline(raw, cleaned, options)
-        candidates += _closing_mention(cleaned, options, question)
+        candidates += closing_mention(cleaned, options, question, _listing(cleaned))
     chosen = decide(candidates, cleaned) if candidates else None
     if chosen is None or chosen.strength == WEAK and refused(cleaned):
         if truncated:

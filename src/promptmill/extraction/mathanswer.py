@@ -11,13 +11,27 @@ from __future__ import annotations
 
 import re
 
+from promptmill.extraction.asked import (
+    asked_clause,
+    asked_quantity,
+    asked_variable,
+    givens,
+    other_quantity,
+    recaps,
+)
 from promptmill.extraction.mathnorm import exact_number, latexify, normalise_math
 from promptmill.extraction.text import (
     CHECK,
+    CONCLUSION,
+    CORRECTION,
+    HOW_MANY,
     MEDIUM,
     STRONG,
     WEAK,
     Candidate,
+    alternative_after,
+    answer_rows,
+    asked_fields,
     boxed,
     decide,
     first_line,
@@ -61,23 +75,16 @@ _CURRENCY_AFTER = re.compile(r"\d")
 _VALUE_END = re.compile(
     r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
     r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
-    r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,)"
+    r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
     r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|at|"
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
     re.IGNORECASE,
 )
-# Where a closing sentence's conclusion starts ("..., so x = 3").
-_CONCLUSION = re.compile(
-    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=\w)"
-    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
-    r"|,\s*but\b"
-    r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
-    re.IGNORECASE,
-)
 # "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
 _INTRODUCTION = re.compile(
-    r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for)\b[^,]*,\s*"
+    r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for|when|"
+    r"whenever|if|at|where|once|after|(?!(?:every|no|some|any)thing)[A-Za-z]+ing)\b(?:[^,:(]|\([^()]*\))*,\s*"
     r"(?=\S)",
     re.IGNORECASE,
 )
@@ -85,7 +92,8 @@ _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
     r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
     r"|\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
-    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:)\s*",
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
+    r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
     re.IGNORECASE,
 )
 _APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
@@ -102,12 +110,14 @@ _DISCOURSE = re.compile(
 )
 _STATES = re.compile(
     r"\s*(?:is|are|was|were|equals?|gives?|makes?|becomes?|yields?|comes\s+to|simplif|reduces|"
-    r"works|amounts|=)",
+    r"works|amounts|=|'s)",
     re.IGNORECASE,
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals)|that\s+is|i\.e\.|or\s+equivalently)\s*,?\s*"
+    r"(?:,\s*|\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
+    r"or\s+equivalently|exactly|rounded\s+to|rounding\s+to)"
+    r"\s*,?\s*"
     r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
     re.IGNORECASE,
 )
@@ -116,12 +126,14 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{([^{}]*)\}")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
 _MATH_WORDS = frozenset({
     "pi", "sqrt", "frac", "dfrac", "tfrac", "times", "cdot", "div", "infty", "le", "leq", "ge",
-    "geq", "lt", "gt", "pm", "mp", "in", "ne", "circ", "left", "right", "log", "ln", "sin",
+    "geq", "lt", "gt", "pm", "mp", "ne", "circ", "left", "right", "log", "ln", "sin",
     "cos", "tan",
 })
 _HEDGE = re.compile(
     r"\beither\b|\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
-    r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b",
+    r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
+    r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
+    r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
     re.IGNORECASE,
 )
 _ASSIGNMENTS = re.compile(
@@ -198,19 +210,33 @@ _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ni
 _BELOW_HUNDRED = (
     rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})"
 )
-_NUMBER_WORD = re.compile(
-    rf"^\s*(?:(?:minus|negative)\s+)?"
+_NUMBER_WORD_BODY = (
+    rf"(?:(?:minus|negative)\s+)?"
     rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
-    rf"|{_BELOW_HUNDRED})\b"
+    rf"|{_BELOW_HUNDRED})(?:\s+(?:thousand|million|billion))?\b"
     r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
-    r"sevenths?|eighths?|ninths?|tenths?))",
+    r"sevenths?|eighths?|ninths?|tenths?))"
+)
+_NUMBER_WORD = re.compile(rf"^\s*{_NUMBER_WORD_BODY}", re.IGNORECASE)
+# "A cube has twelve edges." answering "How many edges ...?": a count in words after "has"
+_COUNT_IN_WORDS = re.compile(
+    r"(?P<lead>\b(?:has|have|had|contains?|holds?|needs?|uses?|gets?|takes?|makes?|are|were|"
+    r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?)"
+    rf"(?P<count>{_NUMBER_WORD_BODY})"
+    r"(?P<first>\s+[a-z]{3,})(?P<second>\s+[a-z]{3,})?",
     re.IGNORECASE,
 )
 
 
+_SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
 def _number_word(words: str) -> int:
-    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152."""
+    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152,
+    "two million" 2000000."""
     parts = [part for part in re.split(r"[- ]+", words.strip().lower()) if part != "and"]
+    if parts[-1] in _SCALES:
+        return _number_word(" ".join(parts[:-1])) * _SCALES[parts[-1]]
     sign = 1
     if parts[0] in ("minus", "negative"):
         sign, parts = -1, parts[1:]
@@ -248,10 +274,22 @@ def _settle(expression: str) -> str | None:
     return answer if answer and re.search(r"[\d\\]", answer) else None
 
 
+# "The result is 0.7 (multiplying 0.2 by 3 first, then adding 0.1).": an aside in words
+# explains the value; its "then" is not the sentence's conclusion
+_ASIDE = re.compile(
+    r"\((?!\s*(?:which|that|i\.e\.|or|=))(?=[^()]*(?<![\\A-Za-z])[A-Za-z]{3,}\b)[^()]*\)"
+)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * len(match.group(0))
+
+
 def _closing_statement(sentence: str) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
-    parts = [part for part in _CONCLUSION.split(latexify(sentence)) if part.strip()]
+    sentence = _ASIDE.sub(_blank, sentence)
+    parts = [part for part in CONCLUSION.split(latexify(sentence)) if part.strip()]
     clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
@@ -284,29 +322,43 @@ def _closing_statement(sentence: str) -> str | None:
     return _value(clause[first.start() :]) if first else None
 
 
-def _explicit(text: str) -> list[Candidate]:
+def _as_math(content: str) -> str:
+    """A box's, tag's or cell's content as inline math: "$55" (a price) as ``$55$``."""
+    if content.count("$") == 1:
+        content = re.sub(r"\\?\$(?=\s*\d)", "", content)
+    return content if "$" in content else f"${content}$"
+
+
+def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     """Statements that give the answer outright."""
     found = [
         Candidate(start, value, "boxed", STRONG)
         for start, _, content in boxed(text)
-        if content.strip() and (value := _value(content if "$" in content else f"${content}$"))
+        if content.strip() and (value := _value(_as_math(content)))
     ]
     for start, content in tagged(text):
-        value = _value(f"${content}$" if "$" not in content else content)
+        value = _value(_as_math(content))
         if value is not None:
             found.append(Candidate(start, value, "answer_tag", STRONG))
     for start, raw in json_answers(text):
         if isinstance(raw, list):
             found.append(Candidate(start, HEDGE, HEDGE, STRONG))
             continue
-        value = _value(f"${raw}$" if "$" not in str(raw) else str(raw))
+        value = _value(_as_math(str(raw)))
         if value is not None:
             found.append(Candidate(start, value, "json", STRONG))
+    fields = [] if found else asked_fields(text, question)
+    values = [(start, _value(_as_math(raw))) for start, raw in fields]
+    values = [(start, value) for start, value in values if value is not None and value != HEDGE]
+    if len(values) == 1:  # {"probability": "1/6", "total": 36} for "the probability"
+        found.append(Candidate(values[0][0], values[0][1], "json", STRONG))
     for regex, method in _ANCHORS:
         for match in list(regex.finditer(text))[-_MAX_TRIED:]:
             if method == "answer_statement" and hypothetical(text, match.start()):
                 continue
             value = _value(text[match.end() : match.end() + 600], words=True)
+            if value is not None and _wavers(text, match.end(), value):
+                value = HEDGE
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -316,12 +368,16 @@ def _marked(text: str) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
     rows = table_rows(text)
+    for start, raw in answer_rows(rows):  # "| Answer | **42** |"
+        value = _value(_as_math(raw))
+        if value is not None and value != HEDGE:
+            found.append(Candidate(start, value, "table", STRONG))
     if rows:
         start, cells, bold = rows[-1]
         label = cells[0].lower() if cells else ""
         if bold or re.search(r"total|sum|left|result|answer", label):
             filled = [unbold(cell) for cell in cells if cell.strip()]
-            value = _value(f"${filled[-1]}$") if filled else None
+            value = _value(_as_math(filled[-1])) if filled else None
             if value is not None and value != HEDGE:
                 found.append(Candidate(start, value, "table", MEDIUM))
     opening = first_line(text)
@@ -336,29 +392,103 @@ def _marked(text: str) -> list[Candidate]:
     return found
 
 
-def _closing(text: str) -> list[Candidate]:
-    """The closing sentence's statement (checks of an answer already given skipped)."""
+def _counts_as_digits(sentence: str, noun: str) -> str:
+    """"A cube has twelve edges." as "has 12 edges" where the question asks how many edges
+    (not "A week has seven days" where it asks for minutes)."""
+
+    wanted = noun.lower().rstrip("s")
+
+    def digits(match: re.Match[str]) -> str:
+        following = [match.group("first"), match.group("second") or ""]
+        if wanted not in {word.strip().lower().rstrip("s") for word in following}:
+            return match.group(0)  # "four triangular faces" counts faces; "seven days" not
+        count = str(_number_word(match.group("count")))
+        return f"{match.group('lead')}{count}{following[0]}{following[1]}"
+
+    return _COUNT_IN_WORDS.sub(digits, sentence)
+
+
+_COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
+
+
+def _counted(sentence: str, noun: str) -> str | None:
+    """The one number a sentence puts before the noun the question counts ("7 boxes hold 84
+    eggs" for "How many eggs ...?"), unless it wavers ("between 8,000 and 9,000 litres")."""
+    if _HEDGE.search(sentence):
+        return None
+    wanted = noun.lower().rstrip("s")
+    found = {m.group(1).replace(",", "") for m in _COUNT_OF.finditer(latexify(sentence))
+             if m.group(2).lower().rstrip("s") == wanted}
+    return found.pop() if len(found) == 1 else None
+
+
+def _after_correction(sentence: str) -> int:
+    """Where a sentence starts saying what it says after correcting itself ("It's 13 — no
+    wait, 7 + 5 = 12."): after the correction, if it says something there, else 0."""
+    corrections = list(CORRECTION.finditer(sentence))
+    if corrections and re.search(r"\d", sentence[corrections[-1].end() :]):
+        return corrections[-1].end()
+    return 0
+
+
+def _wavers(text: str, position: int, value: str) -> bool:
+    """Whether the sentence stating ``value`` at ``position`` entertains another value too
+    ("The answer is probably 12, but it might be 14")."""
+    start = alternative_after(text, position)
+    if start is None or value == HEDGE:
+        return False
+    other = _value(text[start : start + 200], words=True)
+    return other is not None and other != HEDGE and other != value
+
+
+def _closing(text: str, question: str | None = None) -> list[Candidate]:
+    """The closing sentence's statement (checks of an answer already given skipped, and a
+    recap of the question's numbers after the answer)."""
+    given = givens(question)
+    recap: Candidate | None = None
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
+        asked = asked_clause(sentence, question)
+        if asked is None:
+            continue  # the value under another condition than the question's
+        sentence = asked_variable(asked_quantity(asked, question), question)
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
-            parts = _CONCLUSION.split(sentence)
+            parts = CONCLUSION.split(sentence)
             if len(parts) < 2 or CHECK.search(parts[-1]):
                 continue
             sentence = parts[-1]
-        value = _closing_statement(sentence)
-        if value is not None:
-            return [Candidate(start, value, HEDGE if value == HEDGE else "last_statement", WEAK)]
-    return []
+        counted = HOW_MANY.search(question) if question else None
+        if counted:
+            sentence = _counts_as_digits(sentence, counted.group(1))
+        value = _counted(sentence, counted.group(1)) if counted else None
+        corrected = _after_correction(sentence)
+        value = value or _closing_statement(sentence[corrected:])
+        if value is not None and _wavers(sentence, 0, value):
+            value = HEDGE
+        if value is None:
+            continue
+        found = Candidate(
+            start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
+        )
+        if recap is None and (recaps(sentence, given) or other_quantity(sentence, question)):
+            recap = found  # the answer may come before it: look on, and keep this if not
+            continue
+        return [found]
+    return [recap] if recap is not None else []
+
+
+_QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 
 
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question."""
-    if not question:
+    if not question or len(text) > 2 * len(question) + 20:
         return False
-    words = re.findall(r"\w+", text.lower())
-    return bool(words) and " ".join(words) in " ".join(re.findall(r"\w+", question.lower()))
+    words = re.findall(r"\w+", latexify(text).lower())  # "√12" as the question's "\sqrt{12}"
+    asked = re.findall(r"\w+", latexify(question).lower())
+    return bool(words) and " ".join(words) in " ".join(asked)
 
 
 def extract_math_method(
@@ -366,18 +496,20 @@ def extract_math_method(
 ) -> tuple[str | None, str]:
     """The committed math answer (normalised; None: no single answer) and how it was found."""
     text = squeeze(text)
-    candidates = _explicit(text)
+    candidates = _explicit(text, question)
     if truncated:
         if not candidates:
             return None, "truncated"
     elif _echoes(text, question):
         return None, "none"
     else:
-        candidates += _marked(text) + _closing(text)
+        candidates += _marked(text) + _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
     if chosen is None:
+        if all(_QUESTIONED.search(sentence) for _, sentence in sentences(text)):
+            return None, "none"  # "32? 64?": numbers put as questions commit to none
         numbers = _NUMBER.findall(text)
         if numbers and len(numbers[-1]) <= _MAX_ANSWER:
             return normalise_math(numbers[-1]), "last_number"

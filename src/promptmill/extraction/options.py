@@ -50,10 +50,26 @@ _NUMERAL_ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
 _ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"])
 _ORDINAL = re.compile(
     rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
-    r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$))\b"
+    r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$|"
+    r"\s+(?:is|was|would|must|should|seems|looks|fits|works|matches|has|gives|satisfies|holds|"
+    r"applies|describes)\b))\b"
     rf"|\b(?:option|choice|alternative|answer\s+choice)\s+(?:number\s+|no\.?\s*|#\s*)?"
     rf"(?P<num>\d{{1,2}}|{'|'.join(_COUNTS)})\b(?![.,]\d)",
     re.IGNORECASE,
+)
+_COUNT_AFTER = rf"(?:number\s+|no\.?\s*|\#\s*)?(?:\d{{1,2}}|{'|'.join(_COUNTS)})\b"
+NUMBERED = re.compile(rf"(?i:option|choice|alternative)\s+{_COUNT_AFTER}")
+"""An option named by its number ("option two", "choice 3"): an anchor must not swallow it."""
+# "The first choice.", "That's option two.", "So: the third one.": a sentence that only
+# points at an option states it as plainly as a letter would
+_REFERENCE = re.compile(
+    r"(?:^|(?<=[.!?:]\s))[ \t>*#-]*(?i:(?:so|thus|hence|therefore|that's|that\s+is|it's|"
+    r"it\s+is|i\.e\.|answer|final\s+answer)\s*[,:]?\s*)?"
+    rf"(?P<ref>(?i:the\s+)?(?i:{_ORDINAL_WORD})(?:\s+(?i:listed|given))?\s+"
+    r"(?i:option|choice|answer\s+choice|alternative|one)"
+    rf"|(?i:option|choice|alternative|answer\s+choice)\s+{_COUNT_AFTER})"
+    r"(?:[ \t*]*$|[ \t*]*[.!][ \t*]*(?:$|\s))",
+    re.MULTILINE,
 )
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _GOES_ON_AS_MATH = re.compile(r"\s*(?:[\^*/+=×<>]|\d|\\(?:times|cdot|frac))")
@@ -79,7 +95,10 @@ def _unwrap(match: re.Match[str]) -> str:
 
 
 _WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_MARKUP = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°|\*\*|__|[`$*]|\\[()\[\]]|\\[,;!]")
+_MARKUP = re.compile(
+    r"\^\s*\{?\\circ\}?|\\circ|°|\*\*|__|[`$*]|\\[()\[\]]|\\[,;!]"
+    r"|(?<=[-*+] )\[[ xX]\](?= )"  # a task list's box: "- [x] B. Penguin" lists "B. Penguin"
+)
 
 
 def clean(text: str) -> str:
@@ -102,20 +121,34 @@ def _fold(text: str) -> str:
     return "".join(folded)
 
 
+@lru_cache(maxsize=1 << 16)  # the same words come back in every response
 def stem(word: str) -> str:
     """A crude stem, so singular and plural, and a verb's forms, compare equal (applied
-    twice: "Incas" and "Inca" both end as "inc")."""
-    for _ in range(2):
+    until nothing more comes off: "Incas" and "Inca" both end as "inc", "kidneys" and
+    "kidney" as "kidn")."""
+    while True:
         for suffix in _SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
-    return word
+        else:
+            return word
+
+
+_ORDINAL_STEMS = frozenset(stem(word) for word in _ORDINALS)
+_CARDINALS = {word: str(number) for number, word in enumerate(_COUNTS[1:], start=2)}
 
 
 @lru_cache(maxsize=1 << 16)  # words repeat across responses; stemming each costs a scan
 def _word_form(word: str) -> str:
-    """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match."""
+    """A word's stem; "14th" as "fourteenth", so numerals and words for ordinals match;
+    "Plato's" as "Plato"."""
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) > 6 and word.endswith(("ist", "ists")):
+        word = word[: word.rindex("ist")] + "ism"  # "Impressionist" names "Impressionism"
+    if word in _CARDINALS:
+        return _CARDINALS[word]  # "six" names the option "6" ("one" stays a word: "the third one")
     ordinal = _NUMERAL_ORDINAL.fullmatch(word)
     if ordinal and 0 < int(ordinal.group(1)) <= len(_ORDINALS):
         word = _ORDINALS[int(ordinal.group(1)) - 1]
@@ -124,12 +157,14 @@ def _word_form(word: str) -> str:
 
 @lru_cache(maxsize=4096)  # a closing sentence is read several times over
 def _words(text: str) -> tuple[tuple[str, int, int], ...]:
-    """Stemmed words of (cleaned) ``text`` without articles, each with its span."""
+    """Stemmed words of (cleaned) ``text`` without articles, each with its span (a last
+    "a" is no article: the "A" of "Vitamin A")."""
     lowered = _fold(text)
+    found = list(_WORD.finditer(lowered))
     return tuple(
         (_word_form(m.group(0)), m.start(), m.end())
-        for m in _WORD.finditer(lowered)
-        if m.group(0) not in _ARTICLES
+        for position, m in enumerate(found)
+        if m.group(0) not in _ARTICLES or (position == len(found) - 1 and text[m.start()].isupper())
     )
 
 
@@ -142,6 +177,19 @@ def _phrase(text: str) -> tuple[str, ...]:
 _PRONOUNS = frozenset({"it", "they", "this", "these", "there"})
 
 
+@lru_cache(maxsize=4096)
+def phrase_of(text: str) -> tuple[str, ...]:
+    """A line's stemmed words as ``Options`` reads an option's text (a leading "A." and
+    markup dropped), to compare a line with the options."""
+    return _phrase(clean(re.sub(r"^\s*\(?A[).:]\s+", "", text)).strip())
+
+
+_NAME_AT_START = re.compile(
+    r"\s*(?:(?:da|de|del|der|di|du|la|le|van|von)\s+)?([A-Z][A-Za-zÀ-ÿ-]+)(?:'s)?(?![\w-])"
+)
+_EPONYM = re.compile(r"^([A-Z][A-Za-zÀ-ÿ-]{2,})'s\s+[a-z]")
+
+
 def _roman_set(text: str) -> frozenset[str]:
     return frozenset(re.findall(_ROMAN, text))
 
@@ -149,7 +197,10 @@ def _roman_set(text: str) -> frozenset[str]:
 class Options:
     """The options of one question, prepared once for every response to it."""
 
-    __slots__ = ("by_first", "count", "names", "phrases", "roman", "texts")
+    __slots__ = (
+        "by_first", "count", "elided", "heads", "names", "phrases", "roman", "seen", "squashed",
+        "texts",
+    )
 
     def __init__(self, choices: Sequence[Any]) -> None:
         texts = []
@@ -174,18 +225,51 @@ class Options:
             else None
         )
         self.names = self._distinctive_names()  # "Maslow" -> the index of "Abraham Maslow"
+        self.elided = self._elided_ordinals()  # "third" -> "Third law", among "First law", ...
+        # options of several words, closed up ("hypertextmarkuplanguage"), by index
+        self.squashed = {i: _squash(text) for i, text in enumerate(self.texts)
+                         if " " in text and len(_squash(text)) >= 8}
+        self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
+        self.heads = self._distinctive_heads()  # "membran" -> the index of "Cell membrane"
+
+    def _distinctive_heads(self) -> dict[str, int]:
+        """The last word of each option of two or more words that no other option uses."""
+        uses: dict[str, set[int]] = {}
+        for index, phrase in enumerate(self.phrases):
+            for word in phrase:
+                uses.setdefault(word, set()).add(index)
+        return {
+            phrase[-1]: index
+            for index, phrase in enumerate(self.phrases)
+            if len(phrase) > 1 and len(phrase[-1]) >= 4 and uses[phrase[-1]] == {index}
+        }
+
+    def _elided_ordinals(self) -> dict[str, int]:
+        """Options told apart by an ordinal before a shared noun ("First law", "Second law"):
+        "the third" alone names "Third law"."""
+        by_tail: dict[tuple[str, ...], dict[str, int]] = {}
+        for index, phrase in enumerate(self.phrases):
+            if len(phrase) > 1 and phrase[0] in _ORDINAL_STEMS:
+                by_tail.setdefault(phrase[1:], {})[phrase[0]] = index
+        return {word: index for held in by_tail.values() if len(held) > 1
+                for word, index in held.items()}
 
     def _distinctive_names(self) -> dict[str, int]:
         """Capitalised words of name-like options that no other option shares."""
         owners: dict[str, set[int]] = {}
         for index, text in enumerate(self.texts):
+            eponym = _EPONYM.match(text)  # "Dijkstra's algorithm": "Dijkstra" names it
+            if eponym:
+                owners.setdefault(eponym.group(1), set()).add(index)
             words = re.findall(r"[A-Za-zÀ-ÿ]+", text)
             if len(words) < 2 or not all(
                 w[0].isupper() or w in _NAME_PARTICLES for w in words if len(w) > 1
             ):
                 continue
-            for word in words:
-                if len(word) >= 4 and word[0].isupper():
+            for position, word in enumerate(words):
+                # a surname may be short ("Poe"), a first or middle name must be longer
+                long_enough = len(word) >= (3 if position == len(words) - 1 else 4)
+                if long_enough and word[0].isupper():
                     owners.setdefault(word, set()).add(index)
         for index, text in enumerate(self.texts):  # a word in any other option is not distinctive
             for word in re.findall(r"[A-Za-zÀ-ÿ]+", text):
@@ -218,6 +302,12 @@ class Options:
             return None
         return best
 
+    def exact(self, text: str) -> int | None:
+        """The option whose whole text ``text`` is, word for word ("It doubles." is "It
+        doubles"; stems, articles and a leading pronoun aside)."""
+        said = _phrase(text)
+        return next((i for i, phrase in enumerate(self.phrases) if said and phrase == said), None)
+
     def _roman_option(self, listed: str) -> int | None:
         assert self.roman is not None
         wanted = _roman_set(listed)
@@ -227,6 +317,14 @@ class Options:
     def mentions(self, text: str) -> list[tuple[int, int, int]]:
         """Options the text names, as (start, end, index); a mention inside a longer one's
         is dropped ("Monopoly" inside "Bilateral monopoly")."""
+        found = self.seen.get(text)
+        if found is None:
+            if len(self.seen) > 256:
+                self.seen.clear()  # a closing sentence is read several times, then not again
+            found = self.seen[text] = self._mentions(text)
+        return found
+
+    def _mentions(self, text: str) -> list[tuple[int, int, int]]:
         words = _words(text)
         found: list[tuple[int, int, int]] = []
         for position, (word, _, _) in enumerate(words):
@@ -251,6 +349,10 @@ class Options:
             ordinal = self.ordinal(match)
             if ordinal is not None:
                 found.append((match.start(), match.end(), ordinal))
+        if self.elided:
+            for word, start, end in words:
+                if word in self.elided:
+                    found.append((start, end, self.elided[word]))
         return [
             (start, end, index)
             for start, end, index in found
@@ -277,6 +379,24 @@ class Options:
                 index = _ORDINALS.index(word)
         return index if 0 <= index < self.count else None
 
+    def references(self, text: str) -> list[tuple[int, int]]:
+        """Sentences that only point at an option ("The first choice."): (start, index)."""
+        found = []
+        for match in _REFERENCE.finditer(text):
+            ordinal = _ORDINAL.fullmatch(match.group("ref"))
+            index = self.ordinal(ordinal) if ordinal else None
+            if index is not None:
+                found.append((match.start("ref"), index))
+        return found
+
+    def name_at_start(self, span: str) -> int | None:
+        """The option a name at the start of ``span`` belongs to ("van Gogh" for "Vincent van
+        Gogh", "Dijkstra" for "Dijkstra's algorithm")."""
+        if not self.names:
+            return None
+        match = _NAME_AT_START.match(span)
+        return self.names.get(match.group(1)) if match else None
+
     def ordinal_at_start(self, span: str) -> int | None:
         """The option an ordinal reference at the start of ``span`` names."""
         match = _ORDINAL.match(span.strip())
@@ -284,17 +404,29 @@ class Options:
 
     def named(self, sentence: str) -> set[int]:
         """The options a sentence names and does not deny ("sucrose, not glucose"); failing
-        that, the one long option it paraphrases."""
+        that, the one option it writes closed up ("HyperText" for "Hyper Text") or the one
+        long option it paraphrases."""
         named = set()
         mentions = self.mentions(sentence)
         for start, end, index in mentions:
             if not negated(sentence, start, end):
                 named.add(index)
         if not mentions:
+            squashed = _squash(sentence) if self.squashed else ""
+            closed = [i for i, option in self.squashed.items() if option in squashed]
+            if len(closed) == 1:
+                return {closed[0]}
             closest = self.paraphrased(sentence)
             if closest is not None:
                 named.add(closest)
         return named
+
+    def headed(self, sentence: str, asked: set[str]) -> int | None:
+        """The one option whose head noun, found in no other option nor in the question, the
+        sentence names ("The plasma membrane ..." for "Cell membrane")."""
+        said = {word for word, _, _ in _words(sentence)}
+        found = {index for head, index in self.heads.items() if head in said and head not in asked}
+        return found.pop() if len(found) == 1 else None
 
     def verbatim(self, index: int, sentence: str) -> bool:
         """Whether the sentence holds the option's own words as written ("It" aside)."""
@@ -312,9 +444,18 @@ class Options:
             if len(content) >= 3:
                 scores.append((len(content & said) / len(content), index))
         scores.sort(reverse=True)
-        if scores and scores[0][0] >= 0.75 and (len(scores) == 1 or scores[1][0] < 0.5):
+        # the best restated mostly, and clearly more than any other option (options that share
+        # words, "Earth's shadow on the Moon" and "the Moon's position ... Sun and Earth")
+        if scores and scores[0][0] >= 0.75 and (
+            len(scores) == 1 or scores[1][0] < 0.5 or scores[0][0] - scores[1][0] >= 0.3
+        ):
             return scores[0][1]
         return None
+
+
+def _squash(text: str) -> str:
+    """Letters and digits only, lower case: "Hyper Text" and "HyperText" alike."""
+    return re.sub(r"[^a-z0-9]", "", _fold(text))
 
 
 def negated(sentence: str, start: int, end: int) -> bool:

@@ -77,7 +77,8 @@ def boxed(text: str) -> list[tuple[int, int, str]]:
 
 
 _TAG = re.compile(
-    r"<(answer|final[_ ]answer|ans)>\s*(.*?)\s*</\1>", re.IGNORECASE | re.DOTALL
+    r"<(answer|final[_ ]answer|final|ans|choice|result)>\s*(.*?)\s*</\1>",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -123,6 +124,27 @@ def json_answers(text: str) -> Iterator[tuple[int, object]]:
             yield match.start(), value
 
 
+_JSON_FIELD = re.compile(
+    r"""["'](?P<key>[A-Za-z][\w ]{0,40})["']\s*:\s*(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|"""
+    r"""-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?)"""
+)
+
+
+def asked_fields(text: str, question: str | None) -> list[tuple[int, str]]:
+    """In a JSON object without an answer key, the fields the question asks for
+    (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?"):
+    (where, value) each."""
+    if not question or "{" not in text:
+        return []
+    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    found = []
+    for match in _JSON_FIELD.finditer(text):
+        words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
+        if words and words <= asked:
+            found.append((match.start(), match.group("value").strip("\"'")))
+    return found
+
+
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)
 _SEPARATOR_CELL = re.compile(r"^\s*:?-{2,}:?\s*$")
 _BOLD = re.compile(r"^\s*(\*\*|__)(.+?)\1\s*$")
@@ -145,6 +167,19 @@ def table_rows(text: str) -> list[tuple[int, list[str], bool]]:
         rows.append((match.start(), cells, bold))
         previous_end = match.end()
     return rows
+
+
+_ANSWER_LABEL = re.compile(r"^(?:final\s+)?(?:answer|choice|result|solution)\b", re.IGNORECASE)
+
+
+def answer_rows(rows: list[tuple[int, list[str], bool]]) -> list[tuple[int, str]]:
+    """Rows labelled as the answer ("| Answer | **B** |"): (start, the value beside the label)."""
+    found = []
+    for start, cells, _ in rows:
+        filled = [unbold(cell) for cell in cells if cell.strip()]
+        if len(filled) == 2 and _ANSWER_LABEL.match(filled[0]):
+            found.append((start, filled[1]))
+    return found
 
 
 def unbold(cell: str) -> str:
@@ -191,12 +226,14 @@ def hypothetical(text: str, start: int) -> bool:
 
 REFUSAL = re.compile(
     r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|"
-    r"will\s+not|do\s+not\s+know|don't\s+know)|'m\s+(?:unable|not\s+able)\s+to)"
+    r"will\s+not|do\s+not\s+(?:know|remember|recall)|don't\s+(?:know|remember|recall)|"
+    r"can't\s+(?:remember|recall))|'m\s+(?:unable|not\s+able)\s+to)"
     r"(?:\s+(?:determine|answer|solve|tell|say|decide|choose|pick|provide|help|give|take|"
     r"compute|calculate|be\s+certain|be\s+sure|handle|do|how|which|what|whether)|\s*[.!]|$)|"
     r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
     r"insufficient\s+information|impossible\s+to\s+(?:determine|tell|say)|"
-    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can)",
+    r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell)|"
+    r"i(?:'d|\s+would)\s+rather\s+not)",
     re.IGNORECASE,
 )
 
@@ -211,7 +248,9 @@ CORRECTION = re.compile(
     r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|let\s+me\s+re-?(?:check|"
     r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
     r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
-    r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.)",
+    r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.|scratch\s+that|"
+    r"strike\s+that|never\s*mind|i\s+take\s+(?:it|that)\s+back|sorry,?\s+i\s+mean|i\s+meant|"
+    r"just\s+kidding)",
     re.IGNORECASE,
 )
 
@@ -225,9 +264,26 @@ def corrected_after(text: str, position: int) -> int | None:
 HEDGE = re.compile(
     r"\b(?:either\b.{1,60}?\bor\b|not\s+sure|unsure|i\s+can(?:'t|not)\s+tell|"
     r"depending\s+on|depends\s+on|somewhere\s+between|could\s+be\s+.{1,40}?\bor\b|"
-    r"or\s+maybe|or\s+perhaps)",
+    r"or\s+maybe|or\s+perhaps|\b(?:arguably|possibly|maybe|perhaps|could\s+be)\s+both\b)",
     re.IGNORECASE,
 )
+
+
+# "probably B, but it might be C": a second answer entertained in the same sentence
+_ALTERNATIVE = re.compile(
+    r"\b(?:(?:but|or|though|although|yet|and)\b[^.!?\n]{0,40}?\b(?:might|could|may)\s+"
+    r"(?:also\s+|well\s+|instead\s+|even\s+)?be|or\s+(?:possibly|maybe|perhaps))\s+",
+    re.IGNORECASE,
+)
+_SENTENCE_ENDS = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def alternative_after(text: str, position: int) -> int | None:
+    """Where a second answer, entertained after the statement at ``position`` in the same
+    sentence, starts ("The answer is probably B, but it might be C")."""
+    end = _SENTENCE_ENDS.search(text, position)
+    match = _ALTERNATIVE.search(text, position, end.start() if end else len(text))
+    return match.end() if match else None
 
 
 def hedged(text: str) -> bool:
@@ -255,6 +311,21 @@ def sentences(text: str) -> list[tuple[int, str]]:
         found.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
     return found
 
+
+# Where a closing sentence's conclusion starts ("..., so x = 3").
+CONCLUSION = re.compile(
+    r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=[\w\\$(-])"
+    # "11 × 10 = 110, minus 11 gives 99": a further step of the working
+    r"|,\s*(?=(?:minus|plus|times|less|divided\s+by|multiplied\s+by|take\s+away|add(?:ing)?|"
+    r"subtract(?:ing)?)\b[^,.;]*\b(?:gives?|makes?|leaves?|yields?|is|equals?)\b)"
+    r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
+    r"|,\s*but\b"
+    r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
+    re.IGNORECASE,
+)
+
+HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
+"""A question that counts, and the noun it counts ("How many edges ...?": edges)."""
 
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.

@@ -1,0 +1,132 @@
+"""Math: reading a closing sentence against its question.
+
+What the question asks decides between the values a sentence gives: its condition ("y when
+x = 2" takes "y = 11 when x = 2", not "y = 13 when x = 3"), its quantity ("the perimeter" of
+"Its area is 36 and its perimeter is 26"), its unknown ("the value of x" of "x = 3 and y = 2");
+and a sentence that only retells the question's numbers or the working ("He started with 40
+and gave away 16.", "I multiplied 2.5 by 60.") does not displace the answer before it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from promptmill.extraction.text import CONCLUSION
+
+_CONDITION = re.compile(
+    r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
+    r"(?!\w|\.\d|\s*[-+*/^]\s*[\w(])"  # "if y = 5 - x", "if y = 2x + 7" define y
+)
+_GIVEN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+# a sentence that says what something is, or concludes, is not a recap of the givens
+_CONCLUDES = re.compile(
+    r"=|\b(?:so|therefore|thus|hence|answer|total|result|is|are|was|were|be|equals?|makes?|"
+    r"gives?|leaves?|gets?|got|obtain(?:s|ed)?|found|arrived?|ended\s+up|comes?|came|"
+    r"round(?:s|ed|ing)?|simplif\w*|reduc\w*)\b|'s\b",
+    re.IGNORECASE,
+)
+# "I multiplied 2.5 by 60.": the working told after the answer, not a result
+_METHOD = re.compile(r"^\W*(?:I|[Ww]e)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
+
+
+def asked_clause(sentence: str, question: str | None) -> str | None:
+    """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
+    when x = 3"), the clause under the condition the question sets ("when x = 2"); None for a
+    sentence only about other conditions ("For t = 4, d = 60.")."""
+    asked = _CONDITION.search(question) if question else None
+    if asked is None or "=" not in sentence:
+        return sentence
+    variable, number = asked.groups()
+
+    def conditions(part: str) -> set[str] | None:
+        found = {m.group(2) for m in _CONDITION.finditer(part) if m.group(1) == variable}
+        return found or None
+
+    parts = [part for part in CONCLUSION.split(sentence) if part.strip()]
+    kept = [part for part in parts if conditions(part) in (None, {number})]
+    if not kept:
+        return None
+    held = [part for part in kept if conditions(part) == {number}]
+    if len(held) == 1 and len(parts) > 1:
+        return held[0]
+    return sentence if len(kept) == len(parts) else ", ".join(kept)
+
+
+_QUANTITY = re.compile(r"\b([a-z]{3,})\s+(?:is|are|was|were|equals|=|comes\s+to)\s", re.IGNORECASE)
+_NOT_QUANTITIES = frozenset({"which", "that", "this", "there", "what", "here", "who"})
+_QUANTITY_SPLIT = re.compile(r",\s*(?:and\s+|while\s+|whereas\s+)?|\s+(?:and|while|whereas)\s+")
+
+
+def asked_quantity(sentence: str, question: str | None) -> str:
+    """Of a sentence stating several quantities ("Its area is 36 and its perimeter is 26."),
+    the clause stating the one the question asks for (the perimeter)."""
+    if not question or CONCLUSION.search(sentence):
+        return sentence  # "the side is 9, so the area is 81": the conclusion decides
+    subjects = [word.lower() for word in _QUANTITY.findall(sentence)]
+    if len(subjects) < 2 or _NOT_QUANTITIES.intersection(subjects):
+        return sentence
+    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    parts = [part for part in _QUANTITY_SPLIT.split(sentence) if _QUANTITY.search(part)]
+    held = [part for part in parts
+            if _QUANTITY.search(part).group(1).lower().rstrip("s") in asked]  # type: ignore[union-attr]
+    return held[0] if len(held) == 1 and len(parts) > 1 else sentence
+
+
+_ASKED_VARIABLE = re.compile(
+    r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
+)
+_SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
+
+
+def asked_variable(sentence: str, question: str | None) -> str:
+    """Of a sentence solving for several unknowns ("x = 3 and y = 2"), the one the question
+    asks for ("What is the value of x ...?")."""
+    asked = _ASKED_VARIABLE.search(question) if question else None
+    if asked is None or "=" not in sentence:
+        return sentence
+    values: dict[str, set[str]] = {}
+    for match in _SIMPLE_ASSIGNMENT.finditer(sentence):
+        values.setdefault(match.group(1), set()).add(match.group(2))
+    held = values.get(asked.group(1), set())
+    if len(values) > 1 and len(held) == 1:
+        return f"{asked.group(1)} = {held.pop()}"
+    return sentence
+
+
+_SUBJECT = re.compile(
+    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})\s+(?:is|are|was|were|would\s+be|"
+    r"will\s+be|equals)\b",
+    re.IGNORECASE,
+)
+_ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number", "this", "that",
+                          "there", "which", "what", "final", "solution"})
+
+
+def other_quantity(sentence: str, question: str | None) -> bool:
+    """Whether a sentence states a quantity the question does not ask for ("the perimeter
+    would be 20" after "The area is 21")."""
+    subject = _SUBJECT.match(sentence)
+    if not question or subject is None:
+        return False
+    word = subject.group(1).lower()
+    asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
+    return word not in _ANY_SUBJECT and word.rstrip("s") not in asked
+
+
+def givens(question: str | None) -> set[str]:
+    """The numbers a question gives, as written."""
+    return set(_GIVEN_NUMBER.findall(question)) if question else set()
+
+
+def recaps(sentence: str, givens: set[str]) -> bool:
+    """Whether a sentence only narrates the question's numbers ("He started with 40 and gave
+    away 16.") or the working ("I multiplied 2.5 by 60.") rather than concluding."""
+    if _CONCLUDES.search(sentence):
+        return False
+    numbers = _GIVEN_NUMBER.findall(sentence)
+    return len(numbers) >= 2 and set(numbers) <= givens or _METHOD.match(sentence) is not None
+
+
+__all__ = [
+    "asked_clause", "asked_quantity", "asked_variable", "givens", "other_quantity", "recaps"
+]

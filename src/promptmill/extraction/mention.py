@@ -1,0 +1,228 @@
+"""Multiple choice: the option a response's closing sentences name, when nothing states one.
+
+"Table sugar is sucrose." names option C; of sentences naming several options, a contrast
+("..., but the capital is Ottawa"), a correction ("sorry, I mean ..."), a copula ("the air is
+nitrogen, with oxygen at 21%"), the question's counted noun ("five lines and four spaces")
+or the clause restating the question decides; one that wavers ("could be X or Y") or lists
+options ("Sydney, Perth and Canberra") names none.
+"""
+
+from __future__ import annotations
+
+import re
+
+from promptmill.extraction.options import Options, negated, stem
+from promptmill.extraction.text import HOW_MANY, WEAK, Candidate, hedged, sentences
+
+SEVERAL = "multiple"  # method of a statement that names more than one option
+HEDGE = "hedge"  # method of a statement that wavers between options
+
+_QUESTION = re.compile(r"\?\s*$")
+# "sorry, I mean X", "make that X": the option after it replaces the one before
+_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually)\b", re.IGNORECASE)
+# "only the second highest", "the runner-up": ranked below what the question asks for
+_RANKED_BELOW = re.compile(
+    r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
+    r"|\b(?:is|was|are|were)\s+(?:only\s+)?the\s+(?:second|third|fourth|fifth|next)\b"
+    r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
+    re.IGNORECASE,
+)
+# an option's name, then "or" and another capitalised name (or the other way round)
+_OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
+_REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
+_TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
+                       re.IGNORECASE)
+_COPULA_BEFORE = re.compile(
+    r"\b(?:is|are|was|were|be|known\s+as|(?<!\ba\s)(?<!\ban\s)(?<!\bthe\s)(?:called|named))"
+    r"\s+(?:the\s+|an?\s+)?$",  # not "a named function": an adjective, not a name given
+    re.IGNORECASE,
+)
+
+
+def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
+    """The options a sentence states (after its contrasts and copulas decide between the
+    ones it names) and whether it wavers between them."""
+    named = options.named(sentence)
+    replaced = list(_REPLACED.finditer(sentence))
+    if len(named) > 1 and replaced:
+        # "John Adams — sorry, I mean George Washington": what the correction names decides
+        named = options.named(sentence[replaced[-1].end() :]) or named
+    if len(named) > 1:
+        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
+        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
+        if len(tail) > 1:
+            named = options.named(tail[-1]) or named
+    if len(named) > 1:
+        # "You need HAVING, since WHERE runs first": a reason's options do not answer
+        head = _REASON.split(sentence, maxsplit=1)[0]
+        named = options.named(head) or named if head != sentence else named
+    if len(named) > 1 and _TOGETHER.search(sentence):
+        return named, False  # "Tuna and sharks are both fish": several, together
+    if len(named) > 1 and hedged(sentence):
+        return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
+    if len(named) == 1 and _OR_NAME.search(sentence):
+        return named, True  # "São Paulo or Rio": another name offered beside the option
+    if _enumerates(sentence, options, named):
+        return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
+    if len(named) > 1:
+        # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
+        stated = {
+            index
+            for start, end, index in options.mentions(sentence)
+            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+            and not negated(sentence, start, end)
+        }
+        if len(stated) == 1:
+            named = stated
+    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
+    if len(named) > 1 and not wavers:
+        # "doubling f halves the wavelength": an option said word for word beats an inflection
+        verbatim = {index for index in named if options.verbatim(index, sentence)}
+        if len(verbatim) == 1:
+            named = verbatim
+    return named, wavers
+
+
+_LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
+
+
+def _enumerates(sentence: str, options: Options, named: set[int]) -> bool:
+    """Whether the options the sentence names all stand in one list of three or more
+    ("Sydney, Melbourne, Perth and Canberra"), and no other mention says which one it is
+    ("the middle value of 3, 7, 9 is 9" chooses): a list mentions options, chooses none."""
+    if len(named) < 3:
+        return False
+    mentions = sorted((start, end, index) for start, end, index in options.mentions(sentence)
+                      if index in named)
+    first = 0
+    for position in range(len(mentions) + 1):
+        joined = 0 < position < len(mentions) and _LIST_GAP.fullmatch(
+            sentence[mentions[position - 1][1] : mentions[position][0]]
+        )
+        if joined:
+            continue
+        if {index for _, _, index in mentions[first:position]} == named:
+            outside = mentions[:first] + mentions[position:]
+            return not any(_COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+                           for start, _, _ in outside)
+        first = position
+    return False
+
+
+_NEXT_WORDS = re.compile(r"\W*([a-z]{3,})(?:\s+([a-z]{3,}))?", re.IGNORECASE)
+
+
+def _counting(sentence: str, options: Options, named: set[int], noun: str) -> set[int]:
+    """Of the counts a sentence names ("five lines and four spaces"), the one of the noun
+    the question counts ("How many lines ...?")."""
+    kept = set()
+    wanted = stem(noun.lower())
+    for _, end, index in options.mentions(sentence):
+        following = _NEXT_WORDS.match(sentence, end)  # "six faces", "six square faces"
+        if index in named and following and wanted in {
+            stem(word.lower()) for word in following.groups() if word
+        }:
+            kept.add(index)
+    return kept if len(kept) == 1 else set()
+
+
+def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
+    """Of a sentence naming several options, the one named in the clause that restates the
+    question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
+    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
+    scored = []
+    for clause in clauses:
+        named = options.named(clause)
+        if len(named) == 1:
+            scored.append((len(asked & _content_words(clause)), named.pop()))
+    scored.sort(reverse=True)
+    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return {scored[0][1]}
+    return set()
+
+
+def closing_mention(
+    text: str, options: Options, question: str | None, listing: bool
+) -> list[Candidate]:
+    """The one option the closing sentences name (and do not deny): "Table sugar is sucrose.".
+
+    Of the last few sentences, those naming one option are candidates; where they name
+    different ones, the sentence that restates the question ("the smallest country") wins,
+    then the later one. A closing sentence that wavers between options ("B or C") is a hedge.
+    """
+    if listing:
+        return []  # it ends by listing the options, not by choosing one
+    found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
+    several = None
+    asked = _content_words(question) if question else set()
+    asked |= _acronyms(question) if question else set()
+    ranked = question is None or _RANKED_BELOW.search(question) is None
+    counted = HOW_MANY.search(question) if question else None
+    for start, sentence in reversed(sentences(text)[-4:]):
+        if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
+            continue  # a question, or "Mount Kenya is only the second highest"
+        named, wavers = _single_option(sentence, options)
+        if wavers and not found:
+            return [Candidate(start, None, HEDGE, WEAK)]
+        if len(named) > 1 and asked:
+            # "`def` defines a named function" for "Which keyword defines a function?": an
+            # option made of the question's own words is the question echoed, not a choice
+            named = {i for i in named if not set(options.phrases[i]) <= asked} or named
+        if len(named) > 1 and counted:
+            named = _counting(sentence, options, named, counted.group(1)) or named
+        if len(named) > 1 and asked and not _enumerates(sentence, options, named):
+            named = _by_question(sentence, options, asked) or named
+        if len(named) == 1:
+            index = named.pop()
+            # where the option is said, so a correction earlier in the sentence precedes it
+            said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
+            found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
+        elif named and several is None and not found:
+            several = start
+    if not found and several is None:
+        # nothing named outright: the closing sentence's head noun of one option, if any
+        closing = [(start, sentence) for start, sentence in sentences(text)[-1:]
+                   if not _QUESTION.search(sentence)]
+        headed = options.headed(closing[0][1], asked) if closing else None
+        if headed is None:
+            return []
+        return [Candidate(closing[0][0], headed, "option_mention", WEAK)]
+    if not found:
+        return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
+    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
+    return [Candidate(start, index, "option_mention", WEAK)]
+
+
+_DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)
+
+
+def _overlap(sentence: str, asked: set[str]) -> int:
+    """How far a sentence restates the question (its words, or their initials: "ICs" for
+    "integrated circuits"); a question word it denies ("a guitar has frets, not keys" for
+    "Which instrument has 88 keys?") counts against it."""
+    denied = {stem(word.lower()) for word in _DENIED_WORD.findall(sentence)} & asked
+    initials = {word.lower() for word in _INITIALS.findall(sentence)}
+    return len(asked & (_content_words(sentence) | initials)) - 2 * len(denied)
+
+
+_INITIALS = re.compile(r"\b([A-Z]{2,4})s?\b")
+
+
+def _acronyms(question: str) -> set[str]:
+    """The initials of each run of two or three words in the question ("ic" for
+    "integrated circuits"), to know the question again when a response abbreviates it."""
+    words = re.findall(r"[a-z]{3,}", question.lower())
+    return {"".join(w[0] for w in words[i : i + n]) for n in (2, 3)
+            for i in range(len(words) - n + 1)}
+
+
+def _content_words(text: str) -> set[str]:
+    """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
+    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+
+
+_COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
+                     "their", "there", "when", "than", "have", "does", "into", "about"})
+
+
+__all__ = ["HEDGE", "SEVERAL", "closing_mention"]

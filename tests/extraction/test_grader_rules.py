@@ -1,0 +1,121 @@
+"""The rules a careful grader follows, one response each, through ``promptmill.extract``.
+
+Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
+``tr5-*`` to ``tr10-*``); here one response per rule, with the method that must decide it, so
+that breaking one rule fails a test that names it, not only a percentage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from promptmill.extract import extract_answer
+
+PLANETS = ["Mercury", "Venus", "Earth", "Mars"]
+LAWS = ["First law", "Second law", "Third law", "Law of gravitation"]
+COUNTS = ["Two", "Three", "Four", "Five"]
+PRESIDENTS = ["John Adams", "George Washington", "Thomas Jefferson", "James Madison"]
+WRITERS = ["Edgar Allan Poe", "Mark Twain", "Herman Melville", "Henry James"]
+BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
+
+CHOICE_RULES = [
+    # a sentence that only points at an option
+    ("Mars is red because of iron oxide. The fourth choice.", PLANETS, None, "D", "ordinal"),
+    ("Venus is hottest because of its CO2. That's option two.", PLANETS, None, "B", "ordinal"),
+    ("The answer is option three, our own planet.", PLANETS, None, "C", "ordinal"),
+    # "the third one is ..." names the option
+    ("The third one is the only planet with liquid oceans.", PLANETS, None, "C",
+     "option_mention"),
+    # "the third" alone among ordinal options sharing a noun
+    ("Not the first law but the third explains rocket thrust.", LAWS, None, "C",
+     "option_mention"),
+    # several options endorsed, or an option whose text is the list
+    ("Mercury and Venus both lack moons. A and B are both correct.", PLANETS, None, None,
+     "multiple"),
+    ("Iron and copper conduct well. Both A and B are correct.", BOTH, None, "D", "option_text"),
+    # a second option entertained in the same sentence
+    ("The answer is probably D, though it could also be C.", PLANETS, None, None, "hedge"),
+    ("I'd go with A, or possibly B.", PLANETS, None, None, "hedge"),
+    ("The answer is D, but it might be tempting to pick C.", PLANETS, None, "D",
+     "answer_statement"),
+    # wavering between option texts, before any copula can decide
+    ("It could be Mars or Venus; I am honestly unsure.", PLANETS, None, None, "hedge"),
+    # a list of options chooses none; a list beside the stated one does not hide it
+    ("The inner planets are Mercury, Venus, Earth and Mars.", PLANETS,
+     "Which planet is closest to the Sun?", None, "multiple"),
+    ("Mercury is the closest, while Venus, Earth and Mars lie farther out.", PLANETS,
+     "Which planet is closest to the Sun?", "A", "option_mention"),
+    # declining by memory
+    ("I don't remember which planet that is.", PLANETS, None, None, "refusal"),
+    # a JSON field the question asks for
+    ('{"planet": "Mars", "moons": 2}', PLANETS, "Which planet has two moons?", "D", "json"),
+    # corrections that name the replacement
+    ("B. No wait — D.", PLANETS, None, "D", "answer_statement"),
+    ("Venus. Scratch that: Venus has no moons. Mars.", PLANETS, None, "D", "bare"),
+    ("John Adams — sorry, I mean George Washington.", PRESIDENTS,
+     "Who was the first US president?", "B", "option_mention"),
+    # ranked below what the question asks for
+    ("Washington was first; Adams was the second.", PRESIDENTS,
+     "Who was the first US president?", "B", "option_mention"),
+    # a short surname
+    ("That poem is Poe's.", WRITERS, "Who wrote 'The Raven'?", "A", "option_mention"),
+    # the question's counted noun decides between counts
+    ("A violin has four strings and two f-holes.", COUNTS,
+     "How many strings does a violin have?", "C", "option_mention"),
+    # an option made of the question's own words is the question echoed
+    ("A class groups each function with its data.", ["Variable", "Function", "Loop", "Class"],
+     "Which construct groups a function and its data together?", "D", "option_mention"),
+    # a task list's ticked box; a ticked line without letters
+    ("- [ ] A. Mercury\n- [ ] B. Venus\n- [x] C. Earth\n- [ ] D. Mars", PLANETS, None, "C",
+     "marked"),
+    ("- Mercury ✗\n- Venus ✗\n- Earth ✓\n- Mars ✗", PLANETS, None, "C", "marked"),
+]
+
+MATH_RULES = [
+    # a price in a table cell or a box
+    ("| Item | Cost |\n|---|---|\n| Pen | $3 |\n| **Total** | **$12** |", None, "12", "table"),
+    ("So the bill is \\boxed{\\$45}.", None, "45", "boxed"),
+    # a JSON field the question asks for
+    ('{"volume": 27, "surface": 54}', "What is the volume of a cube of side 3?", "27", "json"),
+    # "that's X" restates; an aside in words is not the conclusion
+    ("9/12 = 3/4... reduced, that's 3/4.", None, "3/4", "last_statement"),
+    ("The result is 14 (doubling 5, then adding 4).", None, "14", "last_statement"),
+    # the question's condition, quantity and unknown decide between values
+    ("y = 9 when x = 3, and y = 11 when x = 4.", "If y = 2x + 3, what is y when x = 3?", "9",
+     "last_statement"),
+    ("For t = 2, d = 30; for t = 3, d = 45.", "How far has it gone at t = 2?", "30",
+     "last_statement"),
+    ("Its area is 20 and its perimeter is 18.", "What is the perimeter of a 5 by 4 rectangle?",
+     "18", "last_statement"),
+    ("Adding the equations, x = 4 and y = 1.", "What is the value of x if x + y = 5 and "
+     "x - y = 3?", "4", "last_statement"),
+    # a recap of the givens or the working after the answer
+    ("Lee has 17 cards left. He had 25 and lost 8.", "Lee had 25 cards and lost 8. How many "
+     "are left?", "17", "last_statement"),
+    ("That's 180 seconds. I multiplied 3 by 60.", "How many seconds are in 3 minutes?", "180",
+     "last_statement"),
+    # hedges: a second value entertained, a range, values put as questions
+    ("It's probably 30, but it could be 32.", None, None, "hedge"),
+    ("Somewhere around 40 to 50.", None, None, "hedge"),
+    ("16? 18? Hard to say.", None, None, "refusal"),
+    # an echo of the question, Unicode math and all
+    ("Compute √49.", "Compute \\sqrt{49}.", None, "none"),
+    # counts in words, ratios, an opening gerund clause
+    ("A spider has eight legs.", "How many legs does a spider have?", "8", "last_statement"),
+    ("Dividing by 5, the ratio is 2:3.", None, "2:3", "last_statement"),
+    ("Subtracting 2, x > 5.", None, "(5, \\infty)", "last_statement"),
+]
+
+
+@pytest.mark.parametrize(("text", "choices", "question", "letter", "method"), CHOICE_RULES)
+def test_multiple_choice_rule(
+    text: str, choices: list[str], question: str | None, letter: str | None, method: str
+) -> None:
+    assert extract_answer(text, choices, question=question) == (letter, method)
+
+
+@pytest.mark.parametrize(("text", "question", "answer", "method"), MATH_RULES)
+def test_math_rule(text: str, question: str | None, answer: Any, method: str) -> None:
+    assert extract_answer(text, None, question=question) == (answer, method)

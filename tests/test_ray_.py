@@ -3,6 +3,7 @@ when an actor or the driver is killed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -222,3 +223,47 @@ def test_a_row_rendered_on_ray_fails_as_on_one_machine(
         promptmill.run(source, "smollm2", output=tmp_path / "a.jsonl", template="{{ nope }}",
                        ray=RayOptions())
     assert done_requests(tmp_path / "a.jsonl.promptmill.db") == 0
+
+
+# The vllm tier's engine options (tests/generators/test_vllm.py): float32 for stable greedy
+# answers, a short context.
+VLLM_ENGINE = "max_model_len=256,gpu_memory_utilization=0.3,dtype=float32"
+
+
+@pytest.mark.ray
+@pytest.mark.vllm
+@pytest.mark.timeout(1200)
+def test_vllm_runs_in_a_ray_replica_and_the_job_finishes_in_one_process(
+        ray_cluster: str, tiny_model: Path, tmp_path: Path, promptmill_cli: Any) -> None:
+    """One vLLM CPU replica (a second would double the tier's longest test on 2 cores: each
+    loads torch and vLLM and builds its own engine, about two minutes), few prompts, few
+    tokens."""
+    if importlib.util.find_spec("vllm") is None:  # not imported here: only the replica does
+        pytest.skip("vllm is not installed")
+    source = _questions(tmp_path / "q.jsonl", 4)
+    out = tmp_path / "a.jsonl"
+    model = f"vllm!{tiny_model},{VLLM_ENGINE}"
+    rows = promptmill.run(source, model, output=out, params={**PARAMS, "max_tokens": 4},
+                          cache=False, ray=RayOptions(replicas=1, batch_size=2))
+    assert [row["id"] for row in rows] == list(range(4))
+    assert all(row["status"] == "done" and row["attempts"] == 1 for row in rows)
+    assert all(row["usage"]["completion_tokens"] == 4 for row in rows)
+    assert rows[0]["model"].startswith(f"vllm!{tiny_model},max_model_len=256")
+    # The same job in one process: nothing left to send (vLLM is not even loaded).
+    again = promptmill_cli("run", source, "-o", out, "-m", model, "--param", "temperature=0",
+                           "--param", "max_tokens=4", "--no-cache")
+    assert again.returncode == 0, again.stderr
+    assert _rows(out) == rows
+
+
+def test_tensor_parallel_on_ray_is_vllms_own_processes_inside_the_replica() -> None:
+    from promptmill.generators import get_generator
+    from promptmill.ray_ import replica_spec
+
+    generator = get_generator("vllm!org/model,max_model_len=256")
+    cls, model, kwargs = replica_spec(generator, RayOptions(tensor_parallel=2))
+    replica = cls(model, **kwargs)
+    assert replica.config["tensor_parallel_size"] == 2
+    assert replica.config["distributed_executor_backend"] == "mp"
+    # Not part of the job: the identifier and fingerprint stay those of the job on one machine.
+    assert "tensor_parallel" not in generator.to_identifier()

@@ -242,7 +242,8 @@ class JobSpec:
 
 # Options that change how a backend runs, not what it answers.
 _NOT_IN_FINGERPRINT = frozenset(
-    {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose"}
+    {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose",
+     "distributed_executor_backend"}
 )
 
 

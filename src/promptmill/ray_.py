@@ -121,6 +121,10 @@ def replica_spec(generator: Generator, options: RayOptions) -> tuple[type[Genera
     config = {**generator.config, **generator.price_options}
     if options.tensor_parallel > 1:
         config["tensor_parallel_size"] = options.tensor_parallel
+        # vLLM's own choice inside Ray would be its Ray executor, whose workers ask the
+        # cluster for GPUs the replica already holds (and wait forever): its processes
+        # instead, on the GPUs Ray gave the replica (CUDA_VISIBLE_DEVICES).
+        config.setdefault("distributed_executor_backend", "mp")
     return type(generator), generator.model, {"params": generator.params, **config}
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,16 +116,21 @@ def test_the_sbatch_script_runs_a_lora_job_over_a_two_node_allocation(
            "RAY_TMPDIR": str(short_tmp)}
 
     def submit() -> subprocess.CompletedProcess[str]:
-        child = subprocess.Popen(["bash", SCRIPT], env=env, cwd=tmp_path, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        """sbatch the script (here: run it); what it printed, once it has exited."""
+        log = tmp_path / "sbatch.log"
+        with open(log, "w") as handle:
+            child = subprocess.Popen(["bash", SCRIPT], env=env, cwd=tmp_path, text=True,
+                                     stdout=handle, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         try:
-            output, _ = child.communicate(timeout=600)
+            child.wait(timeout=600)
         finally:
+            time.sleep(1)  # the Ray processes the script stopped, gone
             left = _ray_processes_of(child.pid)
             for pid in left:  # whatever the script failed to stop (it should stop them all)
                 os.kill(pid, signal.SIGKILL)
-        assert not left, f"the script left Ray processes running: {left}\n{output}"
+        output = log.read_text()
+        assert not left, f"the script left Ray processes running: {left}\n{output[-3000:]}"
         return subprocess.CompletedProcess(child.args, child.returncode, output, "")
 
     first = submit()

@@ -182,3 +182,19 @@ def tiny_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from promptmill.testing.models import tiny_lora
 
     return tiny_lora(tiny_model, tmp_path_factory.mktemp("tiny-lora"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One local Ray cluster for the session (4 logical CPUs, no dashboard, a small object
+    store), in this process; its address, for drivers in other processes."""
+    pytest.importorskip("ray")
+    from promptmill.ray_ import import_ray
+
+    ray = import_ray()
+    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=80 * 1024 * 1024,
+             logging_level="WARNING")
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()

@@ -3,6 +3,7 @@ when an actor or the driver is killed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -10,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,6 @@ from promptmill.testing import done_requests, kill_when_done, wait_for_done
 
 # Greedy, short answers: the same on every replica and in one process.
 PARAMS = {"temperature": 0, "max_tokens": 6}
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """One local Ray cluster for the session (4 logical CPUs, no dashboard, a small object
-    store); its address, for drivers in other processes."""
-    pytest.importorskip("ray")
-    ray = import_ray()
-    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=80 * 1024 * 1024,
-             logging_level="WARNING")
-    try:
-        yield str(ray.get_runtime_context().gcs_address)
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +43,9 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _replica_pids() -> list[int]:
-    """Processes of this user whose title Ray set to one of promptmill's replicas."""
+    """Processes whose title Ray set to one of promptmill's replicas, of this test session's
+    cluster only (started under this process: other Ray clusters on the machine are left
+    alone)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -66,9 +54,21 @@ def _replica_pids() -> list[int]:
             title = (entry / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if title.startswith(b"ray::Replica"):
+        if title.startswith(b"ray::Replica") and os.getpid() in _ancestors(int(entry.name)):
             pids.append(int(entry.name))
     return pids
+
+
+def _ancestors(pid: int) -> list[int]:
+    found = []
+    while pid > 1 and len(found) < 8:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
+        found.append(pid)
+    return found
 
 
 @pytest.mark.ray
@@ -147,28 +147,37 @@ def test_a_killed_replica_has_its_block_sent_again_and_every_row_is_kept_once(
 
 @pytest.mark.ray
 @pytest.mark.local
+@pytest.mark.parametrize("first,then", [("ray", "here"), ("here", "ray")])
 def test_a_killed_driver_loses_nothing_committed_and_the_rerun_finishes(
-        ray_cluster: str, _needs_local: None, tmp_path: Path) -> None:
+        ray_cluster: str, _needs_local: None, tmp_path: Path, first: str, then: str) -> None:
+    """The driver killed on Ray and the job rerun in one process, or killed in one process
+    and rerun on Ray: nothing committed is lost, and it finishes as the same job."""
     source = _questions(tmp_path / "q.jsonl", 10)
     out = tmp_path / "a.jsonl"
     store = tmp_path / "a.jsonl.promptmill.db"
     command = [sys.executable, "-m", "promptmill", "run", source, "-o", out, "--no-cache",
-               "--param", "temperature=0", "--param", "max_tokens=6",
-               "--ray", ray_cluster, "--replicas", "2", "--batch-size", "1"]
+               "--param", "temperature=0", "--param", "max_tokens=6"]
+    where = {"ray": ["--ray", ray_cluster, "--replicas", "2", "--batch-size", "1"],
+             "here": []}
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
+    child = subprocess.Popen(command + where[first], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
     before = kill_when_done(child, store, 2)
     assert 2 <= len(before) < 10 and not out.exists()
 
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    resumed = subprocess.run(command + where[then], capture_output=True, text=True,
+                             timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stderr
     rows = _rows(out)
     assert [row["id"] for row in rows] == list(range(10))
-    assert all(row["status"] == "done" for row in rows)
+    assert all(row["status"] == "done" and len(row["responses"]) == 1 for row in rows)
     for request_id, responses in before.items():  # kept as committed, not generated again
         assert rows[request_id]["responses"] == json.loads(responses)
         assert rows[request_id]["attempts"] == 1
+    # The answers of a job run in one go in one process: the same job, whichever way it ran.
+    here = promptmill.run(source, "smollm2", output=tmp_path / "here.jsonl", params=PARAMS,
+                          cache=False)
+    assert [r["responses"] for r in rows] == [r["responses"] for r in here]
 
 
 @pytest.mark.ray
@@ -214,3 +223,47 @@ def test_a_row_rendered_on_ray_fails_as_on_one_machine(
         promptmill.run(source, "smollm2", output=tmp_path / "a.jsonl", template="{{ nope }}",
                        ray=RayOptions())
     assert done_requests(tmp_path / "a.jsonl.promptmill.db") == 0
+
+
+# The vllm tier's engine options (tests/generators/test_vllm.py): float32 for stable greedy
+# answers, a short context.
+VLLM_ENGINE = "max_model_len=256,gpu_memory_utilization=0.3,dtype=float32"
+
+
+@pytest.mark.ray
+@pytest.mark.vllm
+@pytest.mark.timeout(1200)
+def test_vllm_runs_in_a_ray_replica_and_the_job_finishes_in_one_process(
+        ray_cluster: str, tiny_model: Path, tmp_path: Path, promptmill_cli: Any) -> None:
+    """One vLLM CPU replica (a second would double the tier's longest test on 2 cores: each
+    loads torch and vLLM and builds its own engine, about two minutes), few prompts, few
+    tokens."""
+    if importlib.util.find_spec("vllm") is None:  # not imported here: only the replica does
+        pytest.skip("vllm is not installed")
+    source = _questions(tmp_path / "q.jsonl", 4)
+    out = tmp_path / "a.jsonl"
+    model = f"vllm!{tiny_model},{VLLM_ENGINE}"
+    rows = promptmill.run(source, model, output=out, params={**PARAMS, "max_tokens": 4},
+                          cache=False, ray=RayOptions(replicas=1, batch_size=2))
+    assert [row["id"] for row in rows] == list(range(4))
+    assert all(row["status"] == "done" and row["attempts"] == 1 for row in rows)
+    assert all(row["usage"]["completion_tokens"] == 4 for row in rows)
+    assert rows[0]["model"].startswith(f"vllm!{tiny_model},max_model_len=256")
+    # The same job in one process: nothing left to send (vLLM is not even loaded).
+    again = promptmill_cli("run", source, "-o", out, "-m", model, "--param", "temperature=0",
+                           "--param", "max_tokens=4", "--no-cache")
+    assert again.returncode == 0, again.stderr
+    assert _rows(out) == rows
+
+
+def test_tensor_parallel_on_ray_is_vllms_own_processes_inside_the_replica() -> None:
+    from promptmill.generators import get_generator
+    from promptmill.ray_ import replica_spec
+
+    generator = get_generator("vllm!org/model,max_model_len=256")
+    cls, model, kwargs = replica_spec(generator, RayOptions(tensor_parallel=2))
+    replica = cls(model, **kwargs)
+    assert replica.config["tensor_parallel_size"] == 2
+    assert replica.config["distributed_executor_backend"] == "mp"
+    # Not part of the job: the identifier and fingerprint stay those of the job on one machine.
+    assert "tensor_parallel" not in generator.to_identifier()

@@ -242,7 +242,8 @@ class JobSpec:
 
 # Options that change how a backend runs, not what it answers.
 _NOT_IN_FINGERPRINT = frozenset(
-    {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose"}
+    {"timeout", "api_key_env", "n_threads", "n_threads_batch", "verbose",
+     "distributed_executor_backend"}
 )
 
 
@@ -260,6 +261,10 @@ class RowPlanner:
     def cut_rows(self) -> int:
         """Rows cut to fit so far."""
         return self.fitter.cut_rows
+
+    def read_rows(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(index, row)`` of the input from ``start`` (``data.read_rows``)."""
+        return data.read_rows(self.source, start=start)
 
     def finish_chunk(self) -> None:
         """Nothing: each row's requests were added as it was planned (a chunk is about to be
@@ -387,7 +392,7 @@ class Job:
         typed: list[tuple[int, dict[str, Any]]] = []
         try:
             # With an id check, rows planned before an interruption are read again for their ids.
-            for index, row in data.read_rows(spec.input, start=0 if ids else planned):
+            for index, row in planner.read_rows(start=0 if ids else planned):
                 if limit is not None and index >= limit:
                     reached_end = False
                     break
@@ -427,13 +432,13 @@ class Job:
 
     def planner(self) -> Any:
         """What plans each row: a ``RowPlanner``, a request file's ``RequestPlanner``, or on
-        Ray a ``RayRowPlanner`` (rows rendered in Ray Data tasks)."""
+        Ray a ``RayRowPlanner`` (the input read as a Ray Dataset, rows rendered in Ray tasks)."""
         if self.spec.requests:
             from promptmill.request_files import RequestPlanner
 
             return RequestPlanner(self.spec)
         if self.spec.ray is not None:
-            from promptmill.ray_ import RayRowPlanner
+            from promptmill.ray_data import RayRowPlanner
 
             return RayRowPlanner(self.spec, self.params)
         return RowPlanner(self.spec, self.params)

@@ -7,8 +7,8 @@ Only where the model runs changes: :class:`ReplicaPool` stands in for the job's 
 before the dispatcher, and sends each block of requests (``--batch-size`` of them) to one of
 ``--replicas`` Ray actors, each holding its own copy of the engine (``vllm!``,
 ``transformers!``, ``llamacpp!``) on its own GPUs (``--gpus-per-replica``, tensor parallel
-inside a replica for ``vllm!``). While planning, each chunk of rows is rendered in Ray Data
-tasks (:class:`RayRowPlanner`).
+inside a replica for ``vllm!``). While planning, the input is read as a Ray Dataset and its
+rows rendered in Ray Data tasks (``promptmill.ray_data``).
 
 Exactly once on the cluster: actors only compute; they return a block's results to the driver,
 which owns the job's store and records them through the store's exactly-once path (each
@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptmill import errors
 from promptmill.errors import (
     JobFatalError,
     MissingDependency,
@@ -122,6 +121,10 @@ def replica_spec(generator: Generator, options: RayOptions) -> tuple[type[Genera
     config = {**generator.config, **generator.price_options}
     if options.tensor_parallel > 1:
         config["tensor_parallel_size"] = options.tensor_parallel
+        # vLLM's own choice inside Ray would be its Ray executor, whose workers ask the
+        # cluster for GPUs the replica already holds (and wait forever): its processes
+        # instead, on the GPUs Ray gave the replica (CUDA_VISIBLE_DEVICES).
+        config.setdefault("distributed_executor_backend", "mp")
     return type(generator), generator.model, {"params": generator.params, **config}
 
 
@@ -236,111 +239,6 @@ def joined(options: RayOptions) -> Any:
     return ray
 
 
-class RayRowPlanner:
-    """Plans a job's rows as ``job.RowPlanner`` does, each chunk rendered in Ray Data tasks.
-
-    The input is read on the driver, by promptmill's own readers: the job's rows, their
-    order, line numbers in errors, the id check and the store's copy of each row are those of
-    the job on one machine. Each chunk of rows becomes a Ray Dataset whose blocks are
-    rendered, fitted and counted (the model's tokenizer) in Ray tasks; the driver adds their
-    requests before the chunk is stored.
-    """
-
-    def __init__(self, spec: Any, params: Any) -> None:
-        import dataclasses
-
-        from promptmill.job import RowPlanner
-
-        self.spec = spec
-        self.params = params
-        # What the tasks plan with: the job with a generator of its own, never loaded here (the
-        # driver's may hold its tokenizer, which does not travel).
-        cls, model, kwargs = replica_spec(spec.generator, RayOptions())
-        self.task_spec = dataclasses.replace(spec, generator=cls(model, **kwargs), ray=None)
-        self.local = RowPlanner(spec, params)  # sample groups, reserve, the adapter check
-        self.cut_rows = 0  # rows cut to fit so far
-        self._rows: list[tuple[int, dict[str, Any]]] = []  # planned, not yet rendered
-        self._into: tuple[list[Any], list[Any]] = ([], [])  # the chunk's requests, unsendable
-
-    def plan(self, index: int, row: dict[str, Any], requests: list[Any],
-             unsendable: list[Any]) -> tuple[dict[str, Any], str]:
-        """Check one row and keep it for its chunk's rendering; the row and its JSON."""
-        from promptmill.job import check_row, row_json
-
-        check_row(self.spec.input, index, row)
-        self._rows.append((index, row))
-        self._into = (requests, unsendable)
-        return row, row_json(row)
-
-    def finish_chunk(self) -> None:
-        """Render the rows kept since the last chunk in Ray tasks and add their requests."""
-        if not self._rows:
-            return
-        ray = joined(self.spec.ray)
-        _quiet_ray_data(ray)
-        rows, self._rows = self._rows, []
-        from promptmill.job import row_json
-
-        # Rows travel as the JSON the store keeps: Arrow would retype their fields.
-        dataset = ray.data.from_items([{"index": i, "row": row_json(row)} for i, row in rows])
-        per_block = max(1, -(-len(rows) // max(1, self.spec.ray.replicas * 2)))
-        rendered = dataset.map_batches(
-            render_rows, fn_args=(self.task_spec, self.params), batch_size=per_block,
-            batch_format="numpy")
-        out = sorted(rendered.iter_rows(), key=lambda r: int(r["index"]))
-        requests, unsendable = self._into
-        for item in out:
-            if item["error"]:  # the first row that failed, as it fails on one machine
-                kind, _, message = str(item["error"]).partition("|")
-                raise getattr(errors, kind, errors.InputError)(message)
-            problem = item["problem"] or None
-            self.local.add_requests(int(item["index"]), str(item["payload"]),
-                                    int(item["tokens"]), problem, requests, unsendable)
-            self.cut_rows += int(item["cut"])
-
-
-def _quiet_ray_data(ray: Any) -> None:
-    """Keep Ray Data's progress bars, per-dataset INFO lines and its warning that they are
-    off, away from the job's console (all still go to the session's ray-data.log): promptmill
-    shows its own progress, and a failed task reaches the user as promptmill's error."""
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    for handler in logging.getLogger("ray.data").handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
-
-
-def render_rows(batch: Any, spec: Any, params: Any) -> Any:
-    """A Ray Data task: render a block of rows with a planner of its own; a DataFrame of
-    index, payload, tokens, problem ("" when none), cut (1: cut to fit) and error (a row's
-    promptmill error, as "Class|message"; the block stops there), as columns."""
-    import json
-
-    import numpy
-
-    from promptmill.job import RowPlanner
-
-    planner = RowPlanner(spec, params)
-    out: dict[str, list[Any]] = {"index": [], "payload": [], "tokens": [], "problem": [],
-                                 "cut": [], "error": []}
-    for index, row in zip(batch["index"], batch["row"], strict=True):
-        before = planner.cut_rows
-        try:
-            payload, tokens, problem = planner.render(int(index), json.loads(row))
-            error = ""
-        except PromptmillError as exc:
-            # Travels as text: Ray Data keeps only the message of a task's exception.
-            payload, tokens, problem, error = "", 0, None, f"{type(exc).__name__}|{exc}"
-        for name, value in (("index", int(index)), ("payload", payload), ("tokens", tokens),
-                            ("problem", problem or ""), ("cut", planner.cut_rows - before),
-                            ("error", error)):
-            out[name].append(value)
-        if error:
-            break
-    return {name: numpy.asarray(values) for name, values in out.items()}
-
-
 def connect(ray: Any, address: str) -> bool:
     """Join the cluster at ``address`` ("auto": RAY_ADDRESS or one on this machine, else a
     new local one; "local": a new local one); whether a local cluster was started here."""
@@ -387,5 +285,5 @@ def _cause(exc: BaseException) -> str:
     return redact_secrets(text[-1] if text else type(exc).__name__)[:300]
 
 
-__all__ = ["RayOptions", "RayRowPlanner", "Replica", "ReplicaLost", "ReplicaPool",
-           "check_engine", "connect", "import_ray", "joined", "render_rows", "replica_spec"]
+__all__ = ["RayOptions", "Replica", "ReplicaLost", "ReplicaPool", "check_engine", "connect",
+           "import_ray", "joined", "replica_spec"]

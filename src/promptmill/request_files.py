@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,6 +258,10 @@ class RequestPlanner:
         self.prompt_tokens = 0  # over the lines planned (for --dry-run)
         self.too_long_rows = 0  # lines over the context: they fail unsent, the others go on
         self.models: dict[str, list[int]] = {}  # model -> [prompt tokens, reserved completion]
+
+    def read_rows(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(index, line)`` of the request file from ``start`` (``data.read_rows``)."""
+        return data.read_rows(self.spec.input, start=start)
 
     def finish_chunk(self) -> None:
         """Nothing: each line's request was added as it was planned."""

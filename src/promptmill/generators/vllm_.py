@@ -58,6 +58,9 @@ ENGINE_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "max_model_len": int,
     "gpu_memory_utilization": (int, float),
     "tensor_parallel_size": int,
+    # "mp" or "ray": how vLLM runs its tensor-parallel workers (--ray sets "mp": inside a Ray
+    # replica, which holds its GPUs itself).
+    "distributed_executor_backend": str,
     "dtype": str,
     "enforce_eager": bool,
     "quantization": str,

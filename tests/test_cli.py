@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from promptmill.engine.tokens import encoding
+from promptmill.generators.tokens import encoding
 from promptmill.testing import TestServer
 
 

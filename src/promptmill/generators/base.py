@@ -291,7 +291,7 @@ class Generator(abc.ABC):  # noqa: B024
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""
-        from promptmill.engine.tokens import estimate_prompt_tokens
+        from promptmill.generators.tokens import estimate_prompt_tokens
 
         return estimate_prompt_tokens(request, request.model or self.model)
 

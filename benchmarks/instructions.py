@@ -44,6 +44,7 @@ from pathlib import Path
 
 from dispatch import bare_loop, write_input  # benchmarks/dispatch.py, beside this file
 
+from promptmill import eventloop
 from promptmill.engine.dispatch import EngineConfig, EngineStats
 from promptmill.generators import get_generator
 from promptmill.job import Job, JobSpec
@@ -58,6 +59,8 @@ OBJECT_GROUPS = (
     ("sqlite", "SQLite (library and module)"),
     ("/_json.", "json C module"),
     ("/aiohttp/", "aiohttp C parts (HTTP parser...)"),
+    ("/uvloop/", "uvloop (event loop, libuv)"),
+    ("/orjson/", "orjson"),
     ("/multidict/", "multidict, yarl, propcache, frozenlist"),
     ("/yarl/", "multidict, yarl, propcache, frozenlist"),
     ("/propcache/", "multidict, yarl, propcache, frozenlist"),
@@ -119,7 +122,8 @@ def run_promptmill(url: str, requests: int, folder: Path, cache: str | None = No
             job.plan()
             if name == "measured":
                 dump("plan", folder)
-            stats = asyncio.run(job.dispatch(config, EngineStats()))
+            # On the loop a user's job runs on (uvloop where it installs: promptmill.eventloop).
+            stats = eventloop.run(job.dispatch(config, EngineStats()))
             assert stats.done == rows, stats
             if name == "measured":
                 dump("dispatch", folder)

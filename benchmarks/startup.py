@@ -1,10 +1,10 @@
 """Start-up: how long ``promptmill --help``, ``status`` and ``export`` take, and what they import.
 
 Each command runs in a fresh interpreter, as a user's shell runs it (``python -m promptmill``),
-``--repeat`` times, interleaved; printed: the median wall time of each, and the promptmill
-and third-party modules each one imported (``python -X importtime``), heaviest first. The job
-that ``status`` and ``export`` read is a small one run first against the test server.
-``--src`` times another checkout's ``src`` (a before/after on the same machine, interleaved).
+``--repeat`` times, interleaved; printed: the median wall time of each, and the packages each
+one imported (``python -X importtime``: each module's own time, summed by package), heaviest
+first. ``status`` and ``export`` read a small job run first against the test server.
+``--src`` times another checkout's ``src`` too (a before/after on the same machine).
 
     python benchmarks/startup.py
     python benchmarks/startup.py --repeat 21 --src /path/to/other/checkout/src
@@ -39,16 +39,17 @@ def command(args: list[str], src: str | None, cwd: Path, importtime: bool = Fals
 
 
 def heaviest(stderr: str, count: int = 8) -> list[tuple[str, float]]:
-    """The top-level packages an importtime log spent most in (cumulative ms, no nesting)."""
+    """The packages an importtime log spent most in: each module's own time (ms), summed by
+    its top-level package."""
     totals: dict[str, float] = {}
     for line in stderr.splitlines():
         if not line.startswith("import time:") or line.count("|") != 2:
             continue
-        _, cumulative, name = line.split(":", 1)[1].split("|")
-        if not cumulative.strip().isdigit() or name[:2] != " " + name.strip()[:1]:
-            continue  # the header, or a module imported by another (counted in its time)
+        own, _, name = line.split(":", 1)[1].split("|")
+        if not own.strip().isdigit():
+            continue  # the header
         top = name.strip().split(".")[0]
-        totals[top] = totals.get(top, 0.0) + int(cumulative) / 1000
+        totals[top] = totals.get(top, 0.0) + int(own) / 1000
     return sorted(totals.items(), key=lambda item: -item[1])[:count]
 
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, words in commands.items():
                 log = command(words, src, cwd, importtime=True).stderr
                 top = ", ".join(f"{package} {ms:.0f}" for package, ms in heaviest(log))
-                print(f"  {tree:14s} {name:8s} imports (ms, cumulative): {top}")
+                print(f"  {tree:14s} {name:8s} imports (ms): {top}")
     return 0 if ok else 1
 
 

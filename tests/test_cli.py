@@ -183,6 +183,22 @@ def test_help_imports_no_heavy_module() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_help_imports_only_the_command_line() -> None:
+    # Start-up (issue 15: --help in 0.15 s): the library behind the commands loads when a
+    # command runs, not for its help.
+    code = (
+        "import sys\n"
+        "from promptmill.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "library = {'aiohttp', 'pydantic', 'jinja2', 'pyarrow', 'rich', 'asyncio', 'sqlite3',\n"
+        "           'promptmill.api', 'promptmill.job', 'promptmill.store'}\n"
+        "print(sorted(library & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_help_lists_every_command_and_run_lists_its_options() -> None:
     top = promptmill("--help")
     assert top.returncode == 0, top.stderr

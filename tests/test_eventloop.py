@@ -7,14 +7,13 @@ import asyncio
 from typing import Any
 
 import pytest
+import uvloop  # a plain dependency wherever the suite runs (Linux, macOS)
 
 import promptmill
 from promptmill import eventloop
 from promptmill.generators import register_generator
 from promptmill.generators.openai_ import HTTPGenerator
 from promptmill.testing import TestServer
-
-uvloop = pytest.importorskip("uvloop")  # a plain dependency on Linux and macOS
 
 
 class LoopNoting(HTTPGenerator):

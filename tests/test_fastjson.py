@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import promptmill
 from promptmill import fastjson
+from promptmill.generators import register_generator
+from promptmill.generators.base import GenerationResult
+from promptmill.generators.openai_ import HTTPGenerator
 from promptmill.testing import TestServer
 
 
@@ -42,3 +46,27 @@ def test_answers_stored_as_before(tmp_path: Path, make_server, recorder) -> None
     assert [r["responses"][0]["text"] for r in results] == texts
     lines = out.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["responses"][0]["text"] for line in lines] == texts
+
+
+class NegativeInfinityLogprobs(HTTPGenerator):
+    """http!, each answer's one token given a logprob of -inf (as engines report a token
+    they could not have sampled)."""
+
+    provider = "neg-inf-logprobs"
+
+    def _result(self, request: Any, status: int, raw: bytes, headers: Any,
+                url: str) -> GenerationResult:
+        result = super()._result(request, status, raw, headers, url)
+        for response in result.responses:
+            response.logprobs = [{"token": "x", "logprob": -math.inf, "top_logprobs": []}]
+        return result
+
+
+def test_infinite_logprobs_are_kept(tmp_path: Path, server: TestServer) -> None:
+    # orjson would write -inf as null: the stored answer must keep what json keeps.
+    register_generator("neg-inf-logprobs", NegativeInfinityLogprobs)
+    out = tmp_path / "out.jsonl"
+    promptmill.run([{"prompt": "a"}, {"prompt": "b"}],
+                   f"neg-inf-logprobs!test-model,api_base={server.url}", output=out)
+    for line in out.read_text(encoding="utf-8").splitlines():
+        assert json.loads(line)["responses"][0]["logprobs"][0]["logprob"] == -math.inf

@@ -39,8 +39,8 @@ ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malf
                     "timeout", "fatal", "invalid_output")
 # The codes migration 3 wrote (a migration's effect never changes; later codes, later ones).
 _OUTCOMES_OF_MIGRATION_3 = 7
-# Attempt records a multi-row INSERT writes (store.record).
-_ATTEMPTS_PER_INSERT = 64
+# Attempt records a multi-row INSERT writes (store.record), largest first.
+_ATTEMPTS_PER_INSERT = (64, 16, 4, 1)
 # An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
 # retryable (then ``server_error``): see ``outcome_code``.
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
@@ -591,21 +591,21 @@ class JobStore:
 
 def _insert_attempts(db: sqlite3.Connection, attempts: Sequence[AttemptRecord],
                      clock_offset: float) -> None:
-    """Insert attempt records, 64 rows a statement (executemany's bind, step and reset per
-    row cost more than the insert: 8.0k instructions an attempt, 4.9k this way); SQLite
+    """Insert attempt records, many rows a statement (executemany's bind, step and reset per
+    row cost more than the insert: 8.0k instructions an attempt, 4.9k 64 at a time); SQLite
     turns the times into milliseconds, no Python tuple per attempt."""
-    full = len(attempts) - len(attempts) % _ATTEMPTS_PER_INSERT
-    if full:
-        sql = _attempts_sql(_ATTEMPTS_PER_INSERT, clock_offset)
-        flat = list(itertools.chain.from_iterable(attempts[:full]))
-        width = 4 * _ATTEMPTS_PER_INSERT
-        for start in range(0, len(flat), width):
-            db.execute(sql, flat[start:start + width])
-    if full < len(attempts):
-        db.executemany(_attempts_sql(1, clock_offset), attempts[full:])
+    flat = list(itertools.chain.from_iterable(attempts))
+    total, done = len(attempts), 0
+    for rows in _ATTEMPTS_PER_INSERT:  # a few statement shapes, each prepared once
+        if total - done < rows:
+            continue
+        sql = _attempts_sql(rows, clock_offset)
+        while total - done >= rows:
+            db.execute(sql, flat[4 * done:4 * (done + rows)])
+            done += rows
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def _attempts_sql(rows: int, clock_offset: float) -> str:
     """An INSERT of ``rows`` attempts (four parameters each) on a clock ``clock_offset``
     seconds behind Unix time."""

@@ -6,7 +6,6 @@ rendered while planning, so bad input fails with nothing sent and nothing stored
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptmill import data
+from promptmill import data, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
@@ -529,8 +528,11 @@ def build_request(row: RequestRow, params: GenerateParams,
     ``cache`` keeps each sample group's params (one object per group, not one per request).
     A request file's line carries its own params and model in its payload.
     """
-    payload = json.loads(row.payload)
+    payload = fastjson.loads(row.payload)
     if "params" in payload:
+        # A request file's line: its params read by json, which keeps an integer past 64
+        # bits (a seed) one, where orjson makes it a float.
+        payload = json.loads(row.payload)
         from promptmill.request_files import request_from_payload
 
         return request_from_payload(str(row.id), payload)
@@ -675,17 +677,3 @@ def _check_request_kind(spec: JobSpec) -> None:
     if not chats and not gen.supports_text:
         raise UsageError(f"{name_of(gen)} takes chats only: drop --text "
                          "(chat=True in the library)")
-
-
-def run_async(coro: Any) -> Any:
-    """Run a coroutine from sync code, also where an event loop already runs (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-

@@ -8,9 +8,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from promptmill import datasets_
 from promptmill.datasets_ import is_hf_source
@@ -77,7 +79,8 @@ def read_rows(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, An
         return
     fmt = input_format(path)
     if fmt == "jsonl":
-        yield from _read_jsonl(path, start)
+        for index, row, _ in _read_jsonl(path, start):
+            yield index, row
     elif fmt == "csv":
         yield from _read_csv(path, start)
     else:
@@ -119,34 +122,54 @@ def row_place(path: Path, index: int, *, short: bool = False) -> str:
     return f"line {line}" if short else f"{path}:{line}"
 
 
-def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """``read_rows`` with each row's JSON as the store keeps it where the input gave it:
+    a JSONL line's own text (stripped); None for other formats (encode the row)."""
+    if not is_hf_source(path) and input_format(path) == "jsonl":
+        return _read_jsonl(path, start)
+    return ((index, row, None) for index, row in read_rows(path, start=start))
+
+
+def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
+    loads = orjson.loads
     with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, 1):
-            if not raw.strip():
+        for line_number, line in enumerate(handle, 1):
+            raw = line.strip()
+            if not raw:
                 continue
             if index >= start:
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"{path}:{line_number}: not UTF-8 (byte {exc.start}): "
-                        "re-encode the file as UTF-8"
-                    ) from None
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{path}:{line_number}: malformed JSON ({exc.msg} at column {exc.colno}): "
-                        "fix or remove that line"
-                    ) from None
-                if not isinstance(row, dict):
+                    # orjson is strict (no NaN, no integers past 64 bits, no lone surrogates):
+                    # what it refuses the standard parser reads, or names the error as before.
+                    row = loads(raw)
+                    text: str | None = raw.decode("utf-8")
+                except orjson.JSONDecodeError:
+                    row, text = _parse_line(path, line_number, line), None
+                if type(row) is not dict:
                     raise InputError(
                         f"{path}:{line_number}: a line must be a JSON object, "
                         f"not {type(row).__name__}: wrap it as {{\"prompt\": ...}}"
                     )
-                yield index, row
+                yield index, row, text
             index += 1
+
+
+def _parse_line(path: Path, line_number: int, raw: bytes) -> Any:
+    """A JSONL line the standard library's way, or the InputError naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}:{line_number}: not UTF-8 (byte {exc.start}): re-encode the file as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}:{line_number}: malformed JSON ({exc.msg} at column {exc.colno}): "
+            "fix or remove that line"
+        ) from None
 
 
 def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -230,6 +253,34 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
     Parquet and Arrow files take ``schema`` (``promptmill.arrow.result_schema``) so that they
     stream; without one, the rows are read whole to infer it.
     """
+    if fmt == "jsonl":
+        return _write_atomically(path, lambda handle: _write_jsonl(rows, handle))
+    if fmt == "csv":
+        return _write_atomically(path, lambda handle: _write_csv(rows, handle))
+    return _write_atomically(path, lambda handle: _write_arrow(rows, handle, fmt, schema))
+
+
+def write_lines(lines: Iterable[str], path: Path) -> int:
+    """Write JSONL lines already encoded (each without its newline) atomically; how many."""
+    def write(handle: Any) -> int:
+        count = 0
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) >= 1000:
+                count += len(buffer)
+                handle.write(("\n".join(buffer) + "\n").encode("utf-8"))
+                buffer.clear()
+        if buffer:
+            count += len(buffer)
+            handle.write(("\n".join(buffer) + "\n").encode("utf-8"))
+        return count
+
+    return _write_atomically(path, write)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
+    """``write(handle)`` into a temporary file beside ``path``, renamed into place; its count."""
     path = Path(path)
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
@@ -242,12 +293,7 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
         # NamedTemporaryFile is private (0600); results get the mode any new file would get.
         os.chmod(temp, _new_file_mode())
         with handle:
-            if fmt == "jsonl":
-                count = _write_jsonl(rows, handle)
-            elif fmt == "csv":
-                count = _write_csv(rows, handle)
-            else:
-                count = _write_arrow(rows, handle, fmt, schema)
+            count = write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)

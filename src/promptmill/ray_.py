@@ -263,14 +263,15 @@ class RayRowPlanner:
         self._into: tuple[list[Any], list[Any]] = ([], [])  # the chunk's requests, unsendable
 
     def plan(self, index: int, row: dict[str, Any], requests: list[Any],
-             unsendable: list[Any]) -> tuple[dict[str, Any], str]:
-        """Check one row and keep it for its chunk's rendering; the row and its JSON."""
+             unsendable: list[Any], *, text: str | None = None) -> tuple[dict[str, Any], str]:
+        """Check one row and keep it for its chunk's rendering; the row and its JSON
+        (``text``, as read, where the input gave it)."""
         from promptmill.job import check_row, row_json
 
         check_row(self.spec.input, index, row)
         self._rows.append((index, row))
         self._into = (requests, unsendable)
-        return row, row_json(row)
+        return row, text if text is not None else row_json(row)
 
     def finish_chunk(self) -> None:
         """Render the rows kept since the last chunk in Ray tasks and add their requests."""

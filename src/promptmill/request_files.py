@@ -263,9 +263,11 @@ class RequestPlanner:
 
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
-             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+             unsendable: list[tuple[int, str]], *,
+             text: str | None = None) -> tuple[dict[str, Any], str]:
         """Check and store one line: its request appended to ``requests`` (to ``unsendable``
-        too, with the reason, when its prompt cannot fit the context); the output row."""
+        too, with the reason, when its prompt cannot fit the context); the output row (the
+        line's own ``text`` is not it: the row kept is the line less its request)."""
         spec, gen = self.spec, self.generator
         source = spec.input
         line = read_line(source, index, row, self.kind)

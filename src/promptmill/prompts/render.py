@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from promptmill.errors import InputError, UsageError
 
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 _DEFAULT_FIELDS = ("prompt", "question", "input", "text")
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedPrompt:
+# A NamedTuple, not a frozen dataclass: one per row planned, and a frozen dataclass sets
+# each field through object.__setattr__ (several times the cost of a tuple).
+class RenderedPrompt(NamedTuple):
     """A row's prompt: chat ``messages`` or a raw ``prompt`` string."""
 
     messages: list[dict[str, Any]] | None
@@ -155,6 +156,9 @@ class Renderer:
                 raise UsageError(
                     f"{which} line {exc.lineno}: {exc.message}: fix the Jinja2 syntax"
                 ) from None
+            # A plain dict, not Jinja's ChainMap over the environment's globals: each render
+            # copies the globals, and walking a ChainMap cost more than the template itself.
+            self._template.globals = dict(self._template.globals)
 
     def where(self, index: int) -> str:
         """Where row ``index`` is, for messages."""
@@ -185,7 +189,7 @@ class Renderer:
             from jinja2 import UndefinedError
 
             try:
-                text = self._template.render(**row)
+                text = self._template.render(row)
             except UndefinedError as exc:
                 raise InputError(
                     f"{self.where(index)}: the template uses a field the row lacks "

@@ -130,6 +130,41 @@ def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str,
     return ((index, row, None) for index, row in read_rows(path, start=start))
 
 
+# orjson refuses NaN, Infinity and lone surrogates, and reads an integer past 64 bits as a
+# float: a document orjson refuses, or whose value holds a float this large (perhaps such an
+# integer), is read by json, as before.
+_LARGE = 9.2e18
+
+
+def inexact(value: Any) -> bool:
+    """Whether orjson's reading of a document may differ from json's: a float of 2**63 or
+    more in it (an integer past 64 bits, read as a float)."""
+    kind = type(value)
+    if kind is float:
+        return not -_LARGE < value < _LARGE
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:
+        kind = type(item)
+        if kind is float:
+            if not -_LARGE < item < _LARGE:
+                return True
+        elif (kind is dict or kind is list) and inexact(item):
+            return True
+    return False
+
+
+def parse_json(text: str) -> Any:
+    """A JSON document's value as ``json.loads`` reads it, by orjson where that is the same."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    return json.loads(text) if inexact(value) else value
+
+
 def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
     loads = orjson.loads
@@ -140,12 +175,13 @@ def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], s
                 continue
             if index >= start:
                 try:
-                    # orjson is strict (no NaN, no integers past 64 bits, no lone surrogates):
-                    # what it refuses the standard parser reads, or names the error as before.
                     row = loads(raw)
                     text: str | None = raw.decode("utf-8")
                 except orjson.JSONDecodeError:
                     row, text = _parse_line(path, line_number, line), None
+                else:
+                    if inexact(row):
+                        row, text = _parse_line(path, line_number, line), None
                 if type(row) is not dict:
                     raise InputError(
                         f"{path}:{line_number}: a line must be a JSON object, "
@@ -246,37 +282,20 @@ def check_output_path(path: Path) -> None:
         ) from None
 
 
-def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
+def write_rows(rows: Iterable[dict[str, Any]] | Iterable[str], path: Path, fmt: str, *,
                schema: Any = None) -> int:
     """Write rows atomically (a temporary file renamed into place); how many.
 
     Parquet and Arrow files take ``schema`` (``promptmill.arrow.result_schema``) so that they
-    stream; without one, the rows are read whole to infer it.
+    stream; without one, the rows are read whole to infer it. JSONL rows may be given as
+    lines already encoded (``str``, without the newline).
     """
     if fmt == "jsonl":
         return _write_atomically(path, lambda handle: _write_jsonl(rows, handle))
+    dicts: Any = rows  # the other formats take rows as dicts
     if fmt == "csv":
-        return _write_atomically(path, lambda handle: _write_csv(rows, handle))
-    return _write_atomically(path, lambda handle: _write_arrow(rows, handle, fmt, schema))
-
-
-def write_lines(lines: Iterable[str], path: Path) -> int:
-    """Write JSONL lines already encoded (each without its newline) atomically; how many."""
-    def write(handle: Any) -> int:
-        count = 0
-        buffer: list[str] = []
-        for line in lines:
-            buffer.append(line)
-            if len(buffer) >= 1000:
-                count += len(buffer)
-                handle.write(("\n".join(buffer) + "\n").encode("utf-8"))
-                buffer.clear()
-        if buffer:
-            count += len(buffer)
-            handle.write(("\n".join(buffer) + "\n").encode("utf-8"))
-        return count
-
-    return _write_atomically(path, write)
+        return _write_atomically(path, lambda handle: _write_csv(dicts, handle))
+    return _write_atomically(path, lambda handle: _write_arrow(dicts, handle, fmt, schema))
 
 
 def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
@@ -324,17 +343,24 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _write_jsonl(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+def _write_jsonl(rows: Iterable[dict[str, Any]] | Iterable[str], handle: Any) -> int:
     count = 0
-    buffer: list[bytes] = []
+    buffer: list[str] = []
     for row in rows:
-        buffer.append(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        buffer.append(row if type(row) is str else _to_json_text(row))
         count += 1
         if len(buffer) >= 1000:
-            handle.write(b"".join(buffer))
+            buffer.append("")  # the last line's newline
+            handle.write("\n".join(buffer).encode("utf-8"))
             buffer.clear()
-    handle.write(b"".join(buffer))
+    if buffer:
+        buffer.append("")
+        handle.write("\n".join(buffer).encode("utf-8"))
     return count
+
+
+# json.dumps with options builds a new encoder per call: one, built once.
+_to_json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _flat(value: Any) -> Any:

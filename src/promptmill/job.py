@@ -400,7 +400,7 @@ class Job:
         if planned and not reread:  # rows planned before an interruption are not read again
             chunk: list[tuple[int, dict[str, Any]]] = []
             for index, raw in self.store.iter_row_data():
-                chunk.append((index, json.loads(raw)))
+                chunk.append((index, data.parse_json(raw)))
                 if len(chunk) >= 5000:
                     types.add(chunk)
                     chunk = []
@@ -537,7 +537,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
     """Every planned row with its responses, usage, attempts, status and error."""
     model = model or _stored_model(store)
     for _, raw, outcomes in store.iter_rows():
-        row: dict[str, Any] = json.loads(raw)
+        row: dict[str, Any] = data.parse_json(raw)
         # A request file's rows name their own model; an input row never has one (check_row).
         row_model = row.pop("model", None) or model
         responses: list[Any] = []
@@ -551,7 +551,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
                 endpoints.append(endpoint)
             attempts += tries
             if answers:
-                responses.extend(json.loads(answers))
+                responses.extend(data.parse_json(answers))
             prompt_tokens += p_tokens or 0
             completion_tokens += c_tokens or 0
             if error:
@@ -590,8 +590,8 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
             from promptmill import jsonl_export
 
             if jsonl_export.can_export(store):
-                return data.write_lines(
-                    jsonl_export.result_lines(store, model or _stored_model(store)), output)
+                return data.write_rows(
+                    jsonl_export.result_lines(store, model or _stored_model(store)), output, fmt)
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 

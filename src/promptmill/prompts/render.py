@@ -144,8 +144,10 @@ class Renderer:
         self.task_text = named.text if named is not None else None
         template = named.template if named is not None else spec.template
         self._template: Any = None
+        # jinja2's UndefinedError, kept here: importing it on each row cost a microsecond.
+        self._undefined_error: Any = None
         if template is not None:
-            from jinja2 import StrictUndefined, TemplateSyntaxError
+            from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
             from jinja2.sandbox import SandboxedEnvironment
 
             env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
@@ -159,6 +161,7 @@ class Renderer:
             # A plain dict, not Jinja's ChainMap over the environment's globals: each render
             # copies the globals, and walking a ChainMap cost more than the template itself.
             self._template.globals = dict(self._template.globals)
+            self._undefined_error = UndefinedError
 
     def where(self, index: int) -> str:
         """Where row ``index`` is, for messages."""
@@ -186,11 +189,9 @@ class Renderer:
         if spec.messages_field:
             return RenderedPrompt(self._messages(index, row), None)
         if self._template is not None:
-            from jinja2 import UndefinedError
-
             try:
                 text = self._template.render(row)
-            except UndefinedError as exc:
+            except self._undefined_error as exc:
                 raise InputError(
                     f"{self.where(index)}: the template uses a field the row lacks "
                     f"({exc.message}): "

@@ -19,18 +19,18 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
    50,000 requests uploaded, polled, output files downloaded and recorded, export), the
    child's memory sampled the same way. Verdict: its peak RSS is within 2x of the online
    job's (measured by ``full`` in the same invocation, or run here when ``--only batch``).
+4. ``plan`` (only with ``--only plan``): planning alone (open the job, read, check, render,
+   store every row; nothing sent), in a child process of its own, with a field prompt
+   (``--prompt-field prompt``) and with a Jinja template: rows per second (wall clock, and
+   per second of the child's CPU time, which a loaded machine moves less) and the child's
+   peak RSS, beside the figures of the code before issue 15. Targets: 200,000 rows/s with
+   the field prompt, 100,000 with the template.
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
     python benchmarks/scale.py --only resume
     python benchmarks/scale.py --only batch         # online and batch, memory compared
     python benchmarks/scale.py --only plan          # planning alone: rows/s, peak RSS
-
-4. ``plan`` (only with ``--only plan``): planning alone (open the job, read, check, render, store every row; nothing
-   sent), in a child process of its own, with a field prompt (``--prompt-field prompt``) and
-   with a Jinja template: rows per second (wall clock and the child's CPU time, which a
-   loaded machine moves less) and the child's peak RSS, beside the figures of the code before
-   issue 15. Targets: 200,000 rows/s with the field prompt, 100,000 with the template.
 """
 
 from __future__ import annotations

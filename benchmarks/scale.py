@@ -24,21 +24,25 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
    (``--prompt-field prompt``) and with a Jinja template: rows per second (wall clock, and
    per second of the child's CPU time, which a loaded machine moves less) and the child's
    peak RSS, beside the figures of the code before issue 15. Targets: 200,000 rows/s with
-   the field prompt, 100,000 with the template.
+   the field prompt, 100,000 with the template. With ``--instructions``: planning's
+   instructions a row instead, each child under callgrind (planning alone is counted).
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
     python benchmarks/scale.py --only resume
     python benchmarks/scale.py --only batch         # online and batch, memory compared
     python benchmarks/scale.py --only plan          # planning alone: rows/s, peak RSS
+    python benchmarks/scale.py --only plan --rows 20000 --instructions   # under callgrind
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -69,6 +73,8 @@ BATCH_RSS_RATIO = 2.0
 # machine, interleaved with it (load 5-10: see docs/benchmarks.md), rows per CPU-second.
 PLAN_TARGETS = {"field": 200_000, "jinja": 100_000}
 PLAN_BEFORE = {"field": 39_800, "jinja": 28_500}
+# Instructions a planned row before issue 15 (callgrind, 20,000 rows, main at ebcbd20).
+PLAN_BEFORE_INSTRUCTIONS = {"field": 154_585, "jinja": 234_435}
 PLAN_TEMPLATE = "Answer briefly. {{ prompt }}"
 
 
@@ -330,16 +336,19 @@ def plan_child(prompt: str, input_path: Path, output: Path) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     job = Job.open(spec)
     try:
-        job.plan()
+        # Through functools.reduce, a C function only this call uses: under valgrind,
+        # --toggle-collect=functools_reduce counts the instructions of planning alone.
+        functools.reduce(lambda _a, _b: job.plan(), [0, 0])
     finally:
         job.close()
     print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
                       "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_plan(rows: int, folder: Path) -> bool:
+def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
     """Planning alone, field prompt and template, each in a fresh child; True if both meet
-    their targets (by wall clock: the figure a user waits for)."""
+    their targets (by wall clock: the figure a user waits for). ``instructions``: the
+    children run under callgrind instead, and planning's instructions a row are printed."""
     input_path = folder / "input.jsonl"
     if not input_path.exists():
         write_input(input_path, rows)
@@ -348,12 +357,23 @@ def run_plan(rows: int, folder: Path) -> bool:
         output = folder / f"plan-{prompt}.jsonl"
         for stale in folder.glob(f"plan-{prompt}.jsonl*"):
             stale.unlink()
-        child = subprocess.run(
-            [sys.executable, __file__, "--plan-child", prompt, str(input_path), str(output)],
-            capture_output=True, text=True, check=False)
+        command = [sys.executable, __file__, "--plan-child", prompt, str(input_path),
+                   str(output)]
+        if instructions:
+            command = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+                       f"--callgrind-out-file={folder}/plan-{prompt}.callgrind", *command]
+        child = subprocess.run(command, capture_output=True, text=True, check=False)
         if child.returncode != 0:
             print(child.stderr[-2000:])
             return False
+        if instructions:
+            collected = re.search(r"Collected : (\d+)", child.stderr)
+            if collected is None:
+                print(child.stderr[-2000:])
+                return False
+            print(f"plan ({prompt} prompt): {int(collected[1]) / rows:,.0f} instructions a row "
+                  f"(before issue 15: {PLAN_BEFORE_INSTRUCTIONS[prompt]:,})")
+            continue
         got = json.loads(child.stdout.splitlines()[-1])
         rate, per_cpu = rows / got["seconds"], rows / got["cpu"]
         passed = rate >= PLAN_TARGETS[prompt]
@@ -373,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume-rows", type=int,
                         help="rows of the resumed job (default: --rows)")
     parser.add_argument("--plan-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --only plan: count instructions under callgrind instead")
     parser.add_argument("--only", choices=["full", "resume", "batch", "plan"],
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
@@ -397,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "resume"):
             ok = run_resume(args.resume_rows or args.rows, folder) and ok
         if args.only == "plan":  # on request only: the CI's run has its four verdicts
-            ok = run_plan(args.rows, folder) and ok
+            ok = run_plan(args.rows, folder, args.instructions) and ok
         if args.only in (None, "batch"):
             input_path = folder / "input.jsonl"
             if not input_path.exists():

@@ -267,3 +267,49 @@ def test_tensor_parallel_on_ray_is_vllms_own_processes_inside_the_replica() -> N
     assert replica.config["distributed_executor_backend"] == "mp"
     # Not part of the job: the identifier and fingerprint stay those of the job on one machine.
     assert "tensor_parallel" not in generator.to_identifier()
+
+
+@pytest.mark.ray
+def test_a_job_from_a_fresh_shell_joins_a_cluster_that_requires_its_token(
+        tmp_path: Path) -> None:
+    """A cluster started with token authentication (Ray 2.59+ does by default) and a driver
+    from a shell that never set RAY_AUTH_MODE: connect sends the token from ~/.ray/auth_token
+    (it was refused with "Failed to connect to Ray cluster")."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["HOME"] = str(home)
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    # --block: stopping this process stops this head's own Ray processes, never another's
+    # (``ray stop`` would stop every Ray on the machine, the suite's own cluster included).
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false",
+                             "--disable-usage-stats"],
+                            env={**env, "RAY_AUTH_MODE": "token"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        driver = ("import time\nfrom promptmill.errors import UsageError\n"
+                  "from promptmill.ray_ import connect, import_ray\n"
+                  "ray = import_ray()\n"
+                  "deadline = time.monotonic() + 90\n"
+                  "while True:\n"
+                  "    try:\n"
+                  f"        connect(ray, '127.0.0.1:{port}')\n"
+                  "        break\n"
+                  "    except UsageError:\n"
+                  "        if time.monotonic() > deadline: raise\n"
+                  "        time.sleep(2)\n"
+                  "print(ray.get(ray.remote(lambda: 'joined').remote()))\n")
+        joined = subprocess.run([sys.executable, "-c", driver], env=env, capture_output=True,
+                                text=True, timeout=180)
+        assert joined.stdout.strip().endswith("joined"), joined.stderr[-2000:]
+    finally:
+        head.terminate()
+        head.wait(timeout=60)

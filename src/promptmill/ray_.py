@@ -29,6 +29,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from promptmill.errors import (
@@ -80,6 +81,7 @@ class RayOptions:
 def import_ray() -> Any:
     """``ray``, imported with its telemetry off, or a one-line error naming the extra."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    send_auth_token()  # read when ray is imported
     try:
         import ray
     except ImportError as exc:
@@ -237,6 +239,21 @@ def joined(options: RayOptions) -> Any:
     if not ray.is_initialized():
         connect(ray, options.address)
     return ray
+
+
+def send_auth_token() -> None:
+    """Join with Ray's token when one is at hand and RAY_AUTH_MODE says nothing.
+
+    Ray 2.59+ starts a cluster (``ray start --head``) with token authentication and keeps the
+    token in ``~/.ray/auth_token``, but a driver sends it only under RAY_AUTH_MODE=token (read
+    when ray is imported): a job started from a fresh shell was refused. A cluster without
+    authentication ignores it; a local cluster started here uses it.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def connect(ray: Any, address: str) -> bool:

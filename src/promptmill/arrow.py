@@ -427,9 +427,9 @@ def write_hf_dataset(rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: 
 
 def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
     """The written schema of the row fields of every row a job store holds."""
-    from promptmill.data import parse_json
+    from promptmill.fastjson import loads_exact
 
-    return infer_row_types(((index, parse_json(raw)) for index, raw in store.iter_row_data()),
+    return infer_row_types(((index, loads_exact(raw)) for index, raw in store.iter_row_data()),
                            source)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from promptmill import datasets_
+from promptmill import datasets_, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.errors import InputError, OutputError, UsageError
 
@@ -130,41 +130,6 @@ def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str,
     return ((index, row, None) for index, row in read_rows(path, start=start))
 
 
-# orjson refuses NaN, Infinity and lone surrogates, and reads an integer past 64 bits as a
-# float: a document orjson refuses, or whose value holds a float this large (perhaps such an
-# integer), is read by json, as before.
-_LARGE = 9.2e18
-
-
-def inexact(value: Any) -> bool:
-    """Whether orjson's reading of a document may differ from json's: a float of 2**63 or
-    more in it (an integer past 64 bits, read as a float)."""
-    kind = type(value)
-    if kind is float:
-        return not -_LARGE < value < _LARGE
-    if kind is dict:
-        value = value.values()
-    elif kind is not list:
-        return False
-    for item in value:
-        kind = type(item)
-        if kind is float:
-            if not -_LARGE < item < _LARGE:
-                return True
-        elif (kind is dict or kind is list) and inexact(item):
-            return True
-    return False
-
-
-def parse_json(text: str) -> Any:
-    """A JSON document's value as ``json.loads`` reads it, by orjson where that is the same."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-    return json.loads(text) if inexact(value) else value
-
-
 def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
     loads = orjson.loads
@@ -180,7 +145,7 @@ def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], s
                 except orjson.JSONDecodeError:
                     row, text = _parse_line(path, line_number, line), None
                 else:
-                    if inexact(row):
+                    if fastjson.inexact(row):
                         row, text = _parse_line(path, line_number, line), None
                 if type(row) is not dict:
                     raise InputError(

@@ -7,7 +7,7 @@ past 64 bits; it writes infinite floats as ``null`` where json writes ``-Infinit
 (logprobs can be ``-inf``), so ``dumps_text`` is for values of strings, ints and None only,
 such as plain answers. orjson reads an integer past 64 bits as a float: ``loads`` is for
 documents whose numbers are counts and floats (answers, a planned chat or prompt), not for
-a user's parameters (a seed).
+a user's parameters (a seed); ``loads_exact`` reads those.
 """
 
 from __future__ import annotations
@@ -27,6 +27,42 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)  # NaN, Infinity, an integer past 64 bits: json's reading
+
+
+# orjson refuses NaN, Infinity and lone surrogates, and reads an integer past 64 bits as a
+# float: a document orjson refuses, or whose value holds a float this large (perhaps such an
+# integer), is read by json, as before.
+_LARGE = 9.2e18
+
+
+def inexact(value: Any) -> bool:
+    """Whether orjson's reading of a document may differ from json's: a float of 2**63 or
+    more in it (an integer past 64 bits, read as a float)."""
+    kind = type(value)
+    if kind is float:
+        return not -_LARGE < value < _LARGE
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:
+        kind = type(item)
+        if kind is float:
+            if not -_LARGE < item < _LARGE:
+                return True
+        elif (kind is dict or kind is list) and inexact(item):
+            return True
+    return False
+
+
+def loads_exact(text: str | bytes) -> Any:
+    """A JSON document's value exactly as ``json.loads`` reads it (a user's row: its integers
+    past 64 bits kept), by orjson where that is the same."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    return json.loads(text) if inexact(value) else value
 
 
 def dumps(value: Any) -> bytes:

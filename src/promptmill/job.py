@@ -405,7 +405,7 @@ class Job:
         if planned and not reread:  # rows planned before an interruption are not read again
             chunk: list[tuple[int, dict[str, Any]]] = []
             for index, raw in self.store.iter_row_data():
-                chunk.append((index, data.parse_json(raw)))
+                chunk.append((index, fastjson.loads_exact(raw)))
                 if len(chunk) >= 5000:
                     types.add(chunk)
                     chunk = []
@@ -545,7 +545,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
     """Every planned row with its responses, usage, attempts, status and error."""
     model = model or _stored_model(store)
     for _, raw, outcomes in store.iter_rows():
-        row: dict[str, Any] = data.parse_json(raw)
+        row: dict[str, Any] = fastjson.loads_exact(raw)
         # A request file's rows name their own model; an input row never has one (check_row).
         row_model = row.pop("model", None) or model
         responses: list[Any] = []
@@ -559,7 +559,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
                 endpoints.append(endpoint)
             attempts += tries
             if answers:
-                responses.extend(data.parse_json(answers))
+                responses.extend(fastjson.loads_exact(answers))
             prompt_tokens += p_tokens or 0
             completion_tokens += c_tokens or 0
             if error:

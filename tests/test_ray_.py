@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -284,6 +286,10 @@ def test_a_job_from_a_fresh_shell_joins_a_cluster_that_requires_its_token(
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["HOME"] = str(home)
+    # Its own temp folder (short: Ray's socket paths), so the machine's /tmp/ray never names
+    # this cluster as the current one (a later ray.init() would try to join it).
+    scratch = Path(tempfile.mkdtemp(prefix="pm-ray-"))
+    env["RAY_TMPDIR"] = str(scratch)
     ray_cli = str(Path(sys.executable).with_name("ray"))
     subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True,
                    capture_output=True, timeout=60)
@@ -313,3 +319,4 @@ def test_a_job_from_a_fresh_shell_joins_a_cluster_that_requires_its_token(
     finally:
         head.terminate()
         head.wait(timeout=60)
+        shutil.rmtree(scratch, ignore_errors=True)

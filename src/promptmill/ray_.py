@@ -27,6 +27,7 @@ import asyncio
 import itertools
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,10 +248,12 @@ def send_auth_token() -> None:
     Ray 2.59+ starts a cluster (``ray start --head``) with token authentication and keeps the
     token in ``~/.ray/auth_token``, but a driver sends it only under RAY_AUTH_MODE=token (read
     when ray is imported): a job started from a fresh shell was refused. A cluster without
-    authentication ignores it; a local cluster started here uses it.
+    authentication ignores it; a local cluster started here uses it. Not once ray is imported
+    (it read the mode then): a local cluster's processes would require a token the driver
+    does not send.
     """
-    if "RAY_AUTH_MODE" in os.environ:
-        return
+    if "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
+        return  # imported already: its mode is set, and a cluster it starts must share it
     if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
             or (Path.home() / ".ray" / "auth_token").is_file()):
         os.environ["RAY_AUTH_MODE"] = "token"

@@ -84,3 +84,16 @@ def dumps_text(value: Any) -> str:
 def json_text(value: Any) -> str:
     """``value`` as json writes it (non-ASCII kept): for floats, which may be infinite."""
     return _json_text(value)
+
+
+_PLAIN = frozenset(("text", "finish_reason"))
+
+
+def answers_text(responses: list[dict[str, Any]]) -> str:
+    """A request's responses as the store keeps them, written as the dispatcher writes them
+    (a batch's answers export the same bytes as an online run's): plain answers through
+    ``dumps_text``, any with logprobs or parsed output (floats) through ``json_text``."""
+    if all(response.keys() <= _PLAIN for response in responses):
+        return dumps_text(responses)
+    return json_text(responses)
+

@@ -131,7 +131,9 @@ _RESTATED = re.compile(
     r"(?!\s*(?:about|approximately|roughly|around|nearly|almost)\b)(?:an?\s+)?",
     re.IGNORECASE,
 )
-_OR_BETWEEN = re.compile(r"[\s$)\]]*\bor\b[\s$(\[]*", re.IGNORECASE)
+_OR_BETWEEN = re.compile(
+    r"[\s$)\]]*\bor\b(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
+)
 _PROPERTY = re.compile(r"\s*\S+\s+(?:at|when|for|if|where|whenever)\b", re.IGNORECASE)
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",

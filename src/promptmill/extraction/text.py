@@ -235,7 +235,8 @@ REFUSAL = re.compile(
     r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell)|"
     r"i(?:'d|\s+would)\s+rather\s+not|"
     # "I'll leave it to you which applies": the choice is handed back, none is made
-    r"leav(?:e|ing)\s+it\s+(?:up\s+)?to\s+you|(?:is|it's)\s+up\s+to\s+you|whichever\s+applies)",
+    r"leav(?:e|ing)\s+it\s+(?:up\s+)?to\s+you|(?:is|it's)\s+up\s+to\s+you|whichever\s+applies|"
+    r"your\s+(?:call|choice|pick)\b)",
     re.IGNORECASE,
 )
 
@@ -337,9 +338,7 @@ HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 CHECK = re.compile(
     r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
     r"double[- ]check|because|(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
-    r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b"
-    # "Its area, for comparison, is 40.": a value set beside the answer, not the answer
-    r"|\b(?:for|by|in)\s+comparison\b|\bby\s+contrast\b",
+    r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b",
     re.IGNORECASE,
 )
 

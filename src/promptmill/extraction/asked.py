@@ -94,7 +94,8 @@ def asked_variable(sentence: str, question: str | None) -> str:
 
 
 _SUBJECT = re.compile(  # "The perimeter, though not asked, is 30": a remark may come between
-    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})(?:\s*,[^,]{1,40},)?\s+(?:is|are|was|were|would\s+be|"
+    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})(?:\s*,[^,]{1,40},)?\s+"
+    r"(?:is|are|was|were|would\s+be|"
     r"will\s+be|equals)\b",
     re.IGNORECASE,
 )

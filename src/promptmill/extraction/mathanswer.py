@@ -144,11 +144,6 @@ _DATE = re.compile(r"\b(?:in|since|by|from|until)\s+(?:1\d{3}|20\d{2})(?![\d.,]\
 _ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
 
 
-def _undated(text: str, question: str | None) -> str:
-    """``text`` with its dates in prose blanked, unless the question asks about dates."""
-    if question and _ABOUT_DATES.search(question) or not _DATE.search(text):
-        return text
-    return _DATE.sub(_blank, text)
 _PASSED = re.compile(r"\s*[✓✔]|.*[✓✔]\W*$", re.DOTALL)
 # after "or"/"and", what carries an expression on: a value, or "x =", "x <", "x \ge"
 _GOES_ON = re.compile(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*(?:[=<>]|\\[lg]e)")
@@ -161,7 +156,8 @@ _MATH_WORDS = frozenset({
     "cos", "tan",
 })
 _HEDGE = re.compile(
-    r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
+    r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|"  # "either way" commits all the same
+    r"\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
     r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
     r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
     r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
@@ -317,6 +313,13 @@ _ASIDE = re.compile(
 
 def _blank(match: re.Match[str]) -> str:
     return " " * len(match.group(0))
+
+
+def _undated(text: str, question: str | None) -> str:
+    """``text`` with its dates in prose blanked, unless the question asks about dates."""
+    if question and _ABOUT_DATES.search(question) or not _DATE.search(text):
+        return text
+    return _DATE.sub(_blank, text)
 
 
 def _closing_statement(sentence: str) -> str | None:

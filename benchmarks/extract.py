@@ -2,8 +2,8 @@
 
 1. ``accuracy``: the training split (``tests/data/extraction_cases.jsonl``) and the three
    spent held-out splits (``tests/data/extraction_heldout.jsonl``, ``extraction_heldout2.jsonl``,
-   ``extraction_heldout3.jsonl``: their misses were studied and fixed, so they are tuned on now;
-   a fresh split the lead adds is measured the same way) are graded as results files
+   ``extraction_heldout3.jsonl``: their misses were studied and fixed, so they are tuned on now)
+   and the fresh one (``extraction_heldout4.jsonl``, never tuned on) are graded as results files
    by ``promptmill.extract.grade``, and each final answer is compared with the one a careful
    grader recorded; per family, and overall. With ``--judge MODEL`` the same again with that
    judge (its jobs are kept in ``--judge-dir``, so a rerun resumes instead of asking again).
@@ -39,6 +39,7 @@ SPLITS = {
     "held-out-2": DATA / "extraction_heldout2.jsonl",
     # written by another engineer; spent since round grader17c
     "held-out-3": DATA / "extraction_heldout3.jsonl",
+    "held-out-4": DATA / "extraction_heldout4.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

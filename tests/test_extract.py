@@ -34,18 +34,27 @@ DATA = Path(__file__).parent / "data"
 CASES = read_cases(DATA / "extraction_cases.jsonl")
 HELD_OUT = DATA / "extraction_heldout.jsonl"
 FRESH = DATA / "extraction_heldout2.jsonl"
-# Each held-out split as committed before the extractor changes it measures (a2ec2d0, 326968b).
+THIRD = DATA / "extraction_heldout3.jsonl"
+FOURTH = DATA / "extraction_heldout4.jsonl"
+# Each held-out split as committed before the extractor changes it measures (a2ec2d0, 326968b,
+# dbd6715, 064c06c).
 # A case may change only to fix its label, in a commit that says so; then its digest changes.
 SPLIT_SHA256 = {
     HELD_OUT: "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9",
     FRESH: "4e1fe15a11f707655a9a7fd54b120ca663e4765ae679c23b8eb494a2c87eb193",
+    THIRD: "f04a6f33341be84ecb03339e8d665b1772fe003d424eb4d305e535b2d59c51b6",
+    FOURTH: "269420a539deb70c72ead06f576cbc897ca9f1c5e36bf52ff9818b0988a2bdad",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
-# Both splits are spent: their misses were studied and the rules behind them fixed (round of
-# grader17b), so they now guard like the training split, at its floors (99.5% overall, 98% per
-# family); both measured 100% then. The fresh held-out split (extraction_heldout3.jsonl) is
-# measured by the lead, outside this branch. (overall floor, per-family floor) for each split:
-FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98)}
+# The first three splits are spent: their misses were studied and the rules behind them fixed
+# (rounds grader17b and, for the third, grader17c), so they now guard like the training split,
+# held to its floors (99.5% overall, 98% per family; all measured 100% then). The fourth is the
+# fresh one, written without reading the extractor and never tuned on: measured 90.0% after
+# those rounds (families 75.4-100%; 87.5% before them), short of the 99%. Its floors are
+# those figures, a guard against regressions, not the target.
+# (overall floor, per-family floor) for each split:
+FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98), THIRD: (0.995, 0.98),
+          FOURTH: (0.90, 0.75)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 
@@ -84,14 +93,14 @@ def test_training_split_is_read_as_a_grader_reads_it() -> None:
         assert scores.family_accuracy(family) >= 0.98, _figures("training split", scores)
 
 
-@pytest.mark.parametrize("split", [HELD_OUT, FRESH], ids=lambda path: path.stem)
+@pytest.mark.parametrize("split", [HELD_OUT, FRESH, THIRD, FOURTH], ids=lambda path: path.stem)
 def test_held_out_split_is_unchanged_since_it_was_written(split: Path) -> None:
     assert hashlib.sha256(split.read_bytes()).hexdigest() == SPLIT_SHA256[split]
 
 
-@pytest.mark.parametrize("split", [HELD_OUT, FRESH], ids=lambda path: path.stem)
+@pytest.mark.parametrize("split", [HELD_OUT, FRESH, THIRD, FOURTH], ids=lambda path: path.stem)
 def test_held_out_split_is_read_as_a_grader_reads_it(split: Path) -> None:
-    # Written before the extractor was read; tuned on since (tests/data/README.md).
+    # Written before the extractor was read; the first three tuned on since (tests/data/README.md).
     cases = read_cases(split)
     assert len(cases) >= 300 and all(case["family"] in FAMILIES for case in cases)
     assert all(sum(c["family"] == family for c in cases) >= 50 for family in FAMILIES)

@@ -136,10 +136,10 @@ def grade_row(
     extractions = []
     if kind == "mcq":
         choices = row["choices"] if isinstance(row.get("choices"), list) else []
-        options = Options(choices)
+        question = row_question(row)
+        options = Options(choices, question)
         gold_index = mcq_gold(row, gold_field, where)
         gold = LETTERS[gold_index]
-        question = row_question(row)
         for index, (text, truncated) in enumerate(responses):
             choice, method = extract_choice_method(text, choices, truncated, options, question)
             uncertain = method in UNCERTAIN_METHODS

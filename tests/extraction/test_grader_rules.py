@@ -60,6 +60,11 @@ CHOICE_RULES = [
     ("Washington was first; Adams was the second.", PRESIDENTS,
      "Who was the first US president?", "B", "option_mention"),
     # a short surname
+    # a word of an option inside another name, or the question's own word, names no option
+    ("With 1.4 billion people, India is South Asia's most populous country.",
+     ["Pakistan", "India", "South Korea", "Bangladesh"], None, "B", "option_mention"),
+    ("The Nile is Africa's longest river.", ["Congo", "Nile", "Niger", "Africa Orange"],
+     "Which river is the longest in Africa?", "B", "option_mention"),
     ("That poem is Poe's.", WRITERS, "Who wrote 'The Raven'?", "A", "option_mention"),
     # the question's counted noun decides between counts
     ("A violin has four strings and two f-holes.", COUNTS,
@@ -106,6 +111,43 @@ MATH_RULES = [
     ("A spider has eight legs.", "How many legs does a spider have?", "8", "last_statement"),
     ("Dividing by 5, the ratio is 2:3.", None, "2:3", "last_statement"),
     ("Subtracting 2, x > 5.", None, "(5, \\infty)", "last_statement"),
+    # commentary after the committed value: a comparison, a substitution back, a passed check
+    ("a = 5 m/s². Its speed after 2 s, for comparison, would be 10 m/s.",
+     "What is the acceleration in m/s²?", "5", "last_statement"),
+    ("z = 6. Substituting back, w = 12 - 6 = 6 and y = 2.", "What is z?", "6", "last_statement"),
+    ("2 h = 7,200 s.\n\nSanity check: 60 × 60 = 3,600, so 2 hours is 7,200 + 0 = 7,200 s... "
+     "wait, 3,600 + 3,600 = 7,200. ✓", "How many seconds are in 2 hours?", "7200",
+     "last_statement"),
+    # units after the value, a restatement in the asked form, a property is no restatement
+    ("Speed = 240/7 km/h.", None, "240/7", "last_statement"),
+    ("30/120 = 0.25, i.e. a 25% share.", "What percentage of 120 is 30?", "25%",
+     "last_statement"),
+    ("f'(x) = 2x + 2, which is zero at x = -1.", "Differentiate x^2 + 2x.", "2x + 2",
+     "last_statement"),
+    # numbers in words: a hyphenated fraction, "lands at", a count marked as the total
+    ("The answer is three-fifths of the class.", None, "\\frac{3}{5}", "answer_statement"),
+    ("Going down 9 from 2 lands at minus seven.", "What is 2 - 9?", "-7", "last_statement"),
+    ("One dot, two dots and three dots on three faces: six faces in total.",
+     "How many faces does a die have?", "6", "last_statement"),
+    # solution sets: "giving the set", a union of rays, "Both a and b are" when several are asked
+    ("x² = 25, giving the solution set {-5, 5}.", None, "\\{-5, 5\\}", "last_statement"),
+    ("So x < -1 or x > 1.", None, "(-\\infty, -1) \\cup (1, \\infty)", "last_statement"),
+    ("Both 7 and -7 are 7 units from zero.", "Which numbers have absolute value 7?", "7, -7",
+     "last_statement"),
+    ("Both 7 and -7 are possible.", "What is 49 divided by 7?", None, "hedge"),
+    # the working's last step: arrows, a point after "is at", a bold lead then the why
+    ("2x - 1 > 5 → 2x > 6 → x > 3.", None, "(3, \\infty)", "headline"),
+    ("It is at (2, -1), and it is a minimum.", None, "(2, -1)", "last_statement"),
+    ("**1,440 minutes.** A day has 24 hours of 60 minutes.", "How many minutes are in a day?",
+     "1440", "headline"),
+    ("m = 2,500 g", None, "2500", "last_statement"),
+    # no single answer: boxes joined by "or", a range, the choice handed back, a date in prose
+    ("$\\boxed{12}$ or $\\boxed{15}$", None, None, "hedge"),
+    ("Roughly from 5 to 6 days.", None, None, "hedge"),
+    ("If monthly, $12; if yearly, $140. I'll leave it to you.", None, None, "refusal"),
+    ("Napier published logarithms in 1614.", "Compute \\log_2 8.", None, "none"),
+    ("The Battle of Hastings was fought in 1066.", "In what year was the Battle of Hastings?",
+     "1066", "last_number"),
 ]
 
 

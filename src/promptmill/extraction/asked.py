@@ -93,8 +93,9 @@ def asked_variable(sentence: str, question: str | None) -> str:
     return sentence
 
 
-_SUBJECT = re.compile(
-    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})\s+(?:is|are|was|were|would\s+be|"
+_SUBJECT = re.compile(  # "The perimeter, though not asked, is 30": a remark may come between
+    r"^\W*(?:the|its|their|his|her|our)?\s*([a-z]{3,})(?:\s*,[^,]{1,40},)?\s+"
+    r"(?:is|are|was|were|would\s+be|"
     r"will\s+be|equals)\b",
     re.IGNORECASE,
 )
@@ -102,9 +103,19 @@ _ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number",
                           "there", "which", "what", "final", "solution"})
 
 
+# "Its area, for comparison, would be 40.": a value set beside the answer, not the answer
+_ASIDE = re.compile(
+    r"\b(?:for|by|in)\s+comparison\b|\bby\s+contrast\b|\bfor\s+(?:reference|context)\b|"
+    r"\bincidentally\b|\bas\s+an\s+aside\b|\b(?:though|although)\s+not\s+asked\b",
+    re.IGNORECASE,
+)
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
-    would be 20" after "The area is 21")."""
+    would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
+    if _ASIDE.search(sentence):
+        return True
     subject = _SUBJECT.match(sentence)
     if not question or subject is None:
         return False

@@ -453,7 +453,7 @@ def extract_choice_method(
     """The chosen option's index (None: no single answer) and the method that decided it;
     the question, where given, helps tell which closing sentence answers it."""
     raw = squeeze(text)
-    options = options or Options(choices)
+    options = options or Options(choices, question)
     cleaned = clean(raw)
     candidates = _explicit(raw, cleaned, options, truncated)
     if not any(c.method == "json" for c in candidates):

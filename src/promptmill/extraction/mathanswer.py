@@ -19,7 +19,12 @@ from promptmill.extraction.asked import (
     other_quantity,
     recaps,
 )
-from promptmill.extraction.mathnorm import exact_number, latexify, normalise_math
+from promptmill.extraction.mathnorm import (
+    exact_number,
+    latexify,
+    normalise_math,
+    opens_with_word_fraction,
+)
 from promptmill.extraction.text import (
     CHECK,
     CONCLUSION,
@@ -76,7 +81,8 @@ _VALUE_END = re.compile(
     r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
     r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
     r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
-    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|at|"
+    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
+    r"at(?!\s*[(\[])|"  # "it is at (3, 2)": the point is the value
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
     re.IGNORECASE,
@@ -84,14 +90,16 @@ _VALUE_END = re.compile(
 # "Using n(n + 1)/2 with n = 50, the sum is 1,275.": the opening clause only sets the scene
 _INTRODUCTION = re.compile(
     r"^\s*(?:using|with|since|because|as|given|taking|substituting|plugging\s+in|for|when|"
-    r"whenever|if|at|where|once|after|(?!(?:every|no|some|any)thing)[A-Za-z]+ing)\b(?:[^,:(]|\([^()]*\))*,\s*"
+    r"whenever|if|at|where|once|after|(?!(?:every|no|some|any)thing)[A-Za-z]+ing)\b"
+    r"(?:[^,:({\[]|\([^()]*\)|\{[^{}]*\}|\[[^\[\]]*\])*,\s*"  # a set's commas are no pause
     r"(?=\S)",
     re.IGNORECASE,
 )
 _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
     r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
-    r"|\b(?:is|are|was|were|be|equals?|gives?|get|gets|makes?|needs?|takes?|took|uses?|"
+    r"|\b(?:lands?|ends?\s+up|arrives?)\s+at\b"
+    r"|\b(?:is|are|was|were|be|equals?|gives?|giving|get|gets|makes?|needs?|takes?|took|uses?|"
     r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
     r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
     re.IGNORECASE,
@@ -100,7 +108,8 @@ _APPROXIMATE = re.compile(r"(?:≈|\\approx)\s*")
 _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:[.,]\d+)*%?|[A-Za-z]+|\s+|\S")
 _FILLER = re.compile(
     r"^\s*(?:(?:only|just|exactly|now|then|still|simply|equal\s+to|actually|indeed|about|"
-    r"approximately|roughly|around|nearly|almost)\s+)+",
+    r"approximately|roughly|around|nearly|almost)\s+"
+    r"|the\s+(?:solution\s+set|set\s+of\s+solutions|solutions|roots)\s+)+",
     re.IGNORECASE,
 )
 _DISCOURSE = re.compile(
@@ -110,7 +119,7 @@ _DISCOURSE = re.compile(
 )
 _STATES = re.compile(
     r"\s*(?:is|are|was|were|equals?|gives?|makes?|becomes?|yields?|comes\s+to|simplif|reduces|"
-    r"works|amounts|=|'s)",
+    r"works|amounts|lands?|ends?\s+up|arrives?|=|'s)",
     re.IGNORECASE,
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
@@ -118,9 +127,26 @@ _RESTATED = re.compile(
     r"(?:,\s*|\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
     r"or\s+equivalently|exactly|rounded\s+to|rounding\s+to)"
     r"\s*,?\s*"
-    r"(?!(?:about|approximately|roughly|around|nearly|almost)\b)",
+    # "\s*" may give back its spaces: the lookahead skips them itself
+    r"(?!\s*(?:about|approximately|roughly|around|nearly|almost)\b)(?:an?\s+)?",
     re.IGNORECASE,
 )
+_OR_BETWEEN = re.compile(
+    r"[\s$)\]]*\bor\b(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
+)
+_PROPERTY = re.compile(r"\s*\S+\s+(?:at|when|for|if|where|whenever)\b", re.IGNORECASE)
+# "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
+_BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
+                   re.IGNORECASE)
+_SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
+# "introduced by Napier in 1614": a year in prose dates something, it computes nothing
+_DATE = re.compile(r"\b(?:in|since|by|from|until)\s+(?:1\d{3}|20\d{2})(?![\d.,]\d)", re.IGNORECASE)
+_ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
+
+
+_PASSED = re.compile(r"\s*[✓✔]|.*[✓✔]\W*$", re.DOTALL)
+# after "or"/"and", what carries an expression on: a value, or "x =", "x <", "x \ge"
+_GOES_ON = re.compile(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*(?:[=<>]|\\[lg]e)")
 _FIRST_VALUE = re.compile(r"(?<![\w.])(?:[(\[]\s*)?[-+]?\s*(?:\d|\\(?:frac|sqrt|pi)\b)")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{([^{}]*)\}")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$(?!\d)|\\\((.+?)\\\)")
@@ -130,14 +156,17 @@ _MATH_WORDS = frozenset({
     "cos", "tan",
 })
 _HEDGE = re.compile(
-    r"\beither\b|\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
+    r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|"  # "either way" commits all the same
+    r"\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
     r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
     r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
     r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
     re.IGNORECASE,
 )
 _ASSIGNMENTS = re.compile(
-    r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?[^\s,;=]+(?:\s*(?:,\s*(?:and\s+|or\s+)?|\bor\b|\band\b)\s*"
+    # "h = 12,600 s" is one value: a comma before three digits groups thousands
+    r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|[^\s,;=]+)"
+    r"(?:\s*(?:,\s*(?:and\s+|or\s+)?|\bor\b|\band\b)\s*"
     r"(?:[a-zA-Z]\s*=\s*)?[-+]?[^\s,;=]+)+"
 )
 _NUMBER = re.compile(
@@ -156,9 +185,9 @@ def _expression(tail: str) -> str:
         piece = token.group(0)
         if piece[0].isalpha():
             word = piece.lower()
-            following = "".join(t.group(0) for t in tokens[position + 1 : position + 4])
+            following = "".join(t.group(0) for t in tokens[position + 1 : position + 5])
             if word in ("or", "and"):
-                if not re.match(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*=", following):
+                if not _GOES_ON.match(following):
                     break
             elif len(piece) > 1 and word not in _MATH_WORDS:
                 break
@@ -176,7 +205,7 @@ def _value(tail: str, words: bool = False) -> str | None:
     """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
     ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
-    if words:
+    if words and not opens_with_word_fraction(tail):  # "two-thirds" is 2/3, not "2-thirds"
         tail = _NUMBER_WORD.sub(lambda m: str(_number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
@@ -219,9 +248,10 @@ _NUMBER_WORD_BODY = (
 )
 _NUMBER_WORD = re.compile(rf"^\s*{_NUMBER_WORD_BODY}", re.IGNORECASE)
 # "A cube has twelve edges." answering "How many edges ...?": a count in words after "has"
+_STATING = re.compile(rf"[\d\\]|\b{_NUMBER_WORD_BODY}\b", re.IGNORECASE)
 _COUNT_IN_WORDS = re.compile(
     r"(?P<lead>\b(?:has|have|had|contains?|holds?|needs?|uses?|gets?|takes?|makes?|are|were|"
-    r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?)"
+    r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?|:\s*)"  # ": twelve edges in total"
     rf"(?P<count>{_NUMBER_WORD_BODY})"
     r"(?P<first>\s+[a-z]{3,})(?P<second>\s+[a-z]{3,})?",
     re.IGNORECASE,
@@ -261,7 +291,7 @@ def _settle(expression: str) -> str | None:
     expression = expression.strip()
     if not expression or len(expression) > _MAX_ANSWER:
         return None
-    if re.search(r"\bor\b", expression) and "=" not in expression:
+    if re.search(r"\bor\b", expression) and not re.search(r"[=<>]|\\[lg]e", expression):
         values = [normalise_math(part) for part in re.split(r"\bor\b", expression)]
         numbers = {exact_number(v) for v in values}
         if len(values) == 2 and len(numbers) == 1 and None not in numbers:
@@ -285,15 +315,25 @@ def _blank(match: re.Match[str]) -> str:
     return " " * len(match.group(0))
 
 
+def _undated(text: str, question: str | None) -> str:
+    """``text`` with its dates in prose blanked, unless the question asks about dates."""
+    if question and _ABOUT_DATES.search(question) or not _DATE.search(text):
+        return text
+    return _DATE.sub(_blank, text)
+
+
 def _closing_statement(sentence: str) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
     sentence = _ASIDE.sub(_blank, sentence)
     parts = [part for part in CONCLUSION.split(latexify(sentence)) if part.strip()]
-    clause = _DISCOURSE.sub("", parts[-1] if parts else sentence)
+    # "it is at (3, 2), and the parabola opens upward": a last step without a value adds none
+    stating = [part for part in parts if _STATING.search(part)] or parts
+    clause = _DISCOURSE.sub("", stating[-1] if stating else sentence)
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
-    if restated:
+    # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
+    if restated and not _PROPERTY.match(clause, restated.end()):
         value = _value(clause[restated.end() :], words=True)
         if value is not None and value != HEDGE:
             return value
@@ -331,11 +371,16 @@ def _as_math(content: str) -> str:
 
 def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     """Statements that give the answer outright."""
-    found = [
-        Candidate(start, value, "boxed", STRONG)
-        for start, _, content in boxed(text)
-        if content.strip() and (value := _value(_as_math(content)))
-    ]
+    found = []
+    previous: tuple[int, str] | None = None  # the last box's end and value
+    for start, end, content in boxed(text):
+        value = _value(_as_math(content)) if content.strip() else None
+        if not value:
+            continue
+        if previous and previous[1] != value and _OR_BETWEEN.fullmatch(text[previous[0] : start]):
+            value = HEDGE  # "\boxed{7} or \boxed{3}": two answers offered, neither chosen
+        found.append(Candidate(start, value, "boxed" if value != HEDGE else HEDGE, STRONG))
+        previous = end, value
     for start, content in tagged(text):
         value = _value(_as_math(content))
         if value is not None:
@@ -384,6 +429,8 @@ def _marked(text: str) -> list[Candidate]:
     if opening is not None:
         start, line = opening
         marked = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.]*", line)
+        # "**12,600 seconds.** 3.5 hours is ...": a bold value leads, the working follows
+        marked = marked or re.match(r"(\*\*|__)(\$?-?\d[^*_:]*?)\1(?=\s)", line)
         content = marked.group(2) if marked else line
         if marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", "")):
             value = _closing_statement(content)
@@ -408,6 +455,7 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
     return _COUNT_IN_WORDS.sub(digits, sentence)
 
 
+_TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
 _COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
 
 
@@ -417,8 +465,11 @@ def _counted(sentence: str, noun: str) -> str | None:
     if _HEDGE.search(sentence):
         return None
     wanted = noun.lower().rstrip("s")
-    found = {m.group(1).replace(",", "") for m in _COUNT_OF.finditer(latexify(sentence))
-             if m.group(2).lower().rstrip("s") == wanted}
+    counts = [m for m in _COUNT_OF.finditer(latexify(sentence))
+              if m.group(2).lower().rstrip("s") == wanted]
+    # "four on top, ...: twelve edges in total": the total is the count, the rest its parts
+    totals = [m for m in counts if _TOTAL.match(m.string, m.end())]
+    found = {m.group(1).replace(",", "") for m in totals or counts}
     return found.pop() if len(found) == 1 else None
 
 
@@ -452,19 +503,30 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
+        # "Sanity check: ..., so ... = 12,600. ✓": a passed check confirms, it concludes nothing
+        passed = _PASSED.match(text, start + len(sentence))
         sentence = asked_variable(asked_quantity(asked, question), question)
+        if CHECK.search(sentence) and (passed or _PASSED.search(sentence)):
+            continue
         if CHECK.search(sentence):
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = CONCLUSION.split(sentence)
-            if len(parts) < 2 or CHECK.search(parts[-1]):
+            if len(parts) >= 2 and not CHECK.search(parts[-1]):
+                sentence = parts[-1]
+            elif CHECK.search(parts[0]):
                 continue
-            sentence = parts[-1]
+            else:
+                sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
         counted = HOW_MANY.search(question) if question else None
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
         value = _counted(sentence, counted.group(1)) if counted else None
         corrected = _after_correction(sentence)
-        value = value or _closing_statement(sentence[corrected:])
+        both = _BOTH.match(sentence[corrected:])
+        if both and not value:  # the set asked for, or two answers to a question that wants one
+            several = _SEVERAL.search(question or "")
+            value = _settle(f"{both.group(1)}, {both.group(2)}") if several else HEDGE
+        value = value or _closing_statement(_undated(sentence[corrected:], question))
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
         if value is None:
@@ -510,7 +572,10 @@ def extract_math_method(
     if chosen is None:
         if all(_QUESTIONED.search(sentence) for _, sentence in sentences(text)):
             return None, "none"  # "32? 64?": numbers put as questions commit to none
-        numbers = _NUMBER.findall(text)
+        closing = sentences(text)[-1:]
+        if closing and _HEDGE.search(closing[0][1]):
+            return None, HEDGE  # "somewhere from 12 to 13 hours": a range, no single value
+        numbers = _NUMBER.findall(_undated(text, question))
         if numbers and len(numbers[-1]) <= _MAX_ANSWER:
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"

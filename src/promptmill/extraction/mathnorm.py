@@ -60,6 +60,11 @@ _SCIENTIFIC = re.compile(
 )
 
 
+def opens_with_word_fraction(text: str) -> bool:
+    """Whether ``text`` starts with a fraction in words ("two-thirds of an hour")."""
+    return _WORD_FRACTION.match(text.lstrip()) is not None
+
+
 def _fraction(numerator: int, denominator: int, whole: int = 0) -> str:
     value = Fraction(whole * denominator + numerator, denominator)
     if value.denominator == 1:
@@ -150,8 +155,9 @@ _UNITS_AFTER = re.compile(
     r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?(?:/\S+)?$"
 )
 _PLAIN_UNITS = re.compile(
-    r"(\$?-?\$?\d[\d,]*(?:\.\d+)?%?|\\frac\{\d+\}\{\d+\}|-?\d*\\sqrt\{\d+\}|\d*\\pi)"
-    r"\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*"
+    r"(-?\d+/\d+|\$?-?\$?\d[\d,]*(?:\.\d+)?%?|\\frac\{\d+\}\{\d+\}|-?\d*\\sqrt\{\d+\}|\d*\\pi)"
+    # "50/3 m/s", "-2.25 m/s^{2}": a unit may end in a power
+    r"\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*(?:\^\{\d\})?"
 )
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([^()=]*\))"
 _ASSIGNMENT = re.compile(rf"^\s*({_VARIABLE})\s*=\s*(.+?)\s*$")
@@ -175,8 +181,9 @@ def _top_level_split(text: str) -> list[str]:
         elif char in ")]}":
             depth -= 1
         elif depth == 0:
-            joiner = re.match(r",\s*(?:and\s+|or\s+)?|\s+(?:or|and)\s+|\\text\{\s*(?:or|and)\s*\}",
-                              text[i:])
+            # "4,200" groups thousands; "4, 200" lists two values
+            joiner = re.match(r",(?!\d{3}(?!\d))\s*(?:and\s+|or\s+)?|\s+(?:or|and)\s+"
+                              r"|\\text\{\s*(?:or|and)\s*\}", text[i:])
             if joiner and (char == "," or text[i].isspace() or char == "\\"):
                 parts.append(text[start:i])
                 i += joiner.end()
@@ -206,6 +213,9 @@ def _committed(text: str) -> str:
     """Right-hand sides of assignments; several as a set or a pair; inequalities as intervals."""
     parts = _top_level_split(text) if re.search(r"[,=]|\bor\b|\band\b", text) else [text]
     if len(parts) > 1:
+        if re.search(r"\bor\b", text) and all(_ONE_SIDED.match(part) for part in parts):
+            # "x < -2 or x > 2": the union of the rays
+            return " \\cup ".join(_committed(part) for part in parts)
         assigned = [_ASSIGNMENT.match(part) for part in parts]
         if assigned[0] is not None and "=" in text:
             names = [m.group(1) if m else None for m in assigned]
@@ -284,7 +294,10 @@ def normalise_math(answer: str) -> str:
         text = text.replace(",", "")
     text = _EQUALS.sub("=", text)
     text = _SPACES.sub(" ", text).strip().rstrip(".").strip()
-    return _committed(text) if text else text
+    committed = _committed(text) if text else text
+    if committed != text and len(committed) < len(text) and "=" not in committed:
+        return normalise_math(committed)  # "m = 2,500 g": the value's own units and commas
+    return committed
 
 
 _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")

@@ -187,6 +187,7 @@ def phrase_of(text: str) -> tuple[str, ...]:
 _NAME_AT_START = re.compile(
     r"\s*(?:(?:da|de|del|der|di|du|la|le|van|von)\s+)?([A-Z][A-Za-zÀ-ÿ-]+)(?:'s)?(?![\w-])"
 )
+_NAME_GOES_ON = re.compile(r"[ \t]+([A-Z][a-zà-ÿ]+)")
 _EPONYM = re.compile(r"^([A-Z][A-Za-zÀ-ÿ-]{2,})'s\s+[a-z]")
 
 
@@ -202,7 +203,7 @@ class Options:
         "texts",
     )
 
-    def __init__(self, choices: Sequence[Any]) -> None:
+    def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
         texts = []
         for index, choice in enumerate(choices):
             text = str(choice)
@@ -224,7 +225,10 @@ class Options:
             if sum(romans) >= 2
             else None
         )
-        self.names = self._distinctive_names()  # "Maslow" -> the index of "Abraham Maslow"
+        # "Maslow" -> the index of "Abraham Maslow"; not a word the question uses ("Africa" of
+        # "South Africa" when it asks about Africa)
+        asked = set(re.findall(r"[A-Za-zÀ-ÿ]+", question or ""))
+        self.names = {w: i for w, i in self._distinctive_names().items() if w not in asked}
         self.elided = self._elided_ordinals()  # "third" -> "Third law", among "First law", ...
         # options of several words, closed up ("hypertextmarkuplanguage"), by index
         self.squashed = {i: _squash(text) for i, text in enumerate(self.texts)
@@ -335,6 +339,9 @@ class Options:
                     found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
             for match in re.finditer(rf"\b{re.escape(word)}\b", text):
+                after = _NAME_GOES_ON.match(text, match.end())
+                if after and after.group(1) not in self.texts[index]:
+                    continue  # "South America's" is another name than "South Africa"
                 found.append((match.start(), match.end(), index))
         if self.roman is not None:
             for match in _ROMAN_LIST.finditer(text):

@@ -233,7 +233,10 @@ REFUSAL = re.compile(
     r"cannot\s+be\s+(?:determined|answered)|not\s+enough\s+information|"
     r"insufficient\s+information|impossible\s+to\s+(?:determine|tell|say)|"
     r"as\s+an\s+ai\b|i'm\s+sorry,?\s+(?:but\s+)?i\s+can|(?:hard|difficult)\s+to\s+(?:say|tell)|"
-    r"i(?:'d|\s+would)\s+rather\s+not)",
+    r"i(?:'d|\s+would)\s+rather\s+not|"
+    # "I'll leave it to you which applies": the choice is handed back, none is made
+    r"leav(?:e|ing)\s+it\s+(?:up\s+)?to\s+you|(?:is|it's)\s+up\s+to\s+you|whichever\s+applies|"
+    r"your\s+(?:call|choice|pick)\b)",
     re.IGNORECASE,
 )
 
@@ -317,9 +320,12 @@ CONCLUSION = re.compile(
     r"(?:,|;|:)\s*(?:and\s+)?(?:so|therefore|thus|hence|then|which\s+means)\b|,\s+and\s+(?=[\w\\$(-])"
     # "11 × 10 = 110, minus 11 gives 99": a further step of the working
     r"|,\s*(?=(?:minus|plus|times|less|divided\s+by|multiplied\s+by|take\s+away|add(?:ing)?|"
-    r"subtract(?:ing)?)\b[^,.;]*\b(?:gives?|makes?|leaves?|yields?|is|equals?)\b)"
+    r"subtract(?:ing)?)\b[^,.;]*(?:\b(?:gives?|makes?|leaves?|yields?|is|equals?)\b|:))"
+    r"|,\s*(?=(?:giving|yielding|leaving|making)\s)"  # "x² = 16, giving {-4, 4}": its result
     r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
     r"|,\s*but\b"
+    # "-5 < 2x + 1 < 5 → -3 < x < 2": each arrow leads to the next step of the working
+    r"|\s*(?:→|⇒|⟹|\\Rightarrow|\\implies|\\to)\s*"
     r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
     re.IGNORECASE,
 )
@@ -331,7 +337,8 @@ HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(
     r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
-    r"double[- ]check|because|(?:this|that)(?:\s+is|'s)\s+because)\b|^\s*\([^()]*\)\W*$|✓|✔",
+    r"double[- ]check|because|(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
+    r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b",
     re.IGNORECASE,
 )
 

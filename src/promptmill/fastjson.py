@@ -89,10 +89,12 @@ def json_text(value: Any) -> str:
 _PLAIN = frozenset(("text", "finish_reason"))
 
 
-def answers_text(responses: list[dict[str, Any]]) -> str:
+def answers_text(responses: list[dict[str, Any]] | None) -> str:
     """A request's responses as the store keeps them, written as the dispatcher writes them
     (a batch's answers export the same bytes as an online run's): plain answers through
     ``dumps_text``, any with logprobs or parsed output (floats) through ``json_text``."""
+    if responses is None:
+        return "null"
     if all(response.keys() <= _PLAIN for response in responses):
         return dumps_text(responses)
     return json_text(responses)

@@ -19,19 +19,30 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
    50,000 requests uploaded, polled, output files downloaded and recorded, export), the
    child's memory sampled the same way. Verdict: its peak RSS is within 2x of the online
    job's (measured by ``full`` in the same invocation, or run here when ``--only batch``).
+4. ``plan`` (only with ``--only plan``): planning alone (open the job, read, check, render,
+   store every row; nothing sent), in a child process of its own, with a field prompt
+   (``--prompt-field prompt``) and with a Jinja template: rows per second (wall clock, and
+   per second of the child's CPU time, which a loaded machine moves less) and the child's
+   peak RSS, beside the figures of the code before issue 15. Targets: 200,000 rows/s with
+   the field prompt, 100,000 with the template. With ``--instructions``: planning's
+   instructions a row instead, each child under callgrind (planning alone is counted).
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
     python benchmarks/scale.py --only resume
     python benchmarks/scale.py --only batch         # online and batch, memory compared
+    python benchmarks/scale.py --only plan          # planning alone: rows/s, peak RSS
+    python benchmarks/scale.py --only plan --rows 20000 --instructions   # under callgrind
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -58,6 +69,13 @@ RESUME_SLACK_S = 0.25
 RESUME_PER_DONE_ROW_S = 4e-6
 RESUME_PENDING = 1000
 BATCH_RSS_RATIO = 2.0
+# Planning targets (issue 15), rows per second; and what the code before it did on the same
+# machine, interleaved with it (load 5-10: see docs/benchmarks.md), rows per CPU-second.
+PLAN_TARGETS = {"field": 200_000, "jinja": 100_000}
+PLAN_BEFORE = {"field": 39_800, "jinja": 28_500}
+# Instructions a planned row before issue 15 (callgrind, 20,000 rows, main at ebcbd20).
+PLAN_BEFORE_INSTRUCTIONS = {"field": 154_585, "jinja": 234_435}
+PLAN_TEMPLATE = "Answer briefly. {{ prompt }}"
 
 
 def write_input(path: Path, rows: int) -> None:
@@ -305,16 +323,86 @@ def run_resume(rows: int, folder: Path) -> bool:
     return ok
 
 
+def plan_child(prompt: str, input_path: Path, output: Path) -> None:
+    """Plan ``input_path`` in this process; print seconds, CPU seconds and peak RSS as JSON."""
+    import resource
+
+    from promptmill.prompts.render import PromptSpec
+
+    prompts = (PromptSpec(template=PLAN_TEMPLATE) if prompt == "jinja"
+               else PromptSpec(prompt_field="prompt"))
+    spec = JobSpec(input=input_path, output=output, prompts=prompts,
+                   generator=get_generator("http!test-model,api_base=http://127.0.0.1:9/v1"))
+    start, cpu = time.perf_counter(), time.process_time()
+    job = Job.open(spec)
+    try:
+        # Through functools.reduce, a C function only this call uses: under valgrind,
+        # --toggle-collect=functools_reduce counts the instructions of planning alone.
+        functools.reduce(lambda _a, _b: job.plan(), [0, 0])
+    finally:
+        job.close()
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
+                      "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
+    """Planning alone, field prompt and template, each in a fresh child; True if both meet
+    their targets (by wall clock: the figure a user waits for). ``instructions``: the
+    children run under callgrind instead, and planning's instructions a row are printed."""
+    input_path = folder / "input.jsonl"
+    if not input_path.exists():
+        write_input(input_path, rows)
+    ok = True
+    for prompt in ("field", "jinja"):
+        output = folder / f"plan-{prompt}.jsonl"
+        for stale in folder.glob(f"plan-{prompt}.jsonl*"):
+            stale.unlink()
+        command = [sys.executable, __file__, "--plan-child", prompt, str(input_path),
+                   str(output)]
+        if instructions:
+            command = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+                       f"--callgrind-out-file={folder}/plan-{prompt}.callgrind", *command]
+        child = subprocess.run(command, capture_output=True, text=True, check=False)
+        if child.returncode != 0:
+            print(child.stderr[-2000:])
+            return False
+        if instructions:
+            collected = re.search(r"Collected : (\d+)", child.stderr)
+            if collected is None:
+                print(child.stderr[-2000:])
+                return False
+            print(f"plan ({prompt} prompt): {int(collected[1]) / rows:,.0f} instructions a row "
+                  f"(before issue 15: {PLAN_BEFORE_INSTRUCTIONS[prompt]:,})")
+            continue
+        got = json.loads(child.stdout.splitlines()[-1])
+        rate, per_cpu = rows / got["seconds"], rows / got["cpu"]
+        passed = rate >= PLAN_TARGETS[prompt]
+        ok = ok and passed
+        print(f"plan ({prompt} prompt): {rows:,} rows in {got['seconds']:.1f}s, {rate:,.0f} "
+              f"rows/s ({per_cpu:,.0f} per CPU-second; before issue 15: "
+              f"{PLAN_BEFORE[prompt]:,} per CPU-second), peak RSS {got['peak']:.1f} MB")
+        print(f"  VERDICT planning at least {PLAN_TARGETS[prompt]:,} rows/s: "
+              f"{'PASS' if passed else 'FAIL'}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print their verdicts; exit 1 if one fails."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="input rows (default 1M)")
     parser.add_argument("--resume-rows", type=int,
                         help="rows of the resumed job (default: --rows)")
-    parser.add_argument("--only", choices=["full", "resume", "batch"],
+    parser.add_argument("--plan-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --only plan: count instructions under callgrind instead")
+    parser.add_argument("--only", choices=["full", "resume", "batch", "plan"],
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.plan_child:
+        prompt, input_path, output = args.plan_child
+        plan_child(prompt, Path(input_path), Path(output))
+        return 0
     print(f"scale benchmark: {args.rows:,} rows, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     with contextlib.ExitStack() as stack:
@@ -330,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = judge_full(args.rows, online) and ok
         if args.only in (None, "resume"):
             ok = run_resume(args.resume_rows or args.rows, folder) and ok
+        if args.only == "plan":  # on request only: the CI's run has its four verdicts
+            ok = run_plan(args.rows, folder, args.instructions) and ok
         if args.only in (None, "batch"):
             input_path = folder / "input.jsonl"
             if not input_path.exists():

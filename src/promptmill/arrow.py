@@ -56,6 +56,7 @@ RESULT_FIELDS = pa.schema([
     ("error", pa.string()),
     ("endpoint", pa.string()),
 ])
+_RESULT_NAMES = frozenset(RESULT_FIELDS.names)
 # What `promptmill extract` found in each response (promptmill.grading.Extraction), the
 # column it adds beside ``responses`` in a graded Parquet file.
 RULE_ANSWER = pa.struct([("extracted", pa.string()), ("correct", pa.bool_()),
@@ -222,8 +223,10 @@ def infer_row_types(rows: Iterable[tuple[int, dict[str, Any]]],
     """The written schema of rows' own fields (promptmill's columns left out), over all rows."""
     types = RowTypes(source)
     chunk: list[tuple[int, dict[str, Any]]] = []
+    ours = _RESULT_NAMES
     for index, row in rows:
-        chunk.append((index, {k: v for k, v in row.items() if k not in RESULT_FIELDS.names}))
+        chunk.append((index, row if ours.isdisjoint(row) else
+                      {k: v for k, v in row.items() if k not in ours}))
         if len(chunk) >= _CHUNK:
             types.add(chunk)
             chunk = []
@@ -424,7 +427,9 @@ def write_hf_dataset(rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: 
 
 def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
     """The written schema of the row fields of every row a job store holds."""
-    return infer_row_types(((index, json.loads(raw)) for index, raw in store.iter_row_data()),
+    from promptmill.fastjson import loads_exact
+
+    return infer_row_types(((index, loads_exact(raw)) for index, raw in store.iter_row_data()),
                            source)
 
 

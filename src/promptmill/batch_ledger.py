@@ -9,7 +9,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from promptmill.batch_files import LineOutcome, SplitFile
+from promptmill.fastjson import answers_text
 from promptmill.redaction import redact_secrets
 from promptmill.store import BATCHED, JobStore, RequestRow
 
@@ -187,7 +187,7 @@ class BatchLedger:
                         "UPDATE requests SET status = 'done', attempts = attempts + 1, "
                         "responses = ?, prompt_tokens = ?, completion_tokens = ?, error = NULL, "
                         "error_kind = NULL, finished_at = ? WHERE id = ? AND status = ?",
-                        (json.dumps(line.responses, ensure_ascii=False), line.prompt_tokens,
+                        (answers_text(line.responses), line.prompt_tokens,
                          line.completion_tokens, now, request_id, BATCHED))
                 else:
                     _fail(db, request_id, line.error, line.error_kind or "error",

@@ -8,11 +8,13 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from promptmill import datasets_
+import orjson
+
+from promptmill import datasets_, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.errors import InputError, OutputError, UsageError
 
@@ -77,7 +79,8 @@ def read_rows(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, An
         return
     fmt = input_format(path)
     if fmt == "jsonl":
-        yield from _read_jsonl(path, start)
+        for index, row, _ in _read_jsonl(path, start):
+            yield index, row
     elif fmt == "csv":
         yield from _read_csv(path, start)
     else:
@@ -119,34 +122,55 @@ def row_place(path: Path, index: int, *, short: bool = False) -> str:
     return f"line {line}" if short else f"{path}:{line}"
 
 
-def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """``read_rows`` with each row's JSON as the store keeps it where the input gave it:
+    a JSONL line's own text (stripped); None for other formats (encode the row)."""
+    if not is_hf_source(path) and input_format(path) == "jsonl":
+        return _read_jsonl(path, start)
+    return ((index, row, None) for index, row in read_rows(path, start=start))
+
+
+def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
+    loads = orjson.loads
     with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, 1):
-            if not raw.strip():
+        for line_number, line in enumerate(handle, 1):
+            raw = line.strip()
+            if not raw:
                 continue
             if index >= start:
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"{path}:{line_number}: not UTF-8 (byte {exc.start}): "
-                        "re-encode the file as UTF-8"
-                    ) from None
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{path}:{line_number}: malformed JSON ({exc.msg} at column {exc.colno}): "
-                        "fix or remove that line"
-                    ) from None
-                if not isinstance(row, dict):
+                    row = loads(raw)
+                    text: str | None = raw.decode("utf-8")
+                except orjson.JSONDecodeError:
+                    row, text = _parse_line(path, line_number, line), None
+                else:
+                    if fastjson.inexact(row):
+                        row, text = _parse_line(path, line_number, line), None
+                if type(row) is not dict:
                     raise InputError(
                         f"{path}:{line_number}: a line must be a JSON object, "
                         f"not {type(row).__name__}: wrap it as {{\"prompt\": ...}}"
                     )
-                yield index, row
+                yield index, row, text
             index += 1
+
+
+def _parse_line(path: Path, line_number: int, raw: bytes) -> Any:
+    """A JSONL line the standard library's way, or the InputError naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}:{line_number}: not UTF-8 (byte {exc.start}): re-encode the file as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}:{line_number}: malformed JSON ({exc.msg} at column {exc.colno}): "
+            "fix or remove that line"
+        ) from None
 
 
 def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -223,13 +247,24 @@ def check_output_path(path: Path) -> None:
         ) from None
 
 
-def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
+def write_rows(rows: Iterable[dict[str, Any]] | Iterable[str], path: Path, fmt: str, *,
                schema: Any = None) -> int:
     """Write rows atomically (a temporary file renamed into place); how many.
 
     Parquet and Arrow files take ``schema`` (``promptmill.arrow.result_schema``) so that they
-    stream; without one, the rows are read whole to infer it.
+    stream; without one, the rows are read whole to infer it. JSONL rows may be given as
+    lines already encoded (``str``, without the newline).
     """
+    if fmt == "jsonl":
+        return _write_atomically(path, lambda handle: _write_jsonl(rows, handle))
+    dicts: Any = rows  # the other formats take rows as dicts
+    if fmt == "csv":
+        return _write_atomically(path, lambda handle: _write_csv(dicts, handle))
+    return _write_atomically(path, lambda handle: _write_arrow(dicts, handle, fmt, schema))
+
+
+def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
+    """``write(handle)`` into a temporary file beside ``path``, renamed into place; its count."""
     path = Path(path)
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
@@ -242,12 +277,7 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path, fmt: str, *,
         # NamedTemporaryFile is private (0600); results get the mode any new file would get.
         os.chmod(temp, _new_file_mode())
         with handle:
-            if fmt == "jsonl":
-                count = _write_jsonl(rows, handle)
-            elif fmt == "csv":
-                count = _write_csv(rows, handle)
-            else:
-                count = _write_arrow(rows, handle, fmt, schema)
+            count = write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -278,17 +308,24 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _write_jsonl(rows: Iterable[dict[str, Any]], handle: Any) -> int:
+def _write_jsonl(rows: Iterable[dict[str, Any]] | Iterable[str], handle: Any) -> int:
     count = 0
-    buffer: list[bytes] = []
+    buffer: list[str] = []
     for row in rows:
-        buffer.append(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        buffer.append(row if type(row) is str else _to_json_text(row))
         count += 1
         if len(buffer) >= 1000:
-            handle.write(b"".join(buffer))
+            buffer.append("")  # the last line's newline
+            handle.write("\n".join(buffer).encode("utf-8"))
             buffer.clear()
-    handle.write(b"".join(buffer))
+    if buffer:
+        buffer.append("")
+        handle.write("\n".join(buffer).encode("utf-8"))
     return count
+
+
+# json.dumps with options builds a new encoder per call: one, built once.
+_to_json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _flat(value: Any) -> Any:

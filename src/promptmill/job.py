@@ -6,7 +6,6 @@ rendered while planning, so bad input fails with nothing sent and nothing stored
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -14,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptmill import data
+from promptmill import data, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
 from promptmill.errors import InputError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
+from promptmill.planning import payload_json, plan_rows
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
 from promptmill.row_ids import UniqueIds
@@ -41,13 +41,13 @@ log = logging.getLogger("promptmill")
 
 # Fields promptmill adds to every output row; an input row may not use them.
 OUTPUT_FIELDS = ("responses", "usage", "model", "attempts", "status", "error", "endpoint")
+_OUTPUT_FIELD_SET = frozenset(OUTPUT_FIELDS)
 # How a job's requests can be sent.
 MODES = ("online", "batch")
 # OpenAI accepts n up to 128; larger k is split into several sample groups.
 _MAX_N = 128
 # Tokens reserved for a completion when the job sets no max_tokens.
 DEFAULT_COMPLETION_RESERVE = 512
-_PLAN_CHUNK = 5000
 # json.dumps with options builds a new encoder per call; planning a million rows calls it
 # three million times, so the encoders are built once.
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
@@ -262,9 +262,10 @@ class RowPlanner:
         """Rows cut to fit so far."""
         return self.fitter.cut_rows
 
-    def read_rows(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, row)`` of the input from ``start`` (``data.read_rows``)."""
-        return data.read_rows(self.source, start=start)
+    def read_records(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+        """``(index, row, its JSON as read or None)`` of the input from ``start``
+        (``data.read_records``)."""
+        return data.read_records(self.source, start=start)
 
     def finish_chunk(self) -> None:
         """Nothing: each row's requests were added as it was planned (a chunk is about to be
@@ -272,12 +273,14 @@ class RowPlanner:
 
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
-             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+             unsendable: list[tuple[int, str]], *,
+             text: str | None = None) -> tuple[dict[str, Any], str]:
         """Render one row and append its requests (to ``unsendable`` too, with the reason,
-        when its prompt cannot fit the context); the row and its JSON as the store keeps it."""
+        when its prompt cannot fit the context); the row and its JSON as the store keeps it
+        (``text``, the row's JSON as read, where the input gave it)."""
         check_row(self.source, index, row)
         self.add_requests(index, *self.render(index, row), requests, unsendable)
-        return row, _row_to_json(row)
+        return row, text if text is not None else _row_to_json(row)
 
     def render(self, index: int, row: dict[str, Any]) -> tuple[str, int, str | None]:
         """One row's request payload (JSON), prompt tokens, and why it cannot be sent (None:
@@ -286,7 +289,7 @@ class RowPlanner:
         fields = rendered.payload()
         if self.spec.adapter_field is not None:
             fields["adapter"] = self._row_adapter(index, row)
-        return _to_json(fields), tokens, problem
+        return payload_json(fields, _to_json), tokens, problem
 
     def add_requests(self, index: int, payload: str, tokens: int, problem: str | None,
                      requests: list[tuple[int, int, int, int, str, int]],
@@ -370,64 +373,12 @@ class Job:
 
         Idempotent: a crash mid-planning resumes from the last committed chunk.
         """
-        store, spec = self.store, self.spec
-        planned = int(store.get_meta("planned_rows") or 0)
-        complete = bool(store.get_meta("planned_complete"))
-        limit = spec.limit
+        planned = int(self.store.get_meta("planned_rows") or 0)
+        complete = bool(self.store.get_meta("planned_complete"))
+        limit = self.spec.limit
         if complete and (limit is None or limit <= planned):
             return self._count_requests()
-        planner = self.planner()
-        cut_before = int(store.get_meta("truncated_rows") or 0)
-        rows: list[tuple[int, str]] = []
-        requests: list[tuple[int, int, int, int, str, int]] = []
-        unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
-        next_index = planned
-        reached_end = True
-        ids = spec.unique_ids_check()
-        # A Parquet/Arrow output needs one type per field: a field that changes type between
-        # rows is refused now, before anything is sent, not when the export would fail. The
-        # fields are those kept (an input row; a request file's output row, never re-read).
-        reread = ids is not None and not spec.requests
-        types = self._row_types(planned, reread=reread)
-        typed: list[tuple[int, dict[str, Any]]] = []
-        try:
-            # With an id check, rows planned before an interruption are read again for their ids.
-            for index, row in planner.read_rows(start=0 if ids else planned):
-                if limit is not None and index >= limit:
-                    reached_end = False
-                    break
-                if ids is not None:
-                    ids.add(index, row)
-                if index < planned:
-                    if types is not None and reread:
-                        typed.append((index, row))
-                    continue
-                kept, text = planner.plan(index, row, requests, unsendable)
-                rows.append((index, text))
-                if types is not None:
-                    typed.append((index, kept))
-                next_index = index + 1
-                if len(rows) >= _PLAN_CHUNK:
-                    if ids is not None:
-                        ids.flush()
-                    if types is not None:
-                        types.add(typed)
-                        typed = []
-                    planner.finish_chunk()
-                    store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                                      meta={"truncated_rows": cut_before + planner.cut_rows})
-                    rows, requests, unsendable = [], [], []
-            if ids is not None:
-                ids.flush()
-            if types is not None:
-                types.add(typed)
-        finally:
-            if ids is not None:
-                ids.close()
-        planner.finish_chunk()
-        store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                          meta={"truncated_rows": cut_before + planner.cut_rows,
-                                "planned_complete": reached_end})
+        plan_rows(self)
         return self._count_requests()
 
     def planner(self) -> Any:
@@ -443,7 +394,7 @@ class Job:
             return RayRowPlanner(self.spec, self.params)
         return RowPlanner(self.spec, self.params)
 
-    def _row_types(self, planned: int, *, reread: bool) -> Any:
+    def row_types(self, planned: int, *, reread: bool) -> Any:
         """A ``RowTypes`` check when the output is Parquet/Arrow, holding the planned rows."""
         if data.output_format(self.spec.output, self.spec.output_format) not in (
                 data.ARROW_FORMATS):
@@ -454,8 +405,8 @@ class Job:
         if planned and not reread:  # rows planned before an interruption are not read again
             chunk: list[tuple[int, dict[str, Any]]] = []
             for index, raw in self.store.iter_row_data():
-                chunk.append((index, json.loads(raw)))
-                if len(chunk) >= _PLAN_CHUNK:
+                chunk.append((index, fastjson.loads_exact(raw)))
+                if len(chunk) >= 5000:
                     types.add(chunk)
                     chunk = []
             types.add(chunk)
@@ -529,8 +480,11 @@ def build_request(row: RequestRow, params: GenerateParams,
     ``cache`` keeps each sample group's params (one object per group, not one per request).
     A request file's line carries its own params and model in its payload.
     """
-    payload = json.loads(row.payload)
+    payload = fastjson.loads(row.payload)
     if "params" in payload:
+        # A request file's line: its params read by json, which keeps an integer past 64
+        # bits (a seed) one, where orjson makes it a float.
+        payload = json.loads(row.payload)
         from promptmill.request_files import request_from_payload
 
         return request_from_payload(str(row.id), payload)
@@ -556,6 +510,8 @@ def row_json(row: dict[str, Any]) -> str:
 
 def check_row(source: Path, index: int, row: dict[str, Any]) -> None:
     """Refuse a row that uses one of the field names promptmill adds to every output row."""
+    if _OUTPUT_FIELD_SET.isdisjoint(row):
+        return
     clash = next((name for name in OUTPUT_FIELDS if name in row), None)
     if clash:
         from promptmill.request_files import line_kind
@@ -589,7 +545,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
     """Every planned row with its responses, usage, attempts, status and error."""
     model = model or _stored_model(store)
     for _, raw, outcomes in store.iter_rows():
-        row: dict[str, Any] = json.loads(raw)
+        row: dict[str, Any] = fastjson.loads_exact(raw)
         # A request file's rows name their own model; an input row never has one (check_row).
         row_model = row.pop("model", None) or model
         responses: list[Any] = []
@@ -603,7 +559,7 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
                 endpoints.append(endpoint)
             attempts += tries
             if answers:
-                responses.extend(json.loads(answers))
+                responses.extend(fastjson.loads_exact(answers))
             prompt_tokens += p_tokens or 0
             completion_tokens += c_tokens or 0
             if error:
@@ -638,6 +594,12 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
     if fmt not in data.ARROW_FORMATS and fmt != "hf":
         if flatten_json:
             raise UsageError("--flatten-json applies to --format parquet, arrow or hf")
+        if fmt == "jsonl":
+            from promptmill import jsonl_export
+
+            if jsonl_export.can_export(store):
+                return data.write_rows(
+                    jsonl_export.result_lines(store, model or _stored_model(store)), output, fmt)
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 
@@ -675,17 +637,3 @@ def _check_request_kind(spec: JobSpec) -> None:
     if not chats and not gen.supports_text:
         raise UsageError(f"{name_of(gen)} takes chats only: drop --text "
                          "(chat=True in the library)")
-
-
-def run_async(coro: Any) -> Any:
-    """Run a coroutine from sync code, also where an event loop already runs (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-

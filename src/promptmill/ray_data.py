@@ -75,9 +75,12 @@ class RayRowPlanner:
         """Rows cut to fit so far."""
         return self._cut + self.local.cut_rows
 
-    def read_rows(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, row)`` from ``start``, in input order, as ``data.read_rows`` gives them,
-        each already rendered by a Ray task."""
+    def read_records(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], None]]:
+        """``(index, row, None)`` from ``start``, in input order, as ``data.read_rows`` gives
+        them, each already rendered by a Ray task (its JSON is kept for ``plan``)."""
+        return ((index, row, None) for index, row in self._read_rows(start))
+
+    def _read_rows(self, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
         from promptmill.ray_ import joined
 
         ray = joined(self.spec.ray)
@@ -113,14 +116,14 @@ class RayRowPlanner:
             yield from data.read_rows(source, start=max(index, start))
 
     def plan(self, index: int, row: dict[str, Any], requests: list[Any],
-             unsendable: list[Any]) -> tuple[dict[str, Any], str]:
+             unsendable: list[Any], *, text: str | None = None) -> tuple[dict[str, Any], str]:
         """Add one row's requests, as rendered by its Ray task (or render it here); the row
         and its JSON as the store keeps it."""
         from promptmill.job import check_row
 
         last, self._last = self._last, None
         if last is None or last[0] != index:
-            return self.local.plan(index, row, requests, unsendable)
+            return self.local.plan(index, row, requests, unsendable, text=text)
         check_row(self.spec.input, index, row)
         _, payload, tokens, problem, row_text = last
         self.local.add_requests(index, payload, tokens, problem, requests, unsendable)

@@ -259,18 +259,21 @@ class RequestPlanner:
         self.too_long_rows = 0  # lines over the context: they fail unsent, the others go on
         self.models: dict[str, list[int]] = {}  # model -> [prompt tokens, reserved completion]
 
-    def read_rows(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, line)`` of the request file from ``start`` (``data.read_rows``)."""
-        return data.read_rows(self.spec.input, start=start)
+    def read_records(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+        """``(index, line, its text)`` of the request file from ``start``
+        (``data.read_records``)."""
+        return data.read_records(self.spec.input, start=start)
 
     def finish_chunk(self) -> None:
         """Nothing: each line's request was added as it was planned."""
 
     def plan(self, index: int, row: dict[str, Any],
              requests: list[tuple[int, int, int, int, str, int]],
-             unsendable: list[tuple[int, str]]) -> tuple[dict[str, Any], str]:
+             unsendable: list[tuple[int, str]], *,
+             text: str | None = None) -> tuple[dict[str, Any], str]:
         """Check and store one line: its request appended to ``requests`` (to ``unsendable``
-        too, with the reason, when its prompt cannot fit the context); the output row."""
+        too, with the reason, when its prompt cannot fit the context); the output row (the
+        line's own ``text`` is not it: the row kept is the line less its request)."""
         spec, gen = self.spec, self.generator
         source = spec.input
         line = read_line(source, index, row, self.kind)

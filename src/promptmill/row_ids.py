@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from promptmill import data
 from promptmill.errors import InputError
 
@@ -14,6 +16,7 @@ from promptmill.errors import InputError
 ID_FIELDS = ("id", "unique_id")
 # Ids are checked a chunk at a time.
 _CHUNK = 5000
+_dumps = orjson.dumps
 _key_to_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
 
 
@@ -38,15 +41,25 @@ class UniqueIds:
 
     def add(self, index: int, row: dict[str, Any]) -> None:
         """Take one row's id; InputError if an earlier row has it."""
-        name = self.field or next((f for f in self.names if row.get(f) not in (None, "")), None)
+        name = self.field
         if name is None:
-            return
-        if row.get(name) in (None, ""):
-            raise InputError(
-                f"{data.row_place(self.source, index)}: no field {name!r} (--id-field {name}): "
-                "add it to every row, or pass --id-field none to skip the id check"
-            )
-        key = name + "\0" + _key_to_json(row[name])
+            for name in self.names:
+                value = row.get(name)
+                if value is not None and value != "":
+                    break
+            else:
+                return
+        else:
+            value = row.get(name)
+            if value is None or value == "":
+                raise InputError(
+                    f"{data.row_place(self.source, index)}: no field {name!r} (--id-field "
+                    f"{name}): add it to every row, or pass --id-field none to skip the id check"
+                )
+        # Strings and integers (most ids) encoded as json.dumps would, without its overhead.
+        kind = type(value)
+        key = name + "\0" + (_dumps(value).decode() if kind is str else str(value)
+                             if kind is int else _key_to_json(value))
         if key in self._chunk:
             self._refuse(key, self._chunk[key], index)
         self._chunk[key] = index

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from promptmill.engine.tokens import count_text_tokens
+from promptmill.generators.tokens import count_text_tokens
 
 STORY = " ".join(f"The {i}th lantern flickered over the harbour." for i in range(300))
 

@@ -10,7 +10,6 @@ last created in this folder.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,13 +51,14 @@ def _job_model(job_output: Path | None) -> tuple[str | None, list[Any]]:
 
 
 def _call(server: Any, action: Callable[[Any], Any]) -> Any:
+    from promptmill import eventloop
     from promptmill.batch_api import BatchAPI
 
     async def go() -> Any:
         async with BatchAPI(server.api_base, server.api_key) as api:
             return await action(api)
 
-    return asyncio.run(go())
+    return eventloop.run(go())
 
 
 def _targets(batch_id: str | None, api_base: str | None, api_key_env: str | None,

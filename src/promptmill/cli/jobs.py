@@ -174,8 +174,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         tensor_parallel: int, batch_size: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
-    import asyncio
-
+    from promptmill import eventloop
     from promptmill.api import make_generator
     from promptmill.engine.dispatch import EngineConfig
     from promptmill.engine.retry import RetryPolicy
@@ -257,7 +256,7 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     resume = _resume_command()
     with _signals_interrupt() as received:
         try:
-            outcome = asyncio.run(_run_with_progress(spec, config, new_job, retry_failed,
+            outcome = eventloop.run(_run_with_progress(spec, config, new_job, retry_failed,
                                                      quiet, batch))
         except KeyboardInterrupt as exc:
             # A signal while planning or exporting, or a second one while sending: what was

@@ -14,11 +14,13 @@ the results it paid for), so a rerun with a higher cap goes on from there.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptmill.errors import GenerationError, MalformedResponse, RequestTimeout
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Failures the provider may have billed without telling us how much: the answer was
 # generated (a body cut off) or may have been (no answer in time). Charged at worst case.
@@ -159,6 +161,9 @@ class Budget:
     def changed(self) -> asyncio.Future[None]:
         """A future set when the next reservation settles."""
         if self._changed is None or self._changed.done():
+            # Imported here: `promptmill status` reads the spend through this module.
+            import asyncio
+
             self._changed = asyncio.get_running_loop().create_future()
         return self._changed
 

@@ -15,7 +15,6 @@ or not yet committed; those requests are still pending in the store and are sent
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -38,6 +37,7 @@ from promptmill.errors import (
     RetryableError,
     Unavailable,
 )
+from promptmill.fastjson import dumps_text, json_text
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
@@ -64,8 +64,6 @@ log = logging.getLogger("promptmill")
 _OUTAGE_AFTER = 3
 # Consecutive malformed bodies, before any success, that mean "this is not an OpenAI server".
 _NOT_OPENAI_AFTER = 5
-# One encoder for every result (json.dumps with options builds one per call).
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
 _T = TypeVar("_T")
 
 
@@ -404,13 +402,18 @@ class Dispatcher(DispatchHooks):
             log.warning("server reachable again after %.0fs", time.monotonic() - self._outage_since)
             self._outage_since = None
         usage = result.usage
-        responses = [
-            {"text": r.text, "finish_reason": r.finish_reason}
-            if r.logprobs is None and r.prompt_logprobs is None
-            else _with_logprobs(r)
-            for r in result.responses
-        ]
+        # Plain answers (strings and None) through orjson; floats (logprobs, which may be
+        # -inf) and parsed output through json, which writes them as it always has.
+        encode = dumps_text
+        responses: list[dict[str, Any]] = []
+        for r in result.responses:
+            if r.logprobs is None and r.prompt_logprobs is None:
+                responses.append({"text": r.text, "finish_reason": r.finish_reason})
+            else:
+                responses.append(_with_logprobs(r))
+                encode = json_text
         if item.parsed is not None:
+            encode = json_text
             for stored, value in zip(responses, item.parsed, strict=True):
                 stored["json"] = value
         row = item.row
@@ -419,14 +422,14 @@ class Dispatcher(DispatchHooks):
         self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
         hit = item.hit
         if hit is None:
-            encoded = _to_json(responses)
+            encoded = encode(responses)
         else:
             cache = self._cache
             assert cache is not None
             if isinstance(hit, tuple):  # a miss: the answers go to the cache as they are
-                encoded = cache.keep(hit, row.sample_group, responses, _to_json)
+                encoded = cache.keep(hit, row.sample_group, responses, encode)
             else:
-                encoded, taken = cache.merge(hit, responses, _to_json)
+                encoded, taken = cache.merge(hit, responses, encode)
                 stats.cached += taken
         if usage is None:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)

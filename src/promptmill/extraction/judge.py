@@ -175,7 +175,8 @@ def run_judge(items: Sequence[JudgeItem], options: JudgeOptions, beside: Path) -
     from promptmill.engine.dispatch import EngineConfig
     from promptmill.engine.retry import RetryPolicy
     from promptmill.errors import OutputError
-    from promptmill.job import JobSpec, iter_results, run_async
+    from promptmill.eventloop import run_async
+    from promptmill.job import JobSpec, iter_results
     from promptmill.prompts.render import PromptSpec
     from promptmill.store import JobStore
 

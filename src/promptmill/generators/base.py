@@ -291,7 +291,7 @@ class Generator(abc.ABC):  # noqa: B024
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """An estimate of the prompt's tokens, for the rate limiter and --dry-run."""
-        from promptmill.engine.tokens import estimate_prompt_tokens
+        from promptmill.generators.tokens import estimate_prompt_tokens
 
         return estimate_prompt_tokens(request, request.model or self.model)
 
@@ -377,7 +377,7 @@ class Generator(abc.ABC):  # noqa: B024
                   /, **overrides: Any) -> Reply:
         """:meth:`chat`, blocking; inside a running event loop (a notebook) it runs on a
         helper thread with its own loop and blocks until answered (``await chat`` there)."""
-        from promptmill.job import run_async
+        from promptmill.eventloop import run_async
 
         reply: Reply = run_async(self.chat(messages, params, **overrides))
         return reply
@@ -385,7 +385,7 @@ class Generator(abc.ABC):  # noqa: B024
     def complete_sync(self, text: str, params: GenerateParams | None = None, /,
                       **overrides: Any) -> Reply:
         """:meth:`complete`, blocking (see :meth:`chat_sync`)."""
-        from promptmill.job import run_async
+        from promptmill.eventloop import run_async
 
         reply: Reply = run_async(self.complete(text, params, **overrides))
         return reply

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
 
 from promptmill.errors import GenerationError, JobFatalError, RequestTimeout, Unavailable
+from promptmill.fastjson import dumps
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
 from promptmill.params import GenerateParams
 
@@ -100,7 +100,7 @@ class HTTPAPIGenerator(Generator):
             url = self.api_base + path
             try:
                 # Bytes, not str: aiohttp sends them as they are (a str is re-encoded, typed).
-                async with session.post(url, data=json.dumps(body).encode()) as response:
+                async with session.post(url, data=dumps(body)) as response:
                     raw = await response.read()
                     status = response.status
                     headers = response.headers

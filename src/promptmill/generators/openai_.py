@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
+from promptmill import fastjson
 from promptmill.errors import (
     FatalRequestError,
     GenerationError,
@@ -236,7 +237,7 @@ class OpenAIGenerator(HTTPAPIGenerator):
         self, request: GenerationRequest, raw: bytes, url: str, headers: Any
     ) -> GenerationResult:
         try:
-            data = json.loads(raw)
+            data = fastjson.loads(raw)
             choices = data["choices"]
             chat = request.messages is not None
             responses = [parse_choice(choice, chat) for choice in choices]

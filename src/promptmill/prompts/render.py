@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from promptmill.errors import InputError, UsageError
 
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 _DEFAULT_FIELDS = ("prompt", "question", "input", "text")
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedPrompt:
+# A NamedTuple, not a frozen dataclass: one per row planned, and a frozen dataclass sets
+# each field through object.__setattr__ (several times the cost of a tuple).
+class RenderedPrompt(NamedTuple):
     """A row's prompt: chat ``messages`` or a raw ``prompt`` string."""
 
     messages: list[dict[str, Any]] | None
@@ -143,8 +144,10 @@ class Renderer:
         self.task_text = named.text if named is not None else None
         template = named.template if named is not None else spec.template
         self._template: Any = None
+        # jinja2's UndefinedError, kept here: importing it on each row cost a microsecond.
+        self._undefined_error: Any = None
         if template is not None:
-            from jinja2 import StrictUndefined, TemplateSyntaxError
+            from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
             from jinja2.sandbox import SandboxedEnvironment
 
             env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
@@ -155,6 +158,10 @@ class Renderer:
                 raise UsageError(
                     f"{which} line {exc.lineno}: {exc.message}: fix the Jinja2 syntax"
                 ) from None
+            # A plain dict, not Jinja's ChainMap over the environment's globals: each render
+            # copies the globals, and walking a ChainMap cost more than the template itself.
+            self._template.globals = dict(self._template.globals)
+            self._undefined_error = UndefinedError
 
     def where(self, index: int) -> str:
         """Where row ``index`` is, for messages."""
@@ -182,11 +189,9 @@ class Renderer:
         if spec.messages_field:
             return RenderedPrompt(self._messages(index, row), None)
         if self._template is not None:
-            from jinja2 import UndefinedError
-
             try:
-                text = self._template.render(**row)
-            except UndefinedError as exc:
+                text = self._template.render(row)
+            except self._undefined_error as exc:
                 raise InputError(
                     f"{self.where(index)}: the template uses a field the row lacks "
                     f"({exc.message}): "

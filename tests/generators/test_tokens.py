@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import tiktoken
 
-from promptmill.engine.tokens import encoding, estimate_prompt_tokens
 from promptmill.generators.base import GenerationRequest
+from promptmill.generators.tokens import encoding, estimate_prompt_tokens
 from promptmill.params import make_params
 
 TEXTS = [

@@ -301,6 +301,21 @@ def test_a_stated_rate_catches_up_after_stalls_without_a_refusal(kind: str,
     assert refused <= sent / 1_000
 
 
+def test_a_windows_first_refusal_counts_from_the_first_send_not_the_limiters_making() -> None:
+    """The limiter is made seconds before the first send (planning; CI's loaded start-up):
+    a quarter-second slice's first refusal, 0.1 s into sending, is a window's (what it
+    accepted over the time until it refills: ~100/s), not a bucket's 1/Retry-After (~6/s,
+    which left a CI run at 19% of the allowed rate)."""
+    clock = FakeClock()
+    lim = limiter(clock)
+    clock.now = 5.0
+    sent = send_times(lim, clock, 30)
+    clock.now = 5.1
+    lim.rate_limited(0.15, sent[-1], reported=False)
+    learned = lim.learned_rate
+    assert learned is not None and learned > 50, learned
+
+
 def test_a_rare_refusal_under_a_stated_pace_costs_no_window() -> None:
     """Told 100/s and a provider reporting 100 a second: one refusal of a send on a window's
     edge pauses for its Retry-After and the pace goes on, where turning the mirror windowed

@@ -384,8 +384,11 @@ def check_unknown_param(served: Served, tmp_path: Path) -> str:
     return "ignored" if status == 200 else f"refused (HTTP {status})"
 
 
-def check_restart(served: Served, tmp_path: Path, rows: int = 8) -> str:
-    """SIGKILL the server mid-job, start it again: the job ends with every row once."""
+def check_restart(served: Served, tmp_path: Path, rows: int = 40) -> str:
+    """SIGKILL the server mid-job, start it again: the job ends with every row once.
+
+    Rows enough that a fast server (LiteLLM's proxy before the test server: 8 rows were all
+    answered between two polls once dispatch ran on uvloop) is still busy when killed."""
     source = _write_rows(tmp_path, rows)
     out = tmp_path / "restart.jsonl"
     job = subprocess.Popen(
@@ -398,7 +401,7 @@ def check_restart(served: Served, tmp_path: Path, rows: int = 8) -> str:
         while _done(store) < 2:
             assert job.poll() is None, job.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "the job answered nothing in 300 s"
-            time.sleep(0.1)
+            time.sleep(0.01)
         served.kill()
         before = _done(store)
         time.sleep(1.0)

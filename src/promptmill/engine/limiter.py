@@ -398,10 +398,12 @@ class RateLimiter:
             buckets.inflight_requests += 1
             buckets.inflight_tokens += tokens
             requests, tokens_bucket = buckets.requests, buckets.tokens
+        if self._first_send == math.inf:
+            # When sending began: a window's first refusal is told by it (rate_limited), and
+            # the limiter may be made seconds before (planning, a loaded machine's start-up).
+            self._first_send = now
         if not self._limited:
             return now  # nothing stated, reported or learned yet: nothing to book
-        if self._first_send == math.inf:
-            self._first_send = now
         if self._request_pace is not None:
             self._request_pace.book(1, now)
         if self._token_pace is not None:
@@ -502,8 +504,8 @@ class RateLimiter:
         accepted_rate = self._accepted / max(1e-3, now - self._started)
         # What a window that refills all at once allowed: what was accepted since the first
         # send, over the time until Retry-After says it refills (see _LearnedRate).
-        # Without slow start the fast path books nothing, so _first_send may be unset: then
-        # sending began with the job (else every first refusal would look like a window's).
+        # Unset only if nothing was booked (a refusal of a request sent around the limiter):
+        # then sending began with the job (else every first refusal would look like a window's).
         first = self._first_send if self._first_send != math.inf else self._started
         since = now - min(first, now)
         window_rate = (self._accepted / (since + retry_after)

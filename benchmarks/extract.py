@@ -40,6 +40,8 @@ SPLITS = {
     # written by another engineer; spent since round grader17c
     "held-out-3": DATA / "extraction_heldout3.jsonl",
     "held-out-4": DATA / "extraction_heldout4.jsonl",
+    # written by another engineer for round grader17d's measure, never tuned on
+    "held-out-5": DATA / "extraction_heldout5.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

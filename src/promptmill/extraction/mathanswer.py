@@ -15,6 +15,7 @@ from promptmill.extraction.asked import (
     asked_clause,
     asked_quantity,
     asked_variable,
+    committed_clause,
     givens,
     other_quantity,
     recaps,
@@ -78,10 +79,10 @@ _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _CURRENCY_AFTER = re.compile(r"\d")
 # Where a statement's value ends: the sentence, or a clause that only qualifies it.
 _VALUE_END = re.compile(
-    r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
-    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
+    r"\.(?:\s|$)|;|!(?!\s*(?:=|\\times|×))|\?|≈|\\approx|\s[—–]\s"
+    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^(]|\\times|\\cdot))"
     r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
-    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
+    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s*(?:not|rather\s+than|instead\s+of)\b|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
     r"at(?!\s*[(\[])|"  # "it is at (3, 2)": the point is the value
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
@@ -99,6 +100,8 @@ _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
     r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
     r"|\b(?:lands?|ends?\s+up|arrives?)\s+at\b"
+    # "its maximum value of 7 at x = 2", "its least value, -7, when": the value named
+    r"|\b(?:value|minimum|maximum)(?:\s+of|,)(?=\s*[-−+$]?\d)"
     r"|\b(?:is|are|was|were|be|equals?|gives?|giving|get|gets|makes?|needs?|takes?|took|uses?|"
     r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
     r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
@@ -124,7 +127,7 @@ _STATES = re.compile(
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
+    r"(?:,\s*|(?<=\S)\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
     r"or\s+equivalently|exactly|rounded\s+to|rounding\s+to)"
     r"\s*,?\s*"
     # "\s*" may give back its spaces: the lookahead skips them itself
@@ -144,6 +147,7 @@ _DATE = re.compile(r"\b(?:in|since|by|from|until)\s+(?:1\d{3}|20\d{2})(?![\d.,]\
 _ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
 
 
+_CHECKED = re.compile(r"\((?=[^()]*(?:[✓✔]|\bcheck))[^()]*\)", re.IGNORECASE)
 _PASSED = re.compile(r"\s*[✓✔]|.*[✓✔]\W*$", re.DOTALL)
 # after "or"/"and", what carries an expression on: a value, or "x =", "x <", "x \ge"
 _GOES_ON = re.compile(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*(?:[=<>]|\\[lg]e)")
@@ -322,11 +326,11 @@ def _undated(text: str, question: str | None) -> str:
     return _DATE.sub(_blank, text)
 
 
-def _closing_statement(sentence: str) -> str | None:
+def _closing_statement(sentence: str, question: str | None = None) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
-    sentence = _ASIDE.sub(_blank, sentence)
-    parts = [part for part in CONCLUSION.split(latexify(sentence)) if part.strip()]
+    sentence = committed_clause(latexify(_ASIDE.sub(_blank, sentence)), question, _VERB)
+    parts = [part for part in CONCLUSION.split(sentence) if part.strip()]
     # "it is at (3, 2), and the parabola opens upward": a last step without a value adds none
     stating = [part for part in parts if _STATING.search(part)] or parts
     clause = _DISCOURSE.sub("", stating[-1] if stating else sentence)
@@ -503,6 +507,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
+        # "so n = 21 (check: 21/3 - 2 = 5 ✓)": the check in brackets confirms what it follows
+        asked = _CHECKED.sub(_blank, asked)
         # "Sanity check: ..., so ... = 12,600. ✓": a passed check confirms, it concludes nothing
         passed = _PASSED.match(text, start + len(sentence))
         sentence = asked_variable(asked_quantity(asked, question), question)
@@ -526,7 +532,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if both and not value:  # the set asked for, or two answers to a question that wants one
             several = _SEVERAL.search(question or "")
             value = _settle(f"{both.group(1)}, {both.group(2)}") if several else HEDGE
-        value = value or _closing_statement(_undated(sentence[corrected:], question))
+        value = value or _closing_statement(_undated(sentence[corrected:], question), question)
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
         if value is None:

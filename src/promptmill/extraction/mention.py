@@ -172,6 +172,8 @@ def closing_mention(
             named = _counting(sentence, options, named, counted.group(1)) or named
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
+        if len(named) > 1:
+            named = _concluded(sentence, options) or named
         if len(named) == 1:
             index = named.pop()
             # where the option is said, so a correction earlier in the sentence precedes it
@@ -191,6 +193,30 @@ def closing_mention(
         return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
     start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+# where a sentence's working gives way to what it concludes: "..., so len returns 3", "...:
+# none of the above", "..., which works out to 12.5", "... and the pH is 10"
+_CONCLUDES = re.compile(
+    r"(?:[,;:]\s*(?:and\s+)?|\s)(?:so|therefore|thus|hence)\b|(?<=\S):\s+|;\s+"
+    r"|,\s*which\s+(?:is|works\s+out\s+to|comes\s+to|gives|equals|means)\b"
+    r"|\s+and\s+(?=(?:the|its)\s+\w+\s+(?:is|are|was|were|returns?|gives?)\b)",
+    re.IGNORECASE,
+)
+
+
+def _concluded(sentence: str, options: Options) -> set[int]:
+    """Of a sentence naming several options in its working, the one option its last
+    conclusion names (empty: none, or still several)."""
+    if _TOGETHER.search(sentence) or hedged(sentence):
+        return set()  # "either A or D; the joule and the newton are both ...": no conclusion
+    ends = [m.end() for m in _CONCLUDES.finditer(sentence)]
+    for end in reversed(ends):
+        named = {index for start, _, index in options.mentions(sentence[end:])
+                 if not negated(sentence, end + start, end + start)}
+        if named:
+            return named if len(named) == 1 else set()
+    return set()
 
 
 _DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)

@@ -229,6 +229,16 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
     return clause
 
 
+SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
+"""A question whose answer may be several values ("Find all ...", "the roots")."""
+_SOLVE = re.compile(r"\bsolve\b", re.IGNORECASE)
+
+
+def asks_several(question: str | None) -> bool:
+    """Whether a question may take several values for its answer (roots, "all", solve)."""
+    return question is not None and bool(SEVERAL.search(question) or _SOLVE.search(question))
+
+
 def givens(question: str | None) -> set[str]:
     """The numbers a question gives, as written."""
     return set(_GIVEN_NUMBER.findall(question)) if question else set()
@@ -244,6 +254,7 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 
 __all__ = [
-    "asked_clause", "asked_quantity", "asked_variable", "committed_clause", "givens",
+    "SEVERAL", "asked_clause", "asked_quantity", "asked_variable", "asks_several",
+    "committed_clause", "givens",
     "other_quantity", "recaps",
 ]

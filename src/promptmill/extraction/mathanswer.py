@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.asked import (
+    SEVERAL,
     asked_clause,
     asked_quantity,
     asked_variable,
+    asks_several,
     committed_clause,
     givens,
     other_quantity,
@@ -63,7 +65,8 @@ _ANSWER_IS = re.compile(
     r"\banswer\s*(?:\*\*)?\s*(?:is\b|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\s*"
     r"(?:(?:therefore|thus|then|simply|just|exactly|actually|really|clearly|definitely|indeed|"
     r"still|now|probably)\s+)?:?"
-    r"|\bi(?:'ll|\s+will|'d|\s+would)\s+(?:say|go\s+with|answer|guess)\b\s*:?",
+    r"|\bi(?:'ll|\s+will|'d|\s+would)\s+(?:say|go\s+with|answer|guess)\b\s*:?"
+    r"|\b(?P<plural>answers)\s+are\b\s*:?",
     re.IGNORECASE,
 )
 _ANCHORS = (
@@ -141,7 +144,6 @@ _PROPERTY = re.compile(r"\s*\S+\s+(?:at|when|for|if|where|whenever)\b", re.IGNOR
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
                    re.IGNORECASE)
-_SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
 # "introduced by Napier in 1614": a year in prose dates something, it computes nothing
 _DATE = re.compile(r"\b(?:in|since|by|from|until)\s+(?:1\d{3}|20\d{2})(?![\d.,]\d)", re.IGNORECASE)
 _ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
@@ -408,6 +410,8 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             value = _value(text[match.end() : match.end() + 600], words=True)
             if value is not None and _wavers(text, match.end(), value):
                 value = HEDGE
+            if value is not None and match.groupdict().get("plural") and not asks_several(question):
+                value = HEDGE  # "The answers are 21 and 42." to a question wanting one value
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -496,11 +500,18 @@ def _wavers(text: str, position: int, value: str) -> bool:
     return other is not None and other != HEDGE and other != value
 
 
+# "15% of 340 is ...": a statement that trails off before its value commits to none
+_TRAILS_OFF = re.compile(r"(?:\b(?:is|are|was|equals|gives|makes|comes\s+to)|=)\s*(?:\.{3}|…)\s*$")
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
     given = givens(question)
     recap: Candidate | None = None
+    closing = sentences(text)[-1:]
+    if closing and _TRAILS_OFF.search(closing[0][1]):
+        return [Candidate(closing[0][0], HEDGE, HEDGE, WEAK)]
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
@@ -530,7 +541,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         corrected = _after_correction(sentence)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one
-            several = _SEVERAL.search(question or "")
+            several = SEVERAL.search(question or "")
             value = _settle(f"{both.group(1)}, {both.group(2)}") if several else HEDGE
         value = value or _closing_statement(_undated(sentence[corrected:], question), question)
         if value is not None and _wavers(sentence, 0, value):

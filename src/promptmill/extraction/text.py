@@ -360,6 +360,11 @@ def decide(candidates: list[Candidate], text: str) -> Candidate | None:
         chosen = last_value([c for c in candidates if c.strength == strength])
         if chosen is None:
             continue
+        if hypothetical(text, chosen.start) and any(
+            c.value != chosen.value and c.value is not None and hypothetical(text, c.start)
+            for c in candidates
+        ):  # "If ^ is a power: \boxed{17}. If it is XOR: ... \boxed{2}": no single answer
+            return Candidate(chosen.start, "hedge", "hedge", chosen.strength)
         corrected = corrected_after(text, chosen.start + 1)
         if corrected is not None:
             later = last_value(

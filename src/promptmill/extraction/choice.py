@@ -129,6 +129,8 @@ _JOINED = re.compile(
     r"\s*(?:(or)\s+(?:arguably\s+|maybe\s+|perhaps\s+|possibly\s+)?|and\s+)?", re.IGNORECASE
 )
 _JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", re.IGNORECASE)
+_WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
+_CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
@@ -255,6 +257,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
     for regex, strict in anchors:
         for match in regex.finditer(text):
+            if _WORKING.match(match.group(0)) and _CONCLUDED_LATER.match(text, match.end()):
+                continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if not hypothetical(text, match.start()):
                 stated = _statement(text, match.end(), options, strict)
                 if stated is not None and _wavers_after(text, match.end(), options, stated[0]):

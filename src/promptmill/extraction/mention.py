@@ -171,10 +171,10 @@ def closing_mention(
             named = {i for i in named if not set(options.phrases[i]) <= asked} or named
         if len(named) > 1 and counted:
             named = _counting(sentence, options, named, counted.group(1)) or named
+        if len(named) > 1:  # what the sentence concludes, before what echoes the question
+            named = _concluded(sentence, options) or named
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
-        if len(named) > 1:
-            named = _concluded(sentence, options) or named
         if len(named) == 1:
             index = named.pop()
             # where the option is said, so a correction earlier in the sentence precedes it

@@ -203,9 +203,9 @@ def closing_mention(
     return [Candidate(start, index, "option_mention", WEAK)]
 
 
+_CONDITION = re.compile(r"\bif\b", re.IGNORECASE)  # an option named under a condition
 # where a sentence's working gives way to what it concludes: "..., so len returns 3", "...:
 # none of the above", "..., which works out to 12.5", "... and the pH is 10"
-_CONDITION = re.compile(r"\bif\b", re.IGNORECASE)
 _CONCLUDES = re.compile(
     r"(?:[,;:]\s*(?:and\s+)?|\s)(?:so|therefore|thus|hence)\b|(?<=\S):\s+|;\s+"
     r"|,\s*which\s+(?:is|works\s+out\s+to|comes\s+to|gives|equals|means)\b"

@@ -101,7 +101,7 @@ _INTRODUCTION = re.compile(
 )
 _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
-    r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
+    r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?|adds?\s+up|sums?)\s+to\b"
     r"|\b(?:lands?|ends?\s+up|arrives?)\s+at\b"
     # "its maximum value of 7 at x = 2", "its least value, -7, when": the value named
     r"|\b(?:value|minimum|maximum)(?:\s+of|,)(?=\s*[-−+$]?\d)"

@@ -48,13 +48,13 @@ SPLIT_SHA256 = {
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
 # The first three splits are spent: their misses were studied and the rules behind them fixed
 # (rounds grader17b and, for the third, grader17c), so they now guard like the training split,
-# held to its floors (99.5% overall, 98% per family; all measured 100% then). The fourth is the
-# fresh one, written without reading the extractor and never tuned on: measured 90.0% after
-# those rounds (families 75.4-100%; 87.5% before them), short of the 99%. Its floors are
-# those figures, a guard against regressions, not the target.
+# held to its floors (99.5% overall, 98% per family; all measured 100% then). The fourth was
+# the fresh one (90.0% when first measured after those rounds) until round grader17d read its
+# misses and fixed the rules behind them: spent now, it measured 98.75% after that round
+# (families 96.6-100%), and its floors are those figures, a guard against regressions.
 # (overall floor, per-family floor) for each split:
 FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98), THIRD: (0.995, 0.98),
-          FOURTH: (0.90, 0.75)}
+          FOURTH: (0.985, 0.96)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 

@@ -1,8 +1,9 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``); here one response per rule, with the method that must decide it, so
-that breaking one rule fails a test that names it, not only a percentage.
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr32-*``); here one response per rule, with the method
+that must decide it, so that breaking one rule fails a test that names it, not only a
+percentage.
 """
 
 from __future__ import annotations
@@ -20,7 +21,24 @@ PRESIDENTS = ["John Adams", "George Washington", "Thomas Jefferson", "James Madi
 WRITERS = ["Edgar Allan Poe", "Mark Twain", "Herman Melville", "Henry James"]
 BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 
+NUMBERS = ["2", "3", "4", "An error is raised"]
+UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17d: the option a sentence's conclusion names, of several in its working
+    ("Duplicates collapse, leaving {2, 3, 4}, so len returns 3.", NUMBERS, None, "B",
+     "option_mention"),
+    ("Flux in webers per ampere has its own name: the henry.", UNITS,
+     "What is the SI unit of inductance?", "C", "option_mention"),
+    ("Mercury, Venus and Earth are rocky. The one that isn't closest is Mars.", PLANETS, None,
+     "D", "option_text"),
+    ("Venus looks brightest, so B. No wait, it asks for the smallest. A.", PLANETS, None, "A",
+     "bare"),
+    ("Mercury and Venus lack moons, Earth has one. Ruling out A, B and C leaves D.", PLANETS,
+     None, "D", "answer_statement"),
+    ("If it means by mass, then Earth (C); if by volume, then Mars (D).", PLANETS, None, None,
+     "hedge"),
+    ("Both Venus and Mars are neighbours, so the answer is Venus and Mars.", PLANETS, None, None,
+     "multiple"),
     # a sentence that only points at an option
     ("Mars is red because of iron oxide. The fourth choice.", PLANETS, None, "D", "ordinal"),
     ("Venus is hottest because of its CO2. That's option two.", PLANETS, None, "B", "ordinal"),
@@ -148,6 +166,27 @@ MATH_RULES = [
     ("Napier published logarithms in 1614.", "Compute \\log_2 8.", None, "none"),
     ("The Battle of Hastings was fought in 1066.", "In what year was the Battle of Hastings?",
      "1066", "last_number"),
+    # round grader17d: the clause naming what the question asks for; commentary after it
+    ("Half of 90 is 45, so the original price was $90, which means the sale saved $45.",
+     "What was the original price in dollars?", "90", "last_statement"),
+    ("Each side is 8, so the square's area is 64 and its perimeter is 32.",
+     "What is the area of the square?", "64", "last_statement"),
+    ("The angles add up to 540°, so each interior angle of the regular pentagon is 108°.",
+     "What is the sum of the interior angles of a pentagon?", "540", "last_statement"),
+    ("m = 10/5 = 2, so the line rises 10 units over 5.", "Find the slope of the line.", "2",
+     "last_statement"),
+    ("q reaches its maximum value of 9 at x = 3.", "What is the maximum value of q(x)?", "9",
+     "last_statement"),
+    ("So k = 6 (check: 6/2 + 1 = 4 ✓).", "Solve for k: k/2 + 1 = 4.", "6", "last_statement"),
+    ("The roots are 1 and 4; their product 4 matches c/a.", "Solve x^2 - 5x + 4 = 0.", "1 and 4",
+     "last_statement"),
+    ("That is 3! = 6 orders, not 3² = 9.", "In how many ways can 3 books be ordered?", "6",
+     "last_statement"),
+    ("The multiples are 10, 20 and 30. The answers are 10 and 20.",
+     "What is the least common multiple of 5 and 10?", None, "hedge"),
+    ("20% of 90 is ...", "What is 20% of 90?", None, "hedge"),
+    ("If ^ is a power: $\\boxed{8}$. If it is XOR: 2 XOR 3 = 1, so $\\boxed{1}$.", None, None,
+     "hedge"),
 ]
 
 

@@ -100,15 +100,20 @@ _SUBJECT = re.compile(  # "The perimeter, though not asked, is 30": a remark may
     re.IGNORECASE,
 )
 _ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number", "this", "that",
-                          "there", "which", "what", "final", "solution"})
+                          "there", "which", "what", "final", "solution", "solutions", "root",
+                          "roots", "zeros"})
 
 
 # "Its area, for comparison, would be 40.": a value set beside the answer, not the answer
 _ASIDE = re.compile(
     r"\b(?:for|by|in)\s+comparison\b|\bby\s+contrast\b|\bfor\s+(?:reference|context)\b|"
-    r"\bincidentally\b|\bas\s+an\s+aside\b|\b(?:though|although)\s+not\s+asked\b",
+    r"\bincidentally\b|\bas\s+an\s+aside\b|\b(?:though|although)\s+not\s+asked\b|"
+    r"\bwould\s+be\b",  # "doubled it would be 10-24-26": a case beside the question's
     re.IGNORECASE,
 )
+
+
+_COPULA = re.compile(r"\b(?:is|are|was|were|equals?|would|will)\b|=")
 
 
 def other_quantity(sentence: str, question: str | None) -> bool:
@@ -116,12 +121,122 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
     if _ASIDE.search(sentence):
         return True
+    copula = _COPULA.search(sentence)
+    other = _OTHER_SUBJECT.match(sentence[: copula.start()] if copula else sentence)
     subject = _SUBJECT.match(sentence)
-    if not question or subject is None:
+    if not question or (subject or other) is None:
         return False
-    word = subject.group(1).lower()
+    word = subject.group(1).lower() if subject else other.group(2).split()[-1].lower()  # type: ignore[union-attr]
     asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
-    return word not in _ANY_SUBJECT and word.rstrip("s") not in asked
+    # "their sum 5 agrees with -b/a": a remark about the answer, stating no value of its own
+    narrative = subject is None and copula is None
+    return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked
+
+
+# "What was the original price ...?", "Find the slope of ...", "What is 15% of 340?": the
+# words that name the quantity asked for
+_ASKED_PHRASE = re.compile(
+    r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
+    r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
+    r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)",
+    re.IGNORECASE,
+)
+_SAME = {"minimum": ("least", "smallest", "lowest", "min"),
+         "maximum": ("greatest", "largest", "highest", "max")}
+# a clause about another thing: "each interior angle measures 140°", "the discount saved the
+# shopper $12", "their sum 5 agrees with -b/a" (a narrative verb, no statement of a value)
+_OTHER_SUBJECT = re.compile(
+    r"^\W*(?:(?:so|then|thus|hence|and)\s+)?(?:(?:in|for|on)\s+(?:an?|the)\s+[a-z ]*?\s+)?"
+    r"(?P<det>the|its|their|each|every|his|her)\s+((?:[a-z'-]+\s+){0,2}[a-z'-]{3,})\b",
+    re.IGNORECASE,
+)
+_GENERIC = frozenset({"answer", "result", "value", "solution", "final", "number", "total"})
+# "for comparison, f(0) = 2", "as a check, 7 - 3 = 4", "doubled it would be 10-24-26"
+_COMMENTARY = re.compile(
+    r"^\W*(?:for\s+(?:comparison|example|instance|reference)|by\s+contrast|as\s+a\s+check|"
+    r"e\.g\.|check(?:ing)?\b)|\bwould\s+be\b",
+    re.IGNORECASE,
+)
+# where a closing clause's statements part: "; ", ": " and "... and the area is ..."
+_CLAUSES = re.compile(r";\s+|(?<=\S):\s+|\s+and\s+(?=(?:the|its|their)\s)", re.IGNORECASE)
+
+# "x > 4: any real number above four.": a close in words only restates the value
+_IN_WORDS = re.compile(r"(?<=\S):\s+[^\d:=]*$")
+
+
+def _asked_words(question: str) -> set[str]:
+    """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for."""
+    words: set[str] = set()
+    for match in _ASKED_PHRASE.finditer(question):
+        phrase = (match.group("what") or match.group("find") or "").lower()
+        for word in phrase.split():
+            if not re.search(r"[a-z%]", word):
+                continue  # "What is 99 + 99?": its numbers name no quantity
+            word = word.rstrip("s") if word.isalpha() else word
+            words.add(word)
+            words.update(_SAME.get(word, ()))
+    return words - {"the", "a", "an", "value", "number"} if len(words) > 1 else words
+
+
+def _names(text: str, asked: set[str], words_only: bool = False) -> bool:
+    """Whether a clause (or its subject) names one of the asked words; ``words_only``: by a
+    word of three letters or more ("a 25% increase" names the percentage increase)."""
+    if words_only:
+        asked = {word for word in asked if word.isalpha() and len(word) >= 3}
+    tokens = {t.rstrip("s") if t.isalpha() else t for t in re.findall(r"[\w'()%]+", text.lower())}
+    return bool(tokens & asked) or any(not w.isalpha() and w in text for w in asked)
+
+
+# "..., and both are 2": a pronoun carries on the statement before it
+_ANAPHOR = re.compile(r"\W*(?:and\s+)?(?:it|they|both|this|that|these|which|all)\s*", re.IGNORECASE)
+
+
+def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]) -> str:
+    """Of a closing clause that states several things ("the original was $60, which means the
+    discount saved $12"; "x = 30, and the angles are 30, 60 and 90"), the part that commits to
+    the quantity the question asks for; what follows it is commentary. ``stating`` finds a
+    statement's verb or ``=``; the clause comes back whole when no part is plainly it."""
+    clause = _IN_WORDS.sub("", clause)
+    parts = [piece for part in CONCLUSION.split(clause) for piece in _CLAUSES.split(part)
+             if re.search(r"\d", piece)]
+    if len(parts) < 2:
+        return clause
+    asked = _asked_words(question) if question else set()
+    variable = _ASKED_VARIABLE.search(question) if question else None
+    if variable:
+        asked.add(variable.group(1))
+    kinds = []
+    for part in parts:
+        verb = stating.search(part)
+        subject = part[: verb.start()] if verb else ""
+        other = _OTHER_SUBJECT.match(subject or part)
+        each = other is not None and other.group("det").lower() in ("each", "every")
+        if _COMMENTARY.search(part):
+            kinds.append("aside")
+        elif verb and asked and (_names(subject, asked) or _ANAPHOR.fullmatch(subject)
+                                 or _names(part[verb.end() :], asked, words_only=True)):
+            kinds.append("asked")
+        elif other and (each or not verb) and other.group(2).split()[-1].lower() not in _GENERIC:
+            kinds.append("other")
+        else:
+            kinds.append("plain")
+    if "asked" in kinds:
+        return parts[len(kinds) - 1 - kinds[::-1].index("asked")]
+    if kinds[-1] in ("other", "aside"):
+        plain = [part for part, kind in zip(parts, kinds, strict=True) if kind == "plain"]
+        if plain:
+            return plain[-1]
+    return clause
+
+
+SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
+"""A question whose answer may be several values ("Find all ...", "the roots")."""
+_SOLVE = re.compile(r"\bsolve\b", re.IGNORECASE)
+
+
+def asks_several(question: str | None) -> bool:
+    """Whether a question may take several values for its answer (roots, "all", solve)."""
+    return question is not None and bool(SEVERAL.search(question) or _SOLVE.search(question))
 
 
 def givens(question: str | None) -> set[str]:
@@ -139,5 +254,7 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 
 __all__ = [
-    "asked_clause", "asked_quantity", "asked_variable", "givens", "other_quantity", "recaps"
+    "SEVERAL", "asked_clause", "asked_quantity", "asked_variable", "asks_several",
+    "committed_clause", "givens",
+    "other_quantity", "recaps",
 ]

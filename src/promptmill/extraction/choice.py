@@ -54,8 +54,12 @@ _ANCHOR = re.compile(
       | \bi(?:\s+would|\s+will|'ll|'d|\s+shall|\s+am\s+going\s+to)?\s+(?:choose|pick|select|
             go\s+with|opt\s+for|answer|say|guess|mark)
       | \b(?:going|go|stick|sticking)\s+with
-      | \b(?:change|changing|switch|switching)\s+(?:it\s+|my\s+answer\s+)?to
-      | \b(?:that|this)\s+leaves | \bleaving\s+(?:only\s+)?
+      | \b(?:change|changing|switch|switching|revise|revising|amend|amending|update|updating)
+            \s+(?:it\s+|my\s+answer\s+|the\s+answer\s+)?to
+      | \b(?:that|this)\s+leaves
+      | \bleaves\s+(?:only\s+|just\s+)?(?=\(?[A-Z]\)?(?:[\s.,;!]|$)|option|choice)
+      | \bleaving\s+(?:only\s+)?
+      | \b(?:we(?:'re|\s+are)|i(?:'m|\s+am)|you(?:'re|\s+are))\s+left\s+with
     )
     \s*"""
     + _FILLER
@@ -116,11 +120,17 @@ _CORRECTED_TO = re.compile(
     r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
     re.MULTILINE,
 )
+# "... on the far side. B.", "The right set is I and III only — **C**.": a letter alone
+# closing the text after a sentence (or a dash) states the answer the sentence led to
+_CLOSING_LETTER = re.compile(r"(?:(?<=[.!?])|\s[—–-])[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$")
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
 _JOINED = re.compile(
     r"\s*(?:(or)\s+(?:arguably\s+|maybe\s+|perhaps\s+|possibly\s+)?|and\s+)?", re.IGNORECASE
 )
+_JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", re.IGNORECASE)
+_WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
+_CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
@@ -184,6 +194,10 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
             return None  # "so none of the above is wrong": stated only to be denied
         if len(options.named(clause)) > 1 and (hedged(clause) or re.search(r"\bor\b", clause)):
             return None, HEDGE  # "it's merge sort or maybe insertion sort"
+        said = options.mentions(clause)
+        if len(said) > 1 and said[1][2] != index and _JOINED_TEXTS.fullmatch(
+                clause[said[0][1] : said[1][0]]):
+            return None, SEVERAL  # "the answer is break and continue": two options, not one
         return index, "option_text"
     if letter is not None:
         return letter
@@ -243,6 +257,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
     for regex, strict in anchors:
         for match in regex.finditer(text):
+            if _WORKING.match(match.group(0)) and _CONCLUDED_LATER.match(text, match.end()):
+                continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if not hypothetical(text, match.start()):
                 stated = _statement(text, match.end(), options, strict)
                 if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
@@ -279,6 +295,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             index = LETTERS.index(match.group(1))
             if index < options.count:
                 found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
+    closing = _CLOSING_LETTER.search(text.rstrip())
+    if closing and LETTERS.index(closing.group(1)) < options.count:
+        found.append(Candidate(closing.start(1), LETTERS.index(closing.group(1)), "bare", STRONG))
     for match in _BARE_LINE.finditer(text):
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:

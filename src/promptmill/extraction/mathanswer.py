@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.asked import (
+    SEVERAL,
     asked_clause,
     asked_quantity,
     asked_variable,
+    asks_several,
+    committed_clause,
     givens,
     other_quantity,
     recaps,
@@ -62,7 +65,8 @@ _ANSWER_IS = re.compile(
     r"\banswer\s*(?:\*\*)?\s*(?:is\b|:|=|would\s+be|should\s+be|must\s+be|will\s+be)\s*"
     r"(?:(?:therefore|thus|then|simply|just|exactly|actually|really|clearly|definitely|indeed|"
     r"still|now|probably)\s+)?:?"
-    r"|\bi(?:'ll|\s+will|'d|\s+would)\s+(?:say|go\s+with|answer|guess)\b\s*:?",
+    r"|\bi(?:'ll|\s+will|'d|\s+would)\s+(?:say|go\s+with|answer|guess)\b\s*:?"
+    r"|\b(?P<plural>answers)\s+are\b\s*:?",
     re.IGNORECASE,
 )
 _ANCHORS = (
@@ -78,10 +82,10 @@ _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _CURRENCY_AFTER = re.compile(r"\d")
 # Where a statement's value ends: the sentence, or a clause that only qualifies it.
 _VALUE_END = re.compile(
-    r"\.(?:\s|$)|;|!|\?|≈|\\approx|\s[—–]\s"
-    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^]|\\times|\\cdot))"
+    r"\.(?:\s|$)|;|!(?!\s*(?:=|\\times|×))|\?|≈|\\approx|\s[—–]\s"
+    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^(]|\\times|\\cdot))"
     r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
-    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
+    r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s*(?:not|rather\s+than|instead\s+of)\b|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
     r"at(?!\s*[(\[])|"  # "it is at (3, 2)": the point is the value
     r"with|over|after|attained|reached|occurring|occurs|given|using|by|from|per|i\.e\.|"
     r"and\s+(?:that|this|the|its|their|so))\b",
@@ -97,8 +101,10 @@ _INTRODUCTION = re.compile(
 )
 _VERB = re.compile(
     r"(?:\b(?:is|are|lies?|meets?|intersects?|cross(?:es)?|occurs?)\s+at\s+(?=[(\[])"
-    r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?)\s+to\b"
+    r"|\b(?:simplif(?:y|ies)|reduces?|works?\s+out|comes?\s+out|amounts?|adds?\s+up|sums?)\s+to\b"
     r"|\b(?:lands?|ends?\s+up|arrives?)\s+at\b"
+    # "its maximum value of 7 at x = 2", "its least value, -7, when": the value named
+    r"|\b(?:value|minimum|maximum)(?:\s+of|,)(?=\s*[-−+$]?\d)"
     r"|\b(?:is|are|was|were|be|equals?|gives?|giving|get|gets|makes?|needs?|takes?|took|uses?|"
     r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
     r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
@@ -124,7 +130,7 @@ _STATES = re.compile(
 )
 # "36 × 10⁻⁴, which is 3.6 × 10⁻²": the restatement is the final form (unless approximate)
 _RESTATED = re.compile(
-    r"(?:,\s*|\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
+    r"(?:,\s*|(?<=\S)\s+)(?:which\s+(?:is|equals|rounds\s+to|comes\s+to)|that\s+is|that's|i\.e\.|"
     r"or\s+equivalently|exactly|rounded\s+to|rounding\s+to)"
     r"\s*,?\s*"
     # "\s*" may give back its spaces: the lookahead skips them itself
@@ -138,12 +144,12 @@ _PROPERTY = re.compile(r"\s*\S+\s+(?:at|when|for|if|where|whenever)\b", re.IGNOR
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
                    re.IGNORECASE)
-_SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
 # "introduced by Napier in 1614": a year in prose dates something, it computes nothing
 _DATE = re.compile(r"\b(?:in|since|by|from|until)\s+(?:1\d{3}|20\d{2})(?![\d.,]\d)", re.IGNORECASE)
 _ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
 
 
+_CHECKED = re.compile(r"\((?=[^()]*(?:[✓✔]|\bcheck))[^()]*\)", re.IGNORECASE)
 _PASSED = re.compile(r"\s*[✓✔]|.*[✓✔]\W*$", re.DOTALL)
 # after "or"/"and", what carries an expression on: a value, or "x =", "x <", "x \ge"
 _GOES_ON = re.compile(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*(?:[=<>]|\\[lg]e)")
@@ -322,11 +328,11 @@ def _undated(text: str, question: str | None) -> str:
     return _DATE.sub(_blank, text)
 
 
-def _closing_statement(sentence: str) -> str | None:
+def _closing_statement(sentence: str, question: str | None = None) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
-    sentence = _ASIDE.sub(_blank, sentence)
-    parts = [part for part in CONCLUSION.split(latexify(sentence)) if part.strip()]
+    sentence = committed_clause(latexify(_ASIDE.sub(_blank, sentence)), question, _VERB)
+    parts = [part for part in CONCLUSION.split(sentence) if part.strip()]
     # "it is at (3, 2), and the parabola opens upward": a last step without a value adds none
     stating = [part for part in parts if _STATING.search(part)] or parts
     clause = _DISCOURSE.sub("", stating[-1] if stating else sentence)
@@ -404,6 +410,8 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             value = _value(text[match.end() : match.end() + 600], words=True)
             if value is not None and _wavers(text, match.end(), value):
                 value = HEDGE
+            if value is not None and match.groupdict().get("plural") and not asks_several(question):
+                value = HEDGE  # "The answers are 21 and 42." to a question wanting one value
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -492,17 +500,26 @@ def _wavers(text: str, position: int, value: str) -> bool:
     return other is not None and other != HEDGE and other != value
 
 
+# "15% of 340 is ...": a statement that trails off before its value commits to none
+_TRAILS_OFF = re.compile(r"(?:\b(?:is|are|was|equals|gives|makes|comes\s+to)|=)\s*(?:\.{3}|…)\s*$")
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
     given = givens(question)
     recap: Candidate | None = None
+    closing = sentences(text)[-1:]
+    if closing and _TRAILS_OFF.search(closing[0][1]):
+        return [Candidate(closing[0][0], HEDGE, HEDGE, WEAK)]
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
         asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
+        # "so n = 21 (check: 21/3 - 2 = 5 ✓)": the check in brackets confirms what it follows
+        asked = _CHECKED.sub(_blank, asked)
         # "Sanity check: ..., so ... = 12,600. ✓": a passed check confirms, it concludes nothing
         passed = _PASSED.match(text, start + len(sentence))
         sentence = asked_variable(asked_quantity(asked, question), question)
@@ -524,9 +541,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         corrected = _after_correction(sentence)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one
-            several = _SEVERAL.search(question or "")
+            several = SEVERAL.search(question or "")
             value = _settle(f"{both.group(1)}, {both.group(2)}") if several else HEDGE
-        value = value or _closing_statement(_undated(sentence[corrected:], question))
+        value = value or _closing_statement(_undated(sentence[corrected:], question), question)
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
         if value is None:

@@ -154,6 +154,7 @@ def closing_mention(
         return []  # it ends by listing the options, not by choosing one
     found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
     several = None
+    conditional: set[int] = set()  # options named under a condition ("if ..."); -1: not
     asked = _content_words(question) if question else set()
     asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
@@ -170,6 +171,8 @@ def closing_mention(
             named = {i for i in named if not set(options.phrases[i]) <= asked} or named
         if len(named) > 1 and counted:
             named = _counting(sentence, options, named, counted.group(1)) or named
+        if len(named) > 1:  # what the sentence concludes, before what echoes the question
+            named = _concluded(sentence, options) or named
         if len(named) > 1 and asked and not _enumerates(sentence, options, named):
             named = _by_question(sentence, options, asked) or named
         if len(named) == 1:
@@ -177,6 +180,10 @@ def closing_mention(
             # where the option is said, so a correction earlier in the sentence precedes it
             said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
             found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
+            if _CONDITION.search(sentence):
+                conditional.add(index)
+            elif len(found) == 1:
+                conditional.add(-1)  # the closing statement is not under a condition
         elif named and several is None and not found:
             several = start
     if not found and several is None:
@@ -189,8 +196,36 @@ def closing_mention(
         return [Candidate(closing[0][0], headed, "option_mention", WEAK)]
     if not found:
         return [Candidate(several, None, SEVERAL, WEAK)] if several is not None else []
+    if -1 not in conditional and len(conditional) > 1:
+        # "If it is window glass, then I and III (C); if it is molten, then all three (E)."
+        return [Candidate(found[0][0], None, HEDGE, WEAK)]
     start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+_CONDITION = re.compile(r"\bif\b", re.IGNORECASE)  # an option named under a condition
+# where a sentence's working gives way to what it concludes: "..., so len returns 3", "...:
+# none of the above", "..., which works out to 12.5", "... and the pH is 10"
+_CONCLUDES = re.compile(
+    r"(?:[,;:]\s*(?:and\s+)?|\s)(?:so|therefore|thus|hence)\b|(?<=\S):\s+|;\s+"
+    r"|,\s*which\s+(?:is|works\s+out\s+to|comes\s+to|gives|equals|means)\b"
+    r"|\s+and\s+(?=(?:the|its)\s+\w+\s+(?:is|are|was|were|returns?|gives?)\b)",
+    re.IGNORECASE,
+)
+
+
+def _concluded(sentence: str, options: Options) -> set[int]:
+    """Of a sentence naming several options in its working, the one option its last
+    conclusion names (empty: none, or still several)."""
+    if _TOGETHER.search(sentence) or hedged(sentence):
+        return set()  # "either A or D; the joule and the newton are both ...": no conclusion
+    ends = [m.end() for m in _CONCLUDES.finditer(sentence)]
+    for end in reversed(ends):
+        named = {index for start, _, index in options.mentions(sentence[end:])
+                 if not negated(sentence, end + start, end + start)}
+        if named:
+            return named if len(named) == 1 else set()
+    return set()
 
 
 _DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)

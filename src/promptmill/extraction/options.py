@@ -83,6 +83,11 @@ _NEGATION_AFTER = re.compile(
     r"ruled\s+out|eliminated|out)\b)|can\s+be\s+(?:ruled\s+out|eliminated))",
     re.IGNORECASE,
 )
+# "The one that isn't a mammal is the shark", "found in RNA but not DNA are I and II only": a
+# denial inside the subject leaves the option its copula names asserted (not "it is not
+# true that the answer is A")
+_ABOUT_ANSWER = re.compile(r"\b(?:true|correct|right|case|answer|option|choice)\b", re.IGNORECASE)
+_COPULA_NEXT = re.compile(r"\b(?:is|are|was|were)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[,;:.!?()]|\s[—–-]\s|\bbut\b|\bwhereas\b|\bwhile\b", re.IGNORECASE)
 
 
@@ -470,6 +475,8 @@ def negated(sentence: str, start: int, end: int) -> bool:
     breaks = [m.end() for m in _CLAUSE_BREAK.finditer(sentence, 0, start)]
     clause_start = breaks[-1] if breaks else 0
     # "not glucose or fructose": a denial reaches over a list joined by "or"/"and"/"nor"
-    if _NEGATION_BEFORE.search(sentence, clause_start, start):
-        return True
+    denial = _NEGATION_BEFORE.search(sentence, clause_start, start)
+    gap = sentence[denial.end() : start] if denial else ""
+    if denial and not (_COPULA_NEXT.search(gap) and not _ABOUT_ANSWER.search(gap)):
+        return True  # "the one that isn't a mammal is the shark": the subject's own denial
     return _NEGATION_AFTER.match(sentence[end:]) is not None

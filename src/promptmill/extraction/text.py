@@ -325,7 +325,7 @@ CONCLUSION = re.compile(
     r"|\b(?:so|therefore|thus|hence)\s*,|,\s*but\s+(?:since|because|as|given)\b[^,]*,"
     r"|,\s*but\b"
     # "-5 < 2x + 1 < 5 → -3 < x < 2": each arrow leads to the next step of the working
-    r"|\s*(?:→|⇒|⟹|\\Rightarrow|\\implies|\\to)\s*"
+    r"|\s*(?:→|⇒|⟹|⇔|⟺|\\Rightarrow|\\Leftrightarrow|\\iff|\\implies|\\to)\s*"
     r"|\s(?:so|therefore|thus|hence)\s+(?=[a-zA-Z]\s*(?:[=<>≤≥≠∈]|\\(?:le|ge|leq|geq|ne|neq|in)\b))",
     re.IGNORECASE,
 )
@@ -337,7 +337,8 @@ HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(
     r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
-    r"double[- ]check|because|(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
+    r"double[- ]check|because|as\s+a\s+check|for\s+(?:example|instance)|e\.g\.|"
+    r"(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
     r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b",
     re.IGNORECASE,
 )
@@ -359,6 +360,11 @@ def decide(candidates: list[Candidate], text: str) -> Candidate | None:
         chosen = last_value([c for c in candidates if c.strength == strength])
         if chosen is None:
             continue
+        if hypothetical(text, chosen.start) and any(
+            c.value != chosen.value and c.value is not None and hypothetical(text, c.start)
+            for c in candidates
+        ):  # "If ^ is a power: \boxed{17}. If it is XOR: ... \boxed{2}": no single answer
+            return Candidate(chosen.start, "hedge", "hedge", chosen.strength)
         corrected = corrected_after(text, chosen.start + 1)
         if corrected is not None:
             later = last_value(

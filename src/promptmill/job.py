@@ -35,6 +35,7 @@ from promptmill.store import (
 )
 
 if TYPE_CHECKING:
+    from promptmill.cache import JobCache
     from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
@@ -435,13 +436,16 @@ class Job:
             from promptmill.ray_ import ReplicaPool
 
             generator = ReplicaPool(generator, self.spec.ray)
-        if stats.total == 0:
-            return stats
         from promptmill.cache import job_cache
+
+        if stats.total == 0:
+            if self.store.get_meta("cache_fill"):  # a run killed before copying its answers
+                self._close_cache(job_cache(self.spec, self.params, self.store))
+            return stats
         from promptmill.spending import job_budget
         from promptmill.structured import validator_for
 
-        cache = job_cache(self.spec, self.params)
+        cache = job_cache(self.spec, self.params, self.store)
         dispatcher = Dispatcher(
             self.store, generator, self.build_request, config, stats, cache=cache,
             budget=job_budget(self.spec, self.params, self.store),
@@ -455,9 +459,14 @@ class Job:
             finally:
                 await generator.close()
         finally:
-            if cache is not None:
-                cache.close()
+            self._close_cache(cache)
         return stats
+
+    def _close_cache(self, cache: JobCache | None) -> None:
+        """Close the job's response cache; once every answer the store recorded for it is
+        copied there, the store forgets where the uncopied ones began."""
+        if cache is not None and cache.close():
+            self.store.set_meta(cache_fill=None)
 
     # -- export --------------------------------------------------------------------------
 

@@ -61,10 +61,10 @@ def prompt_for(index: int) -> str:
     return f"Question {index}: what is {index} plus {index * 7 % 101}? Answer briefly."
 
 
-def write_input(path: Path, rows: int) -> None:
-    """An input JSONL file of ``rows`` rows with a ``prompt`` field."""
+def write_input(path: Path, rows: int, first: int = 0) -> None:
+    """An input JSONL file of ``rows`` rows with a ``prompt`` field (prompts ``first`` on)."""
     with open(path, "w", encoding="utf-8") as handle:
-        for index in range(rows):
+        for index in range(first, first + rows):
             handle.write(json.dumps({"id": index, "prompt": prompt_for(index)}) + "\n")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import promptmill
-import promptmill.cache
+import promptmill.jobcache
 from promptmill.cache import ResponseCache, default_cache_path
 
 QUESTIONS = [f"What is {i} times {i + 3}?" for i in range(30)]
@@ -255,7 +255,7 @@ def test_a_running_job_takes_what_a_job_of_its_identity_wrote_meanwhile(make_ser
     # The first job starts with an empty cache, so it looks nothing up; a second job of the
     # same model and params answers the first one's last rows while it runs. From its next
     # write on, the first job looks up again and takes those answers instead of sending.
-    monkeypatch.setattr(promptmill.cache, "_WRITE_INTERVAL_S", 0.1)
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.1)
     server = make_server(latency=0.05)
     model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=1"
     rows = [{"question": f"What is {i} squared?"} for i in range(80)]

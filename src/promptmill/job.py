@@ -35,7 +35,7 @@ from promptmill.store import (
 )
 
 if TYPE_CHECKING:
-    from promptmill.cache import JobCache
+    from promptmill.jobcache import JobCache
     from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
@@ -436,7 +436,7 @@ class Job:
             from promptmill.ray_ import ReplicaPool
 
             generator = ReplicaPool(generator, self.spec.ray)
-        from promptmill.cache import job_cache
+        from promptmill.jobcache import job_cache
 
         if stats.total == 0:
             if self.store.get_meta("cache_fill"):  # a run killed before copying its answers

@@ -183,7 +183,7 @@ def _migration_5_endpoint(db: sqlite3.Connection) -> None:
 def _migration_6_cache_entries(db: sqlite3.Connection) -> None:
     """The response cache's entry of each answer: its id and checksum (NULL: none), written
     by the same UPDATE that records the answer, so the cache is filled from the store by SQL
-    (``cache.JobCache``) and a kill between the two commits is refilled on the rerun."""
+    (``jobcache.JobCache``) and a kill between the two commits is refilled on the rerun."""
     db.execute("ALTER TABLE requests ADD COLUMN cache_id INTEGER")
     db.execute("ALTER TABLE requests ADD COLUMN cache_sum INTEGER")
 

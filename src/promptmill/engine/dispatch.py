@@ -55,7 +55,7 @@ from promptmill.store import (
 )
 
 if TYPE_CHECKING:
-    from promptmill.cache import CachedSamples, CacheKey, JobCache
+    from promptmill.jobcache import CachedSamples, CacheKey, JobCache
     from promptmill.structured import OutputValidator
 
 log = logging.getLogger("promptmill")

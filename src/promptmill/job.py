@@ -6,6 +6,7 @@ rendered while planning, so bad input fails with nothing sent and nothing stored
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from promptmill import data, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
-from promptmill.errors import InputError, UsageError
+from promptmill.errors import InputError, StoreError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.planning import payload_json, plan_rows
@@ -466,7 +467,9 @@ class Job:
         """Close the job's response cache; once every answer the store recorded for it is
         copied there, the store forgets where the uncopied ones began."""
         if cache is not None and cache.close():
-            self.store.set_meta(cache_fill=None)
+            # Only spares the next run a second copy: never worth failing the job for.
+            with contextlib.suppress(StoreError):
+                self.store.set_meta(cache_fill=None)
 
     # -- export --------------------------------------------------------------------------
 

@@ -20,8 +20,10 @@ figures (``PREVIOUS``: quiet machine, before issue 15's dispatch work).
     PROMPTMILL_EVENT_LOOP=asyncio python benchmarks/dispatch.py  # promptmill on asyncio's loop
 
 ``--cache`` adds, to each run, two promptmill jobs at temperature 0, one with the response
-cache off and one with it on (a fresh, empty cache: every request looked up, missed and
-written), and prints the cache's cost on the dispatch phase (target: at most 3%).
+cache off and one with it on (a fresh, empty cache: a first run, so nothing is looked up
+and every answer written; ``instructions.py --cache`` also measures a job whose every
+request is looked up), and prints the cache's cost on the dispatch phase (target: at most
+3%).
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def prompt_for(index: int) -> str:
     return f"Question {index}: what is {index} plus {index * 7 % 101}? Answer briefly."
 
 
-def write_input(path: Path, rows: int) -> None:
-    """An input JSONL file of ``rows`` rows with a ``prompt`` field."""
+def write_input(path: Path, rows: int, first: int = 0) -> None:
+    """An input JSONL file of ``rows`` rows with a ``prompt`` field (prompts ``first`` on)."""
     with open(path, "w", encoding="utf-8") as handle:
-        for index in range(rows):
+        for index in range(first, first + rows):
             handle.write(json.dumps({"id": index, "prompt": prompt_for(index)}) + "\n")
 
 

@@ -25,9 +25,11 @@ the json C module, aiohttp's C parts, libc...).
 promptmill's jobs run on the loop ``promptmill.eventloop`` starts (uvloop where it installs),
 the bare loop on asyncio's standard loop, as users write it.
 
-``--cache`` measures, instead, promptmill's dispatch twice at temperature 0: with the
-response cache off, and on with a fresh cache (every request looked up, missed, and
-written), and prints what the cache adds to the dispatch phase's instructions (target: at
+``--cache`` measures, instead, promptmill's dispatch three times at temperature 0: with the
+response cache off; on with a fresh cache (a first run: the job's identity never written,
+so nothing is looked up, and every answer written); and on with a cache already holding
+another job's answers of the same identity (every request looked up, missed, and written).
+It prints what the cache adds to the dispatch phase's instructions in both (target: at
 most 3%).
 """
 
@@ -101,24 +103,28 @@ def run_bare(url: str, requests: int, folder: Path) -> None:
 def run_promptmill(url: str, requests: int, folder: Path, cache: str | None = None) -> None:
     """A warm-up job, then a job of ``requests`` rows with each phase dumped apart.
 
-    ``cache`` ("off", "on"): temperature-0 jobs with the response cache off or on (a fresh
-    file); None: the plain, sampled job.
+    ``cache`` ("off", "on", "seen"): temperature-0 jobs with the response cache off, on (a
+    fresh file each), or on in one file, the warm-up's answers to other prompts in it when
+    the measured job starts; None: the plain, sampled job.
     """
     config = EngineConfig(max_concurrency=CONCURRENCY)
     model = f"http!test-model,api_base={url}" + (",temperature=0" if cache else "")
-    if cache == "on":
+    if cache in ("on", "seen"):
         # The cache writes every 4,096 entries or 2 s. Under callgrind the client runs some
         # 100 times slower, so 2 s would mean a write every few dozen requests, where a job
         # at full speed (thousands a second) writes by count: measure that.
-        import promptmill.cache
+        import promptmill.jobcache
 
-        promptmill.cache._WRITE_INTERVAL_S = float("inf")
+        promptmill.jobcache._WRITE_INTERVAL_S = float("inf")
     for rows, name in ((WARM_UP, "warm-up"), (requests, "measured")):
         source = folder / f"{name}.jsonl"
-        write_input(source, rows)
+        seen = cache == "seen"
+        # Prompts the measured job does not ask, when the warm-up's answers stay in its cache.
+        write_input(source, rows, first=requests if seen and name == "warm-up" else 0)
         spec = JobSpec(input=source, output=folder / f"{name}.out.jsonl",
-                       generator=get_generator(model), cache=cache or "auto",
-                       cache_path=folder / f"{name}.cache.sqlite")  # each job's own: all misses
+                       generator=get_generator(model), cache="on" if seen else cache or "auto",
+                       # Each job's own file (all misses), or one file (all misses, looked up).
+                       cache_path=folder / f"{'seen' if seen else name}.cache.sqlite")
         if name == "measured":
             dump("warm-up", folder)
         job = Job.open(spec, new_job=True)
@@ -211,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     """Measure both clients and print the counts, the ratio, the verdict and the breakdown."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="measured requests")
-    parser.add_argument("--client", choices=["bare", "promptmill", "cache-off", "cache-on"],
+    parser.add_argument("--client", choices=["bare", "promptmill", "cache-off", "cache-on",
+                                             "cache-seen"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--cache", action="store_true",
                         help="also measure the response cache's cost on dispatch")
@@ -262,24 +269,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_cache(n: int) -> int:
-    """The response cache's cost: temperature-0 dispatch with it off, then on (all misses)."""
+    """The response cache's cost: temperature-0 dispatch with it off, then on (all misses):
+    a first run of its identity, and one whose identity the cache holds."""
+    clients = ("cache-off", "cache-on", "cache-seen")
     with tempfile.TemporaryDirectory(prefix="pm-instructions-") as scratch, \
             serve_in_process() as server:
         runs = {client: measure(client, server.url, n, Path(scratch) / client)
-                for client in ("cache-off", "cache-on")}
-        off, on = (total_instructions(runs[c]["dispatch"]) / n for c in ("cache-off", "cache-on"))
+                for client in clients}
+        per = {c: total_instructions(runs[c]["dispatch"]) / n for c in clients}
         groups = {c: by_object(runs[c]["dispatch"]) for c in runs}
-    cost = on / off - 1
+    off = per["cache-off"]
     print(f"  temperature 0, cache off: {off / 1000:7.0f}k instructions a request")
-    print(f"  cache on (every request looked up, missed, written): {on / 1000:7.0f}k "
-          f"({(on - off) / 1000:+.1f}k)")
-    for name in sorted(set(groups["cache-off"]) | set(groups["cache-on"]),
-                       key=lambda g: -groups["cache-on"].get(g, 0)):
-        a, b = (groups[c].get(name, 0) / n / 1000 for c in ("cache-off", "cache-on"))
-        print(f"    {name:42s}{a:8.1f}{b:10.1f}{b - a:+8.1f}")
-    ok = cost <= CACHE_TARGET
-    print(f"  VERDICT response cache cost on dispatch {cost:+.1%} (target <= "
-          f"{CACHE_TARGET:.0%}): {'PASS' if ok else 'FAIL'}")
+    worst = 0.0
+    for client, what in (("cache-on", "a first run: nothing looked up, every answer written"),
+                         ("cache-seen", "its identity held: every request looked up, "
+                          "missed, written")):
+        on = per[client]
+        cost = on / off - 1
+        worst = max(worst, cost)
+        print(f"  cache on, {what}: {on / 1000:7.0f}k ({(on - off) / 1000:+.1f}k, "
+              f"{cost:+.1%})")
+        for name in sorted(set(groups["cache-off"]) | set(groups[client]),
+                           key=lambda g: -groups[client].get(g, 0)):
+            a, b = (groups[c].get(name, 0) / n / 1000 for c in ("cache-off", client))
+            print(f"    {name:42s}{a:8.1f}{b:10.1f}{b - a:+8.1f}")
+    ok = worst <= CACHE_TARGET
+    print(f"  VERDICT response cache cost on dispatch, the worse of the two {worst:+.1%} "
+          f"(target <= {CACHE_TARGET:.0%}): {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -6,11 +6,14 @@ import json
 import logging
 import random
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import promptmill
+import promptmill.jobcache
 from promptmill.cache import ResponseCache, default_cache_path
 
 QUESTIONS = [f"What is {i} times {i + 3}?" for i in range(30)]
@@ -242,6 +245,69 @@ def test_a_schema_1_cache_is_emptied_once_and_then_used(server, tmp_path):
     model = f"http!test-model,api_base={server.url},temperature=0"
     rows = [{"question": q} for q in QUESTIONS[:3]]
     promptmill.run(rows, model, cache=path)
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=path)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+
+
+def test_a_running_job_takes_what_a_job_of_its_identity_wrote_meanwhile(make_server, tmp_path,
+                                                                       monkeypatch):
+    # The first job starts with an empty cache, so it looks nothing up; a second job of the
+    # same model and params answers the first one's last rows while it runs. From its next
+    # write on, the first job looks up again and takes those answers instead of sending.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.1)
+    server = make_server(latency=0.05)
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=1"
+    rows = [{"question": f"What is {i} squared?"} for i in range(80)]
+    first: list[dict[str, object]] = []
+    runner = threading.Thread(target=lambda: first.extend(
+        promptmill.run(rows, model, output=tmp_path / "a.jsonl")))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while _served(server) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    promptmill.run(rows[70:], model, output=tmp_path / "b.jsonl")
+    assert _served(server) < 70  # the second job ended before the first reached its rows
+    runner.join(timeout=120)
+    assert _served(server) == 80  # 70 by the first job, 10 by the second
+    assert [bool(r["responses"][0].get("cached")) for r in first] == [False] * 70 + [True] * 10
+
+
+def test_answers_a_killed_run_committed_but_never_copied_reach_the_cache_on_rerun(
+        server, tmp_path, monkeypatch):
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:8]]
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process ends between the store's commit and the copy
+
+    server.stats.reset()
+    with monkeypatch.context() as patch:
+        patch.setattr(ResponseCache, "fill", killed)
+        with pytest.raises(KeyboardInterrupt):
+            promptmill.run(rows, model, output=tmp_path / "a.jsonl")
+    assert _served(server) == 8
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 0
+    # The rerun has nothing left to send, but copies what the killed run left uncopied.
+    assert len(promptmill.run(rows, model, output=tmp_path / "a.jsonl")) == 8
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 8
+    server.stats.reset()
+    other = promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
+
+
+def test_a_schema_2_cache_keeps_answering(server, tmp_path):
+    # Schema 2 recorded no job identities: its entries must still be looked up.
+    path = tmp_path / "c.sqlite"
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    promptmill.run(rows, model, cache=path)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("DROP TABLE identities")
+    old.execute("PRAGMA user_version=2")
+    old.close()
     server.stats.reset()
     again = promptmill.run(rows, model, cache=path)
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)

@@ -86,7 +86,7 @@ def test_an_older_store_gains_the_endpoint_column_and_keeps_its_results(
                "status, attempts) VALUES (1, 1, 0, 1, '{}', 5, 'pending', 0)")
     db.close()
     with JobStore(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         assert store.status().done == 1
         store.record([FinishedRequest(1, 1, "[]", endpoint="http!m,api_base=http://b/v1")])
         assert store.db.execute("SELECT id, endpoint FROM requests ORDER BY id").fetchall() == [

@@ -10,39 +10,45 @@ parts are chosen without secrets: no key, header or password is ever hashed or s
 
 The cache never fails a job. A file that cannot be opened, is damaged (truncated mid-write)
 or stays locked is skipped with one warning; an entry whose checksum does not match its
-text is a miss. Writes are queued and written in batches (4,096 entries or 2 s), each
-right after a commit of the job store, so a kill never leaves an entry for an answer the
-store lost (between the two commits it leaves entries unwritten: asked again later). Only
-a store that cannot commit at all (disk full) leaves entries it lacks: real answers to
-those requests, which the rerun then takes from the cache.
+text is a miss.
+
+Its cost on dispatch, kept small on purpose (issue 13: at most 3%; a job's side is in
+``jobcache``). A job whose identity (everything in the key but the prompt) the cache has
+never held an entry of looks nothing up: none could hit. Each write notes the identity and
+the writing run in ``identities``, so a job that starts later looks up, and a job running
+meanwhile starts looking up at its next write. Answers are not written from Python: the
+job store's UPDATE that records an answer also records its entry's id and checksum, and
+the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to the
+cache's connection) every 4,096 answers or 2 s, right after a store commit, so a kill never
+leaves an entry for an answer the store lost. The store keeps, in the same commits, where
+the answers not yet copied begin (meta ``cache_fill``): a kill between the two commits
+leaves entries unwritten, and the rerun of that job copies them first. (Requests of several
+samples and partly cached ones still queue their entries in Python; they are few.) Only a
+store that cannot commit at all (disk full) can leave such queued entries it lacks: real
+answers to those requests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import os
 import sqlite3
-import struct
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptmill.generators.base import GenerationRequest
 from promptmill.redaction import redact_secrets
-from promptmill.store import RequestRow
 
 log = logging.getLogger("promptmill")
 
 # Identifies promptmill's cache files (PRAGMA application_id): "pmc1".
 _APPLICATION_ID = 0x706D6331
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a write waits for another job's write to the same file before it is skipped.
 _BUSY_TIMEOUT_MS = 2000
@@ -51,17 +57,18 @@ _BUSY_TIMEOUT_MS = 2000
 _IDS_PER_LOOKUP = (512, 64, 8, 1)
 # Rows per INSERT statement: whole statements of 64 rows, the rest in 16s, 4s and ones.
 _ROWS_PER_INSERT = (64, 16, 4, 1)
-# Entries kept in memory before they are written: big transactions write each page of the
-# file once for many entries. A write also happens at least this often (seconds), and when
-# the job ends; a kill loses what was not written, which is then asked again next time.
-_WRITE_EVERY = 4096
-_WRITE_INTERVAL_S = 2.0
 # Cache modes: "auto" caches deterministic requests only (temperature 0 or a fixed seed),
 # "on" every request, "off" none.
 MODES = ("auto", "on", "off")
-# Samples per sample group where a backend takes n (promptmill.job's _MAX_N): sample index
-# within a row = group x this + index within the request.
-_MAX_N = 128
+# The identity id that stands for "entries of identities not recorded" (a schema-2 file's):
+# every job looks up in such a file.
+_ANY_IDENTITY = 0
+# Copies each answer the job store recorded since ``since`` (Unix time), from the request
+# id ``lo`` on, as an entry: through the store's status index, pending requests unread.
+_FILL_SQL = ("INSERT OR REPLACE INTO main.responses (id, response, checksum, model, created_at) "
+             "SELECT cache_id, substr(responses, 2, length(responses) - 2), cache_sum, ?1, ?2 "
+             "FROM job.requests WHERE status = 'done' AND id >= ?3 AND finished_at >= ?4 "
+             "AND cache_id IS NOT NULL")
 
 
 def default_cache_path() -> Path:
@@ -149,12 +156,24 @@ class ResponseCache:
                 done += size
         return found
 
-    def put(self, entries: Sequence[int | str], model_id: int, created_at: float) -> None:
-        """Store entries, given flat as ``entry id, response JSON, checksum, ...``, of one
-        model, in one transaction."""
+    def seen(self, identity: int) -> bool:
+        """Whether entries of this job identity may be here (a write of one was recorded)."""
+        return self.db.execute("SELECT 1 FROM identities WHERE id IN (?, ?)",
+                               (identity, _ANY_IDENTITY)).fetchone() is not None
+
+    def fill(self, identity: int, writer: int, entries: Sequence[int | str],
+             span: tuple[float, int] | None, model_id: int, created_at: float
+             ) -> tuple[int, bool]:
+        """Write one job identity's entries in one transaction: ``entries`` given flat as
+        ``entry id, response JSON, checksum, ...``, and those of the attached job store's
+        answers in ``span`` (since, lowest request id). How many were written, and whether
+        another run wrote entries of this identity since ``writer``'s last write."""
         db = self.db
         total, done = len(entries) // 3, 0
-        with self._writing():
+        # Deferred: its first statement takes the cache's write lock (waiting for another
+        # job's), while the attached store is only read (IMMEDIATE would lock it too).
+        with self._writing("BEGIN"):
+            others = self._claim(identity, writer)
             # Many rows a statement: executemany's per-row bind, step and reset cost more
             # than the insert itself.
             for rows in _ROWS_PER_INSERT:
@@ -162,6 +181,23 @@ class ResponseCache:
                 while total - done >= rows:
                     db.execute(sql, [*entries[3 * done:3 * (done + rows)], model_id, created_at])
                     done += rows
+            if span is not None:
+                since, lowest = span
+                done += db.execute(_FILL_SQL, (model_id, created_at, lowest, since)).rowcount
+        return done, others
+
+    def _claim(self, identity: int, writer: int) -> bool:
+        """Record ``writer`` as the last run to write ``identity``'s entries; whether another
+        run wrote some since ``writer`` last did (or before it ever did)."""
+        db = self.db
+        if db.execute("UPDATE identities SET writer = ?1 WHERE id = ?2 AND writer = ?1",
+                      (writer, identity)).rowcount:
+            return False
+        others = db.execute("SELECT 1 FROM identities WHERE id IN (?, ?)",
+                            (identity, _ANY_IDENTITY)).fetchone() is not None
+        db.execute("INSERT OR REPLACE INTO identities (id, writer) VALUES (?, ?)",
+                   (identity, writer))
+        return others
 
     def model_id(self, label: str) -> int:
         """The id entries of model ``label`` (provider!model) are stored with."""
@@ -196,12 +232,13 @@ class ResponseCache:
         """Delete every entry; how many."""
         with self._writing() as db:
             removed = db.execute("DELETE FROM responses").rowcount
+            db.execute("DELETE FROM identities")
         self._compact()
         return int(removed)
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def _writing(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        self.db.execute(begin)
         try:
             yield self.db
         except BaseException:
@@ -218,23 +255,31 @@ class ResponseCache:
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a new (schema 0) or schema-1 file to the current schema, in the caller's
+    """Bring a new (schema 0) or older file to the current schema, in the caller's
     transaction.
 
     Schema 2 keys an entry by an integer id (its request key's first 64 bits XOR its sample
     index): one B-tree insert a write, where schema 1's (BLOB key, sample) rows also fed a
-    unique index.
+    unique index. Schema 3 records the job identities written (``identities``: its digest's
+    first 64 bits, and the run that wrote last), so a job of an identity never written looks
+    nothing up.
     """
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version >= _SCHEMA_VERSION:
         return
-    if version == 1:
-        # Schema 1's keys were hashed another way: its entries cannot be found again.
-        db.execute("DROP TABLE responses")
-    # No index by age: only `cache prune` reads it. The model as an id: shorter rows.
-    db.execute("CREATE TABLE responses (id INTEGER PRIMARY KEY, response TEXT NOT NULL, "
-               "checksum INTEGER NOT NULL, model INTEGER NOT NULL, created_at REAL NOT NULL)")
-    db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+    if version < 2:
+        if version == 1:
+            # Schema 1's keys were hashed another way: its entries cannot be found again.
+            db.execute("DROP TABLE responses")
+        # No index by age: only `cache prune` reads it. The model as an id: shorter rows.
+        db.execute("CREATE TABLE responses (id INTEGER PRIMARY KEY, response TEXT NOT NULL, "
+                   "checksum INTEGER NOT NULL, model INTEGER NOT NULL, "
+                   "created_at REAL NOT NULL)")
+        db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE TABLE identities (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)")
+    if version == 2 and db.execute("SELECT 1 FROM responses LIMIT 1").fetchone():
+        # A schema-2 file's entries name no identity: every job looks up while any is left.
+        db.execute("INSERT INTO identities (id, writer) VALUES (?, 0)", (_ANY_IDENTITY,))
     db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
@@ -339,243 +384,14 @@ def identity_bytes(identity: Mapping[str, Any]) -> bytes:
     return b"promptmill-cache-v1\0" + text.encode() + b"\0"
 
 
-# A request's key: the first 12 bytes of its 128-bit BLAKE2b, read as (64-bit signed id
-# base, 32-bit checksum seed).
-CacheKey = tuple[int, int]
-_KEY = struct.Struct("<qI4x")
-
-
-@dataclass(slots=True)
-class CachedSamples:
-    """One request's entry in the cache: its key, first sample index, and samples found."""
-
-    key: CacheKey
-    first: int  # the index (within its row) of the request's first sample
-    n: int  # samples the request asks for
-    found: dict[int, str]  # offset within the request -> stored response JSON
-
-    @property
-    def complete(self) -> bool:
-        """Whether every sample of the request is cached."""
-        return len(self.found) >= self.n
-
-    def missing(self) -> list[int]:
-        """Offsets of the samples still to ask for, in order."""
-        return [offset for offset in range(self.n) if offset not in self.found]
-
-    def stored(self) -> str:
-        """The job store's responses of a request the cache answered whole."""
-        return "[" + ",".join(marked_cached(self.found[i]) for i in range(self.n)) + "]"
-
-    def request_for_missing(self, request: GenerationRequest) -> GenerationRequest:
-        """The request for the samples the cache does not hold.
-
-        With a seed, the seed moves past every cached sample's (a backend that seeds sample
-        i with seed + i then gives new samples, not copies of cached ones).
-        """
-        params = request.params
-        updates: dict[str, Any] = {"n": len(self.missing())}
-        if params.seed is not None:
-            updates["seed"] = params.seed + max(self.found) + 1
-        return GenerationRequest(request.request_id, params.model_copy(update=updates),
-                                 request.messages, request.prompt, request.adapter)
-
-
-def marked_cached(text: str) -> str:
-    """A stored response's JSON object with ``"cached": true`` added."""
-    return text[:-1] + ',"cached":true}'
-
-
-class JobCache:
-    """A job's view of the cache: its requests' keys, lookups, and writes queued for commit.
-
-    Any error of the file (damaged, locked for longer than the busy timeout, disk full)
-    turns the cache off for the rest of the run with one warning.
-    """
-
-    __slots__ = ("cache", "hasher", "model_id", "stride", "_queued", "_written_at", "_off",
-                 "hits", "stored")
-
-    def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
-                 stride: int) -> None:
-        self.cache = cache
-        # Every request's hash starts as a copy of this one, whose parameter block holds the
-        # identity's digest as salt and personalization: unlike a key, they cost no extra
-        # compression per hash.
-        digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
-        self.hasher = hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:])
-        self.model_id = cache.model_id(model)  # provider!model, shown by `cache stats`
-        self.stride = stride  # samples per sample group: sample index = group * stride + i
-        # Entries to write, flat as put() takes them: entry id, response JSON, checksum.
-        self._queued: list[int | str] = []
-        self._written_at = time.monotonic()  # when entries were last written
-        self._off = False  # a failure turned the cache off for this run
-        self.hits = 0  # samples answered from the cache this run
-        self.stored = 0  # samples written to the cache this run
-
-    def lookup(self, rows: Sequence[RequestRow]
-               ) -> tuple[list[CacheKey], dict[int, CachedSamples]] | None:
-        """Each request's key (by its payload as sent) and, by position in ``rows``, the
-        samples stored for those that have any. None when the cache is off."""
-        if self._off:
-            return None
-        # 128 bits of BLAKE2b salted with the identity's digest, of which the first 96 are
-        # used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call, several times
-        # the cost of hashing a prompt.)
-        keys: list[CacheKey] = []
-        ids: list[int] = []
-        wide: list[tuple[int, RequestRow]] = []  # requests of several samples
-        copy, unpack, stride = self.hasher.copy, _KEY.unpack, self.stride
-        for row in rows:
-            hasher = copy()
-            hasher.update(row.payload.encode())
-            key = unpack(hasher.digest())
-            keys.append(key)
-            ids.append(key[0] ^ (row.sample_group * stride))
-            if row.n > 1:
-                wide.append((key[0], row))
-        for base, row in wide:  # every sample's entry id, not only the first's
-            first = row.sample_group * stride
-            ids.extend(base ^ index for index in range(first + 1, first + row.n))
-        try:
-            stored = self.cache.get(ids)
-        except sqlite3.Error as exc:
-            self._fail(exc)
-            return None
-        found: dict[int, CachedSamples] = {}
-        if stored:
-            damaged = 0
-            for position, ((base, seed), row) in enumerate(zip(keys, rows, strict=True)):
-                first = row.sample_group * stride
-                samples = {}
-                for offset in range(row.n):
-                    entry = stored.get(base ^ (first + offset))
-                    if entry is None:
-                        continue
-                    text, checksum = entry
-                    if zlib.crc32(text.encode(), seed) == checksum:
-                        samples[offset] = text
-                    else:  # damaged, or another key's entry under the same id
-                        damaged += 1
-                if samples:
-                    found[position] = CachedSamples((base, seed), first, row.n, samples)
-            if damaged:
-                log.warning("response cache %s: %d damaged entries ignored (asked again)",
-                            self.cache.path, damaged)
-        return keys, found
-
-    def add(self, key: CacheKey, index: int, response: str) -> None:
-        """Queue one newly answered sample (its index within its row) for the next flush."""
-        if not self._off:
-            base, seed = key
-            self._queued += (base ^ index, response, zlib.crc32(response.encode(), seed))
-
-    def keep(self, key: CacheKey, group: int, responses: list[dict[str, Any]],
-             encode: Callable[[Any], str]) -> str:
-        """The stored responses of a request the cache held nothing for; its answers are
-        queued for the cache."""
-        first = group * self.stride
-        if len(responses) == 1:  # the usual case, kept short
-            encoded = encode(responses)
-            if not self._off:
-                text = encoded[1:-1]  # one response: the list's only item
-                base, seed = key
-                self._queued += (base ^ first, text, zlib.crc32(text.encode(), seed))
-            return encoded
-        fresh = [encode(response) for response in responses]
-        for offset, text in enumerate(fresh):
-            self.add(key, first + offset, text)
-        return "[" + ",".join(fresh) + "]"
-
-    def merge(self, hit: CachedSamples, responses: list[dict[str, Any]],
-              encode: Callable[[Any], str]) -> tuple[str, int]:
-        """The stored responses of a request some of whose samples the cache held, in
-        sample order, and how many came from the cache; its new answers are queued."""
-        new = iter(responses)
-        texts: list[str] = []
-        taken = 0
-        for offset in range(hit.n):
-            cached = hit.found.get(offset)
-            if cached is not None:
-                texts.append(marked_cached(cached))
-                taken += 1
-                continue
-            response = next(new, None)
-            if response is None:  # fewer answers than asked: keep what came
-                continue
-            text = encode(response)
-            self.add(hit.key, hit.first + offset, text)
-            texts.append(text)
-        return "[" + ",".join(texts) + "]", taken
-
-    def flush(self, *, now: bool = False) -> None:
-        """Write the queued entries in one transaction, if enough are queued or enough time
-        has passed since the last write (``now``: whatever is queued)."""
-        queued = self._queued
-        if not queued or self._off:
-            return
-        if not now and len(queued) < 3 * _WRITE_EVERY and (
-                time.monotonic() - self._written_at < _WRITE_INTERVAL_S):
-            return
-        self._queued = []
-        self._written_at = time.monotonic()
-        try:
-            self.cache.put(queued, self.model_id, time.time())
-        except sqlite3.Error as exc:
-            self._fail(exc)
-            return
-        self.stored += len(queued) // 3
-
-    def close(self) -> None:
-        """Write what is queued and close the file."""
-        self.flush(now=True)
-        self.cache.close()
-
-    def _fail(self, exc: sqlite3.Error) -> None:
-        self._off = True
-        self._queued = []
-        log.warning("response cache %s skipped for the rest of this run: %s (`promptmill "
-                    "cache clear` starts a new one)", self.cache.path, exc)
-
-
-def deterministic(params: Any) -> bool:
-    """Whether requests with these params answer the same each time (temperature 0 or a
-    fixed seed): the ones cached without ``--cache``."""
-    return params.temperature == 0 or params.seed is not None
-
-
-def job_cache(spec: Any, params: Any) -> JobCache | None:
-    """The cache view a job's dispatch uses, or None (off, sampled without --cache, or the
-    file unusable: then with a warning)."""
-    if spec.cache == "off" or (spec.cache == "auto" and not deterministic(params)):
-        return None
-    cache = open_cache(spec.cache_path)
-    if cache is None:
-        return None
-    generator = spec.generator
-    stride = _MAX_N if generator.supports_n else 1
-    try:
-        return JobCache(cache, spec.cache_identity(params), f"{generator.provider}!"
-                        f"{generator.model}", stride)
-    except sqlite3.Error as exc:
-        cache.close()
-        log.warning("response cache %s skipped: %s; the job runs without it", cache.path,
-                    redact_secrets(str(exc)))
-        return None
-
-
 __all__ = [
     "MODES",
     "CacheStats",
-    "CachedSamples",
-    "JobCache",
+    "CacheUnusable",
     "ResponseCache",
     "default_cache_path",
-    "deterministic",
     "endpoint_of",
     "identity_bytes",
     "is_cache_file",
-    "marked_cached",
-    "job_cache",
     "open_cache",
 ]

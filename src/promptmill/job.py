@@ -6,6 +6,7 @@ rendered while planning, so bad input fails with nothing sent and nothing stored
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from promptmill import data, fastjson
 from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
-from promptmill.errors import InputError, UsageError
+from promptmill.errors import InputError, StoreError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.planning import payload_json, plan_rows
@@ -35,6 +36,7 @@ from promptmill.store import (
 )
 
 if TYPE_CHECKING:
+    from promptmill.jobcache import JobCache
     from promptmill.ray_ import RayOptions
 
 log = logging.getLogger("promptmill")
@@ -435,13 +437,16 @@ class Job:
             from promptmill.ray_ import ReplicaPool
 
             generator = ReplicaPool(generator, self.spec.ray)
+        from promptmill.jobcache import job_cache
+
         if stats.total == 0:
+            if self.store.get_meta("cache_fill"):  # a run killed before copying its answers
+                self._close_cache(job_cache(self.spec, self.params, self.store))
             return stats
-        from promptmill.cache import job_cache
         from promptmill.spending import job_budget
         from promptmill.structured import validator_for
 
-        cache = job_cache(self.spec, self.params)
+        cache = job_cache(self.spec, self.params, self.store)
         dispatcher = Dispatcher(
             self.store, generator, self.build_request, config, stats, cache=cache,
             budget=job_budget(self.spec, self.params, self.store),
@@ -455,9 +460,16 @@ class Job:
             finally:
                 await generator.close()
         finally:
-            if cache is not None:
-                cache.close()
+            self._close_cache(cache)
         return stats
+
+    def _close_cache(self, cache: JobCache | None) -> None:
+        """Close the job's response cache; once every answer the store recorded for it is
+        copied there, the store forgets where the uncopied ones began."""
+        if cache is not None and cache.close():
+            # Only spares the next run a second copy: never worth failing the job for.
+            with contextlib.suppress(StoreError):
+                self.store.set_meta(cache_fill=None)
 
     # -- export --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
@@ -180,10 +180,18 @@ def _migration_5_endpoint(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN endpoint TEXT")
 
 
+def _migration_6_cache_entries(db: sqlite3.Connection) -> None:
+    """The response cache's entry of each answer: its id and checksum (NULL: none), written
+    by the same UPDATE that records the answer, so the cache is filled from the store by SQL
+    (``jobcache.JobCache``) and a kill between the two commits is refilled on the rerun."""
+    db.execute("ALTER TABLE requests ADD COLUMN cache_id INTEGER")
+    db.execute("ALTER TABLE requests ADD COLUMN cache_sum INTEGER")
+
+
 # Applied in order, once each; PRAGMA user_version records how many have run.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1, _migration_2_batches, _migration_3_attempts, _migration_4_invalid_output,
-    _migration_5_endpoint]
+    _migration_5_endpoint, _migration_6_cache_entries]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -212,6 +220,9 @@ class FinishedRequest(NamedTuple):
     error: str | None = None
     error_kind: str | None = None
     endpoint: str | None = None  # the fleet endpoint that answered (redacted identifier)
+    # Its one response's response cache entry (id, CRC-32), filled into the cache from here.
+    cache_id: int | None = None
+    cache_sum: int | None = None
 
     @property
     def status(self) -> str:
@@ -503,11 +514,11 @@ class JobStore:
             db.executemany(
                 "UPDATE requests SET status = ?, attempts = ?, responses = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, error = ?, error_kind = ?, finished_at = ?, "
-                "endpoint = ? WHERE id = ? AND status = 'pending'",
+                "endpoint = ?, cache_id = ?, cache_sum = ? WHERE id = ? AND status = 'pending'",
                 [
                     (f.status, f.attempts, f.responses, f.prompt_tokens, f.completion_tokens,
                      f.error and redact_secrets(f.error), f.error_kind, now,
-                     f.endpoint and redact_secrets(f.endpoint), f.id)
+                     f.endpoint and redact_secrets(f.endpoint), f.cache_id, f.cache_sum, f.id)
                     for f in finished
                 ],
             )

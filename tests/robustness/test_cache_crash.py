@@ -3,7 +3,7 @@
 The cache is written after the job store commits (same answers, a later transaction), so a
 kill leaves the cache holding a subset of the store's committed answers, never one the
 store does not have; a kill between the two commits only leaves entries unwritten, which
-the next job asks again.
+the rerun copies from the store before it sends anything.
 """
 
 from __future__ import annotations
@@ -85,3 +85,9 @@ def test_a_kill_leaves_no_cache_entry_the_store_lost(tmp_path: Path, slow_server
         assert all(json.dumps(json.loads(text), ensure_ascii=False) in kept
                    for text in entries), f"life {life}: a cache entry the store does not hold"
     assert kills >= 2 and done_count(store) == ROWS
+    # Each rerun first copied what the life before it committed and never copied (killed
+    # between the two commits): in the end the cache holds every answer, once.
+    entries = cached_texts(cache)
+    assert len(entries) == ROWS
+    assert {json.dumps(json.loads(text), ensure_ascii=False) for text in entries} == \
+        stored_texts(store)

@@ -55,7 +55,7 @@ from promptmill.store import (
 )
 
 if TYPE_CHECKING:
-    from promptmill.cache import CachedSamples, CacheKey, JobCache
+    from promptmill.jobcache import CachedSamples, CacheKey, JobCache
     from promptmill.structured import OutputValidator
 
 log = logging.getLogger("promptmill")
@@ -421,21 +421,24 @@ class Dispatcher(DispatchHooks):
         stats.done += 1
         self._attempts.append((row.id, item.sent_at, time.monotonic(), 0))
         hit = item.hit
+        entry = checksum = None  # the response cache entry the store records with it
         if hit is None:
             encoded = encode(responses)
         else:
             cache = self._cache
             assert cache is not None
             if isinstance(hit, tuple):  # a miss: the answers go to the cache as they are
-                encoded = cache.keep(hit, row.sample_group, responses, encode)
+                encoded, entry, checksum = cache.keep(hit, row.sample_group, responses, encode)
             else:
                 encoded, taken = cache.merge(hit, responses, encode)
                 stats.cached += taken
         if usage is None:
-            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded)
+            finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded,
+                                       None, None, None, None, None, entry, checksum)
         else:
             finished = FinishedRequest(row.id, row.attempts + item.attempts + 1, encoded,
-                                       usage.prompt_tokens, usage.completion_tokens)
+                                       usage.prompt_tokens, usage.completion_tokens, None,
+                                       None, None, entry, checksum)
             stats.prompt_tokens += usage.prompt_tokens
             stats.completion_tokens += usage.completion_tokens
         if result.endpoint is not None:  # a fleet: which endpoint answered
@@ -540,6 +543,10 @@ class Dispatcher(DispatchHooks):
             events: list[EventRecord] = [(e.at, e.kind, e.value, e.detail)
                                          for e in self.limiter.events]
             self.limiter.events.clear()  # in place: the limiter's parts hold this list
+            if self._cache is not None:  # where the answers the cache copies from here begin
+                span = self._cache.store_meta(batch)
+                if span is not None:
+                    meta = span if meta is None else meta | span
             try:
                 self.store.record(batch, attempts, events, self._wall_offset, meta=meta)
             except PromptmillError as exc:

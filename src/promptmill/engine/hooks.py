@@ -21,11 +21,11 @@ from promptmill.store import FinishedRequest
 from promptmill.structured import resampled
 
 if TYPE_CHECKING:
-    from promptmill.cache import CachedSamples, JobCache
     from promptmill.engine.budget import Budget
     from promptmill.engine.config import EngineStats
     from promptmill.engine.dispatch import _Item
     from promptmill.generators.base import GenerationResult
+    from promptmill.jobcache import CachedSamples, JobCache
     from promptmill.structured import OutputValidator
 
 _T = TypeVar("_T")

@@ -1,0 +1,316 @@
+"""A job's use of the response cache: its requests' keys, lookups, and the answers copied in.
+
+A request's key is a BLAKE2b of the exact messages or prompt as sent, salted with the digest
+of the job's identity (``cache.identity_bytes``: provider, endpoint, model, parameters...);
+each sample is its own entry, under the key's first 64 bits XOR the sample's index in its
+row, checked on read by a CRC-32 seeded with 32 more bits of the key. ``cache`` explains
+what keeps this cheap on dispatch: no lookups for an identity never written, and answers
+copied from the job store by SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import sqlite3
+import struct
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from promptmill.cache import ResponseCache, identity_bytes, open_cache
+from promptmill.generators.base import GenerationRequest
+from promptmill.redaction import redact_secrets
+from promptmill.store import FinishedRequest, JobStore, RequestRow
+
+log = logging.getLogger("promptmill")
+
+# Answers recorded in the job store before they are copied to the cache: big transactions
+# write each page of the file once for many entries. A copy also happens at least this often
+# (seconds), and when the job ends.
+_WRITE_EVERY = 4096
+_WRITE_INTERVAL_S = 2.0
+# Samples per sample group where a backend takes n (promptmill.job's _MAX_N): sample index
+# within a row = group x this + index within the request.
+_MAX_N = 128
+
+
+# A request's key: the first 12 bytes of its 128-bit BLAKE2b, read as (64-bit signed id
+# base, 32-bit checksum seed).
+CacheKey = tuple[int, int]
+_KEY = struct.Struct("<qI4x")
+
+
+@dataclass(slots=True)
+class CachedSamples:
+    """One request's entry in the cache: its key, first sample index, and samples found."""
+
+    key: CacheKey
+    first: int  # the index (within its row) of the request's first sample
+    n: int  # samples the request asks for
+    found: dict[int, str]  # offset within the request -> stored response JSON
+
+    @property
+    def complete(self) -> bool:
+        """Whether every sample of the request is cached."""
+        return len(self.found) >= self.n
+
+    def missing(self) -> list[int]:
+        """Offsets of the samples still to ask for, in order."""
+        return [offset for offset in range(self.n) if offset not in self.found]
+
+    def stored(self) -> str:
+        """The job store's responses of a request the cache answered whole."""
+        return "[" + ",".join(marked_cached(self.found[i]) for i in range(self.n)) + "]"
+
+    def request_for_missing(self, request: GenerationRequest) -> GenerationRequest:
+        """The request for the samples the cache does not hold.
+
+        With a seed, the seed moves past every cached sample's (a backend that seeds sample
+        i with seed + i then gives new samples, not copies of cached ones).
+        """
+        params = request.params
+        updates: dict[str, Any] = {"n": len(self.missing())}
+        if params.seed is not None:
+            updates["seed"] = params.seed + max(self.found) + 1
+        return GenerationRequest(request.request_id, params.model_copy(update=updates),
+                                 request.messages, request.prompt, request.adapter)
+
+
+def marked_cached(text: str) -> str:
+    """A stored response's JSON object with ``"cached": true`` added."""
+    return text[:-1] + ',"cached":true}'
+
+
+class JobCache:
+    """A job's view of the cache: its requests' keys, lookups, and the answers to copy in.
+
+    Any error of the file (damaged, locked for longer than the busy timeout, disk full)
+    turns the cache off for the rest of the run with one warning.
+    """
+
+    __slots__ = ("cache", "hasher", "identity", "model_id", "stride", "looking", "_writer",
+                 "_spans", "_queued", "_unfilled", "_span", "_written_at", "_off", "stored")
+
+    def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
+                 stride: int, store_path: Path,
+                 unfilled: tuple[float, int] | None = None) -> None:
+        self.cache = cache
+        # Every request's hash starts as a copy of this one, whose parameter block holds the
+        # identity's digest as salt and personalization: unlike a key, they cost no extra
+        # compression per hash.
+        digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
+        self.hasher = hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:])
+        self.identity = int.from_bytes(digest[:8], "little", signed=True)
+        self.model_id = cache.model_id(model)  # provider!model, shown by `cache stats`
+        self.stride = stride  # samples per sample group: sample index = group * stride + i
+        # Whether any entry could hit: the identity was written before (by any run), or
+        # another run wrote it since this one started. False: lookups are skipped.
+        self.looking = cache.seen(self.identity)
+        self._writer = random.getrandbits(62)  # this run, as ``identities`` names its writes
+        # Entries to write from Python, flat as fill() takes them: id, response JSON, checksum.
+        self._queued: list[int | str] = []
+        self._unfilled = 0  # answers recorded with their entry in the store, not yet copied
+        # Where the answers committed to the store and not yet copied begin: (Unix time of
+        # the first such commit, lowest request id); None: none.
+        self._span = unfilled
+        self._spans = unfilled is not None  # whether the store's meta holds a span
+        self._written_at = time.monotonic()  # when entries were last written
+        self._off = False  # a failure turned the cache off for this run
+        self.stored = 0  # samples written to the cache this run
+        cache.db.execute("ATTACH DATABASE ? AS job", (str(store_path),))
+        if unfilled is not None:  # a run killed between a store commit and its copy
+            self.flush(now=True)
+
+    def lookup(self, rows: Sequence[RequestRow]
+               ) -> tuple[list[CacheKey], dict[int, CachedSamples]] | None:
+        """Each request's key (by its payload as sent) and, by position in ``rows``, the
+        samples stored for those that have any. None when the cache is off."""
+        if self._off:
+            return None
+        # 128 bits of BLAKE2b salted with the identity's digest, of which the first 96 are
+        # used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call, several times
+        # the cost of hashing a prompt.)
+        keys: list[CacheKey] = []
+        copy, unpack, stride = self.hasher.copy, _KEY.unpack, self.stride
+        for row in rows:
+            hasher = copy()
+            hasher.update(row.payload.encode())
+            keys.append(unpack(hasher.digest()))
+        if not self.looking:  # nothing of this identity stored: no request can hit
+            return keys, {}
+        ids = [base ^ (row.sample_group * stride)
+               for (base, _), row in zip(keys, rows, strict=True)]
+        for (base, _), row in zip(keys, rows, strict=True):  # every sample's entry id
+            if row.n > 1:
+                first = row.sample_group * stride
+                ids.extend(base ^ index for index in range(first + 1, first + row.n))
+        try:
+            stored = self.cache.get(ids)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return None
+        found: dict[int, CachedSamples] = {}
+        if stored:
+            damaged = 0
+            for position, ((base, seed), row) in enumerate(zip(keys, rows, strict=True)):
+                first = row.sample_group * stride
+                samples = {}
+                for offset in range(row.n):
+                    entry = stored.get(base ^ (first + offset))
+                    if entry is None:
+                        continue
+                    text, checksum = entry
+                    if zlib.crc32(text.encode(), seed) == checksum:
+                        samples[offset] = text
+                    else:  # damaged, or another key's entry under the same id
+                        damaged += 1
+                if samples:
+                    found[position] = CachedSamples((base, seed), first, row.n, samples)
+            if damaged:
+                log.warning("response cache %s: %d damaged entries ignored (asked again)",
+                            self.cache.path, damaged)
+        return keys, found
+
+    def add(self, key: CacheKey, index: int, response: str) -> None:
+        """Queue one newly answered sample (its index within its row) for the next write."""
+        if not self._off:
+            base, seed = key
+            self._queued += (base ^ index, response, zlib.crc32(response.encode(), seed))
+
+    def keep(self, key: CacheKey, group: int, responses: list[dict[str, Any]],
+             encode: Callable[[Any], str]) -> tuple[str, int | None, int | None]:
+        """The stored responses of a request the cache held nothing for, with the entry id
+        and checksum the store records for its one response (None: queued here instead, or
+        the cache is off)."""
+        first = group * self.stride
+        if len(responses) == 1:  # the usual case: its entry is copied from the store
+            encoded = encode(responses)
+            if self._off:
+                return encoded, None, None
+            self._unfilled += 1
+            base, seed = key
+            # The entry is the list's only item, as _FILL_SQL cuts it from the stored text.
+            return encoded, base ^ first, zlib.crc32(encoded[1:-1].encode(), seed)
+        fresh = [encode(response) for response in responses]
+        for offset, text in enumerate(fresh):
+            self.add(key, first + offset, text)
+        return "[" + ",".join(fresh) + "]", None, None
+
+    def merge(self, hit: CachedSamples, responses: list[dict[str, Any]],
+              encode: Callable[[Any], str]) -> tuple[str, int]:
+        """The stored responses of a request some of whose samples the cache held, in
+        sample order, and how many came from the cache; its new answers are queued."""
+        new = iter(responses)
+        texts: list[str] = []
+        taken = 0
+        for offset in range(hit.n):
+            cached = hit.found.get(offset)
+            if cached is not None:
+                texts.append(marked_cached(cached))
+                taken += 1
+                continue
+            response = next(new, None)
+            if response is None:  # fewer answers than asked: keep what came
+                continue
+            text = encode(response)
+            self.add(hit.key, hit.first + offset, text)
+            texts.append(text)
+        return "[" + ",".join(texts) + "]", taken
+
+    def store_meta(self, finished: Sequence[FinishedRequest]) -> dict[str, Any] | None:
+        """What the job store's next commit (of ``finished``) keeps of the answers not yet
+        copied to the cache: meta ``cache_fill`` when where they begin moves, else None."""
+        if self._off or not finished:
+            return None
+        lowest = min(map(_request_id, finished))
+        span = self._span
+        if span is None:  # taken before the commit: its answers are stamped later
+            self._span = span = (time.time(), lowest)
+        elif lowest < span[1]:  # a request read long ago (retried) finished now
+            self._span = span = (span[0], lowest)
+        else:
+            return None
+        self._spans = True
+        return {"cache_fill": list(span)}
+
+    def flush(self, *, now: bool = False) -> None:
+        """Copy the answers the store committed (and write the queued entries) in one
+        transaction, if enough wait or enough time has passed since the last write
+        (``now``: whatever waits). Call it right after a store commit."""
+        if self._off or (self._span is None and not self._queued):
+            return
+        if not now and self._unfilled + len(self._queued) // 3 < _WRITE_EVERY and (
+                time.monotonic() - self._written_at < _WRITE_INTERVAL_S):
+            return
+        queued, span = self._queued, self._span
+        self._queued, self._span, self._unfilled = [], None, 0
+        self._written_at = time.monotonic()
+        try:
+            written, others = self.cache.fill(self.identity, self._writer, queued, span,
+                                              self.model_id, time.time())
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return
+        self.stored += written
+        if others:  # another run writes this identity's entries: they may hit from now on
+            self.looking = True
+
+    def close(self) -> bool:
+        """Write what waits and close the file; whether the job store's meta ``cache_fill``
+        was written and every answer it points to is now copied (it can be cleared)."""
+        self.flush(now=True)
+        self.cache.close()
+        return self._spans and not self._off
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        self._off = True
+        self._queued = []
+        log.warning("response cache %s skipped for the rest of this run: %s (`promptmill "
+                    "cache clear` starts a new one)", self.cache.path, exc)
+
+
+_request_id = itemgetter(0)  # FinishedRequest.id, read in C
+
+
+def deterministic(params: Any) -> bool:
+    """Whether requests with these params answer the same each time (temperature 0 or a
+    fixed seed): the ones cached without ``--cache``."""
+    return params.temperature == 0 or params.seed is not None
+
+
+def job_cache(spec: Any, params: Any, store: JobStore) -> JobCache | None:
+    """The cache view a job's dispatch into ``store`` uses, or None (off, sampled without
+    --cache, or the file unusable: then with a warning)."""
+    if spec.cache == "off" or (spec.cache == "auto" and not deterministic(params)):
+        return None
+    cache = open_cache(spec.cache_path)
+    if cache is None:
+        return None
+    generator = spec.generator
+    stride = _MAX_N if generator.supports_n else 1
+    unfilled = store.get_meta("cache_fill")
+    try:
+        return JobCache(cache, spec.cache_identity(params), f"{generator.provider}!"
+                        f"{generator.model}", stride, store.path,
+                        (float(unfilled[0]), int(unfilled[1])) if unfilled else None)
+    except sqlite3.Error as exc:
+        cache.close()
+        log.warning("response cache %s skipped: %s; the job runs without it", cache.path,
+                    redact_secrets(str(exc)))
+        return None
+
+
+__all__ = [
+    "CacheKey",
+    "CachedSamples",
+    "JobCache",
+    "deterministic",
+    "job_cache",
+    "marked_cached",
+]

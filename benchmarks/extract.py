@@ -42,6 +42,8 @@ SPLITS = {
     "held-out-4": DATA / "extraction_heldout4.jsonl",
     # written by another engineer for round grader17d's measure, never tuned on
     "held-out-5": DATA / "extraction_heldout5.jsonl",
+    # written by another engineer for round grader17e's measure, never tuned on
+    "held-out-6": DATA / "extraction_heldout6.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,13 +296,24 @@ class RowPlanner:
                      requests: list[tuple[int, int, int, int, str, int]],
                      unsendable: list[tuple[int, str]]) -> None:
         """Append a rendered row's requests, one per sample group."""
+        self.add_many_requests(index, [payload], [tokens], requests)
+        if problem is not None:
+            width = len(self.groups)
+            unsendable.extend((index * width + group, problem) for group in range(width))
+
+    def add_many_requests(self, first: int, payloads: list[str], tokens: list[int],
+                          requests: list[tuple[int, int, int, int, str, int]]) -> None:
+        """Append the requests of rows ``first``, ``first + 1``... (their payloads and prompt
+        tokens), one per sample group, in id order."""
         groups, reserve = self.groups, self.reserve
-        for group, n in enumerate(groups):
-            requests.append(
-                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
-            )
-            if problem is not None:
-                unsendable.append((index * len(groups) + group, problem))
+        width, count = len(groups), len(payloads)
+        indices = range(first, first + count)
+        per_group = [
+            zip(range(first * width + group, (first + count) * width, width), indices,
+                repeat(group), repeat(n), payloads, [t + reserve * n for t in tokens])
+            for group, n in enumerate(groups)]
+        requests.extend(per_group[0] if width == 1
+                        else chain.from_iterable(zip(*per_group, strict=True)))
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""

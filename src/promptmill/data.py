@@ -285,7 +285,39 @@ def write_rows(rows: Iterable[dict[str, Any]] | Iterable[str], path: Path, fmt: 
     dicts: Any = rows  # the other formats take rows as dicts
     if fmt == "csv":
         return _write_atomically(path, lambda handle: _write_csv(dicts, handle))
-    return _write_atomically(path, lambda handle: _write_arrow(dicts, handle, fmt, schema))
+    if schema is None:
+        from promptmill import arrow
+
+        dicts = list(dicts)
+        schema = arrow.result_schema(arrow.infer_row_types(enumerate(dicts)))
+    return write_batches(_batches_of(dicts, schema), path, fmt, schema)
+
+
+def _batches_of(rows: Iterable[dict[str, Any]], schema: Any) -> Iterator[Any]:
+    from promptmill import arrow
+
+    return arrow.record_batches(rows, schema)
+
+
+def write_batches(batches: Iterable[Any], path: Path, fmt: str, schema: Any) -> int:
+    """Write Arrow record batches of ``schema`` as Parquet or Arrow IPC (``fmt``), atomically;
+    how many rows."""
+    return _write_atomically(path, lambda handle: _write_arrow(batches, handle, fmt, schema))
+
+
+def write_line_chunks(chunks: Iterable[list[str]], path: Path) -> int:
+    """Write JSONL lines given a chunk at a time (each line without its newline) atomically,
+    as ``write_rows`` does; how many."""
+    def write(handle: Any) -> int:
+        count = 0
+        for lines in chunks:
+            if lines:
+                lines.append("")  # the last line's newline
+                handle.write("\n".join(lines).encode("utf-8"))
+                count += len(lines) - 1
+        return count
+
+    return _write_atomically(path, write)
 
 
 def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
@@ -376,20 +408,15 @@ def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
     return count
 
 
-def _write_arrow(rows: Iterable[dict[str, Any]], handle: Any, fmt: str, schema: Any) -> int:
+def _write_arrow(batches: Iterable[Any], handle: Any, fmt: str, schema: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from promptmill import arrow
-
-    if schema is None:
-        rows = list(rows)
-        schema = arrow.result_schema(arrow.infer_row_types(enumerate(rows)))
     writer: Any = (pq.ParquetWriter(handle, schema) if fmt == "parquet"
                    else pa.ipc.new_file(handle, schema))
     count = 0
     with writer:
-        for batch in arrow.record_batches(rows, schema):
+        for batch in batches:
             writer.write_batch(batch)
             count += batch.num_rows
     return count

@@ -568,27 +568,46 @@ class JobStore:
             first_failure=(int(first[0]), str(first[1])) if first else None,
         )
 
-    def _row_chunks(self, chunk: int) -> Iterator[list[tuple[int, str]]]:
-        """Planned rows ``(row_index, data)`` in input order, ``chunk`` at a time."""
-        last = -1
+    def row_chunks(self, chunk: int, first: int = 0,
+                    last: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Planned rows ``(row_index, data)`` in input order (from ``first`` to ``last``),
+        ``chunk`` at a time."""
+        after = first - 1
         while True:
             rows = self.db.execute(
-                "SELECT row_index, data FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
-                (last, chunk),
+                "SELECT row_index, data FROM rows WHERE row_index > ? AND row_index <= ? "
+                "ORDER BY row_index LIMIT ?",
+                (after, (1 << 63) - 1 if last is None else last, chunk),
             ).fetchall()
             if not rows:
                 return
             yield rows
-            last = rows[-1][0]
+            after = rows[-1][0]
 
     def iter_row_data(self, chunk: int = 5000) -> Iterator[tuple[int, str]]:
         """Every planned row's own fields (JSON text) in input order, without outcomes."""
-        for rows in self._row_chunks(chunk):
+        for rows in self.row_chunks(chunk):
             yield from rows
 
-    def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
-        """Every planned row in input order with its requests' outcomes, streamed."""
-        for rows in self._row_chunks(chunk):
+    def iter_single_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every planned row in input order with its one request's outcome, ``chunk`` rows at a
+        time: ``(row_index, data, status, attempts, responses, prompt_tokens,
+        completion_tokens, error, endpoint)``, the request's columns None for a row without
+        one. For a job of one sample group a row (``iter_rows`` otherwise)."""
+        after = -1
+        while rows := self.db.execute(
+                "SELECT r.row_index, r.data, q.status, q.attempts, q.responses, q.prompt_tokens, "
+                "q.completion_tokens, q.error, q.endpoint FROM rows r LEFT JOIN requests q "
+                "ON q.row_index = r.row_index WHERE r.row_index > ? ORDER BY r.row_index "
+                "LIMIT ?", (after, chunk)).fetchall():
+            yield rows
+            after = rows[-1][0]
+
+    def iter_rows(self, chunk: int = 1000, *, first: int = 0, last: int | None = None,
+                  ) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
+        """Every planned row (from ``first`` to ``last``) in input order with its requests'
+        outcomes, streamed."""
+        for rows in self.row_chunks(chunk, first, last):
             first, last = rows[0][0], rows[-1][0]
             outcomes: dict[int, list[tuple[Any, ...]]] = {}
             for outcome in self.db.execute(

@@ -305,21 +305,6 @@ def write_batches(batches: Iterable[Any], path: Path, fmt: str, schema: Any) -> 
     return _write_atomically(path, lambda handle: _write_arrow(batches, handle, fmt, schema))
 
 
-def write_line_chunks(chunks: Iterable[list[str]], path: Path) -> int:
-    """Write JSONL lines given a chunk at a time (each line without its newline) atomically,
-    as ``write_rows`` does; how many."""
-    def write(handle: Any) -> int:
-        count = 0
-        for lines in chunks:
-            if lines:
-                lines.append("")  # the last line's newline
-                handle.write("\n".join(lines).encode("utf-8"))
-                count += len(lines) - 1
-        return count
-
-    return _write_atomically(path, write)
-
-
 def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
     """``write(handle)`` into a temporary file beside ``path``, renamed into place; its count."""
     path = Path(path)

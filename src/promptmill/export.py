@@ -73,8 +73,8 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
             from promptmill import jsonl_export
 
             if jsonl_export.can_export(store):
-                return data.write_line_chunks(
-                    jsonl_export.result_chunks(store, model or stored_model(store)), output)
+                return data.write_rows(
+                    jsonl_export.result_lines(store, model or stored_model(store)), output, fmt)
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 

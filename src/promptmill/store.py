@@ -627,7 +627,8 @@ def _insert_attempts(db: sqlite3.Connection, attempts: Sequence[AttemptRecord],
     milliseconds, no Python tuple per attempt."""
     insert_many(db, "INSERT INTO attempts VALUES ", (
         f"(?{{}}, CAST((?{{}} + {clock_offset!r}) * 1000 AS INTEGER), "
-        "CAST((?{} - ?{}) * 1000 AS INTEGER), ?{})", (0, 1, 2, 1, 3)), attempts)
+        "CAST((?{} - ?{}) * 1000 AS INTEGER), ?{})", (0, 1, 2, 1, 3)), attempts,
+        sizes=_ROWS_PER_INSERT[1:])  # a group commit's few hundred: as measured at 64
 
 
 def values_sql(width: int) -> tuple[str, tuple[int, ...]]:
@@ -636,17 +637,19 @@ def values_sql(width: int) -> tuple[str, tuple[int, ...]]:
 
 
 def insert_many(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int, ...]],
-                 rows: Sequence[Sequence[Any]]) -> None:
+                 rows: Sequence[Sequence[Any]],
+                 sizes: Sequence[int] = _ROWS_PER_INSERT) -> None:
     """Insert ``rows``, many a statement: executemany's bind, step and reset per row cost
     more than the insert (8.0k instructions an attempt record, 4.9k 64 at a time; a planned
     row and its request 2.3 us, 1.1 us 256 at a time). ``row_sql`` is one row's values as a
-    format string and which of the row's values fills each ``{}``."""
+    format string and which of the row's values fills each ``{}``; ``sizes``: the rows a
+    statement, largest first, ending with 1."""
     if not rows:
         return
     width = len(rows[0])
     flat = list(itertools.chain.from_iterable(rows))
     total, done = len(rows), 0
-    for size in _ROWS_PER_INSERT:  # a few statement shapes, each prepared once
+    for size in sizes:  # a few statement shapes, each prepared once
         if total - done < size or size * width > _MAX_VARIABLES:
             continue
         sql = _insert_sql(head, row_sql, width, size)

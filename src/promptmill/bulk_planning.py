@@ -58,9 +58,9 @@ class BulkPlanner:
         # around[0] + prompt + around[1] (token_base None).
         self.token_base = token_base
         self.around = around
-        from promptmill.job import _OUTPUT_FIELD_SET
+        from promptmill.job import OUTPUT_FIELDS
 
-        self.no_clash = _OUTPUT_FIELD_SET.isdisjoint
+        self.no_clash = frozenset(OUTPUT_FIELDS).isdisjoint  # an input row may not use them
 
     @classmethod
     def for_job(cls, job: Job, planner: Any) -> BulkPlanner | None:

@@ -12,7 +12,7 @@ import orjson
 
 from promptmill import data
 from promptmill.errors import InputError
-from promptmill.store import insert_many, values_sql
+from promptmill.sqlite_bulk import insert_many, values_sql
 
 # Fields taken as a row's id when the job names none: two rows with one id are refused.
 ID_FIELDS = ("id", "unique_id")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import itertools
 import json
 import os
 import sqlite3
@@ -28,6 +26,7 @@ from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
+from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_many, values_sql
 
 SCHEMA_VERSION = 5
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -39,10 +38,6 @@ ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malf
                     "timeout", "fatal", "invalid_output")
 # The codes migration 3 wrote (a migration's effect never changes; later codes, later ones).
 _OUTCOMES_OF_MIGRATION_3 = 7
-# Rows a multi-row INSERT writes (attempt records, planned rows and requests), largest first;
-# within the variables a statement may have (999 before SQLite 3.32, 32766 since).
-_ROWS_PER_INSERT = (256, 64, 16, 4, 1)
-_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 # An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
 # retryable (then ``server_error``): see ``outcome_code``.
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
@@ -628,42 +623,7 @@ def _insert_attempts(db: sqlite3.Connection, attempts: Sequence[AttemptRecord],
     insert_many(db, "INSERT INTO attempts VALUES ", (
         f"(?{{}}, CAST((?{{}} + {clock_offset!r}) * 1000 AS INTEGER), "
         "CAST((?{} - ?{}) * 1000 AS INTEGER), ?{})", (0, 1, 2, 1, 3)), attempts,
-        sizes=_ROWS_PER_INSERT[1:])  # a group commit's few hundred: as measured at 64
-
-
-def values_sql(width: int) -> tuple[str, tuple[int, ...]]:
-    """A plain ``(?, ?, ...)`` row of ``width`` values, for ``insert_many``."""
-    return "(" + ", ".join(["?{}"] * width) + ")", tuple(range(width))
-
-
-def insert_many(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int, ...]],
-                 rows: Sequence[Sequence[Any]],
-                 sizes: Sequence[int] = _ROWS_PER_INSERT) -> None:
-    """Insert ``rows``, many a statement: executemany's bind, step and reset per row cost
-    more than the insert (8.0k instructions an attempt record, 4.9k 64 at a time; a planned
-    row and its request 2.3 us, 1.1 us 256 at a time). ``row_sql`` is one row's values as a
-    format string and which of the row's values fills each ``{}``; ``sizes``: the rows a
-    statement, largest first, ending with 1."""
-    if not rows:
-        return
-    width = len(rows[0])
-    flat = list(itertools.chain.from_iterable(rows))
-    total, done = len(rows), 0
-    for size in sizes:  # a few statement shapes, each prepared once
-        if total - done < size or size * width > _MAX_VARIABLES:
-            continue
-        sql = _insert_sql(head, row_sql, width, size)
-        while total - done >= size:
-            db.execute(sql, flat[width * done:width * (done + size)])
-            done += size
-
-
-@functools.lru_cache(maxsize=32)
-def _insert_sql(head: str, row_sql: tuple[str, tuple[int, ...]], width: int, rows: int) -> str:
-    """``head`` and ``rows`` rows of ``row_sql``, each row's values numbered after the last's."""
-    text, slots = row_sql
-    return head + ",".join(text.format(*(width * i + slot + 1 for slot in slots))
-                           for i in range(rows))
+        sizes=ROWS_PER_INSERT[1:])  # a group commit's few hundred: as measured at 64
 
 
 def existing_store_path(path: Path) -> Path:

@@ -15,11 +15,18 @@ to Parquet.
 
     python benchmarks/export.py                  # 1,000,000 rows
     python benchmarks/export.py --rows 50000     # quick
+    python benchmarks/export.py --rows 20000 --instructions   # under callgrind
+
+With ``--instructions``: the export alone (the store open, start-up left out) in a child under
+callgrind, instructions a row for JSONL and Parquet; the code before issue 15's export half is
+measured the same way by running this script with that code first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import re
 import resource
 import subprocess
 import sys
@@ -35,6 +42,9 @@ TARGETS = {"jsonl": 300_000, "parquet": 300_000}
 # Rows per CPU-second of the export before issue 15 (this script on main at ebcbd20, 200,000
 # rows, the child process with its start-up, load 6-7).
 BEFORE = {"jsonl": 63_300, "parquet": 41_900}
+# Rows per second of the whole process after issue 15's first half (merged main a72c1cf, the
+# lead's quiet run, 200,000 rows).
+PREVIOUS = {"jsonl": 158_000, "parquet": 56_000}
 
 
 def children_cpu() -> float:
@@ -73,10 +83,58 @@ def build(rows: int, folder: Path) -> Path:
     return output
 
 
+def export_child(output: Path, fmt: str, destination: Path) -> None:
+    """Export ``output``'s store to ``destination`` in this process, the export alone inside
+    ``functools.reduce`` (a C function only this call uses: under valgrind,
+    ``--toggle-collect=functools_reduce`` counts it alone)."""
+    try:
+        from promptmill.export import export_results
+    except ImportError:  # the code before the exporters had a module of their own
+        from promptmill.job import export_results  # type: ignore[attr-defined,no-redef]
+    from promptmill.store import JobStore, store_path_for
+
+    if fmt != "jsonl":  # imported first: pyarrow (and pandas, at its first conversion) cost
+        import pyarrow as pa  # a fixed 70M instructions, which would weigh per row here
+        import pyarrow.parquet  # noqa: F401
+
+        pa.RecordBatch.from_pylist([{"a": [{"b": 1}]}])
+    with JobStore(store_path_for(output)) as store:
+        functools.reduce(lambda _a, _b: export_results(store, destination, fmt), [0, 0])
+
+
+def count_instructions(rows: int) -> None:
+    """Instructions a row of the export alone (pyarrow imported first), JSONL and Parquet,
+    each child under callgrind."""
+    with tempfile.TemporaryDirectory(prefix="promptmill-export-") as scratch:
+        output = build(rows, Path(scratch))
+        for fmt in ("jsonl", "parquet"):
+            child = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+                 f"--callgrind-out-file={scratch}/export.callgrind", sys.executable, __file__,
+                 "--export-child", str(output), fmt, str(Path(scratch) / f"out.{fmt}")],
+                capture_output=True, text=True, check=False)
+            collected = re.search(r"Collected : (\d+)", child.stderr)
+            if child.returncode != 0 or collected is None:
+                print(child.stderr[-2000:])
+                continue
+            print(f"  {fmt:8} {int(collected[1]) / rows:>10,.0f} instructions a row "
+                  f"(export alone, {rows:,} rows)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the export's instructions a row under callgrind instead")
+    parser.add_argument("--export-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export_child:
+        output, fmt, destination = args.export_child
+        export_child(Path(output), fmt, Path(destination))
+        return 0
+    if args.instructions:
+        count_instructions(args.rows)
+        return 0
     ok = True
     peaks: dict[tuple[str, int], float] = {}
     for rows in (args.rows // 10, args.rows):
@@ -86,7 +144,8 @@ def main() -> int:
                 seconds, cpu, peak, code = export_once(output, fmt, Path(scratch))
                 peaks[fmt, rows] = peak
                 ok = ok and code == 0
-                before = f"; before issue 15 {BEFORE[fmt]:,}" if fmt in BEFORE else ""
+                before = (f"; before issue 15 {BEFORE[fmt]:,}; a72c1cf, quiet: "
+                          f"{PREVIOUS[fmt]:,} rows/s" if fmt in BEFORE else "")
                 print(f"  {fmt:8} {rows / seconds:>10,.0f} rows/s  ({seconds:5.1f}s, process "
                       f"incl. start-up; {rows / cpu:,.0f} per CPU-second{before})  peak RSS "
                       f"{peak:6.1f} MB  exit {code}")

@@ -75,6 +75,10 @@ PLAN_TARGETS = {"field": 200_000, "jinja": 100_000}
 PLAN_BEFORE = {"field": 39_800, "jinja": 28_500}
 # Instructions a planned row before issue 15 (callgrind, 20,000 rows, main at ebcbd20).
 PLAN_BEFORE_INSTRUCTIONS = {"field": 154_585, "jinja": 234_435}
+# The figures of issue 15's first half (merged main a72c1cf, the lead's quiet run): rows/s,
+# and instructions a row under callgrind.
+PLAN_PREVIOUS = {"field": 46_300, "jinja": 52_100}
+PLAN_PREVIOUS_INSTRUCTIONS = {"field": 101_989, "jinja": 126_726}
 PLAN_TEMPLATE = "Answer briefly. {{ prompt }}"
 
 
@@ -372,7 +376,8 @@ def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
                 print(child.stderr[-2000:])
                 return False
             print(f"plan ({prompt} prompt): {int(collected[1]) / rows:,.0f} instructions a row "
-                  f"(before issue 15: {PLAN_BEFORE_INSTRUCTIONS[prompt]:,})")
+                  f"(before issue 15: {PLAN_BEFORE_INSTRUCTIONS[prompt]:,}; a72c1cf: "
+                  f"{PLAN_PREVIOUS_INSTRUCTIONS[prompt]:,})")
             continue
         got = json.loads(child.stdout.splitlines()[-1])
         rate, per_cpu = rows / got["seconds"], rows / got["cpu"]
@@ -380,7 +385,8 @@ def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
         ok = ok and passed
         print(f"plan ({prompt} prompt): {rows:,} rows in {got['seconds']:.1f}s, {rate:,.0f} "
               f"rows/s ({per_cpu:,.0f} per CPU-second; before issue 15: "
-              f"{PLAN_BEFORE[prompt]:,} per CPU-second), peak RSS {got['peak']:.1f} MB")
+              f"{PLAN_BEFORE[prompt]:,} per CPU-second; a72c1cf, quiet: "
+              f"{PLAN_PREVIOUS[prompt]:,} rows/s), peak RSS {got['peak']:.1f} MB")
         print(f"  VERDICT planning at least {PLAN_TARGETS[prompt]:,} rows/s: "
               f"{'PASS' if passed else 'FAIL'}")
     return ok

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from promptmill import arrow
+from promptmill.export import export_results, iter_results
 from promptmill.generators import get_generator
-from promptmill.job import Job, JobSpec, export_results, iter_results
+from promptmill.job import Job, JobSpec
 from promptmill.planning import payload_json
 from promptmill.prompts.render import PromptSpec
 from promptmill.store import FinishedRequest
@@ -108,3 +111,42 @@ def test_an_empty_row_exports_as_its_results_alone(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == expected
     assert list(expected[1]) == ["responses", "usage", "model", "attempts", "status", "error",
                                  "endpoint"]
+
+
+def test_one_sample_group_a_row_exports_what_iter_results_gives(tmp_path: Path) -> None:
+    # k=1: JSONL lines and Parquet/Arrow columns built from each row with its one request.
+    lines = ['{"id": 0, "q": "zero", "empty": {}}', '{ "q": "one", "empty": {} }',
+             '{"id": 2, "q": "big", "empty": {}, "x": 1e300}', '{"id": 3, "q": "three"}',
+             '{"id": 4, "q": "four", "empty": {}}', '{"id": 5, "q": "five", "empty": {}}']
+    job = plan_job(tmp_path, lines)
+    logprobs = [{"token": "A", "logprob": -0.5, "bytes": [65],
+                 "top_logprobs": {"A": -0.5, "B": -1.5}}]
+    answer = json.dumps([{"text": "A", "finish_reason": "stop", "logprobs": logprobs,
+                          "json": {"answer": "A"}}])
+    try:
+        job.store.record([
+            FinishedRequest(id=0, attempts=1, responses=answer, prompt_tokens=3,
+                            completion_tokens=4, endpoint="http!a"),
+            FinishedRequest(id=1, attempts=2, error="bad \"gateway\" é\n", error_kind="fatal"),
+            FinishedRequest(id=2, attempts=1, responses='[{"text": "x"}]'),
+            FinishedRequest(id=5, attempts=1, responses="[]", error=""),
+        ])
+        job.store.db.execute("UPDATE requests SET status = 'batched' WHERE id = 4")
+        expected = list(iter_results(job.store, "http!m"))
+        export_results(job.store, tmp_path / "export.jsonl", "jsonl", model="http!m")
+        for fmt in ("parquet", "arrow"):
+            export_results(job.store, tmp_path / f"export.{fmt}", fmt, model="http!m",
+                           source=job.spec.input)
+        schema = arrow.result_schema(arrow.store_row_types(job.store))
+        table = pa.Table.from_batches(list(arrow.record_batches(iter(expected), schema)))
+    finally:
+        job.close()
+    text = (tmp_path / "export.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == expected
+    assert [row["status"] for row in expected] == ["done", "failed", "done", "pending",
+                                                   "pending", "failed"]
+    assert expected[2]["x"] == 1e300
+    for fmt in ("parquet", "arrow"):
+        assert arrow.load(tmp_path / f"export.{fmt}").equals(table), fmt
+    assert table.column("responses")[0].as_py()[0]["json"] == '{"answer": "A"}'
+    assert table.column("empty").to_pylist() == ["{}", "{}", "{}", None, "{}", "{}"]

@@ -130,7 +130,7 @@ def test_flatten_with_k_gives_a_list_per_field(server, tmp_path):
     out = tmp_path / "out.jsonl"
     promptmill.run(_rows(2), f"http!test-model,api_base={server.url}", schema=SCHEMA, k=3,
                    output=out)
-    from promptmill.job import export_results
+    from promptmill.export import export_results
     from promptmill.store import JobStore, store_path_for
 
     with JobStore(store_path_for(out)) as store:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.retry import RetryPolicy
 from promptmill.eventloop import run_async
+from promptmill.export import iter_results
 from promptmill.generators import get_generator
 from promptmill.generators.base import Generator
-from promptmill.job import Job, JobSpec, iter_results
+from promptmill.job import Job, JobSpec
 from promptmill.params import GenerateParams, make_params
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import Truncation

@@ -223,15 +223,19 @@ def infer_row_types(rows: Iterable[tuple[int, dict[str, Any]]],
     """The written schema of rows' own fields (promptmill's columns left out), over all rows."""
     types = RowTypes(source)
     chunk: list[tuple[int, dict[str, Any]]] = []
-    ours = _RESULT_NAMES
     for index, row in rows:
-        chunk.append((index, row if ours.isdisjoint(row) else
-                      {k: v for k, v in row.items() if k not in ours}))
+        chunk.append((index, _own_fields(row)))
         if len(chunk) >= _CHUNK:
             types.add(chunk)
             chunk = []
     types.add(chunk)
     return types.schema()
+
+
+def _own_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row without promptmill's columns (a request file's output row has some)."""
+    ours = _RESULT_NAMES
+    return row if ours.isdisjoint(row) else {k: v for k, v in row.items() if k not in ours}
 
 
 def record_batches(rows: Iterable[dict[str, Any]], schema: pa.Schema,
@@ -242,9 +246,9 @@ def record_batches(rows: Iterable[dict[str, Any]], schema: pa.Schema,
     chunk: list[dict[str, Any]] = []
     for row in rows:
         if json_fields:
-            row = {**row, **{name: _json_text(row.get(name)) for name in json_fields}}
+            row = {**row, **{name: json_text(row.get(name)) for name in json_fields}}
         if row.get("responses"):
-            row["responses"] = [_response(r) for r in row["responses"]]
+            row["responses"] = [response_value(r) for r in row["responses"]]
         chunk.append(row)
         if len(chunk) >= size:
             yield pa.RecordBatch.from_pylist(chunk, schema=schema)
@@ -253,11 +257,12 @@ def record_batches(rows: Iterable[dict[str, Any]], schema: pa.Schema,
         yield pa.RecordBatch.from_pylist(chunk, schema=schema)
 
 
-def _json_text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
+    """A field written as JSON text (empty objects): its value's text, None for null."""
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _response(response: Any) -> Any:
+def response_value(response: Any) -> Any:
     """One response in the fixed shape: logprobs' alternatives always a list of entries,
     the parsed JSON as text."""
     if not isinstance(response, dict):
@@ -372,7 +377,7 @@ def _open(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if suffix in (".arrow", ".feather") and path.is_file():
         reader = pa.ipc.open_file(path)
         return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
-    from promptmill.job import iter_results
+    from promptmill.export import iter_results
     from promptmill.store import JobStore, existing_store_path
 
     store_path = existing_store_path(path)
@@ -427,10 +432,14 @@ def write_hf_dataset(rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: 
 
 def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
     """The written schema of the row fields of every row a job store holds."""
-    from promptmill.fastjson import loads_exact
+    from promptmill.fastjson import loads_exact_many
 
-    return infer_row_types(((index, loads_exact(raw)) for index, raw in store.iter_row_data()),
-                           source)
+    types = RowTypes(source)
+    for chunk in store.row_chunks(_CHUNK):  # parsed a chunk at a time: one check for big numbers
+        indices, texts = zip(*chunk, strict=True)
+        types.add(list(zip(indices, map(_own_fields, loads_exact_many(list(texts))),
+                           strict=True)))
+    return types.schema()
 
 
 __all__ = [
@@ -444,9 +453,11 @@ __all__ = [
     "RowTypes",
     "infer_row_types",
     "iter_load",
+    "json_text",
     "load",
     "load_schema",
     "record_batches",
+    "response_value",
     "result_schema",
     "store_row_types",
     "with_columns",

@@ -132,28 +132,53 @@ def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str,
 
 def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
-    loads = orjson.loads
     with open(path, "rb") as handle:
         for line_number, line in enumerate(handle, 1):
             raw = line.strip()
             if not raw:
                 continue
             if index >= start:
-                try:
-                    row = loads(raw)
-                    text: str | None = raw.decode("utf-8")
-                except orjson.JSONDecodeError:
-                    row, text = _parse_line(path, line_number, line), None
-                else:
-                    if fastjson.inexact(row):
-                        row, text = _parse_line(path, line_number, line), None
-                if type(row) is not dict:
-                    raise InputError(
-                        f"{path}:{line_number}: a line must be a JSON object, "
-                        f"not {type(row).__name__}: wrap it as {{\"prompt\": ...}}"
-                    )
-                yield index, row, text
+                yield index, *_jsonl_row(path, line_number, raw, line)
             index += 1
+
+
+def jsonl_lines(path: Path, first_line: int, lines: list[bytes],
+                rows: int | None = None) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """The rows of JSONL ``lines`` (as read; the first is line ``first_line`` of ``path``)
+    and their text as the store keeps it (None: encode the row), at most ``rows`` of them;
+    an InputError names the line that is not a JSON object."""
+    parsed: list[dict[str, Any]] = []
+    texts: list[str | None] = []
+    for line_number, line in enumerate(lines, first_line):
+        raw = line.strip()
+        if not raw:
+            continue
+        if rows is not None and len(parsed) >= rows:
+            break
+        row, text = _jsonl_row(path, line_number, raw, line)
+        parsed.append(row)
+        texts.append(text)
+    return parsed, texts
+
+
+def _jsonl_row(path: Path, line_number: int, raw: bytes,
+               line: bytes) -> tuple[dict[str, Any], str | None]:
+    """The row of a JSONL ``line`` (``raw``: stripped) and its text as the store keeps it
+    (None where json read it: encode the row), or the InputError naming the line."""
+    try:
+        row = orjson.loads(raw)
+        text: str | None = raw.decode("utf-8")
+    except orjson.JSONDecodeError:
+        row, text = _parse_line(path, line_number, line), None
+    else:
+        if fastjson.inexact(row):
+            row, text = _parse_line(path, line_number, line), None
+    if type(row) is not dict:
+        raise InputError(
+            f"{path}:{line_number}: a line must be a JSON object, "
+            f"not {type(row).__name__}: wrap it as {{\"prompt\": ...}}"
+        )
+    return row, text
 
 
 def _parse_line(path: Path, line_number: int, raw: bytes) -> Any:
@@ -260,7 +285,24 @@ def write_rows(rows: Iterable[dict[str, Any]] | Iterable[str], path: Path, fmt: 
     dicts: Any = rows  # the other formats take rows as dicts
     if fmt == "csv":
         return _write_atomically(path, lambda handle: _write_csv(dicts, handle))
-    return _write_atomically(path, lambda handle: _write_arrow(dicts, handle, fmt, schema))
+    if schema is None:
+        from promptmill import arrow
+
+        dicts = list(dicts)
+        schema = arrow.result_schema(arrow.infer_row_types(enumerate(dicts)))
+    return write_batches(_batches_of(dicts, schema), path, fmt, schema)
+
+
+def _batches_of(rows: Iterable[dict[str, Any]], schema: Any) -> Iterator[Any]:
+    from promptmill import arrow
+
+    return arrow.record_batches(rows, schema)
+
+
+def write_batches(batches: Iterable[Any], path: Path, fmt: str, schema: Any) -> int:
+    """Write Arrow record batches of ``schema`` as Parquet or Arrow IPC (``fmt``), atomically;
+    how many rows."""
+    return _write_atomically(path, lambda handle: _write_arrow(batches, handle, fmt, schema))
 
 
 def _write_atomically(path: Path, write: Callable[[Any], int]) -> int:
@@ -351,20 +393,15 @@ def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
     return count
 
 
-def _write_arrow(rows: Iterable[dict[str, Any]], handle: Any, fmt: str, schema: Any) -> int:
+def _write_arrow(batches: Iterable[Any], handle: Any, fmt: str, schema: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from promptmill import arrow
-
-    if schema is None:
-        rows = list(rows)
-        schema = arrow.result_schema(arrow.infer_row_types(enumerate(rows)))
     writer: Any = (pq.ParquetWriter(handle, schema) if fmt == "parquet"
                    else pa.ipc.new_file(handle, schema))
     count = 0
     with writer:
-        for batch in arrow.record_batches(rows, schema):
+        for batch in batches:
             writer.write_batch(batch)
             count += batch.num_rows
     return count

@@ -65,6 +65,33 @@ def loads_exact(text: str | bytes) -> Any:
     return json.loads(text) if inexact(value) else value
 
 
+# A number orjson may read otherwise than json does is 2**63 or more: 19 digits or more, or an
+# exponent of two digits or more. Texts with neither have none: found with every digit made 0
+# and E made e (translate and find run in C at memory speed; a regular expression took 4 us a
+# row, and ``inexact`` walks every value).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_LARGE_SIGNS = (b"0" * 19, b"e00", b"e+00")
+
+
+def maybe_inexact(text: bytes) -> bool:
+    """Whether JSON ``text`` may hold a number orjson reads otherwise than json does (False:
+    it holds none)."""
+    shape = text.translate(_DIGITS_AS_ZERO)
+    return any(sign in shape for sign in _LARGE_SIGNS)
+
+
+def loads_exact_many(texts: list[str]) -> list[Any]:
+    """``loads_exact`` of each of ``texts``, with one check for large numbers over all."""
+    try:
+        values = list(map(orjson.loads, texts))
+    except orjson.JSONDecodeError:
+        return list(map(loads_exact, texts))
+    if maybe_inexact("\n".join(texts).encode()):
+        return [json.loads(text) if inexact(value) else value
+                for text, value in zip(texts, values, strict=True)]
+    return values
+
+
 def dumps(value: Any) -> bytes:
     """A request body: UTF-8 JSON bytes, sent as they are."""
     try:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from promptmill.datasets_ import is_hf_source
 from promptmill.engine.dispatch import Dispatcher, EngineConfig, EngineStats
 from promptmill.engine.fleet import adopt_fleet_change
 from promptmill.errors import InputError, StoreError, UsageError
+from promptmill.export import export_results
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.params import GenerateParams, translate
 from promptmill.planning import payload_json, plan_rows
@@ -26,10 +28,6 @@ from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
 from promptmill.row_ids import UniqueIds
 from promptmill.store import (
-    BATCHED,
-    DONE,
-    FAILED,
-    PENDING,
     JobStore,
     RequestRow,
     store_path_for,
@@ -297,13 +295,24 @@ class RowPlanner:
                      requests: list[tuple[int, int, int, int, str, int]],
                      unsendable: list[tuple[int, str]]) -> None:
         """Append a rendered row's requests, one per sample group."""
+        self.add_many_requests(index, [payload], [tokens], requests)
+        if problem is not None:
+            width = len(self.groups)
+            unsendable.extend((index * width + group, problem) for group in range(width))
+
+    def add_many_requests(self, first: int, payloads: list[str], tokens: list[int],
+                          requests: list[tuple[int, int, int, int, str, int]]) -> None:
+        """Append the requests of rows ``first``, ``first + 1``... (their payloads and prompt
+        tokens), one per sample group, in id order."""
         groups, reserve = self.groups, self.reserve
-        for group, n in enumerate(groups):
-            requests.append(
-                (index * len(groups) + group, index, group, n, payload, tokens + reserve * n)
-            )
-            if problem is not None:
-                unsendable.append((index * len(groups) + group, problem))
+        width, count = len(groups), len(payloads)
+        indices = range(first, first + count)
+        per_group = [
+            zip(range(first * width + group, (first + count) * width, width), indices,
+                repeat(group), repeat(n), payloads, [t + reserve * n for t in tokens])
+            for group, n in enumerate(groups)]
+        requests.extend(per_group[0] if width == 1
+                        else chain.from_iterable(zip(*per_group, strict=True)))
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""
@@ -551,89 +560,6 @@ def adopt_legacy_embedded(store: JobStore, fingerprint: dict[str, Any]) -> None:
     if (model.startswith("llamacpp!") and is_embedded_path(model)
             and {**old, "model": fingerprint["model"]} == fingerprint):
         store.set_meta(fingerprint=fingerprint)
-
-
-def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every planned row with its responses, usage, attempts, status and error."""
-    model = model or _stored_model(store)
-    for _, raw, outcomes in store.iter_rows():
-        row: dict[str, Any] = fastjson.loads_exact(raw)
-        # A request file's rows name their own model; an input row never has one (check_row).
-        row_model = row.pop("model", None) or model
-        responses: list[Any] = []
-        prompt_tokens = completion_tokens = attempts = 0
-        errors: list[str] = []
-        endpoints: list[str] = []
-        statuses = set()
-        for _group, status, tries, answers, p_tokens, c_tokens, error, endpoint in outcomes:
-            statuses.add(status)
-            if endpoint and endpoint not in endpoints:
-                endpoints.append(endpoint)
-            attempts += tries
-            if answers:
-                responses.extend(fastjson.loads_exact(answers))
-            prompt_tokens += p_tokens or 0
-            completion_tokens += c_tokens or 0
-            if error:
-                errors.append(error)
-        status = (PENDING if PENDING in statuses or BATCHED in statuses
-                  else FAILED if FAILED in statuses else DONE)
-        row.update(
-            responses=responses,
-            usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            model=row_model,
-            attempts=attempts,
-            status=status,
-            error="; ".join(errors) if errors else None,
-            # The fleet endpoint(s) that answered the row's requests; None for one endpoint.
-            endpoint="; ".join(endpoints) if endpoints else None,
-        )
-        yield row
-
-
-def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None = None,
-                   source: Path | None = None, flatten_json: bool = False) -> int:
-    """Write every row with its results to ``output`` in ``fmt``, streamed; how many rows.
-
-    Parquet, Arrow and HF dataset exports have the fixed schema of ``promptmill.arrow``; the
-    row fields' types are read from every stored row first (``source`` names rows in errors).
-    ``flatten_json`` adds a column per top-level field of the job's structured output.
-    """
-    if fmt == data.BATCH_OUTPUT_FORMAT:
-        from promptmill.batch_export import write_batch_output
-
-        return write_batch_output(store, output, model=model)
-    if fmt not in data.ARROW_FORMATS and fmt != "hf":
-        if flatten_json:
-            raise UsageError("--flatten-json applies to --format parquet, arrow or hf")
-        if fmt == "jsonl":
-            from promptmill import jsonl_export
-
-            if jsonl_export.can_export(store):
-                return data.write_rows(
-                    jsonl_export.result_lines(store, model or _stored_model(store)), output, fmt)
-        return data.write_rows(iter_results(store, model), output, fmt)
-    from promptmill import arrow
-
-    schema = arrow.result_schema(arrow.store_row_types(store, source))
-    rows = iter_results(store, model)
-    if flatten_json:
-        from promptmill.structured import schema_of
-
-        fingerprint = store.get_meta("fingerprint") or {}
-        response_format = (fingerprint.get("params") or {}).get("response_format")
-        k = int(fingerprint.get("k") or 1)
-        columns = arrow.json_columns(schema_of(response_format), k, schema.names)
-        schema = arrow.with_columns(schema, columns)
-        rows = arrow.flatten_json(rows, columns, k)
-    if fmt == "hf":
-        return arrow.write_hf_dataset(rows, schema, output)
-    return data.write_rows(rows, output, fmt, schema=schema)
-
-
-def _stored_model(store: JobStore) -> str:
-    fingerprint = store.get_meta("fingerprint") or {}
-    return str(store.get_meta("model_identifier") or fingerprint.get("model"))
 
 
 def _check_request_kind(spec: JobSpec) -> None:

@@ -2,7 +2,7 @@
 
 The store keeps every row's fields and every request's answers as JSON text. A JSONL line is
 that row's text with promptmill's fields appended (``responses``, ``usage``, ``model``,
-``attempts``, ``status``, ``error``, ``endpoint``, in that order, as ``job.iter_results``
+``attempts``, ``status``, ``error``, ``endpoint``, in that order, as ``export.iter_results``
 gives them): the row is never parsed nor the answers re-encoded, which is most of what an
 export through Python objects costs. The values are the same as that export's; the row's
 own fields keep the spelling of the input line (its spacing, its escapes).
@@ -31,8 +31,47 @@ def can_export(store: JobStore) -> bool:
 
 def result_lines(store: JobStore, model: str) -> Iterator[str]:
     """Every planned row's output line (without its newline), in input order."""
+    for lines in result_chunks(store, model):
+        yield from lines
+
+
+def result_chunks(store: JobStore, model: str) -> Iterator[list[str]]:
+    """Every planned row's output line (without its newline), in input order, a chunk of
+    rows at a time."""
     model_text = _dumps(model).decode()
-    for _, data, outcomes in store.iter_rows():
+    if store.db.execute("SELECT MAX(sample_group) FROM requests").fetchone()[0]:
+        yield list(_grouped_lines(store, model_text))
+        return
+    # One sample group a row (k=1, or k up to 128 where the backend takes n): each row read
+    # with its request in one query, its line in one f-string, a chunk in one comprehension.
+    # (SQLite building the lines itself, by || or printf, cost more than this.)
+    model_part = f', "model": {model_text}, "attempts": '
+    for batch in store.iter_single_rows():
+        if any(row[2] is None for row in batch):  # a row without requests: one by one
+            yield [line for row in batch for line in (
+                _grouped_lines(store, model_text, row[0]) if row[2] is None else
+                _single_lines([row], model_part))]
+        else:
+            yield _single_lines(batch, model_part)
+
+
+def _single_lines(batch: list[tuple[Any, ...]], model_part: str) -> list[str]:
+    """The lines of rows read with their one request (``JobStore.iter_single_rows``)."""
+    return [
+        f'{(head := data[:-1].rstrip())}{"" if head[-1] == "{" else ", "}"responses": '
+        f'{answers or "[]"}, "usage": {{"prompt_tokens": {p_tokens or 0}, '
+        f'"completion_tokens": {c_tokens or 0}}}{model_part}{attempts}, "status": '
+        f'"{PENDING if status == BATCHED else status}", "error": '
+        f'{_dumps(error).decode() if error else "null"}, "endpoint": '
+        f'{_dumps(endpoint).decode() if endpoint else "null"}}}'
+        # the row's object without its closing brace ^ (head)
+        for _, data, status, attempts, answers, p_tokens, c_tokens, error, endpoint in batch]
+
+
+def _grouped_lines(store: JobStore, model_text: str, only: int | None = None) -> Iterator[str]:
+    """The output lines of a job whose rows have several sample groups (or of row ``only``)."""
+    rows = store.iter_rows() if only is None else store.iter_rows(first=only, last=only)
+    for _, data, outcomes in rows:
         head = data[:-1].rstrip()  # the row's object without its closing brace
         if len(outcomes) == 1:
             _, status, attempts, answers, p_tokens, c_tokens, error, endpoint = outcomes[0]
@@ -78,4 +117,4 @@ def _combined(outcomes: list[tuple[Any, ...]]) -> tuple[str, int, str, int, int,
             _dumps("; ".join(endpoints)).decode() if endpoints else "null")
 
 
-__all__ = ["can_export", "result_lines"]
+__all__ = ["can_export", "result_chunks", "result_lines"]

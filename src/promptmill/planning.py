@@ -3,26 +3,31 @@
 One pass over the input: each row is parsed (orjson), checked (output-field clashes, its id
 against every earlier one, its field types for a Parquet/Arrow output), rendered and counted,
 and its requests added to the chunk; each chunk is stored in one transaction, so memory stays
-flat however long the input. The chunk is stored here, not by a writer thread beside the
-reading: a signal (SIGTERM, Ctrl-C) must roll back the chunk being written, which it cannot
-do to another thread's transaction.
+flat however long the input. A JSONL input's rows are planned a chunk of lines at once where
+the job's shape allows (``bulk_planning``); a chunk holding anything else goes row by row.
+The chunk is stored here, not by a writer thread beside the reading: a signal (SIGTERM,
+Ctrl-C) must roll back the chunk being written, which it cannot do to another thread's
+transaction.
 
 Dispatch starts only once the whole input is planned: a bad row anywhere stops the job before
 a single request is sent. (Dispatching planned chunks early would have to stop at a later bad
-row with requests already sent for the rows before it; whole-input validation first costs a
-few seconds per million rows and keeps "bad input fails before anything is sent" literal.)
-A kill during planning leaves whole chunks stored, each with its ``planned_rows`` mark in the
-same transaction; the next run goes on from there.
+row with requests already sent for the rows before it; whole-input validation first costs
+about five seconds per million rows at the bulk planner's rate, and keeps "bad input fails
+before anything is sent" literal.) A kill during planning leaves whole chunks stored, each
+with its ``planned_rows`` mark in the same transaction; the next run goes on from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from promptmill import data
+
 if TYPE_CHECKING:
+    from promptmill.bulk_planning import BulkPlanner
     from promptmill.job import Job
 
 # Rows per stored chunk (one transaction each); a commit's fixed cost is spread thin already
@@ -57,64 +62,127 @@ def payload_json(fields: dict[str, Any], fallback: Callable[[Any], str]) -> str:
 
 def plan_rows(job: Job) -> None:
     """Plan every row of ``job``'s input not yet planned (see the module's docstring)."""
+    from promptmill.bulk_planning import BulkPlanner, jsonl_chunks
+
     store, spec = job.store, job.spec
-    planned = int(store.get_meta("planned_rows") or 0)
-    limit = spec.limit
     planner = job.planner()
-    cut_before = int(store.get_meta("truncated_rows") or 0)
-    rows: list[tuple[int, str]] = []
-    requests: list[tuple[int, int, int, int, str, int]] = []
-    unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
-    next_index = planned
+    chunks = _Chunks(job, planner)
+    limit = spec.limit
+    # With an id check, rows planned before an interruption are read again for their ids.
+    start = 0 if chunks.ids is not None else chunks.planned
+    bulk = BulkPlanner.for_job(job, planner)
     reached_end = True
-    ids = spec.unique_ids_check()
-    # A Parquet/Arrow output needs one type per field: a field that changes type between
-    # rows is refused now, before anything is sent, not when the export would fail. The
-    # fields are those kept (an input row; a request file's output row, never re-read).
-    reread = ids is not None and not spec.requests
-    types = job.row_types(planned, reread=reread)
-    typed: list[tuple[int, dict[str, Any]]] = []
-    plan = planner.plan
     try:
-        # With an id check, rows planned before an interruption are read again for their ids.
-        for index, row, text in planner.read_records(start=0 if ids else planned):
-            if limit is not None and index >= limit:
-                reached_end = False
-                break
-            if ids is not None:
-                ids.add(index, row)
-            if index < planned:
-                if types is not None and reread:
-                    typed.append((index, row))
-                continue
-            kept, text = plan(index, row, requests, unsendable, text=text)
-            rows.append((index, text))
-            if types is not None:
-                typed.append((index, kept))
-            if len(rows) >= PLAN_CHUNK:
-                next_index = index + 1
-                if ids is not None:
-                    ids.flush()
-                if types is not None:
-                    types.add(typed)
-                    typed = []
-                planner.finish_chunk()
-                store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                                  meta={"truncated_rows": cut_before + planner.cut_rows})
-                rows, requests, unsendable = [], [], []
-        if rows:
-            next_index = rows[-1][0] + 1
-        if ids is not None:
-            ids.flush()
-        if types is not None:
-            types.add(typed)
+        with store.bulk_writes():
+            if bulk is None:
+                for index, row, text in planner.read_records(start=start):
+                    if limit is not None and index >= limit:
+                        reached_end = False
+                        break
+                    chunks.take(index, row, text)
+            else:
+                index = 0  # the next row's
+                for line_number, lines in jsonl_chunks(spec.input, PLAN_CHUNK):
+                    room = None if limit is None else limit - index
+                    if room is not None and sum(1 for line in lines if line.strip()) > room:
+                        reached_end = False  # rows past the limit: not read, not checked
+                    if room == 0:
+                        break
+                    parsed = bulk.parse(lines)
+                    rows, texts = parsed or data.jsonl_lines(spec.input, line_number, lines, room)
+                    if room is not None:
+                        rows, texts = rows[:room], texts[:room]
+                    if index + len(rows) > start and (
+                            parsed is None or not chunks.take_many(index, bulk, rows, texts)):
+                        numbered = zip(range(index, index + len(rows)), rows, texts, strict=True)
+                        for at, row, text in numbered:
+                            if at >= start:
+                                chunks.take(at, row, text)
+                    index += len(rows)
+                    if not reached_end:
+                        break
+            chunks.finish(reached_end)
     finally:
-        if ids is not None:
-            ids.close()
-    planner.finish_chunk()
-    store.add_planned(rows, requests, next_index, unsendable=unsendable,
-                      meta={"truncated_rows": cut_before + planner.cut_rows,
-                            "planned_complete": reached_end})
+        chunks.close()
 
 
-__all__ = ["PLAN_CHUNK", "payload_json", "plan_rows"]
+class _Chunks:
+    """The rows being planned, stored a chunk (one transaction) at a time."""
+
+    def __init__(self, job: Job, planner: Any) -> None:
+        self.store = job.store
+        self.planner = planner
+        self.planned = int(job.store.get_meta("planned_rows") or 0)
+        self.cut_before = int(job.store.get_meta("truncated_rows") or 0)
+        self.rows: list[tuple[int, str]] = []
+        self.requests: list[tuple[int, int, int, int, str, int]] = []
+        self.unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
+        self.next_index = self.planned
+        self.ids = job.spec.unique_ids_check()
+        # A Parquet/Arrow output needs one type per field: a field that changes type between
+        # rows is refused now, before anything is sent, not when the export would fail. The
+        # fields are those kept (an input row; a request file's output row, never re-read).
+        self.reread = self.ids is not None and not job.spec.requests
+        self.types = job.row_types(self.planned, reread=self.reread)
+        self.typed: list[tuple[int, dict[str, Any]]] = []
+
+    def take(self, index: int, row: dict[str, Any], text: str | None) -> None:
+        """Check and plan one row (a row planned before an interruption: its id only)."""
+        if self.ids is not None:
+            self.ids.add(index, row)
+        if index < self.planned:
+            if self.types is not None and self.reread:
+                self.typed.append((index, row))
+            return
+        kept, text = self.planner.plan(index, row, self.requests, self.unsendable, text=text)
+        self.rows.append((index, text))
+        if self.types is not None:
+            self.typed.append((index, kept))
+        if len(self.rows) >= PLAN_CHUNK:
+            self.store_chunk(index + 1)
+
+    def take_many(self, first: int, bulk: BulkPlanner, rows: list[dict[str, Any]],
+                  texts: Sequence[str | None]) -> bool:
+        """Check and plan rows ``first``... at once; False (nothing taken) where they must be
+        taken one by one."""
+        end = first + len(rows)
+        if first < self.planned < end:
+            return False
+        rendered = None if end <= self.planned else bulk.render(rows)
+        if rendered is None and end > self.planned:
+            return False
+        if self.ids is not None:
+            self.ids.add_many(first, rows)
+        if self.types is not None and (rendered is not None or self.reread):
+            self.typed.extend(zip(range(first, end), rows, strict=True))
+        if rendered is not None:
+            # Parsed by the bulk planner: every row's text is its line's.
+            self.rows.extend(zip(range(first, end), cast("list[str]", texts), strict=True))
+            self.planner.add_many_requests(first, *rendered, self.requests)
+            if len(self.rows) >= PLAN_CHUNK:
+                self.store_chunk(end)
+        return True
+
+    def store_chunk(self, next_index: int, meta: dict[str, Any] | None = None) -> None:
+        """Store the rows taken since the last chunk, in one transaction."""
+        self.next_index = next_index
+        if self.ids is not None:
+            self.ids.flush()
+        if self.types is not None:
+            self.types.add(self.typed)
+            self.typed = []
+        self.planner.finish_chunk()
+        self.store.add_planned(self.rows, self.requests, next_index, unsendable=self.unsendable,
+                               meta={"truncated_rows": self.cut_before + self.planner.cut_rows,
+                                     **(meta or {})})
+        self.rows, self.requests, self.unsendable = [], [], []
+
+    def finish(self, reached_end: bool) -> None:
+        """Store the last chunk, marking whether the whole input is planned."""
+        self.store_chunk(self.rows[-1][0] + 1 if self.rows else self.next_index,
+                         {"planned_complete": reached_end})
+
+    def close(self) -> None:
+        """Drop the id check's temporary file."""
+        if self.ids is not None:
+            self.ids.close()

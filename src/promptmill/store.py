@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import itertools
 import json
 import os
 import sqlite3
@@ -28,6 +26,7 @@ from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
+from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_many, values_sql
 
 SCHEMA_VERSION = 6
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -39,8 +38,6 @@ ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malf
                     "timeout", "fatal", "invalid_output")
 # The codes migration 3 wrote (a migration's effect never changes; later codes, later ones).
 _OUTCOMES_OF_MIGRATION_3 = 7
-# Attempt records a multi-row INSERT writes (store.record), largest first.
-_ATTEMPTS_PER_INSERT = (64, 16, 4, 1)
 # An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
 # retryable (then ``server_error``): see ``outcome_code``.
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
@@ -455,12 +452,10 @@ class JobStore:
         over the context); ``meta`` values are kept in the same transaction.
         """
         with self.transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO rows (row_index, data) VALUES (?, ?)", rows)
-            db.executemany(
-                "INSERT OR IGNORE INTO requests (id, row_index, sample_group, n, payload, "
-                "est_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                requests,
-            )
+            insert_many(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
+                         values_sql(2), rows)
+            insert_many(db, "INSERT OR IGNORE INTO requests (id, row_index, sample_group, n, "
+                         "payload, est_tokens) VALUES ", values_sql(6), requests)
             db.executemany(
                 "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
                 "finished_at = ? WHERE id = ? AND status = 'pending'",
@@ -471,6 +466,19 @@ class JobStore:
                 [("planned_rows", json.dumps(planned_rows)),
                  *((key, json.dumps(value)) for key, value in (meta or {}).items())],
             )
+
+    @contextlib.contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Many large transactions (planning): the WAL checkpointed into the database every
+        64 MB instead of every 4 MB (each checkpoint copies the pages written since, and
+        planning writes the same index pages again and again). Crash-safe as before: a
+        checkpoint only copies committed pages; a kill leaves a longer WAL to replay."""
+        self.db.execute("PRAGMA wal_autocheckpoint=16384")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA wal_autocheckpoint=1000")
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -566,27 +574,46 @@ class JobStore:
             first_failure=(int(first[0]), str(first[1])) if first else None,
         )
 
-    def _row_chunks(self, chunk: int) -> Iterator[list[tuple[int, str]]]:
-        """Planned rows ``(row_index, data)`` in input order, ``chunk`` at a time."""
-        last = -1
+    def row_chunks(self, chunk: int, first: int = 0,
+                    last: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Planned rows ``(row_index, data)`` in input order (from ``first`` to ``last``),
+        ``chunk`` at a time."""
+        after = first - 1
         while True:
             rows = self.db.execute(
-                "SELECT row_index, data FROM rows WHERE row_index > ? ORDER BY row_index LIMIT ?",
-                (last, chunk),
+                "SELECT row_index, data FROM rows WHERE row_index > ? AND row_index <= ? "
+                "ORDER BY row_index LIMIT ?",
+                (after, (1 << 63) - 1 if last is None else last, chunk),
             ).fetchall()
             if not rows:
                 return
             yield rows
-            last = rows[-1][0]
+            after = rows[-1][0]
 
     def iter_row_data(self, chunk: int = 5000) -> Iterator[tuple[int, str]]:
         """Every planned row's own fields (JSON text) in input order, without outcomes."""
-        for rows in self._row_chunks(chunk):
+        for rows in self.row_chunks(chunk):
             yield from rows
 
-    def iter_rows(self, chunk: int = 1000) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
-        """Every planned row in input order with its requests' outcomes, streamed."""
-        for rows in self._row_chunks(chunk):
+    def iter_single_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every planned row in input order with its one request's outcome, ``chunk`` rows at a
+        time: ``(row_index, data, status, attempts, responses, prompt_tokens,
+        completion_tokens, error, endpoint)``, the request's columns None for a row without
+        one. For a job of one sample group a row (``iter_rows`` otherwise)."""
+        after = -1
+        while rows := self.db.execute(
+                "SELECT r.row_index, r.data, q.status, q.attempts, q.responses, q.prompt_tokens, "
+                "q.completion_tokens, q.error, q.endpoint FROM rows r LEFT JOIN requests q "
+                "ON q.row_index = r.row_index WHERE r.row_index > ? ORDER BY r.row_index "
+                "LIMIT ?", (after, chunk)).fetchall():
+            yield rows
+            after = rows[-1][0]
+
+    def iter_rows(self, chunk: int = 1000, *, first: int = 0, last: int | None = None,
+                  ) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:
+        """Every planned row (from ``first`` to ``last``) in input order with its requests'
+        outcomes, streamed."""
+        for rows in self.row_chunks(chunk, first, last):
             first, last = rows[0][0], rows[-1][0]
             outcomes: dict[int, list[tuple[Any, ...]]] = {}
             for outcome in self.db.execute(
@@ -602,28 +629,12 @@ class JobStore:
 
 def _insert_attempts(db: sqlite3.Connection, attempts: Sequence[AttemptRecord],
                      clock_offset: float) -> None:
-    """Insert attempt records, many rows a statement (executemany's bind, step and reset per
-    row cost more than the insert: 8.0k instructions an attempt, 4.9k 64 at a time); SQLite
-    turns the times into milliseconds, no Python tuple per attempt."""
-    flat = list(itertools.chain.from_iterable(attempts))
-    total, done = len(attempts), 0
-    for rows in _ATTEMPTS_PER_INSERT:  # a few statement shapes, each prepared once
-        if total - done < rows:
-            continue
-        sql = _attempts_sql(rows, clock_offset)
-        while total - done >= rows:
-            db.execute(sql, flat[4 * done:4 * (done + rows)])
-            done += rows
-
-
-@functools.lru_cache(maxsize=16)
-def _attempts_sql(rows: int, clock_offset: float) -> str:
-    """An INSERT of ``rows`` attempts (four parameters each) on a clock ``clock_offset``
-    seconds behind Unix time."""
-    return "INSERT INTO attempts VALUES " + ",".join(
-        f"(?{4 * i + 1}, CAST((?{4 * i + 2} + {clock_offset!r}) * 1000 AS INTEGER), "
-        f"CAST((?{4 * i + 3} - ?{4 * i + 2}) * 1000 AS INTEGER), ?{4 * i + 4})"
-        for i in range(rows))
+    """Insert attempt records, many rows a statement; SQLite turns the times into
+    milliseconds, no Python tuple per attempt."""
+    insert_many(db, "INSERT INTO attempts VALUES ", (
+        f"(?{{}}, CAST((?{{}} + {clock_offset!r}) * 1000 AS INTEGER), "
+        "CAST((?{} - ?{}) * 1000 AS INTEGER), ?{})", (0, 1, 2, 1, 3)), attempts,
+        sizes=ROWS_PER_INSERT[1:])  # a group commit's few hundred: as measured at 64
 
 
 def existing_store_path(path: Path) -> Path:

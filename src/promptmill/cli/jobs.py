@@ -488,7 +488,7 @@ def export(output: Path, fmt: str | None, destination: Path | None,
            flatten_json: bool) -> None:
     """Write the job's results (every row, in input order) as JSONL, Parquet, CSV, Arrow or HF."""
     from promptmill import data
-    from promptmill.job import export_results
+    from promptmill.export import export_results
 
     if destination is None:
         suffix = {"hf": ".hf", "openai-batch": ".batch.jsonl"}.get(fmt or "", f".{fmt}")

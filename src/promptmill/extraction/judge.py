@@ -176,7 +176,8 @@ def run_judge(items: Sequence[JudgeItem], options: JudgeOptions, beside: Path) -
     from promptmill.engine.retry import RetryPolicy
     from promptmill.errors import OutputError
     from promptmill.eventloop import run_async
-    from promptmill.job import JobSpec, iter_results
+    from promptmill.export import iter_results
+    from promptmill.job import JobSpec
     from promptmill.prompts.render import PromptSpec
     from promptmill.store import JobStore
 

@@ -80,10 +80,15 @@ def _counter_for(model: str) -> Any:
 
 def count_text_tokens(text: str, model: str) -> int:
     """Tokens in ``text`` for ``model``: exact for OpenAI models, about 4 characters each else."""
+    return count_texts_tokens([text], model)[0]
+
+
+def count_texts_tokens(texts: list[str], model: str) -> list[int]:
+    """``count_text_tokens`` of each of ``texts`` (planning counts a chunk of rows at once)."""
     counter = _counter_for(model)
     if counter is None:
-        return max(1, (len(text) + 3) // 4)
-    return len(counter(text))
+        return [(len(text) + 3) // 4 or 1 for text in texts]
+    return [len(tokens) for tokens in map(counter, texts)]
 
 
 def estimate_prompt_tokens(request: GenerationRequest, model: str) -> int:

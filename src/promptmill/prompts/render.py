@@ -206,8 +206,13 @@ class Renderer:
         text = text.strip()
         if not text:
             raise InputError(f"{self.where(index)}: the prompt is empty: fill it or drop the row")
+        return self.wrap(text)
+
+    def wrap(self, text: str) -> RenderedPrompt:
+        """A row's prompt text (rendered, stripped) as the prompt sent: with the system
+        prompt, as chat messages or one text prompt."""
         system = self.system
-        if not spec.chat:
+        if not self.spec.chat:
             prompt = f"{system}\n\n{text}" if system else text
             return RenderedPrompt(None, prompt)
         messages: list[dict[str, Any]] = []
@@ -215,6 +220,33 @@ class Renderer:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": text})
         return RenderedPrompt(messages, None)
+
+    def texts(self, rows: list[dict[str, Any]]) -> list[str] | None:
+        """The prompt texts of many rows (rendered, stripped), as ``render`` would make them
+        before ``wrap``; None where a row needs ``render`` itself: an error to name (a field
+        missing or empty, a template failing), a value not a string, a chat format, a
+        messages field."""
+        spec = self.spec
+        if spec.messages_field or self.chat_format is not None:
+            return None
+        try:
+            if self._template is not None:
+                render = self._template.render
+                texts = [render(row) for row in rows]
+            else:
+                name = spec.prompt_field or _default_field(rows)
+                if name is None:
+                    return None
+                texts = [row[name] for row in rows]
+                if texts and set(map(type, texts)) != {str}:
+                    return None
+                if self.task_text is not None:
+                    task = self.task_text
+                    texts = [task + text for text in texts]
+        except Exception:  # the row's error is raised, naming it, by render()
+            return None
+        texts = [text.strip() for text in texts]
+        return texts if all(texts) else None
 
     def _field(self, index: int, row: dict[str, Any]) -> str:
         name = self.spec.prompt_field
@@ -250,6 +282,20 @@ class Renderer:
         if self.system and value[0].get("role") != "system":
             return [{"role": "system", "content": self.system}, *value]
         return list(value)
+
+
+def _default_field(rows: list[dict[str, Any]]) -> str | None:
+    """The default prompt field of every row in ``rows`` when it is the same for all (the
+    first of ``_DEFAULT_FIELDS`` each has); None where rows differ or have none."""
+    if not rows:
+        return None
+    name = next((f for f in _DEFAULT_FIELDS if f in rows[0]), None)
+    if name is None:
+        return None
+    earlier = _DEFAULT_FIELDS[:_DEFAULT_FIELDS.index(name)]
+    if all(name in row and not any(f in row for f in earlier) for row in rows):
+        return name
+    return None
 
 
 def _inline_or_file(value: str | None, option: str) -> str | None:

@@ -17,7 +17,9 @@ from promptmill.extraction.asked import (
     asked_quantity,
     asked_variable,
     asks_several,
+    commentary,
     committed_clause,
+    converted,
     givens,
     other_quantity,
     recaps,
@@ -339,7 +341,9 @@ def _closing_statement(sentence: str, question: str | None = None) -> str | None
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
-    if restated and not _PROPERTY.match(clause, restated.end()):
+    if restated and not _PROPERTY.match(clause, restated.end()) and not converted(
+        clause[: restated.start()], clause[restated.end() :], question
+    ):
         value = _value(clause[restated.end() :], words=True)
         if value is not None and value != HEDGE:
             return value
@@ -515,6 +519,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
+        remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
@@ -551,7 +556,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         found = Candidate(
             start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
         )
-        if recap is None and (recaps(sentence, given) or other_quantity(sentence, question)):
+        if recap is None and (remark or recaps(sentence, given)
+                              or other_quantity(sentence, question)):
             recap = found  # the answer may come before it: look on, and keep this if not
             continue
         return [found]

@@ -256,7 +256,7 @@ _SIZING = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle")
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°")
 _WHOLE_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_CURRENCY = re.compile(r"^-?\$|^\$")
+_CURRENCY = re.compile(r"^-?[$£€¥]")  # "£120", "€70", "-$5"
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
 _EQUALS = re.compile(r"\s*=\s*")

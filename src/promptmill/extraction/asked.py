@@ -121,6 +121,10 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
     if _ASIDE.search(sentence):
         return True
+    # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
+    concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
+    if concluded != sentence and _OTHER_SUBJECT.match(concluded):
+        sentence = concluded
     copula = _COPULA.search(sentence)
     other = _OTHER_SUBJECT.match(sentence[: copula.start()] if copula else sentence)
     subject = _SUBJECT.match(sentence)
@@ -280,8 +284,15 @@ _REMARK = re.compile(
     r"\be\.g\.|\bfor\s+(?:example|instance)\b|\balso\s+(?:gives?|equals?|yields?|comes\s+to)\b"
     r"|^\W*(?:that(?:'s|\s+is)|this\s+is|it(?:'s|\s+is)|or)\s+(?:about|roughly|approximately|"
     r"around|nearly|almost|close\s+to|just\s+(?:under|over))\b"
+    # "in knots, about 29", "take x = 4: 1 < 2": another unit's approximation, an example
+    r"|^\W*(?:(?:in|or)\s+[\w/]+\s*,?\s*)?(?:about|roughly|approximately|around|nearly|almost)"
+    r"\s+[-$]?\d|^\W*(?:take|try|say|pick)\s+[a-z]\s*="
     r"|^\W*(?:as|in)\s+(?:an?\s+)?(?P<form>decimal|percentage|percent|fraction|mixed\s+number|"
     r"scientific\s+notation)s?(?:\s+form)?\b"
+    # "So every x from -4 upward works": the solution set told again in words
+    r"|\b(?:every|any|all)\s+(?:real\s+)?[a-z]\s+(?:from|in|between|above|below|greater|less|"
+    r"at\s+least|at\s+most|beyond|over|under)\b.*\b(?:works?|satisf(?:y|ies)|qualif(?:y|ies)|"
+    r"holds?|will\s+do)\b"
     r"|^\s*\(.*\)\W*$|\bin\s+case\b|\bshould\s+you\s+need\b|\bif\s+(?:you\s+)?need(?:ed)?\b"
     r"|^\W*(?:it|this|the\s+(?:line|graph|curve|parabola))\s+(?P<meets>crosses|meets|cuts|"
     r"intersects|touches|passes\s+through|hits)\b",

@@ -468,6 +468,8 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
 
 
 _TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
+_BARE_TOTAL = re.compile(r"(?<![\w.])(\d[\d,]*)(?=\s+(?:in\s+total|in\s+all|altogether)\b)",
+                         re.IGNORECASE)
 _COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
 
 
@@ -481,6 +483,8 @@ def _counted(sentence: str, noun: str) -> str | None:
               if m.group(2).lower().rstrip("s") == wanted]
     # "four on top, ...: twelve edges in total": the total is the count, the rest its parts
     totals = [m for m in counts if _TOTAL.match(m.string, m.end())]
+    # ": 18 in total", "so 36 altogether": the total, its noun left to the question
+    totals = totals or list(_BARE_TOTAL.finditer(latexify(sentence)))
     found = {m.group(1).replace(",", "") for m in totals or counts}
     return found.pop() if len(found) == 1 else None
 
@@ -556,9 +560,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         found = Candidate(
             start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
         )
-        if recap is None and (remark or recaps(sentence, given)
-                              or other_quantity(sentence, question)):
-            recap = found  # the answer may come before it: look on, and keep this if not
+        if remark or recaps(sentence, given) or other_quantity(sentence, question):
+            # the answer may come before it (past more remarks): look on, keep this if not
+            recap = recap or found
             continue
         return [found]
     return [recap] if recap is not None else []

@@ -36,14 +36,16 @@ HELD_OUT = DATA / "extraction_heldout.jsonl"
 FRESH = DATA / "extraction_heldout2.jsonl"
 THIRD = DATA / "extraction_heldout3.jsonl"
 FOURTH = DATA / "extraction_heldout4.jsonl"
+FIFTH = DATA / "extraction_heldout5.jsonl"
 # Each held-out split as committed before the extractor changes it measures (a2ec2d0, 326968b,
-# dbd6715, 064c06c).
+# dbd6715, 064c06c, 7705414).
 # A case may change only to fix its label, in a commit that says so; then its digest changes.
 SPLIT_SHA256 = {
     HELD_OUT: "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9",
     FRESH: "4e1fe15a11f707655a9a7fd54b120ca663e4765ae679c23b8eb494a2c87eb193",
     THIRD: "f04a6f33341be84ecb03339e8d665b1772fe003d424eb4d305e535b2d59c51b6",
     FOURTH: "269420a539deb70c72ead06f576cbc897ca9f1c5e36bf52ff9818b0988a2bdad",
+    FIFTH: "ed3090c06696716b952b4c48aab01fb805aea69dba18f4b6e679ec950e320c3a",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
 # The first three splits are spent: their misses were studied and the rules behind them fixed
@@ -52,9 +54,12 @@ FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final"
 # the fresh one (90.0% when first measured after those rounds) until round grader17d read its
 # misses and fixed the rules behind them: spent now, it measured 98.75% after that round
 # (families 96.6-100%), and its floors are those figures, a guard against regressions.
+# The fifth (95.5% when first measured, math_final 80%) was spent in round grader17e: 99.75%
+# after it (math_final 98.75%, the rest 100%); its floors leave room for one math-verify
+# timeout on a loaded machine, nothing more.
 # (overall floor, per-family floor) for each split:
 FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98), THIRD: (0.995, 0.98),
-          FOURTH: (0.985, 0.96)}
+          FOURTH: (0.985, 0.96), FIFTH: (0.995, 0.98)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 
@@ -93,12 +98,12 @@ def test_training_split_is_read_as_a_grader_reads_it() -> None:
         assert scores.family_accuracy(family) >= 0.98, _figures("training split", scores)
 
 
-@pytest.mark.parametrize("split", [HELD_OUT, FRESH, THIRD, FOURTH], ids=lambda path: path.stem)
+@pytest.mark.parametrize("split", list(FLOORS), ids=lambda path: path.stem)
 def test_held_out_split_is_unchanged_since_it_was_written(split: Path) -> None:
     assert hashlib.sha256(split.read_bytes()).hexdigest() == SPLIT_SHA256[split]
 
 
-@pytest.mark.parametrize("split", [HELD_OUT, FRESH, THIRD, FOURTH], ids=lambda path: path.stem)
+@pytest.mark.parametrize("split", list(FLOORS), ids=lambda path: path.stem)
 def test_held_out_split_is_read_as_a_grader_reads_it(split: Path) -> None:
     # Written before the extractor was read; the first three tuned on since (tests/data/README.md).
     cases = read_cases(split)

@@ -1,7 +1,7 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr32-*``); here one response per rule, with the method
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr34-*``); here one response per rule, with the method
 that must decide it, so that breaking one rule fails a test that names it, not only a
 percentage.
 """
@@ -39,6 +39,11 @@ CHOICE_RULES = [
      "hedge"),
     ("Both Venus and Mars are neighbours, so the answer is Venus and Mars.", PLANETS, None, None,
      "multiple"),
+    # round grader17e: two letters offered; others explained away in brackets
+    ("Honestly it is either A or D; I would not bet on one.", ["AND", "OR", "NOT", "XOR"],
+     None, None, "hedge"),
+    ("Mars is the only one with two moons (Mercury and Venus have none, Earth one).",
+     PLANETS, "Which planet has two moons?", "D", "option_mention"),
     # a sentence that only points at an option
     ("Mars is red because of iron oxide. The fourth choice.", PLANETS, None, "D", "ordinal"),
     ("Venus is hottest because of its CO2. That's option two.", PLANETS, None, "B", "ordinal"),
@@ -187,6 +192,34 @@ MATH_RULES = [
     ("20% of 90 is ...", "What is 20% of 90?", None, "hedge"),
     ("If ^ is a power: $\\boxed{8}$. If it is XOR: 2 XOR 3 = 1, so $\\boxed{1}$.", None, None,
      "hedge"),
+    # round grader17e: remarks after the committed statement; the asked unit and quantity
+    ("7x < 21, so x < 3. Any x below 3 works, e.g. x = 0 gives 0 < 21.", "Solve 7x < 21.",
+     "(-\\infty, 3)", "last_statement"),
+    ("z² = 49, so z = ±7. Both roots check: 49 = 49.", "Solve z^2 = 49.", "\\pm 7",
+     "last_statement"),
+    ("10% is $3.60, so the tip is $5.40. The bill plus tip comes to $41.40.",
+     "What is a 15% tip on a $36 bill, in dollars?", "5.40", "last_statement"),
+    ("2c = 18, so c = 9. Then c + d = 13, in case you need it.", "If 2c = 18, what is c?", "9",
+     "last_statement"),
+    ("The line is y = 4x - 8. It crosses the x-axis at x = 2.",
+     "Write the equation of the line with slope 4 through (0, -8).", "4x - 8",
+     "last_statement"),
+    ("100 km in 2 h is 50 km/h, i.e. 5 km every six minutes.",
+     "What is the average speed in km/h?", "50", "last_statement"),
+    ("36 km/h is 10 m/s. That's about 22 mph.", "Convert 36 km/h to m/s.", "10",
+     "last_statement"),
+    ("5/8 = 0.625 exactly. (As a check, 8 × 0.625 = 5.)", "What is 5/8 as a decimal?", "0.625",
+     "last_statement"),
+    ("3% of 500 g = 15 g of salt, leaving 485 g of water.",
+     "How many grams of salt are in 500 g of a 3% brine?", "15", "last_statement"),
+    ("The price was 45 / 0.75 = £60. The saving was £15.",
+     "After a 25% discount a lamp costs £45. What was the original price in pounds?", "60",
+     "last_statement"),
+    ("Four around each end and four sides: 12 altogether.",
+     "How many edges does a cuboid have?", "12", "last_statement"),
+    ("The differences are 3, 5, 7, so the next one is 9: 16 + 9 = 25. The formula n² also "
+     "gives 25; the term after would be 36.", "What is the next term of 1, 4, 9, 16, ...?", "25",
+     "last_statement"),
 ]
 
 

@@ -121,16 +121,33 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
     if _ASIDE.search(sentence):
         return True
+    # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
+    concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
+    if concluded != sentence and _OTHER_SUBJECT.match(concluded):
+        sentence = concluded
     copula = _COPULA.search(sentence)
     other = _OTHER_SUBJECT.match(sentence[: copula.start()] if copula else sentence)
     subject = _SUBJECT.match(sentence)
     if not question or (subject or other) is None:
         return False
-    word = subject.group(1).lower() if subject else other.group(2).split()[-1].lower()  # type: ignore[union-attr]
     asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
+    if subject:
+        words = [subject.group(1).lower()]
+    else:  # "the interest earned": any word of its head; "the total with tip": "total"
+        head = _QUALIFIED.split(other.group(2).lower())  # type: ignore[union-attr]
+        words = head[0].split()
+        if len(head) > 1:  # a qualified total is a quantity of its own, not the asked one
+            named, _ = _asked_words(question)
+            return not {w.rstrip("s") for w in words} & (named or asked)
+    if {w.rstrip("s") for w in words[:-1]} & asked:
+        return False
+    word = words[-1]
     # "their sum 5 agrees with -b/a": a remark about the answer, stating no value of its own
     narrative = subject is None and copula is None
     return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked
+
+
+_QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
 
 
 # "What was the original price ...?", "Find the slope of ...", "What is 15% of 340?": the
@@ -138,9 +155,17 @@ def other_quantity(sentence: str, question: str | None) -> bool:
 _ASKED_PHRASE = re.compile(
     r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
     r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
-    r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)",
+    r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)"
+    # "How many grams of salt are in ...?", "How much is a 15% tip on ...?"
+    r"|\bhow\s+many\s+(?P<many>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:in|for|at|on|after|if|when|does|"
+    r"do|did|will|would|can|could)\b)"
+    r"|\bhow\s+much\s+(?:is|was|are|were|will\s+be)\s+(?:the\s+|an?\s+)?(?P<much>[^?,.;]+?)"
+    r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)",
     re.IGNORECASE,
 )
+# words of an asked phrase that name nothing: "how many litres are drained"
+_PHRASE_FILLER = frozenset({"the", "a", "an", "of", "are", "is", "was", "were", "there", "value",
+                            "number"})
 _SAME = {"minimum": ("least", "smallest", "lowest", "min"),
          "maximum": ("greatest", "largest", "highest", "max")}
 # a clause about another thing: "each interior angle measures 140°", "the discount saved the
@@ -164,18 +189,37 @@ _CLAUSES = re.compile(r";\s+|(?<=\S):\s+|\s+and\s+(?=(?:the|its|their)\s)", re.I
 _IN_WORDS = re.compile(r"(?<=\S):\s+[^\d:=]*$")
 
 
-def _asked_words(question: str) -> set[str]:
-    """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for."""
+def _asked_words(question: str) -> tuple[set[str], set[str]]:
+    """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for,
+    and of them the head nouns ("term" of "the next term", "gram" of "grams of salt")."""
     words: set[str] = set()
+    heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        phrase = (match.group("what") or match.group("find") or "").lower()
-        for word in phrase.split():
+        phrase = "".join(part for part in match.group("what", "find", "much", "many") if part)
+        named = []
+        for word in phrase.lower().split():
             if not re.search(r"[a-z%]", word):
                 continue  # "What is 99 + 99?": its numbers name no quantity
             word = word.rstrip("s") if word.isalpha() else word
+            named.append(word)
             words.add(word)
             words.update(_SAME.get(word, ()))
-    return words - {"the", "a", "an", "value", "number"} if len(words) > 1 else words
+        named = [word for word in named if word not in _PHRASE_FILLER] or named
+        if named:  # "how many grams of salt": its first noun; "the next term": its last
+            heads.add(named[0] if match.group("many") else named[-1])
+    if len(words) > 1:
+        words -= _PHRASE_FILLER
+    return words, heads & words if words else heads
+
+
+def _names_head(subject: str, asked: set[str], heads: set[str]) -> bool:
+    """Whether a clause's subject names the asked quantity: its head noun, or an asked word
+    ending the subject ("the original" for "the original price"), not "the next difference"
+    for "the next term"."""
+    if not _names(subject, asked):
+        return False
+    last = re.findall(r"[a-z']+", subject.lower())
+    return not heads or _names(subject, heads) or bool(last) and last[-1].rstrip("s") in asked
 
 
 def _names(text: str, asked: set[str], words_only: bool = False) -> bool:
@@ -187,6 +231,7 @@ def _names(text: str, asked: set[str], words_only: bool = False) -> bool:
     return bool(tokens & asked) or any(not w.isalpha() and w in text for w in asked)
 
 
+_COUNT_FIRST = re.compile(r"\W*-?\$?\d")
 # "..., and both are 2": a pronoun carries on the statement before it
 _ANAPHOR = re.compile(r"\W*(?:and\s+)?(?:it|they|both|this|that|these|which|all)\s*", re.IGNORECASE)
 
@@ -201,7 +246,7 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
              if re.search(r"\d", piece)]
     if len(parts) < 2:
         return clause
-    asked = _asked_words(question) if question else set()
+    asked, heads = _asked_words(question) if question else (set(), set())
     variable = _ASKED_VARIABLE.search(question) if question else None
     if variable:
         asked.add(variable.group(1))
@@ -213,9 +258,11 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
         each = other is not None and other.group("det").lower() in ("each", "every")
         if _COMMENTARY.search(part):
             kinds.append("aside")
-        elif verb and asked and (_names(subject, asked) or _ANAPHOR.fullmatch(subject)
+        elif verb and asked and (_names_head(subject, asked, heads) or _ANAPHOR.fullmatch(subject)
                                  or _names(part[verb.end() :], asked, words_only=True)):
             kinds.append("asked")
+        elif asked and not verb and _COUNT_FIRST.match(part) and _names(part, asked, True):
+            kinds.append("asked")  # "minus 7 used: 29 eggs left" for "How many eggs are left?"
         elif other and (each or not verb) and other.group(2).split()[-1].lower() not in _GENERIC:
             kinds.append("other")
         else:
@@ -227,6 +274,62 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
         if plain:
             return plain[-1]
     return clause
+
+
+# A closing sentence that remarks on the answer rather than stating it: an example ("e.g.
+# x = 0 gives 1 ≤ 5"), a confirmation ("which for n = 5 also gives 35"), an approximation or
+# another form of it ("That's roughly 45 mph.", "As a decimal, 0.666…"), an aside in brackets,
+# an offer ("in case that's useful"), a property of the answer ("It crosses the x-axis at 2.5")
+_REMARK = re.compile(
+    r"\be\.g\.|\bfor\s+(?:example|instance)\b|\balso\s+(?:gives?|equals?|yields?|comes\s+to)\b"
+    r"|^\W*(?:that(?:'s|\s+is)|this\s+is|it(?:'s|\s+is)|or)\s+(?:about|roughly|approximately|"
+    r"around|nearly|almost|close\s+to|just\s+(?:under|over))\b"
+    # "in knots, about 29", "take x = 4: 1 < 2": another unit's approximation, an example
+    r"|^\W*(?:(?:in|or)\s+[\w/]+\s*,?\s*)?(?:about|roughly|approximately|around|nearly|almost)"
+    r"\s+[-$]?\d|^\W*(?:take|try|say|pick)\s+[a-z]\s*="
+    r"|^\W*(?:as|in)\s+(?:an?\s+)?(?P<form>decimal|percentage|percent|fraction|mixed\s+number|"
+    r"scientific\s+notation)s?(?:\s+form)?\b"
+    # "So every x from -4 upward works": the solution set told again in words
+    r"|\b(?:every|any|all)\s+(?:real\s+)?[a-z]\s+(?:from|in|between|above|below|greater|less|"
+    r"at\s+least|at\s+most|beyond|over|under)\b.*\b(?:works?|satisf(?:y|ies)|qualif(?:y|ies)|"
+    r"holds?|will\s+do)\b"
+    r"|^\s*\(.*\)\W*$|\bin\s+case\b|\bshould\s+you\s+need\b|\bif\s+(?:you\s+)?need(?:ed)?\b"
+    r"|^\W*(?:it|this|the\s+(?:line|graph|curve|parabola))\s+(?P<meets>crosses|meets|cuts|"
+    r"intersects|touches|passes\s+through|hits)\b",
+    re.IGNORECASE,
+)
+_WORDED = re.compile(
+    r"(?:\b(?:is|are|was|equals|comes\s+to|means|represents?|stands?\s+for)\b|=)(?=[^=]*$)"
+    r"(?P<tail>.*)",
+    re.IGNORECASE,
+)
+
+
+def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
+    """Whether a closing sentence remarks on an answer stated before it (an example, a check,
+    an approximation or another form, an aside, a property of the answer, a restatement in
+    words of the question's numbers) rather than committing to one."""
+    remark = _REMARK.search(sentence)
+    if remark:
+        asked = (question or "").lower()
+        if remark.group("form") and remark.group("form").split()[0] in asked:
+            return False  # "As a percentage, 40%." where the question asks for a percentage
+        return not (remark.group("meets") and re.search(r"intercept|cross|meet|intersect", asked))
+    # "So 6 cm on the map is a kilometre and a half.": the question's numbers, a value in words
+    numbers = _GIVEN_NUMBER.findall(sentence)
+    worded = _WORDED.search(sentence)
+    return (bool(numbers) and set(numbers) <= given and worded is not None
+            and not re.search(r"\d", worded.group("tail")))
+
+
+_ASKED_UNIT = re.compile(r"\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+
+
+def converted(stated: str, restated: str, question: str | None) -> bool:
+    """Whether a restatement ("120 km/h, i.e. 2 km every minute") leaves the unit the
+    question asks in ("in km/h?") for another: a conversion beside the answer, not it."""
+    unit = _ASKED_UNIT.search(question) if question else None
+    return unit is not None and unit.group(1) in stated and unit.group(1) not in restated
 
 
 SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
@@ -255,6 +358,6 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 __all__ = [
     "SEVERAL", "asked_clause", "asked_quantity", "asked_variable", "asks_several",
-    "committed_clause", "givens",
+    "commentary", "committed_clause", "converted", "givens",
     "other_quantity", "recaps",
 ]

@@ -96,6 +96,12 @@ _LETTERS_ARE_CORRECT = re.compile(
     r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
     r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
 )
+# "It's either E or B", "either (B) or (D)": two letters offered, neither chosen (an option
+# whose text is "OR" or "B-" is not named by them)
+_EITHER_LETTERS = re.compile(
+    r"\b(?i:either)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
+    r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
+)
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -276,6 +282,10 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
             kind = HEDGE if wavers else SEVERAL
             found.append(Candidate(match.start(), None, kind, STRONG))
+    for match in _EITHER_LETTERS.finditer(text):
+        letters = {LETTERS.index(letter) for letter in match.groups()}
+        if len(letters) == 2 and max(letters) < options.count:
+            found.append(Candidate(match.start(), None, HEDGE, STRONG))
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]

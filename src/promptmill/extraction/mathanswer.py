@@ -17,15 +17,20 @@ from promptmill.extraction.asked import (
     asked_quantity,
     asked_variable,
     asks_several,
+    commentary,
     committed_clause,
+    converted,
     givens,
     other_quantity,
     recaps,
 )
 from promptmill.extraction.mathnorm import (
+    NUMBER_WORD,
+    NUMBER_WORD_BODY,
     exact_number,
     latexify,
     normalise_math,
+    number_word,
     opens_with_word_fraction,
 )
 from promptmill.extraction.text import (
@@ -212,7 +217,7 @@ def _value(tail: str, words: bool = False) -> str | None:
     ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
     if words and not opens_with_word_fraction(tail):  # "two-thirds" is 2/3, not "2-thirds"
-        tail = _NUMBER_WORD.sub(lambda m: str(_number_word(m.group(0))), tail, count=1)
+        tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
     for opening, closing in _MATH_DELIMITERS:
@@ -238,53 +243,15 @@ def _value(tail: str, words: bool = False) -> str | None:
     return _settle(_expression(clause))
 
 
-_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-          "eighteen", "nineteen"]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_BELOW_HUNDRED = (
-    rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})"
-)
-_NUMBER_WORD_BODY = (
-    rf"(?:(?:minus|negative)\s+)?"
-    rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
-    rf"|{_BELOW_HUNDRED})(?:\s+(?:thousand|million|billion))?\b"
-    r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
-    r"sevenths?|eighths?|ninths?|tenths?))"
-)
-_NUMBER_WORD = re.compile(rf"^\s*{_NUMBER_WORD_BODY}", re.IGNORECASE)
 # "A cube has twelve edges." answering "How many edges ...?": a count in words after "has"
-_STATING = re.compile(rf"[\d\\]|\b{_NUMBER_WORD_BODY}\b", re.IGNORECASE)
+_STATING = re.compile(rf"[\d\\]|\b{NUMBER_WORD_BODY}\b", re.IGNORECASE)
 _COUNT_IN_WORDS = re.compile(
     r"(?P<lead>\b(?:has|have|had|contains?|holds?|needs?|uses?|gets?|takes?|makes?|are|were|"
     r"is|was)\s+(?:exactly\s+|only\s+|just\s+)?|:\s*)"  # ": twelve edges in total"
-    rf"(?P<count>{_NUMBER_WORD_BODY})"
+    rf"(?P<count>{NUMBER_WORD_BODY})"
     r"(?P<first>\s+[a-z]{3,})(?P<second>\s+[a-z]{3,})?",
     re.IGNORECASE,
 )
-
-
-_SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
-
-
-def _number_word(words: str) -> int:
-    """"twelve" is 12, "forty-two" is 42, "minus three" is -3, "one hundred fifty-two" 152,
-    "two million" 2000000."""
-    parts = [part for part in re.split(r"[- ]+", words.strip().lower()) if part != "and"]
-    if parts[-1] in _SCALES:
-        return _number_word(" ".join(parts[:-1])) * _SCALES[parts[-1]]
-    sign = 1
-    if parts[0] in ("minus", "negative"):
-        sign, parts = -1, parts[1:]
-    total = 0
-    if len(parts) > 1 and parts[1] == "hundred":
-        total, parts = 100 * _UNITS.index(parts[0]), parts[2:]
-    if parts and parts[0] in _TENS:
-        total += 20 + 10 * _TENS.index(parts[0])
-        parts = parts[1:]
-    if parts:
-        total += _UNITS.index(parts[0])
-    return sign * total
 
 
 def _unwrapped(text: str) -> str:
@@ -339,7 +306,9 @@ def _closing_statement(sentence: str, question: str | None = None) -> str | None
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
-    if restated and not _PROPERTY.match(clause, restated.end()):
+    if restated and not _PROPERTY.match(clause, restated.end()) and not converted(
+        clause[: restated.start()], clause[restated.end() :], question
+    ):
         value = _value(clause[restated.end() :], words=True)
         if value is not None and value != HEDGE:
             return value
@@ -457,13 +426,15 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
         following = [match.group("first"), match.group("second") or ""]
         if wanted not in {word.strip().lower().rstrip("s") for word in following}:
             return match.group(0)  # "four triangular faces" counts faces; "seven days" not
-        count = str(_number_word(match.group("count")))
+        count = str(number_word(match.group("count")))
         return f"{match.group('lead')}{count}{following[0]}{following[1]}"
 
     return _COUNT_IN_WORDS.sub(digits, sentence)
 
 
 _TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
+_BARE_TOTAL = re.compile(r"(?<![\w.])(\d[\d,]*)(?=\s+(?:in\s+total|in\s+all|altogether)\b)",
+                         re.IGNORECASE)
 _COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
 
 
@@ -477,6 +448,8 @@ def _counted(sentence: str, noun: str) -> str | None:
               if m.group(2).lower().rstrip("s") == wanted]
     # "four on top, ...: twelve edges in total": the total is the count, the rest its parts
     totals = [m for m in counts if _TOTAL.match(m.string, m.end())]
+    # ": 18 in total", "so 36 altogether": the total, its noun left to the question
+    totals = totals or list(_BARE_TOTAL.finditer(latexify(sentence)))
     found = {m.group(1).replace(",", "") for m in totals or counts}
     return found.pop() if len(found) == 1 else None
 
@@ -515,6 +488,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     for start, sentence in reversed(sentences(text)[-4:]):
         if sentence.rstrip().endswith("?"):
             continue
+        remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
         if asked is None:
             continue  # the value under another condition than the question's
@@ -551,8 +525,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         found = Candidate(
             start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
         )
-        if recap is None and (recaps(sentence, given) or other_quantity(sentence, question)):
-            recap = found  # the answer may come before it: look on, and keep this if not
+        if remark or recaps(sentence, given) or other_quantity(sentence, question):
+            # the answer may come before it (past more remarks): look on, keep this if not
+            recap = recap or found
             continue
         return [found]
     return [recap] if recap is not None else []

@@ -256,7 +256,7 @@ _SIZING = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\displaystyle")
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|\\circ|°")
 _WHOLE_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_CURRENCY = re.compile(r"^-?\$|^\$")
+_CURRENCY = re.compile(r"^-?[$£€¥]")  # "£120", "€70", "-$5"
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
 _EQUALS = re.compile(r"\s*=\s*")
@@ -324,4 +324,47 @@ def exact_number(answer: str) -> Fraction | None:
     return None
 
 
-__all__ = ["exact_number", "latexify", "normalise_math"]
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_BELOW_HUNDRED = (
+    rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS)})"
+)
+# a number in words: "forty-two", "minus three", "one hundred fifty-two", "two million"
+NUMBER_WORD_BODY = (
+    rf"(?:(?:minus|negative)\s+)?"
+    rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+(?:and\s+)?{_BELOW_HUNDRED})?"
+    rf"|{_BELOW_HUNDRED})(?:\s+(?:thousand|million|billion))?\b"
+    r"(?!\s+(?:and\s+an?\s+)?(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|"
+    r"sevenths?|eighths?|ninths?|tenths?))"
+)
+# a number in words opening a text
+NUMBER_WORD = re.compile(rf"^\s*{NUMBER_WORD_BODY}", re.IGNORECASE)
+
+
+_SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
+def number_word(words: str) -> int:
+    """The value of a number in words: "twelve" is 12, "forty-two" 42, "minus three" -3,
+    "one hundred fifty-two" 152, "two million" 2000000."""
+    parts = [part for part in re.split(r"[- ]+", words.strip().lower()) if part != "and"]
+    if parts[-1] in _SCALES:
+        return number_word(" ".join(parts[:-1])) * _SCALES[parts[-1]]
+    sign = 1
+    if parts[0] in ("minus", "negative"):
+        sign, parts = -1, parts[1:]
+    total = 0
+    if len(parts) > 1 and parts[1] == "hundred":
+        total, parts = 100 * _UNITS.index(parts[0]), parts[2:]
+    if parts and parts[0] in _TENS:
+        total += 20 + 10 * _TENS.index(parts[0])
+        parts = parts[1:]
+    if parts:
+        total += _UNITS.index(parts[0])
+    return sign * total
+
+
+__all__ = ["NUMBER_WORD", "NUMBER_WORD_BODY", "exact_number", "latexify", "normalise_math",
+           "number_word"]

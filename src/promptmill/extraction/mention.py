@@ -43,6 +43,10 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     """The options a sentence states (after its contrasts and copulas decide between the
     ones it names) and whether it wavers between them."""
     named = options.named(sentence)
+    if len(named) > 1:
+        # "59 is the only prime (51 = 3·17, 57 = 3·19)": the brackets explain the others away
+        outside = options.named(_BRACKETED.sub(" ", sentence))
+        named = outside if len(outside) == 1 else named
     replaced = list(_REPLACED.finditer(sentence))
     if len(named) > 1 and replaced:
         # "John Adams — sorry, I mean George Washington": what the correction names decides
@@ -83,6 +87,7 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     return named, wavers
 
 
+_BRACKETED = re.compile(r"\([^()]*\)")
 _LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
 
 

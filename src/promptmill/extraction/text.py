@@ -339,7 +339,8 @@ CHECK = re.compile(
     r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
     r"double[- ]check|because|as\s+a\s+check|for\s+(?:example|instance)|e\.g\.|"
     r"(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
-    r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b",
+    r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b"
+    r"|\b(?:both|all|each)\s+(?:\w+\s+)?(?:checks?|verify|verifies)\b",  # "Both roots check: ..."
     re.IGNORECASE,
 )
 

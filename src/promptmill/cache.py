@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from promptmill.redaction import redact_secrets
+from promptmill.sqlite_bulk import insert_many, values_sql
 
 log = logging.getLogger("promptmill")
 
@@ -57,6 +58,7 @@ _BUSY_TIMEOUT_MS = 2000
 _IDS_PER_LOOKUP = (512, 64, 8, 1)
 # Rows per INSERT statement: whole statements of 64 rows, the rest in 16s, 4s and ones.
 _ROWS_PER_INSERT = (64, 16, 4, 1)
+_ENTRY_ROW = values_sql(5)  # entry id, response JSON, checksum, model id, time
 # Cache modes: "auto" caches deterministic requests only (temperature 0 or a fixed seed),
 # "on" every request, "off" none.
 MODES = ("auto", "on", "off")
@@ -169,18 +171,14 @@ class ResponseCache:
         answers in ``span`` (since, lowest request id). How many were written, and whether
         another run wrote entries of this identity since ``writer``'s last write."""
         db = self.db
-        total, done = len(entries) // 3, 0
+        done = len(entries) // 3
         # Deferred: its first statement takes the cache's write lock (waiting for another
         # job's), while the attached store is only read (IMMEDIATE would lock it too).
         with self._writing("BEGIN"):
             others = self._claim(identity, writer)
-            # Many rows a statement: executemany's per-row bind, step and reset cost more
-            # than the insert itself.
-            for rows in _ROWS_PER_INSERT:
-                sql = _insert_sql(rows)
-                while total - done >= rows:
-                    db.execute(sql, [*entries[3 * done:3 * (done + rows)], model_id, created_at])
-                    done += rows
+            insert_many(db, "INSERT OR REPLACE INTO responses VALUES ", _ENTRY_ROW,
+                        [(*entries[i:i + 3], model_id, created_at)
+                         for i in range(0, 3 * done, 3)], _ROWS_PER_INSERT)
             if span is not None:
                 since, lowest = span
                 done += db.execute(_FILL_SQL, (model_id, created_at, lowest, since)).rowcount
@@ -193,8 +191,7 @@ class ResponseCache:
         if db.execute("UPDATE identities SET writer = ?1 WHERE id = ?2 AND writer = ?1",
                       (writer, identity)).rowcount:
             return False
-        others = db.execute("SELECT 1 FROM identities WHERE id IN (?, ?)",
-                            (identity, _ANY_IDENTITY)).fetchone() is not None
+        others = self.seen(identity)
         db.execute("INSERT OR REPLACE INTO identities (id, writer) VALUES (?, ?)",
                    (identity, writer))
         return others
@@ -291,15 +288,6 @@ def _lookup_sql(ids: int) -> str:
     values = ",".join(["(?)"] * ids)
     return ("SELECT r.id, r.response, r.checksum FROM (VALUES " + values + ") AS v "
             "JOIN responses r ON r.id = v.column1")
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    """An INSERT of ``rows`` entries: three parameters each, then the model id and time."""
-    model, created = 3 * rows + 1, 3 * rows + 2
-    values = ",".join(f"(?{3 * i + 1},?{3 * i + 2},?{3 * i + 3},?{model},?{created})"
-                      for i in range(rows))
-    return f"INSERT OR REPLACE INTO responses VALUES {values}"
 
 
 def _files_of(path: Path) -> list[Path]:

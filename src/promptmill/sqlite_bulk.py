@@ -1,6 +1,7 @@
 """Multi-row INSERTs: many rows a statement, where executemany binds, steps and resets each.
 
-Used for the planned rows and requests, the attempt records and the id check's keys.
+Used for the planned rows and requests, the attempt records, the id check's keys and the
+response cache's entries.
 """
 
 from __future__ import annotations

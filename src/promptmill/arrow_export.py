@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from promptmill import arrow, fastjson
+from promptmill import arrow, fastjson, jsonl_export
 from promptmill.store import BATCHED, PENDING, JobStore
 
 # Keys of a stored answer that ``arrow.response_value`` reshapes for the fixed schema.
@@ -26,9 +26,7 @@ _RESHAPED = ('"logprobs"', '"json"')
 def can_export(store: JobStore) -> bool:
     """Whether :func:`record_batches` serves this store: one sample group a row, and not a
     request file's job."""
-    fingerprint = store.get_meta("fingerprint") or {}
-    return "requests" not in fingerprint and not store.db.execute(
-        "SELECT MAX(sample_group) FROM requests").fetchone()[0]
+    return jsonl_export.can_export(store) and not store.several_sample_groups()
 
 
 def record_batches(store: JobStore, schema: pa.Schema, model: str) -> Iterator[pa.RecordBatch]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from promptmill import data, fastjson
 from promptmill.errors import UsageError
-from promptmill.store import BATCHED, DONE, FAILED, PENDING, JobStore
+from promptmill.store import JobStore, row_status
 
 
 def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str, Any]]:
@@ -39,14 +39,12 @@ def iter_results(store: JobStore, model: str | None = None) -> Iterator[dict[str
             completion_tokens += c_tokens or 0
             if error:
                 errors.append(error)
-        status = (PENDING if PENDING in statuses or BATCHED in statuses
-                  else FAILED if FAILED in statuses else DONE)
         row.update(
             responses=responses,
             usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
             model=row_model,
             attempts=attempts,
-            status=status,
+            status=row_status(statuses),
             error="; ".join(errors) if errors else None,
             # The fleet endpoint(s) that answered the row's requests; None for one endpoint.
             endpoint="; ".join(endpoints) if endpoints else None,

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from promptmill.store import BATCHED, FAILED, PENDING, JobStore
+from promptmill.store import BATCHED, PENDING, JobStore, row_status
 
 _dumps = orjson.dumps
 
@@ -39,7 +39,7 @@ def result_chunks(store: JobStore, model: str) -> Iterator[list[str]]:
     """Every planned row's output line (without its newline), in input order, a chunk of
     rows at a time."""
     model_text = _dumps(model).decode()
-    if store.db.execute("SELECT MAX(sample_group) FROM requests").fetchone()[0]:
+    if store.several_sample_groups():
         yield list(_grouped_lines(store, model_text))
         return
     # One sample group a row (k=1, or k up to 128 where the backend takes n): each row read
@@ -110,9 +110,8 @@ def _combined(outcomes: list[tuple[Any, ...]]) -> tuple[str, int, str, int, int,
             errors.append(error)
         if endpoint and endpoint not in endpoints:
             endpoints.append(endpoint)
-    status = (PENDING if PENDING in statuses or BATCHED in statuses
-              else FAILED if FAILED in statuses else "done")
-    return (status, attempts, "[" + ", ".join(answers) + "]", prompt_tokens, completion_tokens,
+    return (row_status(statuses), attempts, "[" + ", ".join(answers) + "]", prompt_tokens,
+            completion_tokens,
             _dumps("; ".join(errors)).decode() if errors else "null",
             _dumps("; ".join(endpoints)).decode() if endpoints else "null")
 

@@ -33,6 +33,14 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
 BATCHED = "batched"
+
+
+def row_status(statuses: set[str]) -> str:
+    """A row's status from its requests': pending while any is pending or in a batch, else
+    failed if any failed, else done."""
+    return (PENDING if PENDING in statuses or BATCHED in statuses
+            else FAILED if FAILED in statuses else DONE)
+
 # What an attempt came to, by its code in the ``attempts`` table (the index is the code).
 ATTEMPT_OUTCOMES = ("done", "rate_limited", "server_error", "unavailable", "malformed",
                     "timeout", "fatal", "invalid_output")
@@ -594,6 +602,11 @@ class JobStore:
         """Every planned row's own fields (JSON text) in input order, without outcomes."""
         for rows in self.row_chunks(chunk):
             yield from rows
+
+    def several_sample_groups(self) -> bool:
+        """Whether some row has more than one sample group (``iter_single_rows`` does not
+        serve the job)."""
+        return bool(self.db.execute("SELECT MAX(sample_group) FROM requests").fetchone()[0])
 
     def iter_single_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
         """Every planned row in input order with its one request's outcome, ``chunk`` rows at a

@@ -125,7 +125,10 @@ def test_10k_requests_through_faults_and_an_outage(tmp_path: Path) -> None:
     assert outcome.complete and outcome.pending == 0
     # While the server is down the job probes it at a quarter of the time it has been down
     # (at least every 0.25 s, at most 30 s): it notices the return within that, not minutes.
-    assert resumed_after <= max(1.0, OUTAGE_SECONDS / 4 + 0.5)
+    # Any answer to a probe (a 429, a 500) ends the pause; only a probe that meets a hang
+    # holds it, for the client's timeout, before the next probe. (CI once saw 8.3 s after a
+    # 30 s outage, over the old bound of 8.0 that left no room for either.)
+    assert resumed_after <= max(1.0, OUTAGE_SECONDS / 4 + 0.5) + TIMEOUT
     results = read_jsonl(out)
     # Every row once, in input order; done with one answer, or failed with its error.
     assert [row["id"] for row in results] == list(range(REQUESTS))

@@ -34,6 +34,7 @@ from promptmill.errors import (
     MalformedResponse,
     PromptmillError,
     RateLimited,
+    RequestTimeout,
     RetryableError,
     Unavailable,
 )
@@ -397,10 +398,7 @@ class Dispatcher(DispatchHooks):
     def _done(self, item: _Item, result: GenerationResult) -> None:
         self._any_success = True
         self._malformed_streak = 0
-        self._consecutive_unavailable = 0
-        if self._outage_since is not None:
-            log.warning("server reachable again after %.0fs", time.monotonic() - self._outage_since)
-            self._outage_since = None
+        self._reachable()
         usage = result.usage
         # Plain answers (strings and None) through orjson; floats (logprobs, which may be
         # -inf) and parsed output through json, which writes them as it always has.
@@ -455,8 +453,10 @@ class Dispatcher(DispatchHooks):
         if isinstance(error, Unavailable):
             item.unavailable += 1
             self._note_unavailable(error)
+        elif isinstance(error, RequestTimeout):
+            self._consecutive_unavailable = 0  # a silent server: keep probing one at a time
         else:
-            self._consecutive_unavailable = 0
+            self._reachable()  # it answered (a 429, a 500): the outage is over
         if isinstance(error, RateLimited):
             info = error.rate_limit
             reported = isinstance(info, RateLimitInfo) and (
@@ -486,6 +486,13 @@ class Dispatcher(DispatchHooks):
             self._requeue(item)  # the limiter holds it back while paused
         else:
             self._requeue_later(item, policy.delay(error, item.attempts, self._rng))
+
+    def _reachable(self) -> None:
+        """The server answered: any outage is over and every slot sends again."""
+        self._consecutive_unavailable = 0
+        if self._outage_since is not None:
+            log.warning("server reachable again after %.0fs", time.monotonic() - self._outage_since)
+            self._outage_since = None
 
     def _note_unavailable(self, error: Unavailable) -> None:
         self._consecutive_unavailable += 1

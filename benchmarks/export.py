@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from as_installed import compile_package
 from scale import build_resume_state, memory_mb, write_input
 
 GROWTH_LIMIT_MB = 25.0
@@ -132,6 +133,7 @@ def main() -> int:
         output, fmt, destination = args.export_child
         export_child(Path(output), fmt, Path(destination))
         return 0
+    compile_package()  # the children run it as an installed copy does
     if args.instructions:
         count_instructions(args.rows)
         return 0

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from promptmill.testing import serve_in_process
+from as_installed import compile_package
 
 MODEL = "test-model"
 SETTINGS = {"zero": (0.0, 64), "latency": (0.2, 500)}  # server latency (s), requests in flight
@@ -87,6 +87,8 @@ def timed(command: list[str]) -> tuple[float, float]:
 def one_run(client: str, latency: float, concurrency: int, source: Path, folder: Path
             ) -> tuple[float, float]:
     """One client process against a fresh server: (wall seconds, CPU seconds)."""
+    from promptmill.testing import serve_in_process  # here: the bare script imports none of it
+
     output = folder / f"{client}.jsonl"
     for stale in folder.glob(f"{client}.jsonl*"):  # the output and promptmill's store beside it
         stale.unlink()
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         url, source, output, concurrency = args.bare
         asyncio.run(bare_script(url, Path(source), Path(output), int(concurrency)))
         return 0
+    compile_package()  # the children run it as an installed copy does
     settings = list(SETTINGS) if args.setting == "both" else [args.setting]
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs", flush=True)
     results = []

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from as_installed import compile_package
+
 from promptmill.generators import get_generator
 from promptmill.job import Job, JobSpec
 from promptmill.store import FinishedRequest, store_path_for
@@ -405,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
     args = parser.parse_args(argv)
+    compile_package()  # the children run it as an installed copy does
     if args.plan_child:
         prompt, input_path, output = args.plan_child
         plan_child(prompt, Path(input_path), Path(output))

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from as_installed import compile_package
+
 from promptmill.testing import serve_in_process
 
 TARGET_HELP_S = 0.15  # issue 15: `promptmill --help` start-up
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=11, help="runs of each (default 11)")
     parser.add_argument("--src", help="also time this checkout's src, interleaved")
     args = parser.parse_args(argv)
+    compile_package(args.src)  # the children run it as an installed copy does
     print(f"start-up: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.2f}, {args.repeat} runs each, interleaved")
     with tempfile.TemporaryDirectory(prefix="pm-startup-") as folder, \

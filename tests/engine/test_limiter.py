@@ -18,6 +18,7 @@ import pytest
 from promptmill.engine.limiter import RateLimiter
 from promptmill.generators.base import RateLimitInfo
 from promptmill.generators.openai_ import parse_duration
+from promptmill.testing import limits
 from promptmill.testing.limits import RateLimiter as ProviderBucket
 from promptmill.testing.limits import RateLimits
 
@@ -255,6 +256,46 @@ def test_a_rate_is_learned_from_429s_alone(window: float) -> None:
     assert out.refused_share(start=warm) < 0.01
     learned = lim.learned_rate
     assert learned is not None and 0.9 * per_s <= learned <= 1.05 * per_s
+
+
+@pytest.mark.parametrize(("latency", "phase"), [(0.05, 0.9), (0.15, 0.5), (0.15, 0.6),
+                                                 (0.15, 0.7), (0.3, 0.0), (0.3, 0.6)])
+def test_a_fixed_window_ending_soon_after_the_first_send_is_not_read_as_a_slow_bucket(
+        monkeypatch: pytest.MonkeyPatch, latency: float, phase: float) -> None:
+    """Headers hidden, a distant server: the first refusal comes just before a fixed window
+    ends, so its Retry-After is shorter than the time since the first send, as a bucket's
+    is, and one request per Retry-After is a few percent of the window's rate. The trial
+    when the pause ends (a window accepts it all, a bucket what refilled) tells them apart.
+    Without it these cells learned 46, 4, 7, 15, 2 and 2 requests/s of the 100 allowed (the
+    window's phase at the first send is ``phase``: the test server's windows follow the
+    clock)."""
+    monkeypatch.setattr(limits.time, "time", lambda: phase)
+    clock = FakeClock()
+    lim = limiter(clock)
+    out = simulate(lim, clock, RateLimits(requests=100, window=1.0, kind="fixed"),
+                   duration=20, headers=False, latency=latency, workers=64)
+    assert out.steady_rate(2, 20) >= 0.7 * 100
+    assert out.refused_share(start=2) < 0.06  # those in flight when a window closes
+
+
+@pytest.mark.parametrize(("latency", "per_s", "refused_at_most"),
+                         [(0.15, 100, 0.005), (0.3, 100, 0.005), (0.15, 20, 0.012),
+                          (0.3, 20, 0.012)])
+def test_a_distant_bucket_is_not_read_as_a_window_by_the_trial(
+        latency: float, per_s: int, refused_at_most: float) -> None:
+    """The trial's other side: a bucket a distant client drains accepts about one of the
+    trial's sends (the requests in flight took what refilled) and is still read as a
+    bucket. Read as a window, its learned rate probes upwards five times as fast and
+    overshoots again and again: 0.77% refused in steady state at 100/s and 2.2-2.4% at 20/s,
+    against 0.22% and 0.83% here (a deterministic simulation)."""
+    clock = FakeClock()
+    lim = limiter(clock)
+    out = simulate(lim, clock, RateLimits(requests=per_s, window=1.0), duration=20,
+                   headers=False, latency=latency, workers=64)
+    assert out.steady_rate(2, 20) >= 0.95 * per_s
+    assert out.refused_share(start=2) < refused_at_most
+    learned = lim.learned_rate
+    assert learned is not None and learned <= 1.05 * per_s
 
 
 def test_refusals_that_do_not_depend_on_the_rate_teach_no_rate() -> None:

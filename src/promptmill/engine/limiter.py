@@ -54,6 +54,11 @@ _MIN_PEERS = 4
 # Once refusals unrelated to our rate were seen, refused share of a window above their level
 # that counts as a limit reached.
 _NOISY = 0.05
+# A first refusal read as a bucket's may have been a window's whose end was near: a trial of
+# sends when its pause ends tells them apart (a window accepts all, a bucket what refilled),
+# when the two readings' rates differ by more than this factor; at most this many sends.
+_TRIAL_DIFFERS = 2.0
+_TRIAL_MAX = 16
 # A learned rate never goes below one request a minute.
 _MIN_RATE = 1 / 60
 # Waits shorter than this (seconds) are no wait.
@@ -76,7 +81,9 @@ class _LearnedRate:
 
     __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
                  "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut", "windowed", "events")
+                 "guess", "last_cut", "windowed", "events", "trial_left", "trial_size",
+                 "trial_from", "trial_to", "trial_answered", "trial_accepted", "trial_expect",
+                 "trial_rate")
 
     def __init__(self, events: list[LimiterEvent]) -> None:
         self.events = events  # the limiter's state changes not yet written
@@ -96,6 +103,14 @@ class _LearnedRate:
         # (rate before, when, refusal episodes since) of the last measured cut
         self.last_cut: tuple[float, float, int] | None = None
         self.windowed = False  # the first refusal was a window's (see _first_episode)
+        # The trial after a first refusal read as a bucket's (see _first_episode): sends not
+        # yet made, its size (0: none), when its sends went (first, last), its answers so
+        # far and how many were accepted, what a bucket would accept of it, and the rate if
+        # it shows a window.
+        self.trial_left = self.trial_size = 0
+        self.trial_from, self.trial_to = math.inf, -math.inf
+        self.trial_answered = self.trial_accepted = 0
+        self.trial_expect = self.trial_rate = 0.0
 
     def rate(self, now: float) -> float:
         """The current rate: ``base`` grown by probing since the last cut."""
@@ -108,25 +123,52 @@ class _LearnedRate:
         self.tat = max(self.tat, now)
         self.events.append(LimiterEvent(now, "learned_rate", self.base, "learned from 429s"))
 
+    def trial_send(self, now: float) -> None:
+        """Book one of the trial's sends (they go at once, not at the learned pace)."""
+        self.trial_left -= 1
+        self.trial_from = min(self.trial_from, now)
+        self.trial_to = now
+        if not self.trial_left:  # the pace resumes after the trial, not at the same instant
+            self.tat = now + 1.0 / self.rate(now)
+
+    def _trial_answer(self, sent_at: float, accepted: bool) -> None:
+        if not (self.trial_size and self.trial_from <= sent_at <= self.trial_to):
+            return
+        self.trial_answered += 1
+        self.trial_accepted += accepted
+        if self.trial_answered < self.trial_size or self.trial_left:
+            return
+        size, self.trial_size = self.trial_size, 0
+        # A bucket refilling one request per Retry-After accepts about ``trial_expect`` of
+        # the trial; a window that refilled all at once accepts it all.
+        if self.base and self.trial_accepted > (self.trial_expect + size) / 2:
+            self.windowed = True
+            self.guess = _LEARNED_MARGIN * self.trial_rate
+            self._set(self.guess, self.trial_to)
+
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
         self.accepted += 1
+        self._trial_answer(sent_at, True)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_accepted += 1
             self._check_peer()
 
     def lost(self, sent_at: float) -> None:
         """A request that got no answer (connection failure): neither accepted nor refused."""
+        self._trial_answer(sent_at, False)
         if self.checking_at is not None and sent_at < self.checking_at:
             self._check_peer()
 
     def refused(self, retry_after: float | None, sent_at: float, now: float,
                 accepted_rate: float, in_flight: int, window_rate: float = 0.0,
-                floor: float = 0.0) -> None:
+                floor: float = 0.0, window_reading: tuple[float, int] = (0.0, 0)) -> None:
         """A 429 without limit headers; ``accepted_rate``: answers/s accepted so far;
         ``window_rate``: the rate a window refilling all at once allowed (0: not a window's
-        refusal, see ``_first_episode``)."""
+        refusal, see ``_first_episode``); ``window_reading``: that rate however the refusal
+        reads, and the answers accepted so far (for the trial)."""
         self.refused_n += 1
+        self._trial_answer(sent_at, False)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_refused += 1
             if (retry_after and self.base and self.last_cut is None and not window_rate
@@ -141,6 +183,7 @@ class _LearnedRate:
         self.reacted_at = now
         if not self.base:
             self._first_episode(retry_after, now, accepted_rate, in_flight, window_rate, floor)
+            self._plan_trial(retry_after, now - sent_at, in_flight, window_reading)
             return
         last_cut = self.last_cut
         if last_cut is not None and now - last_cut[1] < _WINDOW:
@@ -201,6 +244,33 @@ class _LearnedRate:
         if in_flight == 0:
             self._judge()
 
+    def _plan_trial(self, retry_after: float | None, round_trip: float, in_flight: int,
+                    window_reading: tuple[float, int]) -> None:
+        """After a first refusal read as a bucket's, plan a trial for when its pause ends.
+
+        A fixed window whose end came soon after the first refusal gives a Retry-After
+        shorter than the time since the first send, as a bucket does, and the rate read
+        from it (one request per Retry-After) is then a small share of the window's, which
+        only slow probing would recover. When the pause ends, a bucket holds what refilled
+        over the Retry-After and the round trip less what the requests then in flight took
+        (``expect``), a window its whole allowance (at least what it accepted so far): a
+        trial of about twice ``expect`` sends at once tells them apart, at the cost of about
+        ``expect`` refusals, once, from a bucket.
+        """
+        rate, accepted = window_reading
+        self.trial_size = self.trial_left = 0
+        if (not retry_after or self.windowed or not self.base or self.noise
+                or rate < _TRIAL_DIFFERS * self.guess):
+            return
+        expect = 1 + max(0.0, round_trip / retry_after - in_flight)
+        size = math.ceil(2 * expect) + 2
+        if size > min(_TRIAL_MAX, accepted):
+            return  # a bucket might accept it all, or a window might not
+        self.trial_size = self.trial_left = size
+        self.trial_from, self.trial_to = math.inf, -math.inf
+        self.trial_answered = self.trial_accepted = 0
+        self.trial_expect, self.trial_rate = expect, rate
+
     def _check_peer(self) -> None:
         self.check_left -= 1
         if self.check_left <= 0:
@@ -222,6 +292,7 @@ class _LearnedRate:
                 self.events.append(LimiterEvent(now, "learned_rate", 0.0,
                                                 "few refused: a blip, no limit"))
             self.base = 0.0  # send freely again; a real limit will show as an overload
+            self.trial_size = self.trial_left = 0
 
 
 def _within(pace: StatedPace | None, bucket: ProviderBucket) -> bool:
@@ -371,7 +442,7 @@ class RateLimiter:
             if mirror > wait:
                 wait, binding = mirror, ("provider tokens window" if tokens_bucket.windowed
                                          else "provider tokens allowance")
-        if self._learned.base:
+        if self._learned.base and not self._learned.trial_left:
             learned = self._learned.tat - now
             if learned > wait:
                 wait, binding = learned, "learned"
@@ -413,7 +484,9 @@ class RateLimiter:
         if tokens_bucket.capacity:
             tokens_bucket.take(tokens, now)
         learned = self._learned
-        if learned.base:
+        if learned.base and learned.trial_left:
+            learned.trial_send(now)
+        elif learned.base:
             # A send a little late (a busy loop) keeps its slot in the schedule, so the next
             # catches up; the provider refilled meanwhile. After a longer gap: start afresh.
             start = learned.tat if now - learned.tat < self._burst else now
@@ -508,14 +581,15 @@ class RateLimiter:
         # then sending began with the job (else every first refusal would look like a window's).
         first = self._first_send if self._first_send != math.inf else self._started
         since = now - min(first, now)
-        window_rate = (self._accepted / (since + retry_after)
-                       if retry_after and retry_after > since else 0.0)
+        reading = self._accepted / (since + retry_after) if retry_after else 0.0
+        window_rate = reading if retry_after and retry_after > since else 0.0
         # A rate the user stated is not given up for one episode of refusals (a provider's
         # stall can refuse one request of an even pace): at most a tenth below it, until
         # refusals between measured windows show less.
         floor = 0.9 / self._request_pace.interval if self._request_pace is not None else 0.0
         self._learned.refused(retry_after or None, sent_at, now, accepted_rate,
-                              self.inflight_requests, window_rate, floor)
+                              self.inflight_requests, window_rate, floor,
+                              (reading, self._accepted))
         self._learned.tat = max(self._learned.tat, self._paused_until)
 
     def observe(self, info: RateLimitInfo, model: str | None = None) -> None:

@@ -15,7 +15,7 @@ Three sources of limits work together; a send waits for the strictest:
 * 429s without such headers: every 429 pauses the job for its ``Retry-After``, and the
   limiter learns a send rate (AIMD-like): it cuts the rate to what the provider accepted
   between two episodes of refusals (the bucket was empty at both, so what it accepted is
-  what it refilled), then probes upwards slowly.
+  what it refilled), then probes upwards slowly (``engine/learned.py``).
 """
 
 from __future__ import annotations
@@ -25,274 +25,17 @@ import math
 import time
 from collections.abc import Callable
 
+from promptmill.engine.learned import LearnedRate
 from promptmill.engine.mirror import LimiterEvent as LimiterEvent
 from promptmill.engine.mirror import ModelBuckets, ProviderBucket
 from promptmill.engine.pace import StatedPace
 from promptmill.generators.base import RateLimitInfo
 
-# Learned rates stay a little under what the provider accepted, so the bucket never drains.
-_LEARNED_MARGIN = 0.98
-# Probing after a cut: the learned rate grows by this share per second, doubling every
-# _PROBE_DOUBLING seconds without a refusal (fast recovery if a cut overshot).
-_PROBE_GROWTH = 0.01
-_PROBE_DOUBLING = 10.0
-# Against a window that refills all at once, overshooting costs one refusal until it refills
-# (not a drained bucket's stream of them): probe five times as fast.
-_WINDOW_PROBE = 5.0
 # Slow start waits this long at most for the first answer (its headers tell the limits), so
 # a model that takes 30 s to answer does not hold the job back for 30 s.
 _SLOW_START_S = 2.0
-# A rate is measured between refusal episodes at least this many seconds apart, over at
-# least this many accepted answers (it is off by at most one request over the span).
-_WINDOW = 1.0
-_MIN_SAMPLE = 20
-# Share of the requests in flight at the first refusal that must be refused too for it to
-# count as a limit (an overloaded bucket refuses nearly all of them; a blip, few), and how
-# many of them it takes to tell.
-_OVERLOADED = 0.5
-_MIN_PEERS = 4
-# Once refusals unrelated to our rate were seen, refused share of a window above their level
-# that counts as a limit reached.
-_NOISY = 0.05
-# A first refusal read as a bucket's may have been a window's whose end was near: a trial of
-# sends when its pause ends tells them apart (a window accepts all, a bucket what refilled),
-# when the two readings' rates differ by more than this factor; at most this many sends.
-_TRIAL_DIFFERS = 2.0
-_TRIAL_MAX = 16
-# A learned rate never goes below one request a minute.
-_MIN_RATE = 1 / 60
 # Waits shorter than this (seconds) are no wait.
 _EPSILON = 1e-6
-
-
-class _LearnedRate:
-    """A send rate learned from 429s alone (no limit headers), paced with GCRA.
-
-    The first refusal sets a guess from its ``Retry-After`` (at most the time one request
-    takes to refill), sharpened by the other refusals of that episode; if few of the
-    requests in flight then were refused, it was a blip (an injected fault, a shared quota
-    hiccup), not a limit, and the guess is dropped. After that, each refusal episode at
-    least ``_WINDOW`` seconds after the last measure measures what the provider accepted in
-    between: the bucket was empty at both ends, so that is its refill rate, and the rate is
-    cut to just under it, then probes upwards. Refusals that come back right after such a
-    cut do not depend on our rate: the cut is undone, and only refusals beyond that level
-    cut again.
-    """
-
-    __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
-                 "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut", "windowed", "events", "trial_left", "trial_size",
-                 "trial_from", "trial_to", "trial_answered", "trial_accepted", "trial_expect",
-                 "trial_rate")
-
-    def __init__(self, events: list[LimiterEvent]) -> None:
-        self.events = events  # the limiter's state changes not yet written
-        self.base = 0.0  # requests/s set at the last cut (0: none, send freely)
-        self.since = 0.0  # when ``base`` was set; probing grows the rate from there
-        self.tat = 0.0  # theoretical arrival time of the next request
-        self.window_at: float | None = None  # the refusal episode the measure starts from
-        self.accepted = 0  # answers the provider accepted since ``window_at``
-        self.refused_n = 0  # refusals since ``window_at``
-        self.reacted_at = -math.inf  # refusals of requests sent before this are old news
-        self.checking_at: float | None = None  # first refusal whose in-flight peers we count
-        self.check_left = 0  # of those peers, how many have not answered yet
-        self.check_refused = 0  # of those peers, how many were refused
-        self.check_accepted = 0  # of those peers, how many were accepted
-        self.noise = 0.0  # share of refusals seen that were no limit (cut only beyond it)
-        self.guess = 0.0  # the first-episode guess, requests/s
-        # (rate before, when, refusal episodes since) of the last measured cut
-        self.last_cut: tuple[float, float, int] | None = None
-        self.windowed = False  # the first refusal was a window's (see _first_episode)
-        # The trial after a first refusal read as a bucket's (see _first_episode): sends not
-        # yet made, its size (0: none), when its sends went (first, last), its answers so
-        # far and how many were accepted, what a bucket would accept of it, and the rate if
-        # it shows a window.
-        self.trial_left = self.trial_size = 0
-        self.trial_from, self.trial_to = math.inf, -math.inf
-        self.trial_answered = self.trial_accepted = 0
-        self.trial_expect = self.trial_rate = 0.0
-
-    def rate(self, now: float) -> float:
-        """The current rate: ``base`` grown by probing since the last cut."""
-        elapsed = max(0.0, now - self.since) * (_WINDOW_PROBE if self.windowed else 1.0)
-        doubling = _PROBE_DOUBLING / math.log(2)
-        return self.base * (1 + _PROBE_GROWTH * doubling * math.expm1(elapsed / doubling))
-
-    def _set(self, rate: float, now: float) -> None:
-        self.base, self.since = max(rate, _MIN_RATE), now
-        self.tat = max(self.tat, now)
-        self.events.append(LimiterEvent(now, "learned_rate", self.base, "learned from 429s"))
-
-    def trial_send(self, now: float) -> None:
-        """Book one of the trial's sends (they go at once, not at the learned pace)."""
-        self.trial_left -= 1
-        self.trial_from = min(self.trial_from, now)
-        self.trial_to = now
-        if not self.trial_left:  # the pace resumes after the trial, not at the same instant
-            self.tat = now + 1.0 / self.rate(now)
-
-    def _trial_answer(self, sent_at: float, accepted: bool) -> None:
-        if not (self.trial_size and self.trial_from <= sent_at <= self.trial_to):
-            return
-        self.trial_answered += 1
-        self.trial_accepted += accepted
-        if self.trial_answered < self.trial_size or self.trial_left:
-            return
-        size, self.trial_size = self.trial_size, 0
-        # A bucket refilling one request per Retry-After accepts about ``trial_expect`` of
-        # the trial; a window that refilled all at once accepts it all.
-        if self.base and self.trial_accepted > (self.trial_expect + size) / 2:
-            self.windowed = True
-            self.guess = _LEARNED_MARGIN * self.trial_rate
-            self._set(self.guess, self.trial_to)
-
-    def accepted_answer(self, sent_at: float) -> None:
-        """An answer the provider counted (not a 429)."""
-        self.accepted += 1
-        self._trial_answer(sent_at, True)
-        if self.checking_at is not None and sent_at < self.checking_at:
-            self.check_accepted += 1
-            self._check_peer()
-
-    def lost(self, sent_at: float) -> None:
-        """A request that got no answer (connection failure): neither accepted nor refused."""
-        self._trial_answer(sent_at, False)
-        if self.checking_at is not None and sent_at < self.checking_at:
-            self._check_peer()
-
-    def refused(self, retry_after: float | None, sent_at: float, now: float,
-                accepted_rate: float, in_flight: int, window_rate: float = 0.0,
-                floor: float = 0.0, window_reading: tuple[float, int] = (0.0, 0)) -> None:
-        """A 429 without limit headers; ``accepted_rate``: answers/s accepted so far;
-        ``window_rate``: the rate a window refilling all at once allowed (0: not a window's
-        refusal, see ``_first_episode``); ``window_reading``: that rate however the refusal
-        reads, and the answers accepted so far (for the trial)."""
-        self.refused_n += 1
-        self._trial_answer(sent_at, False)
-        if self.checking_at is not None and sent_at < self.checking_at:
-            self.check_refused += 1
-            if (retry_after and self.base and self.last_cut is None and not window_rate
-                    and not self.windowed):  # a window's peers wait for it, not for a token
-                self.guess = max(min(self.guess, _LEARNED_MARGIN / retry_after), floor)
-                self.base = max(self.guess, _MIN_RATE)
-                self.events.append(LimiterEvent(now, "learned_rate", self.base,
-                                                "learned from 429s"))
-            self._check_peer()
-        if sent_at < self.reacted_at:
-            return  # part of an episode already handled
-        self.reacted_at = now
-        if not self.base:
-            self._first_episode(retry_after, now, accepted_rate, in_flight, window_rate, floor)
-            self._plan_trial(retry_after, now - sent_at, in_flight, window_reading)
-            return
-        last_cut = self.last_cut
-        if last_cut is not None and now - last_cut[1] < _WINDOW:
-            episodes = last_cut[2] + 1
-            share = self.refused_n / (self.refused_n + self.accepted)
-            if episodes < 2 or share < _NOISY:
-                self.last_cut = (last_cut[0], last_cut[1], episodes)
-                return  # once may be jitter at the bucket's edge
-            # Refused again and again right after a measured cut, which was under what the
-            # provider had accepted: these refusals do not depend on our rate. Undo the cut
-            # and only cut again for refusals beyond this level.
-            self.noise = max(self.noise, share)
-            self.last_cut = None
-            self._set(max(last_cut[0], self.rate(now)), now)
-            self._new_window(now)
-            return
-        if self.window_at is None:
-            self._new_window(now)
-            return
-        span = now - self.window_at
-        if span < _WINDOW or self.accepted < _MIN_SAMPLE:
-            return  # too soon to measure: the pause is all; the window goes on
-        share = self.refused_n / (self.refused_n + self.accepted)
-        if not self.noise or share > self.noise + _NOISY:
-            # The bucket was empty at both ends (to within one request): what it accepted
-            # in between is what it refilled; one less bounds the refill rate from below.
-            current = self.rate(now)
-            estimate = (self.accepted - 1) / span
-            self._set(_LEARNED_MARGIN * min(estimate, current), now)
-            self.last_cut = (current, now, 0)
-        self._new_window(now)
-
-    def _new_window(self, now: float) -> None:
-        self.window_at, self.accepted, self.refused_n = now, 0, 0
-
-    def _first_episode(self, retry_after: float | None, now: float, accepted_rate: float,
-                       in_flight: int, window_rate: float, floor: float) -> None:
-        # A continuously refilling bucket's Retry-After is the time one request takes to
-        # refill: the rate is about its inverse. A window that refills all at once (fixed,
-        # sliding, quantized) says instead when the whole allowance returns, and it takes
-        # longer than it took to spend it: the rate is what was accepted over that time.
-        self.windowed = bool(window_rate)
-        if window_rate:
-            self.guess = _LEARNED_MARGIN * window_rate
-        elif retry_after:
-            self.guess = _LEARNED_MARGIN / retry_after
-        else:
-            self.guess = 0.5 * accepted_rate
-        self.guess = max(self.guess, floor)
-        self.checking_at = now
-        self.check_left = in_flight
-        self.check_refused = self.check_accepted = 0
-        self.last_cut = None
-        self._new_window(now)
-        if not self.noise:
-            # Cut at once: every request sent before the answers come back may be refused.
-            self._set(self.guess, now)
-        if in_flight == 0:
-            self._judge()
-
-    def _plan_trial(self, retry_after: float | None, round_trip: float, in_flight: int,
-                    window_reading: tuple[float, int]) -> None:
-        """After a first refusal read as a bucket's, plan a trial for when its pause ends.
-
-        A fixed window whose end came soon after the first refusal gives a Retry-After
-        shorter than the time since the first send, as a bucket does, and the rate read
-        from it (one request per Retry-After) is then a small share of the window's, which
-        only slow probing would recover. When the pause ends, a bucket holds what refilled
-        over the Retry-After and the round trip less what the requests then in flight took
-        (``expect``), a window its whole allowance (at least what it accepted so far): a
-        trial of about twice ``expect`` sends at once tells them apart, at the cost of about
-        ``expect`` refusals, once, from a bucket.
-        """
-        rate, accepted = window_reading
-        self.trial_size = self.trial_left = 0
-        if (not retry_after or self.windowed or not self.base or self.noise
-                or rate < _TRIAL_DIFFERS * self.guess):
-            return
-        expect = 1 + max(0.0, round_trip / retry_after - in_flight)
-        size = math.ceil(2 * expect) + 2
-        if size > min(_TRIAL_MAX, accepted):
-            return  # a bucket might accept it all, or a window might not
-        self.trial_size = self.trial_left = size
-        self.trial_from, self.trial_to = math.inf, -math.inf
-        self.trial_answered = self.trial_accepted = 0
-        self.trial_expect, self.trial_rate = expect, rate
-
-    def _check_peer(self) -> None:
-        self.check_left -= 1
-        if self.check_left <= 0:
-            self._judge()
-
-    def _judge(self) -> None:
-        """All requests in flight at the first refusal are back: a limit, or a blip?"""
-        peers = self.check_refused + self.check_accepted
-        now = self.checking_at if self.checking_at is not None else 0.0
-        self.checking_at = None
-        if peers < _MIN_PEERS:
-            return  # too few to tell: keep what was done; the windows will tell
-        if self.check_refused >= _OVERLOADED * peers:
-            if not self.base:
-                self._set(self.guess, now)
-        else:
-            self.noise = max(self.noise, self.check_refused / peers)
-            if self.base:
-                self.events.append(LimiterEvent(now, "learned_rate", 0.0,
-                                                "few refused: a blip, no limit"))
-            self.base = 0.0  # send freely again; a real limit will show as an overload
-            self.trial_size = self.trial_left = 0
 
 
 def _within(pace: StatedPace | None, bucket: ProviderBucket) -> bool:
@@ -366,7 +109,7 @@ class RateLimiter:
         # Buckets of models named by requests (``model`` not None): the job's own model's are
         # the two above, so a job of one model never looks here.
         self._models: dict[str, ModelBuckets] = {}
-        self._learned = _LearnedRate(self.events)  # from 429s without limit headers
+        self._learned = LearnedRate(self.events)  # from 429s without limit headers
         self._accepted = 0  # answers the provider accepted (not 429): a guess without Retry-After
         self._edge_refusals = 0  # reported 429s under a stated pace (rate_limited)
         self._started = now  # when the job began sending
@@ -576,7 +319,7 @@ class RateLimiter:
         now = self._clock()
         accepted_rate = self._accepted / max(1e-3, now - self._started)
         # What a window that refills all at once allowed: what was accepted since the first
-        # send, over the time until Retry-After says it refills (see _LearnedRate).
+        # send, over the time until Retry-After says it refills (see engine/learned.py).
         # Unset only if nothing was booked (a refusal of a request sent around the limiter):
         # then sending began with the job (else every first refusal would look like a window's).
         first = self._first_send if self._first_send != math.inf else self._started

@@ -200,10 +200,19 @@ def _parse_line(path: Path, line_number: int, raw: bytes) -> Any:
 
 def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # Strict: a quote left open would otherwise take every line after it into one value,
+    # silently (three rows read as one), and text after a closing quote would be glued on.
+    row_start = 1
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            for index, row in enumerate(reader):
+            reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
+            reader.fieldnames  # noqa: B018 (reads the header: rows are numbered after it)
+            index = 0
+            while True:
+                row_start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    break
                 if None in row:
                     raise InputError(
                         f"{path}:{reader.line_num}: more values than header columns: "
@@ -211,9 +220,15 @@ def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
                     )
                 if index >= start:
                     yield index, dict(row)
+                index += 1
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: not UTF-8 (byte {exc.start}): re-encode the file as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}:{row_start}: malformed CSV ({exc}): close each quoted value with a "
+            'quote right before the delimiter or the line\'s end (a quote inside one is "")'
         ) from None
 
 

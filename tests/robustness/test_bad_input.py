@@ -134,6 +134,22 @@ def test_csv_row_with_more_values_than_columns(tmp_path: Path, promptmill: Run,
     assert nothing_sent(quiet_server)
 
 
+@pytest.mark.parametrize(("text", "where", "what"), [
+    # A quote never closed: read leniently, it took every line after it into one value
+    # (three questions asked as one, two silently gone).
+    ('id,prompt\n1,hello\n2,"what is\n3,two plus two\n4,ok\n', "q.csv:3",
+     "unexpected end of data"),
+    ('id,prompt\n1,"closed" then more\n', "q.csv:2", "expected after"),
+], ids=["quote-left-open", "text-after-closing-quote"])
+def test_csv_quotes_that_do_not_close_a_value(tmp_path: Path, promptmill: Run,
+                                               quiet_server: TestServer, text: str,
+                                               where: str, what: str) -> None:
+    (tmp_path / "q.csv").write_text(text)
+    result = promptmill("run", "q.csv", "-m", model(quiet_server))
+    assert_one_line_error(result, where, "malformed CSV", what, "quote")
+    assert nothing_sent(quiet_server)
+
+
 def test_field_clashing_with_output_fields(tmp_path: Path, promptmill: Run,
                                            quiet_server: TestServer) -> None:
     write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a"}, {"prompt": "b", "responses": []}])

@@ -134,6 +134,20 @@ def test_csv_and_tsv_inputs_keep_every_value_as_text(ray_cluster: str, tmp_path:
     assert len(_same_plan(tsv, tmp_path / "tsv")["rows"]) == 5
 
 
+def test_a_byte_order_mark_is_read_past_as_on_one_machine(ray_cluster: str,
+                                                          tmp_path: Path) -> None:
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + _jsonl(tmp_path / "plain.jsonl", _questions(5))
+                      .read_bytes())
+    plan = _same_plan(jsonl, tmp_path / "jsonl")
+    assert [json.loads(row)["id"] for _, row in plan["rows"]] == list(range(5))
+    table = tmp_path / "q.csv"
+    table.write_bytes(b"\xef\xbb\xbfid,question\n" + b"".join(
+        f"{i},Is {i}?\n".encode() for i in range(5)))
+    plan = _same_plan(table, tmp_path / "csv")
+    assert [json.loads(row)["id"] for _, row in plan["rows"]] == [str(i) for i in range(5)]
+
+
 def test_a_csv_line_arrow_cannot_parse_is_read_by_promptmill_as_on_one_machine(
         ray_cluster: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     source = tmp_path / "q.csv"

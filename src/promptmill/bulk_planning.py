@@ -39,6 +39,8 @@ def jsonl_chunks(path: Path, lines: int) -> Iterator[tuple[int, list[bytes]]]:
     with open(path, "rb") as handle:
         number = 1
         while chunk := list(islice(handle, lines)):
+            if number == 1:
+                chunk[0] = data.without_bom(chunk[0])
             yield number, chunk
             number += len(chunk)
 

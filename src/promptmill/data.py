@@ -109,7 +109,7 @@ def row_place(path: Path, index: int, *, short: bool = False) -> str:
                         rows += 1
         elif fmt == "csv":
             delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            with open(path, newline="", encoding="utf-8", errors="replace") as text:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as text:
                 reader = csv.DictReader(text, delimiter=delimiter)
                 for number, _ in enumerate(reader):
                     if number == index:
@@ -130,10 +130,21 @@ def read_records(path: Path, *, start: int = 0) -> Iterator[tuple[int, dict[str,
     return ((index, row, None) for index, row in read_rows(path, start=start))
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(line: bytes) -> bytes:
+    """A file's first line without the UTF-8 byte order mark some editors write (Excel,
+    Notepad): JSON parsers refuse it, and CSV would read it into the first column's name."""
+    return line[3:] if line.startswith(_BOM) else line
+
+
 def _read_jsonl(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     index = 0
     with open(path, "rb") as handle:
         for line_number, line in enumerate(handle, 1):
+            if line_number == 1:
+                line = without_bom(line)
             raw = line.strip()
             if not raw:
                 continue
@@ -204,7 +215,7 @@ def _read_csv(path: Path, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
     # silently (three rows read as one), and text after a closing quote would be glued on.
     row_start = 1
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
             reader.fieldnames  # noqa: B018 (reads the header: rows are numbered after it)
             index = 0

@@ -224,7 +224,7 @@ def input_dataset(ray: Any, source: Path) -> Any:
 
 def _csv_header(source: Path, delimiter: str) -> list[str] | None:
     """A CSV file's column names (None: the file is empty)."""
-    with open(source, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(source, newline="", encoding="utf-8-sig", errors="replace") as handle:
         return next(csv.reader(handle, delimiter=delimiter), None)
 
 
@@ -245,10 +245,13 @@ def jsonl_source(path: str) -> Any:
 
             lines: list[bytes] = []
             rest = b""
+            first = True
             while True:
                 chunk = f.read(_READ_BYTES)
                 if not chunk:
                     break
+                if first:  # a byte order mark (Notepad's UTF-8) is no part of the first row
+                    chunk, first = data.without_bom(chunk), False
                 *complete, rest = (rest + chunk).split(b"\n")
                 lines.extend(line for line in complete if line.strip())
                 while len(lines) >= self.rows_per_block:

@@ -150,6 +150,27 @@ def test_csv_quotes_that_do_not_close_a_value(tmp_path: Path, promptmill: Run,
     assert nothing_sent(quiet_server)
 
 
+@pytest.mark.parametrize(("name", "text", "extra"), [
+    ("q.jsonl", '{"id": 1, "prompt": "one"}\n{"id": 2, "prompt": "two"}\n', []),
+    ("q.jsonl", '{"id": 1, "q": "one"}\n{"id": 2, "q": "two"}\n', ["--template", "t.jinja"]),
+    ("q.csv", "id,prompt\n1,one\n2,two\n", []),
+], ids=["jsonl", "jsonl-template", "csv"])
+def test_a_byte_order_mark_is_read_past(tmp_path: Path, promptmill: Run,
+                                         quiet_server: TestServer, name: str, text: str,
+                                         extra: list[str]) -> None:
+    """Excel's "CSV UTF-8" and Notepad start a file with a UTF-8 byte order mark: JSON
+    refused the first line, and CSV read the mark into the first column's name (``\ufeffid``:
+    the ids and their duplicate check silently gone)."""
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (tmp_path / "t.jinja").write_text("{{ q }}")
+    result = promptmill("run", name, "-m", model(quiet_server), "-o", "out.jsonl", *extra)
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [str(row["id"]) for row in rows] == ["1", "2"]
+    assert all(not key.startswith("\ufeff") for row in rows for key in row)
+    assert [row["responses"][0]["text"].endswith(("one", "two")) for row in rows] == [True] * 2
+
+
 def test_field_clashing_with_output_fields(tmp_path: Path, promptmill: Run,
                                            quiet_server: TestServer) -> None:
     write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a"}, {"prompt": "b", "responses": []}])

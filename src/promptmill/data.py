@@ -50,7 +50,18 @@ def check_input(path: Path) -> None:
         raise InputError(f"{path}: no such input file")
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass an input file (.jsonl, .csv or .parquet)")
-    input_format(path)
+    if input_format(path) == "jsonl" and _starts_an_array(path):
+        raise InputError(
+            f"{path}: a JSON array, not JSON Lines (one object a line): convert it, e.g. "
+            f"jq -c '.[]' {path} > {path.with_suffix('.jsonl').name}"
+        )
+
+
+def _starts_an_array(path: Path) -> bool:
+    """Whether a file's first character past whitespace (and a byte order mark) is ``[``."""
+    with open(path, "rb") as handle:
+        head = without_bom(handle.read(4096)).lstrip()
+    return head.startswith(b"[")
 
 
 def input_digest(path: Path) -> str:

@@ -171,6 +171,20 @@ def test_a_byte_order_mark_is_read_past(tmp_path: Path, promptmill: Run,
     assert [row["responses"][0]["text"].endswith(("one", "two")) for row in rows] == [True] * 2
 
 
+@pytest.mark.parametrize("text", ['[{"id": 1, "prompt": "a"}, {"id": 2, "prompt": "b"}]',
+                                  '\n  [\n  {"id": 1,\n   "prompt": "a"}\n]\n'],
+                         ids=["one-line", "pretty-printed"])
+def test_a_json_array_is_named_as_one(tmp_path: Path, promptmill: Run,
+                                      quiet_server: TestServer, text: str) -> None:
+    """A ``.json`` file holding an array (as many datasets ship) is not JSON Lines: said so,
+    with the conversion, rather than "line 1: malformed JSON" or "not a JSON object"."""
+    (tmp_path / "data.json").write_text(text)
+    result = promptmill("run", "data.json", "-m", model(quiet_server))
+    assert_one_line_error(result, "data.json: a JSON array, not JSON Lines",
+                          "jq -c '.[]' data.json > data.jsonl")
+    assert nothing_sent(quiet_server)
+
+
 def test_field_clashing_with_output_fields(tmp_path: Path, promptmill: Run,
                                            quiet_server: TestServer) -> None:
     write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a"}, {"prompt": "b", "responses": []}])

@@ -116,10 +116,15 @@ _ASIDE = re.compile(
 _COPULA = re.compile(r"\b(?:is|are|was|were|equals?|would|will)\b|=")
 
 
+def aside(sentence: str) -> bool:
+    """Whether a sentence says it is an aside ("for comparison", "would be")."""
+    return _ASIDE.search(sentence) is not None
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
-    if _ASIDE.search(sentence):
+    if aside(sentence):
         return True
     # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
     concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
@@ -134,10 +139,10 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     if subject:
         words = [subject.group(1).lower()]
     else:  # "the interest earned": any word of its head; "the total with tip": "total"
-        head = _QUALIFIED.split(other.group(2).lower())  # type: ignore[union-attr]
+        head = QUALIFIED.split(other.group(2).lower())  # type: ignore[union-attr]
         words = head[0].split()
         if len(head) > 1:  # a qualified total is a quantity of its own, not the asked one
-            named, _ = _asked_words(question)
+            named, _ = asked_words(question)
             return not {w.rstrip("s") for w in words} & (named or asked)
     if {w.rstrip("s") for w in words[:-1]} & asked:
         return False
@@ -147,7 +152,8 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked
 
 
-_QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
+QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
+"""Where a subject is qualified into a quantity of its own ("the total with tip")."""
 
 
 # "What was the original price ...?", "Find the slope of ...", "What is 15% of 340?": the
@@ -160,7 +166,10 @@ _ASKED_PHRASE = re.compile(
     r"|\bhow\s+many\s+(?P<many>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:in|for|at|on|after|if|when|does|"
     r"do|did|will|would|can|could)\b)"
     r"|\bhow\s+much\s+(?:is|was|are|were|will\s+be)\s+(?:the\s+|an?\s+)?(?P<much>[^?,.;]+?)"
-    r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)",
+    r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
+    # "How much elastic energy does it store?": the noun after "how much"
+    r"|\bhow\s+much\s+(?!(?:is|was|are|were|will|does|do|did|would|can)\b)(?P<amount>[^?,.;]+?)"
+    r"\s*(?=\?|,|$|\s+(?:does|do|did|is|are|was|were|will|would|can|could|in|for|at|on)\b)",
     re.IGNORECASE,
 )
 # words of an asked phrase that name nothing: "how many litres are drained"
@@ -189,13 +198,13 @@ _CLAUSES = re.compile(r";\s+|(?<=\S):\s+|\s+and\s+(?=(?:the|its|their)\s)", re.I
 _IN_WORDS = re.compile(r"(?<=\S):\s+[^\d:=]*$")
 
 
-def _asked_words(question: str) -> tuple[set[str], set[str]]:
+def asked_words(question: str) -> tuple[set[str], set[str]]:
     """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for,
     and of them the head nouns ("term" of "the next term", "gram" of "grams of salt")."""
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        phrase = "".join(part for part in match.group("what", "find", "much", "many") if part)
+        phrase = "".join(part for part in match.group("what", "find", "much", "many", "amount") if part)
         named = []
         for word in phrase.lower().split():
             if not re.search(r"[a-z%]", word):
@@ -246,7 +255,7 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
              if re.search(r"\d", piece)]
     if len(parts) < 2:
         return clause
-    asked, heads = _asked_words(question) if question else (set(), set())
+    asked, heads = asked_words(question) if question else (set(), set())
     variable = _ASKED_VARIABLE.search(question) if question else None
     if variable:
         asked.add(variable.group(1))
@@ -322,14 +331,25 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
             and not re.search(r"\d", worded.group("tail")))
 
 
-_ASKED_UNIT = re.compile(r"\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+# "... in km/h?", "How long (in seconds) does ...": the unit the question asks in
+_ASKED_UNIT = re.compile(r"\(\s*in\s+([^\s?.,()]+)\s*\)|\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+
+
+def asked_unit(question: str | None) -> str | None:
+    """The unit a question asks its answer in ("in m/s?", "(in seconds)"), if it names one."""
+    unit = _ASKED_UNIT.search(question) if question else None
+    return (unit.group(1) or unit.group(2)) if unit else None
+
+
+def _has_unit(text: str, unit: str) -> bool:
+    return re.search(rf"(?<![\w/]){re.escape(unit)}(?![\w/])", text) is not None
 
 
 def converted(stated: str, restated: str, question: str | None) -> bool:
     """Whether a restatement ("120 km/h, i.e. 2 km every minute") leaves the unit the
     question asks in ("in km/h?") for another: a conversion beside the answer, not it."""
-    unit = _ASKED_UNIT.search(question) if question else None
-    return unit is not None and unit.group(1) in stated and unit.group(1) not in restated
+    unit = asked_unit(question)
+    return unit is not None and _has_unit(stated, unit) and not _has_unit(restated, unit)
 
 
 SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
@@ -357,7 +377,8 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 
 __all__ = [
-    "SEVERAL", "asked_clause", "asked_quantity", "asked_variable", "asks_several",
+    "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity", "asked_variable", "asked_unit", "asked_words",
+    "asks_several",
     "commentary", "committed_clause", "converted", "givens",
     "other_quantity", "recaps",
 ]

@@ -33,7 +33,8 @@ def asked_clause(sentence: str, question: str | None) -> str | None:
     """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
     when x = 3"), the clause under the condition the question sets ("when x = 2"); None for a
     sentence only about other conditions ("For t = 4, d = 60.")."""
-    asked = _CONDITION.search(question) if question else None
+    # "y = 12 when x = 8, find y when x = 14": the condition of the asking clause, the last
+    asked = ([None, *_CONDITION.finditer(question)][-1]) if question else None
     if asked is None or "=" not in sentence:
         return sentence
     variable, number = asked.groups()
@@ -332,7 +333,7 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
 
 
 # "... in km/h?", "How long (in seconds) does ...": the unit the question asks in
-_ASKED_UNIT = re.compile(r"\(\s*in\s+([^\s?.,()]+)\s*\)|\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+_ASKED_UNIT = re.compile(r"[(,]\s*in\s+([^\s?.,()]+)\s*[),]|\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
 
 
 def asked_unit(question: str | None) -> str | None:

@@ -23,7 +23,7 @@ from promptmill.extraction.asked import (
     other_quantity,
 )
 from promptmill.extraction.mathnorm import latexify
-from promptmill.extraction.text import CORRECTION, HOW_MANY
+from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
@@ -32,13 +32,27 @@ _LABEL = re.compile(r"^\W*(?:solutions?|total|result|answer|final)\s*:", re.IGNO
 # "So x is 2.5.", "Therefore, there are 2.5 moles ...": a sentence that opens as the conclusion
 _CONCLUDING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+total|altogether)\b",
                          re.IGNORECASE)
+# "At x = 0 the slope is 3.", "If they add a 20% tip, ...": a case the question may not set
+_CONDITION = re.compile(
+    r"^\W*(?:at|if|with|for|when|whenever|assuming|suppose|had|were)\b"
+    r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
+    re.IGNORECASE,
+)
+_DENIED = re.compile(r"\b(?:is|are|was|were)\s+not\b|\b(?:isn't|aren't|wasn't)\b", re.IGNORECASE)
+_STATES = re.compile(r"=|\b(?:is|are|was|were|equals?|so|therefore|thus)\b|'s\b", re.IGNORECASE)
 _STATES_VALUE = re.compile(r"\d|\\frac|\\sqrt|\\pi")
 # the short names and symbols of quantities a question spells out
 _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
-    "logarithm": ("log",),
+    "logarithm": ("log",), "deviation": ("σ", "\\sigma"),
 }
+# "The solution is (7, 3).": a subject that names the answer itself
+_GENERIC = frozenset({"answer", "solution", "result"})
+# words that may stand before the asked noun without making it another quantity
+_FUNCTION = frozenset({"the", "a", "an", "its", "their", "his", "her", "our", "your", "this",
+                       "that", "these", "those", "each", "every", "so", "and", "of", "is",
+                       "are", "was", "new", "final", "required", "exact", "total"})
 _INITIALS = re.compile(r"\b([a-z])[a-z]+\s+([a-z])[a-z]+\s+([a-z])[a-z]+\b")
 _PRONOUNS = frozenset({"it", "its", "they", "them", "this", "that", "these", "those", "there"})
 # "How much energy does it use?", "How long do 8 workers take?": the verb the question asks by
@@ -60,7 +74,8 @@ def _plain(text: str) -> str:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "variable", "verb")
+    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "variable",
+                 "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -71,6 +86,8 @@ class AskedQuantity:
         lowered = question.lower()
         # one letter names an unknown, not a quantity: "what is p" is ``variable``
         self.names: set[str] = {w for w in (heads or words) if w not in _PRONOUNS and len(w) > 1}
+        self.words = words | _FUNCTION  # what may qualify a name: "the sale price"
+        self.names |= _GENERIC
         # "greatest common divisor" is also "the GCD"
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
@@ -90,11 +107,21 @@ class AskedQuantity:
         """Whether a statement names the quantity asked for before (or right after) its value."""
         text = latexify(sentence)
         lowered = text.lower()
-        tokens = {t.rstrip("s") for t in re.findall(r"[a-z']+", lowered)}
-        if self.names & tokens or any(
-            re.search(rf"(?<![a-z]){re.escape(s)}(?![a-z])", lowered) for s in self.symbols
-        ):
+        if any(re.search(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}", lowered)
+               for s in self.symbols):
             return True
+        # in a step of the sentence ("..., so the LCM is 36"), the subject before its first
+        # value or the noun right after it ("2.5 moles of water")
+        for step in CONCLUSION.split(lowered):
+            value = _STATES_VALUE.search(step)
+            cut = value.start() if value else len(step)
+            named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
+            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+", named)]
+            # "Squared deviations: ..." names another quantity than "the standard deviation"
+            if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
+                                            or tokens[i - 1] + "s" in self.words)
+                   for i, token in enumerate(tokens)):
+                return True
         if self.verb and re.search(rf"\b{re.escape(self.verb)}(?:e?s|d)?\s+[-$\d]", lowered):
             return True
         if self.unit and re.search(rf"\d\s*{re.escape(self.unit)}(?![\w/])", text):
@@ -110,10 +137,16 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     """Whether a closing sentence commits to a value as the answer (see the module)."""
     if not _STATES_VALUE.search(sentence) or commentary(sentence, asked.question, asked.given):
         return False
-    if aside(sentence):
-        return False  # "For reference, the 10th term would be 47."
+    if aside(sentence) or _DENIED.search(sentence):
+        return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
+    condition = _CONDITION.match(sentence)
+    if condition and not set(re.findall(r"\d+(?:\.\d+)?", condition.group(0))) & asked.given:
+        return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
     named = asked.named_by(sentence)
     marked = MARKED_VALUE.search(sentence) is not None
+    numbers = set(re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?!\.?\d)", sentence))
+    if not marked and numbers and numbers <= asked.given and not _STATES.search(sentence):
+        return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
     if not marked and other_quantity(sentence, asked.question) and (
         not named or QUALIFIED.search(sentence)

@@ -248,7 +248,7 @@ def refused(text: str) -> bool:
 
 # Words after which the response goes back on what it said before.
 CORRECTION = re.compile(
-    r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|let\s+me\s+re-?(?:check|"
+    r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|hold\s+on\b|let\s+me\s+re-?(?:check|"
     r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
     r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
     r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.|scratch\s+that|"

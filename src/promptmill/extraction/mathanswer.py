@@ -217,7 +217,8 @@ def _value(tail: str, words: bool = False) -> str | None:
     """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
     ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
-    if words and not opens_with_word_fraction(tail):  # "two-thirds" is 2/3, not "2-thirds"
+    # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
+    if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
@@ -544,16 +545,18 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     return [recap] if recap is not None else []
 
 
+_PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 
 
 def _echoes(text: str, question: str | None) -> bool:
-    """Whether the response only repeats the question."""
-    if not question or len(text) > 2 * len(question) + 20:
+    """Whether the response only repeats the question (once or over and over)."""
+    if not question or len(text) > 8 * len(question) + 20:
         return False
-    words = re.findall(r"\w+", latexify(text).lower())  # "√12" as the question's "\sqrt{12}"
-    asked = re.findall(r"\w+", latexify(question).lower())
-    return bool(words) and " ".join(words) in " ".join(asked)
+    asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
+    said = [re.findall(r"\w+", latexify(s).lower()) for _, s in sentences(text)]
+    # "√12" as the question's "\sqrt{12}"
+    return any(said) and all(" ".join(words) in asked for words in said if words)
 
 
 def extract_math_method(

@@ -331,8 +331,11 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             and options.at_start(match.group(2)) == letter_index
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
+    found += _verdict_rows(raw, options)
     ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
+        if line.lstrip().startswith("|"):
+            continue  # a table's verdicts are read row by row (_verdict_rows)
         if _LETTER_PREFIX_LINE.match(line) or UNMARKED.search(line):
             continue  # "A. 2": the letter states the answer; "- Law ✗" is ruled out
         marked = MARKED.search(line)
@@ -392,6 +395,27 @@ def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
         return []
     index = LETTERS.index(marked[0].group(1))
     return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
+
+
+def _verdict_rows(raw: str, options: Options) -> list[Candidate]:
+    """A verdict table's ticked rows: one option ticked is the answer ("| B. Away from the
+    normal | ✓ |" among "✗ — ..." rows); two or more ticked commit to no single one."""
+    ticked: dict[int, int] = {}  # option -> where its row starts
+    for start, cells, _ in table_rows(raw):
+        filled = [cell for cell in cells if cell]
+        if len(filled) < 2 or UNMARKED.search(" ".join(filled)):
+            continue
+        if not any(MARKED.search(cell) for cell in filled[1:]):
+            continue
+        result = _content(unbold(filled[0]), options)
+        if result is not None and isinstance(result[0], int):
+            ticked.setdefault(result[0], start)
+    if not ticked:
+        return []
+    if len(ticked) > 1:
+        return [Candidate(min(ticked.values()), None, SEVERAL, STRONG)]
+    (index, start), = ticked.items()
+    return [Candidate(start, index, "marked", STRONG)]
 
 
 def _content(content: str, options: Options) -> tuple[object, str] | None:

@@ -128,7 +128,10 @@ _CORRECTED_TO = re.compile(
 )
 # "... on the far side. B.", "The right set is I and III only — **C**.": a letter alone
 # closing the text after a sentence (or a dash) states the answer the sentence led to
-_CLOSING_LETTER = re.compile(r"(?:(?<=[.!?])|\s[—–-])[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$")
+# "... Ad hominem ✓, ... → G": a letter closing the response after a stop, a dash or an arrow
+_CLOSING_LETTER = re.compile(
+    r"(?:(?<=[.!?])|\s[—–-]|\s(?:→|⇒|=>|->))[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$"
+)
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
 _JOINED = re.compile(

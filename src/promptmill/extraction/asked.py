@@ -73,16 +73,17 @@ def asked_quantity(sentence: str, question: str | None) -> str:
     return held[0] if len(held) == 1 and len(parts) > 1 else sentence
 
 
-_ASKED_VARIABLE = re.compile(
+ASKED_VARIABLE = re.compile(
     r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
 )
+"""The unknown a question asks for by name ("What is the value of x ...?")."""
 _SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
 
 
 def asked_variable(sentence: str, question: str | None) -> str:
     """Of a sentence solving for several unknowns ("x = 3 and y = 2"), the one the question
     asks for ("What is the value of x ...?")."""
-    asked = _ASKED_VARIABLE.search(question) if question else None
+    asked = ASKED_VARIABLE.search(question) if question else None
     if asked is None or "=" not in sentence:
         return sentence
     values: dict[str, set[str]] = {}
@@ -205,7 +206,8 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        phrase = "".join(part for part in match.group("what", "find", "much", "many", "amount") if part)
+        groups = match.group("what", "find", "much", "many", "amount")
+        phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
             if not re.search(r"[a-z%]", word):
@@ -257,7 +259,7 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
     if len(parts) < 2:
         return clause
     asked, heads = asked_words(question) if question else (set(), set())
-    variable = _ASKED_VARIABLE.search(question) if question else None
+    variable = ASKED_VARIABLE.search(question) if question else None
     if variable:
         asked.add(variable.group(1))
     kinds = []
@@ -378,8 +380,7 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 
 __all__ = [
-    "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity", "asked_variable", "asked_unit", "asked_words",
-    "asks_several",
-    "commentary", "committed_clause", "converted", "givens",
-    "other_quantity", "recaps",
+    "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
+    "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
+    "committed_clause", "converted", "givens", "other_quantity", "recaps",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.asked import (
+    ASKED_VARIABLE,
     QUALIFIED,
     aside,
     asked_unit,
@@ -27,7 +28,8 @@ from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
-MARKED_VALUE = re.compile(r"(\*\*|__)(?!\s*step\b)([^*_\n]*?\d[^*_\n]*?)(?<!:)\1", re.IGNORECASE)
+MARKED_VALUE = re.compile(r"(\*\*|__)(?!\s*step\b)([^*_\n]*?\d[^*_\n]*?)(?<!:)\1",
+                          re.IGNORECASE)
 _LABEL = re.compile(r"^\W*(?:solutions?|total|result|answer|final)\s*:", re.IGNORECASE)
 # "So x is 2.5.", "Therefore, there are 2.5 moles ...": a sentence that opens as the conclusion
 _CONCLUDING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+total|altogether)\b",
@@ -92,8 +94,7 @@ class AskedQuantity:
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
-        variable = re.search(r"\b(?:value\s+of|solve\s+for|find|what\s+is)\s+([a-z])\b(?!\s*[-=(+*/^<>])",
-                             question) or _SOLVE_VARIABLE.search(question)
+        variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
         self.variable = variable.group(1) if variable else None  # the unknown solved for
         counted = HOW_MANY.search(question)
         if counted:

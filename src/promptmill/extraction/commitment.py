@@ -12,6 +12,7 @@ quantity, a what-if, a check in words, a common mistake) unless it commits too o
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from promptmill.extraction.asked import (
     ASKED_VARIABLE,
@@ -157,9 +158,15 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
             or _CONCLUDING.match(sentence) is not None)
 
 
+@lru_cache(maxsize=1024)  # a question's samples share it: read the question once
+def asked_quantity_of(question: str | None) -> AskedQuantity:
+    """What ``question`` asks for (cached)."""
+    return AskedQuantity(question)
+
+
 def committed_index(closing: list[str], question: str | None) -> int | None:
     """Of the closing sentences, the index of the last that commits; None if none does."""
-    asked = AskedQuantity(question)
+    asked = asked_quantity_of(question)
     found = None
     for index, sentence in enumerate(closing):
         if commits(sentence, asked) or found is not None and CORRECTION.search(sentence):
@@ -174,4 +181,5 @@ def marked_value(sentence: str) -> str | None:
     return spans[0][1] if len(spans) == 1 else None
 
 
-__all__ = ["MARKED_VALUE", "AskedQuantity", "committed_index", "commits", "marked_value"]
+__all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
+           "marked_value"]

@@ -30,6 +30,10 @@ CHOICE_RULES = [
     ("| Planet | Rocky? |\n|---|---|\n| A. Mercury | ✓ |\n| D. Mars | ✓ |", PLANETS, None, None,
      "multiple"),
     ("Mercury ✗, Venus ✗, Earth ✓, Mars ✗ → C", PLANETS, None, "C", "bare"),
+    ("You want Venus. Mercury is closer to the Sun, and Mars is smaller.", PLANETS, None, "B",
+     "headline"),
+    ("The inner system is mostly Venus by mass here — with Mercury or Mars far smaller.",
+     PLANETS, None, "B", "option_mention"),
     ("Likely C, but B could also be argued, as GROUP BY is where rows get grouped.",
      ["WHERE", "GROUP BY", "HAVING", "ORDER BY"], None, None, "hedge"),
     # round grader17d: the option a sentence's conclusion names, of several in its working

@@ -444,6 +444,10 @@ _OPTIONS_LINE = re.compile(r"^[ \t]*\(?A[).][ \t]+.*$", re.MULTILINE)
 _INLINE_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).]\s+\w")
 
 
+_RECOMMEND = re.compile(r"^\W*(?:you\s+want|you\s+need|use|go\s+with|pick|choose)\s+",
+                        re.IGNORECASE)
+
+
 def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     """An answer-first response's opening line, and a table's one bold row."""
     found: list[Candidate] = []
@@ -467,7 +471,8 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
-            said = phrase_of(opening_clause)
+            # "You want `HAVING`.", "Go with Neon.": a recommendation of one option's text
+            said = phrase_of(_RECOMMEND.sub("", opening_clause))
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
             ending = _CLAUSE_END.search(clean(line))

@@ -137,25 +137,26 @@ class AskedQuantity:
 
 def commits(sentence: str, asked: AskedQuantity) -> bool:
     """Whether a closing sentence commits to a value as the answer (see the module)."""
-    if not _STATES_VALUE.search(sentence) or commentary(sentence, asked.question, asked.given):
+    if not _STATES_VALUE.search(sentence):
+        return False
+    marked = MARKED_VALUE.search(sentence) is not None
+    named = asked.named_by(sentence)
+    if not (named or marked or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
+        return False  # the cheap signals first: most sentences give none
+    if commentary(sentence, asked.question, asked.given):
         return False
     if aside(sentence) or _DENIED.search(sentence):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     condition = _CONDITION.match(sentence)
     if condition and not set(re.findall(r"\d+(?:\.\d+)?", condition.group(0))) & asked.given:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
-    named = asked.named_by(sentence)
-    marked = MARKED_VALUE.search(sentence) is not None
     numbers = set(re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?!\.?\d)", sentence))
     if not marked and numbers and numbers <= asked.given and not _STATES.search(sentence):
         return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
-    if not marked and other_quantity(sentence, asked.question) and (
-        not named or QUALIFIED.search(sentence)
-    ):
-        return False
-    return (named or marked or _LABEL.match(sentence) is not None
-            or _CONCLUDING.match(sentence) is not None)
+    return marked or not other_quantity(sentence, asked.question) or (
+        named and not QUALIFIED.search(sentence)
+    )
 
 
 @lru_cache(maxsize=1024)  # a question's samples share it: read the question once

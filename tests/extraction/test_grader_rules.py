@@ -24,6 +24,18 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17f: verdict tables and lists, hedges in other words
+    ("| Option | Verdict |\n|---|---|\n| A. Mercury | ✗ — closest |\n| B. Venus | ✓ |\n"
+     "| C. Earth | ✗ — third |\n| D. Mars | ✗ — fourth |", PLANETS, None, "B", "marked"),
+    ("| Planet | Rocky? |\n|---|---|\n| A. Mercury | ✓ |\n| D. Mars | ✓ |", PLANETS, None, None,
+     "multiple"),
+    ("Mercury ✗, Venus ✗, Earth ✓, Mars ✗ → C", PLANETS, None, "C", "bare"),
+    ("You want Venus. Mercury is closer to the Sun, and Mars is smaller.", PLANETS, None, "B",
+     "headline"),
+    ("The inner system is mostly Venus by mass here — with Mercury or Mars far smaller.",
+     PLANETS, None, "B", "option_mention"),
+    ("Likely C, but B could also be argued, as GROUP BY is where rows get grouped.",
+     ["WHERE", "GROUP BY", "HAVING", "ORDER BY"], None, None, "hedge"),
     # round grader17d: the option a sentence's conclusion names, of several in its working
     ("Duplicates collapse, leaving {2, 3, 4}, so len returns 3.", NUMBERS, None, "B",
      "option_mention"),
@@ -102,6 +114,33 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17f: the statement that commits to the asked quantity; after it, commentary
+    ("The LCM is 2²·3² = 36. The GCD comes out of the same factorisations as 6.",
+     "What is the least common multiple of 12 and 18?", "36", "last_statement"),
+    ("So dy/dx = 2/x. At x = 1 the slope is therefore 2.", "Find dy/dx if y = ln(x^2).",
+     "2/x", "last_statement"),
+    ("Each friend pays **$32.20**. With a 10% tip added, each share comes to $35.42.",
+     "Three friends split a $96.60 bill equally. How much does each pay?", "32.20",
+     "last_statement"),
+    ("(x − 2)(x + 5) = x² + 3x − 10. Set to zero, it has roots x = 2 and x = −5.",
+     "Expand (x - 2)(x + 5).", "x^{2} + 3x - 10", "last_statement"),
+    ("The spring stores 2 J. Stretching it to 0.2 m quadruples that to 8 J.",
+     "A spring with constant 400 N/m is stretched 0.1 m. How much elastic energy does it store?",
+     "2", "last_statement"),
+    ("So x is 6. Then 3 times 6 is 18 and minus 7 is 11.", "Solve 3x - 7 = 11.", "6",
+     "last_statement"),
+    ("The area is 15. Hold on, the base is 8, so the area is 20.",
+     "What is the area of a triangle with base 8 and height 5?", "20", "last_statement"),
+    ("The area is **21**. Its perimeter is 2(7 + 3) = 20.",
+     "What is the perimeter of a 7 by 3 rectangle?", "20", "last_statement"),
+    ("So the sound takes 3 seconds, i.e. 3000 milliseconds.",
+     "How long, in seconds, does sound take to travel 1,020 m at 340 m/s?", "3",
+     "last_statement"),
+    ("Thus y = 15 when x = 6 (and k = 2.5).",
+     "If y varies directly with x and y = 10 when x = 4, find y when x = 6.", "15",
+     "last_statement"),
+    ("Solve 5x - 2 = 13. Solve 5x - 2 = 13. Solve 5x - 2 = 13.", "Solve 5x - 2 = 13.", None,
+     "none"),
     # a price in a table cell or a box
     ("| Item | Cost |\n|---|---|\n| Pen | $3 |\n| **Total** | **$12** |", None, "12", "table"),
     ("So the bill is \\boxed{\\$45}.", None, "45", "boxed"),

@@ -33,7 +33,8 @@ def asked_clause(sentence: str, question: str | None) -> str | None:
     """Of a sentence giving values under several conditions ("y = 11 when x = 2, and y = 13
     when x = 3"), the clause under the condition the question sets ("when x = 2"); None for a
     sentence only about other conditions ("For t = 4, d = 60.")."""
-    asked = _CONDITION.search(question) if question else None
+    # "y = 12 when x = 8, find y when x = 14": the condition of the asking clause, the last
+    asked = ([None, *_CONDITION.finditer(question)][-1]) if question else None
     if asked is None or "=" not in sentence:
         return sentence
     variable, number = asked.groups()
@@ -72,16 +73,17 @@ def asked_quantity(sentence: str, question: str | None) -> str:
     return held[0] if len(held) == 1 and len(parts) > 1 else sentence
 
 
-_ASKED_VARIABLE = re.compile(
+ASKED_VARIABLE = re.compile(
     r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
 )
+"""The unknown a question asks for by name ("What is the value of x ...?")."""
 _SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
 
 
 def asked_variable(sentence: str, question: str | None) -> str:
     """Of a sentence solving for several unknowns ("x = 3 and y = 2"), the one the question
     asks for ("What is the value of x ...?")."""
-    asked = _ASKED_VARIABLE.search(question) if question else None
+    asked = ASKED_VARIABLE.search(question) if question else None
     if asked is None or "=" not in sentence:
         return sentence
     values: dict[str, set[str]] = {}
@@ -116,10 +118,15 @@ _ASIDE = re.compile(
 _COPULA = re.compile(r"\b(?:is|are|was|were|equals?|would|will)\b|=")
 
 
+def aside(sentence: str) -> bool:
+    """Whether a sentence says it is an aside ("for comparison", "would be")."""
+    return _ASIDE.search(sentence) is not None
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
-    if _ASIDE.search(sentence):
+    if aside(sentence):
         return True
     # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
     concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
@@ -134,10 +141,10 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     if subject:
         words = [subject.group(1).lower()]
     else:  # "the interest earned": any word of its head; "the total with tip": "total"
-        head = _QUALIFIED.split(other.group(2).lower())  # type: ignore[union-attr]
+        head = QUALIFIED.split(other.group(2).lower())  # type: ignore[union-attr]
         words = head[0].split()
         if len(head) > 1:  # a qualified total is a quantity of its own, not the asked one
-            named, _ = _asked_words(question)
+            named, _ = asked_words(question)
             return not {w.rstrip("s") for w in words} & (named or asked)
     if {w.rstrip("s") for w in words[:-1]} & asked:
         return False
@@ -147,7 +154,8 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked
 
 
-_QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
+QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
+"""Where a subject is qualified into a quantity of its own ("the total with tip")."""
 
 
 # "What was the original price ...?", "Find the slope of ...", "What is 15% of 340?": the
@@ -160,7 +168,10 @@ _ASKED_PHRASE = re.compile(
     r"|\bhow\s+many\s+(?P<many>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:in|for|at|on|after|if|when|does|"
     r"do|did|will|would|can|could)\b)"
     r"|\bhow\s+much\s+(?:is|was|are|were|will\s+be)\s+(?:the\s+|an?\s+)?(?P<much>[^?,.;]+?)"
-    r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)",
+    r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
+    # "How much elastic energy does it store?": the noun after "how much"
+    r"|\bhow\s+much\s+(?!(?:is|was|are|were|will|does|do|did|would|can)\b)(?P<amount>[^?,.;]+?)"
+    r"\s*(?=\?|,|$|\s+(?:does|do|did|is|are|was|were|will|would|can|could|in|for|at|on)\b)",
     re.IGNORECASE,
 )
 # words of an asked phrase that name nothing: "how many litres are drained"
@@ -189,13 +200,14 @@ _CLAUSES = re.compile(r";\s+|(?<=\S):\s+|\s+and\s+(?=(?:the|its|their)\s)", re.I
 _IN_WORDS = re.compile(r"(?<=\S):\s+[^\d:=]*$")
 
 
-def _asked_words(question: str) -> tuple[set[str], set[str]]:
+def asked_words(question: str) -> tuple[set[str], set[str]]:
     """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for,
     and of them the head nouns ("term" of "the next term", "gram" of "grams of salt")."""
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        phrase = "".join(part for part in match.group("what", "find", "much", "many") if part)
+        groups = match.group("what", "find", "much", "many", "amount")
+        phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
             if not re.search(r"[a-z%]", word):
@@ -246,8 +258,8 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
              if re.search(r"\d", piece)]
     if len(parts) < 2:
         return clause
-    asked, heads = _asked_words(question) if question else (set(), set())
-    variable = _ASKED_VARIABLE.search(question) if question else None
+    asked, heads = asked_words(question) if question else (set(), set())
+    variable = ASKED_VARIABLE.search(question) if question else None
     if variable:
         asked.add(variable.group(1))
     kinds = []
@@ -322,14 +334,25 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
             and not re.search(r"\d", worded.group("tail")))
 
 
-_ASKED_UNIT = re.compile(r"\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+# "... in km/h?", "How long (in seconds) does ...": the unit the question asks in
+_ASKED_UNIT = re.compile(r"[(,]\s*in\s+([^\s?.,()]+)\s*[),]|\b(?:in|to)\s+([^\s?.,]+)\s*[?.]?\s*$")
+
+
+def asked_unit(question: str | None) -> str | None:
+    """The unit a question asks its answer in ("in m/s?", "(in seconds)"), if it names one."""
+    unit = _ASKED_UNIT.search(question) if question else None
+    return (unit.group(1) or unit.group(2)) if unit else None
+
+
+def _has_unit(text: str, unit: str) -> bool:
+    return re.search(rf"(?<![\w/]){re.escape(unit)}(?![\w/])", text) is not None
 
 
 def converted(stated: str, restated: str, question: str | None) -> bool:
     """Whether a restatement ("120 km/h, i.e. 2 km every minute") leaves the unit the
     question asks in ("in km/h?") for another: a conversion beside the answer, not it."""
-    unit = _ASKED_UNIT.search(question) if question else None
-    return unit is not None and unit.group(1) in stated and unit.group(1) not in restated
+    unit = asked_unit(question)
+    return unit is not None and _has_unit(stated, unit) and not _has_unit(restated, unit)
 
 
 SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECASE)
@@ -357,7 +380,7 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 
 __all__ = [
-    "SEVERAL", "asked_clause", "asked_quantity", "asked_variable", "asks_several",
-    "commentary", "committed_clause", "converted", "givens",
-    "other_quantity", "recaps",
+    "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
+    "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
+    "committed_clause", "converted", "givens", "other_quantity", "recaps",
 ]

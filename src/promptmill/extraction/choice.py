@@ -128,7 +128,10 @@ _CORRECTED_TO = re.compile(
 )
 # "... on the far side. B.", "The right set is I and III only — **C**.": a letter alone
 # closing the text after a sentence (or a dash) states the answer the sentence led to
-_CLOSING_LETTER = re.compile(r"(?:(?<=[.!?])|\s[—–-])[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$")
+# "... Ad hominem ✓, ... → G": a letter closing the response after a stop, a dash or an arrow
+_CLOSING_LETTER = re.compile(
+    r"(?:(?<=[.!?])|\s[—–-]|\s(?:→|⇒|=>|->))[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$"
+)
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
 _JOINED = re.compile(
@@ -331,8 +334,11 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             and options.at_start(match.group(2)) == letter_index
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
+    found += _verdict_rows(raw, options)
     ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
+        if line.lstrip().startswith("|"):
+            continue  # a table's verdicts are read row by row (_verdict_rows)
         if _LETTER_PREFIX_LINE.match(line) or UNMARKED.search(line):
             continue  # "A. 2": the letter states the answer; "- Law ✗" is ruled out
         marked = MARKED.search(line)
@@ -394,6 +400,27 @@ def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
     return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
 
 
+def _verdict_rows(raw: str, options: Options) -> list[Candidate]:
+    """A verdict table's ticked rows: one option ticked is the answer ("| B. Away from the
+    normal | ✓ |" among "✗ — ..." rows); two or more ticked commit to no single one."""
+    ticked: dict[int, int] = {}  # option -> where its row starts
+    for start, cells, _ in table_rows(raw):
+        filled = [cell for cell in cells if cell]
+        if len(filled) < 2 or UNMARKED.search(" ".join(filled)):
+            continue
+        if not any(MARKED.search(cell) for cell in filled[1:]):
+            continue
+        result = _content(unbold(filled[0]), options)
+        if result is not None and isinstance(result[0], int):
+            ticked.setdefault(result[0], start)
+    if not ticked:
+        return []
+    if len(ticked) > 1:
+        return [Candidate(min(ticked.values()), None, SEVERAL, STRONG)]
+    (index, start), = ticked.items()
+    return [Candidate(start, index, "marked", STRONG)]
+
+
 def _content(content: str, options: Options) -> tuple[object, str] | None:
     """What a tag, a JSON value or a box holds: a letter, a list of letters, or option text."""
     content = clean(content).strip().strip("\"'").strip()
@@ -415,6 +442,10 @@ def _listing(text: str) -> bool:
 # "A) Apple B) Banana C) Grape": the options, all on one line that starts with the first
 _OPTIONS_LINE = re.compile(r"^[ \t]*\(?A[).][ \t]+.*$", re.MULTILINE)
 _INLINE_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).]\s+\w")
+
+
+_RECOMMEND = re.compile(r"^\W*(?:you\s+want|you\s+need|use|go\s+with|pick|choose)\s+",
+                        re.IGNORECASE)
 
 
 def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
@@ -440,7 +471,8 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
-            said = phrase_of(opening_clause)
+            # "You want `HAVING`.", "Go with Neon.": a recommendation of one option's text
+            said = phrase_of(_RECOMMEND.sub("", opening_clause))
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
                            if said and phrase == said), None)
             ending = _CLAUSE_END.search(clean(line))

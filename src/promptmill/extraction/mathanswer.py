@@ -24,6 +24,7 @@ from promptmill.extraction.asked import (
     other_quantity,
     recaps,
 )
+from promptmill.extraction.commitment import committed_index, marked_value
 from promptmill.extraction.mathnorm import (
     NUMBER_WORD,
     NUMBER_WORD_BODY,
@@ -216,7 +217,8 @@ def _value(tail: str, words: bool = False) -> str | None:
     """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
     ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
-    if words and not opens_with_word_fraction(tail):  # "two-thirds" is 2/3, not "2-thirds"
+    # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
+    if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
@@ -482,11 +484,16 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     recap of the question's numbers after the answer)."""
     given = givens(question)
     recap: Candidate | None = None
-    closing = sentences(text)[-1:]
-    if closing and _TRAILS_OFF.search(closing[0][1]):
-        return [Candidate(closing[0][0], HEDGE, HEDGE, WEAK)]
-    for start, sentence in reversed(sentences(text)[-4:]):
-        if sentence.rstrip().endswith("?"):
+    last = sentences(text)[-1:]
+    if last and _TRAILS_OFF.search(last[0][1]):
+        return [Candidate(last[0][0], HEDGE, HEDGE, WEAK)]
+    closing = sentences(text)[-4:]
+    # past the statement that commits to the asked quantity, only a correction or another
+    # commitment speaks; the rest is commentary, however it is phrased
+    committed = committed_index([sentence for _, sentence in closing], question)
+    for index in reversed(range(len(closing))):
+        start, sentence = closing[index]
+        if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
         remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
@@ -517,6 +524,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if both and not value:  # the set asked for, or two answers to a question that wants one
             several = SEVERAL.search(question or "")
             value = _settle(f"{both.group(1)}, {both.group(2)}") if several else HEDGE
+        bold = marked_value(sentence[corrected:]) if index == committed else None
+        if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
+            value = _closing_statement(bold, question)
         value = value or _closing_statement(_undated(sentence[corrected:], question), question)
         if value is not None and _wavers(sentence, 0, value):
             value = HEDGE
@@ -525,7 +535,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         found = Candidate(
             start + corrected, value, HEDGE if value == HEDGE else "last_statement", WEAK
         )
-        if remark or recaps(sentence, given) or other_quantity(sentence, question):
+        if index != committed and (
+            remark or recaps(sentence, given) or other_quantity(sentence, question)
+        ):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found
             continue
@@ -533,16 +545,18 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     return [recap] if recap is not None else []
 
 
+_PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 
 
 def _echoes(text: str, question: str | None) -> bool:
-    """Whether the response only repeats the question."""
-    if not question or len(text) > 2 * len(question) + 20:
+    """Whether the response only repeats the question (once or over and over)."""
+    if not question or len(text) > 8 * len(question) + 20:
         return False
-    words = re.findall(r"\w+", latexify(text).lower())  # "√12" as the question's "\sqrt{12}"
-    asked = re.findall(r"\w+", latexify(question).lower())
-    return bool(words) and " ".join(words) in " ".join(asked)
+    asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
+    said = [re.findall(r"\w+", latexify(s).lower()) for _, s in sentences(text)]
+    # "√12" as the question's "\sqrt{12}"
+    return any(said) and all(" ".join(words) in asked for words in said if words)
 
 
 def extract_math_method(

@@ -34,7 +34,9 @@ _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are
                        re.IGNORECASE)
 _COPULA_BEFORE = re.compile(
     r"\b(?:is|are|was|were|be|known\s+as|(?<!\ba\s)(?<!\ban\s)(?<!\bthe\s)(?:called|named))"
-    r"\s+(?:the\s+|an?\s+)?$",  # not "a named function": an adjective, not a name given
+    # "is mostly nitrogen", "are mainly tin": how much of it, still what it is
+    r"\s+(?:(?:mostly|mainly|chiefly|largely|primarily|predominantly|principally)\s+)?"
+    r"(?:the\s+|an?\s+)?$",  # not "a named function": an adjective, not a name given
     re.IGNORECASE,
 )
 

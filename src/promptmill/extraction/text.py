@@ -248,7 +248,7 @@ def refused(text: str) -> bool:
 
 # Words after which the response goes back on what it said before.
 CORRECTION = re.compile(
-    r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|let\s+me\s+re-?(?:check|"
+    r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|hmm+|hold\s+on\b|let\s+me\s+re-?(?:check|"
     r"do|calculate|compute|consider)|re-?checking|i\s+made\s+(?:an?\s+)?(?:error|mistake)|"
     r"that(?:'s|\s+is)\s+(?:wrong|incorrect|not\s+right)|but\s+that\s+(?:double[- ]?counts|"
     r"counts|is\s+wrong|ignores|forgets)|no\s*[—–-]|no,|no\s*:|no\.|scratch\s+that|"
@@ -267,7 +267,10 @@ def corrected_after(text: str, position: int) -> int | None:
 HEDGE = re.compile(
     r"\b(?:either\b.{1,60}?\bor\b|not\s+sure|unsure|i\s+can(?:'t|not)\s+tell|"
     r"depending\s+on|depends\s+on|somewhere\s+between|could\s+be\s+.{1,40}?\bor\b|"
-    r"or\s+maybe|or\s+perhaps|\b(?:arguably|possibly|maybe|perhaps|could\s+be)\s+both\b)",
+    r"or\s+maybe|or\s+perhaps|\b(?:arguably|possibly|maybe|perhaps|could\s+be)\s+both\b|"
+    # "G and E both fit", "B could also be argued", "I'm about 50/50", "I'm torn"
+    r"\bboth\s+(?:fit|work|apply|qualify|seem\s+right|look\s+right)\b|"
+    r"\b(?:could|can|might)\s+(?:also\s+)?be\s+argued\b|\b50\s*/\s*50\b|\bi(?:'m|\s+am)\s+torn\b)",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,186 @@
+"""Math: which statement of a response's conclusion commits to the quantity asked for.
+
+A careful grader reads the closing sentences for the one that commits to what the question
+asks: it names the quantity ("The GCD is 18.", "The sale price is $68."), its symbol ("So
+sin θ = 7/25.", "f'(x) = ..."), the unknown solved for ("So x is 2.5."), the question's own
+expression ("(x + 3)(x − 7) = x² − 4x − 21"), the noun counted ("15 sides"), the question's
+verb ("The spring stores 2.25 J." for "How much energy does it store?"), or it is marked as the
+result (a bold value, "Solution:", "So ..."). What follows it is commentary (another
+quantity, a what-if, a check in words, a common mistake) unless it commits too or corrects.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from promptmill.extraction.asked import (
+    ASKED_VARIABLE,
+    QUALIFIED,
+    aside,
+    asked_unit,
+    asked_words,
+    commentary,
+    givens,
+    other_quantity,
+)
+from promptmill.extraction.mathnorm import latexify
+from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY
+
+# "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
+# ("**Step 2:**", "**Given away:** 12")
+MARKED_VALUE = re.compile(r"(\*\*|__)(?!\s*step\b)([^*_\n]*?\d[^*_\n]*?)(?<!:)\1",
+                          re.IGNORECASE)
+_LABEL = re.compile(r"^\W*(?:solutions?|total|result|answer|final)\s*:", re.IGNORECASE)
+# "So x is 2.5.", "Therefore, there are 2.5 moles ...": a sentence that opens as the conclusion
+_CONCLUDING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+total|altogether)\b",
+                         re.IGNORECASE)
+# "At x = 0 the slope is 3.", "If they add a 20% tip, ...": a case the question may not set
+_CONDITION = re.compile(
+    r"^\W*(?:at|if|with|for|when|whenever|assuming|suppose|had|were)\b"
+    r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
+    re.IGNORECASE,
+)
+_DENIED = re.compile(r"\b(?:is|are|was|were)\s+not\b|\b(?:isn't|aren't|wasn't)\b", re.IGNORECASE)
+_STATES = re.compile(r"=|\b(?:is|are|was|were|equals?|so|therefore|thus)\b|'s\b", re.IGNORECASE)
+_STATES_VALUE = re.compile(r"\d|\\frac|\\sqrt|\\pi")
+# the short names and symbols of quantities a question spells out
+_SYMBOLS = {
+    "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
+    "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
+    "logarithm": ("log",), "deviation": ("σ", "\\sigma"),
+}
+# "The solution is (7, 3).": a subject that names the answer itself
+_GENERIC = frozenset({"answer", "solution", "result"})
+# words that may stand before the asked noun without making it another quantity
+_FUNCTION = frozenset({"the", "a", "an", "its", "their", "his", "her", "our", "your", "this",
+                       "that", "these", "those", "each", "every", "so", "and", "of", "is",
+                       "are", "was", "new", "final", "required", "exact", "total"})
+_INITIALS = re.compile(r"\b([a-z])[a-z]+\s+([a-z])[a-z]+\s+([a-z])[a-z]+\b")
+_PRONOUNS = frozenset({"it", "its", "they", "them", "this", "that", "these", "those", "there"})
+# "How much energy does it use?", "How long do 8 workers take?": the verb the question asks by
+_ASKED_VERB = re.compile(
+    r"\b(?:does|do|did|will|would|can)\s+(?:it|they|he|she|(?:the\s+|each\s+|every\s+)?"
+    r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=[^?]*\?)",
+    re.IGNORECASE,
+)
+_SOLVE_VARIABLE = re.compile(r"\bsolve\b[^?.]*?(?<![\w\\])([a-z])(?![\w(])", re.IGNORECASE)
+_EXPRESSION = re.compile(r"(?:\d\s*)?\([^()]*[a-z][^()]*\)\s*\([^()]*\)|d[a-z]/d[a-z]",
+                         re.IGNORECASE)
+
+
+def _plain(text: str) -> str:
+    """Text with Unicode minus and dashes as ``-`` and spaces dropped, to compare expressions."""
+    return re.sub(r"\s+", "", text.replace("−", "-").replace("–", "-")).lower()
+
+
+class AskedQuantity:
+    """What a question asks for, in the forms a committing statement may name it."""
+
+    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "variable",
+                 "verb", "words")
+
+    def __init__(self, question: str | None) -> None:
+        self.question = question
+        self.given = givens(question)
+        self.unit = asked_unit(question)  # "in m/s", "(in seconds)": the unit asked in
+        question = question or ""
+        words, heads = asked_words(question)
+        lowered = question.lower()
+        # one letter names an unknown, not a quantity: "what is p" is ``variable``
+        self.names: set[str] = {w for w in (heads or words) if w not in _PRONOUNS and len(w) > 1}
+        self.words = words | _FUNCTION  # what may qualify a name: "the sale price"
+        self.names |= _GENERIC
+        # "greatest common divisor" is also "the GCD"
+        self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
+                       if {w.rstrip("s") for w in m.group(0).split()} <= words}
+        self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
+        variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
+        self.variable = variable.group(1) if variable else None  # the unknown solved for
+        counted = HOW_MANY.search(question)
+        if counted:
+            self.names.add(counted.group(1).lower().rstrip("s"))
+        verb = _ASKED_VERB.search(question)
+        self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
+        # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
+        self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
+
+    def named_by(self, sentence: str) -> bool:
+        """Whether a statement names the quantity asked for before (or right after) its value."""
+        text = latexify(sentence)
+        lowered = text.lower()
+        if any(re.search(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}", lowered)
+               for s in self.symbols):
+            return True
+        # in a step of the sentence ("..., so the LCM is 36"), the subject before its first
+        # value or the noun right after it ("2.5 moles of water")
+        for step in CONCLUSION.split(lowered):
+            value = _STATES_VALUE.search(step)
+            cut = value.start() if value else len(step)
+            named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
+            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+", named)]
+            # "Squared deviations: ..." names another quantity than "the standard deviation"
+            if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
+                                            or tokens[i - 1] + "s" in self.words)
+                   for i, token in enumerate(tokens)):
+                return True
+        if self.verb and re.search(rf"\b{re.escape(self.verb)}(?:e?s|d)?\s+[-$\d]", lowered):
+            return True
+        if self.unit and re.search(rf"\d\s*{re.escape(self.unit)}(?![\w/])", text):
+            return True  # "that's 20/3 m/s" where the question asks "in m/s"
+        plain = _plain(text)
+        if any(e and f"{e}=" in plain for e in self.expressions):
+            return True
+        return self.variable is not None and re.search(
+            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text) is not None
+
+
+def commits(sentence: str, asked: AskedQuantity) -> bool:
+    """Whether a closing sentence commits to a value as the answer (see the module)."""
+    if not _STATES_VALUE.search(sentence):
+        return False
+    marked = MARKED_VALUE.search(sentence) is not None
+    named = asked.named_by(sentence)
+    if not (named or marked or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
+        return False  # the cheap signals first: most sentences give none
+    if commentary(sentence, asked.question, asked.given):
+        return False
+    if aside(sentence) or _DENIED.search(sentence):
+        return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
+    condition = _CONDITION.match(sentence)
+    if condition and not set(re.findall(r"\d+(?:\.\d+)?", condition.group(0))) & asked.given:
+        return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
+    numbers = set(re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?!\.?\d)", sentence))
+    if not marked and numbers and numbers <= asked.given and not _STATES.search(sentence):
+        return False  # "Given away: 12 apples.": the question's numbers told again
+    # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
+    return marked or not other_quantity(sentence, asked.question) or (
+        named and not QUALIFIED.search(sentence)
+    )
+
+
+@lru_cache(maxsize=1024)  # a question's samples share it: read the question once
+def asked_quantity_of(question: str | None) -> AskedQuantity:
+    """What ``question`` asks for (cached)."""
+    return AskedQuantity(question)
+
+
+def committed_index(closing: list[str], question: str | None) -> int | None:
+    """Of the closing sentences, the index of the last that commits; None if none does."""
+    asked = asked_quantity_of(question)
+    found = None
+    for index, sentence in enumerate(closing):
+        if commits(sentence, asked) or found is not None and CORRECTION.search(sentence):
+            found = index
+    return found
+
+
+def marked_value(sentence: str) -> str | None:
+    """The content of a sentence's one bold value ("So you'd pay **$58.50**; ..."), if it has
+    exactly one."""
+    spans = MARKED_VALUE.findall(sentence)
+    return spans[0][1] if len(spans) == 1 else None
+
+
+__all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
+           "marked_value"]

@@ -44,6 +44,7 @@ SPLITS = {
     "held-out-5": DATA / "extraction_heldout5.jsonl",
     # written by another engineer for round grader17e's measure, never tuned on
     "held-out-6": DATA / "extraction_heldout6.jsonl",
+    "held-out-7": DATA / "extraction_heldout7.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

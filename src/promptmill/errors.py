@@ -54,8 +54,9 @@ class IdentifierError(UsageError):
     """A malformed generator identifier."""
 
 
-class ParamError(UsageError):
-    """An unknown or invalid generation parameter."""
+class ParamError(UsageError, ValueError):
+    """An unknown or invalid generation parameter (a ValueError too, as pydantic's
+    ValidationError was when ``GenerateParams`` was a pydantic model)."""
 
 
 class MissingDependency(UsageError, ImportError):

@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from promptmill import data
 from promptmill.errors import InputError, PromptmillError, UsageError
 from promptmill.generators.base import GenerationRequest, Generator
 from promptmill.identifiers import Identifier
 from promptmill.job import DEFAULT_COMPLETION_RESERVE
+from promptmill.paramfields import InvalidParam
 from promptmill.params import FIELDS, GenerateParams
 from promptmill.prompts.truncate import prompt_budget
 
@@ -235,10 +234,8 @@ def _read_body(where: Any, body: dict[str, Any], chat: bool | None
             extra[name] = value
     try:
         params = GenerateParams(**fields, extra=extra)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "params"
-        raise InputError(f"{where()}: field {name!r}: {first['msg']}: fix it or drop "
+    except InvalidParam as exc:
+        raise InputError(f"{where()}: field {exc.field!r}: {exc.reason}: fix it or drop "
                          "the field") from None
     return messages, prompt, model, params
 

@@ -32,11 +32,12 @@ _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 _LISTS = (list, tuple, set, frozenset)
 
 
-def _text(value: Any, kinds: tuple[type, ...] = (bytes,)) -> str | None:
-    """A string, or UTF-8 bytes of ``kinds``, as text (None: neither)."""
+def _text(value: Any, mutable: bool = False) -> str | None:
+    """A string, or UTF-8 bytes (a bytearray too where ``mutable``), as text (None: neither;
+    pydantic took a bytearray for a string, not for a number)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, kinds):
+    if isinstance(value, bytes) or (mutable and isinstance(value, bytearray)):
         try:
             return bytes(value).decode()
         except UnicodeDecodeError:
@@ -116,7 +117,7 @@ def as_strings(name: str, value: Any) -> list[str]:
         raise InvalidParam(name, "Input should be a valid list")
     items: list[str] = []
     for index, item in enumerate(value):
-        text = _text(item, (bytes, bytearray))
+        text = _text(item, mutable=True)
         if text is None:
             raise InvalidParam(f"{name}.{index}", "Input should be a valid string")
         items.append(text)

@@ -54,7 +54,7 @@ def as_float(name: str, value: Any) -> float:
     text = _text(value)
     if text is not None:
         try:
-            return float(text.strip())
+            return float(text)
         except ValueError:
             raise InvalidParam(name, "Input should be a valid number, unable to parse string "
                                      "as a number") from None

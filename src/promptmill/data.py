@@ -285,8 +285,19 @@ def output_format(path: Path, fmt: str | None = None) -> str:
             raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
         return fmt
     suffix = path.suffix.lower().lstrip(".")
+    if suffix in _NOT_WRITTEN:  # JSON Lines under such a name would surprise whoever opens it
+        raise UsageError(
+            f"output {path}: promptmill does not write .{suffix} files: name it .jsonl, "
+            ".parquet, .csv or .arrow (or pass --format)"
+        )
     return {"pq": "parquet", "parquet": "parquet", "csv": "csv", "arrow": "arrow",
             "feather": "arrow"}.get(suffix, "jsonl")
+
+
+# Extensions of formats other tools write that the output is not (any other extension, or
+# none, gets JSON Lines).
+_NOT_WRITTEN = frozenset({"xlsx", "xls", "ods", "tsv", "sqlite", "db", "orc", "avro",
+                          "gz", "zip"})
 
 
 def check_output_path(path: Path) -> None:

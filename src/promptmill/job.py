@@ -344,6 +344,7 @@ class Job:
         """Check the spec, open (or create) its store and bind it to this job."""
         data.check_input(spec.input)
         data.check_output_path(spec.output)
+        data.output_format(spec.output, spec.output_format)  # a bad --format or extension
         spec.generator.check_ready()
         if not spec.requests and not spec.prompts.given and not is_hf_source(spec.input):
             from promptmill.request_files import refuse_request_file

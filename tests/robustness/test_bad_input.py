@@ -185,6 +185,24 @@ def test_a_json_array_is_named_as_one(tmp_path: Path, promptmill: Run,
     assert nothing_sent(quiet_server)
 
 
+@pytest.mark.parametrize("name", ["answers.xlsx", "answers.tsv", "answers.gz"])
+def test_an_output_extension_promptmill_does_not_write(tmp_path: Path, promptmill: Run,
+                                                       quiet_server: TestServer,
+                                                       name: str) -> None:
+    """A spreadsheet's or TSV's name would get JSON Lines inside, silently: refused before
+    anything is made or sent; ``--format`` says what to write under any name."""
+    write_jsonl(tmp_path / "q.jsonl", questions(3))
+    result = promptmill("run", "q.jsonl", "-m", model(quiet_server), "-o", name)
+    assert_one_line_error(result, f"output {name}: promptmill does not write",
+                          ".jsonl, .parquet, .csv or .arrow")
+    assert nothing_sent(quiet_server)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["q.jsonl"]
+    result = promptmill("run", "q.jsonl", "-m", model(quiet_server), "-o", name,
+                        "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(tmp_path / name)) == 3
+
+
 def test_field_clashing_with_output_fields(tmp_path: Path, promptmill: Run,
                                            quiet_server: TestServer) -> None:
     write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a"}, {"prompt": "b", "responses": []}])

@@ -52,8 +52,9 @@ def inner(rows: int) -> None:
     from dispatch import MODEL, write_input
 
     from promptmill.engine.dispatch import EngineConfig
+    from promptmill.eventloop import run_async
     from promptmill.generators import get_generator
-    from promptmill.job import Job, JobSpec, run_async
+    from promptmill.job import Job, JobSpec
     from promptmill.testing import serve_in_process
 
     with tempfile.TemporaryDirectory(prefix="pm-instr-") as folder, \

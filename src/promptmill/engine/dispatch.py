@@ -398,7 +398,9 @@ class Dispatcher(DispatchHooks):
     def _done(self, item: _Item, result: GenerationResult) -> None:
         self._any_success = True
         self._malformed_streak = 0
-        self._reachable()
+        self._consecutive_unavailable = 0
+        if self._outage_since is not None:
+            self._reachable()
         usage = result.usage
         # Plain answers (strings and None) through orjson; floats (logprobs, which may be
         # -inf) and parsed output through json, which writes them as it always has.

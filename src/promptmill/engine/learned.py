@@ -126,7 +126,8 @@ class LearnedRate:
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
         self.accepted += 1
-        self._trial_answer(sent_at, True)
+        if self.trial_size:
+            self._trial_answer(sent_at, True)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_accepted += 1
             self._check_peer()

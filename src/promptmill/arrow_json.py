@@ -1,0 +1,162 @@
+"""Arrow arrays straight from the store's JSON text, read by pyarrow's C++ JSON reader.
+
+Parquet and Arrow exports spent most of their time turning the stored text into Python
+objects and those into Arrow arrays. Here SQLite joins a chunk's rows into one JSON document
+(``group_concat``: no Python object per row) and the chunk's answers and request columns into
+another, and ``pyarrow.json.read_json`` builds the arrays from them, for the row fields' types
+(``infer_row_types``) and for the record batches (``record_batches``).
+
+What this reads must be what the Python path gives (``arrow.RowTypes``, ``arrow_export``), so
+it declines wherever that is not sure, and the caller takes the Python path: a number orjson
+or the JSON reader may read otherwise than json (an integer past 64 bits, a large exponent:
+``fastjson.maybe_inexact``), a line break in a stored text (the reader takes it for the end of
+a document), a field holding two types or a key given twice (the reader refuses: the Python
+path names the rows), a row without its one request, answers with logprobs or parsed JSON
+(reshaped in Python), a field written as JSON text. The reader's own inference differs from
+pyarrow's reading of Python values in one way, mended here: it reads ISO dates as timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from promptmill import fastjson
+from promptmill.store import BATCHED, PENDING, JobStore
+
+CHUNK = 5000
+# A chunk's rows in input order: how many, the first and last index, the indices (to match
+# the requests' against), and the rows' own text as one JSON document.
+_ROWS_SQL = (
+    "SELECT count(*), min(row_index), max(row_index), json_group_array(row_index), "
+    "'{\"rows\":[' || group_concat(data, ',') || ']}' FROM (SELECT row_index, data FROM rows "
+    "WHERE row_index > ? ORDER BY row_index LIMIT ?)")
+# The requests of rows first..last: their row indices, and their columns as one document, each
+# as export.iter_results gives it (no answers: [], no tokens: 0, a batched request pending).
+_REQUESTS_SQL = (
+    "SELECT json_group_array(row_index), '{\"responses\":[' || "
+    "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || '],\"attempts\":' || "
+    "json_group_array(attempts) || ',\"prompt_tokens\":' || "
+    "json_group_array(coalesce(prompt_tokens, 0)) || ',\"completion_tokens\":' || "
+    "json_group_array(coalesce(completion_tokens, 0)) || ',\"status\":' || "
+    f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END) || "
+    "',\"error\":' || json_group_array(nullif(error, '')) || ',\"endpoint\":' || "
+    "json_group_array(nullif(endpoint, '')) || '}' FROM requests "
+    "WHERE row_index BETWEEN ? AND ?")
+# Keys of a stored answer that arrow.response_value reshapes (the Python path does it).
+_RESHAPED = (b'"logprobs"', b'"json"')
+_READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+_INFERRED = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.is_float64,
+             pa.types.is_string)
+
+
+def row_documents(store: JobStore, chunk: int = CHUNK) -> Iterator[tuple[int, int, str, bytes]]:
+    """Every planned row, ``chunk`` at a time in input order: ``(first, last, indices,
+    document)``, the document ``{"rows": [row, ...]}`` of the rows' stored text."""
+    after = -1
+    while True:
+        count, first, last, indices, document = store.db.execute(
+            _ROWS_SQL, (after, chunk)).fetchone()
+        if not count:
+            return
+        yield first, last, indices, document.encode()
+        after = last
+
+
+def read(document: bytes, schema: pa.Schema | None = None) -> pa.Table | None:
+    """``document`` (one JSON object on one line) read as a one-row table, of ``schema``
+    where given (keys it does not name left out); None where the Python path must read it."""
+    if b"\n" in document:  # a line break inside a stored text: read as two documents
+        return None
+    parse = (pa_json.ParseOptions() if schema is None else pa_json.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="ignore"))
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(document), parse_options=parse,
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(document) + 1))
+    except _READ_ERRORS:
+        return None
+    return table if table.num_rows == 1 else None
+
+
+def infer_row_types(store: JobStore, leave_out: frozenset[str]) -> pa.Schema | None:
+    """The row fields' types unified over every stored row as ``arrow.RowTypes`` unifies
+    them (before it writes nulls as text), fields named in ``leave_out`` left out; None where
+    the Python path must infer them."""
+    unified = pa.schema([])
+    for _, _, _, document in row_documents(store):
+        # An integer past 64 bits: the reader makes it a float, RowTypes refuses the row. (So
+        # record_batches, given these types, never meets one.)
+        table = None if fastjson.may_overflow(document) else read(document)
+        if table is None:
+            return None
+        fields = [field for field in table.schema.field("rows").type.value_type
+                  if field.name not in leave_out]
+        kinds = [_as_python_infers(field.type) for field in fields]
+        if any(kind is None for kind in kinds):
+            return None
+        chunk = pa.schema([pa.field(field.name, kind)
+                           for field, kind in zip(fields, kinds, strict=True)])
+        try:
+            unified = pa.unify_schemas([unified, chunk], promote_options="permissive")
+        except _READ_ERRORS:
+            return None  # a field changes type between chunks: RowTypes names the rows
+    return unified
+
+
+def _as_python_infers(kind: pa.DataType) -> pa.DataType | None:
+    """The type pyarrow infers from the Python values the JSON reader read as ``kind`` (None:
+    a type the Python path may not infer alike)."""
+    if pa.types.is_timestamp(kind):  # an ISO date or time: a string in Python
+        return pa.string()
+    if any(check(kind) for check in _INFERRED):
+        return kind
+    if pa.types.is_list(kind):
+        item = _as_python_infers(kind.value_type)
+        return None if item is None else pa.list_(item)
+    if pa.types.is_struct(kind):
+        children = [_as_python_infers(field.type) for field in kind]
+        if any(child is None for child in children):
+            return None
+        return pa.struct([pa.field(field.name, child)
+                          for field, child in zip(kind, children, strict=True)])
+    return None
+
+
+def requests_schema(response: pa.DataType) -> pa.Schema:
+    """The schema of a chunk's requests document: each column a list of its rows' values."""
+    return pa.schema([
+        ("responses", pa.list_(pa.list_(response))), ("attempts", pa.list_(pa.int64())),
+        ("prompt_tokens", pa.list_(pa.int64())), ("completion_tokens", pa.list_(pa.int64())),
+        ("status", pa.list_(pa.string())), ("error", pa.list_(pa.string())),
+        ("endpoint", pa.list_(pa.string()))])
+
+
+def chunk_columns(store: JobStore, first: int, last: int, indices: str, rows: bytes,
+                  own: pa.DataType, requests: pa.Schema) -> dict[str, pa.Array] | None:
+    """The columns of rows ``first``..``last`` (their ``indices`` and ``rows`` document from
+    :func:`row_documents`): the row fields of struct type ``own`` and the requests' columns of
+    :func:`requests_schema`, each an array of one value a row; None where the Python path must
+    build them."""
+    found, document = store.db.execute(_REQUESTS_SQL, (first, last)).fetchone()
+    if found != indices:  # a row without a request (or with several): not one a row
+        return None
+    document = document.encode()
+    if any(key in document for key in _RESHAPED):
+        return None
+    row_table = read(rows, pa.schema([("rows", pa.list_(own))]))
+    request_table = read(document, requests)
+    if row_table is None or request_table is None:
+        return None
+    values: Any = row_table.column(0).chunk(0).flatten()
+    columns = dict(zip([field.name for field in own], values.flatten(), strict=True))
+    for name in requests.names:
+        columns[name] = request_table.column(name).chunk(0).flatten()
+    return columns
+
+
+__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "requests_schema",
+           "row_documents"]

@@ -172,8 +172,8 @@ def test_timestamps_the_reader_infers_stay_strings_and_the_reader_did_the_export
         first, last, indices, document = next(arrow_json.row_documents(job.store))
         schema = arrow.result_schema(arrow.store_row_types(job.store))
         own = pa.struct([f for f in schema if f.name not in arrow.RESULT_FIELDS.names])
-        assert arrow_json.chunk_columns(job.store, first, last, indices, document, own,
-                                        arrow_json.requests_schema(arrow.RESPONSE)) is not None
+        assert arrow_json.chunk_columns(job.store, first, last, indices, document,
+                                        own) is not None
     finally:
         job.close()
     assert expected.schema.field("when").type == pa.string()
@@ -182,24 +182,27 @@ def test_timestamps_the_reader_infers_stay_strings_and_the_reader_did_the_export
 
 
 def test_chunks_read_by_the_reader_and_by_python_join_in_one_file(tmp_path: Path) -> None:
-    # Three chunks of 5,000: a field promoted from integers to floats in the third, a field
-    # first seen there, answers with logprobs in the second (Python reshapes them) and a row
-    # whose request is gone in the third (not one request a row: Python builds that chunk).
+    # Three chunks of 5,000 rows: answers of text alone in the first, one answer with more
+    # fields in the second (both read by the reader), and in the third answers with logprobs
+    # (Python reshapes them) and a row whose request is gone (not one request a row); a field
+    # promoted from integers to floats in the third, and a field first seen there.
     rows = [json.dumps({"n": i if i < 10_000 else i + 0.5, "s": f"r{i}",
                         **({"late": [i]} if i > 11_000 else {})}) for i in range(12_000)]
     job = plan(tmp_path, rows)
     try:
-        finish(job, random.Random(7), [[ANSWER], [{**ANSWER, "cached": False}], []])
-        job.store.db.execute(
-            "UPDATE requests SET status = 'done', responses = ? WHERE id = 6000",
-            (json.dumps([{**ANSWER, "logprobs": [{**LOGPROB, "top_logprobs": {"A": -0.25}}]}]),))
+        finish(job, random.Random(7), [[ANSWER], [ANSWER, ANSWER], []])
+        for row, answer in ((7000, {**ANSWER, "cached": True}), (11000, {
+                **ANSWER, "logprobs": [{**LOGPROB, "top_logprobs": {"A": -0.25}}]})):
+            job.store.db.execute("UPDATE requests SET status = 'done', responses = ? "
+                                 "WHERE row_index = ?", (json.dumps([answer]), row))
         job.store.db.execute("DELETE FROM requests WHERE row_index = 11500")
         expected = assert_same_files(job, tmp_path)
     finally:
         job.close()
     assert expected.schema.field("n").type == pa.float64()
     assert expected.column("status")[11500].as_py() == "done"
-    assert expected.column("responses")[6000].as_py()[0]["logprobs"][0]["top_logprobs"] == [
+    assert expected.column("responses")[7000].as_py()[0]["cached"] is True
+    assert expected.column("responses")[11000].as_py()[0]["logprobs"][0]["top_logprobs"] == [
         {"token": "A", "logprob": -0.25, "bytes": None}]
 
 

@@ -34,12 +34,11 @@ def record_batches(store: JobStore, schema: pa.Schema, model: str) -> Iterator[p
     (``arrow.result_schema``), in input order: read by pyarrow's JSON reader where it reads
     what this module's Python path would give (``arrow_json``), by that path otherwise."""
     own = pa.struct([field for field in schema if field.name not in arrow.RESULT_FIELDS.names])
-    requests = arrow_json.requests_schema(arrow.RESPONSE)
     # A field written as JSON text (empty objects) needs its value's text: Python's.
     by_reader = not any(field.metadata and field.metadata.get(b"promptmill.encoding") == b"json"
                         for field in own)
     for first, last, indices, rows in arrow_json.row_documents(store):
-        columns = (arrow_json.chunk_columns(store, first, last, indices, rows, own, requests)
+        columns = (arrow_json.chunk_columns(store, first, last, indices, rows, own)
                    if by_reader else None)
         if columns is None:
             for batch in store.iter_single_rows(last - first + 1, first=first, last=last):

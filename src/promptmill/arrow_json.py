@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from promptmill import fastjson
+from promptmill import arrow, fastjson
 from promptmill.store import BATCHED, PENDING, JobStore
 
 CHUNK = 5000
@@ -34,20 +35,30 @@ _ROWS_SQL = (
     "SELECT count(*), min(row_index), max(row_index), json_group_array(row_index), "
     "'{\"rows\":[' || group_concat(data, ',') || ']}' FROM (SELECT row_index, data FROM rows "
     "WHERE row_index > ? ORDER BY row_index LIMIT ?)")
-# The requests of rows first..last: their row indices, and their columns as one document, each
-# as export.iter_results gives it (no answers: [], no tokens: 0, a batched request pending).
+# The requests of rows first..last: their row indices, their answers as one document, and
+# each other column as a JSON array, as export.iter_results gives them (no answers: [], no
+# tokens: 0, a batched request pending, an empty error or endpoint: null).
 _REQUESTS_SQL = (
     "SELECT json_group_array(row_index), '{\"responses\":[' || "
-    "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || '],\"attempts\":' || "
-    "json_group_array(attempts) || ',\"prompt_tokens\":' || "
-    "json_group_array(coalesce(prompt_tokens, 0)) || ',\"completion_tokens\":' || "
-    "json_group_array(coalesce(completion_tokens, 0)) || ',\"status\":' || "
-    f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END) || "
-    "',\"error\":' || json_group_array(nullif(error, '')) || ',\"endpoint\":' || "
-    "json_group_array(nullif(endpoint, '')) || '}' FROM requests "
-    "WHERE row_index BETWEEN ? AND ?")
+    "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || ']}', "
+    "json_group_array(attempts), json_group_array(coalesce(prompt_tokens, 0)), "
+    "json_group_array(coalesce(completion_tokens, 0)), "
+    f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END), "
+    "json_group_array(nullif(error, '')), json_group_array(nullif(endpoint, '')) "
+    "FROM requests WHERE row_index BETWEEN ? AND ?")
+# The request columns after the answers, in _REQUESTS_SQL's order, with their Arrow types.
+_SCALARS = (("attempts", pa.int64()), ("prompt_tokens", pa.int64()),
+            ("completion_tokens", pa.int64()), ("status", pa.string()), ("error", pa.string()),
+            ("endpoint", pa.string()))
 # Keys of a stored answer that arrow.response_value reshapes (the Python path does it).
 _RESHAPED = (b'"logprobs"', b'"json"')
+# A chunk's answers as the reader reads them: every field of a response, or (answers that
+# name none of _OTHER_KEYS) text and finish reason alone.
+_ANSWERS = pa.schema([("responses", pa.list_(arrow.RESULT_FIELDS.field("responses").type))])
+_PLAIN_ANSWERS = pa.schema([("responses", pa.list_(pa.list_(pa.struct(
+    [arrow.RESPONSE.field("text"), arrow.RESPONSE.field("finish_reason")]))))])
+_OTHER_KEYS = tuple(f'"{field.name}"'.encode() for field in arrow.RESPONSE
+                    if field.name not in ("text", "finish_reason"))
 _READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 _INFERRED = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.is_float64,
              pa.types.is_string)
@@ -126,37 +137,37 @@ def _as_python_infers(kind: pa.DataType) -> pa.DataType | None:
     return None
 
 
-def requests_schema(response: pa.DataType) -> pa.Schema:
-    """The schema of a chunk's requests document: each column a list of its rows' values."""
-    return pa.schema([
-        ("responses", pa.list_(pa.list_(response))), ("attempts", pa.list_(pa.int64())),
-        ("prompt_tokens", pa.list_(pa.int64())), ("completion_tokens", pa.list_(pa.int64())),
-        ("status", pa.list_(pa.string())), ("error", pa.list_(pa.string())),
-        ("endpoint", pa.list_(pa.string()))])
-
-
 def chunk_columns(store: JobStore, first: int, last: int, indices: str, rows: bytes,
-                  own: pa.DataType, requests: pa.Schema) -> dict[str, pa.Array] | None:
+                  own: pa.DataType) -> dict[str, pa.Array] | None:
     """The columns of rows ``first``..``last`` (their ``indices`` and ``rows`` document from
-    :func:`row_documents`): the row fields of struct type ``own`` and the requests' columns of
-    :func:`requests_schema`, each an array of one value a row; None where the Python path must
+    :func:`row_documents`): the row fields of struct type ``own``, then ``responses`` and the
+    request columns, each an array of one value a row; None where the Python path must
     build them."""
-    found, document = store.db.execute(_REQUESTS_SQL, (first, last)).fetchone()
+    found, answers, *scalars = store.db.execute(_REQUESTS_SQL, (first, last)).fetchone()
     if found != indices:  # a row without a request (or with several): not one a row
         return None
-    document = document.encode()
-    if any(key in document for key in _RESHAPED):
+    answers = answers.encode()
+    if any(key in answers for key in _RESHAPED):
         return None
     row_table = read(rows, pa.schema([("rows", pa.list_(own))]))
-    request_table = read(document, requests)
-    if row_table is None or request_table is None:
+    # Answers of text and finish reason alone (most) are read as such, then given the other
+    # fields as nulls: the reader builds every field of the type it is given, row by row.
+    plain = not any(key in answers for key in _OTHER_KEYS)
+    answer_table = read(answers, _PLAIN_ANSWERS if plain else _ANSWERS)
+    if row_table is None or answer_table is None:
         return None
     values: Any = row_table.column(0).chunk(0).flatten()
     columns = dict(zip([field.name for field in own], values.flatten(), strict=True))
-    for name in requests.names:
-        columns[name] = request_table.column(name).chunk(0).flatten()
+    responses = answer_table.column(0).chunk(0).flatten()
+    try:
+        columns["responses"] = responses.cast(_ANSWERS.field(0).type.value_type) if plain \
+            else responses
+    except _READ_ERRORS:  # an older pyarrow, which cannot add fields to a struct by a cast
+        return None
+    # Numbers and short texts: orjson's lists handed to Arrow cost less than the reader.
+    for (name, kind), text in zip(_SCALARS, scalars, strict=True):
+        columns[name] = pa.array(orjson.loads(text), kind)
     return columns
 
 
-__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "requests_schema",
-           "row_documents"]
+__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "row_documents"]

@@ -93,26 +93,36 @@ def read(document: bytes, schema: pa.Schema | None = None) -> pa.Table | None:
     return table if table.num_rows == 1 else None
 
 
+def row_types(document: bytes, leave_out: frozenset[str] = frozenset(),
+              ) -> tuple[pa.Table, pa.Schema] | None:
+    """A :func:`row_documents` document read with the types the reader infers, and the row
+    fields' types as ``arrow.RowTypes`` would find them in those rows (fields named in
+    ``leave_out`` left out); None where the Python path must infer them."""
+    # An integer past 64 bits: the reader makes it a float where RowTypes refuses the row.
+    # (So rows read with types from here or from infer_row_types never hold one.)
+    table = None if fastjson.may_overflow(document) else read(document)
+    if table is None:
+        return None
+    fields = [field for field in table.schema.field("rows").type.value_type
+              if field.name not in leave_out]
+    kinds = [_as_python_infers(field.type) for field in fields]
+    if any(kind is None for kind in kinds):
+        return None
+    return table, pa.schema([pa.field(field.name, kind)
+                             for field, kind in zip(fields, kinds, strict=True)])
+
+
 def infer_row_types(store: JobStore, leave_out: frozenset[str]) -> pa.Schema | None:
     """The row fields' types unified over every stored row as ``arrow.RowTypes`` unifies
     them (before it writes nulls as text), fields named in ``leave_out`` left out; None where
     the Python path must infer them."""
     unified = pa.schema([])
     for _, _, _, document in row_documents(store):
-        # An integer past 64 bits: the reader makes it a float, RowTypes refuses the row. (So
-        # record_batches, given these types, never meets one.)
-        table = None if fastjson.may_overflow(document) else read(document)
-        if table is None:
+        read_types = row_types(document, leave_out)
+        if read_types is None:
             return None
-        fields = [field for field in table.schema.field("rows").type.value_type
-                  if field.name not in leave_out]
-        kinds = [_as_python_infers(field.type) for field in fields]
-        if any(kind is None for kind in kinds):
-            return None
-        chunk = pa.schema([pa.field(field.name, kind)
-                           for field, kind in zip(fields, kinds, strict=True)])
         try:
-            unified = pa.unify_schemas([unified, chunk], promote_options="permissive")
+            unified = pa.unify_schemas([unified, read_types[1]], promote_options="permissive")
         except _READ_ERRORS:
             return None  # a field changes type between chunks: RowTypes names the rows
     return unified
@@ -137,31 +147,46 @@ def _as_python_infers(kind: pa.DataType) -> pa.DataType | None:
     return None
 
 
+def row_columns(table: pa.Table) -> dict[str, pa.Array]:
+    """The row fields of a :func:`read` rows document, an array each."""
+    rows: Any = table.column(0).chunk(0).flatten()
+    return dict(zip([field.name for field in rows.type], rows.flatten(), strict=True))
+
+
 def chunk_columns(store: JobStore, first: int, last: int, indices: str, rows: bytes,
                   own: pa.DataType) -> dict[str, pa.Array] | None:
     """The columns of rows ``first``..``last`` (their ``indices`` and ``rows`` document from
     :func:`row_documents`): the row fields of struct type ``own``, then ``responses`` and the
     request columns, each an array of one value a row; None where the Python path must
     build them."""
+    row_table = read(rows, pa.schema([("rows", pa.list_(own))]))
+    if row_table is None:
+        return None
+    columns = request_columns(store, first, last, indices)
+    return None if columns is None else {**row_columns(row_table), **columns}
+
+
+def request_columns(store: JobStore, first: int, last: int, indices: str,
+                    ) -> dict[str, pa.Array] | None:
+    """``responses`` and the request columns of rows ``first``..``last`` (``indices`` as
+    :func:`row_documents` gives them), each an array of one value a row; None where the
+    Python path must build them."""
     found, answers, *scalars = store.db.execute(_REQUESTS_SQL, (first, last)).fetchone()
     if found != indices:  # a row without a request (or with several): not one a row
         return None
     answers = answers.encode()
     if any(key in answers for key in _RESHAPED):
         return None
-    row_table = read(rows, pa.schema([("rows", pa.list_(own))]))
     # Answers of text and finish reason alone (most) are read as such, then given the other
     # fields as nulls: the reader builds every field of the type it is given, row by row.
     plain = not any(key in answers for key in _OTHER_KEYS)
     answer_table = read(answers, _PLAIN_ANSWERS if plain else _ANSWERS)
-    if row_table is None or answer_table is None:
+    if answer_table is None:
         return None
-    values: Any = row_table.column(0).chunk(0).flatten()
-    columns = dict(zip([field.name for field in own], values.flatten(), strict=True))
     responses = answer_table.column(0).chunk(0).flatten()
     try:
-        columns["responses"] = responses.cast(_ANSWERS.field(0).type.value_type) if plain \
-            else responses
+        columns = {"responses": responses.cast(_ANSWERS.field(0).type.value_type) if plain
+                   else responses}
     except _READ_ERRORS:  # an older pyarrow, which cannot add fields to a struct by a cast
         return None
     # Numbers and short texts: orjson's lists handed to Arrow cost less than the reader.
@@ -170,4 +195,5 @@ def chunk_columns(store: JobStore, first: int, last: int, indices: str, rows: by
     return columns
 
 
-__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "row_documents"]
+__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "request_columns",
+           "row_columns", "row_documents", "row_types"]

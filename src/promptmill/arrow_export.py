@@ -56,18 +56,18 @@ def one_pass(store: JobStore, model: str,
     own = _own_type(schema)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        chunk: tuple[int, int, str, bytes] | None = start
+        chunk: tuple[int, int, int, bytes] | None = start
         read: tuple[pa.Table, pa.Schema] | None = found
         while chunk is not None:
             if read is None or not read[1].equals(types):
                 raise TypesChanged
-            first, last, indices, rows = chunk
+            first, last, count, rows = chunk
             if read[0].schema.field(0).type.value_type == own:
-                columns = arrow_json.request_columns(store, first, last, indices)
+                columns = arrow_json.request_columns(store, first, last, count)
                 if columns is not None:
                     columns.update(arrow_json.row_columns(read[0]))
             else:  # timestamps or nulls as the reader inferred them: read again as written
-                columns = arrow_json.chunk_columns(store, first, last, indices, rows, own)
+                columns = arrow_json.chunk_columns(store, first, last, count, rows, own)
             yield (_python_batch(store, first, last, schema, model) if columns is None
                    else _reader_batch(columns, schema, model))
             chunk = next(documents, None)
@@ -82,8 +82,8 @@ def record_batches(store: JobStore, schema: pa.Schema, model: str) -> Iterator[p
     own = _own_type(schema)
     # A field written as JSON text (empty objects) needs its value's text: Python's.
     by_reader = not _json_text_fields(schema)
-    for first, last, indices, rows in arrow_json.row_documents(store):
-        columns = (arrow_json.chunk_columns(store, first, last, indices, rows, own)
+    for first, last, count, rows in arrow_json.row_documents(store):
+        columns = (arrow_json.chunk_columns(store, first, last, count, rows, own)
                    if by_reader else None)
         yield (_python_batch(store, first, last, schema, model) if columns is None
                else _reader_batch(columns, schema, model))

@@ -29,27 +29,26 @@ from promptmill import arrow, fastjson
 from promptmill.store import BATCHED, PENDING, JobStore
 
 CHUNK = 5000
-# A chunk's rows in input order: how many, the first and last index, the indices (to match
-# the requests' against), and the rows' own text as one JSON document.
-_ROWS_SQL = (
-    "SELECT count(*), min(row_index), max(row_index), json_group_array(row_index), "
-    "'{\"rows\":[' || group_concat(data, ',') || ']}' FROM (SELECT row_index, data FROM rows "
-    "WHERE row_index > ? ORDER BY row_index LIMIT ?)")
-# The requests of rows first..last: their row indices, their answers as one document, and
-# each other column as a JSON array, as export.iter_results gives them (no answers: [], no
-# tokens: 0, a batched request pending, an empty error or endpoint: null).
+# The rows row_index first..last (a range of the table's key, read in its order): how many,
+# and their own text as one JSON document.
+_ROWS_SQL = ("SELECT count(*), '{\"rows\":[' || group_concat(data, ',') || ']}' FROM rows "
+             "WHERE row_index BETWEEN ? AND ?")
+# The requests of those rows, of a job of one sample group a row, whose ids are their rows'
+# indices (RowPlanner's ids: row_index * groups + group): how many, how many have their row's
+# index as id (all: one a row, in row order), the answers as one document, each other column
+# as a JSON array, and how many errors and endpoints there are (mostly none, read apart when
+# some), each value as export.iter_results gives it (no answers: [], no tokens: 0, a batched
+# request pending, an empty error or endpoint: null).
 _REQUESTS_SQL = (
-    "SELECT json_group_array(row_index), '{\"responses\":[' || "
+    "SELECT count(*), sum(row_index = id), '{\"responses\":[' || "
     "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || ']}', "
     "json_group_array(attempts), json_group_array(coalesce(prompt_tokens, 0)), "
     "json_group_array(coalesce(completion_tokens, 0)), "
     f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END), "
-    "json_group_array(nullif(error, '')), json_group_array(nullif(endpoint, '')) "
-    "FROM requests WHERE row_index BETWEEN ? AND ?")
-# The request columns after the answers, in _REQUESTS_SQL's order, with their Arrow types.
-_SCALARS = (("attempts", pa.int64()), ("prompt_tokens", pa.int64()),
-            ("completion_tokens", pa.int64()), ("status", pa.string()), ("error", pa.string()),
-            ("endpoint", pa.string()))
+    "count(nullif(error, '')), count(nullif(endpoint, '')) FROM requests "
+    "WHERE id BETWEEN ? AND ?")
+_TEXTS_SQL = ("SELECT json_group_array(nullif({0}, '')) FROM requests WHERE id BETWEEN ? AND ?")
+_NUMBERS = ("attempts", "prompt_tokens", "completion_tokens")
 # Keys of a stored answer that arrow.response_value reshapes (the Python path does it).
 _RESHAPED = (b'"logprobs"', b'"json"')
 # A chunk's answers as the reader reads them: every field of a response, or (answers that
@@ -64,17 +63,15 @@ _INFERRED = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.
              pa.types.is_string)
 
 
-def row_documents(store: JobStore, chunk: int = CHUNK) -> Iterator[tuple[int, int, str, bytes]]:
-    """Every planned row, ``chunk`` at a time in input order: ``(first, last, indices,
-    document)``, the document ``{"rows": [row, ...]}`` of the rows' stored text."""
-    after = -1
-    while True:
-        count, first, last, indices, document = store.db.execute(
-            _ROWS_SQL, (after, chunk)).fetchone()
-        if not count:
-            return
-        yield first, last, indices, document.encode()
-        after = last
+def row_documents(store: JobStore, chunk: int = CHUNK) -> Iterator[tuple[int, int, int, bytes]]:
+    """Every planned row in input order, ``chunk`` indices at a time: ``(first, last, count,
+    document)``, the document ``{"rows": [row, ...]}`` of the ``count`` rows' stored text."""
+    low, high = store.db.execute("SELECT min(row_index), max(row_index) FROM rows").fetchone()
+    for first in range(low or 0, -1 if high is None else high + 1, chunk):
+        last = first + chunk - 1
+        count, document = store.db.execute(_ROWS_SQL, (first, last)).fetchone()
+        if count:
+            yield first, last, count, document.encode()
 
 
 def read(document: bytes, schema: pa.Schema | None = None) -> pa.Table | None:
@@ -153,26 +150,26 @@ def row_columns(table: pa.Table) -> dict[str, pa.Array]:
     return dict(zip([field.name for field in rows.type], rows.flatten(), strict=True))
 
 
-def chunk_columns(store: JobStore, first: int, last: int, indices: str, rows: bytes,
+def chunk_columns(store: JobStore, first: int, last: int, count: int, rows: bytes,
                   own: pa.DataType) -> dict[str, pa.Array] | None:
-    """The columns of rows ``first``..``last`` (their ``indices`` and ``rows`` document from
+    """The columns of rows ``first``..``last`` (their ``count`` and ``rows`` document from
     :func:`row_documents`): the row fields of struct type ``own``, then ``responses`` and the
     request columns, each an array of one value a row; None where the Python path must
     build them."""
     row_table = read(rows, pa.schema([("rows", pa.list_(own))]))
     if row_table is None:
         return None
-    columns = request_columns(store, first, last, indices)
+    columns = request_columns(store, first, last, count)
     return None if columns is None else {**row_columns(row_table), **columns}
 
 
-def request_columns(store: JobStore, first: int, last: int, indices: str,
+def request_columns(store: JobStore, first: int, last: int, count: int,
                     ) -> dict[str, pa.Array] | None:
-    """``responses`` and the request columns of rows ``first``..``last`` (``indices`` as
-    :func:`row_documents` gives them), each an array of one value a row; None where the
-    Python path must build them."""
-    found, answers, *scalars = store.db.execute(_REQUESTS_SQL, (first, last)).fetchone()
-    if found != indices:  # a row without a request (or with several): not one a row
+    """``responses`` and the request columns of the ``count`` rows ``first``..``last``, each
+    an array of one value a row; None where the Python path must build them."""
+    found, aligned, answers, *numbers, statuses, errors, endpoints = store.db.execute(
+        _REQUESTS_SQL, (first, last)).fetchone()
+    if not found == aligned == count:  # not one request a row, ids their rows' indices
         return None
     answers = answers.encode()
     if any(key in answers for key in _RESHAPED):
@@ -190,8 +187,13 @@ def request_columns(store: JobStore, first: int, last: int, indices: str,
     except _READ_ERRORS:  # an older pyarrow, which cannot add fields to a struct by a cast
         return None
     # Numbers and short texts: orjson's lists handed to Arrow cost less than the reader.
-    for (name, kind), text in zip(_SCALARS, scalars, strict=True):
-        columns[name] = pa.array(orjson.loads(text), kind)
+    for name, text in zip(_NUMBERS, numbers, strict=True):
+        columns[name] = pa.array(orjson.loads(text), pa.int64())
+    columns["status"] = pa.array(orjson.loads(statuses), pa.string())
+    for name, some in (("error", errors), ("endpoint", endpoints)):
+        columns[name] = pa.array(orjson.loads(store.db.execute(
+            _TEXTS_SQL.format(name), (first, last)).fetchone()[0]), pa.string()) if some \
+            else pa.nulls(count, pa.string())
     return columns
 
 

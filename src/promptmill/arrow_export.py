@@ -106,7 +106,7 @@ def _reader_batch(columns: dict[str, pa.Array], schema: pa.Schema, model: str,
     columns["usage"] = pa.StructArray.from_arrays(
         [columns.pop("prompt_tokens"), columns.pop("completion_tokens")],
         fields=list(arrow.USAGE))
-    columns["model"] = pa.repeat(pa.scalar(model, pa.string()), len(columns["status"]))
+    columns["model"] = arrow_json.repeated(model, len(columns["status"]))
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 

@@ -18,6 +18,7 @@ pyarrow's reading of Python values in one way, mended here: it reads ISO dates a
 
 from __future__ import annotations
 
+import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,21 +42,26 @@ _ROWS_SQL = ("SELECT count(*), '{\"rows\":[' || group_concat(data, ',') || ']}' 
 # request pending, an empty error or endpoint: null).
 _REQUESTS_SQL = (
     "SELECT count(*), sum(row_index = id), '{\"responses\":[' || "
-    "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || ']}', "
+    "group_concat(coalesce(nullif(responses, ''), '[]'), ',') || '],\"status\":' || "
+    f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END) || '}}', "
     "json_group_array(attempts), json_group_array(coalesce(prompt_tokens, 0)), "
     "json_group_array(coalesce(completion_tokens, 0)), "
-    f"json_group_array(CASE status WHEN '{BATCHED}' THEN '{PENDING}' ELSE status END), "
-    "count(nullif(error, '')), count(nullif(endpoint, '')) FROM requests "
+    "count(nullif(error, '')) + count(nullif(endpoint, '')) FROM requests "
     "WHERE id BETWEEN ? AND ?")
-_TEXTS_SQL = ("SELECT json_group_array(nullif({0}, '')) FROM requests WHERE id BETWEEN ? AND ?")
+_TEXTS_SQL = ("SELECT '{\"error\":' || json_group_array(nullif(error, '')) || "
+              "',\"endpoint\":' || json_group_array(nullif(endpoint, '')) || '}' "
+              "FROM requests WHERE id BETWEEN ? AND ?")
+_TEXTS = pa.schema([("error", pa.list_(pa.string())), ("endpoint", pa.list_(pa.string()))])
 _NUMBERS = ("attempts", "prompt_tokens", "completion_tokens")
 # Keys of a stored answer that arrow.response_value reshapes (the Python path does it).
 _RESHAPED = (b'"logprobs"', b'"json"')
 # A chunk's answers as the reader reads them: every field of a response, or (answers that
 # name none of _OTHER_KEYS) text and finish reason alone.
-_ANSWERS = pa.schema([("responses", pa.list_(arrow.RESULT_FIELDS.field("responses").type))])
+_STATUS = pa.field("status", pa.list_(pa.string()))
+_ANSWERS = pa.schema([("responses", pa.list_(arrow.RESULT_FIELDS.field("responses").type)),
+                      _STATUS])
 _PLAIN_ANSWERS = pa.schema([("responses", pa.list_(pa.list_(pa.struct(
-    [arrow.RESPONSE.field("text"), arrow.RESPONSE.field("finish_reason")]))))])
+    [arrow.RESPONSE.field("text"), arrow.RESPONSE.field("finish_reason")])))), _STATUS])
 _OTHER_KEYS = tuple(f'"{field.name}"'.encode() for field in arrow.RESPONSE
                     if field.name not in ("text", "finish_reason"))
 _READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
@@ -167,7 +173,7 @@ def request_columns(store: JobStore, first: int, last: int, count: int,
                     ) -> dict[str, pa.Array] | None:
     """``responses`` and the request columns of the ``count`` rows ``first``..``last``, each
     an array of one value a row; None where the Python path must build them."""
-    found, aligned, answers, *numbers, statuses, errors, endpoints = store.db.execute(
+    found, aligned, answers, *numbers, texts = store.db.execute(
         _REQUESTS_SQL, (first, last)).fetchone()
     if not found == aligned == count:  # not one request a row, ids their rows' indices
         return None
@@ -180,22 +186,38 @@ def request_columns(store: JobStore, first: int, last: int, count: int,
     answer_table = read(answers, _PLAIN_ANSWERS if plain else _ANSWERS)
     if answer_table is None:
         return None
-    responses = answer_table.column(0).chunk(0).flatten()
+    # Errors and endpoints only where the chunk has some (mostly none: nulls).
+    text_table = read(store.db.execute(_TEXTS_SQL, (first, last)).fetchone()[0].encode(),
+                      _TEXTS) if texts else None
+    if texts and text_table is None:
+        return None
+    responses, status = (column.chunk(0).flatten() for column in answer_table.columns)
     try:
         columns = {"responses": responses.cast(_ANSWERS.field(0).type.value_type) if plain
-                   else responses}
+                   else responses, "status": status}
     except _READ_ERRORS:  # an older pyarrow, which cannot add fields to a struct by a cast
         return None
-    # Numbers and short texts: orjson's lists handed to Arrow cost less than the reader.
+    for name in ("error", "endpoint"):
+        columns[name] = (pa.nulls(count, pa.string()) if text_table is None
+                         else text_table.column(name).chunk(0).flatten())
+    # Whole numbers: orjson's list made a C array for Arrow, no Python object a value (which
+    # pyarrow's conversion of Python values would take, and import pandas for).
     for name, text in zip(_NUMBERS, numbers, strict=True):
-        columns[name] = pa.array(orjson.loads(text), pa.int64())
-    columns["status"] = pa.array(orjson.loads(statuses), pa.string())
-    for name, some in (("error", errors), ("endpoint", endpoints)):
-        columns[name] = pa.array(orjson.loads(store.db.execute(
-            _TEXTS_SQL.format(name), (first, last)).fetchone()[0]), pa.string()) if some \
-            else pa.nulls(count, pa.string())
+        values = array.array("q", orjson.loads(text))
+        columns[name] = pa.Array.from_buffers(pa.int64(), len(values),
+                                              [None, pa.py_buffer(values)])
     return columns
 
 
-__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "request_columns",
+def repeated(text: str, count: int) -> pa.Array:
+    """A string array of ``count`` times ``text``, built from its buffers (no Python object a
+    value)."""
+    data = text.encode()
+    offsets = array.array("i", range(0, (count + 1) * len(data), len(data)) if data
+                          else bytes(4 * (count + 1)))
+    return pa.Array.from_buffers(pa.string(), count,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(data * count)])
+
+
+__all__ = ["CHUNK", "chunk_columns", "infer_row_types", "read", "repeated", "request_columns",
            "row_columns", "row_documents", "row_types"]

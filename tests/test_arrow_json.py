@@ -182,31 +182,37 @@ def test_timestamps_the_reader_infers_stay_strings_and_the_reader_did_the_export
 
 
 def test_chunks_read_by_the_reader_and_by_python_join_in_one_file(tmp_path: Path) -> None:
-    # Three chunks of 5,000 rows: answers of text alone in the first, one answer with more
-    # fields in the second (both read by the reader), and in the third answers with logprobs
-    # (Python reshapes them) and a row whose request is gone (not one request a row); a field
-    # promoted from integers to floats in the third, and a field first seen there.
-    rows = [json.dumps({"n": i if i < 10_000 else i + 0.5, "s": f"r{i}",
-                        **({"late": [i]} if i > 11_000 else {})}) for i in range(12_000)]
+    # Chunks of 5,000 rows, each read its own way: 1. answers of text alone, no error nor
+    # endpoint (the reader); 2. an answer with more fields (the reader, every field); 3. answers
+    # with logprobs (Python reshapes them); 4. two requests whose ids are each other's rows'
+    # and 5. a row whose request is gone (not one request a row by id: Python). A field is
+    # promoted from integers to floats in the last, and one is first seen there.
+    rows = [json.dumps({"n": i if i < 20_000 else i + 0.5, "s": f"r{i}",
+                        **({"late": [i]} if i > 20_000 else {})}) for i in range(21_000)]
     job = plan(tmp_path, rows)
     try:
         finish(job, random.Random(7), [[ANSWER], [ANSWER, ANSWER], []])
+        db = job.store.db
+        db.execute("UPDATE requests SET endpoint = NULL, error = "
+                   "CASE WHEN error IS NULL THEN NULL ELSE '' END WHERE id < 5000")
         for row, answer in ((7000, {**ANSWER, "cached": True}), (11000, {
                 **ANSWER, "logprobs": [{**LOGPROB, "top_logprobs": {"A": -0.25}}]})):
-            job.store.db.execute("UPDATE requests SET status = 'done', responses = ? "
-                                 "WHERE row_index = ?", (json.dumps([answer]), row))
-        job.store.db.execute("DELETE FROM requests WHERE row_index = 11500")
-        # No error nor endpoint in the first chunk (their columns all null), some after.
-        job.store.db.execute("UPDATE requests SET endpoint = NULL, error = "
-                             "CASE WHEN error IS NULL THEN NULL ELSE '' END WHERE id < 5000")
+            db.execute("UPDATE requests SET status = 'done', responses = ? WHERE row_index = ?",
+                       (json.dumps([answer]), row))
+        db.execute("UPDATE requests SET responses = '[{\"text\": \"17000\"}]', status = 'done' "
+                   "WHERE id = 17000")
+        for old, new in ((17000, -1), (17001, 17000), (-1, 17001)):
+            db.execute("UPDATE requests SET id = ? WHERE id = ?", (new, old))
+        db.execute("DELETE FROM requests WHERE row_index = 20500")
         expected = assert_same_files(job, tmp_path)
     finally:
         job.close()
     assert expected.schema.field("n").type == pa.float64()
-    assert expected.column("status")[11500].as_py() == "done"
+    assert expected.column("status")[20500].as_py() == "done"
     assert expected.column("responses")[7000].as_py()[0]["cached"] is True
     assert expected.column("responses")[11000].as_py()[0]["logprobs"][0]["top_logprobs"] == [
         {"token": "A", "logprob": -0.25, "bytes": None}]
+    assert expected.column("responses")[17000].as_py()[0]["text"] == "17000"
 
 
 @pytest.mark.parametrize(("rows", "message"), [

@@ -394,6 +394,7 @@ def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
 
 
 def _write_arrow(batches: Iterable[Any], handle: Any, fmt: str, schema: Any) -> int:
+    import queue
     import threading
 
     import pyarrow as pa
@@ -401,35 +402,33 @@ def _write_arrow(batches: Iterable[Any], handle: Any, fmt: str, schema: Any) -> 
 
     writer: Any = (pq.ParquetWriter(handle, schema) if fmt == "parquet"
                    else pa.ipc.new_file(handle, schema))
-    count = 0
-    # Each batch is encoded and written on a thread of its own while the next one is read
-    # (pyarrow lets go of the GIL for both): two cores where there are two. One batch at a
-    # time in flight, so memory stays that of two batches.
+    # The batches are encoded and written on a thread of their own while the next one is read
+    # (pyarrow lets go of the GIL for both): two cores where there are two. At most one batch
+    # waits for it, so memory stays that of a few batches.
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
-    writing: threading.Thread | None = None
 
-    def write(batch: Any) -> None:
-        try:
-            writer.write_batch(batch)
-        except BaseException as exc:  # raised again on the caller's thread
-            failed.append(exc)
+    def write_all() -> None:
+        while (batch := handoff.get()) is not None:
+            if not failed:  # after a failure, only drained: the caller raises it
+                try:
+                    writer.write_batch(batch)
+                except BaseException as exc:  # raised again on the caller's thread
+                    failed.append(exc)
 
-    def wait() -> None:
-        if writing is not None:
-            writing.join()
-        if failed:
-            raise failed[0]
-
+    count = 0
     with writer:
+        writing = threading.Thread(target=write_all, name="promptmill-write", daemon=True)
+        writing.start()
         try:
             for batch in batches:
-                wait()
-                writing = threading.Thread(target=write, args=(batch,), daemon=True)
-                writing.start()
+                if failed:
+                    break
+                handoff.put(batch)
                 count += batch.num_rows
-        except BaseException:
-            if writing is not None:  # done with the batch in flight before the file closes
-                writing.join()
-            raise
-        wait()
+        finally:
+            handoff.put(None)
+            writing.join()  # every batch handed over written before the file is closed
+        if failed:
+            raise failed[0]
     return count

@@ -2,18 +2,19 @@
 
 Parquet and Arrow exports spent most of their time turning the stored text into Python
 objects and those into Arrow arrays. Here SQLite joins a chunk's rows into one JSON document
-(``group_concat``: no Python object per row) and the chunk's answers and request columns into
-another, and ``pyarrow.json.read_json`` builds the arrays from them, for the row fields' types
-(``infer_row_types``) and for the record batches (``record_batches``).
+(``group_concat``: no Python object a row) and the chunk's answers and request columns into
+others, and ``pyarrow.json.read_json`` builds the arrays from them, for the row fields' types
+(``row_types``, ``infer_row_types``) and for the record batches (``arrow_export``). The
+queries live here, beside the reader they feed, not in ``store``.
 
 What this reads must be what the Python path gives (``arrow.RowTypes``, ``arrow_export``), so
-it declines wherever that is not sure, and the caller takes the Python path: a number orjson
-or the JSON reader may read otherwise than json (an integer past 64 bits, a large exponent:
-``fastjson.maybe_inexact``), a line break in a stored text (the reader takes it for the end of
-a document), a field holding two types or a key given twice (the reader refuses: the Python
-path names the rows), a row without its one request, answers with logprobs or parsed JSON
-(reshaped in Python), a field written as JSON text. The reader's own inference differs from
-pyarrow's reading of Python values in one way, mended here: it reads ISO dates as timestamps.
+it declines wherever that is not sure, and the caller takes the Python path: an integer past
+64 bits (``fastjson.may_overflow``: the reader makes it a float), a line break in a stored
+text (the reader takes it for the end of a document), a field holding two types or a key
+given twice (the reader refuses; the Python path names the rows), a chunk whose rows do not
+have one request each, answers with logprobs or parsed JSON (reshaped in Python). The
+reader's own inference differs from pyarrow's reading of Python values in one way, mended
+here: it reads ISO dates and times as timestamps.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Exporting a job's results from its store: every planned row with its answers, in input
-order, streamed, in any output format (JSONL from the stored text: ``jsonl_export``).
+order, streamed, in any output format (JSONL from the stored text: ``jsonl_export``; Parquet
+and Arrow by pyarrow's JSON reader where it serves: ``arrow_export``).
 
 Kept apart from ``job`` so that ``promptmill export`` imports only the store, the writers
 and what its format needs, not the engine.

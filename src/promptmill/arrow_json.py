@@ -54,7 +54,8 @@ _TEXTS_SQL = ("SELECT '{\"error\":' || json_group_array(nullif(error, '')) || "
               "FROM requests WHERE id BETWEEN ? AND ?")
 _TEXTS = pa.schema([("error", pa.list_(pa.string())), ("endpoint", pa.list_(pa.string()))])
 _NUMBERS = ("attempts", "prompt_tokens", "completion_tokens")
-# Keys of a stored answer that arrow.response_value reshapes (the Python path does it).
+# Keys of a stored answer that arrow.response_value reshapes (the Python path does it): two
+# of _OTHER_KEYS.
 _RESHAPED = (b'"logprobs"', b'"json"')
 # A chunk's answers as the reader reads them: every field of a response, or (answers that
 # name none of _OTHER_KEYS) text and finish reason alone.
@@ -179,11 +180,11 @@ def request_columns(store: JobStore, first: int, last: int, count: int,
     if not found == aligned == count:  # not one request a row, ids their rows' indices
         return None
     answers = answers.encode()
-    if any(key in answers for key in _RESHAPED):
-        return None
     # Answers of text and finish reason alone (most) are read as such, then given the other
     # fields as nulls: the reader builds every field of the type it is given, row by row.
     plain = not any(key in answers for key in _OTHER_KEYS)
+    if not plain and any(key in answers for key in _RESHAPED):
+        return None
     answer_table = read(answers, _PLAIN_ANSWERS if plain else _ANSWERS)
     if answer_table is None:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,23 @@ def test_rows_the_reader_declines_or_may_misread_export_as_python_exports_them(
         assert_same_files(job, tmp_path)
     finally:
         job.close()
+
+
+def test_chunks_past_sqlites_longest_string_are_read_in_halves(tmp_path: Path) -> None:
+    # SQLite refuses to build a string past its length limit (1e9 bytes by default: 5,000
+    # rows of 200 KB): the chunk is halved until its text fits, a row alone too long is read
+    # by Python. A limit of 10,000 bytes here, rows of ~3,000, one of 9,995 (10,006 as a document).
+    rows = [json.dumps({"n": i, "text": ("x" * 9_975 if i == 7 else "y" * 3_000)})
+            for i in range(20)]
+    job = plan(tmp_path, rows)
+    try:
+        finish(job, random.Random(5), [[{"text": "z" * 2_000, "finish_reason": "stop"}],
+                                       [ANSWER]])
+        job.store.db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)
+        documents = list(arrow_json.row_documents(job.store))
+        expected = assert_same_files(job, tmp_path)
+    finally:
+        job.close()
+    assert len(documents) > 4 and any(document == b"" for *_, document in documents)
+    assert sum(count for _, _, count, _ in documents) == 20
+    assert expected.column("text")[7].as_py() == "x" * 9_975

@@ -20,6 +20,7 @@ here: it reads ISO dates and times as timestamps.
 from __future__ import annotations
 
 import array
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +67,7 @@ _PLAIN_ANSWERS = pa.schema([("responses", pa.list_(pa.list_(pa.struct(
     [arrow.RESPONSE.field("text"), arrow.RESPONSE.field("finish_reason")])))), _STATUS])
 _OTHER_KEYS = tuple(f'"{field.name}"'.encode() for field in arrow.RESPONSE
                     if field.name not in ("text", "finish_reason"))
+_LONGEST = 2**31 - 2
 _READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 _INFERRED = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.is_float64,
              pa.types.is_string)
@@ -76,16 +78,31 @@ def row_documents(store: JobStore, chunk: int = CHUNK) -> Iterator[tuple[int, in
     document)``, the document ``{"rows": [row, ...]}`` of the ``count`` rows' stored text."""
     low, high = store.db.execute("SELECT min(row_index), max(row_index) FROM rows").fetchone()
     for first in range(low or 0, -1 if high is None else high + 1, chunk):
-        last = first + chunk - 1
+        yield from _row_documents(store, first, first + chunk - 1)
+
+
+def _row_documents(store: JobStore, first: int, last: int,
+                   ) -> Iterator[tuple[int, int, int, bytes]]:
+    try:
         count, document = store.db.execute(_ROWS_SQL, (first, last)).fetchone()
-        if count:
-            yield first, last, count, document.encode()
+    except sqlite3.DataError:  # the rows' text past SQLite's longest string: in halves
+        if first == last:  # one row that long: no document (the Python path reads it)
+            yield first, last, 1, b""
+            return
+        middle = (first + last) // 2
+        yield from _row_documents(store, first, middle)
+        yield from _row_documents(store, middle + 1, last)
+        return
+    if count:
+        yield first, last, count, document.encode()
 
 
 def read(document: bytes, schema: pa.Schema | None = None) -> pa.Table | None:
     """``document`` (one JSON object on one line) read as a one-row table, of ``schema``
     where given (keys it does not name left out); None where the Python path must read it."""
-    if b"\n" in document:  # a line break inside a stored text: read as two documents
+    # A line break inside a stored text would read as two documents; the reader's block size
+    # is a 32-bit count.
+    if b"\n" in document or len(document) >= _LONGEST:
         return None
     parse = (pa_json.ParseOptions() if schema is None else pa_json.ParseOptions(
         explicit_schema=schema, unexpected_field_behavior="ignore"))
@@ -175,8 +192,11 @@ def request_columns(store: JobStore, first: int, last: int, count: int,
                     ) -> dict[str, pa.Array] | None:
     """``responses`` and the request columns of the ``count`` rows ``first``..``last``, each
     an array of one value a row; None where the Python path must build them."""
-    found, aligned, answers, *numbers, texts = store.db.execute(
-        _REQUESTS_SQL, (first, last)).fetchone()
+    try:
+        found, aligned, answers, *numbers, texts = store.db.execute(
+            _REQUESTS_SQL, (first, last)).fetchone()
+    except sqlite3.DataError:  # the answers' text past SQLite's longest string
+        return None
     if not found == aligned == count:  # not one request a row, ids their rows' indices
         return None
     answers = answers.encode()
@@ -189,8 +209,11 @@ def request_columns(store: JobStore, first: int, last: int, count: int,
     if answer_table is None:
         return None
     # Errors and endpoints only where the chunk has some (mostly none: nulls).
-    text_table = read(store.db.execute(_TEXTS_SQL, (first, last)).fetchone()[0].encode(),
-                      _TEXTS) if texts else None
+    try:
+        text_table = read(store.db.execute(_TEXTS_SQL, (first, last)).fetchone()[0].encode(),
+                          _TEXTS) if texts else None
+    except sqlite3.DataError:
+        return None
     if texts and text_table is None:
         return None
     responses, status = (column.chunk(0).flatten() for column in answer_table.columns)

@@ -5,13 +5,14 @@ A store with every row done (k=1, one short answer each, built with the store AP
 runs it, to each format; the child's peak resident memory (VmHWM) is read as it ends.
 Each format is exported from a store of a tenth of the rows too: the verdict is that a
 format streams, i.e. its peak grows by less than 25 MB from a tenth of the rows to all of
-them. (The Parquet and Arrow peaks start higher: pyarrow imports pandas, about 55 MB, the
-first time it converts Python objects.)
+them. (The Parquet and Arrow peaks start higher: pyarrow itself, and where a chunk goes
+through Python objects, pandas, about 55 MB, which pyarrow imports the first time it converts
+them.)
 
 Beside each rate: the child's rate per CPU-second (user + system, which a loaded machine moves
 less than the wall clock), and that of the code before issue 15, measured interleaved with it
-on the same machine (see docs/benchmarks.md). Target (issue 15): 300,000 rows/s to JSONL and
-to Parquet.
+on the same machine, and the previous quiet rates of the whole process (see
+docs/benchmarks.md). Target (issue 15): 300,000 rows/s to JSONL and to Parquet.
 
     python benchmarks/export.py                  # 1,000,000 rows
     python benchmarks/export.py --rows 50000     # quick
@@ -43,9 +44,9 @@ TARGETS = {"jsonl": 300_000, "parquet": 300_000}
 # Rows per CPU-second of the export before issue 15 (this script on main at ebcbd20, 200,000
 # rows, the child process with its start-up, load 6-7).
 BEFORE = {"jsonl": 63_300, "parquet": 41_900}
-# Rows per second of the whole process after issue 15's first half (merged main a72c1cf, the
-# lead's quiet run, 200,000 rows).
-PREVIOUS = {"jsonl": 158_000, "parquet": 56_000}
+# Rows per second of the whole process before Parquet and Arrow were read by pyarrow's JSON
+# reader (merged main 458df8a, the lead's quiet run, 1,000,000 rows).
+PREVIOUS = {"jsonl": 323_520, "parquet": 106_127, "arrow": 118_898, "csv": 50_149}
 
 
 def children_cpu() -> float:
@@ -87,7 +88,8 @@ def build(rows: int, folder: Path) -> Path:
 def export_child(output: Path, fmt: str, destination: Path) -> None:
     """Export ``output``'s store to ``destination`` in this process, the export alone inside
     ``functools.reduce`` (a C function only this call uses: under valgrind,
-    ``--toggle-collect=functools_reduce`` counts it alone)."""
+    ``--toggle-collect=functools_reduce`` counts it alone, and ``thread_run`` the threads
+    it starts)."""
     try:
         from promptmill.export import export_results
     except ImportError:  # the code before the exporters had a module of their own
@@ -110,7 +112,9 @@ def count_instructions(rows: int) -> None:
         output = build(rows, Path(scratch))
         for fmt in ("jsonl", "parquet"):
             child = subprocess.run(
+                # thread_run: the threads the Parquet and Arrow batches are written on
                 ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+                 "--toggle-collect=thread_run",
                  f"--callgrind-out-file={scratch}/export.callgrind", sys.executable, __file__,
                  "--export-child", str(output), fmt, str(Path(scratch) / f"out.{fmt}")],
                 capture_output=True, text=True, check=False)
@@ -146,8 +150,8 @@ def main() -> int:
                 seconds, cpu, peak, code = export_once(output, fmt, Path(scratch))
                 peaks[fmt, rows] = peak
                 ok = ok and code == 0
-                before = (f"; before issue 15 {BEFORE[fmt]:,}; a72c1cf, quiet: "
-                          f"{PREVIOUS[fmt]:,} rows/s" if fmt in BEFORE else "")
+                before = (f"; before issue 15 {BEFORE[fmt]:,}" if fmt in BEFORE else "") + (
+                    f"; 458df8a, quiet: {PREVIOUS[fmt]:,} rows/s")
                 print(f"  {fmt:8} {rows / seconds:>10,.0f} rows/s  ({seconds:5.1f}s, process "
                       f"incl. start-up; {rows / cpu:,.0f} per CPU-second{before})  peak RSS "
                       f"{peak:6.1f} MB  exit {code}")

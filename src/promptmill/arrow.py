@@ -165,13 +165,19 @@ class RowTypes:
 
     def schema(self) -> pa.Schema:
         """The row fields' schema as written: nulls as text, empty objects as JSON text."""
-        fields = []
-        for field in self._schema:
-            if _has_empty_struct(field.type):
-                fields.append(pa.field(field.name, pa.string(), metadata=JSON_TEXT))
-            else:
-                fields.append(pa.field(field.name, _without_null(field.type)))
-        return pa.schema(fields)
+        return written_types(self._schema)
+
+
+def written_types(unified: pa.Schema) -> pa.Schema:
+    """Row fields' types unified over the rows (``RowTypes``) as written: nulls as text,
+    empty objects as JSON text."""
+    fields = []
+    for field in unified:
+        if _has_empty_struct(field.type):
+            fields.append(pa.field(field.name, pa.string(), metadata=JSON_TEXT))
+        else:
+            fields.append(pa.field(field.name, _without_null(field.type)))
+    return pa.schema(fields)
 
 
 def _short(value: Any) -> str:
@@ -432,8 +438,12 @@ def write_hf_dataset(rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: 
 
 def store_row_types(store: Any, source: Path | None = None) -> pa.Schema:
     """The written schema of the row fields of every row a job store holds."""
+    from promptmill import arrow_json
     from promptmill.fastjson import loads_exact_many
 
+    unified = arrow_json.infer_row_types(store, _RESULT_NAMES)  # in C++, where it is sure
+    if unified is not None:
+        return written_types(unified)
     types = RowTypes(source)
     for chunk in store.row_chunks(_CHUNK):  # parsed a chunk at a time: one check for big numbers
         indices, texts = zip(*chunk, strict=True)
@@ -462,4 +472,5 @@ __all__ = [
     "store_row_types",
     "with_columns",
     "write_hf_dataset",
+    "written_types",
 ]

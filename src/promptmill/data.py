@@ -442,14 +442,41 @@ def _write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> int:
 
 
 def _write_arrow(batches: Iterable[Any], handle: Any, fmt: str, schema: Any) -> int:
+    import queue
+    import threading
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer: Any = (pq.ParquetWriter(handle, schema) if fmt == "parquet"
                    else pa.ipc.new_file(handle, schema))
+    # The batches are encoded and written on a thread of their own while the next one is read
+    # (pyarrow lets go of the GIL for both): two cores where there are two. At most one batch
+    # waits for it, so memory stays that of a few batches.
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+
+    def write_all() -> None:
+        while (batch := handoff.get()) is not None:
+            if not failed:  # after a failure, only drained: the caller raises it
+                try:
+                    writer.write_batch(batch)
+                except BaseException as exc:  # raised again on the caller's thread
+                    failed.append(exc)
+
     count = 0
     with writer:
-        for batch in batches:
-            writer.write_batch(batch)
-            count += batch.num_rows
+        writing = threading.Thread(target=write_all, name="promptmill-write", daemon=True)
+        writing.start()
+        try:
+            for batch in batches:
+                if failed:
+                    break
+                handoff.put(batch)
+                count += batch.num_rows
+        finally:
+            handoff.put(None)
+            writing.join()  # every batch handed over written before the file is closed
+        if failed:
+            raise failed[0]
     return count

@@ -1,5 +1,6 @@
 """Exporting a job's results from its store: every planned row with its answers, in input
-order, streamed, in any output format (JSONL from the stored text: ``jsonl_export``).
+order, streamed, in any output format (JSONL from the stored text: ``jsonl_export``; Parquet
+and Arrow by pyarrow's JSON reader where it serves: ``arrow_export``).
 
 Kept apart from ``job`` so that ``promptmill export`` imports only the store, the writers
 and what its format needs, not the engine.
@@ -7,6 +8,7 @@ and what its format needs, not the engine.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,13 +78,19 @@ def export_results(store: JobStore, output: Path, fmt: str, *, model: str | None
         return data.write_rows(iter_results(store, model), output, fmt)
     from promptmill import arrow
 
-    schema = arrow.result_schema(arrow.store_row_types(store, source))
-    if fmt != "hf" and not flatten_json:
+    arrow_rows = fmt != "hf" and not flatten_json
+    if arrow_rows:
         from promptmill import arrow_export
 
-        if arrow_export.can_export(store):
-            return data.write_batches(arrow_export.record_batches(
-                store, schema, model or stored_model(store)), output, fmt, schema)
+        arrow_rows = arrow_export.can_export(store)
+        if arrow_rows and (started := arrow_export.one_pass(
+                store, model := model or stored_model(store))) is not None:
+            with contextlib.suppress(arrow_export.TypesChanged):  # then in two passes
+                return data.write_batches(started[1], output, fmt, started[0])
+    schema = arrow.result_schema(arrow.store_row_types(store, source))
+    if arrow_rows:
+        return data.write_batches(arrow_export.record_batches(
+            store, schema, model or stored_model(store)), output, fmt, schema)
     rows = iter_results(store, model)
     if flatten_json:
         from promptmill.structured import schema_of

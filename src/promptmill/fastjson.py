@@ -80,6 +80,15 @@ def maybe_inexact(text: bytes) -> bool:
     return any(sign in shape for sign in _LARGE_SIGNS)
 
 
+_LONG_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def may_overflow(text: bytes) -> bool:
+    """Whether JSON ``text`` may hold an integer of 2**63 or more, which Arrow cannot take as
+    an integer (False: it holds none): 19 digits in a row anywhere."""
+    return _LARGE_SIGNS[0] in text.translate(_LONG_DIGITS)
+
+
 def loads_exact_many(texts: list[str]) -> list[Any]:
     """``loads_exact`` of each of ``texts``, with one check for large numbers over all."""
     try:

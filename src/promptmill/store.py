@@ -608,17 +608,18 @@ class JobStore:
         serve the job)."""
         return bool(self.db.execute("SELECT MAX(sample_group) FROM requests").fetchone()[0])
 
-    def iter_single_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
-        """Every planned row in input order with its one request's outcome, ``chunk`` rows at a
-        time: ``(row_index, data, status, attempts, responses, prompt_tokens,
-        completion_tokens, error, endpoint)``, the request's columns None for a row without
-        one. For a job of one sample group a row (``iter_rows`` otherwise)."""
-        after = -1
+    def iter_single_rows(self, chunk: int = 5000, *, first: int = 0, last: int | None = None,
+                         ) -> Iterator[list[tuple[Any, ...]]]:
+        """Every planned row (from ``first`` to ``last``) in input order with its one request's
+        outcome, ``chunk`` rows at a time: ``(row_index, data, status, attempts, responses,
+        prompt_tokens, completion_tokens, error, endpoint)``, the request's columns None for a
+        row without one. For a job of one sample group a row (``iter_rows`` otherwise)."""
+        after, last = first - 1, (1 << 63) - 1 if last is None else last
         while rows := self.db.execute(
                 "SELECT r.row_index, r.data, q.status, q.attempts, q.responses, q.prompt_tokens, "
                 "q.completion_tokens, q.error, q.endpoint FROM rows r LEFT JOIN requests q "
-                "ON q.row_index = r.row_index WHERE r.row_index > ? ORDER BY r.row_index "
-                "LIMIT ?", (after, chunk)).fetchall():
+                "ON q.row_index = r.row_index WHERE r.row_index > ? AND r.row_index <= ? "
+                "ORDER BY r.row_index LIMIT ?", (after, last, chunk)).fetchall():
             yield rows
             after = rows[-1][0]
 

@@ -463,15 +463,17 @@ def _limit_file_size(size: int) -> Callable[[], None]:
     return limit
 
 
-def test_export_to_a_full_disk(tmp_path: Path, promptmill: Run, quiet_server: TestServer) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "arrow"])  # arrow: written on a thread of its own
+def test_export_to_a_full_disk(tmp_path: Path, promptmill: Run, quiet_server: TestServer,
+                               fmt: str) -> None:
     write_jsonl(tmp_path / "q.jsonl", questions(200))
     assert promptmill("run", "q.jsonl", "-m", model(quiet_server), "-o", "a.jsonl").returncode == 0
     # Room for the job store's 32 KiB shared-memory file, not for the 60 KB of results.
-    result = promptmill("export", "a.jsonl", "--to", "b.jsonl",
+    result = promptmill("export", "a.jsonl", "--to", f"b.{fmt}", "--format", fmt,
                         preexec_fn=_limit_file_size(40_000))
-    assert_one_line_error(result, "cannot write b.jsonl", "free space or choose another location",
-                          "every result is kept in the job store", code=1)
-    assert not (tmp_path / "b.jsonl").exists() and not list(tmp_path.glob(".b.jsonl.*"))
+    assert_one_line_error(result, f"cannot write b.{fmt}", "free space or choose another "
+                          "location", "every result is kept in the job store", code=1)
+    assert not (tmp_path / f"b.{fmt}").exists() and not list(tmp_path.glob(f".b.{fmt}.*"))
     assert len(read_jsonl(tmp_path / "a.jsonl")) == 200  # the job's own results untouched
 
 

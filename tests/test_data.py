@@ -126,3 +126,19 @@ def test_csv_and_parquet_input_is_streamed_in_flat_memory(tmp_path: Path, suffix
           f"300,000 ({growth:+.1f} MB after the first tenth)")
     assert large_peak - small_peak < FLAT_MB[suffix]
     assert growth < FLAT_MB[suffix]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_a_batch_the_writer_thread_refuses_fails_the_write(tmp_path: Path, fmt: str) -> None:
+    """Parquet and Arrow batches are encoded on a thread of their own: a batch pyarrow refuses
+    there (here one whose schema is not the file's) is raised to the caller, not lost with
+    the thread, and the batches after it are not written."""
+    from promptmill.data import _write_arrow
+
+    schema = pa.schema([("id", pa.int64())])
+    batches = [pa.record_batch([pa.array([1, 2])], schema=schema),
+               pa.record_batch([pa.array(["x"])], names=["id"]),
+               pa.record_batch([pa.array([3])], schema=schema)]
+    with open(tmp_path / f"out.{fmt}", "wb") as handle, \
+            pytest.raises((ValueError, pa.ArrowException)):
+        _write_arrow(iter(batches), handle, fmt, schema)

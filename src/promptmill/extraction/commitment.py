@@ -37,7 +37,7 @@ _CONCLUDING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+total|alt
                          re.IGNORECASE)
 # "At x = 0 the slope is 3.", "If they add a 20% tip, ...": a case the question may not set
 _CONDITION = re.compile(
-    r"^\W*(?:at|if|with|for|when|whenever|assuming|suppose|had|were)\b"
+    r"^\W*(?:at|if|with|without|for|when|whenever|assuming|suppose|had|were)\b"
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
@@ -48,7 +48,7 @@ _STATES_VALUE = re.compile(r"\d|\\frac|\\sqrt|\\pi")
 _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
-    "logarithm": ("log",), "deviation": ("σ", "\\sigma"),
+    "logarithm": ("log",), "deviation": ("σ", "\\sigma"), "distance": ("d",),
 }
 # "The solution is (7, 3).": a subject that names the answer itself
 _GENERIC = frozenset({"answer", "solution", "result"})
@@ -67,11 +67,19 @@ _ASKED_VERB = re.compile(
 _SOLVE_VARIABLE = re.compile(r"\bsolve\b[^?.]*?(?<![\w\\])([a-z])(?![\w(])", re.IGNORECASE)
 _EXPRESSION = re.compile(r"(?:\d\s*)?\([^()]*[a-z][^()]*\)\s*\([^()]*\)|d[a-z]/d[a-z]",
                          re.IGNORECASE)
+# "Find f'(2).", "Simplify (x^2 - 9)/(x - 3).", "Convert 90 km/h to m/s": the question's own
+# expression, which a statement restates before its value ("f'(2) = 8", "90 km/h = 25 m/s")
+_OBJECT = re.compile(
+    r"\b(?:find|simplify|evaluate|compute|calculate|convert|express|expand|factor|factorise|"
+    r"factorize)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
+    re.IGNORECASE,
+)
 
 
 def _plain(text: str) -> str:
-    """Text with Unicode minus and dashes as ``-`` and spaces dropped, to compare expressions."""
-    return re.sub(r"\s+", "", text.replace("−", "-").replace("–", "-")).lower()
+    """Text with Unicode minus and dashes as ``-``, spaces and braces dropped ("x^{2}" as
+    "x^2"), to compare expressions."""
+    return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
 class AskedQuantity:
@@ -104,6 +112,8 @@ class AskedQuantity:
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
+        self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
+                             if re.search(r"[\d'^/(]", m.group("object"))]
 
     def named_by(self, sentence: str) -> bool:
         """Whether a statement names the quantity asked for before (or right after) its value."""

@@ -48,6 +48,7 @@ from promptmill.extraction.text import (
     CORRECTION,
     HOW_MANY,
     MEDIUM,
+    REJECTED,
     STRONG,
     WEAK,
     Candidate,
@@ -148,8 +149,10 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             value = stated_value(text[match.end() : match.end() + 600], words=True)
             if value is not None and wavers(text, match.end(), value):
                 value = HEDGE
-            if value is not None and match.groupdict().get("plural") and not asks_several(question):
-                value = HEDGE  # "The answers are 21 and 42." to a question wanting one value
+            if value is not None and (match.groupdict().get("plural") or _LISTED.fullmatch(value)) \
+                    and not asks_several(question):
+                # "The answers are 21 and 42.", "Answer: 60, 120": two values for one quantity
+                value = HEDGE
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
@@ -204,7 +207,14 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
 _TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
 _BARE_TOTAL = re.compile(r"(?<![\w.])(\d[\d,]*)(?=\s+(?:in\s+total|in\s+all|altogether)\b)",
                          re.IGNORECASE)
-_COUNT_OF = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+([a-z]{3,})", re.IGNORECASE)
+# "7 boxes", "2 1/2 cups": a count and its noun
+_COUNT_OF = re.compile(r"(?<![\w./])(\d[\d,]*(?:\.\d+)?(?:\s+\d+/\d+)?|\d+/\d+)\s+([a-z]{3,})",
+                       re.IGNORECASE)
+# "60, 120": a list of plain numbers (a thousands comma has no space after it)
+_LISTED = re.compile(r"-?\d+(?:\.\d+)?(?:,\s+-?\d+(?:\.\d+)?)+")
+# "Only x = 2 checks out": the check keeps one value, which is the conclusion
+_ONLY = re.compile(r"^\W*(?:so\s+|thus\s+|hence\s+)?only\b", re.IGNORECASE)
+_CLAUSE_SPLIT = re.compile(r";\s*|,\s+(?:but|while|whereas|and)\s+")
 
 
 def _counted(sentence: str, noun: str) -> str | None:
@@ -236,6 +246,15 @@ def _after_correction(sentence: str) -> int:
 _TRAILS_OFF = re.compile(r"(?:\b(?:is|are|was|equals|gives|makes|comes\s+to)|=)\s*(?:\.{3}|…)\s*$")
 
 
+def _kept(sentence: str) -> str:
+    """A sentence without its clauses that reject the value they name, if others remain."""
+    if not REJECTED.search(sentence):
+        return sentence
+    parts = [part for part in _CLAUSE_SPLIT.split(sentence) if part.strip()]
+    kept = [part for part in parts if not REJECTED.search(part)]
+    return "; ".join(kept) if kept and len(kept) < len(parts) else sentence
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
@@ -247,11 +266,16 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     closing = sentences(text)[-4:]
     # past the statement that commits to the asked quantity, only a correction or another
     # commitment speaks; the rest is commentary, however it is phrased
-    committed = committed_index([sentence for _, sentence in closing], question)
+    counted = HOW_MANY.search(question) if question else None
+    # "So a cube has twelve edges." commits as "has 12 edges" would
+    said = [_counts_as_digits(s, counted.group(1)) if counted else s for _, s in closing]
+    committed = committed_index(said, question)
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
         if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
+        if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
+            continue  # "x = -1 is extraneous.": the value named is set aside
         remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
         if asked is None:
@@ -261,9 +285,13 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         # "Sanity check: ..., so ... = 12,600. ✓": a passed check confirms, it concludes nothing
         passed = _PASSED.match(text, start + len(sentence))
         sentence = asked_variable(asked_quantity(asked, question), question)
-        if CHECK.search(sentence) and (passed or _PASSED.search(sentence)):
+        kept = _kept(sentence)
+        rejects = kept != sentence  # "only x = 4 works; x = -1 is extraneous": x = 4 stands
+        sentence = kept
+        checks = CHECK.search(sentence) and not rejects and not _ONLY.match(sentence)
+        if checks and (passed or _PASSED.search(sentence)):
             continue
-        if CHECK.search(sentence):
+        if checks:
             # "Checking, x = -1 is extraneous, so x = 4." concludes; a bare check does not
             parts = CONCLUSION.split(sentence)
             if len(parts) >= 2 and not CHECK.search(parts[-1]):
@@ -272,7 +300,6 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
                 continue
             else:
                 sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
-        counted = HOW_MANY.search(question) if question else None
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
         value = _counted(sentence, counted.group(1)) if counted else None

@@ -164,6 +164,9 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
     ``words`` (right after "the answer is"), a number written in words counts too."""
     tail = tail.lstrip(" \t*:_")
+    restated = _WORDS_THEN_DIGITS.match(tail)
+    if restated:  # "nine twenty-fifths (9/25)": the digits say what the words say
+        tail = restated.group(1)
     # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
     if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
@@ -191,6 +194,7 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     clause = _TEXT_WRAPPER.sub(r" \1 ", clause.replace("$", " ").replace("**", ""))
     return settle(_expression(clause))
 
+_DASH = re.compile(r"\s[—–]\s")
 # a step of a conclusion that states something: a value, in digits or in words
 _STATING = re.compile(rf"[\d\\]|\b{NUMBER_WORD_BODY}\b", re.IGNORECASE)
 
@@ -238,6 +242,9 @@ def closing_statement(sentence: str, question: str | None = None) -> str | None:
     # "it is at (3, 2), and the parabola opens upward": a last step without a value adds none
     stating = [part for part in parts if _STATING.search(part)] or parts
     clause = _DISCOURSE.sub("", stating[-1] if stating else sentence)
+    dash = _DASH.search(clause)
+    if dash and _STATING.search(clause, 0, dash.start()):
+        clause = clause[: dash.start()]  # "6.4 or 6.5 — the 8 makes it borderline": a remark
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
@@ -286,6 +293,7 @@ def wavers(text: str, position: int, value: str) -> bool:
     other = stated_value(text[start : start + 200], words=True)
     return other is not None and other != HEDGE and other != value
 
+_WORDS_THEN_DIGITS = re.compile(r"[A-Za-z][A-Za-z -]*\(\s*(-?\d[\d./,]*)\s*\)")
 _PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
 
 

@@ -357,6 +357,13 @@ CONCLUSION = re.compile(
 HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 """A question that counts, and the noun it counts ("How many edges ...?": edges)."""
 
+# "x = -1 is extraneous", "x = -3 doesn't work": a statement that rejects the value it names
+REJECTED = re.compile(
+    r"\b(?:extraneous|rejected|discarded|invalid|not\s+valid|not\s+a\s+(?:solution|root)|"
+    r"(?:does\s*n[o']t|do\s*n[o']t|won't|can't|cannot)\s+(?:work|check|satisfy|hold)|fails)\b",
+    re.IGNORECASE,
+)
+
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(

@@ -133,6 +133,8 @@ _CORRECTED_TO = re.compile(
 _CLOSING_LETTER = re.compile(
     r"(?:(?<=[.!?])|\s[—–-]|\s(?:→|⇒|=>|->))[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$"
 )
+# what a weak anchor's statement says in the conditional mood ("306 (D) would be closer")
+_MODAL_AFTER = re.compile(r"[^.!?\n]{1,40}?\s(?:would|could|might)\s+(?:be|have|work|fit|suit)\b")
 # "2(1.008) + 16.00 = 18.02 g/mol → B.": an arrow to a letter closing a line concludes it
 _ARROW_LETTER = re.compile(r"\s(?:→|⇒|=>|->)[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$", re.MULTILINE)
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
@@ -271,6 +273,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         for match in regex.finditer(text):
             if _WORKING.match(match.group(0)) and _CONCLUDED_LATER.match(text, match.end()):
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
+            if strict and _MODAL_AFTER.match(text, match.end()):
+                continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
             if not hypothetical(text, match.start()):
                 stated = _statement(text, match.end(), options, strict)
                 if stated is not None and _wavers_after(text, match.end(), options, stated[0]):

@@ -25,7 +25,8 @@ _FUNCTION_WORDS = frozenset({
     "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
 })
 _SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
-_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+# a word: Latin letters and digits, or a Greek letter an option may be ("π", "Ω")
+_WORD = re.compile(r"[a-z0-9α-ω]+(?:[.'][a-z0-9α-ω]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
 _ROMAN = r"(?:VIII|VII|VI|IV|IX|V|III|II|I|X)"
 _ROMAN_LIST = re.compile(

@@ -38,6 +38,7 @@ CHOICE_RULES = [
     ("The moon landing of 1969 used a computer and a lot of courage.",
      ["AND", "OR", "NOT", "XOR"], None, None, "none"),
     ("Only Ω is a unit here.", ["Ω", "m", "s", "kg"], None, "A", "option_mention"),
+    ("α and β name angles. π is that ratio.", ["α", "β", "π", "σ"], None, "C", "option_mention"),
     ("| Option | Verdict |\n|---|---|\n| A. Mercury | ✗ — closest |\n| B. Venus | ✓ |\n"
      "| C. Earth | ✗ — third |\n| D. Mars | ✗ — fourth |", PLANETS, None, "B", "marked"),
     ("| Planet | Rocky? |\n|---|---|\n| A. Mercury | ✓ |\n| D. Mars | ✓ |", PLANETS, None, None,
@@ -156,6 +157,8 @@ MATH_RULES = [
      None, "refusal"),
     ("Answer: two fifths (2/5).", "Express 0.4 as a fraction in lowest terms.", "2/5",
      "answer_statement"),
+    ("x = √(64/9) = 8/3, or x = −8/3. In decimals, ±2.67.", "Solve x^2 = 64/9.",
+     "\\{8/3, -8/3\\}", "last_statement"),
     # round grader17f: the statement that commits to the asked quantity; after it, commentary
     ("The LCM is 2²·3² = 36. The GCD comes out of the same factorisations as 6.",
      "What is the least common multiple of 12 and 18?", "36", "last_statement"),

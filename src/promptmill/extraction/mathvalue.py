@@ -130,6 +130,10 @@ HEDGED = re.compile(
     re.IGNORECASE,
 )
 
+# "x = √(49/4) = 7/2": an assignment's working; its last value is what is assigned
+_CHAIN = re.compile(r"(?<![\w\\])([a-zA-Z]\s*=\s*)(?:(?:\\[a-z]+|[^=,;<>≠a-zA-Z])+?=\s*)+")
+# "x = 7/2, or x = -7/2": the same unknown given two values, joined by "or"
+_ROOTS = re.compile(r"(?<![\w\\])([a-zA-Z])\s*=\s*[^\s,;=]+,?\s+or\s+\1\s*=\s*[^\s,;=]+")
 _ASSIGNMENTS = re.compile(
     # "h = 12,600 s" is one value: a comma before three digits groups thousands
     r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|[^\s,;=]+)"
@@ -258,6 +262,9 @@ def closing_statement(sentence: str, question: str | None = None) -> str | None:
     approximate = _APPROXIMATE.search(clause)
     if approximate and (not verbs or verbs[0].start() > approximate.start()):
         verbs = [approximate]  # "π ≈ 3.14": the approximation is what is stated
+    roots = _ROOTS.search(_CHAIN.sub(r"\1", _unwrapped(clause)))
+    if roots:  # "x = √(49/4) = 7/2, or x = −7/2": both roots, each after its working
+        return settle(roots.group(0))
     if verbs:
         ending = _VALUE_END.search(clause, verbs[0].end())
         if ending:

@@ -38,8 +38,9 @@ THIRD = DATA / "extraction_heldout3.jsonl"
 FOURTH = DATA / "extraction_heldout4.jsonl"
 FIFTH = DATA / "extraction_heldout5.jsonl"
 SIXTH = DATA / "extraction_heldout6.jsonl"
+SEVENTH = DATA / "extraction_heldout7.jsonl"
 # Each held-out split as committed before the extractor changes it measures (a2ec2d0, 326968b,
-# dbd6715, 064c06c, 7705414, 807d4fc).
+# dbd6715, 064c06c, 7705414, 807d4fc, 727ef6d).
 # A case may change only to fix its label, in a commit that says so; then its digest changes.
 SPLIT_SHA256 = {
     HELD_OUT: "db5f5997736d1eeb4d34447f77de3bc5c57d3b06337b5f82fe9bbc73cfcbd5e9",
@@ -48,6 +49,7 @@ SPLIT_SHA256 = {
     FOURTH: "269420a539deb70c72ead06f576cbc897ca9f1c5e36bf52ff9818b0988a2bdad",
     FIFTH: "ed3090c06696716b952b4c48aab01fb805aea69dba18f4b6e679ec950e320c3a",
     SIXTH: "2300ccb7301920de05a5ce2ecd65f721d9698f5d9cb2a2a24db440c4d9e13df9",
+    SEVENTH: "ed09bf155a54f4870c7843bb96ea184ec3e43a435838e38375d9146411010f1b",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final")
 # The first three splits are spent: their misses were studied and the rules behind them fixed
@@ -62,9 +64,13 @@ FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final"
 # The sixth (89.5% when first measured, math_final 66.7%) was spent in round grader17f: 99.0%
 # after it (restated 54/55, no_single 53/55, math_final 80/81, the rest 100%); its floors are
 # those figures.
+# The seventh (94.75% when first measured, no_single 89.1%, math_final 88.75%) was spent in
+# round grader17g: 100% after it; its floors leave room for two misses overall (a math-verify
+# timeout on a loaded machine), one per family.
 # (overall floor, per-family floor) for each split:
 FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98), THIRD: (0.995, 0.98),
-          FOURTH: (0.985, 0.96), FIFTH: (0.995, 0.98), SIXTH: (0.99, 0.96)}
+          FOURTH: (0.985, 0.96), FIFTH: (0.995, 0.98), SIXTH: (0.99, 0.96),
+          SEVENTH: (0.995, 0.98)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 

@@ -1,7 +1,7 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr34-*``); here one response per rule, with the method
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr36-*``); here one response per rule, with the method
 that must decide it, so that breaking one rule fails a test that names it, not only a
 percentage.
 """
@@ -24,7 +24,21 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
-    # round grader17f: verdict tables and lists, hedges in other words
+    # round grader17g: two answers left open; a concession, an arrow, a ranking; JSON names
+    ("Maybe B, maybe D — both are close in size to Earth.", PLANETS, None, None, "refusal"),
+    ("I'd have to pick between A and C here.", PLANETS, None, None, "refusal"),
+    ('{"chosen_option": "C", "why": "home"}', PLANETS, None, "C", "json"),
+    ("It's D, although Venus (B) is also reddish at dusk.", PLANETS,
+     "Which planet is called the Red Planet?", "D", "answer_statement"),
+    ("Mars has two moons and rusty dust → D.\n\nIf you count dwarf planets, Earth (C) would "
+     "still have one.", PLANETS, None, "D", "bare"),
+    ("Jupiter is the biggest by far. Saturn is a distant second.",
+     ["Jupiter", "Saturn", "Venus", "Mars"], "Which planet is the largest?", "A",
+     "option_mention"),
+    ("The moon landing of 1969 used a computer and a lot of courage.",
+     ["AND", "OR", "NOT", "XOR"], None, None, "none"),
+    ("Only Ω is a unit here.", ["Ω", "m", "s", "kg"], None, "A", "option_mention"),
+    ("α and β name angles. π is that ratio.", ["α", "β", "π", "σ"], None, "C", "option_mention"),
     ("| Option | Verdict |\n|---|---|\n| A. Mercury | ✗ — closest |\n| B. Venus | ✓ |\n"
      "| C. Earth | ✗ — third |\n| D. Mars | ✗ — fourth |", PLANETS, None, "B", "marked"),
     ("| Planet | Rocky? |\n|---|---|\n| A. Mercury | ✓ |\n| D. Mars | ✓ |", PLANETS, None, None,
@@ -114,6 +128,37 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17g: the question's own object restated commits; a rejected root; a list of
+    # values, or two left open, for one quantity; a count in words; digits after words
+    ("g'(x) = 6x, so g'(3) = 18. The tangent there is y = 18x - 27.",
+     "Let g(x) = 3x^2. Find g'(3).", "18", "last_statement"),
+    ("54 km/h = 15 m/s. Going back, multiply by 3.6.", "Convert 54 km/h to metres per second.",
+     "15", "last_statement"),
+    ("(x² − 1)/(x − 1) = x + 1 (for x ≠ 1).", "Simplify (x^2 - 1)/(x - 1).", "x + 1",
+     "last_statement"),
+    ("So the daughter is 9 years old, and her mother is 36.",
+     "A mother is four times as old as her daughter. How old is her daughter?", "9",
+     "last_statement"),
+    ("So an octahedron has eight faces. It has 12 edges and 6 vertices.",
+     "How many faces does an octahedron have?", "8", "last_statement"),
+    ("You'll need 3 1/2 cups of milk. If you only have a 1/4 cup, that's 14 scoops.",
+     "A batch needs 1/2 cup of milk. How many cups do 7 batches need?", "\\frac{7}{2}",
+     "last_statement"),
+    ("x = 4 or x = -3. Only x = 4 works; x = -3 is extraneous.", "Solve sqrt(x + 12) = x.", "4",
+     "last_statement"),
+    ("So the car travels 150 m. Without the ½ you'd get 300 m.",
+     "A car accelerates from rest at 3 m/s² for 10 s. How far does it go?", "150",
+     "last_statement"),
+    ("Final answer: 45, 135", "What is each interior angle of a regular octagon, in degrees?",
+     None, "hedge"),
+    ("It rounds to 2.4 or 2.5 — the 5 makes it a tie.", "Round 2.45 to the nearest tenth.", None,
+     "hedge"),
+    ("x = 3 by one method, or x = 4 by another — either could be right.", "Solve 2x - 1 = 5.",
+     None, "refusal"),
+    ("Answer: two fifths (2/5).", "Express 0.4 as a fraction in lowest terms.", "2/5",
+     "answer_statement"),
+    ("x = √(64/9) = 8/3, or x = −8/3. In decimals, ±2.67.", "Solve x^2 = 64/9.",
+     "\\{8/3, -8/3\\}", "last_statement"),
     # round grader17f: the statement that commits to the asked quantity; after it, commentary
     ("The LCM is 2²·3² = 36. The GCD comes out of the same factorisations as 6.",
      "What is the least common multiple of 12 and 18?", "36", "last_statement"),

@@ -171,9 +171,13 @@ _ASKED_PHRASE = re.compile(
     r"\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
     # "How much elastic energy does it store?": the noun after "how much"
     r"|\bhow\s+much\s+(?!(?:is|was|are|were|will|does|do|did|would|can)\b)(?P<amount>[^?,.;]+?)"
-    r"\s*(?=\?|,|$|\s+(?:does|do|did|is|are|was|were|will|would|can|could|in|for|at|on)\b)",
+    r"\s*(?=\?|,|$|\s+(?:does|do|did|is|are|was|were|will|would|can|could|in|for|at|on)\b)"
+    # "How old is her son now?": the one whose age is asked
+    r"|\bhow\s+old\s+(?:is|was|are|were|will)\s+(?:the\s+|his\s+|her\s+|their\s+|my\s+|your\s+)?"
+    r"(?P<old>[a-z]+)",
     re.IGNORECASE,
 )
+_HOW_FAR = re.compile(r"\bhow\s+far\b", re.IGNORECASE)  # asks a distance
 # words of an asked phrase that name nothing: "how many litres are drained"
 _PHRASE_FILLER = frozenset({"the", "a", "an", "of", "are", "is", "was", "were", "there", "value",
                             "number"})
@@ -206,7 +210,7 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        groups = match.group("what", "find", "much", "many", "amount")
+        groups = match.group("what", "find", "much", "many", "amount", "old")
         phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
@@ -219,6 +223,9 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
         named = [word for word in named if word not in _PHRASE_FILLER] or named
         if named:  # "how many grams of salt": its first noun; "the next term": its last
             heads.add(named[0] if match.group("many") else named[-1])
+    if _HOW_FAR.search(question):
+        words.add("distance")
+        heads.add("distance")
     if len(words) > 1:
         words -= _PHRASE_FILLER
     return words, heads & words if words else heads
@@ -305,7 +312,8 @@ _REMARK = re.compile(
     r"|\b(?:every|any|all)\s+(?:real\s+)?[a-z]\s+(?:from|in|between|above|below|greater|less|"
     r"at\s+least|at\s+most|beyond|over|under)\b.*\b(?:works?|satisf(?:y|ies)|qualif(?:y|ies)|"
     r"holds?|will\s+do)\b"
-    r"|^\s*\(.*\)\W*$|\bin\s+case\b|\bshould\s+you\s+need\b|\bif\s+(?:you\s+)?need(?:ed)?\b"
+    # one bracket around the whole sentence, not "(x² − 9)/(x − 3) = x + 3 (...)."
+    r"|^\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\W*$|\bin\s+case\b|\bshould\s+you\s+need\b|\bif\s+(?:you\s+)?need(?:ed)?\b"
     r"|^\W*(?:it|this|the\s+(?:line|graph|curve|parabola))\s+(?P<meets>crosses|meets|cuts|"
     r"intersects|touches|passes\s+through|hits)\b",
     re.IGNORECASE,

@@ -26,6 +26,7 @@ from promptmill.extraction.text import (
     answer_rows,
     asked_fields,
     boxed,
+    conceded,
     decide,
     first_line,
     hedged,
@@ -132,6 +133,10 @@ _CORRECTED_TO = re.compile(
 _CLOSING_LETTER = re.compile(
     r"(?:(?<=[.!?])|\s[—–-]|\s(?:→|⇒|=>|->))[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$"
 )
+# what a weak anchor's statement says in the conditional mood ("306 (D) would be closer")
+_MODAL_AFTER = re.compile(r"[^.!?\n]{1,40}?\s(?:would|could|might)\s+(?:be|have|work|fit|suit)\b")
+# "2(1.008) + 16.00 = 18.02 g/mol → B.": an arrow to a letter closing a line concludes it
+_ARROW_LETTER = re.compile(r"\s(?:→|⇒|=>|->)[ \t]+\(?([A-Z])\)?[ \t]*[.!]?[ \t]*$", re.MULTILINE)
 _CHECKED = re.compile(r"[ \t]*[-*+] \[[xX]\] ")  # a task list's ticked box, "- [x] B. Penguin"
 _ABBREVIATION = re.compile(r"\W*([A-Za-z]{3,})\.\W*")
 _JOINED = re.compile(
@@ -268,6 +273,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         for match in regex.finditer(text):
             if _WORKING.match(match.group(0)) and _CONCLUDED_LATER.match(text, match.end()):
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
+            if strict and _MODAL_AFTER.match(text, match.end()):
+                continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
             if not hypothetical(text, match.start()):
                 stated = _statement(text, match.end(), options, strict)
                 if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
@@ -297,7 +304,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     for match in _LETTER_IS_CORRECT.finditer(text):
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
-        if index < options.count and not hypothetical(text, match.start()):
+        if index < options.count and not hypothetical(text, match.start()) and not conceded(
+            text, match.start()
+        ):
             found.append(Candidate(match.start(), index, "letter_is_correct", STRONG))
     for match in _IS_LETTER.finditer(text):
         index = LETTERS.index(match.group("paren") or match.group("letter"))
@@ -311,6 +320,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     closing = _CLOSING_LETTER.search(text.rstrip())
     if closing and LETTERS.index(closing.group(1)) < options.count:
         found.append(Candidate(closing.start(1), LETTERS.index(closing.group(1)), "bare", STRONG))
+    for match in _ARROW_LETTER.finditer(text):
+        if LETTERS.index(match.group(1)) < options.count:
+            found.append(Candidate(match.start(1), LETTERS.index(match.group(1)), "bare", STRONG))
     for match in _BARE_LINE.finditer(text):
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:

@@ -25,7 +25,7 @@ from promptmill.extraction.asked import (
     other_quantity,
 )
 from promptmill.extraction.mathnorm import latexify
-from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY
+from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY, REJECTED
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
@@ -37,7 +37,7 @@ _CONCLUDING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+total|alt
                          re.IGNORECASE)
 # "At x = 0 the slope is 3.", "If they add a 20% tip, ...": a case the question may not set
 _CONDITION = re.compile(
-    r"^\W*(?:at|if|with|for|when|whenever|assuming|suppose|had|were)\b"
+    r"^\W*(?:at|if|with|without|for|when|whenever|assuming|suppose|had|were)\b"
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
@@ -48,7 +48,7 @@ _STATES_VALUE = re.compile(r"\d|\\frac|\\sqrt|\\pi")
 _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
-    "logarithm": ("log",), "deviation": ("σ", "\\sigma"),
+    "logarithm": ("log",), "deviation": ("σ", "\\sigma"), "distance": ("d",),
 }
 # "The solution is (7, 3).": a subject that names the answer itself
 _GENERIC = frozenset({"answer", "solution", "result"})
@@ -64,25 +64,36 @@ _ASKED_VERB = re.compile(
     r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=[^?]*\?)",
     re.IGNORECASE,
 )
+# "7", "2.5", "3/4", "2 1/2": a value as a question or a statement gives it
+_VALUES = re.compile(r"(?<![\w./])\d+(?:\.\d+)?(?:\s+\d+/\d+|/\d+)?(?![\w./])")
 _SOLVE_VARIABLE = re.compile(r"\bsolve\b[^?.]*?(?<![\w\\])([a-z])(?![\w(])", re.IGNORECASE)
 _EXPRESSION = re.compile(r"(?:\d\s*)?\([^()]*[a-z][^()]*\)\s*\([^()]*\)|d[a-z]/d[a-z]",
                          re.IGNORECASE)
+# "Find f'(2).", "Simplify (x^2 - 9)/(x - 3).", "Convert 90 km/h to m/s": the question's own
+# expression, which a statement restates before its value ("f'(2) = 8", "90 km/h = 25 m/s")
+_OBJECT = re.compile(
+    r"\b(?:find|simplify|evaluate|compute|calculate|convert|express|expand|factor|factorise|"
+    r"factorize)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
+    re.IGNORECASE,
+)
 
 
 def _plain(text: str) -> str:
-    """Text with Unicode minus and dashes as ``-`` and spaces dropped, to compare expressions."""
-    return re.sub(r"\s+", "", text.replace("−", "-").replace("–", "-")).lower()
+    """Text with Unicode minus and dashes as ``-``, spaces and braces dropped ("x^{2}" as
+    "x^2"), to compare expressions."""
+    return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "variable",
-                 "verb", "words")
+    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "values",
+                 "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
         self.given = givens(question)
+        self.values = set(_VALUES.findall(question or ""))  # "3/4" whole, not "3" and "4"
         self.unit = asked_unit(question)  # "in m/s", "(in seconds)": the unit asked in
         question = question or ""
         words, heads = asked_words(question)
@@ -104,6 +115,8 @@ class AskedQuantity:
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
+        self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
+                             if re.search(r"[\d'^/(]", m.group("object"))]
 
     def named_by(self, sentence: str) -> bool:
         """Whether a statement names the quantity asked for before (or right after) its value."""
@@ -118,10 +131,12 @@ class AskedQuantity:
             value = _STATES_VALUE.search(step)
             cut = value.start() if value else len(step)
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
-            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+", named)]
-            # "Squared deviations: ..." names another quantity than "the standard deviation"
+            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+|\d[\d/.,]*", named)]
+            # "Squared deviations: ..." names another quantity than "the standard deviation";
+            # "2 1/2 cups" counts the cups asked for
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
-                                            or tokens[i - 1] + "s" in self.words)
+                                            or tokens[i - 1] + "s" in self.words
+                                            or tokens[i - 1][0].isdigit())
                    for i, token in enumerate(tokens)):
                 return True
         if self.verb and re.search(rf"\b{re.escape(self.verb)}(?:e?s|d)?\s+[-$\d]", lowered):
@@ -147,11 +162,13 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False
     if aside(sentence) or _DENIED.search(sentence):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
+    if REJECTED.search(CONCLUSION.split(sentence)[-1]):
+        return False  # "x = -1 is extraneous.": the value it names is set aside
     condition = _CONDITION.match(sentence)
-    if condition and not set(re.findall(r"\d+(?:\.\d+)?", condition.group(0))) & asked.given:
+    if condition and not set(_VALUES.findall(condition.group(0))) & asked.values:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
-    numbers = set(re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?!\.?\d)", sentence))
-    if not marked and numbers and numbers <= asked.given and not _STATES.search(sentence):
+    numbers = set(_VALUES.findall(sentence))
+    if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence):
         return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
     return marked or not other_quantity(sentence, asked.question) or (

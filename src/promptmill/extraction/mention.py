@@ -24,6 +24,9 @@ _REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually
 _RANKED_BELOW = re.compile(
     r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
     r"|\b(?:is|was|are|were)\s+(?:only\s+)?the\s+(?:second|third|fourth|fifth|next)\b"
+    # "Argentina is a distant second.", "Saturn comes second."
+    r"|\b(?:is|was|are|were|comes?|came|ranks?|ranked)\s+(?:only\s+)?(?:an?\s+)?"
+    r"(?:(?:distant|close)\s+)?(?:second|third|fourth|fifth)\s*(?:[.,;!]|$)"
     r"(?!\s+(?:option|choice|one|answer|alternative)\b)",
     re.IGNORECASE,
 )

@@ -25,7 +25,8 @@ _FUNCTION_WORDS = frozenset({
     "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
 })
 _SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
-_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+# a word: Latin letters and digits, or a Greek letter an option may be ("π", "Ω")
+_WORD = re.compile(r"[a-z0-9α-ω]+(?:[.'][a-z0-9α-ω]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
 _ROMAN = r"(?:VIII|VII|VI|IV|IX|V|III|II|I|X)"
 _ROMAN_LIST = re.compile(
@@ -180,6 +181,12 @@ def _phrase(text: str) -> tuple[str, ...]:
 
 
 _PRONOUNS = frozenset({"it", "they", "this", "these", "there"})
+# words of ordinary prose that an option may spell in capitals as a name ("AND", "NOT", "IF")
+_PROSE_WORDS = frozenset({
+    "and", "or", "not", "nor", "if", "then", "else", "for", "while", "all", "none", "any", "is",
+    "in", "on", "as", "at", "to", "by", "of", "it", "no", "so", "up", "do", "be", "can", "may",
+    "will", "let", "new", "set", "get", "put", "run", "use", "but", "yes", "one", "with", "from",
+})
 
 
 @lru_cache(maxsize=4096)
@@ -204,7 +211,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "by_first", "count", "elided", "heads", "names", "phrases", "roman", "seen", "squashed",
+        "by_first", "capitals", "count", "elided", "heads", "names", "phrases", "roman", "seen",
+        "squashed",
         "texts",
     )
 
@@ -219,6 +227,10 @@ class Options:
         self.texts = texts[: self.count]  # each option as written (its letter removed)
         # each option as its stemmed words ("It halves" as "halves"), options by first word
         self.phrases = [_phrase(text) for text in self.texts]
+        # "AND", "NOT": an option in capitals is a name; the same word in lower case ("and")
+        # is ordinary prose, not a mention of it
+        self.capitals = {i for i, text in enumerate(self.texts)
+                         if text.isupper() and text.lower() in _PROSE_WORDS}
         self.by_first: dict[str, list[int]] = {}
         for index, phrase in enumerate(self.phrases):
             if phrase:
@@ -340,7 +352,10 @@ class Options:
             for index in self.by_first.get(word, ()):
                 phrase = self.phrases[index]
                 end = position + len(phrase)
-                if tuple(w for w, _, _ in words[position:end]) == phrase:
+                if tuple(w for w, _, _ in words[position:end]) == phrase and (
+                    index not in self.capitals
+                    or text[words[position][1] : words[end - 1][2]].isupper()
+                ):
                     found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
             for match in re.finditer(rf"\b{re.escape(word)}\b", text):

@@ -92,7 +92,9 @@ def tagged(text: str) -> Iterator[tuple[int, str]]:
 
 _ANSWER_KEYS = (
     "answer|final_answer|finalanswer|final|answer_letter|answer_choice|choice|correct_answer|"
-    "correct_option|correct_choice|option|selected|selection|result|solution|value"
+    "correct_option|correct_choice|option|selected|selection|result|solution|value|"
+    # "selected_option", "chosenChoice": the option the response picked, by any such name
+    "(?:selected|chosen|picked)[_ -]?(?:option|choice|answer|letter)|answer[_ -]?option"
 )
 _JSON_ANSWER = re.compile(
     rf"""(?P<q>["'])(?P<key>{_ANSWER_KEYS})(?P=q)\s*:\s*(?P<value>"(?:[^"\\\n]|\\.)*"|"""
@@ -224,6 +226,19 @@ def hypothetical(text: str, start: int) -> bool:
     return _HYPOTHETICAL.search(text[max(0, start - 120) : start]) is not None
 
 
+# "It's B, although in semiconductors (A) is true": a concession joined to the statement
+# before it grants another case; what it names is not the answer
+_CONCEDED = re.compile(
+    r"(?:,|\s[—–-])\s*(?:although|though|even\s+though|whereas|while)\b[^.,;!?\n]*$",
+    re.IGNORECASE,
+)
+
+
+def conceded(text: str, start: int) -> bool:
+    """Whether the statement at ``start`` sits in a concession after another statement."""
+    return _CONCEDED.search(text[max(0, start - 120) : start]) is not None
+
+
 REFUSAL = re.compile(
     r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|"
     r"will\s+not|do\s+not\s+(?:know|remember|recall)|don't\s+(?:know|remember|recall)|"
@@ -236,7 +251,13 @@ REFUSAL = re.compile(
     r"i(?:'d|\s+would)\s+rather\s+not|"
     # "I'll leave it to you which applies": the choice is handed back, none is made
     r"leav(?:e|ing)\s+it\s+(?:up\s+)?to\s+you|(?:is|it's)\s+up\s+to\s+you|whichever\s+applies|"
-    r"your\s+(?:call|choice|pick)\b)",
+    r"your\s+(?:call|choice|pick)\b|"
+    # undecided: "I can't narrow it down", "either could be right", "Could be C, could be D",
+    # "I would pick between A and B": two answers left open is no answer
+    r"can(?:'t|not)\s+narrow\b|\beither\s+(?:one\s+|of\s+them\s+)?(?:could|might|may)\s+"
+    r"(?:be\s+(?:right|correct)|work)|\b(?:could|might|may)\s+be\s+[^.,;!?\n]{1,30},\s*"
+    r"(?:or\s+)?(?:it\s+)?(?:could|might|may)\s+be\b|\bmaybe\s+[^.,;!?\n]{1,30},\s*maybe\b|"
+    r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b)",
     re.IGNORECASE,
 )
 
@@ -298,7 +319,7 @@ def hedged(text: str) -> bool:
 
 
 _SENTENCE_BREAK = re.compile(
-    r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)[\"')\]]*\s+(?=[\"'(\[$\\A-Z0-9−-])"
+    r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)[\"')\]]*\s+(?=[\"'(\[$\\A-Z0-9−α-ωΑ-Ω√-])"
     r"|\n+|;\s+"
 )
 
@@ -335,6 +356,13 @@ CONCLUSION = re.compile(
 
 HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 """A question that counts, and the noun it counts ("How many edges ...?": edges)."""
+
+# "x = -1 is extraneous", "x = -3 doesn't work": a statement that rejects the value it names
+REJECTED = re.compile(
+    r"\b(?:extraneous|rejected|discarded|invalid|not\s+valid|not\s+a\s+(?:solution|root)|"
+    r"(?:does\s*n[o']t|do\s*n[o']t|won't|can't|cannot)\s+(?:work|check|satisfy|hold)|fails)\b",
+    re.IGNORECASE,
+)
 
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.

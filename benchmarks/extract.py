@@ -45,6 +45,7 @@ SPLITS = {
     # written by another engineer for round grader17e's measure, never tuned on
     "held-out-6": DATA / "extraction_heldout6.jsonl",
     "held-out-7": DATA / "extraction_heldout7.jsonl",
+    "held-out-8": DATA / "extraction_heldout8.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -283,11 +283,13 @@ def _upgrade(db: sqlite3.Connection) -> None:
 
 @functools.cache
 def _lookup_sql(ids: int) -> str:
-    """A lookup of ``ids`` entry ids: a join, one rowid seek each (``IN (...)`` would sort
-    the list into a temporary index first)."""
+    """A lookup of ``ids`` entry ids: one rowid seek each, the ids read as a common table
+    expression's rows in the order given. (``IN (...)`` sorts the list into a temporary
+    index first; a plain join of a VALUES subquery copies it into a temporary table: 3.9k
+    and 3.5k instructions an id against 2.5k, on 512 ids into 200 entries.)"""
     values = ",".join(["(?)"] * ids)
-    return ("SELECT r.id, r.response, r.checksum FROM (VALUES " + values + ") AS v "
-            "JOIN responses r ON r.id = v.column1")
+    return ("WITH v(id) AS (VALUES " + values + ") SELECT r.id, r.response, r.checksum "
+            "FROM v CROSS JOIN responses AS r ON r.id = v.id")
 
 
 def _files_of(path: Path) -> list[Path]:

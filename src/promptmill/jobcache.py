@@ -145,12 +145,15 @@ class JobCache:
             keys = request_keys(self.hasher, map(_payload, rows))
         if not self.looking:  # nothing of this identity stored: no request can hit
             return keys, {}
-        ids = [base ^ (row.sample_group * stride)
-               for (base, _), row in zip(keys, rows, strict=True)]
-        for (base, _), row in zip(keys, rows, strict=True):  # every sample's entry id
-            if row.n > 1:
-                first = row.sample_group * stride
-                ids.extend(base ^ index for index in range(first + 1, first + row.n))
+        if max(map(_sample_group, rows)) == 0 and max(map(_n, rows)) == 1:
+            ids = list(map(_base, keys))  # one sample each, its entry id the key's base
+        else:
+            ids = [base ^ (row.sample_group * stride)
+                   for (base, _), row in zip(keys, rows, strict=True)]
+            for (base, _), row in zip(keys, rows, strict=True):  # every sample's entry id
+                if row.n > 1:
+                    first = row.sample_group * stride
+                    ids.extend(base ^ index for index in range(first + 1, first + row.n))
         try:
             stored = self.cache.get(ids)
         except sqlite3.Error as exc:
@@ -278,6 +281,7 @@ class JobCache:
 
 _request_id = itemgetter(0)  # FinishedRequest.id, read in C
 _payload = itemgetter(4)  # RequestRow.payload and a planned request's payload
+_sample_group, _n, _base = itemgetter(2), itemgetter(3), itemgetter(0)  # read in C
 _planned_key = itemgetter(7, 8)  # RequestRow.cache_key, cache_seed
 _NOT_PLANNED = (None, None)
 

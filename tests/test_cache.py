@@ -367,3 +367,25 @@ def test_keys_planned_under_another_identity_are_never_used(server, tmp_path, mo
     server.stats.reset()
     again = promptmill.run(rows[::-1], model, output=tmp_path / "b.jsonl")
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+
+
+def test_a_schema_3_cache_is_upgraded_and_keeps_answering(server, tmp_path):
+    # Schema 4 only adds entries copied from a job store as the list of their one response
+    # (schema 3's are bare responses, as entries of several samples still are: the k=5
+    # after k=3 test reads those).
+    path = tmp_path / "c.sqlite"
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    first = promptmill.run(rows, model, cache=path)
+    db = sqlite3.connect(path, isolation_level=None)
+    texts = [text for (text,) in db.execute("SELECT response FROM responses")]
+    assert len(texts) == 3 and all(t.startswith('[{"text"') for t in texts)
+    db.execute("PRAGMA user_version=3")
+    db.close()
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=path)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+    assert [r["responses"] for r in again] == [
+        [{**r["responses"][0], "cached": True}] for r in first]
+    with ResponseCache(path) as cache:
+        assert cache.db.execute("PRAGMA user_version").fetchone()[0] == 4

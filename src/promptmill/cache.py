@@ -49,7 +49,7 @@ log = logging.getLogger("promptmill")
 
 # Identifies promptmill's cache files (PRAGMA application_id): "pmc1".
 _APPLICATION_ID = 0x706D6331
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a write waits for another job's write to the same file before it is skipped.
 _BUSY_TIMEOUT_MS = 2000
@@ -66,9 +66,11 @@ MODES = ("auto", "on", "off")
 # every job looks up in such a file.
 _ANY_IDENTITY = 0
 # Copies each answer the job store recorded since ``since`` (Unix time), from the request
-# id ``lo`` on, as an entry: through the store's status index, pending requests unread.
+# id ``lo`` on, as an entry: through the store's status index, pending requests unread. The
+# entry is the store's text as it is, a list of the one response (cutting the brackets off
+# in SQL counted characters twice: 1.7k instructions of the copy's 9.7k an entry).
 _FILL_SQL = ("INSERT OR REPLACE INTO main.responses (id, response, checksum, model, created_at) "
-             "SELECT cache_id, substr(responses, 2, length(responses) - 2), cache_sum, ?1, ?2 "
+             "SELECT cache_id, responses, cache_sum, ?1, ?2 "
              "FROM job.requests WHERE status = 'done' AND id >= ?3 AND finished_at >= ?4 "
              "AND cache_id IS NOT NULL")
 
@@ -259,7 +261,9 @@ def _upgrade(db: sqlite3.Connection) -> None:
     index): one B-tree insert a write, where schema 1's (BLOB key, sample) rows also fed a
     unique index. Schema 3 records the job identities written (``identities``: its digest's
     first 64 bits, and the run that wrote last), so a job of an identity never written looks
-    nothing up.
+    nothing up. Schema 4 lets an entry be a list of its one response (``[{...}]``, copied
+    from the job store as it is) beside a bare response (``{...}``, as before), its checksum
+    over the text either way: promptmill before it would read such a list as a response.
     """
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version >= _SCHEMA_VERSION:
@@ -273,7 +277,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
                    "checksum INTEGER NOT NULL, model INTEGER NOT NULL, "
                    "created_at REAL NOT NULL)")
         db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
-    db.execute("CREATE TABLE identities (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)")
+    if version < 3:
+        db.execute("CREATE TABLE identities (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)")
     if version == 2 and db.execute("SELECT 1 FROM responses LIMIT 1").fetchone():
         # A schema-2 file's entries name no identity: every job looks up while any is left.
         db.execute("INSERT INTO identities (id, writer) VALUES (?, 0)", (_ANY_IDENTITY,))

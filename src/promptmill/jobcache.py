@@ -171,7 +171,8 @@ class JobCache:
                         continue
                     text, checksum = entry
                     if zlib.crc32(text.encode(), seed) == checksum:
-                        samples[offset] = text
+                        # A list of its one response, as copied from a job store: unwrapped.
+                        samples[offset] = text[1:-1] if text.startswith("[") else text
                     else:  # damaged, or another key's entry under the same id
                         damaged += 1
                 if samples:
@@ -199,8 +200,8 @@ class JobCache:
                 return encoded, None, None
             self._unfilled += 1
             base, seed = key
-            # The entry is the list's only item, as _FILL_SQL cuts it from the stored text.
-            return encoded, base ^ first, zlib.crc32(encoded[1:-1].encode(), seed)
+            # The entry is the stored list as it is (cache._FILL_SQL copies it).
+            return encoded, base ^ first, zlib.crc32(encoded.encode(), seed)
         fresh = [encode(response) for response in responses]
         for offset, text in enumerate(fresh):
             self.add(key, first + offset, text)

@@ -389,3 +389,18 @@ def test_a_schema_3_cache_is_upgraded_and_keeps_answering(server, tmp_path):
         [{**r["responses"][0], "cached": True}] for r in first]
     with ResponseCache(path) as cache:
         assert cache.db.execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+def test_requests_planned_without_keys_beside_keyed_ones_are_hashed_on_dispatch(
+        server, tmp_path, monkeypatch):
+    # Planning interrupted, resumed with the cache off (no keys), dispatched with it on.
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:12]]
+    store = _planned_only(rows, model, tmp_path / "a.jsonl", monkeypatch)
+    planned = sqlite3.connect(store, isolation_level=None)
+    planned.execute("UPDATE requests SET cache_key = NULL, cache_seed = NULL WHERE id % 2 = 1")
+    planned.close()
+    assert len(promptmill.run(rows, model, output=tmp_path / "a.jsonl")) == 12
+    server.stats.reset()
+    again = promptmill.run(rows[::-1], model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)

@@ -16,7 +16,8 @@ Its cost on dispatch, kept small on purpose (issue 13: at most 3%; a job's side 
 ``jobcache``). A job whose identity (everything in the key but the prompt) the cache has
 never held an entry of looks nothing up: none could hit. Each write notes the identity and
 the writing run in ``identities``, so a job that starts later looks up, and a job running
-meanwhile starts looking up at its next write. Answers are not written from Python: the
+meanwhile starts looking up at its next write. Each request's key is hashed at planning
+and read by dispatch with the request's row. Answers are not written from Python: the
 job store's UPDATE that records an answer also records its entry's id and checksum, and
 the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to the
 cache's connection) every 4,096 answers or 2 s, right after a store commit, so a kill never

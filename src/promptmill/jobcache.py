@@ -4,8 +4,15 @@ A request's key is a BLAKE2b of the exact messages or prompt as sent, salted wit
 of the job's identity (``cache.identity_bytes``: provider, endpoint, model, parameters...);
 each sample is its own entry, under the key's first 64 bits XOR the sample's index in its
 row, checked on read by a CRC-32 seeded with 32 more bits of the key. ``cache`` explains
-what keeps this cheap on dispatch: no lookups for an identity never written, and answers
-copied from the job store by SQL.
+what keeps this cheap on dispatch: no lookups for an identity never written, keys hashed at
+planning, and answers copied from the job store by SQL.
+
+Keys hashed at planning (``PlannedKeys``) are stored with each request (``cache_key``,
+``cache_seed``) and the identity they were hashed under in the store's meta
+(``cache_keys``); dispatch reads them with the row only when its own identity is that one
+(the fingerprint refuses most changes of identity, but a fleet's endpoints may change
+between runs), and hashes any request planned without one (a job planned before store
+migration 7, or while the cache was off).
 """
 
 from __future__ import annotations

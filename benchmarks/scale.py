@@ -26,6 +26,8 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
    peak RSS, beside the figures of the code before issue 15. Targets: 200,000 rows/s with
    the field prompt, 100,000 with the template. With ``--instructions``: planning's
    instructions a row instead, each child under callgrind (planning alone is counted).
+   With ``--cache``: at temperature 0, where the response cache is on by default and
+   planning also hashes each request's cache key.
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
@@ -33,6 +35,7 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
     python benchmarks/scale.py --only batch         # online and batch, memory compared
     python benchmarks/scale.py --only plan          # planning alone: rows/s, peak RSS
     python benchmarks/scale.py --only plan --rows 20000 --instructions   # under callgrind
+    python benchmarks/scale.py --only plan --cache  # planning a temperature-0 job
 """
 
 from __future__ import annotations
@@ -329,8 +332,9 @@ def run_resume(rows: int, folder: Path) -> bool:
     return ok
 
 
-def plan_child(prompt: str, input_path: Path, output: Path) -> None:
-    """Plan ``input_path`` in this process; print seconds, CPU seconds and peak RSS as JSON."""
+def plan_child(prompt: str, input_path: Path, output: Path, cached: bool = False) -> None:
+    """Plan ``input_path`` in this process; print seconds, CPU seconds and peak RSS as JSON.
+    ``cached``: at temperature 0, so planning also hashes each request's response cache key."""
     import resource
 
     from promptmill.prompts.render import PromptSpec
@@ -338,7 +342,9 @@ def plan_child(prompt: str, input_path: Path, output: Path) -> None:
     prompts = (PromptSpec(template=PLAN_TEMPLATE) if prompt == "jinja"
                else PromptSpec(prompt_field="prompt"))
     spec = JobSpec(input=input_path, output=output, prompts=prompts,
-                   generator=get_generator("http!test-model,api_base=http://127.0.0.1:9/v1"))
+                   generator=get_generator("http!test-model,api_base=http://127.0.0.1:9/v1"
+                                           + (",temperature=0" if cached else "")),
+                   cache_path=output.with_name(output.name + ".cache.sqlite"))
     start, cpu = time.perf_counter(), time.process_time()
     job = Job.open(spec)
     try:
@@ -351,7 +357,7 @@ def plan_child(prompt: str, input_path: Path, output: Path) -> None:
                       "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
+def run_plan(rows: int, folder: Path, instructions: bool = False, cached: bool = False) -> bool:
     """Planning alone, field prompt and template, each in a fresh child; True if both meet
     their targets (by wall clock: the figure a user waits for). ``instructions``: the
     children run under callgrind instead, and planning's instructions a row are printed."""
@@ -364,7 +370,7 @@ def run_plan(rows: int, folder: Path, instructions: bool = False) -> bool:
         for stale in folder.glob(f"plan-{prompt}.jsonl*"):
             stale.unlink()
         command = [sys.executable, __file__, "--plan-child", prompt, str(input_path),
-                   str(output)]
+                   str(output), *(["--cache"] if cached else [])]
         if instructions:
             command = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
                        f"--callgrind-out-file={folder}/plan-{prompt}.callgrind", *command]
@@ -403,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan-child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--instructions", action="store_true",
                         help="with --only plan: count instructions under callgrind instead")
+    parser.add_argument("--cache", action="store_true",
+                        help="with --only plan: at temperature 0 (response cache keys hashed)")
     parser.add_argument("--only", choices=["full", "resume", "batch", "plan"],
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
@@ -410,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_package()  # the children run it as an installed copy does
     if args.plan_child:
         prompt, input_path, output = args.plan_child
-        plan_child(prompt, Path(input_path), Path(output))
+        plan_child(prompt, Path(input_path), Path(output), args.cache)
         return 0
     print(f"scale benchmark: {args.rows:,} rows, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
@@ -428,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "resume"):
             ok = run_resume(args.resume_rows or args.rows, folder) and ok
         if args.only == "plan":  # on request only: the CI's run has its four verdicts
-            ok = run_plan(args.rows, folder, args.instructions) and ok
+            ok = run_plan(args.rows, folder, args.instructions, args.cache) and ok
         if args.only in (None, "batch"):
             input_path = folder / "input.jsonl"
             if not input_path.exists():

@@ -311,3 +311,83 @@ def test_a_schema_2_cache_keeps_answering(server, tmp_path):
     server.stats.reset()
     again = promptmill.run(rows, model, cache=path)
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+
+
+def _altered_after_planning(server, tmp_path: Path, monkeypatch, *statements: str) -> None:
+    """Plan a job of 12 rows and stop before anything is sent (as a kill right after
+    planning), run ``statements`` on its store, run it to the end; then a job over the rows
+    in reverse order must take every answer from the cache."""
+    from promptmill.engine.dispatch import Dispatcher
+
+    async def killed(self: object) -> None:
+        raise KeyboardInterrupt
+
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:12]]
+    output = tmp_path / "a.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(Dispatcher, "run", killed)
+        with pytest.raises(KeyboardInterrupt):
+            promptmill.run(rows, model, output=output)
+    store = sqlite3.connect(output.with_name(output.name + ".promptmill.db"),
+                            isolation_level=None)
+    assert store.execute("SELECT COUNT(*) FROM requests WHERE cache_key IS NOT NULL "
+                         "AND cache_seed IS NOT NULL").fetchone() == (12,)
+    for statement in statements:
+        store.execute(statement)
+    store.close()
+    server.stats.reset()
+    assert len(promptmill.run(rows, model, output=output)) == 12
+    assert _served(server) == 12
+    server.stats.reset()
+    again = promptmill.run(rows[::-1], model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+
+
+def test_a_job_planned_before_keys_were_planned_resumes_and_fills_the_cache(
+        server, tmp_path, monkeypatch):
+    # A store of schema 6 (before planning hashed each request's cache key): its requests
+    # carry no keys, so dispatch hashes them, and what it writes must be what a job planned
+    # with keys looks up.
+    _altered_after_planning(server, tmp_path, monkeypatch,
+                            "ALTER TABLE requests DROP COLUMN cache_key",
+                            "ALTER TABLE requests DROP COLUMN cache_seed",
+                            "DELETE FROM meta WHERE key = 'cache_keys'",
+                            "PRAGMA user_version=6")
+
+
+def test_keys_planned_under_another_identity_are_never_used(server, tmp_path, monkeypatch):
+    # The keys a store holds count only for the job identity its meta names (a fleet whose
+    # endpoints changed since planning has another): otherwise dispatch hashes its own.
+    _altered_after_planning(server, tmp_path, monkeypatch,
+                            "UPDATE requests SET cache_key = cache_key + 1",
+                            "UPDATE meta SET value = '7' WHERE key = 'cache_keys'")
+
+
+def test_requests_planned_without_keys_beside_keyed_ones_are_hashed_on_dispatch(
+        server, tmp_path, monkeypatch):
+    # Planning interrupted, resumed with the cache off (no keys), dispatched with it on.
+    _altered_after_planning(server, tmp_path, monkeypatch, "UPDATE requests SET cache_key = "
+                            "NULL, cache_seed = NULL WHERE id % 2 = 1")
+
+
+def test_a_schema_3_cache_is_upgraded_and_keeps_answering(server, tmp_path):
+    # Schema 4 only adds entries copied from a job store as the list of their one response
+    # (schema 3's are bare responses, as entries of several samples still are: the k=5
+    # after k=3 test reads those).
+    path = tmp_path / "c.sqlite"
+    model = f"http!test-model,api_base={server.url},temperature=0"
+    rows = [{"question": q} for q in QUESTIONS[:3]]
+    first = promptmill.run(rows, model, cache=path)
+    db = sqlite3.connect(path, isolation_level=None)
+    texts = [text for (text,) in db.execute("SELECT response FROM responses")]
+    assert len(texts) == 3 and all(t.startswith('[{"text"') for t in texts)
+    db.execute("PRAGMA user_version=3")
+    db.close()
+    server.stats.reset()
+    again = promptmill.run(rows, model, cache=path)
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in again)
+    assert [r["responses"] for r in again] == [
+        [{**r["responses"][0], "cached": True}] for r in first]
+    with ResponseCache(path) as cache:
+        assert cache.db.execute("PRAGMA user_version").fetchone()[0] == 4

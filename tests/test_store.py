@@ -70,7 +70,7 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
         JobStore(tmp_path / "s.db")
 
 
-@pytest.mark.parametrize("version", [1, 3, 4])
+@pytest.mark.parametrize("version", [1, 3, 4, 6])
 def test_an_older_store_gains_the_endpoint_column_and_keeps_its_results(
         tmp_path: Path, version: int) -> None:
     path = tmp_path / "old.promptmill.db"
@@ -86,8 +86,11 @@ def test_an_older_store_gains_the_endpoint_column_and_keeps_its_results(
                "status, attempts) VALUES (1, 1, 0, 1, '{}', 5, 'pending', 0)")
     db.close()
     with JobStore(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert store.status().done == 1
+        # Planned without response cache keys: dispatch hashes them (migration 7).
+        assert [(r.id, r.cache_key, r.cache_seed) for r in store.iter_pending()] == [
+            (1, None, None)]
         store.record([FinishedRequest(1, 1, "[]", endpoint="http!m,api_base=http://b/v1")])
         assert store.db.execute("SELECT id, endpoint FROM requests ORDER BY id").fetchall() == [
             (0, None), (1, "http!m,api_base=http://b/v1")]

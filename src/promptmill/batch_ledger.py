@@ -156,7 +156,8 @@ class BatchLedger:
         while True:
             rows = self.store.db.execute(
                 "SELECT r.id, r.row_index, r.sample_group, r.n, r.payload, r.est_tokens, "
-                "r.attempts FROM batch_requests b JOIN requests r ON r.id = b.request_id "
+                "r.attempts, r.cache_key, r.cache_seed FROM batch_requests b "
+                "JOIN requests r ON r.id = b.request_id "
                 "WHERE b.batch = ? AND b.request_id > ? ORDER BY b.request_id LIMIT ?",
                 (number, last, chunk)).fetchall()
             if not rows:

@@ -4,8 +4,15 @@ A request's key is a BLAKE2b of the exact messages or prompt as sent, salted wit
 of the job's identity (``cache.identity_bytes``: provider, endpoint, model, parameters...);
 each sample is its own entry, under the key's first 64 bits XOR the sample's index in its
 row, checked on read by a CRC-32 seeded with 32 more bits of the key. ``cache`` explains
-what keeps this cheap on dispatch: no lookups for an identity never written, and answers
-copied from the job store by SQL.
+what keeps this cheap on dispatch: no lookups for an identity never written, keys hashed at
+planning, and answers copied from the job store by SQL.
+
+Keys hashed at planning (``PlannedKeys``) are stored with each request (``cache_key``,
+``cache_seed``) and the identity they were hashed under in the store's meta
+(``cache_keys``); dispatch reads them with the row only when its own identity is that one
+(the fingerprint refuses most changes of identity, but a fleet's endpoints may change
+between runs), and hashes any request planned without one (a job planned before store
+migration 7, or while the cache was off).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -94,19 +101,19 @@ class JobCache:
     turns the cache off for the rest of the run with one warning.
     """
 
-    __slots__ = ("cache", "hasher", "identity", "model_id", "stride", "looking", "_writer",
-                 "_spans", "_queued", "_unfilled", "_span", "_written_at", "_off", "stored")
+    __slots__ = ("cache", "hasher", "identity", "planned", "model_id", "stride", "looking",
+                 "_writer", "_spans", "_queued", "_unfilled", "_span", "_written_at", "_off",
+                 "stored")
 
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int, store_path: Path,
-                 unfilled: tuple[float, int] | None = None) -> None:
+                 unfilled: tuple[float, int] | None = None,
+                 planned_keys: int | None = None) -> None:
         self.cache = cache
-        # Every request's hash starts as a copy of this one, whose parameter block holds the
-        # identity's digest as salt and personalization: unlike a key, they cost no extra
-        # compression per hash.
-        digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
-        self.hasher = hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:])
-        self.identity = int.from_bytes(digest[:8], "little", signed=True)
+        self.hasher, self.identity = identity_hasher(identity)
+        # Whether the keys planning stored with the requests are this identity's: then
+        # dispatch reads them instead of hashing (rows planned without one are hashed).
+        self.planned = planned_keys == self.identity
         self.model_id = cache.model_id(model)  # provider!model, shown by `cache stats`
         self.stride = stride  # samples per sample group: sample index = group * stride + i
         # Whether any entry could hit: the identity was written before (by any run), or
@@ -133,23 +140,27 @@ class JobCache:
         samples stored for those that have any. None when the cache is off."""
         if self._off:
             return None
-        # 128 bits of BLAKE2b salted with the identity's digest, of which the first 96 are
-        # used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call, several times
-        # the cost of hashing a prompt.)
-        keys: list[CacheKey] = []
-        copy, unpack, stride = self.hasher.copy, _KEY.unpack, self.stride
-        for row in rows:
-            hasher = copy()
-            hasher.update(row.payload.encode())
-            keys.append(unpack(hasher.digest()))
+        stride = self.stride
+        if self.planned:
+            keys = list(map(_planned_key, rows))
+            if _NOT_PLANNED in keys:  # rows planned without keys (with the cache off then)
+                unkeyed = [i for i, key in enumerate(keys) if key == _NOT_PLANNED]
+                hashed = request_keys(self.hasher, [rows[i].payload for i in unkeyed])
+                for i, key in zip(unkeyed, hashed, strict=True):
+                    keys[i] = key
+        else:
+            keys = request_keys(self.hasher, map(_payload, rows))
         if not self.looking:  # nothing of this identity stored: no request can hit
             return keys, {}
-        ids = [base ^ (row.sample_group * stride)
-               for (base, _), row in zip(keys, rows, strict=True)]
-        for (base, _), row in zip(keys, rows, strict=True):  # every sample's entry id
-            if row.n > 1:
-                first = row.sample_group * stride
-                ids.extend(base ^ index for index in range(first + 1, first + row.n))
+        if max(map(_sample_group, rows)) == 0 and max(map(_n, rows)) == 1:
+            ids = list(map(_base, keys))  # one sample each, its entry id the key's base
+        else:
+            ids = [base ^ (row.sample_group * stride)
+                   for (base, _), row in zip(keys, rows, strict=True)]
+            for (base, _), row in zip(keys, rows, strict=True):  # every sample's entry id
+                if row.n > 1:
+                    first = row.sample_group * stride
+                    ids.extend(base ^ index for index in range(first + 1, first + row.n))
         try:
             stored = self.cache.get(ids)
         except sqlite3.Error as exc:
@@ -167,7 +178,8 @@ class JobCache:
                         continue
                     text, checksum = entry
                     if zlib.crc32(text.encode(), seed) == checksum:
-                        samples[offset] = text
+                        # A list of its one response, as copied from a job store: unwrapped.
+                        samples[offset] = text[1:-1] if text.startswith("[") else text
                     else:  # damaged, or another key's entry under the same id
                         damaged += 1
                 if samples:
@@ -195,8 +207,8 @@ class JobCache:
                 return encoded, None, None
             self._unfilled += 1
             base, seed = key
-            # The entry is the list's only item, as _FILL_SQL cuts it from the stored text.
-            return encoded, base ^ first, zlib.crc32(encoded[1:-1].encode(), seed)
+            # The entry is the stored list as it is (cache._FILL_SQL copies it).
+            return encoded, base ^ first, zlib.crc32(encoded.encode(), seed)
         fresh = [encode(response) for response in responses]
         for offset, text in enumerate(fresh):
             self.add(key, first + offset, text)
@@ -276,6 +288,68 @@ class JobCache:
 
 
 _request_id = itemgetter(0)  # FinishedRequest.id, read in C
+_payload = itemgetter(4)  # RequestRow.payload and a planned request's payload
+_sample_group, _n, _base = itemgetter(2), itemgetter(3), itemgetter(0)  # read in C
+_planned_key = itemgetter(7, 8)  # RequestRow.cache_key, cache_seed
+_NOT_PLANNED = (None, None)
+
+
+def identity_hasher(identity: Mapping[str, Any]) -> tuple[Any, int]:
+    """The hasher every request key of a job identity starts as a copy of, and the
+    identity's id (its digest's first 64 bits)."""
+    # The identity's digest is the hasher's salt and personalization: unlike a key, they
+    # cost no extra compression per hash.
+    digest = hashlib.blake2b(identity_bytes(identity), digest_size=32).digest()
+    return (hashlib.blake2b(digest_size=16, salt=digest[:16], person=digest[16:]),
+            int.from_bytes(digest[:8], "little", signed=True))
+
+
+def request_keys(hasher: Any, payloads: Iterable[str]) -> list[CacheKey]:
+    """Each payload's key: 128 bits of BLAKE2b salted with the identity's digest, of which
+    the first 96 are used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call,
+    several times the cost of hashing a prompt.)"""
+    keys: list[CacheKey] = []
+    copy, unpack, append = hasher.copy, _KEY.unpack, keys.append
+    for payload in payloads:
+        one = copy()
+        one.update(payload.encode())
+        append(unpack(one.digest()))
+    return keys
+
+
+class PlannedKeys:
+    """Hashes the response cache key of each request planning stores, so dispatch reads it
+    with the row instead of hashing it (the job's hot path)."""
+
+    __slots__ = ("hasher", "identity")
+
+    def __init__(self, hasher: Any, identity: int) -> None:
+        self.hasher = hasher
+        self.identity = identity  # kept in the store's meta ``cache_keys`` with the rows
+
+    def keyed(self, requests: list[tuple[int, int, int, int, str, int]]
+              ) -> list[tuple[int, int, int, int, str, int, int, int]]:
+        """The planned requests, each with its key (base, seed) appended."""
+        keys = request_keys(self.hasher, map(_payload, requests))
+        return list(map(tuple.__add__, requests, keys))  # type: ignore[arg-type]
+
+
+def caches(spec: Any, params: Any) -> bool:
+    """Whether a job of ``spec`` with these params uses the response cache."""
+    return spec.cache != "off" and (spec.cache == "on" or deterministic(params))
+
+
+def planned_keys(spec: Any, params: Any, store: JobStore) -> PlannedKeys | None:
+    """What hashes the cache keys of the requests planning stores now, or None: the job does
+    not use the cache, or rows were stored before without keys or under another identity
+    (a fleet's endpoints changed), whose keys dispatch then hashes itself."""
+    if not caches(spec, params):
+        return None
+    hasher, identity = identity_hasher(spec.cache_identity(params))
+    stored = store.get_meta("cache_keys")
+    if stored != identity and (stored is not None or int(store.get_meta("planned_rows") or 0)):
+        return None
+    return PlannedKeys(hasher, identity)
 
 
 def deterministic(params: Any) -> bool:
@@ -287,7 +361,7 @@ def deterministic(params: Any) -> bool:
 def job_cache(spec: Any, params: Any, store: JobStore) -> JobCache | None:
     """The cache view a job's dispatch into ``store`` uses, or None (off, sampled without
     --cache, or the file unusable: then with a warning)."""
-    if spec.cache == "off" or (spec.cache == "auto" and not deterministic(params)):
+    if not caches(spec, params):
         return None
     cache = open_cache(spec.cache_path)
     if cache is None:
@@ -298,7 +372,8 @@ def job_cache(spec: Any, params: Any, store: JobStore) -> JobCache | None:
     try:
         return JobCache(cache, spec.cache_identity(params), f"{generator.provider}!"
                         f"{generator.model}", stride, store.path,
-                        (float(unfilled[0]), int(unfilled[1])) if unfilled else None)
+                        (float(unfilled[0]), int(unfilled[1])) if unfilled else None,
+                        store.get_meta("cache_keys"))
     except sqlite3.Error as exc:
         cache.close()
         log.warning("response cache %s skipped: %s; the job runs without it", cache.path,
@@ -310,7 +385,12 @@ __all__ = [
     "CacheKey",
     "CachedSamples",
     "JobCache",
+    "PlannedKeys",
+    "caches",
     "deterministic",
+    "identity_hasher",
     "job_cache",
     "marked_cached",
+    "planned_keys",
+    "request_keys",
 ]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from promptmill import data
+from promptmill.jobcache import planned_keys
 
 if TYPE_CHECKING:
     from promptmill.bulk_planning import BulkPlanner
@@ -118,6 +119,8 @@ class _Chunks:
         self.requests: list[tuple[int, int, int, int, str, int]] = []
         self.unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
         self.next_index = self.planned
+        # Each request's response cache key, hashed here rather than on dispatch's hot path.
+        self.keys = planned_keys(job.spec, job.params, job.store)
         self.ids = job.spec.unique_ids_check()
         # A Parquet/Arrow output needs one type per field: a field that changes type between
         # rows is refused now, before anything is sent, not when the export would fail. The
@@ -172,9 +175,13 @@ class _Chunks:
             self.types.add(self.typed)
             self.typed = []
         self.planner.finish_chunk()
-        self.store.add_planned(self.rows, self.requests, next_index, unsendable=self.unsendable,
-                               meta={"truncated_rows": self.cut_before + self.planner.cut_rows,
-                                     **(meta or {})})
+        requests: Sequence[Any] = self.requests
+        meta = {"truncated_rows": self.cut_before + self.planner.cut_rows, **(meta or {})}
+        if self.keys is not None:
+            requests = self.keys.keyed(self.requests)
+            meta["cache_keys"] = self.keys.identity
+        self.store.add_planned(self.rows, requests, next_index, unsendable=self.unsendable,
+                               meta=meta)
         self.rows, self.requests, self.unsendable = [], [], []
 
     def finish(self, reached_end: bool) -> None:

@@ -28,7 +28,7 @@ from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
 from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_many, values_sql
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Submitted in a Batch API batch, its answer not yet recorded: pending for the job (not done,
 # exported as pending), but never sent online nor put in a second batch meanwhile.
@@ -193,10 +193,18 @@ def _migration_6_cache_entries(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN cache_sum INTEGER")
 
 
+def _migration_7_cache_keys(db: sqlite3.Connection) -> None:
+    """Each request's response cache key (its 64-bit base and 32-bit checksum seed), hashed
+    at planning so dispatch reads it with the row (NULL: planned without one, then hashed
+    at dispatch; meta ``cache_keys`` names the job identity they were hashed under)."""
+    db.execute("ALTER TABLE requests ADD COLUMN cache_key INTEGER")
+    db.execute("ALTER TABLE requests ADD COLUMN cache_seed INTEGER")
+
+
 # Applied in order, once each; PRAGMA user_version records how many have run.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1, _migration_2_batches, _migration_3_attempts, _migration_4_invalid_output,
-    _migration_5_endpoint, _migration_6_cache_entries]
+    _migration_5_endpoint, _migration_6_cache_entries, _migration_7_cache_keys]
 
 
 # RequestRow and FinishedRequest are NamedTuples, not frozen dataclasses: one of each per
@@ -212,6 +220,9 @@ class RequestRow(NamedTuple):
     payload: str
     est_tokens: int
     attempts: int
+    # Its response cache key hashed at planning (``jobcache``), None where it was not.
+    cache_key: int | None = None
+    cache_seed: int | None = None
 
 
 class FinishedRequest(NamedTuple):
@@ -448,7 +459,8 @@ class JobStore:
     def add_planned(
         self,
         rows: Sequence[tuple[int, str]],
-        requests: Sequence[tuple[int, int, int, int, str, int]],
+        requests: Sequence[tuple[int, int, int, int, str, int]
+                           | tuple[int, int, int, int, str, int, int, int]],
         planned_rows: int,
         *,
         unsendable: Sequence[tuple[int, str]] = (),
@@ -456,14 +468,18 @@ class JobStore:
     ) -> None:
         """Record a chunk of planned rows and requests; idempotent (ids are stable).
 
+        ``requests`` may carry two more values, each one's response cache key (base, seed).
         ``unsendable`` requests (id, error) are recorded failed at once, never sent (a prompt
         over the context); ``meta`` values are kept in the same transaction.
         """
+        keyed = bool(requests) and len(requests[0]) == 8
         with self.transaction() as db:
             insert_many(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
                          values_sql(2), rows)
             insert_many(db, "INSERT OR IGNORE INTO requests (id, row_index, sample_group, n, "
-                         "payload, est_tokens) VALUES ", values_sql(6), requests)
+                         "payload, est_tokens" + (", cache_key, cache_seed) VALUES " if keyed
+                                                  else ") VALUES "),
+                         values_sql(8 if keyed else 6), requests)
             db.executemany(
                 "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
                 "finished_at = ? WHERE id = ? AND status = 'pending'",
@@ -495,8 +511,9 @@ class JobStore:
         last = -1
         while True:
             batch = self.db.execute(
-                "SELECT id, row_index, sample_group, n, payload, est_tokens, attempts "
-                "FROM requests WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                "SELECT id, row_index, sample_group, n, payload, est_tokens, attempts, "
+                "cache_key, cache_seed FROM requests WHERE status = 'pending' AND id > ? "
+                "ORDER BY id LIMIT ?",
                 (last, chunk),
             ).fetchall()
             if not batch:

@@ -132,7 +132,7 @@ def test_a_store_of_schema_3_gains_the_invalid_output_outcome(tmp_path):
     db.execute("INSERT INTO attempts VALUES (0, 1700000000000, 250, 2)")
     db.close()
     with JobStore(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         names = dict(store.db.execute("SELECT code, name FROM attempt_outcomes"))
         assert names == dict(enumerate(ATTEMPT_OUTCOMES))
         assert names[7] == "invalid_output"

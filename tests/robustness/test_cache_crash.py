@@ -32,12 +32,14 @@ def slow_server() -> Iterator[TestServer]:
 
 
 def cached_texts(path: Path) -> list[str]:
-    """Every response the cache file holds."""
+    """Every response the cache file holds (an entry copied from a job store is the list of
+    its one response, as the store keeps it)."""
     if not path.exists():
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return [text for (text,) in db.execute("SELECT response FROM responses")]
+        return [text[1:-1] if text.startswith("[") else text
+                for (text,) in db.execute("SELECT response FROM responses")]
     except sqlite3.OperationalError:  # killed before its schema was committed
         return []
     finally:

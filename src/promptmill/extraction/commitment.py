@@ -26,7 +26,7 @@ from promptmill.extraction.asked import (
     per_item,
 )
 from promptmill.extraction.mathnorm import latexify
-from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY, REJECTED
+from promptmill.extraction.text import CHECK, CONCLUSION, CORRECTION, HOW_MANY, REJECTED
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
@@ -220,7 +220,8 @@ def named_clause(sentence: str, question: str | None) -> str:
     parts = [part for part in _CLAUSES.split(sentence) if part.strip()]
     if len(parts) < 2 or any(_ANAPHOR.match(part) for part in parts[1:]):
         return sentence  # "..., and both are 2": the clause carries on the one before
-    if _TOTALLED.search(parts[-1]):
+    if _TOTALLED.search(parts[-1]) or any(REJECTED.search(p) or CHECK.search(p) for p in parts):
+        # "t² = 16, and ... t = 4 (t = −4 is rejected)": the rejection decides, not the name
         return sentence  # "Each end has 3 vertices, and there are 2 ends: 6 in all."
     asked = asked_quantity_of(question)
     named = [part for part in parts if _STATES_VALUE.search(part) and asked.named_by(part)]

@@ -97,12 +97,14 @@ _LETTERS_ARE_CORRECT = re.compile(
     r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
     r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
 )
-# "It's either E or B", "either (B) or (D)": two letters offered, neither chosen (an option
-# whose text is "OR" or "B-" is not named by them)
+# "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
+# neither chosen (an option whose text is "OR" or "B-" is not named by them)
 _EITHER_LETTERS = re.compile(
-    r"\b(?i:either)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
+    r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# "I'd choose B. Or maybe C — ...": a second letter entertained after the first
+_OR_MAYBE_LETTER = re.compile(r"(?:^|[.!;]\s+)(?i:or\s+(?:maybe|perhaps|possibly))\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -296,6 +298,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
             found.append(Candidate(match.start(), None, HEDGE, STRONG))
+    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)]
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
@@ -327,6 +330,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:
             found.append(Candidate(match.start(1), index, "bare", STRONG))
+    bare = list(_BARE_LINE.finditer(text))
+    if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
+        found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
     for match in _LETTER_LIST_LINE.finditer(text):
         kind = HEDGE if re.search(r"\bor\b|/", match.group(0)) else SEVERAL
         found.append(Candidate(match.start(), None, kind, STRONG))

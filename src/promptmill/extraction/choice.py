@@ -116,6 +116,11 @@ _IS_LETTER = re.compile(
     r"(?=\s*[.!]?\s*$|\s*[.!]\s)",
     re.MULTILINE,
 )
+# "That makes B the right answer.": the letter a conclusion names as the answer
+_MAKES_LETTER = re.compile(
+    r"\b(?i:makes?|leaves?)\s+(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))\s+"
+    r"(?i:the\s+(?:right|correct|best|only\s+correct)\s+(?:answer|choice|option|one))\b"
+)
 # "D, not A.", "B rather than A: ...": the letter kept over the one set aside
 _LETTER_NOT_LETTER = re.compile(
     r"(?:^|(?<=[.!?:]\s))[ \t>*]*\(?([A-Z])\)?\**,?\s+(?i:not|rather\s+than|instead\s+of)\s+"
@@ -311,7 +316,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             text, match.start()
         ):
             found.append(Candidate(match.start(), index, "letter_is_correct", STRONG))
-    for match in _IS_LETTER.finditer(text):
+    for match in (*_IS_LETTER.finditer(text), *_MAKES_LETTER.finditer(text)):
         index = LETTERS.index(match.group("paren") or match.group("letter"))
         if index < options.count and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), index, "answer_statement", STRONG))

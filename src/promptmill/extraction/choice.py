@@ -104,7 +104,9 @@ _EITHER_LETTERS = re.compile(
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
 # "I'd choose B. Or maybe C — ...": a second letter entertained after the first
-_OR_MAYBE_LETTER = re.compile(r"(?:^|[.!;]\s+)(?i:or\s+(?:maybe|perhaps|possibly))\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
+_OR_MAYBE_LETTER = re.compile(
+    r"(?:^|[.!;]\s+)(?i:or\s+(?:maybe|perhaps|possibly))\s+\(?[A-Z]\)?(?![A-Za-z0-9])"
+)
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"

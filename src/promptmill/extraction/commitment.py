@@ -145,7 +145,8 @@ class AskedQuantity:
                    for i, token in enumerate(tokens)):
                 return True
         # "she earns $906.50", "Total weekly earnings: $906.50"
-        if self.verb and re.search(rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+[-$\d]", lowered):
+        verb = re.escape(self.verb or "")
+        if self.verb and re.search(rf"\b{verb}(?:e?s|d|ings?:?)?\s+[-$\d]", lowered):
             return True
         unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
         if self.unit and re.search(rf"\d\s*(?:{unit})(?![\w/])", text):

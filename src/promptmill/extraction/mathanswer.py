@@ -213,8 +213,8 @@ _TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
 _BARE_TOTAL = re.compile(r"(?<![\w.])(\d[\d,]*)(?=\s+(?:in\s+total|in\s+all|altogether)\b)",
                          re.IGNORECASE)
 # "7 boxes", "2 1/2 cups", "10½ litres" (as LaTeX): a count and its noun
-_COUNT_OF = re.compile(r"(?<![\w./])(\d[\d,]*(?:\.\d+)?(?:\s+\d+/\d+)?|\d+/\d+|\\frac\{\d+\}\{\d+\})"
-                       r"\s+([a-z]{3,})",
+_COUNT_OF = re.compile(r"(?<![\w./])(\d[\d,]*(?:\.\d+)?(?:\s+\d+/\d+)?|\d+/\d+"
+                       r"|\\frac\{\d+\}\{\d+\})\s+([a-z]{3,})",
                        re.IGNORECASE)
 # "60, 120": a list of plain numbers (a thousands comma has no space after it)
 _LISTED = re.compile(r"-?\d+(?:\.\d+)?(?:,\s+-?\d+(?:\.\d+)?)+")
@@ -322,7 +322,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
                 sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
-        value = _counted(sentence, counted.group(1)) if counted else named_value(sentence, question)
+        value = (_counted(sentence, counted.group(1)) if counted
+                 else named_value(sentence, question))
         corrected = _after_correction(sentence)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one

@@ -213,9 +213,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "by_first", "capitals", "closed", "count", "elided", "heads", "names", "phrases", "roman", "seen",
-        "squashed",
-        "texts",
+        "by_first", "capitals", "closed", "count", "elided", "heads", "names", "phrases", "roman",
+        "seen", "squashed", "texts",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -382,7 +381,7 @@ class Options:
             if ordinal is not None:
                 found.append((match.start(), match.end(), ordinal))
         if self.closed:
-            for (_, start, _), (_, _, end) in zip(words, words[1:]):
+            for (_, start, _), (_, _, end) in zip(words, words[1:], strict=False):
                 index = self.closed.get(_squash(text[start:end]), -1)
                 if index >= 0 and " " in text[start:end]:
                     found.append((start, end, index))

@@ -104,9 +104,7 @@ _EITHER_LETTERS = re.compile(
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
 # "I'd choose B. Or maybe C — ...": a second letter entertained after the first
-_OR_MAYBE_LETTER = re.compile(
-    r"(?:^|[.!;]\s+)(?i:or\s+(?:maybe|perhaps|possibly))\s+\(?[A-Z]\)?(?![A-Za-z0-9])"
-)
+_OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -305,7 +303,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
             found.append(Candidate(match.start(), None, HEDGE, STRONG))
-    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)]
+    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)
+              if text[: m.start()].rstrip()[-1:] in ("", ".", "!", ";")]  # opening a sentence
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
@@ -333,11 +332,11 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     for match in _ARROW_LETTER.finditer(text):
         if LETTERS.index(match.group(1)) < options.count:
             found.append(Candidate(match.start(1), LETTERS.index(match.group(1)), "bare", STRONG))
-    for match in _BARE_LINE.finditer(text):
+    bare = list(_BARE_LINE.finditer(text))
+    for match in bare:
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:
             found.append(Candidate(match.start(1), index, "bare", STRONG))
-    bare = list(_BARE_LINE.finditer(text))
     if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
         found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
     for match in _LETTER_LIST_LINE.finditer(text):

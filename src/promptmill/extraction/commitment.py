@@ -92,8 +92,8 @@ def _plain(text: str) -> str:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "values",
-                 "variable", "verb", "words")
+    __slots__ = ("expressions", "given", "names", "question", "stated_in", "states_verb",
+                 "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -118,6 +118,12 @@ class AskedQuantity:
             self.names.add(counted.group(1).lower().rstrip("s"))
         verb = _ASKED_VERB.search(question)
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
+        # "she earns $906.50", "Total weekly earnings: $906.50"
+        self.states_verb = re.compile(
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+[-$\d]") if self.verb else None
+        # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
+        unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
+        self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
         self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
@@ -144,13 +150,10 @@ class AskedQuantity:
                                             or tokens[i - 1][0].isdigit())
                    for i, token in enumerate(tokens)):
                 return True
-        # "she earns $906.50", "Total weekly earnings: $906.50"
-        verb = re.escape(self.verb or "")
-        if self.verb and re.search(rf"\b{verb}(?:e?s|d|ings?:?)?\s+[-$\d]", lowered):
+        if self.states_verb and self.states_verb.search(lowered):
             return True
-        unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
-        if self.unit and re.search(rf"\d\s*(?:{unit})(?![\w/])", text):
-            return True  # "that's 20/3 m/s" where the question asks "in m/s"
+        if self.stated_in and self.stated_in.search(text):
+            return True
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True

@@ -380,7 +380,8 @@ class Options:
             ordinal = self.ordinal(match)
             if ordinal is not None:
                 found.append((match.start(), match.end(), ordinal))
-        if self.closed:
+        lowered = text.lower()
+        if any(word[:3] in lowered and word[-3:] in lowered for word in self.closed):
             for (_, start, _), (_, _, end) in zip(words, words[1:], strict=False):
                 index = self.closed.get(_squash(text[start:end]), -1)
                 if index >= 0 and " " in text[start:end]:

@@ -74,7 +74,7 @@ def asked_quantity(sentence: str, question: str | None) -> str:
 
 
 ASKED_VARIABLE = re.compile(
-    r"\b(?:value\s+of|solve\s+for|find|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
+    r"\b(?:value\s+of|solve\s+for|[Ff]ind|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
 )
 """The unknown a question asks for by name ("What is the value of x ...?")."""
 _SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
@@ -110,7 +110,9 @@ _ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number",
 _ASIDE = re.compile(
     r"\b(?:for|by|in)\s+comparison\b|\bby\s+contrast\b|\bfor\s+(?:reference|context)\b|"
     r"\bincidentally\b|\bas\s+an\s+aside\b|\b(?:though|although)\s+not\s+asked\b|"
-    r"\bwould\s+be\b",  # "doubled it would be 10-24-26": a case beside the question's
+    # "doubled it would be 10-24-26", "forgetting the overlap would give 58", "that would have
+    # meant 150 texts": a case beside the question's
+    r"\bwould\s+(?:have\s+)?(?:be|been|give|given|mean|meant|cost|make|take|leave|yield)\b",
     re.IGNORECASE,
 )
 
@@ -123,10 +125,24 @@ def aside(sentence: str) -> bool:
     return _ASIDE.search(sentence) is not None
 
 
+# "Each pen costs $0.80.", "about $19.71 per hour on average": a quantity for one item
+_PER_ITEM = re.compile(r"^\W*(?:(?:so|then|and)\s+)?(?:each|every)\s+[a-z]|\bon\s+average\b",
+                       re.IGNORECASE)
+_IN_ALL = re.compile(r"\b(?:in\s+all|in\s+total|altogether|total)\b", re.IGNORECASE)
+_ASKS_PER_ITEM = re.compile(r"\b(?:each|every|per|average|mean|one|single)\b", re.IGNORECASE)
+
+
+def per_item(sentence: str, question: str | None) -> bool:
+    """Whether a sentence states a quantity for one item (each, on average) where the
+    question does not ask for one ("Each pen costs $0.80." for "How much do 11 pens cost?")."""
+    return bool(question and _PER_ITEM.search(sentence) and not _ASKS_PER_ITEM.search(question)
+                and not _IN_ALL.search(sentence))  # "Each end has 3 vertices: 6 in all."
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
-    if aside(sentence):
+    if aside(sentence) or per_item(sentence, question):
         return True
     # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
     concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
@@ -162,7 +178,7 @@ QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
 # words that name the quantity asked for
 _ASKED_PHRASE = re.compile(
     r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
-    r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to)\b)"
+    r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to|between|that)\b)"
     r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)"
     # "How many grams of salt are in ...?", "How much is a 15% tip on ...?"
     r"|\bhow\s+many\s+(?P<many>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:in|for|at|on|after|if|when|does|"
@@ -304,7 +320,7 @@ _REMARK = re.compile(
     r"|^\W*(?:that(?:'s|\s+is)|this\s+is|it(?:'s|\s+is)|or)\s+(?:about|roughly|approximately|"
     r"around|nearly|almost|close\s+to|just\s+(?:under|over))\b"
     # "in knots, about 29", "take x = 4: 1 < 2": another unit's approximation, an example
-    r"|^\W*(?:(?:in|or)\s+[\w/]+\s*,?\s*)?(?:about|roughly|approximately|around|nearly|almost)"
+    r"|^\W*(?:(?:in|or)\s+[\w/]+\s*,?\s*|numerically\s*,?\s*(?:that(?:'s|\s+is)\s+)?)?(?:about|roughly|approximately|around|nearly|almost)"
     r"\s+[-$]?\d|^\W*(?:take|try|say|pick)\s+[a-z]\s*="
     r"|^\W*(?:as|in)\s+(?:an?\s+)?(?P<form>decimal|percentage|percent|fraction|mixed\s+number|"
     r"scientific\s+notation)s?(?:\s+form)?\b"

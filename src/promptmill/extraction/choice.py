@@ -97,12 +97,14 @@ _LETTERS_ARE_CORRECT = re.compile(
     r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
     r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
 )
-# "It's either E or B", "either (B) or (D)": two letters offered, neither chosen (an option
-# whose text is "OR" or "B-" is not named by them)
+# "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
+# neither chosen (an option whose text is "OR" or "B-" is not named by them)
 _EITHER_LETTERS = re.compile(
-    r"\b(?i:either)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
+    r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# "I'd choose B. Or maybe C — ...": a second letter entertained after the first
+_OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -113,6 +115,11 @@ _IS_LETTER = re.compile(
     r"\b(?i:is|would\s+be|must\s+be)\s+(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))"
     r"(?=\s*[.!]?\s*$|\s*[.!]\s)",
     re.MULTILINE,
+)
+# "That makes B the right answer.": the letter a conclusion names as the answer
+_MAKES_LETTER = re.compile(
+    r"\b(?i:makes?|leaves?)\s+(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))\s+"
+    r"(?i:the\s+(?:right|correct|best|only\s+correct)\s+(?:answer|choice|option|one))\b"
 )
 # "D, not A.", "B rather than A: ...": the letter kept over the one set aside
 _LETTER_NOT_LETTER = re.compile(
@@ -296,6 +303,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
             found.append(Candidate(match.start(), None, HEDGE, STRONG))
+    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)
+              if text[: m.start()].rstrip()[-1:] in ("", ".", "!", ";")]  # opening a sentence
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
@@ -308,7 +317,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             text, match.start()
         ):
             found.append(Candidate(match.start(), index, "letter_is_correct", STRONG))
-    for match in _IS_LETTER.finditer(text):
+    for match in (*_IS_LETTER.finditer(text), *_MAKES_LETTER.finditer(text)):
         index = LETTERS.index(match.group("paren") or match.group("letter"))
         if index < options.count and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), index, "answer_statement", STRONG))
@@ -323,10 +332,13 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     for match in _ARROW_LETTER.finditer(text):
         if LETTERS.index(match.group(1)) < options.count:
             found.append(Candidate(match.start(1), LETTERS.index(match.group(1)), "bare", STRONG))
-    for match in _BARE_LINE.finditer(text):
+    bare = list(_BARE_LINE.finditer(text))
+    for match in bare:
         index = LETTERS.index(match.group(1).upper())
         if index < options.count:
             found.append(Candidate(match.start(1), index, "bare", STRONG))
+    if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
+        found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
     for match in _LETTER_LIST_LINE.finditer(text):
         kind = HEDGE if re.search(r"\bor\b|/", match.group(0)) else SEVERAL
         found.append(Candidate(match.start(), None, kind, STRONG))

@@ -23,9 +23,10 @@ from promptmill.extraction.asked import (
     commentary,
     givens,
     other_quantity,
+    per_item,
 )
 from promptmill.extraction.mathnorm import latexify
-from promptmill.extraction.text import CONCLUSION, CORRECTION, HOW_MANY, REJECTED
+from promptmill.extraction.text import CHECK, CONCLUSION, CORRECTION, HOW_MANY, REJECTED
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
@@ -41,6 +42,9 @@ _CONDITION = re.compile(
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
+# "..., so the solution stands.": the answer before it confirmed, no value of its own
+_CONFIRMS = re.compile(r"\b(?:solution|answer|root|result|it)\s+(?:stands|holds)\b(?!\s+[-$\d])",
+                       re.IGNORECASE)
 _DENIED = re.compile(r"\b(?:is|are|was|were)\s+not\b|\b(?:isn't|aren't|wasn't)\b", re.IGNORECASE)
 _STATES = re.compile(r"=|\b(?:is|are|was|were|equals?|so|therefore|thus)\b|'s\b", re.IGNORECASE)
 _STATES_VALUE = re.compile(r"\d|\\frac|\\sqrt|\\pi")
@@ -49,6 +53,7 @@ _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
     "logarithm": ("log",), "deviation": ("σ", "\\sigma"), "distance": ("d",),
+    "probability": ("p(",), "volume": ("v =",),
 }
 # "The solution is (7, 3).": a subject that names the answer itself
 _GENERIC = frozenset({"answer", "solution", "result"})
@@ -87,8 +92,8 @@ def _plain(text: str) -> str:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "symbols", "unit", "values",
-                 "variable", "verb", "words")
+    __slots__ = ("expressions", "given", "names", "question", "stated_in", "states_verb",
+                 "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -113,6 +118,12 @@ class AskedQuantity:
             self.names.add(counted.group(1).lower().rstrip("s"))
         verb = _ASKED_VERB.search(question)
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
+        # "she earns $906.50", "Total weekly earnings: $906.50"
+        self.states_verb = re.compile(
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+[-$\d]") if self.verb else None
+        # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
+        unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
+        self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
         self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
@@ -139,10 +150,10 @@ class AskedQuantity:
                                             or tokens[i - 1][0].isdigit())
                    for i, token in enumerate(tokens)):
                 return True
-        if self.verb and re.search(rf"\b{re.escape(self.verb)}(?:e?s|d)?\s+[-$\d]", lowered):
+        if self.states_verb and self.states_verb.search(lowered):
             return True
-        if self.unit and re.search(rf"\d\s*{re.escape(self.unit)}(?![\w/])", text):
-            return True  # "that's 20/3 m/s" where the question asks "in m/s"
+        if self.stated_in and self.stated_in.search(text):
+            return True
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True
@@ -160,7 +171,8 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # the cheap signals first: most sentences give none
     if commentary(sentence, asked.question, asked.given):
         return False
-    if aside(sentence) or _DENIED.search(sentence):
+    if (aside(sentence) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
+            or per_item(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
@@ -192,6 +204,44 @@ def committed_index(closing: list[str], question: str | None) -> int | None:
     return found
 
 
+# "So sin θ = 0.8, and cos θ = 3/5.": the clauses of a statement of several quantities
+_CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)", re.IGNORECASE)
+# "1000 = 27 × 37 + 1, remainder 1.": a closing name, then its value
+_NAME_THEN_VALUE = re.compile(
+    r"(?:^|[,;:]\s*)(?:the\s+|a\s+|its\s+)?([a-z]{3,})\s+(?:of\s+|is\s+)?"
+    r"(-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\W*$",
+    re.IGNORECASE,
+)
+
+
+_TOTALLED = re.compile(r"\b(?:in\s+all|in\s+total|altogether)\b", re.IGNORECASE)
+_ANAPHOR = re.compile(r"\W*(?:it|they|both|this|that|these|which|all)\b", re.IGNORECASE)
+
+
+def named_clause(sentence: str, question: str | None) -> str:
+    """Of a statement of several quantities ("The distance is 10, and the midpoint is (4,
+    1)."), the one clause that names the quantity asked for; else the whole sentence."""
+    parts = [part for part in _CLAUSES.split(sentence) if part.strip()]
+    if len(parts) < 2 or any(_ANAPHOR.match(part) for part in parts[1:]):
+        return sentence  # "..., and both are 2": the clause carries on the one before
+    if _TOTALLED.search(parts[-1]) or any(REJECTED.search(p) or CHECK.search(p) for p in parts):
+        # "t² = 16, and ... t = 4 (t = −4 is rejected)": the rejection decides, not the name
+        return sentence  # "Each end has 3 vertices, and there are 2 ends: 6 in all."
+    asked = asked_quantity_of(question)
+    named = [part for part in parts if _STATES_VALUE.search(part) and asked.named_by(part)]
+    return named[0] if len(named) == 1 else sentence
+
+
+def named_value(sentence: str, question: str | None) -> str | None:
+    """The value a sentence's closing "NAME VALUE" gives where NAME is the quantity asked
+    ("..., remainder 1." for "What is the remainder ...?")."""
+    found = _NAME_THEN_VALUE.search(sentence)
+    if found is None:
+        return None
+    names = asked_quantity_of(question).names - _GENERIC
+    return found.group(2) if found.group(1).lower().rstrip("s") in names else None
+
+
 def marked_value(sentence: str) -> str | None:
     """The content of a sentence's one bold value ("So you'd pay **$58.50**; ..."), if it has
     exactly one."""
@@ -200,4 +250,4 @@ def marked_value(sentence: str) -> str | None:
 
 
 __all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
-           "marked_value"]
+           "marked_value", "named_clause", "named_value"]

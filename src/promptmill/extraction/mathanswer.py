@@ -22,7 +22,12 @@ from promptmill.extraction.asked import (
     other_quantity,
     recaps,
 )
-from promptmill.extraction.commitment import committed_index, marked_value
+from promptmill.extraction.commitment import (
+    committed_index,
+    marked_value,
+    named_clause,
+    named_value,
+)
 from promptmill.extraction.mathnorm import (
     NUMBER_WORD_BODY,
     latexify,
@@ -207,8 +212,9 @@ def _counts_as_digits(sentence: str, noun: str) -> str:
 _TOTAL = re.compile(r"\s+(?:in\s+total|in\s+all|altogether)\b", re.IGNORECASE)
 _BARE_TOTAL = re.compile(r"(?<![\w.])(\d[\d,]*)(?=\s+(?:in\s+total|in\s+all|altogether)\b)",
                          re.IGNORECASE)
-# "7 boxes", "2 1/2 cups": a count and its noun
-_COUNT_OF = re.compile(r"(?<![\w./])(\d[\d,]*(?:\.\d+)?(?:\s+\d+/\d+)?|\d+/\d+)\s+([a-z]{3,})",
+# "7 boxes", "2 1/2 cups", "10½ litres" (as LaTeX): a count and its noun
+_COUNT_OF = re.compile(r"(?<![\w./])(\d[\d,]*(?:\.\d+)?(?:\s+\d+/\d+)?|\d+/\d+"
+                       r"|\\frac\{\d+\}\{\d+\})\s+([a-z]{3,})",
                        re.IGNORECASE)
 # "60, 120": a list of plain numbers (a thousands comma has no space after it)
 _LISTED = re.compile(r"-?\d+(?:\.\d+)?(?:,\s+-?\d+(?:\.\d+)?)+")
@@ -244,6 +250,20 @@ def _after_correction(sentence: str) -> int:
 
 # "15% of 340 is ...": a statement that trails off before its value commits to none
 _TRAILS_OFF = re.compile(r"(?:\b(?:is|are|was|equals|gives|makes|comes\s+to)|=)\s*(?:\.{3}|…)\s*$")
+
+
+# "So you need 13½ cups — a little over 13 cups.": a remark on the value before the dash
+_DASH = re.compile(r"\s[—–]\s")
+
+
+def _before_dash(sentence: str) -> str:
+    """A statement without the remark a dash adds after its value (one stating no value of
+    its own by ``=`` and correcting nothing)."""
+    dash = _DASH.search(sentence)
+    if dash is None or not re.search(r"\d", sentence[: dash.start()]):
+        return sentence
+    tail = sentence[dash.end() :]
+    return sentence if "=" in tail or CORRECTION.search(tail) else sentence[: dash.start()]
 
 
 def _kept(sentence: str) -> str:
@@ -287,7 +307,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         sentence = asked_variable(asked_quantity(asked, question), question)
         kept = _kept(sentence)
         rejects = kept != sentence  # "only x = 4 works; x = -1 is extraneous": x = 4 stands
-        sentence = kept
+        sentence = named_clause(_before_dash(kept), question)
         checks = CHECK.search(sentence) and not rejects and not _ONLY.match(sentence)
         if checks and (passed or _PASSED.search(sentence)):
             continue
@@ -302,7 +322,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
                 sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
         if counted:
             sentence = _counts_as_digits(sentence, counted.group(1))
-        value = _counted(sentence, counted.group(1)) if counted else None
+        value = (_counted(sentence, counted.group(1)) if counted
+                 else named_value(sentence, question))
         corrected = _after_correction(sentence)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one

@@ -36,7 +36,9 @@ _CURRENCY_AFTER = re.compile(r"\d")
 # Where a statement's value ends: the sentence, or a clause that only qualifies it.
 _VALUE_END = re.compile(
     r"\.(?:\s|$)|;|!(?!\s*(?:=|\\times|×))|\?|≈|\\approx|\s[—–]\s"
-    r"|\s\((?![^()]*\)\s*(?:=|[-+*/^(]|\\times|\\cdot))"
+    # "= (1/3)π(36)", "+ (5 − 3)²": a bracket an operator opens is a factor, not a remark
+    # (not "*", which closes "**bold**")
+    r"|(?<![=+\-/×·−])\s\((?![^()]*\)\s*(?:=|[-+*/^(]|\\times|\\cdot))"
     r"(?!\s*-?\s*(?:\d[\d.]*|\\infty|\\pi|\\frac\{[^{}]*\}\{[^{}]*\})\s*,(?!\d{3}\b))"
     r"|,?\s*\b(?:i\.e\.|e\.g\.)|,\s*(?:not|rather\s+than|instead\s+of)\b|,\s+(?=[A-Za-z]{2,}|an?\s)|\s+(?:because|since|which|as|so|for|when|whenever|where|if|"
     r"at(?!\s*[(\[])|"  # "it is at (3, 2)": the point is the value

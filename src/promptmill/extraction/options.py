@@ -24,7 +24,9 @@ _FUNCTION_WORDS = frozenset({
     "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is", "are", "be", "its",
     "it", "this", "that", "from", "as", "all", "within", "into", "per", "than",
 })
-_SUFFIXES = ("ies", "ing", "ion", "es", "ed", "ia", "um", "us", "s", "e", "y", "a", "i")
+# "ive", "ian": "convective" is "convection", "Westphalian" is "Westphalia"
+_SUFFIXES = ("ies", "ing", "ion", "ive", "ian", "es", "ed", "ia", "um", "us", "s", "e", "y", "a",
+             "i")
 # a word: Latin letters and digits, or a Greek letter an option may be ("π", "Ω")
 _WORD = re.compile(r"[a-z0-9α-ω]+(?:[.'][a-z0-9α-ω]+)*")
 _NAME_PARTICLES = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von"})
@@ -211,9 +213,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "by_first", "capitals", "count", "elided", "heads", "names", "phrases", "roman", "seen",
-        "squashed",
-        "texts",
+        "by_first", "capitals", "closed", "count", "elided", "heads", "names", "phrases", "roman",
+        "seen", "squashed", "texts",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -250,6 +251,9 @@ class Options:
         # options of several words, closed up ("hypertextmarkuplanguage"), by index
         self.squashed = {i: _squash(text) for i, text in enumerate(self.texts)
                          if " " in text and len(_squash(text)) >= 8}
+        # one-word options written as two ("Heapsort" as "heap sort"), by their letters
+        self.closed = {_squash(text): i for i, text in enumerate(self.texts)
+                       if text.isalpha() and len(text) >= 6}
         self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
         self.heads = self._distinctive_heads()  # "membran" -> the index of "Cell membrane"
 
@@ -376,6 +380,12 @@ class Options:
             ordinal = self.ordinal(match)
             if ordinal is not None:
                 found.append((match.start(), match.end(), ordinal))
+        lowered = text.lower()
+        if any(word[:3] in lowered and word[-3:] in lowered for word in self.closed):
+            for (_, start, _), (_, _, end) in zip(words, words[1:], strict=False):
+                index = self.closed.get(_squash(text[start:end]), -1)
+                if index >= 0 and " " in text[start:end]:
+                    found.append((start, end, index))
         if self.elided:
             for word, start, end in words:
                 if word in self.elided:

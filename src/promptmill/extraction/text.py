@@ -359,7 +359,7 @@ HOW_MANY = re.compile(r"\bhow\s+many\s+([a-z]{3,})", re.IGNORECASE)
 
 # "x = -1 is extraneous", "x = -3 doesn't work": a statement that rejects the value it names
 REJECTED = re.compile(
-    r"\b(?:extraneous|rejected|discarded|invalid|not\s+valid|not\s+a\s+(?:solution|root)|"
+    r"\b(?:extraneous|spurious|rejected|discarded|introduced\s+by\s+squaring|excluded|invalid|not\s+valid|not\s+a\s+(?:solution|root)|"
     r"(?:does\s*n[o']t|do\s*n[o']t|won't|can't|cannot)\s+(?:work|check|satisfy|hold)|fails)\b",
     re.IGNORECASE,
 )

@@ -46,6 +46,7 @@ SPLITS = {
     "held-out-6": DATA / "extraction_heldout6.jsonl",
     "held-out-7": DATA / "extraction_heldout7.jsonl",
     "held-out-8": DATA / "extraction_heldout8.jsonl",
+    "held-out-9": DATA / "extraction_heldout9.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -42,6 +42,20 @@ _TRIAL_MAX = 16
 _MIN_RATE = 1 / 60
 
 
+class _Trial:
+    """A trial's state: its size, sends not yet made, when its sends went (first, last), its
+    answers so far and how many were accepted, what a bucket would accept of it, and the rate
+    taken if it shows a window."""
+
+    __slots__ = ("size", "left", "first", "last", "answered", "accepted", "expect", "rate")
+
+    def __init__(self, size: int, expect: float, rate: float) -> None:
+        self.size = self.left = size
+        self.first, self.last = math.inf, -math.inf
+        self.answered = self.accepted = 0
+        self.expect, self.rate = expect, rate
+
+
 class LearnedRate:
     """A send rate learned from 429s alone (no limit headers), paced with GCRA.
 
@@ -58,9 +72,7 @@ class LearnedRate:
 
     __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
                  "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut", "windowed", "events", "trial_left", "trial_size",
-                 "trial_from", "trial_to", "trial_answered", "trial_accepted", "trial_expect",
-                 "trial_rate")
+                 "guess", "last_cut", "windowed", "events", "trial")
 
     def __init__(self, events: list[LimiterEvent]) -> None:
         self.events = events  # the limiter's state changes not yet written
@@ -80,14 +92,8 @@ class LearnedRate:
         # (rate before, when, refusal episodes since) of the last measured cut
         self.last_cut: tuple[float, float, int] | None = None
         self.windowed = False  # the first refusal was a window's (see _first_episode)
-        # The trial after a first refusal read as a bucket's (see _first_episode): sends not
-        # yet made, its size (0: none), when its sends went (first, last), its answers so
-        # far and how many were accepted, what a bucket would accept of it, and the rate if
-        # it shows a window.
-        self.trial_left = self.trial_size = 0
-        self.trial_from, self.trial_to = math.inf, -math.inf
-        self.trial_answered = self.trial_accepted = 0
-        self.trial_expect = self.trial_rate = 0.0
+        # The trial after a first refusal read as a bucket's (see _plan_trial); None: none.
+        self.trial: _Trial | None = None
 
     def rate(self, now: float) -> float:
         """The current rate: ``base`` grown by probing since the last cut."""
@@ -100,33 +106,41 @@ class LearnedRate:
         self.tat = max(self.tat, now)
         self.events.append(LimiterEvent(now, "learned_rate", self.base, "learned from 429s"))
 
+    @property
+    def trial_left(self) -> int:
+        """The trial's sends not yet made (0: no trial sending; the learned pace holds)."""
+        return self.trial.left if self.trial is not None else 0
+
     def trial_send(self, now: float) -> None:
         """Book one of the trial's sends (they go at once, not at the learned pace)."""
-        self.trial_left -= 1
-        self.trial_from = min(self.trial_from, now)
-        self.trial_to = now
-        if not self.trial_left:  # the pace resumes after the trial, not at the same instant
+        trial = self.trial
+        assert trial is not None
+        trial.left -= 1
+        trial.first = min(trial.first, now)
+        trial.last = now
+        if not trial.left:  # the pace resumes after the trial, not at the same instant
             self.tat = now + 1.0 / self.rate(now)
 
     def _trial_answer(self, sent_at: float, accepted: bool) -> None:
-        if not (self.trial_size and self.trial_from <= sent_at <= self.trial_to):
+        trial = self.trial
+        if trial is None or not trial.first <= sent_at <= trial.last:
             return
-        self.trial_answered += 1
-        self.trial_accepted += accepted
-        if self.trial_answered < self.trial_size or self.trial_left:
+        trial.answered += 1
+        trial.accepted += accepted
+        if trial.answered < trial.size or trial.left:
             return
-        size, self.trial_size = self.trial_size, 0
-        # A bucket refilling one request per Retry-After accepts about ``trial_expect`` of
-        # the trial; a window that refilled all at once accepts it all.
-        if self.base and self.trial_accepted > (self.trial_expect + size) / 2:
+        self.trial = None
+        # A bucket refilling one request per Retry-After accepts about ``expect`` of the
+        # trial; a window that refilled all at once accepts it all.
+        if self.base and trial.accepted > (trial.expect + trial.size) / 2:
             self.windowed = True
-            self.guess = _LEARNED_MARGIN * self.trial_rate
-            self._set(self.guess, self.trial_to)
+            self.guess = _LEARNED_MARGIN * trial.rate
+            self._set(self.guess, trial.last)
 
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
         self.accepted += 1
-        if self.trial_size:
+        if self.trial is not None:
             self._trial_answer(sent_at, True)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_accepted += 1
@@ -236,7 +250,7 @@ class LearnedRate:
         ``expect`` refusals, once, from a bucket.
         """
         rate, accepted = window_reading
-        self.trial_size = self.trial_left = 0
+        self.trial = None
         if (not retry_after or self.windowed or not self.base or self.noise
                 or rate < _TRIAL_DIFFERS * self.guess):
             return
@@ -244,10 +258,7 @@ class LearnedRate:
         size = math.ceil(2 * expect) + 2
         if size > min(_TRIAL_MAX, accepted):
             return  # a bucket might accept it all, or a window might not
-        self.trial_size = self.trial_left = size
-        self.trial_from, self.trial_to = math.inf, -math.inf
-        self.trial_answered = self.trial_accepted = 0
-        self.trial_expect, self.trial_rate = expect, rate
+        self.trial = _Trial(size, expect, rate)
 
     def _check_peer(self) -> None:
         self.check_left -= 1
@@ -270,4 +281,4 @@ class LearnedRate:
                 self.events.append(LimiterEvent(now, "learned_rate", 0.0,
                                                 "few refused: a blip, no limit"))
             self.base = 0.0  # send freely again; a real limit will show as an overload
-            self.trial_size = self.trial_left = 0
+            self.trial = None

@@ -86,23 +86,29 @@ class GenerateParams:
         unknown = [name for name in values if name not in _CHECKS]
         if unknown:
             raise InvalidParam(unknown[0], "Extra inputs are not permitted")
-        put = object.__setattr__
+        checked: dict[str, Any] = {}
         for name, check in _CHECKS.items():
             value = values.get(name)
             if value is not None or name == "extra":
                 value = check(name, {} if value is None and name not in values else value)
-            put(self, name, value)
-        put(self, "_given", frozenset(values))
+            checked[name] = value
+        self._fill(checked, frozenset(values))
 
     @classmethod
     def _made(cls, fields: Mapping[str, Any], given: frozenset[str]) -> GenerateParams:
         """An instance of ``fields`` as they are (already checked), without checking."""
         made = cls.__new__(cls)
+        made._fill(fields, given)
+        return made
+
+    def _fill(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
         put = object.__setattr__
         for name in _NAMES:
-            put(made, name, fields[name])
-        put(made, "_given", given)
-        return made
+            put(self, name, fields[name])
+        put(self, "_given", given)
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _NAMES}
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"GenerateParams is immutable: use .with_({name}=...) for a copy")
@@ -111,8 +117,7 @@ class GenerateParams:
         raise AttributeError("GenerateParams is immutable")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (GenerateParams._made, ({name: getattr(self, name) for name in _NAMES},
-                                       self._given))
+        return (GenerateParams._made, (self._fields(), self._given))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerateParams):
@@ -154,7 +159,7 @@ class GenerateParams:
     def model_copy(self, *, update: Mapping[str, Any] | None = None,
                    deep: bool = False) -> GenerateParams:
         """A copy with ``update``'s fields set as given (unchecked, as pydantic's)."""
-        fields = {name: getattr(self, name) for name in _NAMES}
+        fields = self._fields()
         if deep:
             import copy
 

@@ -22,6 +22,7 @@ import logging
 import random
 import sqlite3
 import struct
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -344,13 +345,26 @@ def request_keys(hasher: Any, payloads: Iterable[str]) -> list[CacheKey]:
     """Each payload's key: 128 bits of BLAKE2b salted with the identity's digest, of which
     the first 96 are used. (Not SHA-256: OpenSSL 3 looks the algorithm up on every call,
     several times the cost of hashing a prompt.)"""
-    keys: list[CacheKey] = []
-    copy, unpack, append = hasher.copy, _KEY.unpack, keys.append
+    return list(zip(*_key_columns(hasher, payloads), strict=True))
+
+
+def _key_columns(hasher: Any, payloads: Iterable[str]) -> tuple[list[int], list[int]]:
+    """The payloads' keys as two lists, bases and seeds: the digests joined and read as
+    arrays in C (a ``struct`` unpack and its tuple a key cost planning 50 ns a row more)."""
+    digests: list[bytes] = []
+    copy, append = hasher.copy, digests.append
     for payload in payloads:
         one = copy()
         one.update(payload.encode())
-        append(unpack(one.digest()))
-    return keys
+        append(one.digest())
+    if not _LITTLE_ENDIAN:  # the arrays read native order; keys are little-endian
+        keys = [_KEY.unpack(digest) for digest in digests]
+        return [base for base, _ in keys], [seed for _, seed in keys]
+    joined = memoryview(b"".join(digests))
+    return joined.cast("q")[::2].tolist(), joined.cast("I")[2::4].tolist()
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class PlannedKeys:
@@ -366,8 +380,9 @@ class PlannedKeys:
     def keyed(self, requests: list[tuple[int, int, int, int, str, int]]
               ) -> list[tuple[int, int, int, int, str, int, int, int]]:
         """The planned requests, each with its key (base, seed) appended."""
-        keys = request_keys(self.hasher, map(_payload, requests))
-        return list(map(tuple.__add__, requests, keys))  # type: ignore[arg-type]
+        bases, seeds = _key_columns(self.hasher, map(_payload, requests))
+        return list(map(tuple.__add__, requests,  # type: ignore[arg-type]
+                        zip(bases, seeds, strict=True)))
 
 
 def caches(spec: Any, params: Any) -> bool:

@@ -114,6 +114,10 @@ class ResponseCache:
                 raise CacheUnusable("not a promptmill response cache")
             if version > _SCHEMA_VERSION:
                 raise CacheUnusable(f"written by a newer promptmill (cache schema {version})")
+            # NORMAL in WAL: a killed process keeps every commit; power loss may drop the last
+            # few entries, which are then simply asked again (nor is a new file's schema worth
+            # an fsync: a power cut leaves an empty file, which starts afresh).
+            db.execute("PRAGMA synchronous=NORMAL")
             if version < _SCHEMA_VERSION:
                 if version == 0:
                     db.execute("PRAGMA journal_mode=WAL")
@@ -125,9 +129,6 @@ class ResponseCache:
                         db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
-            # NORMAL in WAL: a killed process keeps every commit; power loss may drop the last
-            # few entries, which are then simply asked again.
-            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()

@@ -298,6 +298,40 @@ def test_answers_a_killed_run_committed_but_never_copied_reach_the_cache_on_reru
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
 
 
+def test_answers_of_a_copy_still_running_when_the_run_is_killed_reach_the_cache_on_rerun(
+        make_server, tmp_path, monkeypatch):
+    # The first copy runs (on its thread) while the store commits more answers, and the run
+    # dies before it commits: the store's meta must still point at that copy's answers.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.0)
+    server = make_server(latency=0.01)
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=2"
+    rows = [{"question": f"What is {i} cubed?"} for i in range(40)]
+    calls: list[int] = []
+
+    def killed(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)  # still running while the store commits the next answers
+        raise KeyboardInterrupt  # the process ends before the copy commits
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResponseCache, "fill", killed)
+        with pytest.raises(KeyboardInterrupt):
+            promptmill.run(rows, model, output=tmp_path / "a.jsonl")
+    store = sqlite3.connect(tmp_path / "a.jsonl.promptmill.db")
+    answered = store.execute("SELECT COUNT(*) FROM requests WHERE status = 'done'").fetchone()[0]
+    store.close()
+    assert answered == 40  # every answer committed, most while the first copy ran
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 0
+    promptmill.run(rows, model, output=tmp_path / "a.jsonl")
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 40
+    server.stats.reset()
+    other = promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
+
+
 def test_a_schema_2_cache_keeps_answering(server, tmp_path):
     # Schema 2 recorded no job identities: its entries must still be looked up.
     path = tmp_path / "c.sqlite"

@@ -19,11 +19,13 @@ the writing run in ``identities``, so a job that starts later looks up, and a jo
 meanwhile starts looking up at its next write. Each request's key is hashed at planning
 and read by dispatch with the request's row. Answers are not written from Python: the
 job store's UPDATE that records an answer also records its entry's id and checksum, and
-the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to the
-cache's connection) every 4,096 answers or 2 s, right after a store commit, so a kill never
-leaves an entry for an answer the store lost. The store keeps, in the same commits, where
-the answers not yet copied begin (meta ``cache_fill``): a kill between the two commits
-leaves entries unwritten, and the rerun of that job copies them first. (Requests of several
+the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to a
+second connection to the cache, used by a thread of its own: the copy, its commit and the
+WAL's checkpoints run beside the event loop) every 4,096 answers or 2 s, started right
+after a store commit, so a kill never leaves an entry for an answer the store lost. The
+store keeps, in the same commits, where the answers not yet copied begin (meta
+``cache_fill``, covering a copy still running): a kill before a copy commits leaves entries
+unwritten, and the rerun of that job copies them first. (Requests of several
 samples and partly cached ones still queue their entries in Python; they are few.) Only a
 store that cannot commit at all (disk full) can leave such queued entries it lacks: real
 answers to those requests.

@@ -45,6 +45,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ class PromptmillRun:
     rows: int
     # Job.dispatch's wall time, CPU time of its (the loop's) thread and of the whole process.
     phase: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    parts: dict[str, float] = field(default_factory=dict)  # --parts: seconds in cache calls
+    # --parts: seconds in each cache call, (wall, CPU of the thread it ran on)
+    parts: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def plan_rate(self) -> float:
@@ -195,7 +197,7 @@ def _timing_phase(into: list[tuple[float, float, float]]) -> Iterator[None]:
         Job.dispatch = original  # type: ignore[method-assign]
 
 
-PARTS: dict[str, float] = {}  # --parts: seconds spent in each cache call, this run
+PARTS: dict[str, tuple[float, float]] = {}  # --parts: seconds in each cache call, this run
 # The cache calls --parts times: (holder, attribute, name printed).
 _PARTS = ((promptmill.jobcache, "job_cache", "open"),
           (promptmill.jobcache.JobCache, "lookup", "lookup"),
@@ -206,6 +208,26 @@ _PARTS = ((promptmill.jobcache, "job_cache", "open"),
           (promptmill.jobcache.JobCache, "close", "close"))
 
 
+class _Depth(threading.local):
+    depth = 0  # --parts: timed cache calls running on this thread (a flush inside close)
+
+
+_NESTED = _Depth()
+_LOOP = "loop thread"  # --parts: the outermost cache calls on the loop thread, keep() aside
+
+
+def _parts_line(parts: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{part} {wall * 1e3:.1f} / {cpu * 1e3:.1f}"
+                     for part, (wall, cpu) in parts.items() if part != _LOOP)
+
+
+def _loop_share(parts: dict[str, tuple[float, float]], loop_cpu: float) -> float:
+    """The CPU the cache's outermost calls took on the loop thread, as a share of
+    ``loop_cpu``. keep() is left out: most of it is encoding the answers, which a job
+    without the cache does too."""
+    return parts.get(_LOOP, (0.0, 0.0))[1] / loop_cpu
+
+
 def time_cache_parts() -> None:
     """Wrap the cache's calls so that each run sums the seconds spent in each (``PARTS``)."""
     for holder, attribute, name in _PARTS:
@@ -213,11 +235,18 @@ def time_cache_parts() -> None:
 
         def timed(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any
                   ) -> Any:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
+            outer = not _NESTED.depth
+            _NESTED.depth += 1
             try:
                 return _original(*args, **kwargs)
             finally:
-                PARTS[_name] = PARTS.get(_name, 0.0) + time.perf_counter() - start
+                _NESTED.depth -= 1
+                spent = time.perf_counter() - start, time.thread_time() - cpu
+                for part in (_name, _LOOP) if outer and _name != "keep" and (
+                        threading.current_thread() is threading.main_thread()) else (_name,):
+                    wall, used = PARTS.get(part, (0.0, 0.0))
+                    PARTS[part] = (wall + spent[0], used + spent[1])
 
         setattr(holder, attribute, timed)
 
@@ -263,9 +292,10 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
                           f"{what} {a:.3f} / {b:.3f} s ({b / a - 1:+.1%})" for what, a, b in
                           zip(PHASE_CLOCKS, off.phase, on.phase, strict=True)), flush=True)
                 if on.parts:
-                    print("    cache calls (s): " + ", ".join(
-                        f"{part} {seconds:.4f}" for part, seconds in on.parts.items()),
-                        flush=True)
+                    print(f"    cache calls, ms wall / CPU: {_parts_line(on.parts)}; on the "
+                          f"loop thread, keep() aside (mostly the JSON encoding every job does): "
+                          f"{_loop_share(on.parts, off.phase[1]):+.1%} of the cache-off "
+                          "job's loop thread CPU", flush=True)
     result: dict[str, float] = {}
     if bare:
         result["bare"] = statistics.median(bare)

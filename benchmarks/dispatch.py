@@ -23,10 +23,12 @@ figures (``PREVIOUS``: quiet machine, before issue 15's dispatch work).
 cache off and one with it on (a fresh, empty cache: a first run, so nothing is looked up
 and every answer written; ``instructions.py --cache`` also measures a job whose every
 request is looked up), in alternating order (off/on, then on/off), and prints the cache's
-cost on the dispatch phase (target: at most 3%) three ways, each the median of the pairs'
+cost on the dispatch phase (target: at most 3%) four ways, each the median of the pairs'
 costs with its spread: the wall clock; the CPU time of the client's event-loop thread over
 the phase (``time.thread_time``: the thread whose work bounds a job's rate; the server is
-its own process); and the client process's CPU time, every thread (``time.process_time``).
+its own process), and its system time alone (``getrusage``: the kernel's share, which
+callgrind does not count); and the client process's CPU time, every thread
+(``time.process_time``).
 The verdict is read on the loop thread's CPU time: paired wall-clock ratios move by ±20% on
 a shared machine, CPU time by far less (see docs/benchmarks.md). The phase here is the whole
 of ``Job.dispatch``: opening the cache and its last copy at the end included. ``--parts``
@@ -42,6 +44,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -94,7 +97,7 @@ class PromptmillRun:
     total_s: float
     rows: int
     # Job.dispatch's wall time, CPU time of its (the loop's) thread and of the whole process.
-    phase: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    phase: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     # --parts: seconds in each cache call, (wall, CPU of the thread it ran on)
     parts: dict[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -161,7 +164,7 @@ async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path
                        cache_path=Path(folder) / "cache.sqlite")
         config = EngineConfig(max_concurrency=concurrency)
         holder: list[EngineStats] = []
-        phase: list[tuple[float, float, float]] = []
+        phase: list[tuple[float, ...]] = []
         PARTS.clear()
         start = time.perf_counter()
         with _timing_phase(phase):
@@ -178,23 +181,29 @@ async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path
 
 
 @contextlib.contextmanager
-def _timing_phase(into: list[tuple[float, float, float]]) -> Iterator[None]:
-    """Times every ``Job.dispatch`` while inside: (wall, loop thread CPU, process CPU)."""
+def _timing_phase(into: list[tuple[float, ...]]) -> Iterator[None]:
+    """Times every ``Job.dispatch`` while inside: wall, then CPU of the loop's thread, of
+    its system calls alone (the kernel's share: callgrind does not count it), and of the
+    whole process."""
     original = Job.dispatch
 
     async def timed(self: Job, *args: Any, **kwargs: Any) -> Any:
-        clocks = time.perf_counter(), time.thread_time(), time.process_time()
+        clocks = _clocks()
         try:
             return await original(self, *args, **kwargs)
         finally:
-            into.append((time.perf_counter() - clocks[0], time.thread_time() - clocks[1],
-                         time.process_time() - clocks[2]))
+            into.append(tuple(b - a for a, b in zip(clocks, _clocks(), strict=True)))
 
     Job.dispatch = timed  # type: ignore[method-assign]
     try:
         yield
     finally:
         Job.dispatch = original  # type: ignore[method-assign]
+
+
+def _clocks() -> tuple[float, float, float, float]:
+    kernel = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+    return time.perf_counter(), time.thread_time(), kernel, time.process_time()
 
 
 PARTS: dict[str, tuple[float, float]] = {}  # --parts: seconds in each cache call, this run
@@ -318,7 +327,7 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
 
 
 # The clocks each cache pair is compared by; the verdict is read on the second.
-PHASE_CLOCKS = ("wall clock", "loop thread CPU", "process CPU")
+PHASE_CLOCKS = ("wall clock", "loop thread CPU", "loop thread system CPU", "process CPU")
 
 
 def _spread(values: list[float]) -> float:

@@ -16,7 +16,7 @@ figures (``PREVIOUS``: quiet machine, before issue 15's dispatch work).
 
     python benchmarks/dispatch.py                 # both settings, 3 runs each
     python benchmarks/dispatch.py --setting zero --rows 20000 --repeat 5
-    python benchmarks/dispatch.py --setting zero --cache   # the response cache's cost
+    python benchmarks/dispatch.py --setting zero --cache --only promptmill  # the cache's cost
     PROMPTMILL_EVENT_LOOP=asyncio python benchmarks/dispatch.py  # promptmill on asyncio's loop
 
 ``--cache`` adds, to each run, two promptmill jobs at temperature 0, one with the response
@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print medians, ratios and verdicts."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="input rows (default 20000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
+    parser.add_argument("--repeat", type=int,
+                        help="runs per setting (default 3; with --cache 10: a pair's cost "
+                        "moves by several percent even by CPU time)")
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
     parser.add_argument("--only", choices=["bare", "promptmill"], help="run one client only")
     parser.add_argument("--cache", action="store_true",
@@ -350,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", action="store_true",
                         help="with --cache: time each of the cache's calls in the cache-on jobs")
     args = parser.parse_args(argv)
+    args.repeat = args.repeat or (10 if args.cache else 3)
     if args.parts:
         time_cache_parts()
     names = list(SETTINGS) if args.setting == "both" else [args.setting]

@@ -298,6 +298,30 @@ def test_answers_a_killed_run_committed_but_never_copied_reach_the_cache_on_reru
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
 
 
+def test_every_answer_reaches_the_cache_when_copies_run_slower_than_answers_arrive(
+        make_server, tmp_path, monkeypatch):
+    # Copies start at every store commit and take longer than the job: the job ends with one
+    # running and answers waiting behind it, and closing must copy those too.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.0)
+    fill = ResponseCache.fill
+
+    def slow(*args: object, **kwargs: object) -> tuple[int, bool]:
+        done = fill(*args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.2)  # ends long after it read the store
+        return done
+
+    monkeypatch.setattr(ResponseCache, "fill", slow)
+    server = make_server(latency=0.02)  # answers committed over many store commits
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=2"
+    rows = [{"question": f"What is {i} to the fourth?"} for i in range(60)]
+    assert len(promptmill.run(rows, model, output=tmp_path / "a.jsonl")) == 60
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 60
+    server.stats.reset()
+    promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0
+
+
 def test_answers_of_a_copy_still_running_when_the_run_is_killed_reach_the_cache_on_rerun(
         make_server, tmp_path, monkeypatch):
     # The first copy runs (on its thread) while the store commits more answers, and the run

@@ -20,6 +20,7 @@ the json C module, aiohttp's C parts, libc...).
     python benchmarks/instructions.py                  # 2,000 requests each (some minutes)
     python benchmarks/instructions.py --requests 300   # quick
     python benchmarks/instructions.py --cache          # the response cache's cost
+    python benchmarks/instructions.py --cache --loop-thread  # ... on the event loop's thread
     PROMPTMILL_EVENT_LOOP=asyncio python benchmarks/instructions.py  # promptmill on asyncio's loop
 
 promptmill's jobs run on the loop ``promptmill.eventloop`` starts (uvloop where it installs),
@@ -30,7 +31,8 @@ response cache off; on with a fresh cache (a first run: the job's identity never
 so nothing is looked up, and every answer written); and on with a cache already holding
 another job's answers of the same identity (every request looked up, missed, and written).
 It prints what the cache adds to the dispatch phase's instructions in both (target: at
-most 3%).
+most 3%). Every thread of the client is counted, unless ``--loop-thread``: then the event
+loop's alone (the cache's copies into its file run on a thread of their own).
 """
 
 from __future__ import annotations
@@ -152,10 +154,19 @@ def run_promptmill(url: str, requests: int, folder: Path, cache: str | None = No
 # -- the parent: server, valgrind, report -----------------------------------------------------
 
 
+# --loop-thread: callgrind counts each thread apart, and only the main thread (the event
+# loop's, callgrind's thread 1) is read: the response cache copies answers on a thread of
+# its own, beside the loop.
+LOOP_THREAD_ONLY = False
+
+
 def dumps_by_label(folder: Path) -> dict[str, Path]:
     """Each dump file of a callgrind run, by the label it was dumped with."""
     found: dict[str, Path] = {}
     for path in glob.glob(str(folder / "callgrind.*")):
+        thread = re.search(r"-(\d+)$", path)
+        if LOOP_THREAD_ONLY and thread is not None and int(thread.group(1)) != 1:
+            continue
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.startswith("desc: Trigger:"):
@@ -209,6 +220,7 @@ def measure(client: str, url: str, requests: int, folder: Path) -> dict[str, Pat
     """Run one client under callgrind; its dumps by label."""
     folder.mkdir(parents=True, exist_ok=True)
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/callgrind.%p",
+               *(["--separate-threads=yes"] if LOOP_THREAD_ONLY else []),
                sys.executable, __file__, "--client", client, "--url", url,
                "--requests", str(requests), "--folder", str(folder)]
     started = time.monotonic()
@@ -230,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure the response cache's cost on dispatch")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--loop-thread", action="store_true",
+                        help="count the event loop's thread only (not the cache's copies)")
     args = parser.parse_args(argv)
+    global LOOP_THREAD_ONLY
+    LOOP_THREAD_ONLY = args.loop_thread
     if args.client:  # the child, under valgrind
         if args.client == "bare":
             run_bare(args.url, args.requests, args.folder)

@@ -298,6 +298,64 @@ def test_answers_a_killed_run_committed_but_never_copied_reach_the_cache_on_reru
     assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
 
 
+def test_every_answer_reaches_the_cache_when_copies_run_slower_than_answers_arrive(
+        make_server, tmp_path, monkeypatch):
+    # Copies start at every store commit and take longer than the job: the job ends with one
+    # running and answers waiting behind it, and closing must copy those too.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.0)
+    fill = ResponseCache.fill
+
+    def slow(*args: object, **kwargs: object) -> tuple[int, bool]:
+        done = fill(*args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.2)  # ends long after it read the store
+        return done
+
+    monkeypatch.setattr(ResponseCache, "fill", slow)
+    server = make_server(latency=0.02)  # answers committed over many store commits
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=2"
+    rows = [{"question": f"What is {i} to the fourth?"} for i in range(60)]
+    assert len(promptmill.run(rows, model, output=tmp_path / "a.jsonl")) == 60
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 60
+    server.stats.reset()
+    promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0
+
+
+def test_answers_of_a_copy_still_running_when_the_run_is_killed_reach_the_cache_on_rerun(
+        make_server, tmp_path, monkeypatch):
+    # The first copy runs (on its thread) while the store commits more answers, and the run
+    # dies before it commits: the store's meta must still point at that copy's answers.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_INTERVAL_S", 0.0)
+    server = make_server(latency=0.01)
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=2"
+    rows = [{"question": f"What is {i} cubed?"} for i in range(40)]
+    calls: list[int] = []
+
+    def killed(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)  # still running while the store commits the next answers
+        raise KeyboardInterrupt  # the process ends before the copy commits
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResponseCache, "fill", killed)
+        with pytest.raises(KeyboardInterrupt):
+            promptmill.run(rows, model, output=tmp_path / "a.jsonl")
+    store = sqlite3.connect(tmp_path / "a.jsonl.promptmill.db")
+    answered = store.execute("SELECT COUNT(*) FROM requests WHERE status = 'done'").fetchone()[0]
+    store.close()
+    assert answered == 40  # every answer committed, most while the first copy ran
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 0
+    promptmill.run(rows, model, output=tmp_path / "a.jsonl")
+    with ResponseCache(default_cache_path()) as cache:
+        assert cache.stats().entries == 40
+    server.stats.reset()
+    other = promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == 0 and all(r["responses"][0]["cached"] for r in other)
+
+
 def test_a_schema_2_cache_keeps_answering(server, tmp_path):
     # Schema 2 recorded no job identities: its entries must still be looked up.
     path = tmp_path / "c.sqlite"

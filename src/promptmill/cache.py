@@ -19,11 +19,13 @@ the writing run in ``identities``, so a job that starts later looks up, and a jo
 meanwhile starts looking up at its next write. Each request's key is hashed at planning
 and read by dispatch with the request's row. Answers are not written from Python: the
 job store's UPDATE that records an answer also records its entry's id and checksum, and
-the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to the
-cache's connection) every 4,096 answers or 2 s, right after a store commit, so a kill never
-leaves an entry for an answer the store lost. The store keeps, in the same commits, where
-the answers not yet copied begin (meta ``cache_fill``): a kill between the two commits
-leaves entries unwritten, and the rerun of that job copies them first. (Requests of several
+the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to a
+second connection to the cache, used by a thread of its own: the copy, its commit and the
+WAL's checkpoints run beside the event loop) every 4,096 answers or 2 s, started right
+after a store commit, so a kill never leaves an entry for an answer the store lost. The
+store keeps, in the same commits, where the answers not yet copied begin (meta
+``cache_fill``, covering a copy still running): a kill before a copy commits leaves entries
+unwritten, and the rerun of that job copies them first. (Requests of several
 samples and partly cached ones still queue their entries in Python; they are few.) Only a
 store that cannot commit at all (disk full) can leave such queued entries it lacks: real
 answers to those requests.
@@ -114,6 +116,10 @@ class ResponseCache:
                 raise CacheUnusable("not a promptmill response cache")
             if version > _SCHEMA_VERSION:
                 raise CacheUnusable(f"written by a newer promptmill (cache schema {version})")
+            # NORMAL in WAL: a killed process keeps every commit; power loss may drop the last
+            # few entries, which are then simply asked again (nor is a new file's schema worth
+            # an fsync: a power cut leaves an empty file, which starts afresh).
+            db.execute("PRAGMA synchronous=NORMAL")
             if version < _SCHEMA_VERSION:
                 if version == 0:
                     db.execute("PRAGMA journal_mode=WAL")
@@ -125,9 +131,6 @@ class ResponseCache:
                         db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
-            # NORMAL in WAL: a killed process keeps every commit; power loss may drop the last
-            # few entries, which are then simply asked again.
-            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Iterator
@@ -254,6 +255,10 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
                              poll_interval=poll_interval, wait=wait,
                              finish_online=finish_online)
     resume = _resume_command()
+    # What exists now (the modules, the CLI, the spec) lives until the process exits: out of
+    # the collector's sight, no full collection during the job walks it again, nor the one
+    # at exit (58 ms of a 5,000-request run's 1.1 s went to collections walking it).
+    gc.freeze()
     with _signals_interrupt() as received:
         try:
             outcome = eventloop.run(_run_with_progress(spec, config, new_job, retry_failed,

@@ -77,14 +77,27 @@ def _probe(client: str, stamps_path: str, argv: list[str]) -> None:
     import aiohttp
 
     real_request = aiohttp.ClientSession._request
+    concurrency = int(argv[argv.index("--max-concurrency") + 1] if client == "promptmill"
+                      else argv[3])
+    flight = [0, 0]  # requests in flight now, POSTs sent so far
 
     async def probed_request(self: object, method: str, *args: object, **kwargs: object) -> object:
-        if method == "POST" and "first_post" not in stamps:
-            stamp("first_post", "dispatch")
-        response = await real_request(self, method, *args, **kwargs)  # type: ignore[arg-type]
         if method == "POST":
-            stamps["last_answer"] = time.time()
-        return response
+            flight[0] += 1
+            flight[1] += 1
+            if flight[1] == 1:
+                stamp("first_post", "dispatch")
+            elif flight[1] == 2:
+                stamps["second_post"] = time.time()
+            if flight[0] == concurrency and "full" not in stamps:
+                stamps["full"] = time.time()
+            stamps["last_post"] = time.time()
+        try:
+            return await real_request(self, method, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            if method == "POST":
+                flight[0] -= 1
+                stamps["last_answer"] = time.time()
 
     aiohttp.ClientSession._request = probed_request  # type: ignore[assignment]
 
@@ -219,6 +232,12 @@ def probed_run(client: str, latency: float, concurrency: int, source: Path, fold
         result[label] = (stamps[name] - previous) * 1000
         previous = stamps[name]
     result["total"] = (ended - spawned) * 1000
+    # Within "first POST to last answer": the wait before the second request (slow start's
+    # probe, promptmill only), the ramp to every worker in flight, the tail after the last send.
+    result["first POST to the second"] = (stamps["second_post"] - stamps["first_post"]) * 1000
+    if "full" in stamps:
+        result["second POST to all in flight"] = (stamps["full"] - stamps["second_post"]) * 1000
+    result["last POST sent to last answer"] = (stamps["last_answer"] - stamps["last_post"]) * 1000
     for kind in ("import", "gc"):
         result[f"of which {kind}"] = 1000 * sum(p[kind] for p in recorded["by_phase"].values())
     result["import after the imports phase"] = 1000 * sum(

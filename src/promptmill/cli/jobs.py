@@ -241,8 +241,8 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     )
     # What exists now (the modules, the CLI, the spec) lives until the process exits: out of
     # the collector's sight, no full collection during the job walks it again, nor the one
-    # at exit (58 ms of a 5,000-request run's 1.1 s went to collections walking it). Back on
-    # before anything reads the input (a dry run too): a model's loading makes its garbage.
+    # at exit (most of a run's collection time, docs/benchmarks.md). Back on before anything
+    # reads the input (a dry run too): a model's loading makes garbage of its own.
     gc.freeze()
     gc.enable()
     if save_config is not None:

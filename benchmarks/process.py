@@ -15,6 +15,7 @@ just before it), by wall clock and by CPU time.
 
     python benchmarks/process.py                          # 5,000 and 20,000 rows, both settings
     python benchmarks/process.py --rows 5000 --setting zero --repeat 5
+    python benchmarks/process.py --before-src /tmp/before/src    # rounds: bare, before, this
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ async def bare_script(url: str, source: Path, output: Path, concurrency: int) ->
             await asyncio.gather(*(worker(session) for _ in range(concurrency)))
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Run ``command`` to its end: (wall seconds, CPU seconds of the child)."""
+def timed(command: list[str], src: str | None = None) -> tuple[float, float]:
+    """Run ``command`` to its end: (wall seconds, CPU seconds of the child); ``src``: another
+    checkout's ``src`` to import promptmill from."""
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -84,8 +87,8 @@ def timed(command: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def one_run(client: str, latency: float, concurrency: int, source: Path, folder: Path
-            ) -> tuple[float, float]:
+def one_run(client: str, latency: float, concurrency: int, source: Path, folder: Path,
+            src: str | None = None) -> tuple[float, float]:
     """One client process against a fresh server: (wall seconds, CPU seconds)."""
     from promptmill.testing import serve_in_process  # here: the bare script imports none of it
 
@@ -100,24 +103,34 @@ def one_run(client: str, latency: float, concurrency: int, source: Path, folder:
             command = [sys.executable, "-m", "promptmill", "run", str(source), "-m",
                        f"http!{MODEL},api_base={server.url}", "-o", str(output),
                        "--max-concurrency", str(concurrency)]
-        wall, cpu = timed(command)
+        wall, cpu = timed(command, src)
     with open(output, "rb") as handle, open(source, "rb") as given:
         lines, rows = sum(1 for _ in handle), sum(1 for _ in given)
     assert lines == rows, f"{client} wrote {lines} lines for {rows} rows"
     return wall, cpu
 
 
-def run_setting(name: str, rows: int, repeat: int) -> tuple[float, float]:
-    """Interleaved rounds of one setting and size: medians of the paired ratios."""
+def run_setting(name: str, rows: int, repeat: int, before_src: str | None = None
+                ) -> tuple[float, float]:
+    """Interleaved rounds of one setting and size: medians of the paired ratios (with
+    ``before_src``, each round also runs that checkout's promptmill, printed beside)."""
     latency, concurrency = SETTINGS[name]
     by_wall: list[float] = []
     by_cpu: list[float] = []
+    before_wall: list[float] = []
     with tempfile.TemporaryDirectory(prefix="pm-process-") as tmp:
         folder = Path(tmp)
         source = folder / "input.jsonl"
         write_input(source, rows)
         for attempt in range(repeat):
             bare_wall, bare_cpu = one_run("bare", latency, concurrency, source, folder)
+            if before_src:
+                old_wall, old_cpu = one_run("promptmill", latency, concurrency, source, folder,
+                                            before_src)
+                before_wall.append(bare_wall / old_wall)
+                print(f"  {name} {rows:,} run {attempt + 1}: before ({before_src}) "
+                      f"{old_wall:.2f} s (CPU {old_cpu:.2f} s): {before_wall[-1]:.2f}x",
+                      flush=True)
             pm_wall, pm_cpu = one_run("promptmill", latency, concurrency, source, folder)
             by_wall.append(bare_wall / pm_wall)
             by_cpu.append(bare_cpu / pm_cpu)
@@ -125,6 +138,10 @@ def run_setting(name: str, rows: int, repeat: int) -> tuple[float, float]:
                   f"({rows / bare_wall:,.0f} req/s, CPU {bare_cpu:.2f} s), promptmill "
                   f"{pm_wall:.2f} s ({rows / pm_wall:,.0f} req/s, CPU {pm_cpu:.2f} s): "
                   f"{by_wall[-1]:.2f}x", flush=True)
+    if before_wall:
+        print(f"  {name} {rows:,}: before {statistics.median(before_wall):.2f}x, this "
+              f"checkout {statistics.median(by_wall):.2f}x (medians of pairs with the bare "
+              "script)", flush=True)
     return statistics.median(by_wall), statistics.median(by_cpu)
 
 
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="input rows (repeatable; default 5000 and 20000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (default 3)")
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
+    parser.add_argument("--before-src", metavar="SRC",
+                        help="another checkout's src: each round also runs its promptmill")
     parser.add_argument("--bare", nargs=4, metavar=("URL", "INPUT", "OUTPUT", "CONCURRENCY"),
                         help=argparse.SUPPRESS)  # the bare script's own process
     args = parser.parse_args(argv)
@@ -142,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         url, source, output, concurrency = args.bare
         asyncio.run(bare_script(url, Path(source), Path(output), int(concurrency)))
         return 0
-    compile_package()  # the children run it as an installed copy does
+    compile_package(args.before_src)  # the children run it as an installed copy does
     settings = list(SETTINGS) if args.setting == "both" else [args.setting]
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs", flush=True)
     results = []
     for name in settings:
         for rows in args.rows or [5000, 20000]:
-            wall, cpu = run_setting(name, rows, args.repeat)
+            wall, cpu = run_setting(name, rows, args.repeat, args.before_src)
             results.append((name, rows, wall, cpu))
     print("\nsetting  rows    promptmill/bare (wall clock)  (CPU time)  target")
     for name, rows, wall, cpu in results:

@@ -187,6 +187,28 @@ def test_help_imports_no_heavy_module_and_no_library() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_run_called_in_process_gives_back_the_garbage_collector(
+    tmp_path: Path, server: TestServer
+) -> None:
+    # `promptmill run` holds collection off while it imports and builds the job; a program
+    # that calls main() itself must get it back, after a job and after a refused one.
+    import gc
+
+    from promptmill.cli import main
+
+    source = write_questions(tmp_path / "questions.jsonl", 20)
+    out = tmp_path / "answers.jsonl"
+    command = ["run", str(source), "-m", f"http!test-model,api_base={server.url}", "-o",
+               str(out), "--template", "Q: {{ question }}"]
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--cache", str(tmp_path / "c"), "--no-cache"])
+    assert refused.value.code == 2
+    assert gc.isenabled()
+    main(command)
+    assert [row["id"] for row in read_jsonl(out)] == list(range(20))
+    assert gc.isenabled()
+
+
 def test_help_lists_every_command_and_run_lists_its_options() -> None:
     top = promptmill("--help")
     assert top.returncode == 0, top.stderr

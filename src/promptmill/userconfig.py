@@ -14,10 +14,14 @@ from typing import Any
 
 from promptmill.errors import UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+
+def _tomllib() -> Any:
+    """tomllib (tomli on Python 3.10), imported when a file is read: most runs read none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib
 
 
 def config_dir() -> Path:
@@ -42,15 +46,18 @@ def read_text(path: Path, what: str) -> str:
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """A TOML file's tables; UsageError naming the file, line and fix if it cannot be read."""
     text = read_text(path, what)
+    tomllib = _tomllib()
     try:
-        return tomllib.loads(text)
+        result: dict[str, Any] = tomllib.loads(text)
+        return result
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{what} {path}: not valid TOML ({exc}): fix that line") from None
 
 
 def parse_toml(text: str) -> dict[str, Any]:
     """Parse TOML text (tomllib, or tomli on Python 3.10)."""
-    return tomllib.loads(text)
+    result: dict[str, Any] = _tomllib().loads(text)
+    return result
 
 
 def format_toml_value(value: Any) -> str:

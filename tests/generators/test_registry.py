@@ -40,6 +40,24 @@ def test_third_party_generator_through_entry_points(monkeypatch: pytest.MonkeyPa
     assert generator_class("thirdparty") is HTTPGenerator
 
 
+def test_an_entry_point_cannot_take_over_a_built_in_provider(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An installed package naming itself "openai" must not receive the user's OpenAI key;
+    # nor does resolving a built-in read every installed package's metadata (start-up time).
+    point = EntryPoint(name="openai", value="promptmill.generators.openai_:HTTPGenerator",
+                       group="promptmill.generators")
+    looked: list[str] = []
+
+    def entry_points(group: str) -> list[EntryPoint]:
+        looked.append(group)
+        return [point]
+
+    monkeypatch.setattr("promptmill.generators.entry_points", entry_points)
+    assert generator_class("openai") is not HTTPGenerator
+    assert generator_class("openai").__name__ == "OpenAIGenerator"
+    assert looked == []
+
+
 def test_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "promptmill.generators.llamacpp_", raising=False)

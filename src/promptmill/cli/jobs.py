@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Iterator
@@ -174,6 +175,11 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
         tensor_parallel: int, batch_size: int, verbose: int, quiet: int) -> None:
     """Generate responses for every row of INPUT (JSONL, CSV, Parquet, or a Hugging Face
     dataset as hf:NAME[:CONFIG][@SPLIT])."""
+    # The imports below and the job's spec make objects that live to the end of the process:
+    # collecting while they are made finds nothing to free. Frozen, and back on, once the
+    # spec is built.
+    gc.disable()
+    ctx.call_on_close(gc.enable)  # also when the command fails before that
     from promptmill import eventloop
     from promptmill.api import make_generator
     from promptmill.engine.dispatch import EngineConfig
@@ -233,6 +239,12 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
                          gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
                          tensor_parallel=tensor_parallel, batch_size=batch_size),
     )
+    # What exists now (the modules, the CLI, the spec) lives until the process exits: out of
+    # the collector's sight, no full collection during the job walks it again, nor the one
+    # at exit (most of a run's collection time, docs/benchmarks.md). Back on before anything
+    # reads the input (a dry run too): a model's loading makes garbage of its own.
+    gc.freeze()
+    gc.enable()
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
 

@@ -8,7 +8,6 @@ prompt; nested tables name prompts by path (``bookMIA/instruct-autoregressive/li
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -96,6 +95,8 @@ def get_prompt(name: str, files: Sequence[Path | str] = ()) -> NamedPrompt:
     found = library.get(name.strip().strip("/"))
     if found is not None:
         return found
+    import difflib  # only for a name not found: not on every run's path
+
     close = difflib.get_close_matches(name, list(library), n=3, cutoff=0.5)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise UsageError(f"no prompt named {name!r} in the library{hint}: "

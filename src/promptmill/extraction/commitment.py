@@ -22,6 +22,7 @@ from promptmill.extraction.asked import (
     asked_words,
     commentary,
     givens,
+    opposite_end,
     other_quantity,
     per_item,
 )
@@ -89,6 +90,10 @@ def _plain(text: str) -> str:
     return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
+# the noun after a step's last value: "= 12 600 seconds" counts the seconds asked for
+_RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
+
+
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
@@ -120,7 +125,7 @@ class AskedQuantity:
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
         self.states_verb = re.compile(
-            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+[-$\d]") if self.verb else None
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]") if self.verb else None
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
         unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
@@ -144,11 +149,17 @@ class AskedQuantity:
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
             tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+|\d[\d/.,]*", named)]
             # "Squared deviations: ..." names another quantity than "the standard deviation";
-            # "2 1/2 cups" counts the cups asked for
+            # "2 1/2 cups" counts the cups asked for; "Lena's bill" is hers as "her bill" is
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
                                             or tokens[i - 1] + "s" in self.words
+                                            or tokens[i - 1].endswith("'")
                                             or tokens[i - 1][0].isdigit())
                    for i, token in enumerate(tokens)):
+                return True
+            if any("-" in name and name in named.replace("$", "") for name in self.names):
+                return True  # "the x-coordinate": one name of two words
+            result = _RESULT_NOUN.search(step)  # "... × 3600 s/hour = 12 600 seconds."
+            if result and result.group(1).rstrip("s") in self.names:
                 return True
         if self.states_verb and self.states_verb.search(lowered):
             return True
@@ -172,7 +183,7 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if commentary(sentence, asked.question, asked.given):
         return False
     if (aside(sentence) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
-            or per_item(sentence, asked.question)):
+            or per_item(sentence, asked.question) or opposite_end(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside

@@ -18,6 +18,7 @@ from promptmill.extraction.asked import (
     asked_variable,
     asks_several,
     commentary,
+    plain_question,
     givens,
     other_quantity,
     recaps,
@@ -368,6 +369,7 @@ def extract_math_method(
 ) -> tuple[str | None, str]:
     """The committed math answer (normalised; None: no single answer) and how it was found."""
     text = squeeze(text)
+    question = plain_question(question)
     candidates = _explicit(text, question)
     if truncated:
         if not candidates:

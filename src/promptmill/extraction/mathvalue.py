@@ -63,7 +63,8 @@ _VERB = re.compile(
     # "its maximum value of 7 at x = 2", "its least value, -7, when": the value named
     r"|\b(?:value|minimum|maximum)(?:\s+of|,)(?=\s*[-−+$]?\d)"
     r"|\b(?:is|are|was|were|be|equals?|gives?|giving|get|gets|makes?|needs?|takes?|took|uses?|"
-    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to|measures?|weighs?)"
+    r"\b|=|:(?!\d)|(?<!\d):"
     r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
     re.IGNORECASE,
 )
@@ -240,6 +241,23 @@ def undated(text: str, question: str | None) -> str:
         return text
     return _DATE.sub(blank, text)
 
+# the unit after a value ("215 minutes", "300 kJ"), and an object named before one ("the
+# point (0, -3)")
+_UNIT_AFTER = re.compile(r"\d\s*([A-Za-z]+)")
+_OBJECT_FIRST = re.compile(r"\s*(?:the|an?)\s+[a-z]{3,}\s*[-$(\d\\]", re.IGNORECASE)
+
+
+def _other_form(stated: str, restated: str) -> bool:
+    """Whether a restatement gives the value in another unit ("215 minutes, which is 3 hours
+    and 35 minutes"; "300 000 J, i.e. 300 kJ") or as another object ("-3, i.e. the point (0,
+    -3)"): the value stated first is the answer, the restatement a conversion beside it."""
+    if _OBJECT_FIRST.match(restated):
+        return True
+    before = _UNIT_AFTER.findall(stated)
+    after = _UNIT_AFTER.search(restated)
+    return bool(before and after and before[-1].lower() != after.group(1).lower())
+
+
 def closing_statement(sentence: str, question: str | None = None) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
@@ -254,6 +272,8 @@ def closing_statement(sentence: str, question: str | None = None) -> str | None:
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
+    if restated and _other_form(clause[: restated.start()], clause[restated.end() :]):
+        clause, restated = clause[: restated.start()], None
     if restated and not _PROPERTY.match(clause, restated.end()) and not converted(
         clause[: restated.start()], clause[restated.end() :], question
     ):

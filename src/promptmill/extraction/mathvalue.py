@@ -173,7 +173,7 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     tail = tail.lstrip(" \t*:_")
     restated = _WORDS_THEN_DIGITS.match(tail)
     if restated:  # "nine twenty-fifths (9/25)": the digits say what the words say
-        tail = restated.group(1)
+        tail = restated.group(1) or restated.group(2)
     # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
     if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
@@ -322,7 +322,9 @@ def wavers(text: str, position: int, value: str) -> bool:
     other = stated_value(text[start : start + 200], words=True)
     return other is not None and other != HEDGE and other != value
 
-_WORDS_THEN_DIGITS = re.compile(r"[A-Za-z][A-Za-z -]*\(\s*(-?\d[\d./,]*)\s*\)")
+# "nine twenty-fifths (9/25)", "nineteen twenty-fourths, 19/24": words, then the same in digits
+_WORDS_THEN_DIGITS = re.compile(
+    r"[A-Za-z][A-Za-z -]*(?:\(\s*(-?\d[\d./,]*)\s*\)|,\s+(-?\d+(?:/\d+|\.\d+)?)(?![\d/.]\d))")
 _PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
 
 

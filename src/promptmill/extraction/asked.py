@@ -422,9 +422,23 @@ SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECAS
 _SOLVE = re.compile(r"\bsolve\b", re.IGNORECASE)
 
 
+# what lets an equation have more than one root: a power, a root, an absolute value, a product
+_NONLINEAR = re.compile(r"\^|\*\*|[²³√|]|\\sqrt|\)\s*\(|\b(?:squared?|cubed?)\b|[<>≤≥]|\\[lg]e",
+                        re.IGNORECASE)
+
+
+def one_solution(question: str | None) -> bool:
+    """Whether a question solves one linear equation ("Solve 3(x + 4) = 27."): its answer is
+    one value, so two values ("x = -4 or x = 4", "Answer: 5, 9") are two answers."""
+    question = plain_question(question)
+    return bool(question and question.count("=") == 1 and _SOLVE.search(question)
+                and not SEVERAL.search(question) and not _NONLINEAR.search(question))
+
+
 def asks_several(question: str | None) -> bool:
     """Whether a question may take several values for its answer (roots, "all", solve)."""
-    return question is not None and bool(SEVERAL.search(question) or _SOLVE.search(question))
+    return question is not None and bool(
+        SEVERAL.search(question) or _SOLVE.search(question) and not one_solution(question))
 
 
 def givens(question: str | None) -> set[str]:
@@ -444,6 +458,6 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 __all__ = [
     "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
     "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
-    "committed_clause", "converted", "givens", "opposite_end", "other_quantity", "plain_question",
+    "committed_clause", "converted", "givens", "one_solution", "opposite_end", "other_quantity", "plain_question",
     "recaps",
 ]

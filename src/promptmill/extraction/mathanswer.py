@@ -18,9 +18,10 @@ from promptmill.extraction.asked import (
     asked_variable,
     asks_several,
     commentary,
-    plain_question,
     givens,
+    one_solution,
     other_quantity,
+    plain_question,
     recaps,
 )
 from promptmill.extraction.commitment import (
@@ -391,9 +392,14 @@ def extract_math_method(
         if numbers and len(numbers[-1]) <= MAX_ANSWER:
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"
-    if chosen.value == HEDGE:
-        return None, HEDGE
+    if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
+            question):
+        return None, HEDGE  # "x = -4 or x = 4" for one linear equation: two answers, not one
     return str(chosen.value), chosen.method
+
+
+# a value of several: a set, "±", or values in a list
+_SEVERAL_VALUES = re.compile(r"\\\{|.*\\pm|[^()\[\]{}]*,\s")
 
 
 __all__ = ["HEDGE", "extract_math_method"]

@@ -103,6 +103,11 @@ _EITHER_LETTERS = re.compile(
     r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# "I'd put it as C or B depending on ...", "I'd say A or D": a first person offering two letters
+_OFFERS_LETTERS = re.compile(
+    r"\b[Ii](?:'d|\s+would|'ll|\s+will)\s+(?:[a-z]+\s+){1,3}?\(?([A-Z])\)?\s+(?i:or)\s+"
+    r"\(?([A-Z])\)?(?![A-Za-z0-9])"
+)
 # "I'd choose B. Or maybe C — ...": a second letter entertained after the first
 _OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
@@ -299,7 +304,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
             kind = HEDGE if wavers else SEVERAL
             found.append(Candidate(match.start(), None, kind, STRONG))
-    for match in _EITHER_LETTERS.finditer(text):
+    for match in [*_EITHER_LETTERS.finditer(text), *_OFFERS_LETTERS.finditer(text)]:
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
             found.append(Candidate(match.start(), None, HEDGE, STRONG))

@@ -361,8 +361,14 @@ def _echoes(text: str, question: str | None) -> bool:
         return False
     asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
     said = [re.findall(r"\w+", latexify(s).lower()) for _, s in sentences(text)]
-    # "√12" as the question's "\sqrt{12}"
-    return any(said) and all(" ".join(words) in asked for words in said if words)
+    # "√12" as the question's "\sqrt{12}"; "Solve for the 8th term of ..." asks "What is the
+    # 8th term of ...?" again in other words
+    return any(said) and all(" ".join(words) in asked
+                             or len(words) > 5 and _ASKING.sub("", " ".join(words)) in asked
+                             for words in said if words)
+
+
+_ASKING = re.compile(r"^(?:solve\s+for|find|compute|calculate|determine|evaluate|work\s+out)\s+")
 
 
 def extract_math_method(

@@ -128,6 +128,7 @@ HEDGED = re.compile(
     r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|"  # "either way" commits all the same
     r"\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
     r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
+    r"\btwo\s+(?:reasonable|possible|valid|plausible|defensible|different)\s+answers\b|"
     r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
     r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
     re.IGNORECASE,

@@ -136,7 +136,7 @@ _LETTER_NOT_LETTER = re.compile(
 _CORRECTED_TO = re.compile(
     r"\b(?i:actually|correction|make\s+that|no|wait|sorry|i\s+mean)"
     r"(?:[\s,:;—–-]+(?i:no|wait|actually|sorry|i\s+mean))*[ \t]*[,:;—–-]?[ \t]*"
-    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,:;]|\s+[—–-]\s|\s*$)",
     re.MULTILINE,
 )
 # "... on the far side. B.", "The right set is I and III only — **C**.": a letter alone
@@ -158,6 +158,7 @@ _JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", r
 _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
@@ -496,6 +497,12 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         elif dash:
             index = LETTERS.index(dash.group(1))
             result = (index, "headline") if index < options.count else None
+        elif lead and (lettered := _TEXT_LETTER.fullmatch(clean(lead.group(2)))):
+            # "**Octopus (B)** — it has no backbone, unlike ...": a bold lead of an option's
+            # text and its letter, agreeing, whatever the sentence after it goes on to name
+            said = _content(lettered.group(1), options)
+            index = LETTERS.index(lettered.group(2))
+            result = (index, "headline") if said is not None and said[0] == index else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")

@@ -48,6 +48,11 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     """The options a sentence states (after its contrasts and copulas decide between the
     ones it names) and whether it wavers between them."""
     named = options.named(sentence)
+    if named:
+        # "Finnish (unlike Swedish, which is Indo-European) is ...": a clause in brackets is
+        # an aside about another thing, not what the sentence states
+        unbracketed = _BRACKETED_CLAUSE.sub(" ", sentence)
+        named = options.named(unbracketed) if unbracketed != sentence else named
     if len(named) > 1:
         # "59 is the only prime (51 = 3·17, 57 = 3·19)": the brackets explain the others away
         outside = options.named(_BRACKETED.sub(" ", sentence))
@@ -75,10 +80,15 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
     if len(named) > 1:
         # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
+        mentions = options.mentions(sentence)
+        # "founded by Babur and consolidated by Akbar": two agents, neither the one stated
+        agents = sum(_BY_BEFORE.search(sentence[max(0, start - 30) : start]) is not None
+                     for start, _, _ in mentions)
         stated = {
             index
-            for start, end, index in options.mentions(sentence)
-            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+            for start, end, index in mentions
+            if (_COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+                or agents == 1 and _AGENT_BEFORE.search(sentence[max(0, start - 40) : start]))
             and not negated(sentence, start, end)
         }
         if len(stated) == 1:
@@ -93,6 +103,11 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
 
 
 _BRACKETED = re.compile(r"\([^()]*\)")
+_BRACKETED_CLAUSE = re.compile(r"\([^()]*\b(?:is|are|was|were)\b[^()]*\)")
+# "Bile is actually produced by the liver": the agent of a passive statement is what it states
+_AGENT_BEFORE = re.compile(r"\b(?:is|are|was|were)\s+(?:[a-z]+\s+){0,2}?[a-z]+(?:ed|en)\s+by\s+"
+                           r"(?:the\s+|an?\s+)?$", re.IGNORECASE)
+_BY_BEFORE = re.compile(r"[a-z]+(?:ed|en)\s+by\s+(?:the\s+|an?\s+)?$", re.IGNORECASE)
 _LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
 
 
@@ -169,6 +184,7 @@ def closing_mention(
     asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
     counted = HOW_MANY.search(question) if question else None
+    closing_paragraph = False  # the last sentence, a paragraph of its own, names one option
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
@@ -190,6 +206,10 @@ def closing_mention(
             # where the option is said, so a correction earlier in the sentence precedes it
             said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
             found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
+            closing_paragraph = closing_paragraph or (
+                len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1
+                and _PARAGRAPH_BREAK.search(text, 0, start) is not None
+                and not _MODAL.search(sentence))  # "..., whereas (A) would be closer."
             if _CONDITION.search(sentence):
                 conditional.add(index)
             elif len(found) == 1:
@@ -209,8 +229,17 @@ def closing_mention(
     if -1 not in conditional and len(conditional) > 1:
         # "If it is window glass, then I and III (C); if it is molten, then all three (E)."
         return [Candidate(found[0][0], None, HEDGE, WEAK)]
-    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
+    if closing_paragraph:
+        # "That describes a queue." alone after the working: the response's conclusion, however
+        # much more an earlier sentence of the working echoes the question
+        start, index, _ = found[0]
+    else:
+        start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
+_MODAL = re.compile(r"\b(?:would|could|might|may)\b", re.IGNORECASE)
 
 
 _CONDITION = re.compile(r"\bif\b", re.IGNORECASE)  # an option named under a condition

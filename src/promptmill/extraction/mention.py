@@ -32,6 +32,9 @@ _RANKED_BELOW = re.compile(
 )
 # an option's name, then "or" and another capitalised name (or the other way round)
 _OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
+_CIRCUMSTANCE = re.compile(
+    r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
+    r"rather\s+than|instead\s+of)\b", re.IGNORECASE)
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
                        re.IGNORECASE)
@@ -67,8 +70,10 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
         if len(tail) > 1:
             named = options.named(tail[-1]) or named
     if len(named) > 1:
-        # "You need HAVING, since WHERE runs first": a reason's options do not answer
-        head = _REASON.split(sentence, maxsplit=1)[0]
+        # "You need HAVING, since WHERE runs first": a reason's options do not answer; nor do
+        # a circumstance's ("in anaphase, right after the chromosomes line up at the metaphase
+        # plate")
+        head = _CIRCUMSTANCE.split(_REASON.split(sentence, maxsplit=1)[0], maxsplit=1)[0]
         named = options.named(head) or named if head != sentence else named
     if len(named) > 1 and _TOGETHER.search(sentence):
         return named, False  # "Tuna and sharks are both fish": several, together

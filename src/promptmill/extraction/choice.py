@@ -134,7 +134,7 @@ _LETTER_NOT_LETTER = re.compile(
 )
 # "B. Actually, C.", "No: D.", "A. No wait — B.": a correction that names a letter and nothing more
 _CORRECTED_TO = re.compile(
-    r"\b(?i:actually|correction|make\s+that|no|wait|sorry|i\s+mean)"
+    r"\b(?i:actually|correction|make\s+that|(?<![a-z]\s)no|wait|sorry|i\s+mean)"  # not "carry no A"
     r"(?:[\s,:;—–-]+(?i:no|wait|actually|sorry|i\s+mean))*[ \t]*[,:;—–-]?[ \t]*"
     r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,:;]|\s+[—–-]\s|\s*$)",
     re.MULTILINE,

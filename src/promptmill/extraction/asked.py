@@ -30,14 +30,17 @@ _CONCLUDES = re.compile(
 _METHOD = re.compile(r"^\W*(?:I|[Ww]e)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
 
 
-_INLINE_TEX = re.compile(r"\$(?!\d)([^$\n]+?)\$")  # not "$12 and $15": prices
+# "$x$", not "$12 and $15" (two prices, no TeX between)
+_INLINE_TEX = re.compile(r"\$(?!\d[\d,.]*(?:\s|$|[,;?]))([^$\n]+?)\$")
 
 
 @lru_cache(maxsize=1024)  # a question's samples share it
 def plain_question(question: str | None) -> str | None:
     """A question with its inline TeX delimiters dropped: "what is $a$?" asks for a, "the
     $x$-coordinate" names the x-coordinate, as the words around them are read."""
-    return _INLINE_TEX.sub(r"\1", question) if question and "$" in question else question
+    if not question or "$" not in question:
+        return question
+    return _INLINE_TEX.sub(r"\1", question)
 
 
 def asked_clause(sentence: str, question: str | None) -> str | None:
@@ -125,7 +128,9 @@ _ASIDE = re.compile(
     r"^\W*(?:interestingly|notably|curiously|note\s+that|notice\s+that|fun\s+fact)\b|"
     # "doubled it would be 10-24-26", "forgetting the overlap would give 58", "that would have
     # meant 150 texts": a case beside the question's
-    r"\bwould\s+(?:have\s+)?(?:be|been|give|given|mean|meant|cost|make|take|leave|yield)\b",
+    # "next time it would reach 15,680": any verb in the conditional, save a choice's own
+    r"\bwould\s+(?:have\s+)?(?!(?:say|go|pick|choose|answer|guess|put|estimate|need|like|"
+    r"expect|recommend|conclude|write|give\s+(?:it|the\s+answer))\b)[a-z]+\b",
     re.IGNORECASE,
 )
 

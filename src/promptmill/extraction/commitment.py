@@ -90,6 +90,7 @@ def _plain(text: str) -> str:
     return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
+_OPERAND = re.compile(r"(?:[×*·+/^-]|\\times|\\cdot)\s*$")  # an operator before a term
 # the noun after a step's last value: "= 12 600 seconds" counts the seconds asked for
 _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 
@@ -97,8 +98,8 @@ _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "stated_in", "states_verb",
-                 "symbols", "unit", "values", "variable", "verb", "words")
+    __slots__ = ("expressions", "given", "names", "percent", "question", "stated_in",
+                 "states_verb", "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -116,6 +117,7 @@ class AskedQuantity:
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
+        self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
         variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
         self.variable = variable.group(1) if variable else None  # the unknown solved for
         counted = HOW_MANY.search(question)
@@ -168,8 +170,13 @@ class AskedQuantity:
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True
-        return self.variable is not None and re.search(
-            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text) is not None
+        if self.percent and re.search(r"\d\s*%", text):
+            return True  # "The sum grew by 30%." for "By what percent did it grow?"
+        # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
+        if self.variable is None:
+            return False
+        return any(not _OPERAND.search(text, 0, m.start()) for m in re.finditer(
+            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text))
 
 
 def commits(sentence: str, asked: AskedQuantity) -> bool:

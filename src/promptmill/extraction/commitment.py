@@ -226,7 +226,9 @@ def committed_index(closing: list[str], question: str | None) -> int | None:
 _CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)", re.IGNORECASE)
 # "1000 = 27 × 37 + 1, remainder 1.": a closing name, then its value
 _NAME_THEN_VALUE = re.compile(
-    r"(?:^|[,;:]\s*)(?:the\s+|a\s+|its\s+)?([a-z]{3,})\s+(?:of\s+|is\s+)?"
+    # "The vertex has x-coordinate 3": the name after "has" too
+    r"(?:^|[,;:]\s*|\b(?:has|have|had|with)\s+)(?:the\s+|a\s+|an\s+|its\s+)?([a-z][a-z-]{2,})\s+"
+    r"(?:of\s+|is\s+)?"
     r"(-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\W*$",
     re.IGNORECASE,
 )
@@ -253,7 +255,7 @@ def named_clause(sentence: str, question: str | None) -> str:
 def named_value(sentence: str, question: str | None) -> str | None:
     """The value a sentence's closing "NAME VALUE" gives where NAME is the quantity asked
     ("..., remainder 1." for "What is the remainder ...?")."""
-    found = _NAME_THEN_VALUE.search(sentence)
+    found = _NAME_THEN_VALUE.search(sentence.replace("$", ""))
     if found is None:
         return None
     names = asked_quantity_of(question).names - _GENERIC

@@ -221,6 +221,12 @@ def settle(expression: str) -> str | None:
         if len(values) == 2 and len(numbers) == 1 and None not in numbers:
             return values[0]  # "0.5 or 1/2": one value said twice
         return HEDGE
+    said = expression.split(", ")
+    if len(said) == 2:  # "\frac{7}{10}, 7/10": seven tenths, then the same in digits
+        values = [normalise_math(part) for part in said]
+        if exact_number(values[0]) is not None and exact_number(values[0]) == exact_number(
+                values[1]):
+            return values[0]
     braces = re.fullmatch(r"\{(.+)\}", expression)
     if braces:
         expression = "\\{" + braces.group(1) + "\\}"

@@ -463,6 +463,6 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 __all__ = [
     "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
     "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
-    "committed_clause", "converted", "givens", "one_solution", "opposite_end", "other_quantity", "plain_question",
-    "recaps",
+    "committed_clause", "converted", "givens", "one_solution", "opposite_end", "other_quantity",
+    "plain_question", "recaps",
 ]

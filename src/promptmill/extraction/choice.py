@@ -500,9 +500,9 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         elif lead and (lettered := _TEXT_LETTER.fullmatch(clean(lead.group(2)))):
             # "**Octopus (B)** — it has no backbone, unlike ...": a bold lead of an option's
             # text and its letter, agreeing, whatever the sentence after it goes on to name
-            said = _content(lettered.group(1), options)
+            content = _content(lettered.group(1), options)
             index = LETTERS.index(lettered.group(2))
-            result = (index, "headline") if said is not None and said[0] == index else None
+            result = (index, "headline") if content is not None and content[0] == index else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")

@@ -126,8 +126,9 @@ class AskedQuantity:
         verb = _ASKED_VERB.search(question)
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
-        self.states_verb = re.compile(
-            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]") if self.verb else None
+        self.states_verb = re.compile(  # "it increased by 12%"
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]"
+        ) if self.verb else None
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
         unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None

@@ -25,8 +25,9 @@ NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
     # round grader17i: a closing paragraph concludes; circumstances, bracketed clauses, agents
-    ("A year on Venus is shorter than ours but not the shortest.\n\nThe quickest orbit is "
-     "Mercury's.", PLANETS, "Which planet has the shortest year?", "A", "option_mention"),
+    ("A year on Venus is short, the shortest planet year many people think.\n\nThe quickest "
+     "orbit is Mercury's.", PLANETS, "Which planet has the shortest year?", "A",
+     "option_mention"),
     ("It reaches its closest approach in winter, right after Mars (D) passes opposition.",
      ["Winter", "Spring", "Summer", "Autumn"], None, "A", "option_mention"),
     ("Newton stated it (the law of gravitation is a different one) as the second law.", LAWS,

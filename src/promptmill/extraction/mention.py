@@ -209,12 +209,14 @@ def closing_mention(
         if len(named) == 1:
             index = named.pop()
             # where the option is said, so a correction earlier in the sentence precedes it
-            said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
+            spans = [(m_start, m_end) for m_start, m_end, i in options.mentions(sentence)
+                     if i == index]
+            said = [m_start for m_start, _ in spans]
             found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
             closing_paragraph = closing_paragraph or (
                 len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1
                 and _PARAGRAPH_BREAK.search(text, 0, start) is not None
-                and not _MODAL.search(sentence))  # "..., whereas (A) would be closer."
+                and _concludes_with(sentence, spans))
             if _CONDITION.search(sentence):
                 conditional.add(index)
             elif len(found) == 1:
@@ -244,7 +246,20 @@ def closing_mention(
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
+
+
+def _concludes_with(sentence: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether a closing sentence ends on the option it names, as a conclusion does ("That
+    describes a queue.", "It was signed at Versailles."), rather than remarking on it as its
+    subject ("Sydney is larger."), in the conditional ("(A) would be closer") or as a belief
+    ("Many assume it is Sydney.")."""
+    if not spans or _MODAL.search(sentence) or _BELIEF.search(sentence):
+        return False
+    opening = sentence[: spans[0][0]].strip(" \t*_>-")
+    return bool(opening) and len(sentence[spans[-1][1] :].strip(" \t.!*_)")) <= 12
 _MODAL = re.compile(r"\b(?:would|could|might|may)\b", re.IGNORECASE)
+_BELIEF = re.compile(r"\b(?:assumes?|thinks?|believes?|supposes?|mistakes?|confuses?)\b",
+                     re.IGNORECASE)
 
 
 _CONDITION = re.compile(r"\bif\b", re.IGNORECASE)  # an option named under a condition

@@ -75,11 +75,11 @@ _VALUES = re.compile(r"(?<![\w./])\d+(?:\.\d+)?(?:\s+\d+/\d+|/\d+)?(?![\w./])")
 _SOLVE_VARIABLE = re.compile(r"\bsolve\b[^?.]*?(?<![\w\\])([a-z])(?![\w(])", re.IGNORECASE)
 _EXPRESSION = re.compile(r"(?:\d\s*)?\([^()]*[a-z][^()]*\)\s*\([^()]*\)|d[a-z]/d[a-z]",
                          re.IGNORECASE)
-# "Find f'(2).", "Simplify (x^2 - 9)/(x - 3).", "Convert 90 km/h to m/s": the question's own
+# "Find f'(2).", "What is k^2 + 1?", "Convert 90 km/h to m/s": the question's own
 # expression, which a statement restates before its value ("f'(2) = 8", "90 km/h = 25 m/s")
 _OBJECT = re.compile(
     r"\b(?:find|simplify|evaluate|compute|calculate|convert|express|expand|factor|factorise|"
-    r"factorize)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
+    r"factorize|what\s+is)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
     re.IGNORECASE,
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.options import Options, negated, stem
-from promptmill.extraction.text import HOW_MANY, WEAK, Candidate, hedged, sentences
+from promptmill.extraction.text import CORRECTION, HOW_MANY, WEAK, Candidate, hedged, sentences
 
 SEVERAL = "multiple"  # method of a statement that names more than one option
 HEDGE = "hedge"  # method of a statement that wavers between options
@@ -32,9 +32,11 @@ _RANKED_BELOW = re.compile(
 )
 # an option's name, then "or" and another capitalised name (or the other way round)
 _OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
+_REMARK_DASH = re.compile(r"\s[—–]\s")
 _CIRCUMSTANCE = re.compile(
     r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
-    r"rather\s+than|instead\s+of)\b", re.IGNORECASE)
+    r"rather\s+than|instead\s+of)\b"
+    r"|\s(?:when|whenever)\s", re.IGNORECASE)  # "Marble forms when limestone is heated"
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
                        re.IGNORECASE)
@@ -47,9 +49,11 @@ _COPULA_BEFORE = re.compile(
 )
 
 
-def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
+def _single_option(
+    sentence: str, options: Options, asked: frozenset[str] | set[str] = frozenset()
+) -> tuple[set[int], bool]:
     """The options a sentence states (after its contrasts and copulas decide between the
-    ones it names) and whether it wavers between them."""
+    ones it names; ``asked``: the question's words) and whether it wavers between them."""
     named = options.named(sentence)
     if named:
         # "Finnish (unlike Swedish, which is Indo-European) is ...": a clause in brackets is
@@ -64,11 +68,24 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     if len(named) > 1 and replaced:
         # "John Adams — sorry, I mean George Washington": what the correction names decides
         named = options.named(sentence[replaced[-1].end() :]) or named
+    dash = _REMARK_DASH.search(sentence)
+    if len(named) > 1 and dash and not CORRECTION.search(sentence, dash.end()):
+        # "Only Iceland is surrounded by sea — Chile has a coast but ...": a remark after a
+        # dash comments on the statement before it
+        named = options.named(sentence[: dash.start()]) or named
     if len(named) > 1:
-        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
-        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
-        if len(tail) > 1:
-            named = options.named(tail[-1]) or named
+        # "Toronto is the largest city, but the capital is Ottawa": the turn decides
+        parts = re.split(r"\bbut\b|\bhowever\b", sentence, flags=re.IGNORECASE)
+        if len(parts) > 1:
+            named = options.named(parts[-1]) or named
+    if len(named) > 1:
+        # "..., whereas ...": two things set side by side; the one restating the question
+        # decides ("Basalt forms when lava cools, whereas marble needs heat" for "Which rock
+        # forms from cooled lava?"), the latter when neither does more
+        parts = re.split(r"\bwhereas\b", sentence, flags=re.IGNORECASE)
+        if len(parts) > 1:
+            kept = parts[0] if _overlap(parts[0], asked) > _overlap(parts[-1], asked) else parts[-1]
+            named = options.named(kept) or named
     if len(named) > 1:
         # "You need HAVING, since WHERE runs first": a reason's options do not answer; nor do
         # a circumstance's ("in anaphase, right after the chromosomes line up at the metaphase
@@ -193,7 +210,7 @@ def closing_mention(
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
-        named, wavers = _single_option(sentence, options)
+        named, wavers = _single_option(sentence, options, asked)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
         if len(named) > 1 and asked:
@@ -287,7 +304,10 @@ def _concluded(sentence: str, options: Options) -> set[int]:
     return set()
 
 
-_DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)
+# "not keys", "they don't make antibodies": a question word the sentence denies
+_DENIED_WORD = re.compile(
+    r"\b(?:not|no|never|without|(?:do|does|did|is|are|can)n't)\s+(?:\w+\s+)?([a-z]{4,})",
+    re.IGNORECASE)
 
 
 def _overlap(sentence: str, asked: set[str]) -> int:

@@ -310,7 +310,7 @@ _DENIED_WORD = re.compile(
     re.IGNORECASE)
 
 
-def _overlap(sentence: str, asked: set[str]) -> int:
+def _overlap(sentence: str, asked: set[str] | frozenset[str]) -> int:
     """How far a sentence restates the question (its words, or their initials: "ICs" for
     "integrated circuits"); a question word it denies ("a guitar has frets, not keys" for
     "Which instrument has 88 keys?") counts against it."""

@@ -38,6 +38,13 @@ CHOICE_RULES = [
      None, "C", "headline"),
     ("The answer is A.\n\nOops, I mean B — Venus.", PLANETS, None, "B", "answer_statement"),
     ("I'd put it as B or D depending on how you count.", PLANETS, None, None, "hedge"),
+    ("Mars is the red one. Venus glows brightly, but it doesn't look red at all.", PLANETS,
+     "Which planet looks red?", "D", "option_mention"),
+    ("Only Earth has liquid oceans — Mars once had water but lost it, unlike Venus.", PLANETS,
+     None, "C", "option_mention"),
+    ("Mercury orbits closest to the Sun, whereas Mars orbits farther out than Earth.", PLANETS,
+     "Which planet orbits closest to the Sun?", "A", "option_mention"),
+    ("Only Mars has a red surface; neither is Venus.", PLANETS, None, "D", "option_mention"),
     ("Mercury carries no A, B or C grade in this list; Venus is the answer.", PLANETS, None,
      "B", "option_text"),
     # round grader17g: two answers left open; a concession, an arrow, a ranking; JSON names

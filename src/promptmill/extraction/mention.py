@@ -69,10 +69,13 @@ def _single_option(
         # "John Adams — sorry, I mean George Washington": what the correction names decides
         named = options.named(sentence[replaced[-1].end() :]) or named
     dash = _REMARK_DASH.search(sentence)
+    statement = sentence  # the part that states: not a remark after a dash
     if len(named) > 1 and dash and not CORRECTION.search(sentence, dash.end()):
         # "Only Iceland is surrounded by sea — Chile has a coast but ...": a remark after a
         # dash comments on the statement before it
-        named = options.named(sentence[: dash.start()]) or named
+        before = options.named(sentence[: dash.start()])
+        if before:
+            named, statement = before, sentence[: dash.start()]
     if len(named) > 1:
         # "Toronto is the largest city, but the capital is Ottawa": the turn decides
         parts = re.split(r"\bbut\b|\bhowever\b", sentence, flags=re.IGNORECASE)
@@ -96,7 +99,7 @@ def _single_option(
         return named, False  # "Tuna and sharks are both fish": several, together
     if len(named) > 1 and hedged(sentence):
         return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
-    if len(named) == 1 and _OR_NAME.search(sentence):
+    if len(named) == 1 and _OR_NAME.search(statement):
         return named, True  # "São Paulo or Rio": another name offered beside the option
     if _enumerates(sentence, options, named):
         return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice

@@ -1,7 +1,7 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr36-*``); here one response per rule, with the method
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr42-*``); here one response per rule, with the method
 that must decide it, so that breaking one rule fails a test that names it, not only a
 percentage.
 """
@@ -24,6 +24,29 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17i: a closing paragraph concludes; circumstances, bracketed clauses, agents
+    ("A year on Venus is short, the shortest planet year many people think.\n\nThe quickest "
+     "orbit is Mercury's.", PLANETS, "Which planet has the shortest year?", "A",
+     "option_mention"),
+    ("It reaches its closest approach in winter, right after Mars (D) passes opposition.",
+     ["Winter", "Spring", "Summer", "Autumn"], None, "A", "option_mention"),
+    ("Newton stated it (the law of gravitation is a different one) as the second law.", LAWS,
+     None, "B", "option_mention"),
+    ("People often say Venus is the hottest. The record is actually held by Venus and shared "
+     "by nobody, while Mercury is merely closest.", PLANETS, None, "B", "option_mention"),
+    ("**Earth (C)** — the only one with liquid surface water, unlike Mars and Venus.", PLANETS,
+     None, "C", "headline"),
+    ("The answer is A.\n\nOops, I mean B — Venus.", PLANETS, None, "B", "answer_statement"),
+    ("I'd put it as B or D depending on how you count.", PLANETS, None, None, "hedge"),
+    ("Mars is the red one. Venus glows brightly, but it doesn't look red at all.", PLANETS,
+     "Which planet looks red?", "D", "option_mention"),
+    ("Only Earth has liquid oceans — Mars once had water but lost it, unlike Venus.", PLANETS,
+     None, "C", "option_mention"),
+    ("Mercury orbits closest to the Sun, whereas Mars orbits farther out than Earth.", PLANETS,
+     "Which planet orbits closest to the Sun?", "A", "option_mention"),
+    ("Only Mars has a red surface; neither is Venus.", PLANETS, None, "D", "option_mention"),
+    ("Mercury carries no A, B or C grade in this list; Venus is the answer.", PLANETS, None,
+     "B", "option_text"),
     # round grader17g: two answers left open; a concession, an arrow, a ranking; JSON names
     ("Maybe B, maybe D — both are close in size to Earth.", PLANETS, None, None, "refusal"),
     ("I'd have to pick between A and C here.", PLANETS, None, None, "refusal"),
@@ -128,6 +151,32 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17i: the asked quantity in the question's words (TeX, possessive, hyphen,
+    # "by what percent", the chain's result noun); another unit or object after "i.e."; a
+    # remark; the other end of a range; the asked verb's clause; one linear equation's root
+    ("a = 5, and a + b = 8.", "If $a + b = 8$ and $b = 3$, what is $a$?", "5", "last_statement"),
+    ("Ben's total is $42. That's $12 more than last week.", "What is Ben's total in dollars?",
+     "42", "last_statement"),
+    ("It has $y$-intercept 4; the slope is 2.", "Find the $y$-intercept of $y = 2x + 4$.", "4",
+     "last_statement"),
+    ("It rose by 25%. Again, it would reach 156.", "A price went from 100 to 125. By what "
+     "percent did it rise?", "25%", "last_statement"),
+    ("2 h × 60 min/h = 120 minutes. That's 7200 seconds, if you like.",
+     "How many minutes are in 2 hours?", "120", "last_statement"),
+    ("The trip lasts 150 minutes, which is 2 hours and 30 minutes.",
+     "How long is the trip in minutes?", "150", "last_statement"),
+    ("Final price: $50. Interestingly, 1.25 × 0.8 = 1.", "What is the final price in dollars?",
+     "50", "last_statement"),
+    ("The longest side is 12; the shortest is 5.", "What is the longest side?", "12",
+     "last_statement"),
+    ("He earns $60 in interest, so his balance is $1,060.",
+     "How much interest does he earn, in dollars?", "60", "last_statement"),
+    ("x = 2 or x = -2", "Solve $3x + 1 = 7$.", None, "hedge"),
+    ("There are two reasonable answers here, 3 or -3.", "What is $\\sqrt{9}$?", None, "hedge"),
+    ("Find the 5th term of the sequence 1, 3, 5, ...",
+     "What is the 5th term of the sequence 1, 3, 5, ...?", None, "none"),
+    ("So the total is seven tenths, 7/10.", "Compute 1/2 + 1/5.", "\\frac{7}{10}",
+     "last_statement"),
     # round grader17g: the question's own object restated commits; a rejected root; a list of
     # values, or two left open, for one quantity; a count in words; digits after words
     ("g'(x) = 6x, so g'(3) = 18. The tangent there is y = 18x - 27.",

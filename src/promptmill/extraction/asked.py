@@ -10,6 +10,7 @@ and gave away 16.", "I multiplied 2.5 by 60.") does not displace the answer befo
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from promptmill.extraction.text import CONCLUSION
 
@@ -27,6 +28,19 @@ _CONCLUDES = re.compile(
 )
 # "I multiplied 2.5 by 60.": the working told after the answer, not a result
 _METHOD = re.compile(r"^\W*(?:I|[Ww]e)\s+(?:first\s+|then\s+|just\s+|simply\s+)?[a-z]+ed\b")
+
+
+# "$x$", not "$12 and $15" (two prices, no TeX between)
+_INLINE_TEX = re.compile(r"\$(?!\d[\d,.]*(?:\s|$|[,;?]))([^$\n]+?)\$")
+
+
+@lru_cache(maxsize=1024)  # a question's samples share it
+def plain_question(question: str | None) -> str | None:
+    """A question with its inline TeX delimiters dropped: "what is $a$?" asks for a, "the
+    $x$-coordinate" names the x-coordinate, as the words around them are read."""
+    if not question or "$" not in question:
+        return question
+    return _INLINE_TEX.sub(r"\1", question)
 
 
 def asked_clause(sentence: str, question: str | None) -> str | None:
@@ -110,9 +124,13 @@ _ANY_SUBJECT = frozenset({"answer", "result", "total", "value", "sum", "number",
 _ASIDE = re.compile(
     r"\b(?:for|by|in)\s+comparison\b|\bby\s+contrast\b|\bfor\s+(?:reference|context)\b|"
     r"\bincidentally\b|\bas\s+an\s+aside\b|\b(?:though|although)\s+not\s+asked\b|"
+    # "Interestingly, the price ends up where it started": a remark on the answer
+    r"^\W*(?:interestingly|notably|curiously|note\s+that|notice\s+that|fun\s+fact)\b|"
     # "doubled it would be 10-24-26", "forgetting the overlap would give 58", "that would have
     # meant 150 texts": a case beside the question's
-    r"\bwould\s+(?:have\s+)?(?:be|been|give|given|mean|meant|cost|make|take|leave|yield)\b",
+    # "next time it would reach 15,680": any verb in the conditional, save a choice's own
+    r"\bwould\s+(?:have\s+)?(?!(?:say|go|pick|choose|answer|guess|put|estimate|need|like|"
+    r"expect|recommend|conclude|write|give\s+(?:it|the\s+answer))\b)[a-z]+\b",
     re.IGNORECASE,
 )
 
@@ -139,10 +157,30 @@ def per_item(sentence: str, question: str | None) -> bool:
                 and not _IN_ALL.search(sentence))  # "Each end has 3 vertices: 6 in all."
 
 
+# the opposite ends of a range: "the smallest is 30°" where the largest angle is asked
+_OPPOSITE = {"largest": "smallest", "greatest": "least", "longest": "shortest",
+             "highest": "lowest", "maximum": "minimum", "biggest": "smallest", "oldest":
+             "youngest", "heaviest": "lightest", "fastest": "slowest"}
+_OPPOSITE.update({low: high for high, low in list(_OPPOSITE.items())})
+_EXTREME = re.compile(rf"\b(?:{'|'.join(_OPPOSITE)})\b", re.IGNORECASE)
+
+
+def opposite_end(sentence: str, question: str | None) -> bool:
+    """Whether a sentence's subject is the other end of the range the question asks an end
+    of ("the smallest is 30°" for "What is the largest angle?")."""
+    asked = _EXTREME.search(question) if question else None
+    if asked is None:
+        return False
+    copula = _COPULA.search(sentence)
+    subject = {w.lower() for w in _EXTREME.findall(sentence[: copula.start()] if copula
+                                                      else sentence)}
+    return _OPPOSITE[asked.group(0).lower()] in subject and asked.group(0).lower() not in subject
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
-    if aside(sentence) or per_item(sentence, question):
+    if aside(sentence) or per_item(sentence, question) or opposite_end(sentence, question):
         return True
     # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
     concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
@@ -180,6 +218,8 @@ _ASKED_PHRASE = re.compile(
     r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
     r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to|between|that)\b)"
     r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)"
+    # "By what percent did it increase?": the percent, which "12%" states
+    r"|\bby\s+what\s+(?P<by>percent(?:age)?|factor|fraction|amount)\b"
     # "How many grams of salt are in ...?", "How much is a 15% tip on ...?"
     r"|\bhow\s+many\s+(?P<many>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:in|for|at|on|after|if|when|does|"
     r"do|did|will|would|can|could)\b)"
@@ -226,7 +266,7 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        groups = match.group("what", "find", "much", "many", "amount", "old")
+        groups = match.group("what", "find", "much", "many", "amount", "old", "by")
         phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
@@ -296,8 +336,11 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
         elif verb and asked and (_names_head(subject, asked, heads) or _ANAPHOR.fullmatch(subject)
                                  or _names(part[verb.end() :], asked, words_only=True)):
             kinds.append("asked")
-        elif asked and not verb and _COUNT_FIRST.match(part) and _names(part, asked, True):
-            kinds.append("asked")  # "minus 7 used: 29 eggs left" for "How many eggs are left?"
+        elif asked and not verb and _names(part, asked, True) and (
+                _COUNT_FIRST.match(part) or not _OTHER_SUBJECT.match(part)):
+            # "minus 7 used: 29 eggs left" for "How many eggs are left?"; "Sam earns $300 in
+            # interest" for "How much interest does he earn?" (a verb of its own)
+            kinds.append("asked")
         elif other and (each or not verb) and other.group(2).split()[-1].lower() not in _GENERIC:
             kinds.append("other")
         else:
@@ -384,9 +427,23 @@ SEVERAL = re.compile(r"\b(?:all|numbers|values|solutions|roots)\b", re.IGNORECAS
 _SOLVE = re.compile(r"\bsolve\b", re.IGNORECASE)
 
 
+# what lets an equation have more than one root: a power, a root, an absolute value, a product
+_NONLINEAR = re.compile(r"\^|\*\*|[²³√|]|\\sqrt|\)\s*\(|\b(?:squared?|cubed?)\b|[<>≤≥]|\\[lg]e",
+                        re.IGNORECASE)
+
+
+def one_solution(question: str | None) -> bool:
+    """Whether a question solves one linear equation ("Solve 3(x + 4) = 27."): its answer is
+    one value, so two values ("x = -4 or x = 4", "Answer: 5, 9") are two answers."""
+    question = plain_question(question)
+    return bool(question and question.count("=") == 1 and _SOLVE.search(question)
+                and not SEVERAL.search(question) and not _NONLINEAR.search(question))
+
+
 def asks_several(question: str | None) -> bool:
     """Whether a question may take several values for its answer (roots, "all", solve)."""
-    return question is not None and bool(SEVERAL.search(question) or _SOLVE.search(question))
+    return question is not None and bool(
+        SEVERAL.search(question) or _SOLVE.search(question) and not one_solution(question))
 
 
 def givens(question: str | None) -> set[str]:
@@ -406,5 +463,6 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 __all__ = [
     "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
     "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
-    "committed_clause", "converted", "givens", "other_quantity", "recaps",
+    "committed_clause", "converted", "givens", "one_solution", "opposite_end", "other_quantity",
+    "plain_question", "recaps",
 ]

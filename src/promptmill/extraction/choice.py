@@ -103,6 +103,11 @@ _EITHER_LETTERS = re.compile(
     r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
     r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# "I'd put it as C or B depending on ...", "I'd say A or D": a first person offering two letters
+_OFFERS_LETTERS = re.compile(
+    r"\b[Ii](?:'d|\s+would|'ll|\s+will)\s+(?:[a-z]+\s+){1,3}?\(?([A-Z])\)?\s+(?i:or)\s+"
+    r"\(?([A-Z])\)?(?![A-Za-z0-9])"
+)
 # "I'd choose B. Or maybe C — ...": a second letter entertained after the first
 _OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
@@ -129,9 +134,9 @@ _LETTER_NOT_LETTER = re.compile(
 )
 # "B. Actually, C.", "No: D.", "A. No wait — B.": a correction that names a letter and nothing more
 _CORRECTED_TO = re.compile(
-    r"\b(?i:actually|correction|make\s+that|no|wait|sorry|i\s+mean)"
+    r"\b(?i:actually|correction|make\s+that|(?<![a-z]\s)no|wait|sorry|i\s+mean)"  # not "carry no A"
     r"(?:[\s,:;—–-]+(?i:no|wait|actually|sorry|i\s+mean))*[ \t]*[,:;—–-]?[ \t]*"
-    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,]|\s*$)",
+    r"(?i:it's\s+|it\s+is\s+)?\(?([A-Z])\)?(?=\s*[.!,:;]|\s+[—–-]\s|\s*$)",
     re.MULTILINE,
 )
 # "... on the far side. B.", "The right set is I and III only — **C**.": a letter alone
@@ -153,6 +158,7 @@ _JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", r
 _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
@@ -299,7 +305,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
             kind = HEDGE if wavers else SEVERAL
             found.append(Candidate(match.start(), None, kind, STRONG))
-    for match in _EITHER_LETTERS.finditer(text):
+    for match in [*_EITHER_LETTERS.finditer(text), *_OFFERS_LETTERS.finditer(text)]:
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
             found.append(Candidate(match.start(), None, HEDGE, STRONG))
@@ -491,6 +497,12 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         elif dash:
             index = LETTERS.index(dash.group(1))
             result = (index, "headline") if index < options.count else None
+        elif lead and (lettered := _TEXT_LETTER.fullmatch(clean(lead.group(2)))):
+            # "**Octopus (B)** — it has no backbone, unlike ...": a bold lead of an option's
+            # text and its letter, agreeing, whatever the sentence after it goes on to name
+            content = _content(lettered.group(1), options)
+            index = LETTERS.index(lettered.group(2))
+            result = (index, "headline") if content is not None and content[0] == index else None
         else:
             # "All of the above: ...", "Both A and B. ...": an option's whole text, then more
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")

@@ -22,6 +22,7 @@ from promptmill.extraction.asked import (
     asked_words,
     commentary,
     givens,
+    opposite_end,
     other_quantity,
     per_item,
 )
@@ -74,11 +75,11 @@ _VALUES = re.compile(r"(?<![\w./])\d+(?:\.\d+)?(?:\s+\d+/\d+|/\d+)?(?![\w./])")
 _SOLVE_VARIABLE = re.compile(r"\bsolve\b[^?.]*?(?<![\w\\])([a-z])(?![\w(])", re.IGNORECASE)
 _EXPRESSION = re.compile(r"(?:\d\s*)?\([^()]*[a-z][^()]*\)\s*\([^()]*\)|d[a-z]/d[a-z]",
                          re.IGNORECASE)
-# "Find f'(2).", "Simplify (x^2 - 9)/(x - 3).", "Convert 90 km/h to m/s": the question's own
+# "Find f'(2).", "What is k^2 + 1?", "Convert 90 km/h to m/s": the question's own
 # expression, which a statement restates before its value ("f'(2) = 8", "90 km/h = 25 m/s")
 _OBJECT = re.compile(
     r"\b(?:find|simplify|evaluate|compute|calculate|convert|express|expand|factor|factorise|"
-    r"factorize)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
+    r"factorize|what\s+is)\s+(?P<object>[^?]+?)(?=\s+(?:to|into|as|in|for)\s|\s*[.?]?\s*$)",
     re.IGNORECASE,
 )
 
@@ -89,11 +90,16 @@ def _plain(text: str) -> str:
     return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
+_OPERAND = re.compile(r"(?:[×*·+/^-]|\\times|\\cdot)\s*$")  # an operator before a term
+# the noun after a step's last value: "= 12 600 seconds" counts the seconds asked for
+_RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
+
+
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "question", "stated_in", "states_verb",
-                 "symbols", "unit", "values", "variable", "verb", "words")
+    __slots__ = ("expressions", "given", "names", "percent", "question", "stated_in",
+                 "states_verb", "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -111,6 +117,7 @@ class AskedQuantity:
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
+        self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
         variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
         self.variable = variable.group(1) if variable else None  # the unknown solved for
         counted = HOW_MANY.search(question)
@@ -119,8 +126,9 @@ class AskedQuantity:
         verb = _ASKED_VERB.search(question)
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
-        self.states_verb = re.compile(
-            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+[-$\d]") if self.verb else None
+        self.states_verb = re.compile(  # "it increased by 12%"
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]"
+        ) if self.verb else None
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
         unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
@@ -144,11 +152,17 @@ class AskedQuantity:
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
             tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+|\d[\d/.,]*", named)]
             # "Squared deviations: ..." names another quantity than "the standard deviation";
-            # "2 1/2 cups" counts the cups asked for
+            # "2 1/2 cups" counts the cups asked for; "Lena's bill" is hers as "her bill" is
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
                                             or tokens[i - 1] + "s" in self.words
+                                            or tokens[i - 1].endswith("'")
                                             or tokens[i - 1][0].isdigit())
                    for i, token in enumerate(tokens)):
+                return True
+            if any("-" in name and name in named.replace("$", "") for name in self.names):
+                return True  # "the x-coordinate": one name of two words
+            result = _RESULT_NOUN.search(step)  # "... × 3600 s/hour = 12 600 seconds."
+            if result and result.group(1).rstrip("s") in self.names:
                 return True
         if self.states_verb and self.states_verb.search(lowered):
             return True
@@ -157,8 +171,13 @@ class AskedQuantity:
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True
-        return self.variable is not None and re.search(
-            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text) is not None
+        if self.percent and re.search(r"\d\s*%", text):
+            return True  # "The sum grew by 30%." for "By what percent did it grow?"
+        # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
+        if self.variable is None:
+            return False
+        return any(not _OPERAND.search(text, 0, m.start()) for m in re.finditer(
+            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text))
 
 
 def commits(sentence: str, asked: AskedQuantity) -> bool:
@@ -172,7 +191,7 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if commentary(sentence, asked.question, asked.given):
         return False
     if (aside(sentence) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
-            or per_item(sentence, asked.question)):
+            or per_item(sentence, asked.question) or opposite_end(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
@@ -208,7 +227,9 @@ def committed_index(closing: list[str], question: str | None) -> int | None:
 _CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)", re.IGNORECASE)
 # "1000 = 27 × 37 + 1, remainder 1.": a closing name, then its value
 _NAME_THEN_VALUE = re.compile(
-    r"(?:^|[,;:]\s*)(?:the\s+|a\s+|its\s+)?([a-z]{3,})\s+(?:of\s+|is\s+)?"
+    # "The vertex has x-coordinate 3": the name after "has" too
+    r"(?:^|[,;:]\s*|\b(?:has|have|had|with)\s+)(?:the\s+|a\s+|an\s+|its\s+)?([a-z][a-z-]{2,})\s+"
+    r"(?:of\s+|is\s+)?"
     r"(-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\W*$",
     re.IGNORECASE,
 )
@@ -235,7 +256,7 @@ def named_clause(sentence: str, question: str | None) -> str:
 def named_value(sentence: str, question: str | None) -> str | None:
     """The value a sentence's closing "NAME VALUE" gives where NAME is the quantity asked
     ("..., remainder 1." for "What is the remainder ...?")."""
-    found = _NAME_THEN_VALUE.search(sentence)
+    found = _NAME_THEN_VALUE.search(sentence.replace("$", ""))
     if found is None:
         return None
     names = asked_quantity_of(question).names - _GENERIC

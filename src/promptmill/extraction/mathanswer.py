@@ -19,7 +19,9 @@ from promptmill.extraction.asked import (
     asks_several,
     commentary,
     givens,
+    one_solution,
     other_quantity,
+    plain_question,
     recaps,
 )
 from promptmill.extraction.commitment import (
@@ -359,8 +361,14 @@ def _echoes(text: str, question: str | None) -> bool:
         return False
     asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
     said = [re.findall(r"\w+", latexify(s).lower()) for _, s in sentences(text)]
-    # "√12" as the question's "\sqrt{12}"
-    return any(said) and all(" ".join(words) in asked for words in said if words)
+    # "√12" as the question's "\sqrt{12}"; "Solve for the 8th term of ..." asks "What is the
+    # 8th term of ...?" again in other words
+    return any(said) and all(" ".join(words) in asked
+                             or len(words) > 5 and _ASKING.sub("", " ".join(words)) in asked
+                             for words in said if words)
+
+
+_ASKING = re.compile(r"^(?:solve\s+for|find|compute|calculate|determine|evaluate|work\s+out)\s+")
 
 
 def extract_math_method(
@@ -368,6 +376,7 @@ def extract_math_method(
 ) -> tuple[str | None, str]:
     """The committed math answer (normalised; None: no single answer) and how it was found."""
     text = squeeze(text)
+    question = plain_question(question)
     candidates = _explicit(text, question)
     if truncated:
         if not candidates:
@@ -389,9 +398,14 @@ def extract_math_method(
         if numbers and len(numbers[-1]) <= MAX_ANSWER:
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"
-    if chosen.value == HEDGE:
-        return None, HEDGE
+    if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
+            question):
+        return None, HEDGE  # "x = -4 or x = 4" for one linear equation: two answers, not one
     return str(chosen.value), chosen.method
+
+
+# a value of several: a set, "±", or values in a list
+_SEVERAL_VALUES = re.compile(r"\\\{|.*\\pm|[^()\[\]{}]*,\s")
 
 
 __all__ = ["HEDGE", "extract_math_method"]

@@ -63,7 +63,8 @@ _VERB = re.compile(
     # "its maximum value of 7 at x = 2", "its least value, -7, when": the value named
     r"|\b(?:value|minimum|maximum)(?:\s+of|,)(?=\s*[-−+$]?\d)"
     r"|\b(?:is|are|was|were|be|equals?|gives?|giving|get|gets|makes?|needs?|takes?|took|uses?|"
-    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to)\b|=|:(?!\d)|(?<!\d):"
+    r"costs?|has|have|had|totals?|becomes?|leaves|remains?|yields?|comes\s+to|measures?|weighs?)"
+    r"\b|=|:(?!\d)|(?<!\d):"
     r"|(?:(?<=\bit)|(?<=\bthat)|(?<=\bthis)|(?<=\bwhich)|(?<=\bthere)|(?<=\bwhat))'s\b)\s*",
     re.IGNORECASE,
 )
@@ -127,6 +128,7 @@ HEDGED = re.compile(
     r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|"  # "either way" commits all the same
     r"\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
     r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
+    r"\btwo\s+(?:reasonable|possible|valid|plausible|defensible|different)\s+answers\b|"
     r"\b(?:somewhere|anywhere|around|about|roughly|approximately)\s+(?:from\s+|between\s+)?"
     r"-?\d[\d,.]*\s*(?:to|-|–|and)\s*-?\d",
     re.IGNORECASE,
@@ -172,7 +174,7 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     tail = tail.lstrip(" \t*:_")
     restated = _WORDS_THEN_DIGITS.match(tail)
     if restated:  # "nine twenty-fifths (9/25)": the digits say what the words say
-        tail = restated.group(1)
+        tail = restated.group(1) or restated.group(2)
     # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
     if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
@@ -219,6 +221,12 @@ def settle(expression: str) -> str | None:
         if len(values) == 2 and len(numbers) == 1 and None not in numbers:
             return values[0]  # "0.5 or 1/2": one value said twice
         return HEDGE
+    said = expression.split(", ")
+    if len(said) == 2:  # "\frac{7}{10}, 7/10": seven tenths, then the same in digits
+        values = [normalise_math(part) for part in said]
+        if exact_number(values[0]) is not None and exact_number(values[0]) == exact_number(
+                values[1]):
+            return values[0]
     braces = re.fullmatch(r"\{(.+)\}", expression)
     if braces:
         expression = "\\{" + braces.group(1) + "\\}"
@@ -240,6 +248,23 @@ def undated(text: str, question: str | None) -> str:
         return text
     return _DATE.sub(blank, text)
 
+# the unit after a value ("215 minutes", "300 kJ"), and an object named before one ("the
+# point (0, -3)")
+_UNIT_AFTER = re.compile(r"\d\s*([A-Za-z]+)")
+_OBJECT_FIRST = re.compile(r"\s*(?:the|an?)\s+[a-z]{3,}\s*[-$(\d\\]", re.IGNORECASE)
+
+
+def _other_form(stated: str, restated: str) -> bool:
+    """Whether a restatement gives the value in another unit ("215 minutes, which is 3 hours
+    and 35 minutes"; "300 000 J, i.e. 300 kJ") or as another object ("-3, i.e. the point (0,
+    -3)"): the value stated first is the answer, the restatement a conversion beside it."""
+    if _OBJECT_FIRST.match(restated):
+        return True
+    before = _UNIT_AFTER.findall(stated)
+    after = _UNIT_AFTER.search(restated)
+    return bool(before and after and before[-1].lower() != after.group(1).lower())
+
+
 def closing_statement(sentence: str, question: str | None = None) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""
@@ -254,6 +279,8 @@ def closing_statement(sentence: str, question: str | None = None) -> str | None:
     clause = _INTRODUCTION.sub("", clause)
     restated = _RESTATED.search(clause)
     # "3x² - 4, which is zero at x = ±2/√3": a property under a condition, not the answer again
+    if restated and _other_form(clause[: restated.start()], clause[restated.end() :]):
+        clause, restated = clause[: restated.start()], None
     if restated and not _PROPERTY.match(clause, restated.end()) and not converted(
         clause[: restated.start()], clause[restated.end() :], question
     ):
@@ -302,7 +329,9 @@ def wavers(text: str, position: int, value: str) -> bool:
     other = stated_value(text[start : start + 200], words=True)
     return other is not None and other != HEDGE and other != value
 
-_WORDS_THEN_DIGITS = re.compile(r"[A-Za-z][A-Za-z -]*\(\s*(-?\d[\d./,]*)\s*\)")
+# "nine twenty-fifths (9/25)", "nineteen twenty-fourths, 19/24": words, then the same in digits
+_WORDS_THEN_DIGITS = re.compile(
+    r"[A-Za-z][A-Za-z -]*(?:\(\s*(-?\d[\d./,]*)\s*\)|,\s+(-?\d+(?:/\d+|\.\d+)?)(?![\d/.]\d))")
 _PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
 
 

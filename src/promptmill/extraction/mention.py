@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.options import Options, negated, stem
-from promptmill.extraction.text import HOW_MANY, WEAK, Candidate, hedged, sentences
+from promptmill.extraction.text import CORRECTION, HOW_MANY, WEAK, Candidate, hedged, sentences
 
 SEVERAL = "multiple"  # method of a statement that names more than one option
 HEDGE = "hedge"  # method of a statement that wavers between options
@@ -32,6 +32,11 @@ _RANKED_BELOW = re.compile(
 )
 # an option's name, then "or" and another capitalised name (or the other way round)
 _OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
+_REMARK_DASH = re.compile(r"\s[—–]\s")
+_CIRCUMSTANCE = re.compile(
+    r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
+    r"rather\s+than|instead\s+of)\b"
+    r"|\s(?:when|whenever)\s", re.IGNORECASE)  # "Marble forms when limestone is heated"
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
                        re.IGNORECASE)
@@ -44,10 +49,17 @@ _COPULA_BEFORE = re.compile(
 )
 
 
-def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
+def _single_option(
+    sentence: str, options: Options, asked: frozenset[str] | set[str] = frozenset()
+) -> tuple[set[int], bool]:
     """The options a sentence states (after its contrasts and copulas decide between the
-    ones it names) and whether it wavers between them."""
+    ones it names; ``asked``: the question's words) and whether it wavers between them."""
     named = options.named(sentence)
+    if named:
+        # "Finnish (unlike Swedish, which is Indo-European) is ...": a clause in brackets is
+        # an aside about another thing, not what the sentence states
+        unbracketed = _BRACKETED_CLAUSE.sub(" ", sentence)
+        named = options.named(unbracketed) if unbracketed != sentence else named
     if len(named) > 1:
         # "59 is the only prime (51 = 3·17, 57 = 3·19)": the brackets explain the others away
         outside = options.named(_BRACKETED.sub(" ", sentence))
@@ -56,29 +68,52 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
     if len(named) > 1 and replaced:
         # "John Adams — sorry, I mean George Washington": what the correction names decides
         named = options.named(sentence[replaced[-1].end() :]) or named
+    dash = _REMARK_DASH.search(sentence)
+    statement = sentence  # the part that states: not a remark after a dash
+    if len(named) > 1 and dash and not CORRECTION.search(sentence, dash.end()):
+        # "Only Iceland is surrounded by sea — Chile has a coast but ...": a remark after a
+        # dash comments on the statement before it
+        before = options.named(sentence[: dash.start()])
+        if before:
+            named, statement = before, sentence[: dash.start()]
     if len(named) > 1:
-        # "Toronto is the largest city, but the capital is Ottawa": the contrast decides
-        tail = re.split(r"\bbut\b|\bhowever\b|\bwhereas\b", sentence, flags=re.IGNORECASE)
-        if len(tail) > 1:
-            named = options.named(tail[-1]) or named
+        # "Toronto is the largest city, but the capital is Ottawa": the turn decides
+        parts = re.split(r"\bbut\b|\bhowever\b", sentence, flags=re.IGNORECASE)
+        if len(parts) > 1:
+            named = options.named(parts[-1]) or named
     if len(named) > 1:
-        # "You need HAVING, since WHERE runs first": a reason's options do not answer
-        head = _REASON.split(sentence, maxsplit=1)[0]
+        # "..., whereas ...": two things set side by side; the one restating the question
+        # decides ("Basalt forms when lava cools, whereas marble needs heat" for "Which rock
+        # forms from cooled lava?"), the latter when neither does more
+        parts = re.split(r"\bwhereas\b", sentence, flags=re.IGNORECASE)
+        if len(parts) > 1:
+            kept = parts[0] if _overlap(parts[0], asked) > _overlap(parts[-1], asked) else parts[-1]
+            named = options.named(kept) or named
+    if len(named) > 1:
+        # "You need HAVING, since WHERE runs first": a reason's options do not answer; nor do
+        # a circumstance's ("in anaphase, right after the chromosomes line up at the metaphase
+        # plate")
+        head = _CIRCUMSTANCE.split(_REASON.split(sentence, maxsplit=1)[0], maxsplit=1)[0]
         named = options.named(head) or named if head != sentence else named
     if len(named) > 1 and _TOGETHER.search(sentence):
         return named, False  # "Tuna and sharks are both fish": several, together
     if len(named) > 1 and hedged(sentence):
         return named, True  # "It could be Neil Armstrong or Buzz Aldrin": no copula decides
-    if len(named) == 1 and _OR_NAME.search(sentence):
+    if len(named) == 1 and _OR_NAME.search(statement):
         return named, True  # "São Paulo or Rio": another name offered beside the option
     if _enumerates(sentence, options, named):
         return named, False  # "the cities are Sydney, Perth and Canberra": a list, no choice
     if len(named) > 1:
         # "the air is nitrogen, with oxygen at 21%": what the sentence says something is
+        mentions = options.mentions(sentence)
+        # "founded by Babur and consolidated by Akbar": two agents, neither the one stated
+        agents = sum(_BY_BEFORE.search(sentence[max(0, start - 30) : start]) is not None
+                     for start, _, _ in mentions)
         stated = {
             index
-            for start, end, index in options.mentions(sentence)
-            if _COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+            for start, end, index in mentions
+            if (_COPULA_BEFORE.search(sentence[max(0, start - 24) : start])
+                or agents == 1 and _AGENT_BEFORE.search(sentence[max(0, start - 40) : start]))
             and not negated(sentence, start, end)
         }
         if len(stated) == 1:
@@ -93,6 +128,11 @@ def _single_option(sentence: str, options: Options) -> tuple[set[int], bool]:
 
 
 _BRACKETED = re.compile(r"\([^()]*\)")
+_BRACKETED_CLAUSE = re.compile(r"\([^()]*\b(?:is|are|was|were)\b[^()]*\)")
+# "Bile is actually produced by the liver": the agent of a passive statement is what it states
+_AGENT_BEFORE = re.compile(r"\b(?:is|are|was|were)\s+(?:[a-z]+\s+){0,2}?[a-z]+(?:ed|en)\s+by\s+"
+                           r"(?:the\s+|an?\s+)?$", re.IGNORECASE)
+_BY_BEFORE = re.compile(r"[a-z]+(?:ed|en)\s+by\s+(?:the\s+|an?\s+)?$", re.IGNORECASE)
 _LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|&)\s+)\s*", re.IGNORECASE)
 
 
@@ -169,10 +209,11 @@ def closing_mention(
     asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
     counted = HOW_MANY.search(question) if question else None
+    closing_paragraph = False  # the last sentence, a paragraph of its own, names one option
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
-        named, wavers = _single_option(sentence, options)
+        named, wavers = _single_option(sentence, options, asked)
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
         if len(named) > 1 and asked:
@@ -188,8 +229,14 @@ def closing_mention(
         if len(named) == 1:
             index = named.pop()
             # where the option is said, so a correction earlier in the sentence precedes it
-            said = [m_start for m_start, _, i in options.mentions(sentence) if i == index]
+            spans = [(m_start, m_end) for m_start, m_end, i in options.mentions(sentence)
+                     if i == index]
+            said = [m_start for m_start, _ in spans]
             found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
+            closing_paragraph = closing_paragraph or (
+                len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1
+                and _PARAGRAPH_BREAK.search(text, 0, start) is not None
+                and _concludes_with(sentence, spans))
             if _CONDITION.search(sentence):
                 conditional.add(index)
             elif len(found) == 1:
@@ -209,8 +256,30 @@ def closing_mention(
     if -1 not in conditional and len(conditional) > 1:
         # "If it is window glass, then I and III (C); if it is molten, then all three (E)."
         return [Candidate(found[0][0], None, HEDGE, WEAK)]
-    start, index, _ = max(found, key=lambda item: (item[2], item[0]))
+    if closing_paragraph:
+        # "That describes a queue." alone after the working: the response's conclusion, however
+        # much more an earlier sentence of the working echoes the question
+        start, index, _ = found[0]
+    else:
+        start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
+
+
+def _concludes_with(sentence: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether a closing sentence ends on the option it names, as a conclusion does ("That
+    describes a queue.", "It was signed at Versailles."), rather than remarking on it as its
+    subject ("Sydney is larger."), in the conditional ("(A) would be closer") or as a belief
+    ("Many assume it is Sydney.")."""
+    if not spans or _MODAL.search(sentence) or _BELIEF.search(sentence):
+        return False
+    opening = sentence[: spans[0][0]].strip(" \t*_>-")
+    return bool(opening) and len(sentence[spans[-1][1] :].strip(" \t.!*_)")) <= 12
+_MODAL = re.compile(r"\b(?:would|could|might|may)\b", re.IGNORECASE)
+_BELIEF = re.compile(r"\b(?:assumes?|thinks?|believes?|supposes?|mistakes?|confuses?)\b",
+                     re.IGNORECASE)
 
 
 _CONDITION = re.compile(r"\bif\b", re.IGNORECASE)  # an option named under a condition
@@ -238,10 +307,13 @@ def _concluded(sentence: str, options: Options) -> set[int]:
     return set()
 
 
-_DENIED_WORD = re.compile(r"\b(?:not|no|never|without)\s+(?:\w+\s+)?([a-z]{4,})", re.IGNORECASE)
+# "not keys", "they don't make antibodies": a question word the sentence denies
+_DENIED_WORD = re.compile(
+    r"\b(?:not|no|never|without|(?:do|does|did|is|are|can)n't)\s+(?:\w+\s+)?([a-z]{4,})",
+    re.IGNORECASE)
 
 
-def _overlap(sentence: str, asked: set[str]) -> int:
+def _overlap(sentence: str, asked: set[str] | frozenset[str]) -> int:
     """How far a sentence restates the question (its words, or their initials: "ICs" for
     "integrated circuits"); a question word it denies ("a guitar has frets, not keys" for
     "Which instrument has 88 keys?") counts against it."""

@@ -77,12 +77,13 @@ _REFERENCE = re.compile(
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _GOES_ON_AS_MATH = re.compile(r"\s*(?:[\^*/+=×<>]|\d|\\(?:times|cdot|frac))")
 _NEGATION_BEFORE = re.compile(
-    r"\b(?:not|never|neither|nor|rather\s+than|instead\s+of|unlike|except|other\s+than|"
+    r"\b(?:not|never|neither|nor|no(?!\s*[,.!:;])|rather\s+than|instead\s+of|unlike|except|"
+    r"other\s+than|"
     r"isn't|aren't|wasn't|rules?\s+out|ruling\s+out|eliminat\w*|exclud\w*)\b|n't\b",
     re.IGNORECASE,
 )
 _NEGATION_AFTER = re.compile(
-    r"^[^,;:.!?]{0,40}?\b(?:(?:is|are|was|were)(?:\s+not\b|n't\b|\s+(?:wrong|incorrect|false|"
+    r"^[^,;:.!?—–]{0,40}?\b(?:(?:is|are|was|were)(?:\s+not\b|n't\b|\s+(?:wrong|incorrect|false|"
     r"ruled\s+out|eliminated|out)\b)|can\s+be\s+(?:ruled\s+out|eliminated))",
     re.IGNORECASE,
 )
@@ -502,6 +503,10 @@ def negated(sentence: str, start: int, end: int) -> bool:
     # "not glucose or fructose": a denial reaches over a list joined by "or"/"and"/"nor"
     denial = _NEGATION_BEFORE.search(sentence, clause_start, start)
     gap = sentence[denial.end() : start] if denial else ""
-    if denial and not (_COPULA_NEXT.search(gap) and not _ABOUT_ANSWER.search(gap)):
-        return True  # "the one that isn't a mammal is the shark": the subject's own denial
+    # "the one that isn't a mammal is the shark": the subject's own denial; but "neither is
+    # aluminium" denies the option its copula names
+    inverted = denial is not None and denial.group(0).lower() in ("neither", "nor") and \
+        _COPULA_NEXT.fullmatch(gap.lstrip()) is not None
+    if denial and (inverted or not (_COPULA_NEXT.search(gap) and not _ABOUT_ANSWER.search(gap))):
+        return True
     return _NEGATION_AFTER.match(sentence[end:]) is not None

@@ -291,7 +291,10 @@ HEDGE = re.compile(
     r"or\s+maybe|or\s+perhaps|\b(?:arguably|possibly|maybe|perhaps|could\s+be)\s+both\b|"
     # "G and E both fit", "B could also be argued", "I'm about 50/50", "I'm torn"
     r"\bboth\s+(?:fit|work|apply|qualify|seem\s+right|look\s+right)\b|"
-    r"\b(?:could|can|might)\s+(?:also\s+)?be\s+argued\b|\b50\s*/\s*50\b|\bi(?:'m|\s+am)\s+torn\b)",
+    r"\b(?:could|can|might)\s+(?:also\s+)?be\s+argued\b|\b50\s*/\s*50\b|\bi(?:'m|\s+am)\s+torn\b|"
+    # "There are two reasonable answers here", "I'd give both": two answers offered as one
+    r"\btwo\s+(?:reasonable|possible|valid|plausible|defensible|different)\s+answers\b|"
+    r"\b(?:present|give|offer|accept)\s+both\b)",
     re.IGNORECASE,
 )
 

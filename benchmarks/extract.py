@@ -47,6 +47,8 @@ SPLITS = {
     "held-out-7": DATA / "extraction_heldout7.jsonl",
     "held-out-8": DATA / "extraction_heldout8.jsonl",
     "held-out-9": DATA / "extraction_heldout9.jsonl",
+    # written by another engineer for round grader17i's measure, never tuned on
+    "held-out-10": DATA / "extraction_heldout10.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -43,6 +43,11 @@ _CONDITION = re.compile(
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
+# "To average 88 she would need 98": a purpose clause setting a number of its own is a what-if
+_PURPOSE = re.compile(r"^\W*to\s+[a-z]+\b[^,;:]*?\d[^,;:]*?(?=[,;:]|\s+(?:it|they|he|she|we|you|"
+                      r"the|each|that|this)\b)", re.IGNORECASE)
+# "Testing x = 6: 21 > 0", "Check: 613 + 387 = 1000": a test of a value, no answer of its own
+_TESTS = re.compile(r"^\W*(?:test(?:ing)?|check(?:ing)?|verif(?:y|ying|ication))\b", re.IGNORECASE)
 # "..., so the solution stands.": the answer before it confirmed, no value of its own
 _CONFIRMS = re.compile(r"\b(?:solution|answer|root|result|it)\s+(?:stands|holds)\b(?!\s+[-$\d])",
                        re.IGNORECASE)
@@ -54,7 +59,9 @@ _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
     "logarithm": ("log",), "deviation": ("σ", "\\sigma"), "distance": ("d",),
-    "probability": ("p(",), "volume": ("v =",),
+    "probability": ("p(", "p ="), "volume": ("v =",),
+    # "gcd(462, 1071) = 21": the quantity by its function's name
+    "divisor": ("gcd(", "gcd ("), "multiple": ("lcm(", "lcm ("),
 }
 # "The solution is (7, 3).": a subject that names the answer itself
 _GENERIC = frozenset({"answer", "solution", "result"})
@@ -67,7 +74,8 @@ _PRONOUNS = frozenset({"it", "its", "they", "them", "this", "that", "these", "th
 # "How much energy does it use?", "How long do 8 workers take?": the verb the question asks by
 _ASKED_VERB = re.compile(
     r"\b(?:does|do|did|will|would|can)\s+(?:it|they|he|she|(?:the\s+|each\s+|every\s+)?"
-    r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=[^?]*\?)",
+    # in the asking sentence: "In 20 years she will be twice as old" asks nothing
+    r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=(?:[^?.]|\.(?=\S))*\?)",
     re.IGNORECASE,
 )
 # "7", "2.5", "3/4", "2 1/2": a value as a question or a statement gives it
@@ -127,10 +135,11 @@ class AskedQuantity:
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
         self.states_verb = re.compile(  # "it increased by 12%"
-            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]"
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+|an?\s+)?[-$\d]"
         ) if self.verb else None
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
-        unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
+        unit = re.escape(self.unit or "") + (r"|°|\^\{?\\circ" if (self.unit or "").startswith(
+            "degree") else "")
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
@@ -171,6 +180,10 @@ class AskedQuantity:
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True
+        # "\cos\theta = -\frac{4}{5}" for "what is $\cos\theta$?": the asked TeX, then its value
+        if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
+               for name in self.names if "\\" in name):
+            return True
         if self.percent and re.search(r"\d\s*%", text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
@@ -186,7 +199,11 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False
     marked = MARKED_VALUE.search(sentence) is not None
     named = asked.named_by(sentence)
-    if not (named or marked or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
+    condition = _CONDITION.match(sentence)
+    # "For n = 25: 25² = 625." for "the first 25 odd numbers": the question's own case worked
+    given = set(_VALUES.findall(condition.group(0))) if condition else set()
+    own_case = bool(given) and given <= asked.values
+    if not (named or marked or own_case or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
         return False  # the cheap signals first: most sentences give none
     if commentary(sentence, asked.question, asked.given):
         return False
@@ -195,7 +212,13 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
-    condition = _CONDITION.match(sentence)
+    tested = CONCLUSION.split(sentence)
+    if _TESTS.match(sentence) and not REJECTED.search(sentence) and not (
+            len(tested) > 1 and asked.named_by(tested[-1])):
+        return False  # "Checking: x = -2 makes log(x) undefined, so x = 5." concludes
+    purpose = _PURPOSE.match(sentence)
+    if purpose and set(_VALUES.findall(purpose.group(0))) - asked.values:
+        return False
     if condition and not set(_VALUES.findall(condition.group(0))) & asked.values:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
     numbers = set(_VALUES.findall(sentence))

@@ -370,7 +370,7 @@ REJECTED = re.compile(
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(
-    r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
+    r"^\W*(?:check(?:ing)?|test(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
     r"double[- ]check|because|as\s+a\s+check|for\s+(?:example|instance)|e\.g\.|"
     r"(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
     r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b"

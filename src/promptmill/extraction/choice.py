@@ -81,7 +81,9 @@ _LETTER_AT = re.compile(
     r"(?![A-Za-z0-9'])"
 )
 _MORE_LETTERS = re.compile(
-    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+)\s*(?:both\s+|either\s+)?[(\["']?"""
+    # "(B) (C)": two bracketed letters side by side are a list too
+    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+|(?<=[)\]])(?=\s*[(\[]))\s*(?:both\s+|either\s+)?"""
+    r"""[(\["']?"""
     r"""(?P<letter>[A-Za-z])[)\]"']?(?![A-Za-z0-9'])(?!\s+(?:is|was|are)\b)"""
 )
 _LETTER_IS_CORRECT = re.compile(
@@ -288,11 +290,15 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if strict and _MODAL_AFTER.match(text, match.end()):
                 continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
-            if not hypothetical(text, match.start()):
-                stated = _statement(text, match.end(), options, strict)
-                if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
-                    stated = None, HEDGE
-                add(match.start(), stated)
+            stated = _statement(text, match.end(), options, strict)
+            if hypothetical(text, match.start()):
+                if stated is not None and stated[0] is None:
+                    # "depending on what it means, the answer is B or E": two answers, none
+                    add(match.start(), (None, HEDGE))
+                continue
+            if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
+                stated = None, HEDGE
+            add(match.start(), stated)
     for start, index in options.references(text):
         found.append(Candidate(start, index, "ordinal", STRONG))
     for match in _LETTERS_ARE_CORRECT.finditer(text):

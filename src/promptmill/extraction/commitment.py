@@ -46,6 +46,9 @@ _CONDITION = re.compile(
 # "To average 88 she would need 98": a purpose clause setting a number of its own is a what-if
 _PURPOSE = re.compile(r"^\W*to\s+[a-z]+\b[^,;:]*?\d[^,;:]*?(?=[,;:]|\s+(?:it|they|he|she|we|you|"
                       r"the|each|that|this)\b)", re.IGNORECASE)
+# "The probability of a sum of 12 is ...": the quantity of a case the subject sets itself
+_OTHER_CASE = re.compile(r"^\W*the\s+(?:[a-z]+\s+){0,2}?(?:of|for|with|at)\b[^=,;:]*?\d[^=,;:]*?"
+                         r"\s(?:is|are|was|were|would\s+be|equals)\b", re.IGNORECASE)
 # "Testing x = 6: 21 > 0", "Check: 613 + 387 = 1000": a test of a value, no answer of its own
 _TESTS = re.compile(r"^\W*(?:test(?:ing)?|check(?:ing)?|verif(?:y|ying|ication))\b", re.IGNORECASE)
 # "..., so the solution stands.": the answer before it confirmed, no value of its own
@@ -193,6 +196,15 @@ class AskedQuantity:
             rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text))
 
 
+    def set_equal(self, sentence: str) -> bool:
+        """Whether a statement sets the asked quantity's own symbol equal to a value ("...,
+        so the algorithm stops with gcd(84, 126) = 42"), however the sentence is worded."""
+        lowered = latexify(sentence).lower()
+        return any(re.search(rf"(?<![a-z]){re.escape(s)}"
+                             + (r"[^()=]*\)" if s.endswith("(") else "") + r"\s*=\s*[-−$\d\\]",
+                             lowered) for s in self.symbols)
+
+
 def commits(sentence: str, asked: AskedQuantity) -> bool:
     """Whether a closing sentence commits to a value as the answer (see the module)."""
     if not _STATES_VALUE.search(sentence):
@@ -216,6 +228,9 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if _TESTS.match(sentence) and not REJECTED.search(sentence) and not (
             len(tested) > 1 and asked.named_by(tested[-1])):
         return False  # "Checking: x = -2 makes log(x) undefined, so x = 5." concludes
+    other_case = _OTHER_CASE.match(sentence)
+    if other_case and set(_VALUES.findall(other_case.group(0))) - asked.values:
+        return False  # "The probability of a sum of 12 is only 1/36." for a sum of 7
     purpose = _PURPOSE.match(sentence)
     if purpose and set(_VALUES.findall(purpose.group(0))) - asked.values:
         return False
@@ -225,7 +240,7 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence):
         return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
-    return marked or not other_quantity(sentence, asked.question) or (
+    return marked or asked.set_equal(sentence) or not other_quantity(sentence, asked.question) or (
         named and not QUALIFIED.search(sentence)
     )
 
@@ -247,7 +262,10 @@ def committed_index(closing: list[str], question: str | None) -> int | None:
 
 
 # "So sin θ = 0.8, and cos θ = 3/5.": the clauses of a statement of several quantities
-_CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)", re.IGNORECASE)
+# ("so d = 12 and Tom is 36": a clause of its own opens on a name and its verb)
+_CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)"
+                      r"|\s+and\s+(?=(?-i:[A-Z][a-z]+)\s+(?:is|was|has|had|will|would)\b)",
+                      re.IGNORECASE)
 # "1000 = 27 × 37 + 1, remainder 1.": a closing name, then its value
 _NAME_THEN_VALUE = re.compile(
     # "The vertex has x-coordinate 3": the name after "has" too

@@ -77,6 +77,8 @@ _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:[.,]\d+)*%?|[A-Za-z]+|\s+|\S")
 _FILLER = re.compile(
     r"^\s*(?:(?:only|just|exactly|now|then|still|simply|equal\s+to|actually|indeed|about|"
     r"approximately|roughly|around|nearly|almost)\s+"
+    # "she needs a 51 on the last test": the article before a score or a grade
+    r"|an?\s+(?=[-−$]?\d)"
     r"|the\s+(?:solution\s+set|set\s+of\s+solutions|solutions|roots)\s+)+",
     re.IGNORECASE,
 )

@@ -80,13 +80,13 @@ FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final"
 # grader17i: 100% after it; its floors leave room for two misses overall (a math-verify
 # timeout on a loaded machine), one per family.
 # The tenth (95.25% when first measured, no_single 90.9%, math_final 87.5%) was spent in round
-# grader17j: 98.25% after it (math_final 80/80, restated and no_single 52/55, structured
-# 54/55, easy and final 100%); its floors are those figures, less one miss overall.
+# grader17j: 100% after it; its floors leave room for two misses overall (a math-verify
+# timeout on a loaded machine), one per family.
 # (overall floor, per-family floor) for each split:
 FLOORS = {HELD_OUT: (0.995, 0.98), FRESH: (0.995, 0.98), THIRD: (0.995, 0.98),
           FOURTH: (0.985, 0.96), FIFTH: (0.995, 0.98), SIXTH: (0.99, 0.96),
           SEVENTH: (0.995, 0.98), EIGHTH: (0.965, 0.87), NINTH: (0.995, 0.98),
-          TENTH: (0.98, 0.94)}
+          TENTH: (0.995, 0.98)}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CAPITALS = ["London", "Berlin", "Paris", "Madrid"]
 

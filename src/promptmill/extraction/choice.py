@@ -96,8 +96,9 @@ _LETTER_IS_CORRECT = re.compile(
 _LETTERS_ARE_CORRECT = re.compile(
     r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
     r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
-    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
-    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
+    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally|have))*\s+"
+    # "Options A and B both have a case": each argued for, neither chosen
+    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible|a\s+(?:case|claim))\b"
 )
 # "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
 # neither chosen (an option whose text is "OR" or "B-" is not named by them)

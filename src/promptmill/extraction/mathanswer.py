@@ -139,7 +139,10 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             found.append(Candidate(start, value, "answer_tag", STRONG))
     for start, raw in json_answers(text):
         if isinstance(raw, list):
-            found.append(Candidate(start, HEDGE, HEDGE, STRONG))
+            # {"solutions": [4, 5]} for a quadratic: its values; for one quantity, a hedge
+            listed = settle(", ".join(map(str, raw))) if raw and asks_several(question) else None
+            found.append(Candidate(start, listed, "json", STRONG) if listed and listed != HEDGE
+                         else Candidate(start, HEDGE, HEDGE, STRONG))
             continue
         value = stated_value(as_math(str(raw)))
         if value is not None:

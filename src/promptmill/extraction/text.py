@@ -91,6 +91,8 @@ def tagged(text: str) -> Iterator[tuple[int, str]]:
 
 
 _ANSWER_KEYS = (
+    # {"solutions": [4, 5]}, {"roots": [-1, 3]}: the values of a question asking several
+    "solutions|roots?|answers|values|results|"
     "answer|final_answer|finalanswer|final|answer_letter|answer_choice|choice|correct_answer|"
     "correct_option|correct_choice|option|selected|selection|result|solution|value|"
     # "selected_option", "chosenChoice": the option the response picked, by any such name

@@ -46,9 +46,20 @@ _CONDITION = re.compile(
 # "To average 88 she would need 98": a purpose clause setting a number of its own is a what-if
 _PURPOSE = re.compile(r"^\W*to\s+[a-z]+\b[^,;:]*?\d[^,;:]*?(?=[,;:]|\s+(?:it|they|he|she|we|you|"
                       r"the|each|that|this)\b)", re.IGNORECASE)
+_SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve")
+_SMALL_WORD = re.compile(rf"\b({'|'.join(_SMALL)})\b", re.IGNORECASE)
 # "The probability of a sum of 12 is ...": the quantity of a case the subject sets itself
-_OTHER_CASE = re.compile(r"^\W*the\s+(?:[a-z]+\s+){0,2}?(?:of|for|with|at)\b[^=,;:]*?\d[^=,;:]*?"
+_OTHER_CASE = re.compile(r"^\W*the\s+(?:[a-z]+\s+){0,2}?(?:of|for|with|at)\b[^=,;:]*?"
+                         rf"(?:\d|\b(?:{'|'.join(_SMALL)})\b)[^=,;:]*?"
                          r"\s(?:is|are|was|were|would\s+be|equals)\b", re.IGNORECASE)
+
+
+def _small_numbers(text: str, digits: bool = False) -> set[str]:
+    """The small numbers a text writes in words ("at least one head" has 1), as digits; with
+    ``digits``, its numbers in digits too."""
+    found = {str(_SMALL.index(w.lower())) for w in _SMALL_WORD.findall(text)}
+    return found | set(_VALUES.findall(text)) if digits else found
 # "Testing x = 6: 21 > 0", "Check: 613 + 387 = 1000": a test of a value, no answer of its own
 _TESTS = re.compile(r"^\W*(?:test(?:ing)?|check(?:ing)?|verif(?:y|ying|ication))\b", re.IGNORECASE)
 # "..., so the solution stands.": the answer before it confirmed, no value of its own
@@ -109,13 +120,14 @@ _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "percent", "question", "stated_in",
+    __slots__ = ("expressions", "given", "names", "percent", "question", "spoken", "stated_in",
                  "states_verb", "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
         self.given = givens(question)
         self.values = set(_VALUES.findall(question or ""))  # "3/4" whole, not "3" and "4"
+        self.spoken = self.values | _small_numbers(question or "")  # "two heads" as "2" too
         self.unit = asked_unit(question)  # "in m/s", "(in seconds)": the unit asked in
         question = question or ""
         words, heads = asked_words(question)
@@ -229,7 +241,7 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
             len(tested) > 1 and asked.named_by(tested[-1])):
         return False  # "Checking: x = -2 makes log(x) undefined, so x = 5." concludes
     other_case = _OTHER_CASE.match(sentence)
-    if other_case and set(_VALUES.findall(other_case.group(0))) - asked.values:
+    if other_case and _small_numbers(other_case.group(0), digits=True) - asked.spoken:
         return False  # "The probability of a sum of 12 is only 1/36." for a sum of 7
     purpose = _PURPOSE.match(sentence)
     if purpose and set(_VALUES.findall(purpose.group(0))) - asked.values:

@@ -219,7 +219,7 @@ def closing_mention(
         if quoted:  # "404 is Not Found." for "means 'Not Found'": the question's words, no denial
             sentence = quoted.sub(lambda m: "x" * len(m.group(0)), sentence)
         named, wavers = _single_option(sentence, options, asked)
-        cleft = _CLEFT.search(sentence) if len(named) != 1 else None
+        cleft = _CLEFT.search(sentence)
         if cleft:  # "but it is the vacuole that maintains it": what the cleft singles out
             one = options.named(cleft.group(1))
             headed = one.pop() if len(one) == 1 else options.headed(cleft.group(1), asked)

@@ -178,6 +178,9 @@ MATH_RULES = [
     ("$\\sin\\theta = \\frac{12}{13}$. Then $\\tan\\theta = \\frac{12}{5}$.",
      "If $\\cos\theta = \\frac{5}{13}$ and $\theta$ is acute, what is $\\sin\theta$?",
      "\\frac{12}{13}", "last_statement"),
+    ("150 = 1 × 90 + 60, 90 = 1 × 60 + 30 and 60 = 2 × 30 + 0, so the remainders end with "
+     "gcd(90, 150) = 30. The least common multiple is 90 × 150 / 30 = 450.",
+     "What is the greatest common divisor of 90 and 150?", "30", "last_statement"),
     ("He needs a 75 on the third test. To average 72 he would need 81.",
      "A student scored 62 and 73 on two tests. What score does he need on the third to average "
      "exactly 70?", "75", "last_statement"),

@@ -24,6 +24,23 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17j: the question's quoted denial, "For comparison, ..."; a cleft's head noun;
+    # a participle's means; "later"; bracketed letters side by side; a conditional pair; "both
+    # have a case"
+    ("403 is Not Allowed here. For comparison, 200 is OK and 404 is Not Found.",
+     ["200", "403", "404", "500"], "Which status code does the app use for 'Not Allowed'?", "B",
+     "option_mention"),
+    ("The cornea does some of the bending and the iris sets how much light enters, but it is "
+     "the muscle around the lens that adjusts the focus.",
+     ["Iris", "Ciliary muscle", "Pupil", "Optic nerve"],
+     "Which part of the eye adjusts its focus onto the retina?", "B", "option_mention"),
+    ("Darwin published the theory in 1859, drawing on Charles Lyell's geology.",
+     ["Charles Lyell", "Charles Darwin", "Gregor Mendel", "Alfred Wallace"],
+     "Who published On the Origin of Species?", "B", "option_mention"),
+    ("Answer: (A) (D)", ["Red", "Blue", "Green", "Yellow"], None, None, "multiple"),
+    ("If you count dwarf planets, then depending on the list the answer is C or D.", PLANETS,
+     None, None, "hedge"),
+    ("Options B and C both have a case here.", PLANETS, None, None, "multiple"),
     # round grader17i: a closing paragraph concludes; circumstances, bracketed clauses, agents
     ("A year on Venus is short, the shortest planet year many people think.\n\nThe quickest "
      "orbit is Mercury's.", PLANETS, "Which planet has the shortest year?", "A",
@@ -151,6 +168,36 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17j: the question's own case, the asked function or TeX set equal, "needs a
+    # N" before a purpose clause's what-if, a subject's own case in words, a check opening
+    # "Testing", the question's expression as a headline, two values for one, a JSON list of
+    # roots, a clause opening on a name
+    ("For n = 8: 8 × 9 / 2 = 36. The 8th triangular number's square is 1296.",
+     "What is the sum of the first 8 positive integers?", "36", "last_statement"),
+    # the question's "\\theta" as JSON read with one backslash leaves it: a tab, then "heta"
+    ("$\\sin\\theta = \\frac{12}{13}$. Then $\\tan\\theta = \\frac{12}{5}$.",
+     "If $\\cos\theta = \\frac{5}{13}$ and $\theta$ is acute, what is $\\sin\theta$?",
+     "\\frac{12}{13}", "last_statement"),
+    ("150 = 1 × 90 + 60, 90 = 1 × 60 + 30 and 60 = 2 × 30 + 0, so the remainders end with "
+     "gcd(90, 150) = 30. The least common multiple is 90 × 150 / 30 = 450.",
+     "What is the greatest common divisor of 90 and 150?", "30", "last_statement"),
+    ("He needs a 75 on the third test. To average 72 he would need 81.",
+     "A student scored 62 and 73 on two tests. What score does he need on the third to average "
+     "exactly 70?", "75", "last_statement"),
+    ("$$P = \\frac{1}{4}$$\n\nThe probability of at least one head is $\\frac{3}{4}$.",
+     "Two fair coins are tossed. What is the probability of two heads?", "\\frac{1}{4}",
+     "last_statement"),
+    ("Solution: $-1 \\le x \\le 4$.\n\nTesting $x = 5$: $6 > 0$, outside as expected.",
+     "Solve $x^2 - 3x - 4 \\le 0$.", "[-1, 4]", "last_statement"),
+    ("250 - 75\n\nTake 50 off, then 25 more: 250 - 75 = 175.", "What is $250 - 75$?", "175",
+     "last_statement"),
+    ("The answer is $x = 5$ or $x = 6$.", "Solve $x^2 = 25$ for positive $x$.", None, "hedge"),
+    ("Both 2.71 and 2.72 appear in different tables.", "Round 2.718 to two decimal places.",
+     None, "hedge"),
+    ('{"roots": [-2, 2]}', "Solve $x^2 - 4 = 0$.", "-2, 2", "json"),
+    ("Let c be the child's age: c + 4c = 40, so c = 8 and Priya is 32.",
+     "Priya is 4 times as old as her child, and together they are 40. How old is Priya?", "32",
+     "last_statement"),
     # round grader17i: the asked quantity in the question's words (TeX, possessive, hyphen,
     # "by what percent", the chain's result noun); another unit or object after "i.e."; a
     # remark; the other end of a range; the asked verb's clause; one linear equation's root

@@ -38,9 +38,20 @@ _INLINE_TEX = re.compile(r"\$(?!\d[\d,.]*(?:\s|$|[,;?]))([^$\n]+?)\$")
 def plain_question(question: str | None) -> str | None:
     """A question with its inline TeX delimiters dropped: "what is $a$?" asks for a, "the
     $x$-coordinate" names the x-coordinate, as the words around them are read."""
-    if not question or "$" not in question:
+    if not question:
+        return question
+    # "$\theta$" written into JSON with one backslash reads back as a tab and "heta": the
+    # command the writer meant, as a grader reading the question sees it
+    question = _SWALLOWED.sub(lambda m: _ESCAPED[m.group(1)] + m.group(2), question)
+    if "$" not in question:
         return question
     return _INLINE_TEX.sub(r"\1", question)
+
+
+# JSON's one-letter escapes that swallow a TeX command's backslash ("\t" of "\theta", "\f"
+# of "\frac", "\b" of "\binom", "\r" of "\rho")
+_ESCAPED = {"\t": "\\t", "\f": "\\f", "\b": "\\b", "\r": "\\r"}
+_SWALLOWED = re.compile(r"([\t\f\b\r])([a-z]{2,})")
 
 
 def asked_clause(sentence: str, question: str | None) -> str | None:
@@ -260,6 +271,10 @@ _CLAUSES = re.compile(r";\s+|(?<=\S):\s+|\s+and\s+(?=(?:the|its|their)\s)", re.I
 _IN_WORDS = re.compile(r"(?<=\S):\s+[^\d:=]*$")
 
 
+_OBJECTS = frozenset({"it", "them", "him", "her", "us", "me", "you", "this", "that", "these",
+                      "those"})
+
+
 def asked_words(question: str) -> tuple[set[str], set[str]]:
     """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for,
     and of them the head nouns ("term" of "the next term", "gram" of "grams of salt")."""
@@ -277,6 +292,8 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
             words.add(word)
             words.update(_SAME.get(word, ()))
         named = [word for word in named if word not in _PHRASE_FILLER] or named
+        # "the voltage across it": the pronoun after the noun names no quantity
+        named = [word for word in named if word not in _OBJECTS] or named
         if named:  # "how many grams of salt": its first noun; "the next term": its last
             heads.add(named[0] if match.group("many") else named[-1])
     if _HOW_FAR.search(question):
@@ -436,8 +453,16 @@ def one_solution(question: str | None) -> bool:
     """Whether a question solves one linear equation ("Solve 3(x + 4) = 27."): its answer is
     one value, so two values ("x = -4 or x = 4", "Answer: 5, 9") are two answers."""
     question = plain_question(question)
+    if question and _SOLVE.search(question) and _ONE_ROOT.search(question):
+        return True  # "Solve x^2 = 49 for positive x": the restriction leaves one value
     return bool(question and question.count("=") == 1 and _SOLVE.search(question)
                 and not SEVERAL.search(question) and not _NONLINEAR.search(question))
+
+
+# "for positive x", "the negative root", "the smallest solution": one value asked of several
+_ONE_ROOT = re.compile(r"\bfor\s+(?:positive|negative)\s+[a-z]\b|\bthe\s+(?:positive|negative|"
+                       r"smallest|largest|greatest|least)\s+(?:solution|root|value)\b",
+                       re.IGNORECASE)
 
 
 def asks_several(question: str | None) -> bool:

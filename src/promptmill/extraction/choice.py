@@ -81,7 +81,9 @@ _LETTER_AT = re.compile(
     r"(?![A-Za-z0-9'])"
 )
 _MORE_LETTERS = re.compile(
-    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+)\s*(?:both\s+|either\s+)?[(\["']?"""
+    # "(B) (C)": two bracketed letters side by side are a list too
+    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+|(?<=[)\]])(?=\s*[(\[]))\s*(?:both\s+|either\s+)?"""
+    r"""[(\["']?"""
     r"""(?P<letter>[A-Za-z])[)\]"']?(?![A-Za-z0-9'])(?!\s+(?:is|was|are)\b)"""
 )
 _LETTER_IS_CORRECT = re.compile(
@@ -94,8 +96,9 @@ _LETTER_IS_CORRECT = re.compile(
 _LETTERS_ARE_CORRECT = re.compile(
     r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
     r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
-    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally))*\s+"
-    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible)\b"
+    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally|have))*\s+"
+    # "Options A and B both have a case": each argued for, neither chosen
+    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible|a\s+(?:case|claim))\b"
 )
 # "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
 # neither chosen (an option whose text is "OR" or "B-" is not named by them)
@@ -288,11 +291,15 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if strict and _MODAL_AFTER.match(text, match.end()):
                 continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
-            if not hypothetical(text, match.start()):
-                stated = _statement(text, match.end(), options, strict)
-                if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
-                    stated = None, HEDGE
-                add(match.start(), stated)
+            stated = _statement(text, match.end(), options, strict)
+            if hypothetical(text, match.start()):
+                if stated is not None and stated[0] is None:
+                    # "depending on what it means, the answer is B or E": two answers, none
+                    add(match.start(), (None, HEDGE))
+                continue
+            if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
+                stated = None, HEDGE
+            add(match.start(), stated)
     for start, index in options.references(text):
         found.append(Candidate(start, index, "ordinal", STRONG))
     for match in _LETTERS_ARE_CORRECT.finditer(text):

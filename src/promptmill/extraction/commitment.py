@@ -43,6 +43,25 @@ _CONDITION = re.compile(
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
+# "To average 88 she would need 98": a purpose clause setting a number of its own is a what-if
+_PURPOSE = re.compile(r"^\W*to\s+[a-z]+\b[^,;:]*?\d[^,;:]*?(?=[,;:]|\s+(?:it|they|he|she|we|you|"
+                      r"the|each|that|this)\b)", re.IGNORECASE)
+_SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve")
+_SMALL_WORD = re.compile(rf"\b({'|'.join(_SMALL)})\b", re.IGNORECASE)
+# "The probability of a sum of 12 is ...": the quantity of a case the subject sets itself
+_OTHER_CASE = re.compile(r"^\W*the\s+(?:[a-z]+\s+){0,2}?(?:of|for|with|at)\b[^=,;:]*?"
+                         rf"(?:\d|\b(?:{'|'.join(_SMALL)})\b)[^=,;:]*?"
+                         r"\s(?:is|are|was|were|would\s+be|equals)\b", re.IGNORECASE)
+
+
+def _small_numbers(text: str, digits: bool = False) -> set[str]:
+    """The small numbers a text writes in words ("at least one head" has 1), as digits; with
+    ``digits``, its numbers in digits too."""
+    found = {str(_SMALL.index(w.lower())) for w in _SMALL_WORD.findall(text)}
+    return found | set(_VALUES.findall(text)) if digits else found
+# "Testing x = 6: 21 > 0", "Check: 613 + 387 = 1000": a test of a value, no answer of its own
+_TESTS = re.compile(r"^\W*(?:test(?:ing)?|check(?:ing)?|verif(?:y|ying|ication))\b", re.IGNORECASE)
 # "..., so the solution stands.": the answer before it confirmed, no value of its own
 _CONFIRMS = re.compile(r"\b(?:solution|answer|root|result|it)\s+(?:stands|holds)\b(?!\s+[-$\d])",
                        re.IGNORECASE)
@@ -54,7 +73,9 @@ _SYMBOLS = {
     "sine": ("sin",), "cosine": ("cos",), "tangent": ("tan",),
     "derivative": ("f'(", "f′(", "dy/dx", "y'", "y′", "\\frac{dy}{dx}", "d/dx"),
     "logarithm": ("log",), "deviation": ("σ", "\\sigma"), "distance": ("d",),
-    "probability": ("p(",), "volume": ("v =",),
+    "probability": ("p(", "p ="), "volume": ("v =",),
+    # "gcd(462, 1071) = 21": the quantity by its function's name
+    "divisor": ("gcd(", "gcd ("), "multiple": ("lcm(", "lcm ("),
 }
 # "The solution is (7, 3).": a subject that names the answer itself
 _GENERIC = frozenset({"answer", "solution", "result"})
@@ -67,7 +88,8 @@ _PRONOUNS = frozenset({"it", "its", "they", "them", "this", "that", "these", "th
 # "How much energy does it use?", "How long do 8 workers take?": the verb the question asks by
 _ASKED_VERB = re.compile(
     r"\b(?:does|do|did|will|would|can)\s+(?:it|they|he|she|(?:the\s+|each\s+|every\s+)?"
-    r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=[^?]*\?)",
+    # in the asking sentence: "In 20 years she will be twice as old" asks nothing
+    r"[\w-]+(?:\s+[\w-]+)?)\s+([a-z]{3,})\b(?=(?:[^?.]|\.(?=\S))*\?)",
     re.IGNORECASE,
 )
 # "7", "2.5", "3/4", "2 1/2": a value as a question or a statement gives it
@@ -98,13 +120,14 @@ _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "percent", "question", "stated_in",
+    __slots__ = ("expressions", "given", "names", "percent", "question", "spoken", "stated_in",
                  "states_verb", "symbols", "unit", "values", "variable", "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
         self.given = givens(question)
         self.values = set(_VALUES.findall(question or ""))  # "3/4" whole, not "3" and "4"
+        self.spoken = self.values | _small_numbers(question or "")  # "two heads" as "2" too
         self.unit = asked_unit(question)  # "in m/s", "(in seconds)": the unit asked in
         question = question or ""
         words, heads = asked_words(question)
@@ -127,10 +150,11 @@ class AskedQuantity:
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
         self.states_verb = re.compile(  # "it increased by 12%"
-            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+)?[-$\d]"
+            rf"\b{re.escape(self.verb)}(?:e?s|d|ings?:?)?\s+(?:by\s+|to\s+|an?\s+)?[-$\d]"
         ) if self.verb else None
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
-        unit = re.escape(self.unit or "") + ("|°" if (self.unit or "").startswith("degree") else "")
+        unit = re.escape(self.unit or "") + (r"|°|\^\{?\\circ" if (self.unit or "").startswith(
+            "degree") else "")
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
@@ -171,6 +195,10 @@ class AskedQuantity:
         plain = _plain(text)
         if any(e and f"{e}=" in plain for e in self.expressions):
             return True
+        # "\cos\theta = -\frac{4}{5}" for "what is $\cos\theta$?": the asked TeX, then its value
+        if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
+               for name in self.names if "\\" in name):
+            return True
         if self.percent and re.search(r"\d\s*%", text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
@@ -180,13 +208,26 @@ class AskedQuantity:
             rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text))
 
 
+    def set_equal(self, sentence: str) -> bool:
+        """Whether a statement sets the asked quantity's own symbol equal to a value ("...,
+        so the algorithm stops with gcd(84, 126) = 42"), however the sentence is worded."""
+        lowered = latexify(sentence).lower()
+        return any(re.search(rf"(?<![a-z]){re.escape(s)}"
+                             + (r"[^()=]*\)" if s.endswith("(") else "") + r"\s*=\s*[-−$\d\\]",
+                             lowered) for s in self.symbols)
+
+
 def commits(sentence: str, asked: AskedQuantity) -> bool:
     """Whether a closing sentence commits to a value as the answer (see the module)."""
     if not _STATES_VALUE.search(sentence):
         return False
     marked = MARKED_VALUE.search(sentence) is not None
     named = asked.named_by(sentence)
-    if not (named or marked or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
+    condition = _CONDITION.match(sentence)
+    # "For n = 25: 25² = 625." for "the first 25 odd numbers": the question's own case worked
+    given = set(_VALUES.findall(condition.group(0))) if condition else set()
+    own_case = bool(given) and given <= asked.values
+    if not (named or marked or own_case or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
         return False  # the cheap signals first: most sentences give none
     if commentary(sentence, asked.question, asked.given):
         return False
@@ -195,14 +236,23 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
-    condition = _CONDITION.match(sentence)
+    tested = CONCLUSION.split(sentence)
+    if _TESTS.match(sentence) and not REJECTED.search(sentence) and not (
+            len(tested) > 1 and asked.named_by(tested[-1])):
+        return False  # "Checking: x = -2 makes log(x) undefined, so x = 5." concludes
+    other_case = _OTHER_CASE.match(sentence)
+    if other_case and _small_numbers(other_case.group(0), digits=True) - asked.spoken:
+        return False  # "The probability of a sum of 12 is only 1/36." for a sum of 7
+    purpose = _PURPOSE.match(sentence)
+    if purpose and set(_VALUES.findall(purpose.group(0))) - asked.values:
+        return False
     if condition and not set(_VALUES.findall(condition.group(0))) & asked.values:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
     numbers = set(_VALUES.findall(sentence))
     if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence):
         return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
-    return marked or not other_quantity(sentence, asked.question) or (
+    return marked or asked.set_equal(sentence) or not other_quantity(sentence, asked.question) or (
         named and not QUALIFIED.search(sentence)
     )
 
@@ -224,7 +274,10 @@ def committed_index(closing: list[str], question: str | None) -> int | None:
 
 
 # "So sin θ = 0.8, and cos θ = 3/5.": the clauses of a statement of several quantities
-_CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)", re.IGNORECASE)
+# ("so d = 12 and Tom is 36": a clause of its own opens on a name and its verb)
+_CLAUSES = re.compile(r",\s*and\s+|;\s+|\s+and\s+(?=(?:the|its|their|each)\s)"
+                      r"|\s+and\s+(?=(?-i:[A-Z][a-z]+)\s+(?:is|was|has|had|will|would)\b)",
+                      re.IGNORECASE)
 # "1000 = 27 × 37 + 1, remainder 1.": a closing name, then its value
 _NAME_THEN_VALUE = re.compile(
     # "The vertex has x-coordinate 3": the name after "has" too

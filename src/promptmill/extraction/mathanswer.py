@@ -139,7 +139,10 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             found.append(Candidate(start, value, "answer_tag", STRONG))
     for start, raw in json_answers(text):
         if isinstance(raw, list):
-            found.append(Candidate(start, HEDGE, HEDGE, STRONG))
+            # {"solutions": [4, 5]} for a quadratic: its values; for one quantity, a hedge
+            listed = settle(", ".join(map(str, raw))) if raw and asks_several(question) else None
+            found.append(Candidate(start, listed, "json", STRONG) if listed and listed != HEDGE
+                         else Candidate(start, HEDGE, HEDGE, STRONG))
             continue
         value = stated_value(as_math(str(raw)))
         if value is not None:
@@ -165,7 +168,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     return found
 
 
-def _marked(text: str) -> list[Candidate]:
+def _marked(text: str, question: str | None = None) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
     rows = table_rows(text)
@@ -188,11 +191,18 @@ def _marked(text: str) -> list[Candidate]:
         # "**12,600 seconds.** 3.5 hours is ...": a bold value leads, the working follows
         marked = marked or re.match(r"(\*\*|__)(\$?-?\d[^*_:]*?)\1(?=\s)", line)
         content = marked.group(2) if marked else line
-        if marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", "")):
+        # "1,000 − 387" heading the working of "What is 1,000 - 387?" repeats the question
+        echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
+        if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
     return found
+
+
+def _flat(text: str) -> str:
+    """Text without spaces, braces and dollars, its minus signs as ``-``, to compare."""
+    return re.sub(r"[\s{}$]+", "", text.replace("−", "-"))
 
 
 def _counts_as_digits(sentence: str, noun: str) -> str:
@@ -384,7 +394,7 @@ def extract_math_method(
     elif _echoes(text, question):
         return None, "none"
     else:
-        candidates += _marked(text) + _closing(text, question)
+        candidates += _marked(text, question) + _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
@@ -399,13 +409,15 @@ def extract_math_method(
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"
     if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
-            question):
+            question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question):
         return None, HEDGE  # "x = -4 or x = 4" for one linear equation: two answers, not one
     return str(chosen.value), chosen.method
 
 
 # a value of several: a set, "±", or values in a list
 _SEVERAL_VALUES = re.compile(r"\\\{|.*\\pm|[^()\[\]{}]*,\s")
+# "3.14 and 3.15" read as one statement's value: two values named for one
+_TWO_NAMED = re.compile(r"-?\d[\d.,]*\s+and\s+-?\d[\d.,]*$")
 
 
 __all__ = ["HEDGE", "extract_math_method"]

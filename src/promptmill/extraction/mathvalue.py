@@ -29,6 +29,7 @@ MAX_TRIED = 20  # anchors tried per kind, from the last: more is prose, not an a
 MAX_ANSWER = 200  # characters: a longer "answer" is a runaway span or a pathological input
 
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_OR_NEXT = re.compile(r"\s*,?\s*or\s+\$([^$]+)\$")
 
 # "$40 * 0.25 = $10": a "$" just before a digit is a price, not the end of inline math
 _CURRENCY_AFTER = re.compile(r"\d")
@@ -76,6 +77,8 @@ _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:[.,]\d+)*%?|[A-Za-z]+|\s+|\S")
 _FILLER = re.compile(
     r"^\s*(?:(?:only|just|exactly|now|then|still|simply|equal\s+to|actually|indeed|about|"
     r"approximately|roughly|around|nearly|almost)\s+"
+    # "she needs a 51 on the last test": the article before a score or a grade
+    r"|an?\s+(?=[-−$]?\d)"
     r"|the\s+(?:solution\s+set|set\s+of\s+solutions|solutions|roots)\s+)+",
     re.IGNORECASE,
 )
@@ -184,7 +187,10 @@ def stated_value(tail: str, words: bool = False) -> str | None:
         if tail.startswith(opening):
             end = tail.find(closing, len(opening))
             if end > 0 and not (closing == "$" and _CURRENCY_AFTER.match(tail, end + 1)):
-                return settle(tail[len(opening) : end])
+                # "$x = 7$ or $x = 9$": two values offered, each in its own math
+                other = _OR_NEXT.match(tail, end + len(closing))
+                first = tail[len(opening) : end]
+                return settle(f"{first} or {other.group(1)}" if other else first)
             if opening != "$":
                 return None  # display math cut off before it closed
     tail = _FILLER.sub("", tail)

@@ -35,7 +35,7 @@ _OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[
 _REMARK_DASH = re.compile(r"\s[—–]\s")
 _CIRCUMSTANCE = re.compile(
     r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
-    r"rather\s+than|instead\s+of)\b"
+    r"rather\s+than|instead\s+of|using|building\s+on|drawing\s+on|based\s+on|thanks\s+to)\b"
     r"|\s(?:when|whenever)\s", re.IGNORECASE)  # "Marble forms when limestone is heated"
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",
@@ -92,7 +92,7 @@ def _single_option(
     if len(named) > 1:
         # "You need HAVING, since WHERE runs first": a reason's options do not answer; nor do
         # a circumstance's ("in anaphase, right after the chromosomes line up at the metaphase
-        # plate")
+        # plate"), nor the means a participle adds (", using Tycho Brahe's observations")
         head = _CIRCUMSTANCE.split(_REASON.split(sentence, maxsplit=1)[0], maxsplit=1)[0]
         named = options.named(head) or named if head != sentence else named
     if len(named) > 1 and _TOGETHER.search(sentence):
@@ -210,10 +210,20 @@ def closing_mention(
     ranked = question is None or _RANKED_BELOW.search(question) is None
     counted = HOW_MANY.search(question) if question else None
     closing_paragraph = False  # the last sentence, a paragraph of its own, names one option
+    quoted = _denying_quotes(question)
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
+        if _FOR_REFERENCE.match(sentence):
+            continue  # "For context, 200 is OK, ...": the other options explained, no answer
+        if quoted:  # "404 is Not Found." for "means 'Not Found'": the question's words, no denial
+            sentence = quoted.sub(lambda m: "x" * len(m.group(0)), sentence)
         named, wavers = _single_option(sentence, options, asked)
+        cleft = _CLEFT.search(sentence)
+        if cleft:  # "but it is the vacuole that maintains it": what the cleft singles out
+            one = options.named(cleft.group(1))
+            headed = one.pop() if len(one) == 1 else options.headed(cleft.group(1), asked)
+            named = {headed} if headed is not None else named
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
         if len(named) > 1 and asked:
@@ -232,7 +242,10 @@ def closing_mention(
             spans = [(m_start, m_end) for m_start, m_end, i in options.mentions(sentence)
                      if i == index]
             said = [m_start for m_start, _ in spans]
-            found.append((start + (said[-1] if said else 0), index, _overlap(sentence, asked)))
+            # "Florey and Chain later turned it into a drug": what came after, on equal terms
+            # with the question, ranks below the sentence it follows
+            rank = 2 * _overlap(sentence, asked) + (_FOLLOW_ON.search(sentence) is None)
+            found.append((start + (said[-1] if said else 0), index, rank))
             closing_paragraph = closing_paragraph or (
                 len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1
                 and _PARAGRAPH_BREAK.search(text, 0, start) is not None
@@ -266,6 +279,23 @@ def closing_mention(
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
+_FOR_REFERENCE = re.compile(r"\W*(?:for\s+(?:reference|context|comparison|completeness)|by\s+"
+                            r"(?:contrast|comparison)|in\s+contrast)\b", re.IGNORECASE)
+_FOLLOW_ON = re.compile(r"\b(?:later|subsequently|afterwards|went\s+on\s+to)\b", re.IGNORECASE)
+# "it is the vacuole that ...", "it's Kepler who ...": a cleft singles out what it states
+_CLEFT = re.compile(r"\bit\s*(?:is|was|'s)\s+(?:the\s+|an?\s+)?([\w' -]{2,40}?)\s+"
+                    r"(?:that|which|who)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"['\"‘“]([^'\"‘’“”?]{2,40})['\"’”]")
+_DENYING = re.compile(r"\b(?:not|no|never|none|nothing)\b|n't\b", re.IGNORECASE)
+
+
+def _denying_quotes(question: str | None) -> re.Pattern[str] | None:
+    """The question's quoted phrases that hold a denial ("'Not Found'"), to find in a response
+    as the question's words rather than as a denial of the option before them."""
+    phrases = [m.group(1) for m in _QUOTED.finditer(question or "") if _DENYING.search(m.group(1))]
+    if not phrases:
+        return None
+    return re.compile("|".join(re.escape(p) for p in phrases), re.IGNORECASE)
 
 
 def _concludes_with(sentence: str, spans: list[tuple[int, int]]) -> bool:

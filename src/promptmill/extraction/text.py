@@ -91,6 +91,8 @@ def tagged(text: str) -> Iterator[tuple[int, str]]:
 
 
 _ANSWER_KEYS = (
+    # {"solutions": [4, 5]}, {"roots": [-1, 3]}: the values of a question asking several
+    "solutions|roots?|answers|values|results|"
     "answer|final_answer|finalanswer|final|answer_letter|answer_choice|choice|correct_answer|"
     "correct_option|correct_choice|option|selected|selection|result|solution|value|"
     # "selected_option", "chosenChoice": the option the response picked, by any such name
@@ -370,7 +372,7 @@ REJECTED = re.compile(
 # A sentence that checks, explains or comments on an answer already given ("Check: ...",
 # "This is because ...", "(5, 12, 13 is a triple too.)"), rather than giving one.
 CHECK = re.compile(
-    r"^\W*(?:check(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
+    r"^\W*(?:check(?:ing)?|test(?:ing)?|verif(?:y|ication|ying)|indeed|note|p\.?s\.?|sanity\s+check|"
     r"double[- ]check|because|as\s+a\s+check|for\s+(?:example|instance)|e\.g\.|"
     r"(?:this|that)(?:\s+is|'s)\s+because|(?:substituting|plugging)\s+"
     r"(?:(?:it|this|that|them)\s+)?back)\b|^\s*\([^()]*\)\W*$|✓|✔|\bchecks\s+out\b"

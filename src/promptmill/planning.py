@@ -19,6 +19,7 @@ with its ``planned_rows`` mark in the same transaction; the next run goes on fro
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -73,6 +74,12 @@ def plan_rows(job: Job) -> None:
     start = 0 if chunks.ids is not None else chunks.planned
     bulk = BulkPlanner.for_job(job, planner)
     reached_end = True
+    # Planning makes no garbage cycles (rows, strings, tuples freed by their counts), yet its
+    # chunks' objects set off a collection every 700 allocations, and a full one walks every
+    # object the process holds: 2.3k instructions a row (callgrind, 6% of planning). Any cycle
+    # made meanwhile is found at the first collection after.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with store.bulk_writes():
             if bulk is None:
@@ -105,6 +112,8 @@ def plan_rows(job: Job) -> None:
             chunks.finish(reached_end)
     finally:
         chunks.close()
+        if collecting:
+            gc.enable()
 
 
 class _Chunks:
@@ -175,13 +184,13 @@ class _Chunks:
             self.types.add(self.typed)
             self.typed = []
         self.planner.finish_chunk()
-        requests: Sequence[Any] = self.requests
         meta = {"truncated_rows": self.cut_before + self.planner.cut_rows, **(meta or {})}
+        keys = None
         if self.keys is not None:
-            requests = self.keys.keyed(self.requests)
+            keys = self.keys.columns(self.requests)
             meta["cache_keys"] = self.keys.identity
-        self.store.add_planned(self.rows, requests, next_index, unsendable=self.unsendable,
-                               meta=meta)
+        self.store.add_planned(self.rows, self.requests, next_index, unsendable=self.unsendable,
+                               meta=meta, keys=keys)
         self.rows, self.requests, self.unsendable = [], [], []
 
     def finish(self, reached_end: bool) -> None:

@@ -377,11 +377,10 @@ class PlannedKeys:
         self.hasher = hasher
         self.identity = identity  # kept in the store's meta ``cache_keys`` with the rows
 
-    def columns(self, requests: list[tuple[int, int, int, int, str, int]]
-                ) -> tuple[list[int], list[int]]:
-        """The planned requests' keys as two columns, bases and seeds (``add_planned``'s
-        ``keys``)."""
-        return _key_columns(self.hasher, map(_payload, requests))
+    def columns(self, payloads: list[str]) -> tuple[list[int], list[int]]:
+        """The keys of requests of these payloads as two columns, bases and seeds
+        (``add_planned``'s ``keys``)."""
+        return _key_columns(self.hasher, payloads)
 
 
 def caches(spec: Any, params: Any) -> bool:

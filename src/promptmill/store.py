@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
-from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_columns, insert_many, values_sql
+from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_columns, insert_many
 from promptmill.store_schema import ATTEMPT_OUTCOMES as ATTEMPT_OUTCOMES
 from promptmill.store_schema import MIGRATIONS as MIGRATIONS
 from promptmill.store_schema import SCHEMA_VERSION as SCHEMA_VERSION
@@ -302,28 +302,33 @@ class JobStore:
 
     def add_planned(
         self,
-        rows: Sequence[tuple[int, str]],
+        rows: Sequence[tuple[int, str]] | Sequence[Sequence[Any]],
         requests: Sequence[tuple[int, int, int, int, str, int]
-                           | tuple[int, int, int, int, str, int, int, int]],
+                           | tuple[int, int, int, int, str, int, int, int]]
+        | Sequence[Sequence[Any]],
         planned_rows: int,
         *,
         unsendable: Sequence[tuple[int, str]] = (),
         meta: dict[str, Any] | None = None,
         keys: tuple[Sequence[int], Sequence[int]] | None = None,
+        as_columns: bool = False,
     ) -> None:
         """Record a chunk of planned rows and requests; idempotent (ids are stable).
 
         Each request's response cache key (base, seed) comes as two more values of its
-        tuple or as two columns, ``keys``. ``unsendable`` requests (id, error) are recorded
-        failed at once, never sent (a prompt over the context); ``meta`` values are kept in
-        the same transaction.
+        tuple or as two columns, ``keys``. ``as_columns``: ``rows`` and ``requests`` are
+        given as columns (lists of equal length: row_index, data; id, row_index,
+        sample_group, n, payload, est_tokens), as planning makes them. ``unsendable``
+        requests (id, error) are recorded failed at once, never sent (a prompt over the
+        context); ``meta`` values are kept in the same transaction.
         """
         # Stored a column at a time: no tuple a request, and a job's one sample group and n
         # written into the statement rather than bound to each request.
-        columns = list(zip(*requests, strict=True)) + list(keys or ())
+        row_columns = rows if as_columns else list(zip(*rows, strict=True))
+        columns = [*(requests if as_columns else zip(*requests, strict=True)), *(keys or ())]
         with self.transaction() as db:
-            insert_many(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
-                         values_sql(2), rows)
+            insert_columns(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
+                           row_columns)
             insert_columns(db, "INSERT OR IGNORE INTO requests (" + ", ".join(
                 _PLANNED_COLUMNS[:len(columns)]) + ") VALUES ", columns, constant=(2, 3))
             db.executemany(

@@ -150,3 +150,24 @@ def test_one_sample_group_a_row_exports_what_iter_results_gives(tmp_path: Path) 
         assert arrow.load(tmp_path / f"export.{fmt}").equals(table), fmt
     assert table.column("responses")[0].as_py()[0]["json"] == '{"answer": "A"}'
     assert table.column("empty").to_pylist() == ["{}", "{}", "{}", None, "{}", "{}"]
+
+
+@pytest.mark.parametrize(("lines", "error"), [
+    (['{"q": "a"}', '{"q": "b"}'], None),
+    (['{"q": "a"}', '{"q": ""}'], "in.jsonl:2: the prompt is empty"),  # stops at a bad row
+])
+def test_the_garbage_collector_is_back_on_after_planning(
+        tmp_path: Path, lines: list[str], error: str | None) -> None:
+    # Planning turns the collector off while it runs; a notebook that plans a job, or fails
+    # to, must find it on again.
+    import gc
+
+    from promptmill.errors import InputError
+
+    assert gc.isenabled()
+    if error is None:
+        plan_job(tmp_path, lines).close()
+    else:
+        with pytest.raises(InputError, match=error):
+            plan_job(tmp_path, lines)
+    assert gc.isenabled()

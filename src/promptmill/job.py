@@ -314,6 +314,17 @@ class RowPlanner:
         requests.extend(per_group[0] if width == 1
                         else chain.from_iterable(zip(*per_group, strict=True)))
 
+    def request_columns(self, first: int, payloads: list[str], tokens: list[int]
+                        ) -> list[list[Any]] | None:
+        """``add_many_requests``'s requests as columns (id, row_index, sample_group, n,
+        payload, est_tokens), where a row has one sample group; None where it has several."""
+        if len(self.groups) != 1:
+            return None
+        n, count = self.groups[0], len(payloads)
+        ids = list(range(first, first + count))  # one sample group: a request's id is its row's
+        extra = self.reserve * n
+        return [ids, ids, [0] * count, [n] * count, payloads, [t + extra for t in tokens]]
+
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""
         name = self.spec.adapter_field

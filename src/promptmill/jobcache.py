@@ -377,12 +377,10 @@ class PlannedKeys:
         self.hasher = hasher
         self.identity = identity  # kept in the store's meta ``cache_keys`` with the rows
 
-    def keyed(self, requests: list[tuple[int, int, int, int, str, int]]
-              ) -> list[tuple[int, int, int, int, str, int, int, int]]:
-        """The planned requests, each with its key (base, seed) appended."""
-        bases, seeds = _key_columns(self.hasher, map(_payload, requests))
-        return list(map(tuple.__add__, requests,  # type: ignore[arg-type]
-                        zip(bases, seeds, strict=True)))
+    def columns(self, payloads: list[str]) -> tuple[list[int], list[int]]:
+        """The keys of requests of these payloads as two columns, bases and seeds
+        (``add_planned``'s ``keys``)."""
+        return _key_columns(self.hasher, payloads)
 
 
 def caches(spec: Any, params: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class UniqueIds:
         if not rows:
             return
         if self._run:
-            values: list[Any] = [row.get(self._run_field) for row in rows]
+            values: list[Any] = list(map(dict.get, rows, repeat(self._run_field)))
             if set(map(type, values)) == {int} and (
                     self._run_last is None or values[0] > self._run_last) and all(
                     map(operator.lt, values, values[1:])):

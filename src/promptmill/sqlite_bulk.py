@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 # Rows a statement, largest first; within the variables a statement may have (999 before
@@ -31,11 +31,40 @@ def insert_many(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int
     row and its request 2.3 us, 1.1 us 256 at a time). ``row_sql`` is one row's values as a
     format string and which of the row's values fills each ``{}``; ``sizes``: the rows a
     statement, largest first, ending with 1."""
-    if not rows:
+    if rows:
+        insert_flat(db, head, row_sql, len(rows[0]),
+                    list(itertools.chain.from_iterable(rows)), sizes)
+
+
+def insert_columns(db: sqlite3.Connection, head: str, columns: Sequence[Sequence[Any]],
+                   constant: Collection[int] = ()) -> None:
+    """Insert rows given as ``columns`` (equal lengths, in the order ``head`` names them),
+    many a statement. A column whose index is in ``constant`` (integers) and holds one value
+    throughout is written into the statement instead of bound to every row (a bound value
+    costs ~350 instructions); the rest are laid out by slice assignment, no tuple a row."""
+    if not columns or not columns[0]:
         return
-    width = len(rows[0])
-    flat = list(itertools.chain.from_iterable(rows))
-    total, done = len(rows), 0
+    count = len(columns[0])
+    values, bound = [], []
+    for at, column in enumerate(columns):
+        first = column[0]
+        if at in constant and type(first) is int and column.count(first) == count:
+            values.append(str(first))
+        else:
+            values.append("?{}")
+            bound.append(column)
+    width = len(bound)
+    flat: list[Any] = [None] * (width * count)
+    for at, column in enumerate(bound):
+        flat[at::width] = column
+    insert_flat(db, head, ("(" + ", ".join(values) + ")", tuple(range(width))), width, flat)
+
+
+def insert_flat(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int, ...]],
+                width: int, flat: list[Any], sizes: Sequence[int] = ROWS_PER_INSERT) -> None:
+    """Insert the rows of ``flat``, each row's ``width`` values one after the other, as
+    ``insert_many`` does."""
+    total, done = len(flat) // width, 0
     for size in sizes:  # a few statement shapes, each prepared once
         if total - done < size or size * width > _MAX_VARIABLES:
             continue
@@ -49,8 +78,8 @@ def insert_many(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int
 def _insert_sql(head: str, row_sql: tuple[str, tuple[int, ...]], width: int, rows: int) -> str:
     """``head`` and ``rows`` rows of ``row_sql``, each row's values numbered after the last's."""
     text, slots = row_sql
-    if row_sql == values_sql(width):
-        # Plain values in order: unnumbered ``?``, which bind by position. (The sqlite3
+    if slots == tuple(range(width)):
+        # Each value once, in order: unnumbered ``?``, which bind by position. (The sqlite3
         # module asks each parameter's name as it binds it; for ``?NNN`` SQLite finds the
         # name in a list: 0.7k instructions a row of 8 values, 256 rows a statement.)
         return head + ",".join([text.replace("{}", "")] * rows)
@@ -58,4 +87,4 @@ def _insert_sql(head: str, row_sql: tuple[str, tuple[int, ...]], width: int, row
                            for i in range(rows))
 
 
-__all__ = ["ROWS_PER_INSERT", "insert_many", "values_sql"]
+__all__ = ["ROWS_PER_INSERT", "insert_columns", "insert_flat", "insert_many", "values_sql"]

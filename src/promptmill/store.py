@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from promptmill.errors import JobMismatchError, StoreError, UsageError
 from promptmill.redaction import redact_secrets
-from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_many, values_sql
+from promptmill.sqlite_bulk import ROWS_PER_INSERT, insert_columns, insert_many
 from promptmill.store_schema import ATTEMPT_OUTCOMES as ATTEMPT_OUTCOMES
 from promptmill.store_schema import MIGRATIONS as MIGRATIONS
 from promptmill.store_schema import SCHEMA_VERSION as SCHEMA_VERSION
@@ -45,6 +45,9 @@ def row_status(statuses: set[str]) -> str:
 
 # An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
 # retryable (then ``server_error``): see ``outcome_code``.
+# A planned request's columns, in the order ``add_planned`` takes them (the key's two last).
+_PLANNED_COLUMNS = ("id", "row_index", "sample_group", "n", "payload", "est_tokens",
+                    "cache_key", "cache_seed")
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
 
 
@@ -299,28 +302,35 @@ class JobStore:
 
     def add_planned(
         self,
-        rows: Sequence[tuple[int, str]],
+        rows: Sequence[tuple[int, str]] | Sequence[Sequence[Any]],
         requests: Sequence[tuple[int, int, int, int, str, int]
-                           | tuple[int, int, int, int, str, int, int, int]],
+                           | tuple[int, int, int, int, str, int, int, int]]
+        | Sequence[Sequence[Any]],
         planned_rows: int,
         *,
         unsendable: Sequence[tuple[int, str]] = (),
         meta: dict[str, Any] | None = None,
+        keys: tuple[Sequence[int], Sequence[int]] | None = None,
+        as_columns: bool = False,
     ) -> None:
         """Record a chunk of planned rows and requests; idempotent (ids are stable).
 
-        ``requests`` may carry two more values, each one's response cache key (base, seed).
-        ``unsendable`` requests (id, error) are recorded failed at once, never sent (a prompt
-        over the context); ``meta`` values are kept in the same transaction.
+        Each request's response cache key (base, seed) comes as two more values of its
+        tuple or as two columns, ``keys``. ``as_columns``: ``rows`` and ``requests`` are
+        given as columns (lists of equal length: row_index, data; id, row_index,
+        sample_group, n, payload, est_tokens), as planning makes them. ``unsendable``
+        requests (id, error) are recorded failed at once, never sent (a prompt over the
+        context); ``meta`` values are kept in the same transaction.
         """
-        keyed = bool(requests) and len(requests[0]) == 8
+        # Stored a column at a time: no tuple a request, and a job's one sample group and n
+        # written into the statement rather than bound to each request.
+        row_columns = rows if as_columns else list(zip(*rows, strict=True))
+        columns = [*(requests if as_columns else zip(*requests, strict=True)), *(keys or ())]
         with self.transaction() as db:
-            insert_many(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
-                         values_sql(2), rows)
-            insert_many(db, "INSERT OR IGNORE INTO requests (id, row_index, sample_group, n, "
-                         "payload, est_tokens" + (", cache_key, cache_seed) VALUES " if keyed
-                                                  else ") VALUES "),
-                         values_sql(8 if keyed else 6), requests)
+            insert_columns(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
+                           row_columns)
+            insert_columns(db, "INSERT OR IGNORE INTO requests (" + ", ".join(
+                _PLANNED_COLUMNS[:len(columns)]) + ") VALUES ", columns, constant=(2, 3))
             db.executemany(
                 "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
                 "finished_at = ? WHERE id = ? AND status = 'pending'",

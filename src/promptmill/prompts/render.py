@@ -245,7 +245,7 @@ class Renderer:
                     texts = [task + text for text in texts]
         except Exception:  # the row's error is raised, naming it, by render()
             return None
-        texts = [text.strip() for text in texts]
+        texts = list(map(str.strip, texts))  # each a str (checked above, or rendered)
         return texts if all(texts) else None
 
     def _field(self, index: int, row: dict[str, Any]) -> str:

@@ -212,6 +212,10 @@ class _Chunks:
                                as_columns=True)
         self.row_indices, self.row_texts, self.blocks = [], [], []
         self.unsendable = []
+        # Collection is off while planning: a cycle an input reader makes (a dataset's
+        # batches, a user's iterator) is freed here, a chunk at a time, so memory stays flat
+        # over any input. Only what was made since the last chunk is walked.
+        gc.collect(0)
 
     def _block_requests(self) -> None:
         """The requests added as rows since the last block, as a block of columns."""

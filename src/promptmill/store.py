@@ -43,11 +43,11 @@ def row_status(statuses: set[str]) -> str:
     return (PENDING if PENDING in statuses or BATCHED in statuses
             else FAILED if FAILED in statuses else DONE)
 
-# An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
-# retryable (then ``server_error``): see ``outcome_code``.
 # A planned request's columns, in the order ``add_planned`` takes them (the key's two last).
 _PLANNED_COLUMNS = ("id", "row_index", "sample_group", "n", "payload", "est_tokens",
                     "cache_key", "cache_seed")
+# An error's ``kind`` -> its attempt outcome code; kinds not listed are ``fatal`` unless
+# retryable (then ``server_error``): see ``outcome_code``.
 OUTCOME_CODES = {name: code for code, name in enumerate(ATTEMPT_OUTCOMES)} | {"job_fatal": 6}
 
 

@@ -19,7 +19,7 @@ HEDGE = "hedge"  # method of a statement that wavers between options
 
 _QUESTION = re.compile(r"\?\s*$")
 # "sorry, I mean X", "make that X": the option after it replaces the one before
-_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually)\b", re.IGNORECASE)
+_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually|or\s+rather)\b", re.IGNORECASE)
 # "only the second highest", "the runner-up": ranked below what the question asks for
 _RANKED_BELOW = re.compile(
     r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
@@ -55,6 +55,14 @@ def _single_option(
     """The options a sentence states (after its contrasts and copulas decide between the
     ones it names; ``asked``: the question's words) and whether it wavers between them."""
     named = options.named(sentence)
+    if len(named) > 1 and _THAN.search(sentence):
+        # "It is bigger than the Atlantic or the Indian combined": what follows "than" is
+        # what the option is compared with
+        named = options.named(_THAN.split(sentence, maxsplit=1)[0])
+        if len(named) < 2:
+            return named, False
+    if len(named) > 1 and _alternatives(sentence, options):
+        return named, True  # "is 212 or 273 degrees": no copula chooses between alternatives
     if named:
         # "Finnish (unlike Swedish, which is Indo-European) is ...": a clause in brackets is
         # an aside about another thing, not what the sentence states
@@ -67,7 +75,9 @@ def _single_option(
     replaced = list(_REPLACED.finditer(sentence))
     if len(named) > 1 and replaced:
         # "John Adams — sorry, I mean George Washington": what the correction names decides
-        named = options.named(sentence[replaced[-1].end() :]) or named
+        # (up to a remark after a dash: "or rather Leonardo — Raphael only sketched a copy")
+        after = _REMARK_DASH.split(sentence[replaced[-1].end() :], maxsplit=1)[0]
+        named = options.named(after) or named
     dash = _REMARK_DASH.search(sentence)
     statement = sentence  # the part that states: not a remark after a dash
     if len(named) > 1 and dash and not CORRECTION.search(sentence, dash.end()):
@@ -125,6 +135,26 @@ def _single_option(
         if len(verbatim) == 1:
             named = verbatim
     return named, wavers
+
+
+# between two options' mentions: "or" offering the second as an alternative to the first
+# ("Ag or Au", "the femur or the tibia"), not "or rather" correcting it
+_ALTERNATIVE = re.compile(r"\W{0,3}(?:or|and/or)\s+(?!rather\b|more\s+precisely\b)"
+                          r"(?:(?:maybe|perhaps|possibly)\s+)?(?:the\s+|an?\s+)?\W{0,3}$",
+                          re.IGNORECASE)
+
+
+def _alternatives(sentence: str, options: Options) -> bool:
+    """Whether the sentence offers two different options as alternatives ("X or Y")."""
+    mentions = sorted(options.mentions(sentence))
+    # "bigger than the Atlantic or the Indian combined": what it is compared with, not offered
+    return any(first[2] != second[2] and _ALTERNATIVE.fullmatch(sentence[first[1]:second[0]])
+               is not None and not _COMPARED.search(sentence, 0, first[0])
+               for first, second in zip(mentions, mentions[1:]))
+
+
+_THAN = re.compile(r"\bthan\b", re.IGNORECASE)
+_COMPARED = re.compile(r"\b(?:than|as|like|unlike|between)\s+(?:\S+\s+){0,2}$", re.IGNORECASE)
 
 
 _BRACKETED = re.compile(r"\([^()]*\)")

@@ -310,11 +310,19 @@ _ALTERNATIVE = re.compile(
 _SENTENCE_ENDS = re.compile(r"[.!?](?:\s|$)|\n")
 
 
+# "I'd say A, but D is possible too": the second answer named before it is allowed for
+_ALLOWED_TOO = re.compile(
+    r"\b(?:but|though|although|yet)\s+(?=[^.!?\n,;]{1,40}?\s+(?:is|seems|looks|sounds)\s+"
+    r"(?:also\s+|equally\s+)?(?:possible|plausible|defensible|likely|reasonable)\s+"
+    r"(?:too|as\s+well)\b)", re.IGNORECASE)
+
+
 def alternative_after(text: str, position: int) -> int | None:
     """Where a second answer, entertained after the statement at ``position`` in the same
-    sentence, starts ("The answer is probably B, but it might be C")."""
+    sentence, starts ("The answer is probably B, but it might be C", "but D is possible too")."""
     end = _SENTENCE_ENDS.search(text, position)
-    match = _ALTERNATIVE.search(text, position, end.start() if end else len(text))
+    stop = end.start() if end else len(text)
+    match = _ALTERNATIVE.search(text, position, stop) or _ALLOWED_TOO.search(text, position, stop)
     return match.end() if match else None
 
 

@@ -99,7 +99,7 @@ def asked_quantity(sentence: str, question: str | None) -> str:
 
 
 ASKED_VARIABLE = re.compile(
-    r"\b(?:value\s+of|solve\s+for|[Ff]ind|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
+    r"\b(?:value\s+of|solve\s+for|[Ff]ind|[Ww]hat\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
 )
 """The unknown a question asks for by name ("What is the value of x ...?")."""
 _SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")

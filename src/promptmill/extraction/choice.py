@@ -26,6 +26,7 @@ from promptmill.extraction.text import (
     answer_rows,
     asked_fields,
     boxed,
+    bracketed_aside,
     conceded,
     decide,
     first_line,
@@ -291,6 +292,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if strict and _MODAL_AFTER.match(text, match.end()):
                 continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
+            if bracketed_aside(text, match.start()):
+                continue  # "(Macbeth is set in Scotland, which is option D.)": an aside
             stated = _statement(text, match.end(), options, strict)
             if hypothetical(text, match.start()):
                 if stated is not None and stated[0] is None:

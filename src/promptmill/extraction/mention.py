@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.options import Options, negated, stem
-from promptmill.extraction.text import CORRECTION, HOW_MANY, WEAK, Candidate, hedged, sentences
+from promptmill.extraction.text import (
+    CORRECTION,
+    HOW_MANY,
+    WEAK,
+    Candidate,
+    bracketed_aside,
+    hedged,
+    sentences,
+)
 
 SEVERAL = "multiple"  # method of a statement that names more than one option
 HEDGE = "hedge"  # method of a statement that wavers between options
@@ -244,7 +252,7 @@ def closing_mention(
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
-        if _FOR_REFERENCE.match(sentence):
+        if _FOR_REFERENCE.match(sentence) or bracketed_aside(text, start + 1):
             continue  # "For context, 200 is OK, ...": the other options explained, no answer
         if quoted:  # "404 is Not Found." for "means 'Not Found'": the question's words, no denial
             sentence = quoted.sub(lambda m: "x" * len(m.group(0)), sentence)

@@ -233,6 +233,16 @@ def hypothetical(text: str, start: int) -> bool:
     return _HYPOTHETICAL.search(text[max(0, start - 120) : start]) is not None
 
 
+# a bracket opening a sentence of its own, not yet closed: "(Macbeth, by contrast, is set in
+# Scotland, which is option D.)" is an aside after the answer
+_ASIDE_OPEN = re.compile(r"(?:^|[.!?:]\s+|\n\s*)\([^()]*$")
+
+
+def bracketed_aside(text: str, start: int) -> bool:
+    """Whether the statement at ``start`` sits in a sentence wholly in brackets (an aside)."""
+    return _ASIDE_OPEN.search(text, max(0, start - 200), start) is not None
+
+
 # "It's B, although in semiconductors (A) is true": a concession joined to the statement
 # before it grants another case; what it names is not the answer
 _CONCEDED = re.compile(

@@ -69,6 +69,12 @@ def _single_option(
         named = options.named(_THAN.split(sentence, maxsplit=1)[0])
         if len(named) < 2:
             return named, False
+    if len(named) > 1:
+        # "sodium (Na) is the only one; magnesium is ...": "the only one" singles it out
+        only = {index for _, end, index in options.mentions(sentence)
+                if _ONLY_ONE.match(sentence, end)}
+        if len(only) == 1:
+            return only, False
     if len(named) > 1 and _alternatives(sentence, options):
         return named, True  # "is 212 or 273 degrees": no copula chooses between alternatives
     if named:
@@ -161,6 +167,8 @@ def _alternatives(sentence: str, options: Options) -> bool:
                for first, second in zip(mentions, mentions[1:]))
 
 
+_ONLY_ONE = re.compile(r"\s*(?:\([^()]*\)\s*)?,?\s*(?:is|was|are|remains)\s+the\s+only\b",
+                       re.IGNORECASE)
 _THAN = re.compile(r"\bthan\b", re.IGNORECASE)
 _COMPARED = re.compile(r"\b(?:than|as|like|unlike|between)\s+(?:\S+\s+){0,2}$", re.IGNORECASE)
 
@@ -264,6 +272,11 @@ def closing_mention(
             named = {headed} if headed is not None else named
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
+        if (len(named) > 2 and not cleft and len(sentences(text)) > 1
+                and not _enumerates(sentence, options, named)):
+            # "Nitrogen makes up 78%, argon 0.93%, and carbon dioxide 0.04%.": three options
+            # or more, none singled out, walk through the options; they answer nothing
+            continue
         if len(named) > 1 and asked:
             # "`def` defines a named function" for "Which keyword defines a function?": an
             # option made of the question's own words is the question echoed, not a choice
@@ -283,6 +296,8 @@ def closing_mention(
             # "Florey and Chain later turned it into a drug": what came after, on equal terms
             # with the question, ranks below the sentence it follows
             rank = 2 * _overlap(sentence, asked) + (_FOLLOW_ON.search(sentence) is None)
+            if any(_ONLY_ONE.match(sentence, m_end) for _, m_end in spans):
+                rank += 100  # "Neon is the only one": singled out, whatever echoes the question
             found.append((start + (said[-1] if said else 0), index, rank))
             closing_paragraph = closing_paragraph or (
                 len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1

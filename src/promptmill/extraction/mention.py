@@ -251,6 +251,7 @@ def closing_mention(
     found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
     several = None
     conditional: set[int] = set()  # options named under a condition ("if ..."); -1: not
+    what_ifs: set[int] = set()  # where those options are said
     asked = _content_words(question) if question else set()
     asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
@@ -305,6 +306,7 @@ def closing_mention(
                 and _concludes_with(sentence, spans))
             if _CONDITION.search(sentence):
                 conditional.add(index)
+                what_ifs.add(found[-1][0])
             elif len(found) == 1:
                 conditional.add(-1)  # the closing statement is not under a condition
         elif named and several is None and not found:
@@ -322,6 +324,11 @@ def closing_mention(
     if -1 not in conditional and len(conditional) > 1:
         # "If it is window glass, then I and III (C); if it is molten, then all three (E)."
         return [Candidate(found[0][0], None, HEDGE, WEAK)]
+    unconditional = [item for item in found if item[0] not in what_ifs]
+    if len(unconditional) < len(found) and unconditional and len(conditional) == 1:
+        # "If the question were about the lightest, the electron (B) would be the one.": what
+        # another case would make the answer; the statement outside any condition answers
+        found = unconditional
     if closing_paragraph:
         # "That describes a queue." alone after the working: the response's conclusion, however
         # much more an earlier sentence of the working echoes the question

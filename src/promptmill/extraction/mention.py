@@ -339,8 +339,10 @@ def closing_mention(
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
-_FOR_REFERENCE = re.compile(r"\W*(?:for\s+(?:reference|context|comparison|completeness)|by\s+"
-                            r"(?:contrast|comparison)|in\s+contrast)\b", re.IGNORECASE)
+# (also after the sentence's subject: "OPEC, by contrast, is a cartel of oil exporters.")
+_FOR_REFERENCE = re.compile(r"\W*(?:[\w'() -]{1,40},\s*)?(?:for\s+(?:reference|context|"
+                            r"comparison|completeness)|by\s+(?:contrast|comparison)|in\s+"
+                            r"contrast)\b", re.IGNORECASE)
 _FOLLOW_ON = re.compile(r"\b(?:later|subsequently|afterwards|went\s+on\s+to)\b", re.IGNORECASE)
 # "it is the vacuole that ...", "it's Kepler who ...": a cleft singles out what it states
 _CLEFT = re.compile(r"\bit\s*(?:is|was|'s)\s+(?:the\s+|an?\s+)?([\w' -]{2,40}?)\s+"

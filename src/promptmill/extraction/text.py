@@ -274,7 +274,11 @@ REFUSAL = re.compile(
     r"can(?:'t|not)\s+narrow\b|\beither\s+(?:one\s+|of\s+them\s+)?(?:could|might|may)\s+"
     r"(?:be\s+(?:right|correct)|work)|\b(?:could|might|may)\s+be\s+[^.,;!?\n]{1,30},\s*"
     r"(?:or\s+)?(?:it\s+)?(?:could|might|may)\s+be\b|\bmaybe\s+[^.,;!?\n]{1,30},\s*maybe\b|"
-    r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b)",
+    r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b|"
+    # "If you can tell me which definition you use, I can give you a precise answer": the
+    # answer put off until the asker replies
+    r"\bif\s+you\s+(?:can\s+|could\s+)?(?:tell|let)\s+me\b[^.!?\n]{0,80}?\bi(?:'ll|\s+can|"
+    r"\s+will|\s+could)\s+(?:then\s+)?(?:give|tell|answer|pick|choose|confirm|work\s+out))",
     re.IGNORECASE,
 )
 

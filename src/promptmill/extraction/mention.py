@@ -27,7 +27,8 @@ HEDGE = "hedge"  # method of a statement that wavers between options
 
 _QUESTION = re.compile(r"\?\s*$")
 # "sorry, I mean X", "make that X": the option after it replaces the one before
-_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually|or\s+rather)\b", re.IGNORECASE)
+_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually|or\s+rather)\b",
+                       re.IGNORECASE)
 # "only the second highest", "the runner-up": ranked below what the question asks for
 _RANKED_BELOW = re.compile(
     r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
@@ -164,7 +165,7 @@ def _alternatives(sentence: str, options: Options) -> bool:
     # "bigger than the Atlantic or the Indian combined": what it is compared with, not offered
     return any(first[2] != second[2] and _ALTERNATIVE.fullmatch(sentence[first[1]:second[0]])
                is not None and not _COMPARED.search(sentence, 0, first[0])
-               for first, second in zip(mentions, mentions[1:]))
+               for first, second in zip(mentions, mentions[1:], strict=False))
 
 
 _ONLY_ONE = re.compile(r"\s*(?:\([^()]*\)\s*)?,?\s*(?:is|was|are|remains)\s+the\s+only\b",

@@ -220,8 +220,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "acronyms", "by_first", "capitals", "closed", "count", "elided", "heads", "names", "phrases", "roman",
-        "seen", "squashed", "texts",
+        "acronyms", "by_first", "capitals", "closed", "count", "elided", "heads", "names",
+        "phrases", "roman", "seen", "squashed", "texts",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:

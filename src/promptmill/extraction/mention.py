@@ -162,6 +162,11 @@ _ALTERNATIVE = re.compile(r"\W{0,3}(?:or|and/or)\s+(?!rather\b|more\s+precisely\
 def _alternatives(sentence: str, options: Options) -> bool:
     """Whether the sentence offers two different options as alternatives ("X or Y")."""
     mentions = sorted(options.mentions(sentence))
+    dash = _REMARK_DASH.search(sentence)
+    if dash and options.named(sentence[: dash.start()]):
+        # "mostly Venus — with Mercury or Mars far smaller": alternatives in the remark after a
+        # dash are about other things, the statement before it stands
+        mentions = [mention for mention in mentions if mention[1] <= dash.start()]
     # "bigger than the Atlantic or the Indian combined": what it is compared with, not offered
     return any(first[2] != second[2] and _ALTERNATIVE.fullmatch(sentence[first[1]:second[0]])
                is not None and not _COMPARED.search(sentence, 0, first[0])

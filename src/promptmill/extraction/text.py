@@ -216,16 +216,17 @@ UNMARKED = re.compile(r"[✗✘❌×]|\((?:incorrect|wrong)\)", re.IGNORECASE)
 
 
 # "Let's check whether the answer is B" states a hypothesis, not an answer.
+# "Many people think it's Sydney", "a common misconception is that it's the Sahara": what
+# others say, reported, not what the response states
+_REPORTED = (r"\b(?:people|students|folks|learners|many|some|others)\s+(?:often\s+|usually\s+|"
+             r"commonly\s+|wrongly\s+|mistakenly\s+)?(?:think|believe|assume|say|guess|pick|"
+             r"choose)\b|\bcommon\s+(?:mistake|misconception|error|trap|confusion|myth)\b")
 _HYPOTHETICAL = re.compile(
     r"(?:\b(?:if|whether|suppose|supposing|assume|assuming|unless|would\s+have\s+been)\b"
-    # "Many people think it's Sydney", "a common misconception is that it's the Sahara":
-    # what others say, reported, not what the response states
-    r"|\b(?:people|students|folks|learners|many|some|others)\s+(?:often\s+|usually\s+|"
-    r"commonly\s+|wrongly\s+|mistakenly\s+)?(?:think|believe|assume|say|guess|pick|choose)\b"
-    r"|\bcommon\s+(?:mistake|misconception|error|trap|confusion|myth)\b)"
-    r"[^.!?\n]*$",
+    rf"|{_REPORTED})[^.!?\n]*$",
     re.IGNORECASE,
 )
+
 
 
 def hypothetical(text: str, start: int) -> bool:

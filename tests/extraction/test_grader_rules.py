@@ -24,6 +24,30 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17k: two options as alternatives after a copula, "X is possible as well",
+    # others' belief, a sentence in brackets, a walk-through of the others, bullets per option,
+    # an option under "if", an acronym spelled out, the answer put off until the asker replies
+    ("The speed of sound in air is 343 or 1,235 m/s, I forget which unit.",
+     ["343", "300", "1,235", "3,000"], "What is the speed of sound in air in m/s?", None, "hedge"),
+    ("I'd pick Venus, though Mercury seems plausible as well.", PLANETS,
+     "Which planet is the hottest?", None, "hedge"),
+    ("The answer is A, Mercury. A common misconception is that the answer is Venus.", PLANETS,
+     "Which planet is closest to the Sun?", "A", "answer_statement"),
+    ("Answer: A\n\n(Venus, which is option B, is the hottest.)", PLANETS,
+     "Which planet is closest to the Sun?", "A", "bare"),
+    ("About 96% of Venus's air is carbon dioxide. Nitrogen makes up about 3.5% of the air, "
+     "argon about 0.007%, and oxygen almost none.", ["Oxygen", "Nitrogen", "Argon",
+     "Carbon dioxide"], "Which gas makes up about 96% of the air on Venus?", "D",
+     "option_mention"),
+    ("* Venus — 12,104 km\n* Mercury — 4,879 km\n* Mars — 6,779 km\n\nThe smallest is Mercury "
+     "(B).", ["Venus", "Mercury", "Mars", "Earth"], "Which planet is the smallest?", "B",
+     "option_mention"),
+    ("Mars is the red one. If the question were about the hottest planet, Venus would be it.",
+     PLANETS, "Which planet is the Red Planet?", "D", "option_mention"),
+    ("Mail leaves your client over the Simple Mail Transfer Protocol.",
+     ["FTP", "SMTP", "SSH", "DNS"], "Which protocol sends email?", "B", "option_mention"),
+    ("Do you mean by mass or by diameter? If you let me know, I'll tell you which planet fits.",
+     PLANETS, "Which is the smallest rocky planet?", None, "refusal"),
     # round grader17j: the question's quoted denial, "For comparison, ..."; a cleft's head noun;
     # a participle's means; "later"; bracketed letters side by side; a conditional pair; "both
     # have a case"
@@ -168,6 +192,20 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17k: two values offered for one, the same value in another form, a moment of
+    # its own after the answer, the question's word in another form, "What is $b$?"
+    ("Roughly 12 or 13 metres, I'd guess.", "How tall is the tree in metres?", None, "hedge"),
+    ("It's 0.5, or 50% if you prefer.", "What is the probability of heads?", "0.5",
+     "last_statement"),
+    ("The tank is full after 30 minutes. After 10 minutes it holds 200 litres.",
+     "A tank fills at 20 litres per minute and holds 600 litres. How many minutes to fill it?",
+     "30", "last_statement"),
+    ("Year 1: $1,100. Year 2: $1,210.\n\nThe investment is worth $1,210 after two years. "
+     "That's $210 of interest in total.",
+     "$1,000 is invested at 10% interest compounded annually. What is it worth after 2 years, "
+     "in dollars?", "1210", "last_statement"),
+    ("So $b = 4$, and then $a = 1$.", "Given $a + b = 5$ and $b - a = 3$. What is $b$?", "4",
+     "last_statement"),
     # round grader17j: the question's own case, the asked function or TeX set equal, "needs a
     # N" before a purpose clause's what-if, a subject's own case in words, a check opening
     # "Testing", the question's expression as a headline, two values for one, a JSON list of

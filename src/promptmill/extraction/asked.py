@@ -99,7 +99,7 @@ def asked_quantity(sentence: str, question: str | None) -> str:
 
 
 ASKED_VARIABLE = re.compile(
-    r"\b(?:value\s+of|solve\s+for|[Ff]ind|what\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
+    r"\b(?:value\s+of|solve\s+for|[Ff]ind|[Ww]hat\s+is|determine)\s+([a-z])\b(?!\s*[-=(+*/^<>])"
 )
 """The unknown a question asks for by name ("What is the value of x ...?")."""
 _SIMPLE_ASSIGNMENT = re.compile(r"(?<![\w\\])([a-z])\s*=\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?!\w|\.\d)")
@@ -216,7 +216,18 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     word = words[-1]
     # "their sum 5 agrees with -b/a": a remark about the answer, stating no value of its own
     narrative = subject is None and copula is None
-    return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked
+    # "The investment is worth ..." for "$2,500 is invested ...": the question's own subject
+    # in another form of its word
+    return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked and (
+        len(word) < 6 or _stem(word) not in {_stem(w) for w in asked})
+
+
+_SUFFIX = re.compile(r"(?:ments?|ed|ing|ions?|es|s|e)$")
+
+
+def _stem(word: str) -> str:
+    """A word without its inflection or nominal suffix ("investment", "invested": "invest")."""
+    return _SUFFIX.sub("", word)
 
 
 QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")

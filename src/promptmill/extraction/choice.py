@@ -26,6 +26,7 @@ from promptmill.extraction.text import (
     answer_rows,
     asked_fields,
     boxed,
+    bracketed_aside,
     conceded,
     decide,
     first_line,
@@ -291,6 +292,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 continue  # "leaving {2, 3}, so the set has 2 elements": a step, then the answer
             if strict and _MODAL_AFTER.match(text, match.end()):
                 continue  # "so 306 (D) would be closer for a baby": a consequence, not a choice
+            if bracketed_aside(text, match.start()):
+                continue  # "(Macbeth is set in Scotland, which is option D.)": an aside
             stated = _statement(text, match.end(), options, strict)
             if hypothetical(text, match.start()):
                 if stated is not None and stated[0] is None:
@@ -476,6 +479,14 @@ def _listing(text: str) -> bool:
                for line in _OPTIONS_LINE.finditer(text))
 
 
+def _walks_through(text: str, options: Options) -> bool:
+    """Whether the response opens on bullets that each lead with a different option's text
+    ("- Proton: +1", "- Neutron: 0"): a walk-through of the options, not a headline."""
+    led = {options.at_start(item.group(1)) for item in _BULLET.finditer(text)}
+    return len(led - {None}) > 1
+
+
+_BULLET = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(.+)$", re.MULTILINE)
 # "A) Apple B) Banana C) Grape": the options, all on one line that starts with the first
 _OPTIONS_LINE = re.compile(r"^[ \t]*\(?A[).][ \t]+.*$", re.MULTILINE)
 _INLINE_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).]\s+\w")
@@ -489,7 +500,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     """An answer-first response's opening line, and a table's one bold row."""
     found: list[Candidate] = []
     opening = first_line(raw)
-    if opening is not None and not _listing(text):
+    if opening is not None and not _listing(text) and not _walks_through(raw, options):
         start, line = opening
         bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
         prefixed = _LETTER_PREFIX_LINE.match(text, start)

@@ -43,6 +43,9 @@ _CONDITION = re.compile(
     r"(?:[^,:;]*?(?=[,:;])|(?:\s+\S+){1,4}?(?=\s+(?:it|they|he|she|we|you|the|each|that|this)\b))",
     re.IGNORECASE,
 )
+# "After 10 days", "Within 3 minutes": a moment the sentence sets, with a number of its own
+_TIMED = re.compile(r"^\W*(?:after|before|within|by)\s+(?:the\s+|only\s+|just\s+)?"
+                    r"(?:first\s+)?\d[\d,.]*\s+[a-z]+\b", re.IGNORECASE)
 # "To average 88 she would need 98": a purpose clause setting a number of its own is a what-if
 _PURPOSE = re.compile(r"^\W*to\s+[a-z]+\b[^,;:]*?\d[^,;:]*?(?=[,;:]|\s+(?:it|they|he|she|we|you|"
                       r"the|each|that|this)\b)", re.IGNORECASE)
@@ -248,6 +251,9 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False
     if condition and not set(_VALUES.findall(condition.group(0))) & asked.values:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
+    timed = _TIMED.match(sentence)
+    if timed and not set(_VALUES.findall(timed.group(0))) <= asked.values:
+        return False  # "After 10 days she will have read 240 pages": a moment of its own
     numbers = set(_VALUES.findall(sentence))
     if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence):
         return False  # "Given away: 12 apples.": the question's numbers told again

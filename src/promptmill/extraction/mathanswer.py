@@ -304,6 +304,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     committed = committed_index(said, question)
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
+        whole = sentence
         if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
         if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
@@ -345,7 +346,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
             value = closing_statement(bold, question)
         value = value or closing_statement(undated(sentence[corrected:], question), question)
-        if value is not None and wavers(sentence, 0, value):
+        if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
         if value is None:
             continue
@@ -360,6 +361,24 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             continue
         return [found]
     return [recap] if recap is not None else []
+
+
+# "$48 or $49", "391 or 381": a value, "or", another (not "x = 4 or x = -4": no "=" between)
+_OR_VALUE = re.compile(r"(?<![\w.=^])(-?\$?\d[\d,.]*)\s*([a-z%°]{1,12})?,?\s+or\s+"
+                       r"(?:(?:maybe|perhaps|possibly)\s+)?\$?(-?\d[\d,.]*)(?![\d^/])"
+                       r"\s*([a-z%°]{1,12})?", re.IGNORECASE)
+
+
+def _offers_two(sentence: str, question: str | None) -> bool:
+    """Whether a sentence offers two values as alternatives where the question wants one;
+    "0.25 or 25%", "150 minutes, or 9000 seconds" say one value in two forms."""
+    if asks_several(question):
+        return False
+    for first, unit, second, other in _OR_VALUE.findall(sentence):
+        converted = other == "%" != unit or unit and other and unit.lower() != other.lower()
+        if not converted and first.strip(".,-$") != second.strip(".,-$"):
+            return True
+    return False
 
 
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")

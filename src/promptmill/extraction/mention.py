@@ -12,14 +12,23 @@ from __future__ import annotations
 import re
 
 from promptmill.extraction.options import Options, negated, stem
-from promptmill.extraction.text import CORRECTION, HOW_MANY, WEAK, Candidate, hedged, sentences
+from promptmill.extraction.text import (
+    CORRECTION,
+    HOW_MANY,
+    WEAK,
+    Candidate,
+    bracketed_aside,
+    hedged,
+    sentences,
+)
 
 SEVERAL = "multiple"  # method of a statement that names more than one option
 HEDGE = "hedge"  # method of a statement that wavers between options
 
 _QUESTION = re.compile(r"\?\s*$")
 # "sorry, I mean X", "make that X": the option after it replaces the one before
-_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually)\b", re.IGNORECASE)
+_REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually|or\s+rather)\b",
+                       re.IGNORECASE)
 # "only the second highest", "the runner-up": ranked below what the question asks for
 _RANKED_BELOW = re.compile(
     r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
@@ -55,6 +64,20 @@ def _single_option(
     """The options a sentence states (after its contrasts and copulas decide between the
     ones it names; ``asked``: the question's words) and whether it wavers between them."""
     named = options.named(sentence)
+    if len(named) > 1 and _THAN.search(sentence):
+        # "It is bigger than the Atlantic or the Indian combined": what follows "than" is
+        # what the option is compared with
+        named = options.named(_THAN.split(sentence, maxsplit=1)[0])
+        if len(named) < 2:
+            return named, False
+    if len(named) > 1:
+        # "sodium (Na) is the only one; magnesium is ...": "the only one" singles it out
+        only = {index for _, end, index in options.mentions(sentence)
+                if _ONLY_ONE.match(sentence, end)}
+        if len(only) == 1:
+            return only, False
+    if len(named) > 1 and _alternatives(sentence, options):
+        return named, True  # "is 212 or 273 degrees": no copula chooses between alternatives
     if named:
         # "Finnish (unlike Swedish, which is Indo-European) is ...": a clause in brackets is
         # an aside about another thing, not what the sentence states
@@ -67,7 +90,9 @@ def _single_option(
     replaced = list(_REPLACED.finditer(sentence))
     if len(named) > 1 and replaced:
         # "John Adams — sorry, I mean George Washington": what the correction names decides
-        named = options.named(sentence[replaced[-1].end() :]) or named
+        # (up to a remark after a dash: "or rather Leonardo — Raphael only sketched a copy")
+        after = _REMARK_DASH.split(sentence[replaced[-1].end() :], maxsplit=1)[0]
+        named = options.named(after) or named
     dash = _REMARK_DASH.search(sentence)
     statement = sentence  # the part that states: not a remark after a dash
     if len(named) > 1 and dash and not CORRECTION.search(sentence, dash.end()):
@@ -125,6 +150,33 @@ def _single_option(
         if len(verbatim) == 1:
             named = verbatim
     return named, wavers
+
+
+# between two options' mentions: "or" offering the second as an alternative to the first
+# ("Ag or Au", "the femur or the tibia"), not "or rather" correcting it
+_ALTERNATIVE = re.compile(r"\W{0,3}(?:or|and/or)\s+(?!rather\b|more\s+precisely\b)"
+                          r"(?:(?:maybe|perhaps|possibly)\s+)?(?:the\s+|an?\s+)?\W{0,3}$",
+                          re.IGNORECASE)
+
+
+def _alternatives(sentence: str, options: Options) -> bool:
+    """Whether the sentence offers two different options as alternatives ("X or Y")."""
+    mentions = sorted(options.mentions(sentence))
+    dash = _REMARK_DASH.search(sentence)
+    if dash and options.named(sentence[: dash.start()]):
+        # "mostly Venus — with Mercury or Mars far smaller": alternatives in the remark after a
+        # dash are about other things, the statement before it stands
+        mentions = [mention for mention in mentions if mention[1] <= dash.start()]
+    # "bigger than the Atlantic or the Indian combined": what it is compared with, not offered
+    return any(first[2] != second[2] and _ALTERNATIVE.fullmatch(sentence[first[1]:second[0]])
+               is not None and not _COMPARED.search(sentence, 0, first[0])
+               for first, second in zip(mentions, mentions[1:], strict=False))
+
+
+_ONLY_ONE = re.compile(r"\s*(?:\([^()]*\)\s*)?,?\s*(?:is|was|are|remains)\s+the\s+only\b",
+                       re.IGNORECASE)
+_THAN = re.compile(r"\bthan\b", re.IGNORECASE)
+_COMPARED = re.compile(r"\b(?:than|as|like|unlike|between)\s+(?:\S+\s+){0,2}$", re.IGNORECASE)
 
 
 _BRACKETED = re.compile(r"\([^()]*\)")
@@ -205,6 +257,7 @@ def closing_mention(
     found: list[tuple[int, int, int]] = []  # (start, index, overlap with the question)
     several = None
     conditional: set[int] = set()  # options named under a condition ("if ..."); -1: not
+    what_ifs: set[int] = set()  # where those options are said
     asked = _content_words(question) if question else set()
     asked |= _acronyms(question) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
@@ -214,7 +267,7 @@ def closing_mention(
     for start, sentence in reversed(sentences(text)[-4:]):
         if _QUESTION.search(sentence) or (ranked and _RANKED_BELOW.search(sentence)):
             continue  # a question, or "Mount Kenya is only the second highest"
-        if _FOR_REFERENCE.match(sentence):
+        if _FOR_REFERENCE.match(sentence) or bracketed_aside(text, start + 1):
             continue  # "For context, 200 is OK, ...": the other options explained, no answer
         if quoted:  # "404 is Not Found." for "means 'Not Found'": the question's words, no denial
             sentence = quoted.sub(lambda m: "x" * len(m.group(0)), sentence)
@@ -226,6 +279,11 @@ def closing_mention(
             named = {headed} if headed is not None else named
         if wavers and not found:
             return [Candidate(start, None, HEDGE, WEAK)]
+        if (len(named) > 2 and not cleft and len(sentences(text)) > 1
+                and not _enumerates(sentence, options, named)):
+            # "Nitrogen makes up 78%, argon 0.93%, and carbon dioxide 0.04%.": three options
+            # or more, none singled out, walk through the options; they answer nothing
+            continue
         if len(named) > 1 and asked:
             # "`def` defines a named function" for "Which keyword defines a function?": an
             # option made of the question's own words is the question echoed, not a choice
@@ -245,6 +303,8 @@ def closing_mention(
             # "Florey and Chain later turned it into a drug": what came after, on equal terms
             # with the question, ranks below the sentence it follows
             rank = 2 * _overlap(sentence, asked) + (_FOLLOW_ON.search(sentence) is None)
+            if any(_ONLY_ONE.match(sentence, m_end) for _, m_end in spans):
+                rank += 100  # "Neon is the only one": singled out, whatever echoes the question
             found.append((start + (said[-1] if said else 0), index, rank))
             closing_paragraph = closing_paragraph or (
                 len(found) == 1 and start + len(sentence) >= len(text.rstrip()) - 1
@@ -252,6 +312,7 @@ def closing_mention(
                 and _concludes_with(sentence, spans))
             if _CONDITION.search(sentence):
                 conditional.add(index)
+                what_ifs.add(found[-1][0])
             elif len(found) == 1:
                 conditional.add(-1)  # the closing statement is not under a condition
         elif named and several is None and not found:
@@ -269,6 +330,11 @@ def closing_mention(
     if -1 not in conditional and len(conditional) > 1:
         # "If it is window glass, then I and III (C); if it is molten, then all three (E)."
         return [Candidate(found[0][0], None, HEDGE, WEAK)]
+    unconditional = [item for item in found if item[0] not in what_ifs]
+    if len(unconditional) < len(found) and unconditional and len(conditional) == 1:
+        # "If the question were about the lightest, the electron (B) would be the one.": what
+        # another case would make the answer; the statement outside any condition answers
+        found = unconditional
     if closing_paragraph:
         # "That describes a queue." alone after the working: the response's conclusion, however
         # much more an earlier sentence of the working echoes the question
@@ -279,8 +345,10 @@ def closing_mention(
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")
-_FOR_REFERENCE = re.compile(r"\W*(?:for\s+(?:reference|context|comparison|completeness)|by\s+"
-                            r"(?:contrast|comparison)|in\s+contrast)\b", re.IGNORECASE)
+# (also after the sentence's subject: "OPEC, by contrast, is a cartel of oil exporters.")
+_FOR_REFERENCE = re.compile(r"\W*(?:[\w'() -]{1,40},\s*)?(?:for\s+(?:reference|context|"
+                            r"comparison|completeness)|by\s+(?:contrast|comparison)|in\s+"
+                            r"contrast)\b", re.IGNORECASE)
 _FOLLOW_ON = re.compile(r"\b(?:later|subsequently|afterwards|went\s+on\s+to)\b", re.IGNORECASE)
 # "it is the vacuole that ...", "it's Kepler who ...": a cleft singles out what it states
 _CLEFT = re.compile(r"\bit\s*(?:is|was|'s)\s+(?:the\s+|an?\s+)?([\w' -]{2,40}?)\s+"

@@ -210,12 +210,18 @@ def _roman_set(text: str) -> frozenset[str]:
     return frozenset(re.findall(_ROMAN, text))
 
 
+# an option that is an acronym ("CSS", "SMTP"), and capitalised words that may spell one out
+_ACRONYM = re.compile(r"[A-Z]{2,6}")
+_SPELLED_OUT = re.compile(
+    r"\b(?!The\b)[A-Z][a-z]+(?:[ -]+(?:(?:and|of|for|the)\s+)?[A-Z][a-z]+){1,5}\b")
+
+
 class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "by_first", "capitals", "closed", "count", "elided", "heads", "names", "phrases", "roman",
-        "seen", "squashed", "texts",
+        "acronyms", "by_first", "capitals", "closed", "count", "elided", "heads", "names",
+        "phrases", "roman", "seen", "squashed", "texts",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -255,6 +261,9 @@ class Options:
         # one-word options written as two ("Heapsort" as "heap sort"), by their letters
         self.closed = {_squash(text): i for i, text in enumerate(self.texts)
                        if text.isalpha() and len(text) >= 6}
+        # "CSS" -> its index: an acronym option, said in full ("Cascading Style Sheets")
+        self.acronyms = {text.upper(): i for i, text in enumerate(self.texts)
+                         if _ACRONYM.fullmatch(text)}
         self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
         self.heads = self._distinctive_heads()  # "membran" -> the index of "Cell membrane"
 
@@ -387,6 +396,12 @@ class Options:
                 index = self.closed.get(_squash(text[start:end]), -1)
                 if index >= 0 and " " in text[start:end]:
                     found.append((start, end, index))
+        if self.acronyms:
+            for match in _SPELLED_OUT.finditer(text):
+                initials = "".join(word[0] for word in re.split(r"[ -]+", match.group(0))
+                                   if word[0].isupper())
+                if initials in self.acronyms:
+                    found.append((match.start(), match.end(), self.acronyms[initials]))
         if self.elided:
             for word, start, end in words:
                 if word in self.elided:

@@ -216,16 +216,32 @@ UNMARKED = re.compile(r"[✗✘❌×]|\((?:incorrect|wrong)\)", re.IGNORECASE)
 
 
 # "Let's check whether the answer is B" states a hypothesis, not an answer.
+# "Many people think it's Sydney", "a common misconception is that it's the Sahara": what
+# others say, reported, not what the response states
+_REPORTED = (r"\b(?:people|students|folks|learners|many|some|others)\s+(?:often\s+|usually\s+|"
+             r"commonly\s+|wrongly\s+|mistakenly\s+)?(?:think|believe|assume|say|guess|pick|"
+             r"choose)\b|\bcommon\s+(?:mistake|misconception|error|trap|confusion|myth)\b")
 _HYPOTHETICAL = re.compile(
-    r"\b(?:if|whether|suppose|supposing|assume|assuming|unless|would\s+have\s+been)\b"
-    r"[^.!?\n]*$",
+    r"(?:\b(?:if|whether|suppose|supposing|assume|assuming|unless|would\s+have\s+been)\b"
+    rf"|{_REPORTED})[^.!?\n]*$",
     re.IGNORECASE,
 )
+
 
 
 def hypothetical(text: str, start: int) -> bool:
     """Whether the statement at ``start`` sits in a clause that only entertains an answer."""
     return _HYPOTHETICAL.search(text[max(0, start - 120) : start]) is not None
+
+
+# a bracket opening a sentence of its own, not yet closed: "(Macbeth, by contrast, is set in
+# Scotland, which is option D.)" is an aside after the answer
+_ASIDE_OPEN = re.compile(r"(?:^|[.!?:]\s+|\n\s*)\([^()]*$")
+
+
+def bracketed_aside(text: str, start: int) -> bool:
+    """Whether the statement at ``start`` sits in a sentence wholly in brackets (an aside)."""
+    return _ASIDE_OPEN.search(text, max(0, start - 200), start) is not None
 
 
 # "It's B, although in semiconductors (A) is true": a concession joined to the statement
@@ -259,7 +275,11 @@ REFUSAL = re.compile(
     r"can(?:'t|not)\s+narrow\b|\beither\s+(?:one\s+|of\s+them\s+)?(?:could|might|may)\s+"
     r"(?:be\s+(?:right|correct)|work)|\b(?:could|might|may)\s+be\s+[^.,;!?\n]{1,30},\s*"
     r"(?:or\s+)?(?:it\s+)?(?:could|might|may)\s+be\b|\bmaybe\s+[^.,;!?\n]{1,30},\s*maybe\b|"
-    r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b)",
+    r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b|"
+    # "If you can tell me which definition you use, I can give you a precise answer": the
+    # answer put off until the asker replies
+    r"\bif\s+you\s+(?:can\s+|could\s+)?(?:tell|let)\s+me\b[^.!?\n]{0,80}?\bi(?:'ll|\s+can|"
+    r"\s+will|\s+could)\s+(?:then\s+)?(?:give|tell|answer|pick|choose|confirm|work\s+out))",
     re.IGNORECASE,
 )
 
@@ -310,11 +330,19 @@ _ALTERNATIVE = re.compile(
 _SENTENCE_ENDS = re.compile(r"[.!?](?:\s|$)|\n")
 
 
+# "I'd say A, but D is possible too": the second answer named before it is allowed for
+_ALLOWED_TOO = re.compile(
+    r"\b(?:but|though|although|yet)\s+(?=[^.!?\n,;]{1,40}?\s+(?:is|seems|looks|sounds)\s+"
+    r"(?:also\s+|equally\s+)?(?:possible|plausible|defensible|likely|reasonable)\s+"
+    r"(?:too|as\s+well)\b)", re.IGNORECASE)
+
+
 def alternative_after(text: str, position: int) -> int | None:
     """Where a second answer, entertained after the statement at ``position`` in the same
-    sentence, starts ("The answer is probably B, but it might be C")."""
+    sentence, starts ("The answer is probably B, but it might be C", "but D is possible too")."""
     end = _SENTENCE_ENDS.search(text, position)
-    match = _ALTERNATIVE.search(text, position, end.start() if end else len(text))
+    stop = end.start() if end else len(text)
+    match = _ALTERNATIVE.search(text, position, stop) or _ALLOWED_TOO.search(text, position, stop)
     return match.end() if match else None
 
 

@@ -83,8 +83,9 @@ def inner_record(rows: int, with_attempts: bool) -> None:
 
     with tempfile.TemporaryDirectory(prefix="pm-instr-") as folder, \
             JobStore(Path(folder) / "job.promptmill.db") as store:
-        store.add_planned([(i, "{}") for i in range(rows)],
-                          [(i, i, 0, 1, '{"messages": []}', 30) for i in range(rows)], rows)
+        ids = range(rows)
+        store.add_planned([ids, ["{}"] * rows], [ids, ids, [0] * rows, [1] * rows,
+                                                 ['{"messages": []}'] * rows, [30] * rows], rows)
         answer = json.dumps([{"text": "Willow ultra jasper. " * 3, "finish_reason": "stop"}])
         sent = time.monotonic()
         offset = time.time() - sent

@@ -27,7 +27,8 @@ runs it (``python -m promptmill run INPUT -m http!... -o OUT``) in a child proce
    the field prompt, 100,000 with the template. With ``--instructions``: planning's
    instructions a row instead, each child under callgrind (planning alone is counted).
    With ``--cache``: at temperature 0, where the response cache is on by default and
-   planning also hashes each request's cache key.
+   planning also hashes each request's cache key. With ``--k K``: K samples a row, each its
+   own request (K sample groups: a backend told ``supports_n=false``).
 
     python benchmarks/scale.py                      # 1,000,000 rows (about 25 minutes)
     python benchmarks/scale.py --rows 20000 --resume-rows 100000   # quick, for CI
@@ -332,9 +333,11 @@ def run_resume(rows: int, folder: Path) -> bool:
     return ok
 
 
-def plan_child(prompt: str, input_path: Path, output: Path, cached: bool = False) -> None:
+def plan_child(prompt: str, input_path: Path, output: Path, cached: bool = False,
+               k: int = 1) -> None:
     """Plan ``input_path`` in this process; print seconds, CPU seconds and peak RSS as JSON.
-    ``cached``: at temperature 0, so planning also hashes each request's response cache key."""
+    ``cached``: at temperature 0, so planning also hashes each request's response cache key.
+    ``k`` > 1: k samples a row, each its own request (k sample groups)."""
     import resource
 
     from promptmill.prompts.render import PromptSpec
@@ -343,8 +346,9 @@ def plan_child(prompt: str, input_path: Path, output: Path, cached: bool = False
                else PromptSpec(prompt_field="prompt"))
     spec = JobSpec(input=input_path, output=output, prompts=prompts,
                    generator=get_generator("http!test-model,api_base=http://127.0.0.1:9/v1"
-                                           + (",temperature=0" if cached else "")),
-                   cache_path=output.with_name(output.name + ".cache.sqlite"))
+                                           + (",temperature=0" if cached else "")
+                                           + (",supports_n=false" if k > 1 else "")),
+                   k=k, cache_path=output.with_name(output.name + ".cache.sqlite"))
     start, cpu = time.perf_counter(), time.process_time()
     job = Job.open(spec)
     try:
@@ -357,7 +361,8 @@ def plan_child(prompt: str, input_path: Path, output: Path, cached: bool = False
                       "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_plan(rows: int, folder: Path, instructions: bool = False, cached: bool = False) -> bool:
+def run_plan(rows: int, folder: Path, instructions: bool = False, cached: bool = False,
+             k: int = 1) -> bool:
     """Planning alone, field prompt and template, each in a fresh child; True if both meet
     their targets (by wall clock: the figure a user waits for). ``instructions``: the
     children run under callgrind instead, and planning's instructions a row are printed."""
@@ -370,7 +375,7 @@ def run_plan(rows: int, folder: Path, instructions: bool = False, cached: bool =
         for stale in folder.glob(f"plan-{prompt}.jsonl*"):
             stale.unlink()
         command = [sys.executable, __file__, "--plan-child", prompt, str(input_path),
-                   str(output), *(["--cache"] if cached else [])]
+                   str(output), *(["--cache"] if cached else []), "--k", str(k)]
         if instructions:
             command = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
                        f"--callgrind-out-file={folder}/plan-{prompt}.callgrind", *command]
@@ -411,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --only plan: count instructions under callgrind instead")
     parser.add_argument("--cache", action="store_true",
                         help="with --only plan: at temperature 0 (response cache keys hashed)")
+    parser.add_argument("--k", type=int, default=1,
+                        help="with --only plan: k samples a row, one request each (default 1)")
     parser.add_argument("--only", choices=["full", "resume", "batch", "plan"],
                         help="one measurement only (batch: the online job too, to compare)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
@@ -418,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_package()  # the children run it as an installed copy does
     if args.plan_child:
         prompt, input_path, output = args.plan_child
-        plan_child(prompt, Path(input_path), Path(output), args.cache)
+        plan_child(prompt, Path(input_path), Path(output), args.cache, args.k)
         return 0
     print(f"scale benchmark: {args.rows:,} rows, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
@@ -436,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "resume"):
             ok = run_resume(args.resume_rows or args.rows, folder) and ok
         if args.only == "plan":  # on request only: the CI's run has its four verdicts
-            ok = run_plan(args.rows, folder, args.instructions, args.cache) and ok
+            ok = run_plan(args.rows, folder, args.instructions, args.cache, args.k) and ok
         if args.only in (None, "batch"):
             input_path = folder / "input.jsonl"
             if not input_path.exists():

@@ -59,15 +59,15 @@ def build_store(folder: Path, rows: int, k: int) -> Path:
         store.set_meta(model_identifier="http!bench-model,api_base=http://127.0.0.1:1/v1")
         now = time.time() - 3600
         for first in range(0, rows, chunk):
-            planned, requests, finished, attempts = [], [], [], []
-            for index in range(first, min(rows, first + chunk)):
+            indices = range(first, min(rows, first + chunk))
+            texts, payloads, finished, attempts = [], [], [], []
+            for index in indices:
                 prompt = _text(rng, 40, 110)
                 if index == rows - 7:
                     prompt += f" {RARE}"
-                planned.append((index, json.dumps({"id": index, "question": prompt,
-                                                   "category": CATEGORIES[index % 3]})))
-                payload = json.dumps({"messages": [{"role": "user", "content": prompt}]})
-                requests.append((index, index, 0, k, payload, 200))
+                texts.append(json.dumps({"id": index, "question": prompt,
+                                         "category": CATEGORIES[index % 3]}))
+                payloads.append(json.dumps({"messages": [{"role": "user", "content": prompt}]}))
                 sent = now + index * 3600 / rows
                 if rng.random() < 0.02:
                     finished.append(FinishedRequest(index, 8, error="HTTP 500 from server",
@@ -78,7 +78,9 @@ def build_store(folder: Path, rows: int, k: int) -> Path:
                                for _ in range(k)]
                     finished.append(FinishedRequest(index, 1, json.dumps(answers), 90, 60 * k))
                     attempts.append((index, sent, sent + rng.uniform(0.2, 3.0), 0))
-            store.add_planned(planned, requests, first + len(planned))
+            count = len(indices)
+            store.add_planned([indices, texts], [indices, indices, [0] * count, [k] * count,
+                                                 payloads, [200] * count], indices.stop)
             store.record(finished, attempts, (), 0.0)
         store.set_meta(planned_complete=True)
     return output

@@ -53,7 +53,7 @@ def stored(job: Job) -> tuple[list[tuple[Any, ...]], list[str]]:
 def row_by_row(job: Job, lines: list[str]) -> tuple[list[tuple[Any, ...]], list[str]]:
     """What the per-row planner makes of ``lines``."""
     planner = RowPlanner(job.spec, job.params)
-    requests: list[tuple[int, int, int, int, str, int]] = []
+    requests: list[list[list[Any]]] = []
     texts = []
     index = 0
     for line in lines:
@@ -62,7 +62,7 @@ def row_by_row(job: Job, lines: list[str]) -> tuple[list[tuple[Any, ...]], list[
         _, text = planner.plan(index, json.loads(line), requests, [], text=line.strip())
         texts.append(text)
         index += 1
-    return [tuple(request) for request in requests], texts
+    return [request for block in requests for request in zip(*block, strict=True)], texts
 
 
 @pytest.mark.parametrize("options", [

@@ -116,7 +116,7 @@ def test_log_records_are_redacted_message_arguments_and_traceback(
 def test_the_store_keeps_errors_redacted(tmp_path: Path) -> None:
     remember_secret(OPAQUE)
     with JobStore(tmp_path / "job.promptmill.db") as store:
-        store.add_planned([(0, "{}")], [(0, 0, 0, 1, "{}", 1)], 1)
+        store.add_planned([[0], ["{}"]], [[0], [0], [0], [1], ["{}"], [1]], 1)
         store.record([FinishedRequest(0, 1, error=f"HTTP 401: key {OPAQUE} is wrong",
                                       error_kind="fatal")])
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())

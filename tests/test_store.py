@@ -12,11 +12,10 @@ from promptmill.store import MIGRATIONS, SCHEMA_VERSION, FinishedRequest, JobSto
 
 
 def planned(store: JobStore, rows: int) -> None:
-    store.add_planned(
-        [(i, f'{{"i": {i}}}') for i in range(rows)],
-        [(i, i, 0, 1, '{"prompt": "p"}', 10) for i in range(rows)],
-        rows,
-    )
+    ids = range(rows)
+    store.add_planned([ids, [f'{{"i": {i}}}' for i in ids]],
+                      [ids, ids, [0] * rows, [1] * rows, ['{"prompt": "p"}'] * rows, [10] * rows],
+                      rows)
 
 
 def test_planning_is_idempotent(tmp_path: Path) -> None:

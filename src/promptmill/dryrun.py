@@ -59,7 +59,7 @@ def _dry_run_requests(spec: JobSpec, prices_file: Path | None) -> str:
     from promptmill.request_files import RequestPlanner
 
     planner = RequestPlanner(spec)
-    requests: list[tuple[int, int, int, int, str, int]] = []
+    requests: list[list[list[Any]]] = []
     unsendable: list[tuple[int, str]] = []
     count = 0
     for index, row in _checked_rows(spec):

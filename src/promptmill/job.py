@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from promptmill.planning import payload_json, plan_rows
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
 from promptmill.row_ids import UniqueIds
+from promptmill.sqlite_bulk import interleave
 from promptmill.store import (
     JobStore,
     RequestRow,
@@ -272,12 +272,12 @@ class RowPlanner:
         stored; a planner rendering elsewhere adds its rows' requests here)."""
 
     def plan(self, index: int, row: dict[str, Any],
-             requests: list[tuple[int, int, int, int, str, int]],
-             unsendable: list[tuple[int, str]], *,
+             requests: list[list[list[Any]]], unsendable: list[tuple[int, str]], *,
              text: str | None = None) -> tuple[dict[str, Any], str]:
-        """Render one row and append its requests (to ``unsendable`` too, with the reason,
-        when its prompt cannot fit the context); the row and its JSON as the store keeps it
-        (``text``, the row's JSON as read, where the input gave it)."""
+        """Render one row and append its requests' block (``request_block``) to ``requests``
+        (to ``unsendable`` too, with the reason, when its prompt cannot fit the context); the
+        row and its JSON as the store keeps it (``text``, the row's JSON as read, where the
+        input gave it)."""
         check_row(self.source, index, row)
         self.add_requests(index, *self.render(index, row), requests, unsendable)
         return row, text if text is not None else _row_to_json(row)
@@ -292,38 +292,29 @@ class RowPlanner:
         return payload_json(fields, _to_json), tokens, problem
 
     def add_requests(self, index: int, payload: str, tokens: int, problem: str | None,
-                     requests: list[tuple[int, int, int, int, str, int]],
+                     requests: list[list[list[Any]]],
                      unsendable: list[tuple[int, str]]) -> None:
-        """Append a rendered row's requests, one per sample group."""
-        self.add_many_requests(index, [payload], [tokens], requests)
+        """Append a rendered row's requests, one per sample group, as a block."""
+        requests.append(self.request_block(index, [payload], [tokens]))
         if problem is not None:
             width = len(self.groups)
             unsendable.extend((index * width + group, problem) for group in range(width))
 
-    def add_many_requests(self, first: int, payloads: list[str], tokens: list[int],
-                          requests: list[tuple[int, int, int, int, str, int]]) -> None:
-        """Append the requests of rows ``first``, ``first + 1``... (their payloads and prompt
-        tokens), one per sample group, in id order."""
+    def request_block(self, first: int, payloads: list[str], tokens: list[int]
+                      ) -> list[list[Any]]:
+        """The requests of rows ``first``, ``first + 1``... (their payloads and prompt
+        tokens), one per sample group, as a block of columns (id, row_index, sample_group, n,
+        payload, est_tokens) in id order: row i's sample group g is request i x groups + g."""
         groups, reserve = self.groups, self.reserve
         width, count = len(groups), len(payloads)
-        indices = range(first, first + count)
-        per_group = [
-            zip(range(first * width + group, (first + count) * width, width), indices,
-                repeat(group), repeat(n), payloads, [t + reserve * n for t in tokens])
-            for group, n in enumerate(groups)]
-        requests.extend(per_group[0] if width == 1
-                        else chain.from_iterable(zip(*per_group, strict=True)))
-
-    def request_columns(self, first: int, payloads: list[str], tokens: list[int]
-                        ) -> list[list[Any]] | None:
-        """``add_many_requests``'s requests as columns (id, row_index, sample_group, n,
-        payload, est_tokens), where a row has one sample group; None where it has several."""
-        if len(self.groups) != 1:
-            return None
-        n, count = self.groups[0], len(payloads)
-        ids = list(range(first, first + count))  # one sample group: a request's id is its row's
-        extra = self.reserve * n
-        return [ids, ids, [0] * count, [n] * count, payloads, [t + extra for t in tokens]]
+        ids = list(range(first * width, (first + count) * width))
+        # sample_group and n: a row's groups' values, row after row.
+        constants = [list(range(width)) * count, groups * count]
+        estimates = [[t + extra for t in tokens] for extra in [reserve * n for n in groups]]
+        if width == 1:  # a request's id is its row's: the lists as they are, not copied
+            return [ids, ids, *constants, payloads, estimates[0]]
+        return [ids, interleave([range(first, first + count)] * width), *constants,
+                interleave([payloads] * width), interleave(estimates)]
 
     def _row_adapter(self, index: int, row: dict[str, Any]) -> str:
         """The adapter a row names in --adapter-field; "" (the base model) when empty."""

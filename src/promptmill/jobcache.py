@@ -379,7 +379,7 @@ class PlannedKeys:
 
     def columns(self, payloads: list[str]) -> tuple[list[int], list[int]]:
         """The keys of requests of these payloads as two columns, bases and seeds
-        (``add_planned``'s ``keys``)."""
+        (``add_planned``'s two last request columns)."""
         return _key_columns(self.hasher, payloads)
 
 

@@ -126,12 +126,11 @@ class _Chunks:
         self.planned = int(job.store.get_meta("planned_rows") or 0)
         self.cut_before = int(job.store.get_meta("truncated_rows") or 0)
         # The chunk's rows as two columns (row_index, data), and its requests as blocks of
-        # columns (id, row_index, sample_group, n, payload, est_tokens) in id order: the
-        # store takes columns, and the bulk planner makes them without a tuple a row.
+        # columns (``RowPlanner.request_block``) in id order: the store takes columns, and
+        # the bulk planner makes a block of thousands of rows without a tuple a row.
         self.row_indices: list[int] = []
         self.row_texts: list[str] = []
-        self.blocks: list[list[list[Any]]] = []
-        self.requests: list[tuple[int, int, int, int, str, int]] = []  # the newest, as rows
+        self.requests: list[list[list[Any]]] = []
         self.unsendable: list[tuple[int, str]] = []  # requests of rows over the context: failed
         self.next_index = self.planned
         # Each request's response cache key, hashed here rather than on dispatch's hot path.
@@ -178,12 +177,7 @@ class _Chunks:
             # Parsed by the bulk planner: every row's text is its line's.
             self.row_indices.extend(range(first, end))
             self.row_texts.extend(cast("list[str]", texts))
-            columns = self.planner.request_columns(first, *rendered)
-            if columns is None:
-                self.planner.add_many_requests(first, *rendered, self.requests)
-            else:
-                self._block_requests()
-                self.blocks.append(columns)
+            self.requests.append(self.planner.request_block(first, *rendered))
             if len(self.row_indices) >= PLAN_CHUNK:
                 self.store_chunk(end)
         return True
@@ -198,30 +192,21 @@ class _Chunks:
             self.typed = []
         self.planner.finish_chunk()
         meta = {"truncated_rows": self.cut_before + self.planner.cut_rows, **(meta or {})}
-        self._block_requests()
-        blocks = self.blocks
-        columns = (blocks[0] if len(blocks) == 1 else
+        blocks = self.requests
+        columns = (blocks[0] if len(blocks) == 1 else  # a bulk-planned chunk: not copied
                    [list(chain.from_iterable(column)) for column in zip(*blocks, strict=True)]
                    if blocks else [[] for _ in range(6)])
-        keys = None
         if self.keys is not None:
-            keys = self.keys.columns(columns[4])
+            columns = [*columns, *self.keys.columns(columns[4])]
             meta["cache_keys"] = self.keys.identity
         self.store.add_planned((self.row_indices, self.row_texts), columns, next_index,
-                               unsendable=self.unsendable, meta=meta, keys=keys,
-                               as_columns=True)
-        self.row_indices, self.row_texts, self.blocks = [], [], []
+                               unsendable=self.unsendable, meta=meta)
+        self.row_indices, self.row_texts, self.requests = [], [], []
         self.unsendable = []
         # Collection is off while planning: a cycle an input reader makes (a dataset's
         # batches, a user's iterator) is freed here, a chunk at a time, so memory stays flat
         # over any input. Only what was made since the last chunk is walked.
         gc.collect(0)
-
-    def _block_requests(self) -> None:
-        """The requests added as rows since the last block, as a block of columns."""
-        if self.requests:
-            self.blocks.append(list(map(list, zip(*self.requests, strict=True))))
-            self.requests = []
 
     def finish(self, reached_end: bool) -> None:
         """Store the last chunk, marking whether the whole input is planned."""

@@ -265,12 +265,12 @@ class RequestPlanner:
         """Nothing: each line's request was added as it was planned."""
 
     def plan(self, index: int, row: dict[str, Any],
-             requests: list[tuple[int, int, int, int, str, int]],
-             unsendable: list[tuple[int, str]], *,
+             requests: list[list[list[Any]]], unsendable: list[tuple[int, str]], *,
              text: str | None = None) -> tuple[dict[str, Any], str]:
-        """Check and store one line: its request appended to ``requests`` (to ``unsendable``
-        too, with the reason, when its prompt cannot fit the context); the output row (the
-        line's own ``text`` is not it: the row kept is the line less its request)."""
+        """Check and store one line: its request appended to ``requests`` as a block of
+        columns (``RowPlanner.request_block``'s; to ``unsendable`` too, with the reason, when
+        its prompt cannot fit the context); the output row (the line's own ``text`` is not
+        it: the row kept is the line less its request)."""
         spec, gen = self.spec, self.generator
         source = spec.input
         line = read_line(source, index, row, self.kind)
@@ -298,7 +298,7 @@ class RequestPlanner:
         payload["params"] = params.model_dump(exclude_unset=True, exclude_none=True)
         n = params.n or 1
         reserve = completion_reserve(params) * n
-        requests.append((index, index, 0, n, _to_json(payload), tokens + reserve))
+        requests.append([[index], [index], [0], [n], [_to_json(payload)], [tokens + reserve]])
         self.prompt_tokens += tokens
         counts = self.models.setdefault(name, [0, 0])
         counts[0] += tokens

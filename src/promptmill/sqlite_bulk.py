@@ -54,10 +54,18 @@ def insert_columns(db: sqlite3.Connection, head: str, columns: Sequence[Sequence
             values.append("?{}")
             bound.append(column)
     width = len(bound)
-    flat: list[Any] = [None] * (width * count)
-    for at, column in enumerate(bound):
+    insert_flat(db, head, ("(" + ", ".join(values) + ")", tuple(range(width))), width,
+                interleave(bound))
+
+
+def interleave(columns: Sequence[Sequence[Any]]) -> list[Any]:
+    """The values of ``columns`` (equal lengths) one row after another: each column's first,
+    then each one's second...; laid out by slice assignment, no tuple a row."""
+    width = len(columns)
+    flat: list[Any] = [None] * (width * len(columns[0]))
+    for at, column in enumerate(columns):
         flat[at::width] = column
-    insert_flat(db, head, ("(" + ", ".join(values) + ")", tuple(range(width))), width, flat)
+    return flat
 
 
 def insert_flat(db: sqlite3.Connection, head: str, row_sql: tuple[str, tuple[int, ...]],
@@ -87,4 +95,5 @@ def _insert_sql(head: str, row_sql: tuple[str, tuple[int, ...]], width: int, row
                            for i in range(rows))
 
 
-__all__ = ["ROWS_PER_INSERT", "insert_columns", "insert_flat", "insert_many", "values_sql"]
+__all__ = ["ROWS_PER_INSERT", "insert_columns", "insert_flat", "insert_many", "interleave",
+           "values_sql"]

@@ -302,35 +302,28 @@ class JobStore:
 
     def add_planned(
         self,
-        rows: Sequence[tuple[int, str]] | Sequence[Sequence[Any]],
-        requests: Sequence[tuple[int, int, int, int, str, int]
-                           | tuple[int, int, int, int, str, int, int, int]]
-        | Sequence[Sequence[Any]],
+        rows: Sequence[Sequence[Any]],
+        requests: Sequence[Sequence[Any]],
         planned_rows: int,
         *,
         unsendable: Sequence[tuple[int, str]] = (),
         meta: dict[str, Any] | None = None,
-        keys: tuple[Sequence[int], Sequence[int]] | None = None,
-        as_columns: bool = False,
     ) -> None:
         """Record a chunk of planned rows and requests; idempotent (ids are stable).
 
-        Each request's response cache key (base, seed) comes as two more values of its
-        tuple or as two columns, ``keys``. ``as_columns``: ``rows`` and ``requests`` are
-        given as columns (lists of equal length: row_index, data; id, row_index,
-        sample_group, n, payload, est_tokens), as planning makes them. ``unsendable``
-        requests (id, error) are recorded failed at once, never sent (a prompt over the
-        context); ``meta`` values are kept in the same transaction.
+        Both come as columns (lists of equal length), as planning makes them: ``rows``
+        (row_index, data), ``requests`` (id, row_index, sample_group, n, payload, est_tokens,
+        then, where planning hashed them, each request's response cache key as two more:
+        cache_key, cache_seed). ``unsendable`` requests (id, error) are recorded failed at
+        once, never sent (a prompt over the context); ``meta`` values are kept in the same
+        transaction.
         """
         # Stored a column at a time: no tuple a request, and a job's one sample group and n
         # written into the statement rather than bound to each request.
-        row_columns = rows if as_columns else list(zip(*rows, strict=True))
-        columns = [*(requests if as_columns else zip(*requests, strict=True)), *(keys or ())]
         with self.transaction() as db:
-            insert_columns(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ",
-                           row_columns)
+            insert_columns(db, "INSERT OR IGNORE INTO rows (row_index, data) VALUES ", rows)
             insert_columns(db, "INSERT OR IGNORE INTO requests (" + ", ".join(
-                _PLANNED_COLUMNS[:len(columns)]) + ") VALUES ", columns, constant=(2, 3))
+                _PLANNED_COLUMNS[:len(requests)]) + ") VALUES ", requests, constant=(2, 3))
             db.executemany(
                 "UPDATE requests SET status = 'failed', error = ?, error_kind = 'fatal', "
                 "finished_at = ? WHERE id = ? AND status = 'pending'",

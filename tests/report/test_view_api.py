@@ -26,9 +26,11 @@ def running_job(tmp_path: Path) -> Iterator[str]:
     output = tmp_path / "out.jsonl"
     with JobStore(output.with_name(output.name + ".promptmill.db")) as store:
         store.bind_job({"model": "http!m", "k": 1})
+        ids = range(ROWS)
         store.add_planned(
-            [(i, json.dumps({"question": f"q{i} <i>x</i>", "category": "c"})) for i in range(ROWS)],
-            [(i, i, 0, 1, json.dumps({"prompt": f"q{i} <i>x</i>"}), 10) for i in range(ROWS)],
+            [ids, [json.dumps({"question": f"q{i} <i>x</i>", "category": "c"}) for i in ids]],
+            [ids, ids, [0] * ROWS, [1] * ROWS,
+             [json.dumps({"prompt": f"q{i} <i>x</i>"}) for i in ids], [10] * ROWS],
             ROWS)
         store.record([FinishedRequest(i, 1, json.dumps([{"text": f"answer {i}"}]), 3, 4)
                       for i in range(60)]

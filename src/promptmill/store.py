@@ -369,12 +369,21 @@ class JobStore:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_autocheckpoint=1000")
             # The WAL planning left (megabytes) would be copied by the next commit, the first
-            # one before any request is sent: copied in a thread instead (SQLite runs without
-            # the GIL), while the job starts. Meanwhile a commit's own checkpoint finds this
-            # one running and leaves it (PASSIVE: no waiting); a kill is as safe as ever.
-            self._checkpointer = threading.Thread(target=_checkpoint, args=(self.path,),
-                                                  name="promptmill-checkpoint", daemon=True)
-            self._checkpointer.start()
+            # one before any request is sent: copied aside instead, while the job starts.
+            self.checkpoint_aside()
+
+    def checkpoint_aside(self) -> None:
+        """Start copying the WAL into the database in a thread (SQLite runs without the GIL),
+        so that the next commit, or ``close``, finds little left to copy.
+
+        Meanwhile a commit's own checkpoint finds this one running and leaves it (PASSIVE: no
+        waiting); a kill is as safe as ever (a checkpoint only copies committed pages).
+        """
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        self._checkpointer = threading.Thread(target=_checkpoint, args=(self.path,),
+                                              name="promptmill-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # -- dispatch ------------------------------------------------------------------------
 

@@ -148,7 +148,7 @@ class JobStore:
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = Path(path)
         self._lock_file: Any = None
-        self._checkpointer: threading.Thread | None = None  # bulk_writes' checkpoint
+        self._checkpointer: threading.Thread | None = None  # checkpoint_aside's thread
         if lock:
             self._take_lock()
         try:

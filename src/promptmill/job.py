@@ -501,8 +501,6 @@ class Job:
         # so no other export of it is writing one now.
         for stale in data.temp_files_of(output):
             stale.unlink(missing_ok=True)
-        # The answers' WAL copied while the rows are written, not by the close after them.
-        self.store.checkpoint_aside()
         fmt = data.output_format(output, fmt or self.spec.output_format)
         return export_results(self.store, output, fmt, model=self.spec.model_identifier(),
                               source=self.spec.input)

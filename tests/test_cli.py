@@ -200,13 +200,17 @@ def test_run_called_in_process_gives_back_the_garbage_collector(
     out = tmp_path / "answers.jsonl"
     command = ["run", str(source), "-m", f"http!test-model,api_base={server.url}", "-o",
                str(out), "--template", "Q: {{ question }}"]
+    # It also collects less often while the job runs: the program's thresholds come back.
+    thresholds = gc.get_threshold()
     with pytest.raises(SystemExit) as refused:
         main([*command, "--cache", str(tmp_path / "c"), "--no-cache"])
     assert refused.value.code == 2
     assert gc.isenabled()
+    assert gc.get_threshold() == thresholds
     main(command)
     assert [row["id"] for row in read_jsonl(out)] == list(range(20))
     assert gc.isenabled()
+    assert gc.get_threshold() == thresholds
 
 
 def test_help_lists_every_command_and_run_lists_its_options() -> None:

@@ -25,6 +25,7 @@ from promptmill.job import Job, JobSpec
 from promptmill.params import GenerateParams, make_params
 from promptmill.prompts.render import PromptSpec
 from promptmill.prompts.truncate import Truncation
+from promptmill.store import BATCHED, FAILED, PENDING
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -143,17 +144,20 @@ async def execute(
                 stop_signal = await _dispatch(job, config, stats, handle_signals, on_start)
         else:
             stop_signal = await _dispatch(job, config, stats, handle_signals, on_start)
-        status = job.store.status()
-        complete = status.pending == 0 and bool(job.store.get_meta("planned_complete"))
-        complete = complete or (spec.limit is not None and status.pending == 0)
-        if status.pending == 0:
+        counts = job.store.counts()
+        batched, failed = counts.get(BATCHED, 0), counts.get(FAILED, 0)
+        pending = counts.get(PENDING, 0) + batched
+        complete = pending == 0 and bool(job.store.get_meta("planned_complete"))
+        complete = complete or (spec.limit is not None and pending == 0)
+        if pending == 0:
             job.export()
         return RunOutcome(
-            stats=stats, complete=complete, pending=status.pending, failed=status.failed,
+            stats=stats, complete=complete, pending=pending, failed=failed,
             output=spec.output, store=spec.store_path, stopped=stop_signal is not None,
-            stop_signal=stop_signal, first_failure=status.first_failure,
+            stop_signal=stop_signal,
+            first_failure=job.store.first_failure() if failed else None,
             truncated=int(job.store.get_meta("truncated_rows") or 0),
-            batches_active=summary.active if summary else 0, batched=status.batched,
+            batches_active=summary.active if summary else 0, batched=batched,
         )
     finally:
         job.close()

@@ -28,6 +28,7 @@ from promptmill.prompts.truncate import PromptFitter, Truncation, prompt_budget
 from promptmill.row_ids import UniqueIds
 from promptmill.sqlite_bulk import interleave
 from promptmill.store import (
+    PENDING,
     JobStore,
     RequestRow,
     store_path_for,
@@ -441,9 +442,8 @@ class Job:
     ) -> EngineStats:
         """Send every pending request; the generator is started and closed here."""
         stats = stats or EngineStats()
-        status = self.store.status()
         # Requests in Batch API batches are pending, but theirs to answer, not ours to send.
-        stats.total = status.pending - status.batched
+        stats.total = self.store.counts().get(PENDING, 0)
         generator = self.spec.generator
         if self.spec.ray is not None:
             from promptmill.ray_ import ReplicaPool

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,16 @@ AttemptRecord = tuple[int, float, float, int]
 EventRecord = tuple[float, str, float | None, str]
 
 
+def _checkpoint(path: Path) -> None:
+    """Copy a store's WAL into its database on a connection of its own (a thread's)."""
+    with contextlib.suppress(sqlite3.Error):  # then a later commit's checkpoint does it
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+
 def outcome_code(kind: str, retryable: bool) -> int:
     """The attempt outcome code of an error of ``kind``."""
     code = OUTCOME_CODES.get(kind)
@@ -137,6 +148,7 @@ class JobStore:
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = Path(path)
         self._lock_file: Any = None
+        self._checkpointer: threading.Thread | None = None  # checkpoint_aside's thread
         if lock:
             self._take_lock()
         try:
@@ -190,6 +202,8 @@ class JobStore:
 
     def close(self) -> None:
         """Close the database and release the lock."""
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self._release_lock()
@@ -347,6 +361,22 @@ class JobStore:
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_autocheckpoint=1000")
+            # The WAL planning left (megabytes) would be copied by the next commit, the first
+            # one before any request is sent: copied aside instead, while the job starts.
+            self.checkpoint_aside()
+
+    def checkpoint_aside(self) -> None:
+        """Start copying the WAL into the database in a thread (SQLite runs without the GIL),
+        so that the next commit, or ``close``, finds little left to copy.
+
+        Meanwhile a commit's own checkpoint finds this one running and leaves it (PASSIVE: no
+        waiting); a kill is as safe as ever (a checkpoint only copies committed pages).
+        """
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        self._checkpointer = threading.Thread(target=_checkpoint, args=(self.path,),
+                                              name="promptmill-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -413,9 +443,7 @@ class JobStore:
 
     def status(self) -> JobStatus:
         """Counts of rows, requests by status, attempts and tokens."""
-        counts = dict(
-            self.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
-        )
+        counts = self.counts()
         attempts, prompt, completion = self.db.execute(
             "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(prompt_tokens), 0), "
             "COALESCE(SUM(completion_tokens), 0) FROM requests"
@@ -425,9 +453,6 @@ class JobStore:
             "GROUP BY error ORDER BY c DESC LIMIT 5"
         ).fetchall()
         rows = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
-        first = self.db.execute(
-            "SELECT row_index, error FROM requests WHERE status = 'failed' ORDER BY id LIMIT 1"
-        ).fetchone()
         return JobStatus(
             rows=rows,
             requests=sum(counts.values()),
@@ -440,8 +465,22 @@ class JobStore:
             completion_tokens=completion,
             planned_complete=bool(self.get_meta("planned_complete")),
             errors=[(str(error), count) for error, count in errors],
-            first_failure=(int(first[0]), str(first[1])) if first else None,
+            first_failure=self.first_failure() if counts.get(FAILED) else None,
         )
+
+    def counts(self) -> dict[str, int]:
+        """Requests by status, counted on the status index: unlike ``status``, the requests
+        themselves (prompts, answers) are not read, so a job's start and end pay no scan."""
+        return dict(
+            self.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
+        )
+
+    def first_failure(self) -> tuple[int, str] | None:
+        """The first failed request's input row index and error, or None."""
+        first = self.db.execute(
+            "SELECT row_index, error FROM requests WHERE status = 'failed' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return (int(first[0]), str(first[1])) if first else None
 
     def row_chunks(self, chunk: int, first: int = 0,
                     last: int | None = None) -> Iterator[list[tuple[int, str]]]:

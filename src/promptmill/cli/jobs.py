@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import signal
 import sys
@@ -19,6 +20,9 @@ from promptmill.redaction import redact_secrets as redact
 # Exit status of a batch-mode run that left batches at the provider: EX_TEMPFAIL, "try again
 # later" (not 0, so that `run --mode batch && next-step` does not go on without the results).
 EXIT_BATCHES_RUNNING = 75
+# The collector's thresholds while `run` runs a job (Python's are 700, 10, 10): a young
+# collection every 20,000 objects made and not yet freed, an older one every 20 of those.
+_JOB_GC_THRESHOLDS = (20_000, 20, 100)
 
 
 def _setup_logging(verbose: int, quiet: int) -> None:
@@ -245,6 +249,13 @@ def run(ctx: click.Context, input_path: Path | None, save_config: Path | None,
     # reads the input (a dry run too): a model's loading makes garbage of its own.
     gc.freeze()
     gc.enable()
+    # While the job runs, hundreds of requests in flight keep their objects alive past a
+    # young collection, so each one walks them again: at 200 ms and 500 in flight the default
+    # thresholds spent 7-10% of the process's CPU collecting, for next to no garbage (a job
+    # makes almost no reference cycles: docs/benchmarks.md, speed15f). Collections are rarer
+    # for this command only (its process is ours); main() called in-process gets them back.
+    ctx.call_on_close(functools.partial(gc.set_threshold, *gc.get_threshold()))
+    gc.set_threshold(*_JOB_GC_THRESHOLDS)
     if save_config is not None:
         from promptmill.cli.jobfile import save_job_file
 

@@ -95,8 +95,10 @@ _ANCHORS = (
     (_GSM8K, "gsm8k"),
     (_ANSWER_IS, "answer_statement"),
 )
+# "\boxed{7} or \boxed{3}", "\boxed{38} \boxed{46}": two boxes side by side, nothing between
+# that corrects or chooses
 _OR_BETWEEN = re.compile(
-    r"[\s$)\]]*\bor\b(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
+    r"[\s$)\]]*(?:\bor\b|,|;|/)?(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
 )
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",

@@ -276,6 +276,9 @@ REFUSAL = re.compile(
     r"(?:be\s+(?:right|correct)|work)|\b(?:could|might|may)\s+be\s+[^.,;!?\n]{1,30},\s*"
     r"(?:or\s+)?(?:it\s+)?(?:could|might|may)\s+be\b|\bmaybe\s+[^.,;!?\n]{1,30},\s*maybe\b|"
     r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b|"
+    # "I'll leave both as candidates", "I'd keep both options open"
+    r"\b(?:leav|keep)(?:e|s|ing)?\s+(?:them\s+)?(?:both|the\s+two)\b[^.!?\n]{0,30}?"
+    r"\b(?:open|candidates?|possible|in\s+play)\b|"
     # "If you can tell me which definition you use, I can give you a precise answer": the
     # answer put off until the asker replies
     r"\bif\s+you\s+(?:can\s+|could\s+)?(?:tell|let)\s+me\b[^.!?\n]{0,80}?\bi(?:'ll|\s+can|"

@@ -16,6 +16,7 @@ from promptmill.extraction.asked import (
     asked_clause,
     asked_quantity,
     asked_variable,
+    asked_words,
     asks_several,
     commentary,
     givens,
@@ -150,7 +151,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(str(raw)))
         if value is not None:
             found.append(Candidate(start, value, "json", STRONG))
-    fields = [] if found else asked_fields(text, question)
+    fields = [] if found else asked_fields(text, question, asked_words(question or "")[1])
     values = [(start, stated_value(as_math(raw))) for start, raw in fields]
     values = [(start, value) for start, value in values if value is not None and value != HEDGE]
     if len(values) == 1:  # {"probability": "1/6", "total": 36} for "the probability"

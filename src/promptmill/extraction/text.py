@@ -134,19 +134,24 @@ _JSON_FIELD = re.compile(
 )
 
 
-def asked_fields(text: str, question: str | None) -> list[tuple[int, str]]:
+def asked_fields(
+    text: str, question: str | None, heads: set[str] | frozenset[str] = frozenset()
+) -> list[tuple[int, str]]:
     """In a JSON object without an answer key, the fields the question asks for
     (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?"):
-    (where, value) each."""
+    (where, value) each; of several, the one naming the asked quantity's head noun, if one
+    does (``{"flour_grams": 900, "cookies": 36}`` for "How many grams of flour ...?")."""
     if not question or "{" not in text:
         return []
     asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
-    found = []
+    found, headed = [], []
     for match in _JSON_FIELD.finditer(text):
         words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
         if words and words <= asked:
             found.append((match.start(), match.group("value").strip("\"'")))
-    return found
+            if words & heads:
+                headed.append(found[-1])
+    return headed if len(found) > 1 and len(headed) == 1 else found
 
 
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)

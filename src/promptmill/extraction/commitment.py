@@ -121,15 +121,18 @@ _OPERAND = re.compile(r"(?:[×*·+/^-]|\\times|\\cdot|(?:\\|\b)(?:log|ln|sin|cos
                       r"(?:_\{?\w+\}?)?)\s*$")
 # the noun after a step's last value: "= 12 600 seconds" counts the seconds asked for
 _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
+_NARROWS = re.compile(r"\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the|its)\s",
+                      re.IGNORECASE)
+_POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point, not a coordinate
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 
 
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("excluded", "expressions", "given", "names", "percent", "question", "spoken",
-                 "stated_in", "states_verb", "symbols", "unit", "values", "variable", "verb",
-                 "words")
+    __slots__ = ("broader", "excluded", "expressions", "given", "names", "percent", "question",
+                 "spoken", "stated_in", "states_verb", "symbols", "unit", "values", "variable",
+                 "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
@@ -146,6 +149,10 @@ class AskedQuantity:
         # one letter names an unknown, not a quantity: "what is p" is ``variable``
         self.names: set[str] = {w for w in (heads or words) if w not in _PRONOUNS and len(w) > 1}
         self.words = words | _FUNCTION  # what may qualify a name: "the sale price"
+        # "Find the vertex ... Give the x-coordinate.": the whole the question narrows from
+        narrowed = _NARROWS.search(question)
+        self.broader = (asked_words(question[: narrowed.start()])[1] - self.names
+                        if narrowed else set())
         self.names |= _GENERIC
         # "greatest common divisor" is also "the GCD"
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
@@ -247,6 +254,9 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
+    if asked.broader and not named and _POINT.search(sentence) and {
+            w.rstrip("s") for w in re.findall(r"[a-z]{3,}", sentence.lower())} & asked.broader:
+        return False  # "So the vertex is (3, 5)." where its x-coordinate is asked
     if complement(sentence, asked.question):
         return False  # "The probability of not drawing blue is 13/20.": the asked one's complement
     tested = CONCLUSION.split(sentence)

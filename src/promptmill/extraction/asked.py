@@ -205,8 +205,10 @@ _NEGATION = re.compile(r"\b(?:not|never|neither|complement(?:ary)?)\b|n't\b", re
 def complement(sentence: str, question: str | None) -> bool:
     """Whether a statement's subject negates what the question asks ("The probability of
     *not* drawing blue", "The fraction that does not walk") where the question has no "not"."""
-    end = _SUBJECT_END.search(sentence)
-    return bool(end and _NEGATION.search(sentence, 0, end.start())
+    # "only 3 count since order doesn't matter, so 3/36 = 1/12": the conclusion's own subject
+    stated = [part for part in CONCLUSION.split(sentence) if part.strip()][-1:] or [sentence]
+    end = _SUBJECT_END.search(stated[0])
+    return bool(end and _NEGATION.search(stated[0], 0, end.start())
                 and not _NEGATION.search(question or ""))
 
 

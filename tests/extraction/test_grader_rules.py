@@ -1,7 +1,7 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr42-*``); here one response per rule, with the method
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr48-*``); here one response per rule, with the method
 that must decide it, so that breaking one rule fails a test that names it, not only a
 percentage.
 """
@@ -24,6 +24,25 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 CHOICE_RULES = [
+    # round grader17l: the option the question's subject leads to, then another explained; a
+    # denial past "been the"; options of the same terms told apart by their order; a compound
+    # said in two words; "leave both open"; a truncated walk through the options
+    ("Magnetic flux is measured in webers. The tesla is the unit of flux density.", UNITS,
+     "What is the SI unit of magnetic flux?", "B", "option_mention"),
+    ("Ottawa is the capital, a compromise between the two. Toronto is the biggest city, but it "
+     "has never been the capital.", ["Toronto", "Ottawa", "Montreal", "Vancouver"],
+     "Which city is the capital of Canada?", "B", "option_mention"),
+    ("In a mammal, the left ventricle pumps blood out to the body, while the right ventricle "
+     "pumps it on to the lungs.",
+     ["The left ventricle pumps to the body and the right ventricle pumps to the lungs",
+      "The right ventricle pumps to the body and the left ventricle pumps to the lungs",
+      "Both pump to the lungs", "Both pump to the body"],
+     "Which describes the heart's ventricles?", "A", "option_mention"),
+    ("Venus keeps its heat under a thick carbon dioxide blanket of cloud.",
+     ["Its carbon-dioxide blanket traps heat", "It is closest to the Sun", "It spins fastest",
+      "It has no clouds"], "Why is Venus so hot?", "A", "option_mention"),
+    ("Venus is hotter, though Mercury is closer; I'd keep both options open.", PLANETS,
+     "Which planet is the hottest?", None, "refusal"),
     # round grader17k: two options as alternatives after a copula, "X is possible as well",
     # others' belief, a sentence in brackets, a walk-through of the others, bullets per option,
     # an option under "if", an acronym spelled out, the answer put off until the asker replies
@@ -192,6 +211,29 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17l: the question's last "give the" narrows it, the complement, the question's
+    # own "would", a function's argument, a mixed-unit restatement, each vs all, the excluded
+    # case, two boxes side by side, a JSON field of the asked head noun
+    ("The apex's x-coordinate is 2. So the apex is the point (2, 7).",
+     "Find the apex of $y = -x^2 + 4x + 3$. Give only the $x$-coordinate.", "2",
+     "last_statement"),
+    ("P(six) = 1/6. The probability of not rolling a six is 5/6.",
+     "A die is rolled. What is the probability of a six?", "1/6", "last_statement"),
+    ("Pipe B alone fills 1/10 of the pool per hour, so it would take 10 hours by itself.",
+     "Pipes A and B fill a pool in 5 hours; A alone takes 10. How long would B take alone?",
+     "10", "last_statement"),
+    ("So $n = 1000$. Then $\\log_{10} n = 3$.", "If $\\log_{10} n = 3$, what is $n$?", "1000",
+     "last_statement"),
+    ("The flight lasts 2.25 hours, that is 2 hours and 15 minutes.",
+     "A 1,800 km flight at 800 km/h: how long is it, in hours?", "2.25", "last_statement"),
+    ("Each guest pays $12, and the party pays $96 in total.",
+     "Eight guests split a $96 bill. How much does each guest pay?", "12", "last_statement"),
+    ("The simplified form is $y + 1$. At $y = 1$ the fraction is undefined even though "
+     "$y + 1 = 2$ there.",
+     "Simplify $\\frac{y^2 - 1}{y - 1}$ for $y \\neq 1$.", "y + 1", "last_statement"),
+    ("\\boxed{12}\n\\boxed{21}", "What is $3 \\times 7$?", None, "hedge"),
+    ('{"grams_of_sugar": 150, "cakes": 6}', "A cake takes 25 g of sugar. How many grams of sugar "
+     "do 6 cakes take?", "150", "json"),
     # round grader17k: two values offered for one, the same value in another form, a moment of
     # its own after the answer, the question's word in another form, "What is $b$?"
     ("Roughly 12 or 13 metres, I'd guess.", "How tall is the tree in metres?", None, "hedge"),

@@ -149,9 +149,19 @@ _ASIDE = re.compile(
 _COPULA = re.compile(r"\b(?:is|are|was|were|equals?|would|will)\b|=")
 
 
-def aside(sentence: str) -> bool:
-    """Whether a sentence says it is an aside ("for comparison", "would be")."""
-    return _ASIDE.search(sentence) is not None
+_WOULD = re.compile(r"would\s+(?:have\s+)?([a-z]+)", re.IGNORECASE)
+
+
+def aside(sentence: str, question: str | None = None) -> bool:
+    """Whether a sentence says it is an aside ("for comparison", "would be"); the question's
+    own conditional ("How long would Mark take alone?") answered in its words is none."""
+    for match in _ASIDE.finditer(sentence):
+        would = _WOULD.match(match.group(0))
+        if would and question and re.search(
+                rf"\bwould\b(?:\s+\S+){{0,3}}?\s+{would.group(1)}\b", question, re.IGNORECASE):
+            continue
+        return True
+    return False
 
 
 # "Each pen costs $0.80.", "about $19.71 per hour on average": a quantity for one item
@@ -188,10 +198,26 @@ def opposite_end(sentence: str, question: str | None) -> bool:
     return _OPPOSITE[asked.group(0).lower()] in subject and asked.group(0).lower() not in subject
 
 
+_SUBJECT_END = re.compile(r"\b(?:is|are|was|were|equals?|comes?\s+to)\b|=", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|never|neither|complement(?:ary)?)\b|n't\b", re.IGNORECASE)
+
+
+def complement(sentence: str, question: str | None) -> bool:
+    """Whether a statement's subject negates what the question asks ("The probability of
+    *not* drawing blue", "The fraction that does not walk") where the question has no "not"."""
+    # "only 3 count since order doesn't matter, so 3/36 = 1/12": the conclusion's own subject
+    stated = [part for part in CONCLUSION.split(sentence) if part.strip()][-1:] or [sentence]
+    end = _SUBJECT_END.search(stated[0])
+    return bool(end and _NEGATION.search(stated[0], 0, end.start())
+                and not _NEGATION.search(question or ""))
+
+
 def other_quantity(sentence: str, question: str | None) -> bool:
     """Whether a sentence states a quantity the question does not ask for ("the perimeter
     would be 20" after "The area is 21"), or says it is an aside ("for comparison")."""
-    if aside(sentence) or per_item(sentence, question) or opposite_end(sentence, question):
+    if aside(sentence, question) or per_item(sentence, question):
+        return True
+    if opposite_end(sentence, question) or complement(sentence, question):
         return True
     # "The gaps are 4, 6, 8, so the next gap is 10": its conclusion's own subject decides
     concluded = [part for part in CONCLUSION.split(sentence) if part.strip()][-1]
@@ -211,7 +237,9 @@ def other_quantity(sentence: str, question: str | None) -> bool:
         if len(head) > 1:  # a qualified total is a quantity of its own, not the asked one
             named, _ = asked_words(question)
             return not {w.rstrip("s") for w in words} & (named or asked)
-    if {w.rstrip("s") for w in words[:-1]} & asked:
+    # "the simplified form" for "Simplify ...": a qualifier in another form of the asked word
+    if {w.rstrip("s") for w in words[:-1]} & asked or {_stem(w) for w in words[:-1]} & {
+            _stem(w) for w in asked}:
         return False
     word = words[-1]
     # "their sum 5 agrees with -b/a": a remark about the answer, stating no value of its own
@@ -227,7 +255,7 @@ _SUFFIX = re.compile(r"(?:ments?|ed|ing|ions?|es|s|e)$")
 
 def _stem(word: str) -> str:
     """A word without its inflection or nominal suffix ("investment", "invested": "invest")."""
-    return _SUFFIX.sub("", word)
+    return re.sub(r"i$", "y", _SUFFIX.sub("", word))  # "simplified" as "simplify"
 
 
 QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
@@ -240,6 +268,8 @@ _ASKED_PHRASE = re.compile(
     r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
     r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to|between|that)\b)"
     r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)"
+    # "Find the vertex ... Give the x-coordinate.": a last request narrows what is asked
+    r"|\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the\s+|its\s+)(?P<give>[^?,.;\s]+)"
     # "By what percent did it increase?": the percent, which "12%" states
     r"|\bby\s+what\s+(?P<by>percent(?:age)?|factor|fraction|amount)\b"
     # "How many grams of salt are in ...?", "How much is a 15% tip on ...?"
@@ -292,7 +322,10 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
-        groups = match.group("what", "find", "much", "many", "amount", "old", "by")
+        if match.group("give"):
+            words.clear()
+            heads.clear()
+        groups = match.group("what", "find", "give", "much", "many", "amount", "old", "by")
         phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
@@ -498,6 +531,7 @@ def recaps(sentence: str, givens: set[str]) -> bool:
 
 __all__ = [
     "ASKED_VARIABLE", "QUALIFIED", "SEVERAL", "aside", "asked_clause", "asked_quantity",
+    "complement",
     "asked_unit", "asked_variable", "asked_words", "asks_several", "commentary",
     "committed_clause", "converted", "givens", "one_solution", "opposite_end", "other_quantity",
     "plain_question", "recaps",

@@ -387,6 +387,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             ticked.setdefault(restated, start)  # "- Third law ✓"
             continue
         if restated is not None and options.phrases[restated] == phrase_of(line):
+            if truncated and _LIST_ITEM.match(line) and start + len(line) >= len(text.rstrip()):
+                continue  # "- Vinegar" where the walk through the options was cut off
             found.append(Candidate(start, restated, "bare", STRONG))  # the option's text alone
         elif "." in line or "!" in line:
             found += _bare_sentences(start, line, options)
@@ -405,6 +407,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
 
 _OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
 _AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
+
+
+_LIST_ITEM = re.compile(r"\s*(?:[-*•]|\d+[.)])\s|\s")  # "* " is an indent after ``clean``
 
 
 def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:

@@ -21,6 +21,7 @@ from promptmill.extraction.asked import (
     asked_unit,
     asked_words,
     commentary,
+    complement,
     givens,
     opposite_end,
     other_quantity,
@@ -115,21 +116,31 @@ def _plain(text: str) -> str:
     return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
 
 
-_OPERAND = re.compile(r"(?:[×*·+/^-]|\\times|\\cdot)\s*$")  # an operator before a term
+# an operator before a term; a function before its argument ("\log_4 x = 2.5" states a log)
+_OPERAND = re.compile(r"(?:[×*·+/^-]|\\times|\\cdot|(?:\\|\b)(?:log|ln|sin|cos|tan|exp|sqrt)"
+                      r"(?:_\{?\w+\}?)?)\s*$")
 # the noun after a step's last value: "= 12 600 seconds" counts the seconds asked for
 _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
+_NARROWS = re.compile(r"\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the|its)\s",
+                      re.IGNORECASE)
+_POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point, not a coordinate
+_EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 
 
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("expressions", "given", "names", "percent", "question", "spoken", "stated_in",
-                 "states_verb", "symbols", "unit", "values", "variable", "verb", "words")
+    __slots__ = ("broader", "excluded", "expressions", "given", "names", "percent", "question",
+                 "spoken", "stated_in", "states_verb", "symbols", "unit", "values", "variable",
+                 "verb", "words")
 
     def __init__(self, question: str | None) -> None:
         self.question = question
         self.given = givens(question)
         self.values = set(_VALUES.findall(question or ""))  # "3/4" whole, not "3" and "4"
+        # "for x ≠ 3": a value the question sets aside, whose case is no answer
+        self.excluded = {v for m in _EXCLUDED.finditer(question or "")
+                         for v in _VALUES.findall(m.group(0))}
         self.spoken = self.values | _small_numbers(question or "")  # "two heads" as "2" too
         self.unit = asked_unit(question)  # "in m/s", "(in seconds)": the unit asked in
         question = question or ""
@@ -138,6 +149,10 @@ class AskedQuantity:
         # one letter names an unknown, not a quantity: "what is p" is ``variable``
         self.names: set[str] = {w for w in (heads or words) if w not in _PRONOUNS and len(w) > 1}
         self.words = words | _FUNCTION  # what may qualify a name: "the sale price"
+        # "Find the vertex ... Give the x-coordinate.": the whole the question narrows from
+        narrowed = _NARROWS.search(question)
+        self.broader = (asked_words(question[: narrowed.start()])[1] - self.names
+                        if narrowed else set())
         self.names |= _GENERIC
         # "greatest common divisor" is also "the GCD"
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
@@ -234,11 +249,16 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # the cheap signals first: most sentences give none
     if commentary(sentence, asked.question, asked.given):
         return False
-    if (aside(sentence) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
+    if (aside(sentence, asked.question) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
             or per_item(sentence, asked.question) or opposite_end(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
     if REJECTED.search(CONCLUSION.split(sentence)[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
+    if asked.broader and not named and _POINT.search(sentence) and {
+            w.rstrip("s") for w in re.findall(r"[a-z]{3,}", sentence.lower())} & asked.broader:
+        return False  # "So the vertex is (3, 5)." where its x-coordinate is asked
+    if complement(sentence, asked.question):
+        return False  # "The probability of not drawing blue is 13/20.": the asked one's complement
     tested = CONCLUSION.split(sentence)
     if _TESTS.match(sentence) and not REJECTED.search(sentence) and not (
             len(tested) > 1 and asked.named_by(tested[-1])):
@@ -248,6 +268,8 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # "The probability of a sum of 12 is only 1/36." for a sum of 7
     purpose = _PURPOSE.match(sentence)
     if purpose and set(_VALUES.findall(purpose.group(0))) - asked.values:
+        return False
+    if excluded_case(sentence, asked.question):
         return False
     if condition and not set(_VALUES.findall(condition.group(0))) & asked.values:
         return False  # "At that speed it covers 240 km", "If they add a tip, ...": a what-if
@@ -261,6 +283,14 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     return marked or asked.set_equal(sentence) or not other_quantity(sentence, asked.question) or (
         named and not QUALIFIED.search(sentence)
     )
+
+
+def excluded_case(sentence: str, question: str | None) -> bool:
+    """Whether a statement is about the case the question excludes ("At x = 3 the expression
+    is undefined, though x + 3 = 6 there." for "Simplify ... for x ≠ 3")."""
+    condition = _CONDITION.match(sentence)
+    return bool(condition and set(_VALUES.findall(condition.group(0)))
+                & asked_quantity_of(question).excluded)
 
 
 @lru_cache(maxsize=1024)  # a question's samples share it: read the question once
@@ -295,6 +325,8 @@ _NAME_THEN_VALUE = re.compile(
 
 
 _TOTALLED = re.compile(r"\b(?:in\s+all|in\s+total|altogether)\b", re.IGNORECASE)
+_ASKS_EACH = re.compile(r"\b(?:each|every|per)\b", re.IGNORECASE)
+_EACH = re.compile(r"^\W*(?:(?:so|then|thus)\s+)?(?:each|every)\b", re.IGNORECASE)
 _ANAPHOR = re.compile(r"\W*(?:it|they|both|this|that|these|which|all)\b", re.IGNORECASE)
 
 
@@ -304,6 +336,13 @@ def named_clause(sentence: str, question: str | None) -> str:
     parts = [part for part in _CLAUSES.split(sentence) if part.strip()]
     if len(parts) < 2 or any(_ANAPHOR.match(part) for part in parts[1:]):
         return sentence  # "..., and both are 2": the clause carries on the one before
+    if _TOTALLED.search(parts[-1]) and _ASKS_EACH.search(question or "") and not _TOTALLED.search(
+            question or ""):
+        # "Each person pays $40.50, and the group pays $162 altogether." for "How much does
+        # each person pay?": the clause about the one the question asks of
+        each = [part for part in parts if _EACH.match(part)]
+        if len(each) == 1:
+            return each[0]
     if _TOTALLED.search(parts[-1]) or any(REJECTED.search(p) or CHECK.search(p) for p in parts):
         # "t² = 16, and ... t = 4 (t = −4 is rejected)": the rejection decides, not the name
         return sentence  # "Each end has 3 vertices, and there are 2 ends: 6 in all."
@@ -330,4 +369,5 @@ def marked_value(sentence: str) -> str | None:
 
 
 __all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
+           "excluded_case",
            "marked_value", "named_clause", "named_value"]

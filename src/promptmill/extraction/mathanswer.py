@@ -16,6 +16,7 @@ from promptmill.extraction.asked import (
     asked_clause,
     asked_quantity,
     asked_variable,
+    asked_words,
     asks_several,
     commentary,
     givens,
@@ -26,6 +27,7 @@ from promptmill.extraction.asked import (
 )
 from promptmill.extraction.commitment import (
     committed_index,
+    excluded_case,
     marked_value,
     named_clause,
     named_value,
@@ -94,8 +96,10 @@ _ANCHORS = (
     (_GSM8K, "gsm8k"),
     (_ANSWER_IS, "answer_statement"),
 )
+# "\boxed{7} or \boxed{3}", "\boxed{38} \boxed{46}": two boxes side by side, nothing between
+# that corrects or chooses
 _OR_BETWEEN = re.compile(
-    r"[\s$)\]]*\bor\b(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
+    r"[\s$)\]]*(?:\bor\b|,|;|/)?(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
 )
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
@@ -147,7 +151,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(str(raw)))
         if value is not None:
             found.append(Candidate(start, value, "json", STRONG))
-    fields = [] if found else asked_fields(text, question)
+    fields = [] if found else asked_fields(text, question, asked_words(question or "")[1])
     values = [(start, stated_value(as_math(raw))) for start, raw in fields]
     values = [(start, value) for start, value in values if value is not None and value != HEDGE]
     if len(values) == 1:  # {"probability": "1/6", "total": 36} for "the probability"
@@ -266,12 +270,15 @@ _TRAILS_OFF = re.compile(r"(?:\b(?:is|are|was|equals|gives|makes|comes\s+to)|=)\
 
 # "So you need 13½ cups — a little over 13 cups.": a remark on the value before the dash
 _DASH = re.compile(r"\s[—–]\s")
+# "3.5 hours, that is 3 hours and 30 minutes": the value told again in mixed units (not "0.4,
+# that is, 40%", one value in the form asked)
+_RESTATED = re.compile(r",\s+(?:that\s+is|i\.\s?e\.),?\s(?=\D*\d[\d.]*\s*[a-z]+\D+\d)")
 
 
 def _before_dash(sentence: str) -> str:
     """A statement without the remark a dash adds after its value (one stating no value of
     its own by ``=`` and correcting nothing)."""
-    dash = _DASH.search(sentence)
+    dash = _DASH.search(sentence) or _RESTATED.search(sentence)
     if dash is None or not re.search(r"\d", sentence[: dash.start()]):
         return sentence
     tail = sentence[dash.end() :]
@@ -311,7 +318,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             continue  # "x = -1 is extraneous.": the value named is set aside
         remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
-        if asked is None:
+        if asked is None or excluded_case(sentence, question):
             continue  # the value under another condition than the question's
         # "so n = 21 (check: 21/3 - 2 = 5 ✓)": the check in brackets confirms what it follows
         asked = _CHECKED.sub(blank, asked)

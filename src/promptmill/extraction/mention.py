@@ -303,6 +303,9 @@ def closing_mention(
             # "Florey and Chain later turned it into a drug": what came after, on equal terms
             # with the question, ranks below the sentence it follows
             rank = 2 * _overlap(sentence, asked) + (_FOLLOW_ON.search(sentence) is None)
+            # "Resistance is measured in ohms." answers: the question's subject, then the
+            # option; "The siemens is the unit of conductance." explains another option
+            rank += bool(said) and _overlap(sentence[: said[0]], asked) > 0
             if any(_ONLY_ONE.match(sentence, m_end) for _, m_end in spans):
                 rank += 100  # "Neon is the only one": singled out, whatever echoes the question
             found.append((start + (said[-1] if said else 0), index, rank))
@@ -407,7 +410,9 @@ def _concluded(sentence: str, options: Options) -> set[int]:
 
 # "not keys", "they don't make antibodies": a question word the sentence denies
 _DENIED_WORD = re.compile(
-    r"\b(?:not|no|never|without|(?:do|does|did|is|are|can)n't)\s+(?:\w+\s+)?([a-z]{4,})",
+    # "has never been the capital": "been" and "the" come between the denial and what it denies
+    r"\b(?:not|no|never|without|(?:do|does|did|is|are|can)n't)\s+"
+    r"(?:(?:been|be|the|an?|its|their|ever|even|really|actually)\s+)*(?:\w+\s+)??([a-z]{4,})",
     re.IGNORECASE)
 
 
@@ -437,7 +442,10 @@ def _content_words(text: str) -> set[str]:
 
 
 _COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",
-                     "their", "there", "when", "than", "have", "does", "into", "about"})
+                     "their", "there", "when", "than", "have", "does", "into", "about",
+                     # prepositions say no more of the question than "into" does
+                     "through", "between", "among", "during", "under", "over", "after", "before",
+                     "within", "across", "along"})
 
 
 __all__ = ["HEDGE", "SEVERAL", "closing_mention"]

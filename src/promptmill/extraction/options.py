@@ -490,7 +490,9 @@ class Options:
         """The one option of three or more content words that ``sentence`` mostly restates
         ("the market value of all final goods and services produced within a country" is
         "The total value of final goods and services produced in a country")."""
-        said = {word for word, _, _ in _words(sentence)}
+        words = [word for word, _, _ in _words(sentence)]
+        # "the Sun's light" says "sunlight": two words may be one compound of an option
+        said = set(words) | {stem(a + b) for a, b in zip(words, words[1:], strict=False)}
         scores = []
         for index, phrase in enumerate(self.phrases):
             content = set(phrase) - _FUNCTION_WORDS
@@ -503,7 +505,17 @@ class Options:
             len(scores) == 1 or scores[1][0] < 0.5 or scores[0][0] - scores[1][0] >= 0.3
         ):
             return scores[0][1]
-        return None
+        # options of the same terms in another arrangement ("the heart is cardiac and the
+        # diaphragm skeletal" and "the heart is skeletal and ..."): the one said in its order
+        ordered = [index for score, index in scores if score == 1 and _in_order(
+            [word for word in self.phrases[index] if word not in _FUNCTION_WORDS], words)]
+        return ordered[0] if len(ordered) == 1 else None
+
+
+def _in_order(words: list[str], said: list[str]) -> bool:
+    """Whether ``said`` holds ``words`` in their order, other words between."""
+    rest = iter(said)
+    return all(word in rest for word in words)
 
 
 def _squash(text: str) -> str:

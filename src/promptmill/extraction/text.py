@@ -134,19 +134,24 @@ _JSON_FIELD = re.compile(
 )
 
 
-def asked_fields(text: str, question: str | None) -> list[tuple[int, str]]:
+def asked_fields(
+    text: str, question: str | None, heads: set[str] | frozenset[str] = frozenset()
+) -> list[tuple[int, str]]:
     """In a JSON object without an answer key, the fields the question asks for
     (``{"probability": "1/6", "total": 36}`` answers "What is the probability ...?"):
-    (where, value) each."""
+    (where, value) each; of several, the one naming the asked quantity's head noun, if one
+    does (``{"flour_grams": 900, "cookies": 36}`` for "How many grams of flour ...?")."""
     if not question or "{" not in text:
         return []
     asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
-    found = []
+    found, headed = [], []
     for match in _JSON_FIELD.finditer(text):
         words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
         if words and words <= asked:
             found.append((match.start(), match.group("value").strip("\"'")))
-    return found
+            if words & heads:
+                headed.append(found[-1])
+    return headed if len(found) > 1 and len(headed) == 1 else found
 
 
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)
@@ -276,6 +281,9 @@ REFUSAL = re.compile(
     r"(?:be\s+(?:right|correct)|work)|\b(?:could|might|may)\s+be\s+[^.,;!?\n]{1,30},\s*"
     r"(?:or\s+)?(?:it\s+)?(?:could|might|may)\s+be\b|\bmaybe\s+[^.,;!?\n]{1,30},\s*maybe\b|"
     r"\bi\b[^.!?\n]{0,20}?\b(?:choose|pick|decide)\s+between\b|"
+    # "I'll leave both as candidates", "I'd keep both options open"
+    r"\b(?:leav|keep)(?:e|s|ing)?\s+(?:them\s+)?(?:both|the\s+two)\b[^.!?\n]{0,30}?"
+    r"\b(?:open|candidates?|possible|in\s+play)\b|"
     # "If you can tell me which definition you use, I can give you a precise answer": the
     # answer put off until the asker replies
     r"\bif\s+you\s+(?:can\s+|could\s+)?(?:tell|let)\s+me\b[^.!?\n]{0,80}?\bi(?:'ll|\s+can|"

@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -99,16 +98,6 @@ AttemptRecord = tuple[int, float, float, int]
 EventRecord = tuple[float, str, float | None, str]
 
 
-def _checkpoint(path: Path) -> None:
-    """Copy a store's WAL into its database on a connection of its own (a thread's)."""
-    with contextlib.suppress(sqlite3.Error):  # then a later commit's checkpoint does it
-        db = sqlite3.connect(path, isolation_level=None)
-        try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
-
-
 def outcome_code(kind: str, retryable: bool) -> int:
     """The attempt outcome code of an error of ``kind``."""
     code = OUTCOME_CODES.get(kind)
@@ -148,7 +137,6 @@ class JobStore:
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = Path(path)
         self._lock_file: Any = None
-        self._checkpointer: threading.Thread | None = None  # checkpoint_aside's thread
         if lock:
             self._take_lock()
         try:
@@ -202,8 +190,6 @@ class JobStore:
 
     def close(self) -> None:
         """Close the database and release the lock."""
-        if self._checkpointer is not None:
-            self._checkpointer.join()
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self._release_lock()
@@ -361,22 +347,6 @@ class JobStore:
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_autocheckpoint=1000")
-            # The WAL planning left (megabytes) would be copied by the next commit, the first
-            # one before any request is sent: copied aside instead, while the job starts.
-            self.checkpoint_aside()
-
-    def checkpoint_aside(self) -> None:
-        """Start copying the WAL into the database in a thread (SQLite runs without the GIL),
-        so that the next commit, or ``close``, finds little left to copy.
-
-        Meanwhile a commit's own checkpoint finds this one running and leaves it (PASSIVE: no
-        waiting); a kill is as safe as ever (a checkpoint only copies committed pages).
-        """
-        if self._checkpointer is not None:
-            self._checkpointer.join()
-        self._checkpointer = threading.Thread(target=_checkpoint, args=(self.path,),
-                                              name="promptmill-checkpoint", daemon=True)
-        self._checkpointer.start()
 
     # -- dispatch ------------------------------------------------------------------------
 

@@ -53,6 +53,8 @@ SPLITS = {
     "held-out-11": DATA / "extraction_heldout11.jsonl",
     # written by another engineer for round grader17k's measure, never tuned on
     "held-out-12": DATA / "extraction_heldout12.jsonl",
+    # written by another engineer for round grader17l's measure, never tuned on
+    "held-out-13": DATA / "extraction_heldout13.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -34,6 +34,7 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
+    side_by_side,
     squeeze,
     table_rows,
     tagged,
@@ -101,6 +102,15 @@ _LETTERS_ARE_CORRECT = re.compile(
     # "Options A and B both have a case": each argued for, neither chosen
     r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible|a\s+(?:case|claim))\b"
 )
+# "So the prime ones are C and E.", "The mammals here are B and D.": a plural subject the
+# statement gives two letters for, each an answer (not "the wrong ones are A and C")
+_PLURAL_LETTERS = re.compile(
+    r"\b(?i:the)\s+(?P<subject>(?:[A-Za-z-]+\s+){0,3}?[a-z]+s)\s+(?i:here\s+|of\s+these\s+)?"
+    r"(?i:are|were)\s+(?i:options\s+|choices\s+)?\(?[A-Z]\)?"
+    r"(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)\(?[A-Z]\)?)+(?![A-Za-z0-9])"
+)
+_SET_ASIDE = re.compile(r"(?i)\b(?:wrong|incorrect|false|bad|other|remaining|eliminated|"
+                        r"rejected|distractors?|errors?|mistakes?|ruled)\b")
 # "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
 # neither chosen (an option whose text is "OR" or "B-" is not named by them)
 _EITHER_LETTERS = re.compile(
@@ -182,6 +192,24 @@ _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNO
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
 
 
+_OWN_TEXT_LEAD = re.compile(r"\s*(?:[(,:]\s*|[—–-]\s+)?")
+_OWN_TEXT_END = re.compile(r"(?:\s*\))?(?![\w'])")
+_NEXT_LISTED = re.compile(r"\s+(?P<join>)[(\[](?P<letter>[A-Z])[)\]]")
+
+
+def _past_own_text(text: str, pos: int, options: Options, index: int) -> int:
+    """Where a statement goes on after a letter, past that option's own text ("B (6) or C",
+    "A, Iron, or C"): a letter named with its text is still one item of a list."""
+    lead = _OWN_TEXT_LEAD.match(text, pos)
+    own = options.texts[index].strip()
+    start = lead.end() if lead else pos
+    if own and text[start : start + len(own)].lower() == own.lower():
+        end = _OWN_TEXT_END.match(text, start + len(own))
+        if end is not None:
+            return end.end()
+    return pos
+
+
 def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
     """The option of a letter stated at ``pos``; SEVERAL/HEDGE when a list of letters is."""
     match = _LETTER_AT.match(text, pos)
@@ -198,7 +226,10 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = LETTERS.index(letter.upper())
     if index >= options.count:
         return None
-    more = _MORE_LETTERS.match(text, match.end())
+    past = _past_own_text(text, match.end(), options, index)
+    more = _MORE_LETTERS.match(text, past)
+    if more is None and past > match.end():
+        more = _NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two
     if more and (more.group("letter").isupper() == letter.isupper()):
         other = LETTERS.index(more.group("letter").upper())
         if other != index and other < options.count:
@@ -283,8 +314,15 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             found.append(Candidate(start, None, SEVERAL, STRONG))
         else:
             add(start, _content(str(value), options), "json")
-    for start, _, content in boxed(text):
-        add(start, _content(content, options), "boxed")
+    previous: tuple[int, object] | None = None  # the last box's end and option
+    for start, end, content in boxed(text):
+        stated = _content(content, options)
+        index = stated[0] if stated else None
+        if index is not None and previous and previous[1] not in (None, index) and side_by_side(
+                text[previous[0] : start]):
+            stated = None, HEDGE  # "\boxed{A} \boxed{B}": two answers offered, neither chosen
+        add(start, stated, "boxed")
+        previous = end, index
     anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
     for regex, strict in anchors:
         for match in regex.finditer(text):
@@ -315,6 +353,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
             kind = HEDGE if wavers else SEVERAL
             found.append(Candidate(match.start(), None, kind, STRONG))
+    for match in _PLURAL_LETTERS.finditer(text):
+        if not _SET_ASIDE.search(match.group("subject")) and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), None, SEVERAL, STRONG))
     for match in [*_EITHER_LETTERS.finditer(text), *_OFFERS_LETTERS.finditer(text)]:
         letters = {LETTERS.index(letter) for letter in match.groups()}
         if len(letters) == 2 and max(letters) < options.count:
@@ -343,7 +384,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             if index < options.count:
                 found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     closing = _CLOSING_LETTER.search(text.rstrip())
-    if closing and LETTERS.index(closing.group(1)) < options.count:
+    if closing and LETTERS.index(closing.group(1)) < options.count and not (
+            truncated and _walk_cut(text, closing.start(1))):
         found.append(Candidate(closing.start(1), LETTERS.index(closing.group(1)), "bare", STRONG))
     for match in _ARROW_LETTER.finditer(text):
         if LETTERS.index(match.group(1)) < options.count:
@@ -351,7 +393,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     bare = list(_BARE_LINE.finditer(text))
     for match in bare:
         index = LETTERS.index(match.group(1).upper())
-        if index < options.count:
+        if index < options.count and not (truncated and _walk_cut(text, match.start(1))):
             found.append(Candidate(match.start(1), index, "bare", STRONG))
     if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
         found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
@@ -365,11 +407,14 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         index = LETTERS.index(match.group(1))
         if index < options.count and not listing:
             found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
+    # a truncated walk through the options, cut on its next heading: its items are no answer
+    walked = truncated and bool(bare) and _walk_cut(text, bare[-1].start(1))
     for match in _LETTER_PREFIX_LINE.finditer(text):
         # "B. Paris" alone on a line, the option's own text: unless the options are listed
         letter_index = LETTERS.index(match.group(1))
         if (
             not listing
+            and not walked
             and letter_index < options.count
             and options.at_start(match.group(2)) == letter_index
         ):
@@ -407,6 +452,19 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
 
 _OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
 _AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
+
+
+_HEADING_LETTER = re.compile(r"^[ \t>#*-]*[(\[]?([A-Z])[)\].:]", re.MULTILINE)
+
+
+def _walk_cut(text: str, start: int) -> bool:
+    """Whether the letter at ``start`` heads the line a truncated response was cut on, after
+    lines headed by other letters: the walk through the options cut off ("**A. Liver** ...
+    **B."), not an answer."""
+    if "\n" in text[start:].rstrip():
+        return False
+    letter = text[start]
+    return any(m.group(1) != letter for m in _HEADING_LETTER.finditer(text, 0, start))
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]|\d+[.)])\s|\s")  # "* " is an indent after ``clean``

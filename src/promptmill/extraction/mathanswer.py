@@ -59,6 +59,7 @@ from promptmill.extraction.text import (
     MEDIUM,
     REJECTED,
     STRONG,
+    UNDECIDED,
     WEAK,
     Candidate,
     answer_rows,
@@ -70,6 +71,7 @@ from promptmill.extraction.text import (
     json_answers,
     refused,
     sentences,
+    side_by_side,
     squeeze,
     table_rows,
     tagged,
@@ -95,11 +97,6 @@ _ANCHORS = (
     (_ANSWER_HEADING, "final_answer"),
     (_GSM8K, "gsm8k"),
     (_ANSWER_IS, "answer_statement"),
-)
-# "\boxed{7} or \boxed{3}", "\boxed{38} \boxed{46}": two boxes side by side, nothing between
-# that corrects or chooses
-_OR_BETWEEN = re.compile(
-    r"[\s$)\]]*(?:\bor\b|,|;|/)?(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
 )
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
@@ -133,7 +130,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(content)) if content.strip() else None
         if not value:
             continue
-        if previous and previous[1] != value and _OR_BETWEEN.fullmatch(text[previous[0] : start]):
+        if previous and previous[1] != value and side_by_side(text[previous[0] : start]):
             value = HEDGE  # "\boxed{7} or \boxed{3}": two answers offered, neither chosen
         found.append(Candidate(start, value, "boxed" if value != HEDGE else HEDGE, STRONG))
         previous = end, value
@@ -435,8 +432,10 @@ def extract_math_method(
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"
     if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
-            question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question):
-        return None, HEDGE  # "x = -4 or x = 4" for one linear equation: two answers, not one
+            question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question) or (
+            _SEVERAL_VALUES.match(str(chosen.value)) and UNDECIDED.search(text, chosen.start)):
+        # "x = -4 or x = 4" for one linear equation, or "... I'm not sure which": two answers
+        return None, HEDGE
     return str(chosen.value), chosen.method
 
 

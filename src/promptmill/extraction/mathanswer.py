@@ -291,6 +291,10 @@ def _kept(sentence: str) -> str:
     return "; ".join(kept) if kept and len(kept) < len(parts) else sentence
 
 
+# "16 ≠ 19": two numbers found unequal, a failed check ("x ≠ 3" is a condition, not one)
+_UNEQUAL = re.compile(r"\d\s*\$?\s*(?:≠|\\neq?\b|!=)\s*\$?\s*-?\d")
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
@@ -313,6 +317,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             continue
         if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
             continue  # "x = -1 is extraneous.": the value named is set aside
+        if _UNEQUAL.search(CONCLUSION.split(sentence)[-1]):
+            continue  # "I first thought 3, but that gives 9 ≠ 15": a failed check states none
         remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
         if asked is None or excluded_case(sentence, question):

@@ -28,8 +28,14 @@ class Candidate:
     strength: int
 
 
+_WORD_IN_MATH = re.compile(r"(?:\\q?quad\s*)*\\(?:text|mathrm|textrm)\s*\{\s*(or|and)\s*\}(?:\s*\\q?quad)*")
+
+
 def squeeze(text: str) -> str:
-    """Whitespace runs cut short, so no pattern can backtrack over a long one."""
+    """Whitespace runs cut short, so no pattern can backtrack over a long one; "\\quad
+    \\text{or} \\quad" in math read as the word it sets ("x = 7 or x = -7")."""
+    if "\\text" in text or "\\mathrm" in text:
+        text = _WORD_IN_MATH.sub(r" \1 ", text)
     text = re.sub(r"[^\S\n]+", " ", text)
     return re.sub(r"\n[ \n]*\n", "\n\n", text)
 
@@ -87,7 +93,8 @@ _OR_BETWEEN = re.compile(
 def side_by_side(between: str) -> bool:
     """Whether two boxes with ``between`` them offer two answers side by side: nothing
     between but spaces, layout, punctuation or "or" (no word that corrects or chooses)."""
-    return _OR_BETWEEN.fullmatch(_LAYOUT.sub(lambda m: f" {m.group(1) or ''} ", between)) is not None
+    plain = _LAYOUT.sub(lambda m: f" {m.group(1) or ''} ", between)
+    return _OR_BETWEEN.fullmatch(plain) is not None
 
 
 _TAG = re.compile(

@@ -28,7 +28,9 @@ class Candidate:
     strength: int
 
 
-_WORD_IN_MATH = re.compile(r"(?:\\q?quad\s*)*\\(?:text|mathrm|textrm)\s*\{\s*(or|and)\s*\}(?:\s*\\q?quad)*")
+_WORD_IN_MATH = re.compile(
+    r"(?:\\q?quad\s*)*\\(?:text|mathrm|textrm)\s*\{\s*(or|and)\s*\}(?:\s*\\q?quad)*"
+)
 
 
 def squeeze(text: str) -> str:

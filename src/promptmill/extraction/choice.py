@@ -173,6 +173,7 @@ _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
+_OPENING_TEXT_LETTER = re.compile(r"\s*([^.:;,!?()\n]{1,80}?)\s*\(([A-Z])\)")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
@@ -578,9 +579,11 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         elif dash:
             index = LETTERS.index(dash.group(1))
             result = (index, "headline") if index < options.count else None
-        elif lead and (lettered := _TEXT_LETTER.fullmatch(clean(lead.group(2)))):
-            # "**Octopus (B)** — it has no backbone, unlike ...": a bold lead of an option's
-            # text and its letter, agreeing, whatever the sentence after it goes on to name
+        elif lettered := (_TEXT_LETTER.fullmatch(clean(lead.group(2))) if lead
+                          else _OPENING_TEXT_LETTER.match(clean(line))):
+            # "**Octopus (B)** — it has no backbone, unlike ...", "Neil Armstrong (C) stepped
+            # onto ...": an opening of an option's text and its letter, agreeing, whatever
+            # the sentences after it go on to name
             content = _content(lettered.group(1), options)
             index = LETTERS.index(lettered.group(2))
             result = (index, "headline") if content is not None and content[0] == index else None
@@ -601,7 +604,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
                 result = (result[0], HEDGE) if joined.group(1) else None
         if result is not None and result[0] is not None:
             # "I and II only, or maybe all three": an opening that wavers is no headline
-            wavers = result[1] == HEDGE or hedged(clean(line))
+            wavers = result[1] == HEDGE or hedged(clean(line)) or refused(clean(line))
             found.append(Candidate(start, None if wavers else result[0],
                                    HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)

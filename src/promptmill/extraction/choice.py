@@ -15,6 +15,13 @@ from typing import Any
 
 from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
 from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, phrase_of
+from promptmill.extraction.several import (
+    MORE_LETTERS,
+    NEXT_LISTED,
+    past_own_text,
+    several_letters,
+    walk_cut,
+)
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -82,48 +89,12 @@ _LETTER_AT = re.compile(
     r"""\s*[:\-]?\s*(?P<open>[(\["'])?\s*(?P<letter>[A-Za-z])\s*(?P<close>[)\]"'])?"""
     r"(?![A-Za-z0-9'])"
 )
-_MORE_LETTERS = re.compile(
-    # "(B) (C)": two bracketed letters side by side are a list too
-    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+|(?<=[)\]])(?=\s*[(\[]))\s*(?:both\s+|either\s+)?"""
-    r"""[(\["']?"""
-    r"""(?P<letter>[A-Za-z])[)\]"']?(?![A-Za-z0-9'])(?!\s+(?:is|was|are)\b)"""
-)
 _LETTER_IS_CORRECT = re.compile(
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Za-z])\)|(?P<letter>[A-Z]))"
     r"\s+(?i:is|would\s+be|must\s+be|seems|looks|fits|appears)\s+(?i:the\s+|to\s+be\s+)?"
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
-# "Both A and B are correct.", "A and C could both be right": more than one option endorsed
-_LETTERS_ARE_CORRECT = re.compile(
-    r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
-    r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
-    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally|have))*\s+"
-    # "Options A and B both have a case": each argued for, neither chosen
-    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible|a\s+(?:case|claim))\b"
-)
-# "So the prime ones are C and E.", "The mammals here are B and D.": a plural subject the
-# statement gives two letters for, each an answer (not "the wrong ones are A and C")
-_PLURAL_LETTERS = re.compile(
-    r"\b(?i:the)\s+(?P<subject>(?:[A-Za-z-]+\s+){0,3}?[a-z]+s)\s+(?i:here\s+|of\s+these\s+)?"
-    r"(?i:are|were)\s+(?i:options\s+|choices\s+)?\(?[A-Z]\)?"
-    r"(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)\(?[A-Z]\)?)+(?![A-Za-z0-9])"
-)
-_SET_ASIDE = re.compile(r"(?i)\b(?:wrong|incorrect|false|bad|other|remaining|eliminated|"
-                        r"rejected|distractors?|errors?|mistakes?|ruled)\b")
-# "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
-# neither chosen (an option whose text is "OR" or "B-" is not named by them)
-_EITHER_LETTERS = re.compile(
-    r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
-    r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
-)
-# "I'd put it as C or B depending on ...", "I'd say A or D": a first person offering two letters
-_OFFERS_LETTERS = re.compile(
-    r"\b[Ii](?:'d|\s+would|'ll|\s+will)\s+(?:[a-z]+\s+){1,3}?\(?([A-Z])\)?\s+(?i:or)\s+"
-    r"\(?([A-Z])\)?(?![A-Za-z0-9])"
-)
-# "I'd choose B. Or maybe C — ...": a second letter entertained after the first
-_OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -193,24 +164,6 @@ _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNO
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
 
 
-_OWN_TEXT_LEAD = re.compile(r"\s*(?:[(,:]\s*|[—–-]\s+)?")
-_OWN_TEXT_END = re.compile(r"(?:\s*\))?(?![\w'])")
-_NEXT_LISTED = re.compile(r"\s+(?P<join>)[(\[](?P<letter>[A-Z])[)\]]")
-
-
-def _past_own_text(text: str, pos: int, options: Options, index: int) -> int:
-    """Where a statement goes on after a letter, past that option's own text ("B (6) or C",
-    "A, Iron, or C"): a letter named with its text is still one item of a list."""
-    lead = _OWN_TEXT_LEAD.match(text, pos)
-    own = options.texts[index].strip()
-    start = lead.end() if lead else pos
-    if own and text[start : start + len(own)].lower() == own.lower():
-        end = _OWN_TEXT_END.match(text, start + len(own))
-        if end is not None:
-            return end.end()
-    return pos
-
-
 def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[object, str] | None:
     """The option of a letter stated at ``pos``; SEVERAL/HEDGE when a list of letters is."""
     match = _LETTER_AT.match(text, pos)
@@ -227,10 +180,10 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = LETTERS.index(letter.upper())
     if index >= options.count:
         return None
-    past = _past_own_text(text, match.end(), options, index)
-    more = _MORE_LETTERS.match(text, past)
+    past = past_own_text(text, match.end(), options, index)
+    more = MORE_LETTERS.match(text, past)
     if more is None and past > match.end():
-        more = _NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two
+        more = NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two
     if more and (more.group("letter").isupper() == letter.isupper()):
         other = LETTERS.index(more.group("letter").upper())
         if other != index and other < options.count:
@@ -344,25 +297,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             add(match.start(), stated)
     for start, index in options.references(text):
         found.append(Candidate(start, index, "ordinal", STRONG))
-    for match in _LETTERS_ARE_CORRECT.finditer(text):
-        if hypothetical(text, match.start()):
-            continue
-        listed = options.at_start(match.group(0))  # "Both A and B" may be an option itself
-        if listed is not None:
-            found.append(Candidate(match.start(), listed, "option_text", STRONG))
-        else:
-            wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
-            kind = HEDGE if wavers else SEVERAL
-            found.append(Candidate(match.start(), None, kind, STRONG))
-    for match in _PLURAL_LETTERS.finditer(text):
-        if not _SET_ASIDE.search(match.group("subject")) and not hypothetical(text, match.start()):
-            found.append(Candidate(match.start(), None, SEVERAL, STRONG))
-    for match in [*_EITHER_LETTERS.finditer(text), *_OFFERS_LETTERS.finditer(text)]:
-        letters = {LETTERS.index(letter) for letter in match.groups()}
-        if len(letters) == 2 and max(letters) < options.count:
-            found.append(Candidate(match.start(), None, HEDGE, STRONG))
-    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)
-              if text[: m.start()].rstrip()[-1:] in ("", ".", "!", ";")]  # opening a sentence
+    found += several_letters(text, options)
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
@@ -386,7 +321,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     closing = _CLOSING_LETTER.search(text.rstrip())
     if closing and LETTERS.index(closing.group(1)) < options.count and not (
-            truncated and _walk_cut(text, closing.start(1))):
+            truncated and walk_cut(text, closing.start(1))):
         found.append(Candidate(closing.start(1), LETTERS.index(closing.group(1)), "bare", STRONG))
     for match in _ARROW_LETTER.finditer(text):
         if LETTERS.index(match.group(1)) < options.count:
@@ -394,7 +329,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     bare = list(_BARE_LINE.finditer(text))
     for match in bare:
         index = LETTERS.index(match.group(1).upper())
-        if index < options.count and not (truncated and _walk_cut(text, match.start(1))):
+        if index < options.count and not (truncated and walk_cut(text, match.start(1))):
             found.append(Candidate(match.start(1), index, "bare", STRONG))
     if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
         found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
@@ -409,7 +344,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         if index < options.count and not listing:
             found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     # a truncated walk through the options, cut on its next heading: its items are no answer
-    walked = truncated and bool(bare) and _walk_cut(text, bare[-1].start(1))
+    walked = truncated and bool(bare) and walk_cut(text, bare[-1].start(1))
     for match in _LETTER_PREFIX_LINE.finditer(text):
         # "B. Paris" alone on a line, the option's own text: unless the options are listed
         letter_index = LETTERS.index(match.group(1))
@@ -453,19 +388,6 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
 
 _OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
 _AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
-
-
-_HEADING_LETTER = re.compile(r"^[ \t>#*-]*[(\[]?([A-Z])[)\].:]", re.MULTILINE)
-
-
-def _walk_cut(text: str, start: int) -> bool:
-    """Whether the letter at ``start`` heads the line a truncated response was cut on, after
-    lines headed by other letters: the walk through the options cut off ("**A. Liver** ...
-    **B."), not an answer."""
-    if "\n" in text[start:].rstrip():
-        return False
-    letter = text[start]
-    return any(m.group(1) != letter for m in _HEADING_LETTER.finditer(text, 0, start))
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]|\d+[.)])\s|\s")  # "* " is an indent after ``clean``

@@ -55,6 +55,7 @@ _PARTS = {
 _COUNT = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
 _PART = "|".join(sorted(_PARTS, key=len, reverse=True))
 _TEN = "|".join(_TEN_WORDS)
+_A_PART = re.compile(rf"(?<![a-z])(?:{_PART})", re.IGNORECASE)  # tried at word starts only
 _WORD_FRACTION = re.compile(
     rf"\b(?:(?P<whole>{_COUNT}|\d+)\s+and\s+)?(?P<num>(?:{_TEN})(?:[\s-](?:{_COUNT}))?|{_COUNT})"
     rf"[\s-]+(?P<part>(?:(?:{_TEN})[\s-])?(?:{_PART}))\b",
@@ -120,7 +121,7 @@ def latexify(text: str) -> str:
         if "√" in text:
             text = _root(text)
         text = _SYMBOL.sub(lambda m: _SYMBOLS[m.group(0)], text)
-    if re.search(_PART, text, re.IGNORECASE):
+    if _A_PART.search(text):
         text = _WORD_FRACTION.sub(_word_fraction, text)
     text = _MIXED.sub(
         lambda m: _fraction(int(m.group(2)), int(m.group(3)), int(m.group(1)))

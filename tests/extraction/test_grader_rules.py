@@ -1,7 +1,7 @@
 """The rules a careful grader follows, one response each, through ``promptmill.extract``.
 
 Each rule is held by the training split too (``tests/data/extraction_cases.jsonl``, ids
-``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr48-*``); here one response per rule, with the method
+``tr5-*`` to ``tr10-*``, ``tr29-*`` to ``tr49-*``); here one response per rule, with the method
 that must decide it, so that breaking one rule fails a test that names it, not only a
 percentage.
 """
@@ -23,7 +23,21 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
+ENERGIES = ["Heat", "Nuclear energy", "Sound", "Light"]
 CHOICE_RULES = [
+    # round grader17m: two answers side by side (boxes with layout between, a letter with its
+    # own text then another, a plural subject given two letters); a truncated walk cut on its
+    # next heading; an opening of an option's text and its letter; ", which is converted into"
+    ("$\\boxed{A}\\quad\\text{or}\\quad\\boxed{C}$", PLANETS,
+     "Which planet is closest to the Sun?", None, "hedge"),
+    ("My answer: B (Venus) or A (Mercury).", PLANETS, "Which planet is the hottest?", None,
+     "hedge"),
+    ("So the rocky ones here are A and D.", PLANETS, "Which planet is a gas giant?", None,
+     "multiple"),
+    ("Venus (B) is hottest. Mercury is closer to the Sun but keeps no atmosphere.", PLANETS,
+     "Which planet is the hottest?", "B", "headline"),
+    ("The reactor releases nuclear energy, which is converted into heat and then electricity.",
+     ENERGIES, "What kind of energy does a reactor release?", "B", "option_mention"),
     # round grader17l: the option the question's subject leads to, then another explained; a
     # denial past "been the"; options of the same terms told apart by their order; a compound
     # said in two words; "leave both open"; a truncated walk through the options
@@ -211,6 +225,24 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17m: boxes with layout between; two values then "not sure which"; the
+    # question's operation names the asked quantity; parts in words past twelve; "their
+    # product" after the roots; a failed check (7 ≠ 9); the unit the question asks in
+    ("$\\boxed{5} \\qquad \\text{or} \\qquad \\boxed{-5}$", "Solve $x^3 = 125$.", None,
+     "hedge"),
+    ("The answer is x = 1 or x = -1, but I'm not sure which one.",
+     "Solve $x^2 - 2x + 1 = 0$.", None, "hedge"),
+    ("Coefficients: 3 × 2 = 6; powers: 10² × 10⁻⁴ = 10⁻².\n\nSo the product is 6 × 10⁻², that "
+     "is 0.06.", "Compute $3 \\times 10^{2} \\times 2 \\times 10^{-4}$.", "0.06", "last_statement"),
+    ("It comes to eleven thirtieths.", "Compute $\\frac{1}{5} + \\frac{1}{6}$.",
+     "\\frac{11}{30}", "last_statement"),
+    ("$$x = 6 \\quad\\text{or}\\quad x = -6.$$\n\nTheir product is $-36$.",
+     "Find all real solutions of $x^2 = 36$.", "\\{6, -6\\}", "last_statement"),
+    ("2x = 8, so x = 4. I had tried x = 3 first, but 2(3) + 1 = 7 ≠ 9.", "Solve $2x + 1 = 9$.",
+     "4", "last_statement"),
+    ("I = V/R = 12/4 = 3.\n\nThe bulb draws 3 amperes, and it gives off P = VI = 36 W.",
+     "A 12 V supply drives a 4-ohm bulb. What is the current in amperes?", "3",
+     "last_statement"),
     # round grader17l: the question's last "give the" narrows it, the complement, the question's
     # own "would", a function's argument, a mixed-unit restatement, each vs all, the excluded
     # case, two boxes side by side, a JSON field of the asked head noun

@@ -229,6 +229,7 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     if not question or (subject or other) is None:
         return False
     asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
+    asked |= operation_nouns(question)
     if subject:
         words = [subject.group(1).lower()]
     else:  # "the interest earned": any word of its head; "the total with tip": "total"
@@ -244,10 +245,38 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     word = words[-1]
     # "their sum 5 agrees with -b/a": a remark about the answer, stating no value of its own
     narrative = subject is None and copula is None
+    # "Their sum is 0", "its square is 49": a property of the answer already stated
+    narrative = narrative or _POSSESSIVE.match(sentence) is not None
     # "The investment is worth ..." for "$2,500 is invested ...": the question's own subject
     # in another form of its word
     return (narrative or word not in _ANY_SUBJECT) and word.rstrip("s") not in asked and (
         len(word) < 6 or _stem(word) not in {_stem(w) for w in asked})
+
+
+_POSSESSIVE = re.compile(r"^\W*(?:(?:so|and|then)\s+)?(?:its|their)\s", re.IGNORECASE)
+# "Compute 3/8 + 5/12" asks for a sum, "1.2 × 10³ × 4" for a product: the question's own
+# operation names the quantity a statement's subject may call it by
+_OPERATIONS = (
+    (re.compile(r"\d\s*\}?\s*(?:[×*·]|\\times|\\cdot)\s*\\?\S"), "product"),
+    (re.compile(r"\d\s*\}?\s*\+\s*\\?\S"), "sum"),
+    (re.compile(r"\d\s*\}?\s*[−–-]\s+\\?\S"), "difference"),
+    (re.compile(r"\d\s*\}?\s*(?:÷|\\div)\s*\\?\S"), "quotient"),
+)
+
+
+_MATH = re.compile(r"\$([^$]+)\$")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_LONE_LETTER = re.compile(r"(?<![A-Za-z])[a-z](?![A-Za-z])")
+_PROSE_VARIABLE = re.compile(r"\b[a-z]\s*(?:\^|=|[-+]\s*\d)|\d[a-z]\b")
+
+
+def operation_nouns(question: str) -> set[str]:
+    """The nouns for the operations the question's numeric expression performs ("sum",
+    "product"); none where it has a variable ("x^2 - 9" asks no difference)."""
+    math = " ".join(_MATH.findall(question))
+    if _LONE_LETTER.search(_COMMAND.sub(" ", math)) if math else _PROSE_VARIABLE.search(question):
+        return set()
+    return {noun for regex, noun in _OPERATIONS if regex.search(question)}
 
 
 _SUFFIX = re.compile(r"(?:ments?|ed|ing|ions?|es|s|e)$")

@@ -15,6 +15,13 @@ from typing import Any
 
 from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
 from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, phrase_of
+from promptmill.extraction.several import (
+    MORE_LETTERS,
+    NEXT_LISTED,
+    past_own_text,
+    several_letters,
+    walk_cut,
+)
 from promptmill.extraction.text import (
     MARKED,
     MEDIUM,
@@ -34,6 +41,7 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
+    side_by_side,
     squeeze,
     table_rows,
     tagged,
@@ -81,39 +89,12 @@ _LETTER_AT = re.compile(
     r"""\s*[:\-]?\s*(?P<open>[(\["'])?\s*(?P<letter>[A-Za-z])\s*(?P<close>[)\]"'])?"""
     r"(?![A-Za-z0-9'])"
 )
-_MORE_LETTERS = re.compile(
-    # "(B) (C)": two bracketed letters side by side are a list too
-    r"""\s*(?P<join>,\s*(?:and|or)?|and|or|&|/|\+|(?<=[)\]])(?=\s*[(\[]))\s*(?:both\s+|either\s+)?"""
-    r"""[(\["']?"""
-    r"""(?P<letter>[A-Za-z])[)\]"']?(?![A-Za-z0-9'])(?!\s+(?:is|was|are)\b)"""
-)
 _LETTER_IS_CORRECT = re.compile(
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?(?:\((?P<paren>[A-Za-z])\)|(?P<letter>[A-Z]))"
     r"\s+(?i:is|would\s+be|must\s+be|seems|looks|fits|appears)\s+(?i:the\s+|to\s+be\s+)?"
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
-# "Both A and B are correct.", "A and C could both be right": more than one option endorsed
-_LETTERS_ARE_CORRECT = re.compile(
-    r"(?<![A-Za-z])(?i:both\s+|options\s+|choices\s+)?\(?[A-Z]\)?"
-    r"(?:\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*\(?[A-Z]\)?)+\s+"
-    r"(?i:are|were|could|might|may|would|both|seem|look)\b(?i:\s+(?:both|all|be|equally|have))*\s+"
-    # "Options A and B both have a case": each argued for, neither chosen
-    r"(?i:correct|right|true|valid|acceptable|possible|plausible|defensible|a\s+(?:case|claim))\b"
-)
-# "It's either E or B", "Could be A or B.", "Choose A or B based on ...": two letters offered,
-# neither chosen (an option whose text is "OR" or "B-" is not named by them)
-_EITHER_LETTERS = re.compile(
-    r"\b(?i:either|could\s+be|choose|pick|go\s+with)\s+(?i:option\s+|choice\s+)?\(?([A-Z])\)?\s+(?i:or)\s+"
-    r"(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
-)
-# "I'd put it as C or B depending on ...", "I'd say A or D": a first person offering two letters
-_OFFERS_LETTERS = re.compile(
-    r"\b[Ii](?:'d|\s+would|'ll|\s+will)\s+(?:[a-z]+\s+){1,3}?\(?([A-Z])\)?\s+(?i:or)\s+"
-    r"\(?([A-Z])\)?(?![A-Za-z0-9])"
-)
-# "I'd choose B. Or maybe C — ...": a second letter entertained after the first
-_OR_MAYBE_LETTER = re.compile(r"[Oo]r\s+(?:maybe|perhaps|possibly)\s+\(?[A-Z]\)?(?![A-Za-z0-9])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
@@ -163,6 +144,7 @@ _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
 _TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
+_OPENING_TEXT_LETTER = re.compile(r"\s*([^.:;,!?()\n]{1,80}?)\s*\(([A-Z])\)")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
 _BARE_LINE = re.compile(
     r"^[ \t>#*-]*(?i:(?:final\s+)?answer\s*:?\s*)?(?i:option|choice)?\s*[(\[]?([A-Za-z])[)\]]?"
@@ -198,7 +180,10 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = LETTERS.index(letter.upper())
     if index >= options.count:
         return None
-    more = _MORE_LETTERS.match(text, match.end())
+    past = past_own_text(text, match.end(), options, index)
+    more = MORE_LETTERS.match(text, past)
+    if more is None and past > match.end():
+        more = NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two
     if more and (more.group("letter").isupper() == letter.isupper()):
         other = LETTERS.index(more.group("letter").upper())
         if other != index and other < options.count:
@@ -283,8 +268,15 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             found.append(Candidate(start, None, SEVERAL, STRONG))
         else:
             add(start, _content(str(value), options), "json")
-    for start, _, content in boxed(text):
-        add(start, _content(content, options), "boxed")
+    previous: tuple[int, object] | None = None  # the last box's end and option
+    for start, end, content in boxed(text):
+        stated = _content(content, options)
+        index = stated[0] if stated else None
+        if index is not None and previous and previous[1] not in (None, index) and side_by_side(
+                text[previous[0] : start]):
+            stated = None, HEDGE  # "\boxed{A} \boxed{B}": two answers offered, neither chosen
+        add(start, stated, "boxed")
+        previous = end, index
     anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
     for regex, strict in anchors:
         for match in regex.finditer(text):
@@ -305,22 +297,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             add(match.start(), stated)
     for start, index in options.references(text):
         found.append(Candidate(start, index, "ordinal", STRONG))
-    for match in _LETTERS_ARE_CORRECT.finditer(text):
-        if hypothetical(text, match.start()):
-            continue
-        listed = options.at_start(match.group(0))  # "Both A and B" may be an option itself
-        if listed is not None:
-            found.append(Candidate(match.start(), listed, "option_text", STRONG))
-        else:
-            wavers = re.search(r"(?i)\b(?:or|could|might|may)\b|/", match.group(0))
-            kind = HEDGE if wavers else SEVERAL
-            found.append(Candidate(match.start(), None, kind, STRONG))
-    for match in [*_EITHER_LETTERS.finditer(text), *_OFFERS_LETTERS.finditer(text)]:
-        letters = {LETTERS.index(letter) for letter in match.groups()}
-        if len(letters) == 2 and max(letters) < options.count:
-            found.append(Candidate(match.start(), None, HEDGE, STRONG))
-    found += [Candidate(m.start(), None, HEDGE, STRONG) for m in _OR_MAYBE_LETTER.finditer(text)
-              if text[: m.start()].rstrip()[-1:] in ("", ".", "!", ";")]  # opening a sentence
+    found += several_letters(text, options)
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
@@ -343,7 +320,8 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             if index < options.count:
                 found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
     closing = _CLOSING_LETTER.search(text.rstrip())
-    if closing and LETTERS.index(closing.group(1)) < options.count:
+    if closing and LETTERS.index(closing.group(1)) < options.count and not (
+            truncated and walk_cut(text, closing.start(1))):
         found.append(Candidate(closing.start(1), LETTERS.index(closing.group(1)), "bare", STRONG))
     for match in _ARROW_LETTER.finditer(text):
         if LETTERS.index(match.group(1)) < options.count:
@@ -351,7 +329,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     bare = list(_BARE_LINE.finditer(text))
     for match in bare:
         index = LETTERS.index(match.group(1).upper())
-        if index < options.count:
+        if index < options.count and not (truncated and walk_cut(text, match.start(1))):
             found.append(Candidate(match.start(1), index, "bare", STRONG))
     if len({m.group(1).upper() for m in bare}) > 1 and not _BARE_LINE.sub("", text).strip():
         found.append(Candidate(bare[-1].end(), None, SEVERAL, STRONG))  # "B\nC": two answers
@@ -365,11 +343,14 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         index = LETTERS.index(match.group(1))
         if index < options.count and not listing:
             found.append(Candidate(match.start(1), index, "answer_statement", STRONG))
+    # a truncated walk through the options, cut on its next heading: its items are no answer
+    walked = truncated and bool(bare) and walk_cut(text, bare[-1].start(1))
     for match in _LETTER_PREFIX_LINE.finditer(text):
         # "B. Paris" alone on a line, the option's own text: unless the options are listed
         letter_index = LETTERS.index(match.group(1))
         if (
             not listing
+            and not walked
             and letter_index < options.count
             and options.at_start(match.group(2)) == letter_index
         ):
@@ -520,9 +501,11 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
         elif dash:
             index = LETTERS.index(dash.group(1))
             result = (index, "headline") if index < options.count else None
-        elif lead and (lettered := _TEXT_LETTER.fullmatch(clean(lead.group(2)))):
-            # "**Octopus (B)** — it has no backbone, unlike ...": a bold lead of an option's
-            # text and its letter, agreeing, whatever the sentence after it goes on to name
+        elif lettered := (_TEXT_LETTER.fullmatch(clean(lead.group(2))) if lead
+                          else _OPENING_TEXT_LETTER.match(clean(line))):
+            # "**Octopus (B)** — it has no backbone, unlike ...", "Neil Armstrong (C) stepped
+            # onto ...": an opening of an option's text and its letter, agreeing, whatever
+            # the sentences after it go on to name
             content = _content(lettered.group(1), options)
             index = LETTERS.index(lettered.group(2))
             result = (index, "headline") if content is not None and content[0] == index else None
@@ -543,7 +526,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
                 result = (result[0], HEDGE) if joined.group(1) else None
         if result is not None and result[0] is not None:
             # "I and II only, or maybe all three": an opening that wavers is no headline
-            wavers = result[1] == HEDGE or hedged(clean(line))
+            wavers = result[1] == HEDGE or hedged(clean(line)) or refused(clean(line))
             found.append(Candidate(start, None if wavers else result[0],
                                    HEDGE if wavers else "headline", MEDIUM))
     rows = table_rows(raw)

@@ -330,10 +330,28 @@ _EACH = re.compile(r"^\W*(?:(?:so|then|thus)\s+)?(?:each|every)\b", re.IGNORECAS
 _ANAPHOR = re.compile(r"\W*(?:it|they|both|this|that|these|which|all)\b", re.IGNORECASE)
 
 
+_ASKED_UNIT = re.compile(r"\bin\s+(?:the\s+)?([a-z]{3,})\s*\??\s*$", re.IGNORECASE)
+
+
+def _in_asked_unit(parts: list[str], question: str | None) -> str | None:
+    """Of several clauses, the one stating a value in the unit the question asks in ("What is
+    the resistance in ohms?"); None unless exactly one does and another states a value."""
+    unit = _ASKED_UNIT.search(question or "") if len(parts) > 1 else None
+    if unit is None:
+        return None
+    stem = re.escape(unit.group(1).lower().rstrip("s"))
+    said = [part for part in parts if re.search(rf"\d\s*{stem}s?\b", part, re.IGNORECASE)]
+    valued = [part for part in parts if _STATES_VALUE.search(part)]
+    return said[0] if len(said) == 1 and len(valued) > 1 else None
+
+
 def named_clause(sentence: str, question: str | None) -> str:
     """Of a statement of several quantities ("The distance is 10, and the midpoint is (4,
     1)."), the one clause that names the quantity asked for; else the whole sentence."""
     parts = [part for part in _CLAUSES.split(sentence) if part.strip()]
+    in_unit = _in_asked_unit(parts, question)
+    if in_unit is not None:
+        return in_unit  # "The resistor is 24 ohms, and it dissipates 6 W." for "... in ohms?"
     if len(parts) < 2 or any(_ANAPHOR.match(part) for part in parts[1:]):
         return sentence  # "..., and both are 2": the clause carries on the one before
     if _TOTALLED.search(parts[-1]) and _ASKS_EACH.search(question or "") and not _TOTALLED.search(

@@ -59,6 +59,7 @@ from promptmill.extraction.text import (
     MEDIUM,
     REJECTED,
     STRONG,
+    UNDECIDED,
     WEAK,
     Candidate,
     answer_rows,
@@ -70,6 +71,7 @@ from promptmill.extraction.text import (
     json_answers,
     refused,
     sentences,
+    side_by_side,
     squeeze,
     table_rows,
     tagged,
@@ -95,11 +97,6 @@ _ANCHORS = (
     (_ANSWER_HEADING, "final_answer"),
     (_GSM8K, "gsm8k"),
     (_ANSWER_IS, "answer_statement"),
-)
-# "\boxed{7} or \boxed{3}", "\boxed{38} \boxed{46}": two boxes side by side, nothing between
-# that corrects or chooses
-_OR_BETWEEN = re.compile(
-    r"[\s$)\]]*(?:\bor\b|,|;|/)?(?:\s+(?:possibly|maybe|perhaps|even))?[\s$(\[]*", re.IGNORECASE
 )
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
@@ -133,7 +130,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(content)) if content.strip() else None
         if not value:
             continue
-        if previous and previous[1] != value and _OR_BETWEEN.fullmatch(text[previous[0] : start]):
+        if previous and previous[1] != value and side_by_side(text[previous[0] : start]):
             value = HEDGE  # "\boxed{7} or \boxed{3}": two answers offered, neither chosen
         found.append(Candidate(start, value, "boxed" if value != HEDGE else HEDGE, STRONG))
         previous = end, value
@@ -294,6 +291,10 @@ def _kept(sentence: str) -> str:
     return "; ".join(kept) if kept and len(kept) < len(parts) else sentence
 
 
+# "16 ≠ 19": two numbers found unequal, a failed check ("x ≠ 3" is a condition, not one)
+_UNEQUAL = re.compile(r"\d\s*\$?\s*(?:≠|\\neq?\b|!=)\s*\$?\s*-?\d")
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
@@ -316,6 +317,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             continue
         if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
             continue  # "x = -1 is extraneous.": the value named is set aside
+        if _UNEQUAL.search(CONCLUSION.split(sentence)[-1]):
+            continue  # "I first thought 3, but that gives 9 ≠ 15": a failed check states none
         remark = commentary(sentence, question, given)
         asked = asked_clause(sentence, question)
         if asked is None or excluded_case(sentence, question):
@@ -435,8 +438,10 @@ def extract_math_method(
             return normalise_math(numbers[-1]), "last_number"
         return None, "none"
     if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
-            question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question):
-        return None, HEDGE  # "x = -4 or x = 4" for one linear equation: two answers, not one
+            question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question) or (
+            _SEVERAL_VALUES.match(str(chosen.value)) and UNDECIDED.search(text, chosen.start)):
+        # "x = -4 or x = 4" for one linear equation, or "... I'm not sure which": two answers
+        return None, HEDGE
     return str(chosen.value), chosen.method
 
 

@@ -37,19 +37,28 @@ _COUNT_WORDS = {
     w: i
     for i, w in enumerate(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-         "eleven", "twelve"]
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+         "nineteen"]
     )
 } | {"a": 1, "an": 1}
+# "nineteen twenty-fourths": tens before a count or a part add to it
+_TEN_WORDS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+              "eighty": 80, "ninety": 90}
 _PARTS = {
     "half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
     "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7,
     "sevenths": 7, "eighth": 8, "eighths": 8, "ninth": 9, "ninths": 9, "tenth": 10,
-    "tenths": 10, "twelfth": 12, "twelfths": 12,
-}  # fmt: skip
+    "tenths": 10, "eleventh": 11, "elevenths": 11, "twelfth": 12, "twelfths": 12,
+} | {f"{teen}th{s}": value for teen, value in _COUNT_WORDS.items() if value > 12 for s in ("", "s")
+     } | {f"{ten[:-1]}ieth{s}": value for ten, value in _TEN_WORDS.items() for s in ("", "s")}
+# fmt: skip
 _COUNT = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
 _PART = "|".join(sorted(_PARTS, key=len, reverse=True))
+_TEN = "|".join(_TEN_WORDS)
+_A_PART = re.compile(rf"(?<![a-z])(?:{_PART})", re.IGNORECASE)  # tried at word starts only
 _WORD_FRACTION = re.compile(
-    rf"\b(?:(?P<whole>{_COUNT}|\d+)\s+and\s+)?(?P<num>{_COUNT})[\s-]+(?P<part>{_PART})\b",
+    rf"\b(?:(?P<whole>{_COUNT}|\d+)\s+and\s+)?(?P<num>(?:{_TEN})(?:[\s-](?:{_COUNT}))?|{_COUNT})"
+    rf"[\s-]+(?P<part>(?:(?:{_TEN})[\s-])?(?:{_PART}))\b",
     re.IGNORECASE,
 )
 _MIXED = re.compile(r"(?<![\d./,])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d/.])")
@@ -112,7 +121,7 @@ def latexify(text: str) -> str:
         if "√" in text:
             text = _root(text)
         text = _SYMBOL.sub(lambda m: _SYMBOLS[m.group(0)], text)
-    if re.search(_PART, text, re.IGNORECASE):
+    if _A_PART.search(text):
         text = _WORD_FRACTION.sub(_word_fraction, text)
     text = _MIXED.sub(
         lambda m: _fraction(int(m.group(2)), int(m.group(3)), int(m.group(1)))
@@ -134,11 +143,14 @@ def latexify(text: str) -> str:
 
 
 def _word_fraction(match: re.Match[str]) -> str:
-    def count(word: str) -> int:
-        return int(word) if word.isdigit() else _COUNT_WORDS[word.lower()]
+    def count(words: str) -> int:
+        if words.isdigit():
+            return int(words)
+        return _COUNT_WORDS.get(words.lower()) or number_word(words)
 
     numerator = count(match.group("num"))
-    denominator = _PARTS[match.group("part").lower()]
+    *tens, part = re.split(r"[\s-]", match.group("part").lower())
+    denominator = sum(_TEN_WORDS[t] for t in tens) + _PARTS[part]
     whole = count(match.group("whole")) if match.group("whole") else 0
     if numerator == 1 and match.group("num").lower() in ("a", "an") and not whole:
         # "a quarter" is 1/4, but "a third of the way" reads the same: still 1/4 and 1/3

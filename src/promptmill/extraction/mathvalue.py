@@ -128,7 +128,9 @@ _MATH_WORDS = frozenset({
 })
 
 HEDGED = re.compile(
-    r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)|"  # "either way" commits all the same
+    # "either way" commits all the same; "either root satisfies it" checks both, offers none
+    r"\beither\b(?!\s+(?:side|way|end|direction)s?\b)"
+    r"(?!\s+(?:one\s+|of\s+them\s+)?(?:root|solution|value)?\s*(?:satisfies|works|checks)\b)|"
     r"\bor\s+(?:maybe|perhaps|possibly)\b|\bnot\s+sure\b|\bsomewhere\s+between\b|"
     r"^\s*between\b|\bdepending\b|\bcould\s+be\b|\bmight\s+be\b|"
     r"\btwo\s+(?:reasonable|possible|valid|plausible|defensible|different)\s+answers\b|"

@@ -45,6 +45,10 @@ _REMARK_DASH = re.compile(r"\s[—–]\s")
 _CIRCUMSTANCE = re.compile(
     r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
     r"rather\s+than|instead\s+of|using|building\s+on|drawing\s+on|based\s+on|thanks\s+to)\b"
+    # "stores elastic energy, which is converted into kinetic energy": what becomes of it
+    # (not ", which works out to 12.5" or ", which is called the weber": what it is)
+    r"|,\s*which\s+(?:(?:is|are|was|were|gets?|can\s+be)\s+)?(?:then\s+|later\s+)?"
+    r"(?:(?!(?:call|nam|term|label)ed\b)[a-z]{3,}ed|turns?|changes?|converts?|transforms?)\b"
     r"|\s(?:when|whenever)\s", re.IGNORECASE)  # "Marble forms when limestone is heated"
 _REASON = re.compile(r",?\s*\b(?:since|because|given\s+that)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(?:are|were)\s+(?:both|all)\b|\b(?:both|all)\s+(?:are|were)\b",

@@ -216,6 +216,13 @@ _SPELLED_OUT = re.compile(
     r"\b(?!The\b)[A-Z][a-z]+(?:[ -]+(?:(?:and|of|for|the)\s+)?[A-Z][a-z]+){1,5}\b")
 
 
+def _in_expression(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``start:end`` is one term of a fraction or power ("3/60" names
+    no option "3")."""
+    return text[start:end].isdigit() and (text[start - 1 : start] in ("/", "^") and start > 0
+                                          or text[end : end + 1] in ("/", "^"))
+
+
 class Options:
     """The options of one question, prepared once for every response to it."""
 
@@ -369,7 +376,7 @@ class Options:
                 if tuple(w for w, _, _ in words[position:end]) == phrase and (
                     index not in self.capitals
                     or text[words[position][1] : words[end - 1][2]].isupper()
-                ):
+                ) and not _in_expression(text, words[position][1], words[end - 1][2]):
                     found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
             for match in re.finditer(rf"\b{re.escape(word)}\b", text):

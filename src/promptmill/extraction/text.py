@@ -28,8 +28,16 @@ class Candidate:
     strength: int
 
 
+_WORD_IN_MATH = re.compile(
+    r"(?:\\q?quad\s*)*\\(?:text|mathrm|textrm)\s*\{\s*(or|and)\s*\}(?:\s*\\q?quad)*"
+)
+
+
 def squeeze(text: str) -> str:
-    """Whitespace runs cut short, so no pattern can backtrack over a long one."""
+    """Whitespace runs cut short, so no pattern can backtrack over a long one; "\\quad
+    \\text{or} \\quad" in math read as the word it sets ("x = 7 or x = -7")."""
+    if "\\text" in text or "\\mathrm" in text:
+        text = _WORD_IN_MATH.sub(r" \1 ", text)
     text = re.sub(r"[^\S\n]+", " ", text)
     return re.sub(r"\n[ \n]*\n", "\n\n", text)
 
@@ -74,6 +82,21 @@ def boxed(text: str) -> list[tuple[int, int, str]]:
             continue  # a box inside a box: the outer one states the answer
         outer.append(box)
     return outer
+
+
+# "\boxed{7} or \boxed{3}", "\boxed{38} \boxed{46}", "\boxed{4} \quad \text{or} \quad
+# \boxed{-4}": two boxes side by side, nothing between them but layout, "or" or punctuation
+_LAYOUT = re.compile(r"\\(?:q?quad|[,;:! ])|\\(?:text|mathrm|textrm)\s*\{\s*(or)?\s*\}|\$+")
+_OR_BETWEEN = re.compile(
+    r"[\s)\]]*(?:\bor\b|,|;|/)?(?:\s+(?:possibly|maybe|perhaps|even))?[\s(\[]*", re.IGNORECASE
+)
+
+
+def side_by_side(between: str) -> bool:
+    """Whether two boxes with ``between`` them offer two answers side by side: nothing
+    between but spaces, layout, punctuation or "or" (no word that corrects or chooses)."""
+    plain = _LAYOUT.sub(lambda m: f" {m.group(1) or ''} ", between)
+    return _OR_BETWEEN.fullmatch(plain) is not None
 
 
 _TAG = re.compile(
@@ -262,6 +285,15 @@ def conceded(text: str, start: int) -> bool:
     return _CONCEDED.search(text[max(0, start - 120) : start]) is not None
 
 
+# "x = 3 or x = -3, I'd need to check the signs to know which one", "either is acceptable":
+# two answers named, and the response says it has not chosen between them
+UNDECIDED = re.compile(
+    r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|(?:would|'d|will|'ll)\s+(?:need|have)\s+to\b"
+    r"[^.!?\n]{0,60}?\b(?:know|tell|decide|see))\s+which\b|\beither\s+(?:one\s+|of\s+them\s+|"
+    r"answer\s+|value\s+)?(?:is|would\s+be)\s+(?:equally\s+)?(?:acceptable|fine|correct|right|"
+    r"ok(?:ay)?|valid)\b",
+    re.IGNORECASE,
+)
 REFUSAL = re.compile(
     r"\b(?:i(?:\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|won't|"
     r"will\s+not|do\s+not\s+(?:know|remember|recall)|don't\s+(?:know|remember|recall)|"
@@ -287,7 +319,8 @@ REFUSAL = re.compile(
     # "If you can tell me which definition you use, I can give you a precise answer": the
     # answer put off until the asker replies
     r"\bif\s+you\s+(?:can\s+|could\s+)?(?:tell|let)\s+me\b[^.!?\n]{0,80}?\bi(?:'ll|\s+can|"
-    r"\s+will|\s+could)\s+(?:then\s+)?(?:give|tell|answer|pick|choose|confirm|work\s+out))",
+    r"\s+will|\s+could)\s+(?:then\s+)?(?:give|tell|answer|pick|choose|confirm|work\s+out))|"
+    + UNDECIDED.pattern,
     re.IGNORECASE,
 )
 

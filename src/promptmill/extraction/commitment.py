@@ -124,6 +124,9 @@ _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 _NARROWS = re.compile(r"\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the|its)\s",
                       re.IGNORECASE)
 _POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point, not a coordinate
+# "the sum of the first 20 terms": an aggregate of several, a quantity of its own
+_OF_HEAD = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+(sum|product|difference|quotient|"
+                      r"average|mean|ratio|total)\s+of\s+(?:the|all|both)\b")
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 
 
@@ -192,7 +195,14 @@ class AskedQuantity:
             value = _STATES_VALUE.search(step)
             cut = value.start() if value else len(step)
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
-            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+|\d[\d/.,]*", named)]
+            # "the 20th term": an ordinal one token, so that the name it qualifies counts
+            tokens = [t.rstrip("s") for t in re.findall(r"\d+(?:st|nd|rd|th)\b|[a-z']+|\d[\d/.,]*",
+                                                        named)]
+            head = _OF_HEAD.match(step)
+            if head and head.group(1).rstrip("s") not in self.names:
+                # "The sum of the first 20 terms is 900" where the 20th term is asked: the
+                # subject is the sum; the asked name only qualifies it
+                tokens = tokens[: tokens.index(head.group(1).rstrip("s")) + 1]
             # "Squared deviations: ..." names another quantity than "the standard deviation";
             # "2 1/2 cups" counts the cups asked for; "Lena's bill" is hers as "her bill" is
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
@@ -217,6 +227,12 @@ class AskedQuantity:
         if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
                for name in self.names if "\\" in name):
             return True
+        # "x \cdot y = 21" for "What is x·y?": the asked product of unknowns, then its value
+        products = [name for name in self.names if "·" in name]
+        if products:
+            flat = re.sub(r"\\cdot|\\times|[*×]", "·", lowered).replace("$", "").replace(" ", "")
+            if any(re.search(rf"(?<![a-z]){re.escape(name)}=", flat) for name in products):
+                return True
         if self.percent and re.search(r"\d\s*%", text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product

@@ -309,6 +309,29 @@ def excluded_case(sentence: str, question: str | None) -> bool:
                 & asked_quantity_of(question).excluded)
 
 
+def what_if(sentence: str, question: str | None) -> bool:
+    """Whether a statement opens on a case of its own ("If friction of 400 N also acts, ...")
+    with numbers that are none of the question's: a what-if, not the answer."""
+    condition = _CONDITION.match(sentence)
+    if condition is None:
+        return False
+    numbers = set(_VALUES.findall(condition.group(0)))
+    return bool(numbers) and not numbers & asked_quantity_of(question).values
+
+
+def in_asked_unit(sentence: str, question: str | None) -> str | None:
+    """The value a statement gives again, after "or" / "i.e.", in the unit the question asks
+    in ("two and a half days, or 84 hours" for "Convert ... to hours")."""
+    unit = asked_quantity_of(question).unit
+    if not unit:
+        return None
+    stem = re.escape(unit.lower().rstrip("s"))
+    found = {m.group(1).replace(",", "") for m in re.finditer(
+        rf",?\s+(?:or|i\.\s?e\.,?|that\s+is,?)\s+(\d[\d,]*(?:\.\d+)?)\s*{stem}s?\b", sentence,
+        re.IGNORECASE)}
+    return found.pop() if len(found) == 1 else None
+
+
 @lru_cache(maxsize=1024)  # a question's samples share it: read the question once
 def asked_quantity_of(question: str | None) -> AskedQuantity:
     """What ``question`` asks for (cached)."""
@@ -403,5 +426,5 @@ def marked_value(sentence: str) -> str | None:
 
 
 __all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
-           "excluded_case",
-           "marked_value", "named_clause", "named_value"]
+           "excluded_case", "in_asked_unit",
+           "marked_value", "named_clause", "named_value", "what_if"]

@@ -28,9 +28,11 @@ from promptmill.extraction.asked import (
 from promptmill.extraction.commitment import (
     committed_index,
     excluded_case,
+    in_asked_unit,
     marked_value,
     named_clause,
     named_value,
+    what_if,
 )
 from promptmill.extraction.mathnorm import (
     NUMBER_WORD_BODY,
@@ -355,6 +357,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         bold = marked_value(sentence[corrected:]) if index == committed else None
         if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
             value = closing_statement(bold, question)
+        # "That's two and a half hours, or 150 minutes." for "... to minutes": the asked unit's
+        value = value or in_asked_unit(sentence[corrected:], question)
         value = value or closing_statement(undated(sentence[corrected:], question), question)
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
@@ -365,6 +369,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         )
         if index != committed and (
             remark or recaps(sentence, given) or other_quantity(sentence, question)
+            or what_if(whole, question)
         ):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found

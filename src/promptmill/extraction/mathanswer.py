@@ -171,6 +171,11 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     return found
 
 
+# an opening line of working: a chain of arrows, or a relation the very next line rewrites
+_RELATION = r"[^\n]*[a-z][^\n]*(?:[<>≤≥=]|\\[lg]eq?)[^\n]*"
+_STEPPED = re.compile(rf"[^\n]*(?:→|⇒|->)[^\n]*(?:→|⇒|->)|{_RELATION}\n{_RELATION}")
+
+
 def _marked(text: str, question: str | None = None) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
@@ -196,6 +201,8 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         content = marked.group(2) if marked else line
         # "1,000 − 387" heading the working of "What is 1,000 - 387?" repeats the question
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
+        if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
+            echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
         if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
@@ -274,9 +281,17 @@ _DASH = re.compile(r"\s[—–]\s")
 _RESTATED = re.compile(r",\s+(?:that\s+is|i\.\s?e\.),?\s(?=\D*\d[\d.]*\s*[a-z]+\D+\d)")
 
 
+# "−4%, i.e. a 4% decrease": the value told again in words, its sign in a word
+_AGAIN = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*%?(?P<cut>,\s+(?:that\s+is|i\.\s?e\.),?\s+"
+                    r"(?:[a-z]+\s+){0,3}?)(\d[\d,]*(?:\.\d+)?)(?=\s*%|\s+[a-z])", re.IGNORECASE)
+
+
 def _before_dash(sentence: str) -> str:
     """A statement without the remark a dash adds after its value (one stating no value of
     its own by ``=`` and correcting nothing)."""
+    again = _AGAIN.search(sentence.replace("−", "-"))
+    if again and again.group(1).lstrip("-") == again.group(3) and "=" not in sentence[again.end():]:
+        return sentence[: again.start("cut")]
     dash = _DASH.search(sentence) or _RESTATED.search(sentence)
     if dash is None or not re.search(r"\d", sentence[: dash.start()]):
         return sentence

@@ -171,9 +171,11 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     return found
 
 
-# an opening line of working: a chain of arrows, or a relation the very next line rewrites
+# an opening line of working: plain values chained by arrows ("100 → 110 → 99", a path of
+# values, not "2x > 6 → x > 3", a relation solved), or a relation the next line rewrites
 _RELATION = r"[^\n]*[a-z][^\n]*(?:[<>≤≥=]|\\[lg]eq?)[^\n]*"
-_STEPPED = re.compile(rf"[^\n]*(?:→|⇒|->)[^\n]*(?:→|⇒|->)|{_RELATION}\n{_RELATION}")
+_VALUE = r"\s*\$?-?\d[\d,.]*\s*%?\s*"
+_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)|{_RELATION}\n{_RELATION}")
 
 
 def _marked(text: str, question: str | None = None) -> list[Candidate]:

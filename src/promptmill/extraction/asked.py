@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from promptmill.extraction.text import CONCLUSION
+from promptmill.extraction.text import CONCLUSION, HOW_MANY
 
 _CONDITION = re.compile(
     r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
@@ -473,7 +473,7 @@ _REMARK = re.compile(
     re.IGNORECASE,
 )
 # "It has 8 divisors.", "it contains 10 integers": a property of the answer before it, unless
-# what it counts is what the question asks about ("It has 12 edges." for a cube's edges)
+# it counts what the question counts ("It has 12 edges." for "How many edges ...?")
 _PROPERTY = re.compile(r"^\W*(?:and\s+)?(?:it|they)\s+(?:has|have|contains?|holds?|includes?)\s+"
                        r"[-$]?\d[\d,.]*\s+(?:[a-z]+\s+)?([a-z]{3,})", re.IGNORECASE)
 _WORDED = re.compile(
@@ -488,8 +488,9 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
     an approximation or another form, an aside, a property of the answer, a restatement in
     words of the question's numbers) rather than committing to one."""
     owned = _PROPERTY.match(sentence)
-    if owned and owned.group(1).lower().rstrip("s") not in {
-            w.rstrip("s") for w in re.findall(r"[a-z]+", (question or "").lower())}:
+    counted = HOW_MANY.search(question or "")
+    if owned and not (counted and owned.group(1).lower().rstrip("s")
+                      == counted.group(1).lower().rstrip("s")):
         return True
     remark = _REMARK.search(sentence)
     if remark:

@@ -175,7 +175,8 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
 # values, not "2x > 6 → x > 3", a relation solved), or a relation the next line rewrites
 _RELATION = r"[^\n]*[a-z][^\n]*(?:[<>≤≥=]|\\[lg]eq?)[^\n]*"
 _VALUE = r"\s*\$?-?\d[\d,.]*\s*%?\s*"
-_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)|{_RELATION}\n{_RELATION}")
+_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)"
+                      rf"|{_RELATION}\n{_RELATION}")
 
 
 def _marked(text: str, question: str | None = None) -> list[Candidate]:

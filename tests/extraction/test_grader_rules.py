@@ -262,6 +262,10 @@ MATH_RULES = [
      "Sales went from 200 to 194. What is the percentage change?", "-3%", "last_statement"),
     ("6x < 18\nx < 3\n\nThe solution set is (−∞, 3).", "Solve 6x + 1 < 19.", "(-\\infty , 3)",
      "last_statement"),
+    # round grader17n's second pass: the value in brackets in the asked unit's symbol
+    ("E = P·t = 1.2 × 1000.\n\nThe energy is 1.2 kJ (1200 J).",
+     "A 1.2 kW heater runs for one second. How much energy does it use, in joules?", "1200",
+     "last_statement"),
     ("50 → 60 → 45.\n\nNet change: −10%.",
      "A price of 50 rises 20% and then falls 25%. What is the net percentage change?", "-10%",
      "last_statement"),

@@ -319,16 +319,25 @@ def what_if(sentence: str, question: str | None) -> bool:
     return bool(numbers) and not numbers & asked_quantity_of(question).values
 
 
+# the symbols of the units a question may ask in by name ("in newtons": "3000 N")
+_SYMBOLS_OF_UNITS = {"newton": "N", "joule": "J", "watt": "W", "volt": "V", "ampere": "A",
+                     "ohm": "Ω", "pascal": "Pa", "hertz": "Hz", "metre": "m", "meter": "m",
+                     "gram": "g", "second": "s", "litre": "L", "liter": "L", "kelvin": "K"}
+
+
 def in_asked_unit(sentence: str, question: str | None) -> str | None:
-    """The value a statement gives again, after "or" / "i.e.", in the unit the question asks
-    in ("two and a half days, or 84 hours" for "Convert ... to hours")."""
+    """The value a statement gives again, after "or" / "i.e." or in brackets, in the unit the
+    question asks in, by name or symbol ("two and a half days, or 84 hours" for "Convert ...
+    to hours"; "3 kN (3000 N)" for "..., in newtons?")."""
     unit = asked_quantity_of(question).unit
     if not unit:
         return None
-    stem = re.escape(unit.lower().rstrip("s"))
+    name = unit.lower().rstrip("s")
+    symbol = _SYMBOLS_OF_UNITS.get(name)
+    named = rf"(?i:{re.escape(name)}s?)\b" + (rf"|{re.escape(symbol)}(?!\w)" if symbol else "")
     found = {m.group(1).replace(",", "") for m in re.finditer(
-        rf",?\s+(?:or|i\.\s?e\.,?|that\s+is,?)\s+(\d[\d,]*(?:\.\d+)?)\s*{stem}s?\b", sentence,
-        re.IGNORECASE)}
+        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*)(\d[\d,]*(?:\.\d+)?)\s*(?:{named})",
+        sentence)}
     return found.pop() if len(found) == 1 else None
 
 

@@ -55,7 +55,7 @@ SPLITS = {
     "held-out-12": DATA / "extraction_heldout12.jsonl",
     # written by another engineer for round grader17l's measure, never tuned on
     "held-out-13": DATA / "extraction_heldout13.jsonl",
-    # written by another engineer for round grader17m's measure, never tuned on
+    # written by another engineer for round grader17m's measure; spent since round grader17n
     "held-out-14": DATA / "extraction_heldout14.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")

@@ -25,6 +25,18 @@ NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 ENERGIES = ["Heat", "Nuclear energy", "Sound", "Light"]
 CHOICE_RULES = [
+    # round grader17n: option text in other words ("460 degrees Celsius" is "460 °C"; "the
+    # second one;" names a place; a count broken into parts after a colon; options that stem
+    # alike told apart as written)
+    ("Its surface sits near 460 degrees Celsius.", ["100 °C", "250 °C", "460 °C", "900 °C"],
+     "Roughly how hot is the surface of Venus?", "C", "option_mention"),
+    ("The hottest of them is the second one; Mercury is closer but cooler.", PLANETS,
+     "Which planet is the hottest?", "B", "option_mention"),
+    ("A string quartet has four players: two violinists and one violist and one cellist.",
+     COUNTS, "A string quartet is made up of how many musicians?", "C", "option_mention"),
+    ("SMTPS — SMTP wrapped in TLS — sends mail encrypted from the first byte.",
+     ["POP3", "IMAP", "SMTP", "SMTPS"],
+     "Which protocol sends mail over a connection encrypted from the start?", "D", "headline"),
     # round grader17m: two answers side by side (boxes with layout between, a letter with its
     # own text then another, a plural subject given two letters); a truncated walk cut on its
     # next heading; an opening of an option's text and its letter; ", which is converted into"
@@ -225,6 +237,38 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader17n: after the committing statement, a passed check ("as required"), the
+    # answer in mixed units ("That is ..."), a property ("It has 6 divisors"), a what-if; the
+    # asked product "p·q"; "the sum of the first 8 terms" beside "the 8th term"; the asked
+    # unit after "or"; "−3%, i.e. a 3% drop"; opening working ("6x < 18" then "x < 3", and
+    # "50 → 60 → 45")
+    ("p + 6 = 15, so p = 9. The number is nine. Nine plus 6 is 15, as required.",
+     "A number plus 6 is 15. What is the number?", "9", "last_statement"),
+    ("100 − 25 = 75. She has 75 stamps left. That is 6 full pages and 3 loose stamps.",
+     "Mia had 100 stamps and gave away 25. How many are left?", "75",
+     "last_statement"),
+    ("24 = 2³·3 and 36 = 2²·3², so the GCD is 12. It has 6 divisors.",
+     "What is the greatest common divisor of 24 and 36?", "12", "last_statement"),
+    ("T = mg = 4 × 10 = 40 N.\n\nIf a 3 kg mass is added, the rope carries 70 N.",
+     "A 4 kg mass hangs from a rope. Taking g = 10 m/s², what force does the rope exert, in "
+     "newtons?", "40", "last_statement"),
+    ("So p = 6 and q = 2.\n\n$$p \\cdot q = 12$$\n\n(And p/q = 3, should you want it.)",
+     "If p + q = 8 and p − q = 4, what is p·q?", "12", "last_statement"),
+    ("d = 3, so the 8th term is 2 + 7·3 = 23. The sum of the first 8 terms is 4(2 + 23) = 100.",
+     "An arithmetic sequence begins 2, 5, 8. What is the 8th term?", "23", "last_statement"),
+    ("1.25 × 60 = 75. That is one and a quarter hours, or 75 minutes.",
+     "Convert 1.25 hours to minutes.", "75", "last_statement"),
+    ("194/200 = 0.97. The change is −3%, i.e. a 3% drop.",
+     "Sales went from 200 to 194. What is the percentage change?", "-3%", "last_statement"),
+    ("6x < 18\nx < 3\n\nThe solution set is (−∞, 3).", "Solve 6x + 1 < 19.", "(-\\infty , 3)",
+     "last_statement"),
+    # round grader17n's second pass: the value in brackets in the asked unit's symbol
+    ("E = P·t = 1.2 × 1000.\n\nThe energy is 1.2 kJ (1200 J).",
+     "A 1.2 kW heater runs for one second. How much energy does it use, in joules?", "1200",
+     "last_statement"),
+    ("50 → 60 → 45.\n\nNet change: −10%.",
+     "A price of 50 rises 20% and then falls 25%. What is the net percentage change?", "-10%",
+     "last_statement"),
     # round grader17m: boxes with layout between; two values then "not sure which"; the
     # question's operation names the asked quantity; parts in words past twelve; "their
     # product" after the roots; a failed check (7 ≠ 9); the unit the question asks in

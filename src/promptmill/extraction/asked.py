@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from promptmill.extraction.text import CONCLUSION
+from promptmill.extraction.text import CONCLUSION, HOW_MANY
 
 _CONDITION = re.compile(
     r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
@@ -464,9 +464,18 @@ _REMARK = re.compile(
     # one bracket around the whole sentence, not "(x² − 9)/(x − 3) = x + 3 (...)."
     r"|^\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\W*$|\bin\s+case\b|\bshould\s+you\s+need\b|\bif\s+(?:you\s+)?need(?:ed)?\b"
     r"|^\W*(?:it|this|the\s+(?:line|graph|curve|parabola))\s+(?P<meets>crosses|meets|cuts|"
-    r"intersects|touches|passes\s+through|hits)\b",
+    r"intersects|touches|passes\s+through|hits)\b"
+    # "..., and 21 + 4 = 25, as required.", "so that's right": a check that the answer passed
+    r"|\bas\s+(?:required|expected|needed|claimed|it\s+should\s+be)\W*$"
+    r"|\bso\s+(?:that|it)(?:'s|\s+is)\s+(?:right|correct)\b"
+    # "That is 5 full crates and 14 more apples.": the answer told again in mixed units
+    r"|^\W*(?:that(?:'s|\s+is)|i\.\s?e\.,?)\s+\d[\d,.]*\s+[a-z][a-z ]*\s+and\s+\d[\d,.]*\s+[a-z]",
     re.IGNORECASE,
 )
+# "It has 8 divisors.", "it contains 10 integers": a property of the answer before it, unless
+# it counts what the question counts ("It has 12 edges." for "How many edges ...?")
+_PROPERTY = re.compile(r"^\W*(?:and\s+)?(?:it|they)\s+(?:has|have|contains?|holds?|includes?)\s+"
+                       r"[-$]?\d[\d,.]*\s+(?:[a-z]+\s+)?([a-z]{3,})", re.IGNORECASE)
 _WORDED = re.compile(
     r"(?:\b(?:is|are|was|equals|comes\s+to|means|represents?|stands?\s+for)\b|=)(?=[^=]*$)"
     r"(?P<tail>.*)",
@@ -478,6 +487,11 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
     """Whether a closing sentence remarks on an answer stated before it (an example, a check,
     an approximation or another form, an aside, a property of the answer, a restatement in
     words of the question's numbers) rather than committing to one."""
+    owned = _PROPERTY.match(sentence)
+    counted = HOW_MANY.search(question or "")
+    if owned and not (counted and owned.group(1).lower().rstrip("s")
+                      == counted.group(1).lower().rstrip("s")):
+        return True
     remark = _REMARK.search(sentence)
     if remark:
         asked = (question or "").lower()

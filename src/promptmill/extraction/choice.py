@@ -514,9 +514,11 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
             # (not the first of a list: "WHERE, HAVING and LIMIT all ...")
             opening_clause = _CLAUSE_END.split(clean(line), maxsplit=1)[0]
             # "You want `HAVING`.", "Go with Neon.": a recommendation of one option's text
-            said = phrase_of(_RECOMMEND.sub("", opening_clause))
+            recommended = _RECOMMEND.sub("", opening_clause)
+            said = phrase_of(recommended)
             result = next(((i, "headline") for i, phrase in enumerate(options.phrases)
-                           if said and phrase == said), None)
+                           if said and phrase == said
+                           and options.as_written(recommended, 0, len(recommended), i)), None)
             ending = _CLAUSE_END.search(clean(line))
             rest = clean(line)[ending.end() :] if ending and ending.group(0)[0] == "," else ""
             joined = _JOINED.match(rest)

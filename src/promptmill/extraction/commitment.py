@@ -124,6 +124,9 @@ _RESULT_NOUN = re.compile(r"=\s*[-$]?\d[\d ,.]*\s*([a-z]{3,})\W*$")
 _NARROWS = re.compile(r"\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the|its)\s",
                       re.IGNORECASE)
 _POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point, not a coordinate
+# "the sum of the first 20 terms": an aggregate of several, a quantity of its own
+_OF_HEAD = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+(sum|product|difference|quotient|"
+                      r"average|mean|ratio|total)\s+of\s+(?:the|all|both)\b")
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 
 
@@ -192,7 +195,14 @@ class AskedQuantity:
             value = _STATES_VALUE.search(step)
             cut = value.start() if value else len(step)
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
-            tokens = [t.rstrip("s") for t in re.findall(r"[a-z']+|\d[\d/.,]*", named)]
+            # "the 20th term": an ordinal one token, so that the name it qualifies counts
+            tokens = [t.rstrip("s") for t in re.findall(r"\d+(?:st|nd|rd|th)\b|[a-z']+|\d[\d/.,]*",
+                                                        named)]
+            head = _OF_HEAD.match(step)
+            if head and head.group(1).rstrip("s") not in self.names:
+                # "The sum of the first 20 terms is 900" where the 20th term is asked: the
+                # subject is the sum; the asked name only qualifies it
+                tokens = tokens[: tokens.index(head.group(1).rstrip("s")) + 1]
             # "Squared deviations: ..." names another quantity than "the standard deviation";
             # "2 1/2 cups" counts the cups asked for; "Lena's bill" is hers as "her bill" is
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
@@ -217,6 +227,12 @@ class AskedQuantity:
         if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
                for name in self.names if "\\" in name):
             return True
+        # "x \cdot y = 21" for "What is x·y?": the asked product of unknowns, then its value
+        products = [name for name in self.names if "·" in name]
+        if products:
+            flat = re.sub(r"\\cdot|\\times|[*×]", "·", lowered).replace("$", "").replace(" ", "")
+            if any(re.search(rf"(?<![a-z]){re.escape(name)}=", flat) for name in products):
+                return True
         if self.percent and re.search(r"\d\s*%", text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
@@ -291,6 +307,38 @@ def excluded_case(sentence: str, question: str | None) -> bool:
     condition = _CONDITION.match(sentence)
     return bool(condition and set(_VALUES.findall(condition.group(0)))
                 & asked_quantity_of(question).excluded)
+
+
+def what_if(sentence: str, question: str | None) -> bool:
+    """Whether a statement opens on a case of its own ("If friction of 400 N also acts, ...")
+    with numbers that are none of the question's: a what-if, not the answer."""
+    condition = _CONDITION.match(sentence)
+    if condition is None:
+        return False
+    numbers = set(_VALUES.findall(condition.group(0)))
+    return bool(numbers) and not numbers & asked_quantity_of(question).values
+
+
+# the symbols of the units a question may ask in by name ("in newtons": "3000 N")
+_SYMBOLS_OF_UNITS = {"newton": "N", "joule": "J", "watt": "W", "volt": "V", "ampere": "A",
+                     "ohm": "Ω", "pascal": "Pa", "hertz": "Hz", "metre": "m", "meter": "m",
+                     "gram": "g", "second": "s", "litre": "L", "liter": "L", "kelvin": "K"}
+
+
+def in_asked_unit(sentence: str, question: str | None) -> str | None:
+    """The value a statement gives again, after "or" / "i.e." or in brackets, in the unit the
+    question asks in, by name or symbol ("two and a half days, or 84 hours" for "Convert ...
+    to hours"; "3 kN (3000 N)" for "..., in newtons?")."""
+    unit = asked_quantity_of(question).unit
+    if not unit:
+        return None
+    name = unit.lower().rstrip("s")
+    symbol = _SYMBOLS_OF_UNITS.get(name)
+    named = rf"(?i:{re.escape(name)}s?)\b" + (rf"|{re.escape(symbol)}(?!\w)" if symbol else "")
+    found = {m.group(1).replace(",", "") for m in re.finditer(
+        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*)(\d[\d,]*(?:\.\d+)?)\s*(?:{named})",
+        sentence)}
+    return found.pop() if len(found) == 1 else None
 
 
 @lru_cache(maxsize=1024)  # a question's samples share it: read the question once
@@ -387,5 +435,5 @@ def marked_value(sentence: str) -> str | None:
 
 
 __all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
-           "excluded_case",
-           "marked_value", "named_clause", "named_value"]
+           "excluded_case", "in_asked_unit",
+           "marked_value", "named_clause", "named_value", "what_if"]

@@ -28,9 +28,11 @@ from promptmill.extraction.asked import (
 from promptmill.extraction.commitment import (
     committed_index,
     excluded_case,
+    in_asked_unit,
     marked_value,
     named_clause,
     named_value,
+    what_if,
 )
 from promptmill.extraction.mathnorm import (
     NUMBER_WORD_BODY,
@@ -169,6 +171,14 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     return found
 
 
+# an opening line of working: plain values chained by arrows ("100 → 110 → 99", a path of
+# values, not "2x > 6 → x > 3", a relation solved), or a relation the next line rewrites
+_RELATION = r"[^\n]*[a-z][^\n]*(?:[<>≤≥=]|\\[lg]eq?)[^\n]*"
+_VALUE = r"\s*\$?-?\d[\d,.]*\s*%?\s*"
+_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)"
+                      rf"|{_RELATION}\n{_RELATION}")
+
+
 def _marked(text: str, question: str | None = None) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
@@ -194,6 +204,8 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         content = marked.group(2) if marked else line
         # "1,000 − 387" heading the working of "What is 1,000 - 387?" repeats the question
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
+        if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
+            echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
         if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
@@ -272,9 +284,17 @@ _DASH = re.compile(r"\s[—–]\s")
 _RESTATED = re.compile(r",\s+(?:that\s+is|i\.\s?e\.),?\s(?=\D*\d[\d.]*\s*[a-z]+\D+\d)")
 
 
+# "−4%, i.e. a 4% decrease": the value told again in words, its sign in a word
+_AGAIN = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*%?(?P<cut>,\s+(?:that\s+is|i\.\s?e\.),?\s+"
+                    r"(?:[a-z]+\s+){0,3}?)(\d[\d,]*(?:\.\d+)?)(?=\s*%|\s+[a-z])", re.IGNORECASE)
+
+
 def _before_dash(sentence: str) -> str:
     """A statement without the remark a dash adds after its value (one stating no value of
     its own by ``=`` and correcting nothing)."""
+    again = _AGAIN.search(sentence.replace("−", "-"))
+    if again and again.group(1).lstrip("-") == again.group(3) and "=" not in sentence[again.end():]:
+        return sentence[: again.start("cut")]
     dash = _DASH.search(sentence) or _RESTATED.search(sentence)
     if dash is None or not re.search(r"\d", sentence[: dash.start()]):
         return sentence
@@ -355,6 +375,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         bold = marked_value(sentence[corrected:]) if index == committed else None
         if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
             value = closing_statement(bold, question)
+        # "That's two and a half hours, or 150 minutes." for "... to minutes": the asked unit's
+        value = value or in_asked_unit(sentence[corrected:], question)
         value = value or closing_statement(undated(sentence[corrected:], question), question)
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
@@ -365,6 +387,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         )
         if index != committed and (
             remark or recaps(sentence, given) or other_quantity(sentence, question)
+            or what_if(whole, question)
         ):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found

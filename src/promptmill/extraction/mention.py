@@ -33,6 +33,7 @@ _REPLACED = re.compile(r"\b(?:i\s+mean|i\s+meant|make\s+that|correction|actually
 _RANKED_BELOW = re.compile(
     r"\b(?:second|third|fourth|fifth|next)[- ](?:\w+est|most\s+\w+)\b|\brunners?[- ]up\b"
     r"|\b(?:is|was|are|were)\s+(?:only\s+)?the\s+(?:second|third|fourth|fifth|next)\b"
+    r"(?!\s+(?:option|choice|one|answer|alternative)\b)"  # "is the third one": a place named
     # "Argentina is a distant second.", "Saturn comes second."
     r"|\b(?:is|was|are|were|comes?|came|ranks?|ranked)\s+(?:only\s+)?(?:an?\s+)?"
     r"(?:(?:distant|close)\s+)?(?:second|third|fourth|fifth)\s*(?:[.,;!]|$)"
@@ -105,6 +106,13 @@ def _single_option(
         before = options.named(sentence[: dash.start()])
         if before:
             named, statement = before, sentence[: dash.start()]
+    colon = _BREAKDOWN.search(sentence)
+    if len(named) > 1 and colon:
+        # "eleven players: ten outfield players and one goalkeeper": what follows the colon
+        # breaks the count before it into parts
+        before = options.named(sentence[: colon.start()])
+        if len(before) == 1:
+            named, statement = before, sentence[: colon.start()]
     if len(named) > 1:
         # "Toronto is the largest city, but the capital is Ottawa": the turn decides
         parts = re.split(r"\bbut\b|\bhowever\b", sentence, flags=re.IGNORECASE)
@@ -177,6 +185,7 @@ def _alternatives(sentence: str, options: Options) -> bool:
                for first, second in zip(mentions, mentions[1:], strict=False))
 
 
+_BREAKDOWN = re.compile(r"(?<=\w):\s+(?=[^:]*\band\b)")
 _ONLY_ONE = re.compile(r"\s*(?:\([^()]*\)\s*)?,?\s*(?:is|was|are|remains)\s+the\s+only\b",
                        re.IGNORECASE)
 _THAN = re.compile(r"\bthan\b", re.IGNORECASE)

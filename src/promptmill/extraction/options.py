@@ -54,6 +54,7 @@ _ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"
 _ORDINAL = re.compile(
     rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
     r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$|"
+    r"\s*[.!;](?:\s|$)|"  # "..., is the third one. Python and ...": the clause ends on it
     r"\s+(?:is|was|would|must|should|seems|looks|fits|works|matches|has|gives|satisfies|holds|"
     r"applies|describes)\b))\b"
     rf"|\b(?:option|choice|alternative|answer\s+choice)\s+(?:number\s+|no\.?\s*|#\s*)?"
@@ -164,11 +165,22 @@ def _word_form(word: str) -> str:
     return stem(word)
 
 
+_DEGREES = re.compile(r"(?<=\d\s)degrees?\s+(celsius|fahrenheit|centigrade)\b")
+
+
+def _unit_letter(match: re.Match[str]) -> str:
+    """"degrees Celsius" as its scale's letter, where its name began, so positions keep."""
+    blank = " " * (match.start(1) - match.start(0))
+    return blank + match.group(1)[0] + " " * (len(match.group(1)) - 1)
+
+
 @lru_cache(maxsize=4096)  # a closing sentence is read several times over
 def _words(text: str) -> tuple[tuple[str, int, int], ...]:
     """Stemmed words of (cleaned) ``text`` without articles, each with its span (a last
     "a" is no article: the "A" of "Vitamin A")."""
     lowered = _fold(text)
+    if "degree" in lowered:  # "100 degrees Celsius" as the option "100 °C" (a sign is blanked)
+        lowered = _DEGREES.sub(_unit_letter, lowered)
     found = list(_WORD.finditer(lowered))
     return tuple(
         (_word_form(m.group(0)), m.start(), m.end())
@@ -228,7 +240,7 @@ class Options:
 
     __slots__ = (
         "acronyms", "by_first", "capitals", "closed", "count", "elided", "heads", "names",
-        "phrases", "roman", "seen", "squashed", "texts",
+        "phrases", "roman", "seen", "squashed", "texts", "twins",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -246,6 +258,9 @@ class Options:
         # is ordinary prose, not a mention of it
         self.capitals = {i for i, text in enumerate(self.texts)
                          if text.isupper() and text.lower() in _PROSE_WORDS}
+        # "HTTP" and "HTTPS" stem alike: such options are told apart by their words as written
+        self.twins = {i for i, phrase in enumerate(self.phrases)
+                      if phrase and self.phrases.count(phrase) > 1}
         self.by_first: dict[str, list[int]] = {}
         for index, phrase in enumerate(self.phrases):
             if phrase:
@@ -333,7 +348,7 @@ class Options:
             phrase = self.phrases[index]
             if tuple(w for w, _, _ in words[: len(phrase)]) == phrase and (
                 best is None or len(phrase) > len(self.phrases[best])
-            ):
+            ) and self.as_written(span, words[0][1], words[len(phrase) - 1][2], index):
                 best, end = index, words[len(phrase) - 1][2]
         if best is None and self.roman is not None:
             match = _ROMAN_LIST.match(span.strip())
@@ -376,7 +391,9 @@ class Options:
                 if tuple(w for w, _, _ in words[position:end]) == phrase and (
                     index not in self.capitals
                     or text[words[position][1] : words[end - 1][2]].isupper()
-                ) and not _in_expression(text, words[position][1], words[end - 1][2]):
+                ) and not _in_expression(text, words[position][1], words[end - 1][2]) and (
+                    self.as_written(text, words[position][1], words[end - 1][2], index)
+                ):
                     found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
             for match in re.finditer(rf"\b{re.escape(word)}\b", text):
@@ -487,6 +504,12 @@ class Options:
         said = {word for word, _, _ in _words(sentence)}
         found = {index for head, index in self.heads.items() if head in said and head not in asked}
         return found.pop() if len(found) == 1 else None
+
+    def as_written(self, text: str, start: int, end: int, index: int) -> bool:
+        """Whether the words at ``start:end`` are option ``index`` as written, where another
+        option stems alike (always true for the rest)."""
+        return index not in self.twins or (
+            _WORD.findall(_fold(text[start:end])) == _WORD.findall(_fold(self.texts[index])))
 
     def verbatim(self, index: int, sentence: str) -> bool:
         """Whether the sentence holds the option's own words as written ("It" aside)."""

@@ -322,6 +322,30 @@ def test_every_answer_reaches_the_cache_when_copies_run_slower_than_answers_arri
     assert _served(server) == 0
 
 
+def test_copies_into_the_cache_double_in_size(make_server, tmp_path, monkeypatch):
+    # Entry ids are hashes, so each copy rewrites pages all over the file: copies of a fixed
+    # size would each cost in step with the whole file. A run's copy waits for as many
+    # answers as the run has copied (at least _WRITE_EVERY), so its copies double.
+    monkeypatch.setattr(promptmill.jobcache, "_WRITE_EVERY", 8)
+    fill = ResponseCache.fill
+    copies: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> tuple[int, bool]:
+        done = fill(*args, **kwargs)  # type: ignore[arg-type]
+        copies.append(done[0])
+        return done
+
+    monkeypatch.setattr(ResponseCache, "fill", counted)
+    server = make_server(latency=0.01)  # a few answers a store commit: a copy could follow each
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=2"
+    rows = [{"question": f"What is {i} plus {i}?"} for i in range(160)]
+    assert len(promptmill.run(rows, model, output=tmp_path / "a.jsonl")) == 160
+    assert sum(copies) == 160
+    for i, size in enumerate(copies[:-1]):  # the last: what the close found waiting
+        assert size >= max(8, sum(copies[:i])), copies
+    assert len(copies) <= 6, copies  # 8, 8, 16, 32, 64 and the rest; fixed copies: 20
+
+
 def test_answers_of_a_copy_still_running_when_the_run_is_killed_reach_the_cache_on_rerun(
         make_server, tmp_path, monkeypatch):
     # The first copy runs (on its thread) while the store commits more answers, and the run

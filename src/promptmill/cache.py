@@ -21,7 +21,8 @@ and read by dispatch with the request's row. Answers are not written from Python
 job store's UPDATE that records an answer also records its entry's id and checksum, and
 the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to a
 second connection to the cache, used by a thread of its own: the copy, its commit and the
-WAL's checkpoints run beside the event loop) every 4,096 answers or 2 s, started right
+WAL's checkpoints run beside the event loop) in entry-id order, by copies that double in
+size (4,096 answers, then as many as the run has copied) or once a minute, started right
 after a store commit, so a kill never leaves an entry for an answer the store lost. The
 store keeps, in the same commits, where the answers not yet copied begin (meta
 ``cache_fill``, covering a copy still running): a kill before a copy commits leaves entries
@@ -42,6 +43,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ _IDS_PER_LOOKUP = (512, 64, 8, 1)
 # Rows per INSERT statement: whole statements of 64 rows, the rest in 16s, 4s and ones.
 _ROWS_PER_INSERT = (64, 16, 4, 1)
 _ENTRY_ROW = values_sql(5)  # entry id, response JSON, checksum, model id, time
+_first = itemgetter(0)
 # Cache modes: "auto" caches deterministic requests only (temperature 0 or a fixed seed),
 # "on" every request, "off" none.
 MODES = ("auto", "on", "off")
@@ -71,11 +74,13 @@ _ANY_IDENTITY = 0
 # Copies each answer the job store recorded since ``since`` (Unix time), from the request
 # id ``lo`` on, as an entry: through the store's status index, pending requests unread. The
 # entry is the store's text as it is, a list of the one response (cutting the brackets off
-# in SQL counted characters twice: 1.7k instructions of the copy's 9.7k an entry).
+# in SQL counted characters twice: 1.7k instructions of the copy's 9.7k an entry). In entry
+# id order: the inserts walk the B-tree's pages in turn instead of at random (a copy of
+# 100,000 answers into an empty file: 1.97 µs an answer, against 6.4 µs unordered).
 _FILL_SQL = ("INSERT OR REPLACE INTO main.responses (id, response, checksum, model, created_at) "
              "SELECT cache_id, responses, cache_sum, ?1, ?2 "
              "FROM job.requests WHERE status = 'done' AND id >= ?3 AND finished_at >= ?4 "
-             "AND cache_id IS NOT NULL")
+             "AND cache_id IS NOT NULL ORDER BY cache_id")
 
 
 def default_cache_path() -> Path:
@@ -183,8 +188,9 @@ class ResponseCache:
         with self._writing("BEGIN"):
             others = self._claim(identity, writer)
             insert_many(db, "INSERT OR REPLACE INTO responses VALUES ", _ENTRY_ROW,
-                        [(*entries[i:i + 3], model_id, created_at)
-                         for i in range(0, 3 * done, 3)], _ROWS_PER_INSERT)
+                        sorted(((*entries[i:i + 3], model_id, created_at)
+                                for i in range(0, 3 * done, 3)), key=_first),  # id order
+                        _ROWS_PER_INSERT)
             if span is not None:
                 since, lowest = span
                 done += db.execute(_FILL_SQL, (model_id, created_at, lowest, since)).rowcount

@@ -39,11 +39,15 @@ from promptmill.store import FinishedRequest, JobStore, RequestRow
 
 log = logging.getLogger("promptmill")
 
-# Answers recorded in the job store before they are copied to the cache: big transactions
-# write each page of the file once for many entries. A copy also happens at least this often
-# (seconds), and when the job ends.
+# Answers recorded in the job store before they are copied to the cache, at least: a copy
+# waits for as many as the run has copied so far (so a run's copies double in size), and
+# happens at least this often (seconds), and when the job ends. Entry ids are random (hashes),
+# so each copy rewrites pages all over the cache's B-tree: copies that double make the pages
+# a run rewrites at most about twice the entries it writes, where copies of a fixed size made
+# each copy cost in step with the whole file (a 100,000-answer job: 6 µs an answer, against
+# 2.4 µs at 20,000).
 _WRITE_EVERY = 4096
-_WRITE_INTERVAL_S = 2.0
+_WRITE_INTERVAL_S = 60.0
 # Samples per sample group where a backend takes n (promptmill.job's _MAX_N): sample index
 # within a row = group x this + index within the request.
 _MAX_N = 128
@@ -282,7 +286,8 @@ class JobCache:
             self._copied(copying)
         if self._off or (self._span is None and not self._queued):
             return
-        if not now and self._unfilled + len(self._queued) // 3 < _WRITE_EVERY and (
+        waiting = self._unfilled + len(self._queued) // 3
+        if not now and waiting < max(_WRITE_EVERY, self.stored) and (
                 time.monotonic() - self._written_at < _WRITE_INTERVAL_S):
             return
         queued, span = self._queued, self._span

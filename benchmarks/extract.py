@@ -57,6 +57,10 @@ SPLITS = {
     "held-out-13": DATA / "extraction_heldout13.jsonl",
     # written by another engineer for round grader17m's measure; spent since round grader17n
     "held-out-14": DATA / "extraction_heldout14.jsonl",
+    # written by another engineer for round grader17n's measure, never tuned on
+    "held-out-15": DATA / "extraction_heldout15.jsonl",
+    # the same, 374 of its 400 cases built from templates (a weaker measure than 15)
+    "held-out-16": DATA / "extraction_heldout16.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

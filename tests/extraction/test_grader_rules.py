@@ -569,3 +569,12 @@ def test_multiple_choice_rule(
 @pytest.mark.parametrize(("text", "question", "answer", "method"), MATH_RULES)
 def test_math_rule(text: str, question: str | None, answer: Any, method: str) -> None:
     assert extract_answer(text, None, question=question) == (answer, method)
+
+
+def test_a_one_letter_name_that_is_a_plural_ending_is_read_not_a_crash() -> None:
+    # "s" as a variable stems to nothing: the token before the asked name must still be read
+    # (an IndexError here once stopped a whole `promptmill extract` run).
+    text = "Let sister = s, Ravi = 3s. 3s + 6 = 2(s + 6) → s = 6.\n\nRavi is 18 years old now."
+    question = ("Ravi is three times as old as his sister. In 6 years he will be twice her "
+                "age. How old is Ravi now?")
+    assert extract_answer(text, None, question=question) == ("18", "last_statement")

@@ -208,7 +208,7 @@ class AskedQuantity:
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
                                             or tokens[i - 1] + "s" in self.words
                                             or tokens[i - 1].endswith("'")
-                                            or tokens[i - 1][0].isdigit())
+                                            or tokens[i - 1][:1].isdigit())
                    for i, token in enumerate(tokens)):
                 return True
             if any("-" in name and name in named.replace("$", "") for name in self.names):

@@ -22,7 +22,8 @@ job store's UPDATE that records an answer also records its entry's id and checks
 the cache is filled from the store by one ``INSERT ... SELECT`` (the store attached to a
 second connection to the cache, used by a thread of its own: the copy, its commit and the
 WAL's checkpoints run beside the event loop) in entry-id order, by copies that double in
-size (4,096 answers, then as many as the run has copied) or once a minute, started right
+size (4,096 answers, then as many as the run has copied) or in time (2 s, then as long as
+the run had gone at its last copy, 5 minutes at most), started right
 after a store commit, so a kill never leaves an entry for an answer the store lost. The
 store keeps, in the same commits, where the answers not yet copied begin (meta
 ``cache_fill``, covering a copy still running): a kill before a copy commits leaves entries

@@ -39,15 +39,16 @@ from promptmill.store import FinishedRequest, JobStore, RequestRow
 
 log = logging.getLogger("promptmill")
 
-# Answers recorded in the job store before they are copied to the cache, at least: a copy
-# waits for as many as the run has copied so far (so a run's copies double in size), and
-# happens at least this often (seconds), and when the job ends. Entry ids are random (hashes),
-# so each copy rewrites pages all over the cache's B-tree: copies that double make the pages
-# a run rewrites at most about twice the entries it writes, where copies of a fixed size made
-# each copy cost in step with the whole file (a 100,000-answer job: 6 µs an answer, against
-# 2.4 µs at 20,000).
+# When the answers recorded in the job store are copied to the cache: once as many wait as
+# the run has copied so far (4,096 at least), or once as long has passed since the last copy
+# as the run had been going at it (2 s at first, 5 minutes at most), and when the job ends.
+# Entry ids are random (hashes), so each copy rewrites pages all over the cache's B-tree:
+# copies that double (in answers or in time) rewrite about as many pages in all as the run
+# writes entries, where copies of a fixed size cost each in step with the whole file (a
+# 100,000-answer job copied 4,096 at a time: 6 µs an answer, against 2.4 µs at 20,000).
 _WRITE_EVERY = 4096
-_WRITE_INTERVAL_S = 60.0
+_WRITE_INTERVAL_S = 2.0
+_WRITE_INTERVAL_MAX_S = 300.0
 # Samples per sample group where a backend takes n (promptmill.job's _MAX_N): sample index
 # within a row = group x this + index within the request.
 _MAX_N = 128
@@ -111,8 +112,8 @@ class JobCache:
     """
 
     __slots__ = ("cache", "hasher", "identity", "planned", "model_id", "stride", "looking",
-                 "_writer", "_spans", "_queued", "_unfilled", "_span", "_written_at", "_off",
-                 "stored", "_copier", "_thread", "_copying", "_flying")
+                 "_writer", "_spans", "_queued", "_unfilled", "_span", "_started", "_written_at",
+                 "_off", "stored", "_copier", "_thread", "_copying", "_flying")
 
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int, store_path: Path,
@@ -136,7 +137,7 @@ class JobCache:
         # the first such commit, lowest request id); None: none.
         self._span = unfilled
         self._spans = unfilled is not None  # whether the store's meta holds a span
-        self._written_at = time.monotonic()  # when entries were last written
+        self._started = self._written_at = time.monotonic()  # when entries were last written
         self._off = False  # a failure turned the cache off for this run
         self.stored = 0  # samples written to the cache this run
         # The copies' own connection, the job store attached (lookups keep ``cache.db``).
@@ -287,8 +288,10 @@ class JobCache:
         if self._off or (self._span is None and not self._queued):
             return
         waiting = self._unfilled + len(self._queued) // 3
+        written_at = self._written_at
+        interval = max(_WRITE_INTERVAL_S, min(_WRITE_INTERVAL_MAX_S, written_at - self._started))
         if not now and waiting < max(_WRITE_EVERY, self.stored) and (
-                time.monotonic() - self._written_at < _WRITE_INTERVAL_S):
+                time.monotonic() - written_at < interval):
             return
         queued, span = self._queued, self._span
         self._queued, self._span, self._unfilled = [], None, 0

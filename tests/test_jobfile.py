@@ -51,7 +51,7 @@ def test_a_bad_job_file_is_named(tmp_path: Path, promptmill_cli) -> None:
     job.write_text('inptu = "q.jsonl"\n')
     result = promptmill_cli("run", "--config", job)
     assert result.returncode == 2
-    assert "job.toml: unknown option 'inptu'" in result.stderr and "input" in result.stderr
+    assert "job.toml: unknown option 'inptu' (did you mean input?)" in result.stderr
     job.write_text("k = [1\n")
     result = promptmill_cli("run", "--config", job)
     assert result.returncode == 2 and "not valid TOML" in result.stderr

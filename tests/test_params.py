@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from promptmill import GenerateParams, get_generator
-from promptmill.errors import ParamError
+from promptmill.errors import ParamError, UsageError
 from promptmill.params import make_params, translate
 
 
@@ -164,3 +164,25 @@ def test_params_are_immutable_comparable_and_survive_pickling() -> None:
         GenerateParams(temperature=-1)
     with pytest.raises(ParamError, match="Extra inputs"):
         GenerateParams(temprature=1)
+
+
+@pytest.mark.parametrize(("identifier", "meant"), [
+    ("openai!gpt-4o-mini,base_url=http://127.0.0.1:9/v1", "api_base"),  # the OpenAI SDK's name
+    ("http!m,api-base=http://127.0.0.1:9/v1", "api_base"),
+    ("openai!gpt-4o-mini,max_new_tokens=5", "max_tokens"),  # transformers'
+    ("anthropic!claude-3-5-haiku-latest,temprature=0.3", "temperature"),
+    ("vllm!m,context_length=4096", "max_model_len"),
+    ("opneai!gpt-4o-mini", "openai"),
+])
+def test_an_unknown_name_is_answered_with_the_one_meant(identifier: str, meant: str) -> None:
+    with pytest.raises(UsageError, match=rf"\(did you mean {meant}\?\)") as raised:
+        get_generator(identifier)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unknown_param_is_answered_with_the_one_meant_and_nothing_close_is_guessed() -> None:
+    with pytest.raises(ParamError, match=r"'max_completion_tokens' \(did you mean max_tokens\?\)"):
+        make_params({"max_completion_tokens": 3}, where="--param")
+    with pytest.raises(ParamError) as raised:
+        make_params({"frobnicate": 3})
+    assert "did you mean" not in str(raised.value) and "extra.frobnicate" in str(raised.value)

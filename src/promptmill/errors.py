@@ -33,6 +33,8 @@ message that names the place (file, line, field) and the fix::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class PromptmillError(Exception):
     """Base of every error promptmill raises on purpose."""
@@ -159,3 +161,42 @@ class JobFatalError(FatalRequestError):
     """A failure every other request would meet too: the job stops instead of going on."""
 
     kind = "job_fatal"
+
+
+# What other tools call promptmill's options (the OpenAI SDK, transformers, llama.cpp, Ollama,
+# Anthropic, vLLM): an unknown name of these is answered with ours, where the backend has it.
+_OTHER_NAMES = {
+    "base_url": "api_base", "url": "api_base", "api_url": "api_base", "endpoint": "api_base",
+    "host": "api_base", "server": "api_base",
+    "max_new_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
+    "max_output_tokens": "max_tokens", "max_tokens_to_sample": "max_tokens",
+    "num_predict": "max_tokens", "n_predict": "max_tokens", "max_length": "max_tokens",
+    "temp": "temperature", "stop_sequences": "stop", "stop_words": "stop",
+    "num_return_sequences": "n", "num_samples": "n", "n_samples": "n", "random_seed": "seed",
+    "context_length": "max_model_len", "context_window": "max_model_len",
+}
+
+
+def close_names(name: str, known: Iterable[str], n: int = 1, cutoff: float = 0.75) -> list[str]:
+    """The known names a user who wrote ``name`` most likely meant (best first; may be
+    empty): the same name with ``-`` for ``_`` or in other case, another tool's name for
+    it, or a close spelling."""
+    names = sorted(set(known))
+    wanted = name.strip().lower().replace("-", "_")
+    if wanted in names and wanted != name:
+        return [wanted]
+    other = _OTHER_NAMES.get(wanted)
+    if other in names:
+        return [other]
+    import difflib  # only for a name not found: not on any run's path
+
+    return difflib.get_close_matches(wanted, names, n=n, cutoff=cutoff)
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 1, cutoff: float = 0.75) -> str:
+    """`` (did you mean X?)`` for an unknown ``name``, or "" when nothing known is close."""
+    close = close_names(name, known, n, cutoff)
+    if not close:
+        return ""
+    names = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f" (did you mean {names}?)"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from promptmill.errors import ParamError
+from promptmill.errors import ParamError, did_you_mean
 from promptmill.paramfields import (
     InvalidParam,
     as_bool,
@@ -217,7 +217,8 @@ def make_params(values: Mapping[str, Any], *, where: str = "parameter") -> Gener
             fields[key] = value
         else:
             raise ParamError(
-                f"unknown {where} {key!r}: known are {', '.join(sorted(FIELDS))}; "
+                f"unknown {where} {key!r}{did_you_mean(key, FIELDS)}: known are "
+                f"{', '.join(sorted(FIELDS))}; "
                 f"pass a backend-specific one as extra.{key}=VALUE"
             )
     if extra:

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from promptmill.errors import UsageError
+from promptmill.errors import UsageError, did_you_mean
 
 # Options that act once (or describe output), never saved; --config/--save-config themselves.
 _NOT_SAVED = frozenset({"config", "save_config", "new_job", "retry_failed", "dry_run",
@@ -52,7 +52,8 @@ def apply_job_file(ctx: click.Context, param: click.Parameter, value: Path | Non
         target = known.get(key.replace("-", "_"))
         if target is None or target.name is None:
             raise UsageError(
-                f"job file {value}: unknown option {key!r}: a job file takes "
+                f"job file {value}: unknown option {key!r}{did_you_mean(key, known)}: a job "
+                "file takes "
                 f"{', '.join(sorted(known))}"
             )
         name = target.name

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from promptmill.errors import IdentifierError, MissingDependency, UsageError
+from promptmill.errors import IdentifierError, MissingDependency, UsageError, did_you_mean
 from promptmill.generators.base import (
     GenerationRequest,
     GenerationResult,
@@ -96,7 +96,8 @@ def generator_class(provider: str) -> type[Generator]:
     if provider in _BUILTIN:
         return _load_builtin(provider)
     raise IdentifierError(
-        f"unknown provider {provider!r}: known are {', '.join(sorted(known_providers()))} "
+        f"unknown provider {provider!r}{did_you_mean(provider, known_providers())}: known are "
+        f"{', '.join(sorted(known_providers()))} "
         "(third-party ones register through the 'promptmill.generators' entry point group)"
     )
 

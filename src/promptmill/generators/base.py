@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from promptmill.errors import GenerationError, MissingKeyError, ParamError
+from promptmill.errors import GenerationError, MissingKeyError, ParamError, did_you_mean
 from promptmill.generators import custom, oneoff
 from promptmill.generators.attributes import check_limits, map_attributes
 from promptmill.identifiers import Identifier
@@ -180,10 +180,11 @@ class Generator(abc.ABC):  # noqa: B024
         # api_key_env is every backend's: the variable a key is read from (see api_key()).
         unknown = sorted(set(config) - self.config_fields - set(PRICE_OPTIONS) - {"api_key_env"})
         if unknown:
-            known = sorted(self.config_fields | FIELDS)
+            known = sorted(self.config_fields | FIELDS | {"api_key_env"})
             raise ParamError(
-                f"unknown option {unknown[0]!r} for {self.provider}!: known are "
-                f"{', '.join(known)}; pass a backend-specific parameter as extra.{unknown[0]}=VALUE"
+                f"unknown option {unknown[0]!r} for {self.provider}!"
+                f"{did_you_mean(unknown[0], known)}: known are {', '.join(known)}; pass a "
+                f"backend-specific parameter as extra.{unknown[0]}=VALUE"
             )
         self.model = model
         self.params = params or GenerateParams()

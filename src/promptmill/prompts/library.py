@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from promptmill.errors import UsageError
+from promptmill.errors import UsageError, did_you_mean
 from promptmill.userconfig import config_dir, parse_toml, read_toml
 
 BUILTIN = "built-in"
@@ -95,10 +95,7 @@ def get_prompt(name: str, files: Sequence[Path | str] = ()) -> NamedPrompt:
     found = library.get(name.strip().strip("/"))
     if found is not None:
         return found
-    import difflib  # only for a name not found: not on every run's path
-
-    close = difflib.get_close_matches(name, list(library), n=3, cutoff=0.5)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    hint = did_you_mean(name, library, n=3, cutoff=0.5)
     raise UsageError(f"no prompt named {name!r} in the library{hint}: "
                      "`promptmill prompts list` shows them; add your own with --prompts-file")
 

@@ -61,8 +61,10 @@ SPLITS = {
     "held-out-15": DATA / "extraction_heldout15.jsonl",
     # the same, 374 of its 400 cases built from templates (a weaker measure than 15)
     "held-out-16": DATA / "extraction_heldout16.jsonl",
-    # every case written by hand, for round grader17o's measure, never tuned on
+    # every case written by hand, measured fresh on grader17n's rules
     "held-out-17": DATA / "extraction_heldout17.jsonl",
+    # every case written by hand by four more writers, for round grader18's measure
+    "held-out-18": DATA / "extraction_heldout18.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,25 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return report
 
 
+_SESSION_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The whole session's user cache directory is a temporary one, set before any fixture.
+
+    The per-test directory below comes too late for module- and session-scoped fixtures
+    (pytest sets those up first), and they start processes that inherit the environment: a
+    user's own response cache answered a CI job that had to generate (test_vllm's kill), with
+    ``attempts`` 0. No test reads or writes the user's cache.
+    """
+    config.stash[_SESSION_CACHE] = tempfile.mkdtemp(prefix="promptmill-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = config.stash[_SESSION_CACHE]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_SESSION_CACHE, ""), ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory,
                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,6 +186,8 @@ class BodyRecorder:
 def recorder() -> type[BodyRecorder]:
     """The ``BodyRecorder`` class: ``make_server(responder=recorder())``."""
     return BodyRecorder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight Llama with SmolLM2's tokenizer (promptmill.testing.models)."""

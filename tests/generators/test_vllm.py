@@ -58,8 +58,11 @@ def promptmill(*args: object, env: dict[str, str], timeout: float = 900
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The module's own state and cache directories: its CLI jobs must generate, not answer
+    from a cache another test filled."""
     state = tmp_path_factory.mktemp("state")
-    return {**os.environ, "PROMPTMILL_STATE_DIR": str(state)}
+    cache = tmp_path_factory.mktemp("vllm-cache")
+    return {**os.environ, "PROMPTMILL_STATE_DIR": str(state), "XDG_CACHE_HOME": str(cache)}
 
 
 OBJECT_SCRIPT = textwrap.dedent('''
@@ -107,14 +110,14 @@ OBJECT_SCRIPT = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def object_jobs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
-                tiny_adapter: Path) -> dict[str, Any]:
+                tiny_adapter: Path, env: dict[str, str]) -> dict[str, Any]:
     """Several jobs on one vllm.LLM the script built itself, wrapped with from_obj."""
     folder = tmp_path_factory.mktemp("vllm-object")
     script = folder / "jobs.py"
     script.write_text(OBJECT_SCRIPT)
     out = folder / "results.json"
     done = subprocess.run([sys.executable, script, tiny_model, tiny_adapter, out],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     results: dict[str, Any] = json.loads(out.read_text())
     return results

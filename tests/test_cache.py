@@ -473,3 +473,33 @@ def test_a_schema_3_cache_is_upgraded_and_keeps_answering(server, tmp_path):
         [{**r["responses"][0], "cached": True}] for r in first]
     with ResponseCache(path) as cache:
         assert cache.db.execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+def test_a_local_models_weights_are_told_apart_by_its_files_or_its_hub_revision(
+    tmp_path, monkeypatch
+):
+    from promptmill.generators import get_generator
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"x" * 10)
+    local = get_generator(f"transformers!{folder}")
+    first = local.weights_stamp()
+    assert first and first == local.weights_stamp()
+    (folder / "model.safetensors").write_bytes(b"y" * 11)  # retrained in place
+    assert local.weights_stamp() != first
+    # A hub name: the revision the local hub cache resolves it to (none cached: the name).
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)
+    hub = get_generator("transformers!some-org/some-model")
+    assert hub.weights_stamp() == {}
+    ref = tmp_path / "hub" / "models--some-org--some-model" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("0123abcd\n")
+    assert hub.weights_stamp() == {"revision": "0123abcd"}
+    # A remote API's model: its name says it all; one served by its path (promptmill serve):
+    # its files.
+    assert get_generator("http!test-model,api_base=http://127.0.0.1:9/v1").weights_stamp() == {}
+    served = get_generator(f"http!{folder},api_base=http://127.0.0.1:9/v1").weights_stamp()
+    assert served == local.weights_stamp()

@@ -283,7 +283,8 @@ async def arun(
     choosing each row's LoRA adapter.
     ``schema`` (a pydantic model class, a JSON Schema dict or file) asks every backend for
     JSON matching it; each answer is validated and kept as ``responses[].json``. ``cache``:
-    None uses the response cache for deterministic requests, True for all, False for none,
+    None uses the response cache for deterministic requests (not for a transformers model
+    wrapped from memory, which training changes under its name), True for all, False for none,
     a path for all with that file. ``max_cost`` (USD) and ``max_tokens_total`` cap the
     spend: past them :class:`~promptmill.errors.SpendingCapReached` is raised, and a call
     with a higher cap and the same ``output`` goes on; ``prices_file``: a TOML of prices.

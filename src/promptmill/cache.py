@@ -3,7 +3,8 @@
 A request's key is a BLAKE2b over everything that decides its answer: the provider, the
 endpoint (``api_base``, credentials stripped), the model and its options, every effective
 parameter but ``n`` (the job's base ``seed`` included), the response format, the model's
-files (adapter weights), and the exact messages or prompt as sent (after chat formats).
+files (adapter weights; a local model's files as they stand, ``weights_stamp``), and the
+exact messages or prompt as sent (after chat formats).
 Each sample of a request is its own entry, ``(key, sample index)``, so a job asking k=5
 where 3 are cached asks the backend for the other 2 only. Keys are hashes and the key's
 parts are chosen without secrets: no key, header or password is ever hashed or stored.

@@ -87,8 +87,8 @@ class JobSpec:
     # The output's format (None: from its extension); "openai-batch": the Batch API's lines.
     output_format: str | None = None
     # None of what follows is in the fingerprint: a job may go on with other settings.
-    # The response cache: "auto" (deterministic requests), "on", "off"; its file (None: the
-    # user cache directory's).
+    # The response cache: "auto" (deterministic requests, to a model the key tells apart),
+    # "on", "off"; its file (None: the user cache directory's).
     cache: str = "auto"
     cache_path: Path | None = None
     # The spending cap (None: none) and where prices come from besides the built-in table.
@@ -209,9 +209,13 @@ class JobSpec:
         gen = self.generator
         options = {k: v for k, v in sorted(gen.config.items())
                    if k not in _NOT_IN_FINGERPRINT and k != "api_base"}
-        return {"model": f"{gen.provider}!{gen.model}", "endpoint": endpoint_of(gen),
-                "model_options": options, "model_files": gen.content_fingerprint(),
-                "params": params.model_dump(exclude_none=True, exclude={"n"})}
+        identity = {"model": f"{gen.provider}!{gen.model}", "endpoint": endpoint_of(gen),
+                    "model_options": options, "model_files": gen.content_fingerprint(),
+                    "params": params.model_dump(exclude_none=True, exclude={"n"})}
+        weights = gen.weights_stamp()
+        if weights:  # a local model's files: rebuilt at the same path, it is another model
+            identity["model_weights"] = weights
+        return identity
 
     def fingerprint(self, input_sha256: str) -> dict[str, Any]:
         """What decides resume vs refuse (never a secret)."""

@@ -392,8 +392,12 @@ class PlannedKeys:
 
 
 def caches(spec: Any, params: Any) -> bool:
-    """Whether a job of ``spec`` with these params uses the response cache."""
-    return spec.cache != "off" and (spec.cache == "on" or deterministic(params))
+    """Whether a job of ``spec`` with these params uses the response cache: when asked, or
+    by default for deterministic requests to a model whose weights the key can tell apart
+    (not a model object wrapped from memory)."""
+    if spec.cache != "auto":
+        return bool(spec.cache == "on")
+    return deterministic(params) and spec.generator.weights_stamp() is not None
 
 
 def planned_keys(spec: Any, params: Any, store: JobStore) -> PlannedKeys | None:

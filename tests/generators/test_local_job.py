@@ -92,3 +92,30 @@ def test_a_request_file_runs_on_the_embedded_model_and_its_limits_are_said_first
     assert overridden[0]["responses"] == rows[0]["responses"]  # same seed, same answer
     with pytest.raises(InputError, match="llamacpp! does not take extra.top_a"):
         promptmill.run_requests([{**bodies[0], "top_a": 0.1}], "smollm2")
+
+
+def test_a_model_rebuilt_at_the_same_path_is_another_model_to_the_cache(tmp_path: Path) -> None:
+    """The response cache keys a local model by its file as it stands, not by its path alone:
+    a model file written again (retrained, re-quantized) at the same path answers afresh."""
+    import os
+    import shutil
+
+    import promptmill
+    from promptmill.generators.embedded import embedded_model_path
+
+    model = tmp_path / "model.gguf"
+    shutil.copyfile(embedded_model_path(), model)
+    rows = [{"id": i, "question": f"Name a fruit number {i}."} for i in range(3)]
+
+    def run() -> list[bool]:
+        done = promptmill.run(rows, f"llamacpp!{model}", params={"temperature": 0,
+                                                                  "max_tokens": 4})
+        assert all(row["status"] == "done" for row in done)
+        return [bool(row["responses"][0].get("cached")) for row in done]
+
+    assert run() == [False] * 3
+    assert run() == [True] * 3  # the same file: answered from the cache
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # written again
+    assert run() == [False] * 3
+    assert run() == [True] * 3

@@ -163,3 +163,27 @@ def test_a_row_naming_an_unknown_adapter_is_refused_before_loading(
     with pytest.raises(InputError, match=expected):
         promptmill.run(source, f"transformers!{tiny_model},adapter={lora}",
                        adapter_field="ad")
+
+
+def test_a_model_changed_in_memory_is_not_answered_from_the_cache(tiny_model: Path) -> None:
+    """A wrapped model's weights live in memory, where a notebook trains them between jobs
+    under the same name: the cache (on by default at temperature 0) stays out of its way
+    unless asked."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    before = promptmill.run(questions(4), from_obj(model, tokenizer, **GREEDY))
+    with torch.no_grad():  # "a training step": another model under the same name
+        torch.manual_seed(0)
+        for weight in model.parameters():
+            weight.add_(torch.randn_like(weight) * 0.5)
+    after = promptmill.run(questions(4), from_obj(model, tokenizer, **GREEDY))
+    assert not any(r.get("cached") for row in after for r in row["responses"])
+    assert texts(after) != texts(before)
+    # Asked for, the cache answers the wrapped model by its name.
+    asked = promptmill.run(questions(4), from_obj(model, tokenizer, **GREEDY), cache=True)
+    again = promptmill.run(questions(4), from_obj(model, tokenizer, **GREEDY), cache=True)
+    assert all(r.get("cached") for row in again for r in row["responses"])
+    assert texts(again) == texts(asked) == texts(after)

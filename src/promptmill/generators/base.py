@@ -318,6 +318,7 @@ class Generator(abc.ABC):  # noqa: B024
         """The model's context window in tokens where known (None: unknown), for checks and
         truncation before anything is sent."""
         return None
+
     def adapters(self) -> dict[str, Path]:
         """The LoRA adapters this generator can answer with, by name (none by default)."""
         return {}
@@ -325,6 +326,13 @@ class Generator(abc.ABC):  # noqa: B024
     def content_fingerprint(self) -> dict[str, Any]:
         """What of the files the generator reads decides its answers beyond its identifier
         (an adapter's weights), for the job's fingerprint; empty by default."""
+        return {}
+
+    def weights_stamp(self) -> dict[str, Any] | None:
+        """What tells the model's weights apart beyond its name, for the response cache's
+        key: empty where the name says it all (a remote API's model); a local model's files
+        as they stand on disk; None where nothing can (a model object built or changed in
+        memory), so the cache is used for it only when asked."""
         return {}
 
     def load(self) -> None:  # noqa: B027 - optional hook

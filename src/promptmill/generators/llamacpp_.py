@@ -39,7 +39,7 @@ from promptmill.generators.base import (
     Response,
     Usage,
 )
-from promptmill.generators.local import check_config, extra_problem
+from promptmill.generators.local import check_config, extra_problem, files_stamp
 from promptmill.params import GenerateParams
 from promptmill.prompts.formats import PLAIN, ChatFormat, detect_format, get_format, is_format_name
 from promptmill.structured import GrammarCache
@@ -159,6 +159,10 @@ class LlamaCppGenerator(Generator):
         if self.model == embedded.EMBEDDED_NAME:
             return embedded.embedded_model_path()
         return Path(self.model).expanduser()
+
+    def weights_stamp(self) -> dict[str, Any] | None:
+        """The GGUF file as it stands on disk (see ``files_stamp``)."""
+        return files_stamp(self.model_path)
 
     def _vocabulary(self) -> llama_cpp.Llama:
         """The model's tokenizer and metadata (no weights), loaded once, in this thread."""

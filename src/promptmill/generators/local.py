@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -64,6 +65,10 @@ class LocalEngine(Generator):
     def content_fingerprint(self) -> dict[str, Any]:
         """The adapters' paths and weight hashes."""
         return {"adapters": adapter_fingerprint(self._adapters)} if self._adapters else {}
+
+    def weights_stamp(self) -> dict[str, Any] | None:
+        """The model folder's files as they stand (or the hub revision a name resolves to)."""
+        return files_stamp(Path(self.model))
 
     def adapter_for(self, request: GenerationRequest) -> str:
         """The adapter a request is answered with: its own, else the identifier's single
@@ -230,6 +235,40 @@ def adapter_fingerprint(adapters: Mapping[str, Path]) -> dict[str, Any]:
         name: {"path": str(path.resolve()), "sha256": folder_sha256(path)}
         for name, path in sorted(adapters.items())
     }
+
+
+def files_stamp(path: Path) -> dict[str, Any]:
+    """A model's files as they stand on disk, read without opening them: the path and each
+    file's name, size and modification time (the file itself, or the files directly in a
+    folder), so that a model rebuilt or retrained at the same path is another model to the
+    response cache. A hub name that is no path: the revision the local hub cache resolves it
+    to, where it has one (else nothing: the name is all there is)."""
+    path = path.expanduser()
+    try:
+        if path.is_file():
+            files = [path]
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file())
+        else:
+            return _hub_revision(str(path))
+        stats = [(file.name, file.stat()) for file in files]
+    except OSError:
+        return {}
+    return {"path": str(path.resolve()),
+            "files": [[name, stat.st_size, stat.st_mtime_ns] for name, stat in stats]}
+
+
+def _hub_revision(name: str) -> dict[str, Any]:
+    """The commit the Hugging Face hub cache's ``main`` points to for ``name`` (org/model)."""
+    if name.count("/") != 1:
+        return {}
+    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(home) / "hub")
+    try:
+        ref = (hub / f"models--{name.replace('/', '--')}" / "refs" / "main").read_text()
+    except OSError:
+        return {}
+    return {"revision": ref.strip()}
 
 
 def folder_sha256(folder: Path) -> str:

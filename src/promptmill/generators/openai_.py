@@ -326,6 +326,18 @@ class HTTPGenerator(OpenAIGenerator):
     default_api_base = "http://127.0.0.1:8000/v1"
     config_fields = OpenAIGenerator.config_fields | {"chat_format"}
 
+    def weights_stamp(self) -> dict[str, Any] | None:
+        """A model named by its absolute path (``promptmill serve``'s identifiers): its files
+        as they stand, so that a model retrained and served again is another model."""
+        if not self.model.startswith("/"):
+            return {}
+        from pathlib import Path
+
+        from promptmill.generators.local import files_stamp
+
+        path = Path(self.model)
+        return files_stamp(path) if path.exists() else {}
+
     async def start(self) -> None:
         """Open the session; the model is checked before the first request is sent."""
         await super().start()

@@ -105,6 +105,11 @@ class TransformersGenerator(LocalEngine):
         """Why the engine cannot take ``params`` (an extra it has no sampler for), or None."""
         return extra_problem(self.provider, params, EXTRA_SAMPLING)
 
+    def weights_stamp(self) -> dict[str, Any] | None:
+        """None for a wrapped model: its weights are in memory, and a notebook trains them
+        between jobs under the same name."""
+        return None if self._wrapped else super().weights_stamp()
+
     def check_ready(self) -> None:
         """Refuse a missing extra, bad adapters or extra.* before the job starts."""
         super().check_ready()

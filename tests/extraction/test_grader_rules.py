@@ -55,6 +55,13 @@ CHOICE_RULES = [
      "Which organ pumps blood?", None, "hedge"),
     ('{"answer": {"letter": "A", "why": "it pumps"}, "not": {"B": "gas exchange"}}', ORGANS,
      "Which organ pumps blood?", "A", "json"),
+    # either name of an option "Main (other)" said alone; a leading clause of time whose
+    # option the main clause does not state
+    ("The thickest part of the bird should read 165 °F.", ["63 °C (145 °F)", "74 °C (165 °F)",
+     "82 °C (180 °F)"], "To what temperature should poultry be cooked?", "B", "option_mention"),
+    ("Anaphase pulls them apart. After the chromosomes gather at the metaphase plate, the sister "
+     "chromatids separate toward the poles.", ["Prophase", "Metaphase", "Anaphase", "Telophase"],
+     "During which phase do the sister chromatids separate?", "C", "option_mention"),
     ("Skin is the largest organ. The liver leaves a bigger mark on metabolism, and the lungs "
      "the biggest surface.", ORGANS, "Which is the largest organ of the body?", "D",
      "option_mention"),

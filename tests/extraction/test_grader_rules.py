@@ -62,6 +62,10 @@ CHOICE_RULES = [
     ("Anaphase pulls them apart. After the chromosomes gather at the metaphase plate, the sister "
      "chromatids separate toward the poles.", ["Prophase", "Metaphase", "Anaphase", "Telophase"],
      "During which phase do the sister chromatids separate?", "C", "option_mention"),
+    # an answer statement giving the leading words of one option's text
+    ("Kaifeng fell in 1127, so the right pick is the Northern Song.", ["The Northern Song "
+     "dynasty", "The Southern Song dynasty", "The Tang dynasty"],
+     "Which dynasty ruled from Kaifeng?", "A", "option_shortened"),
     ("Skin is the largest organ. The liver leaves a bigger mark on metabolism, and the lungs "
      "the biggest surface.", ORGANS, "Which is the largest organ of the body?", "D",
      "option_mention"),

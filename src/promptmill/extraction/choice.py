@@ -239,6 +239,10 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = options.name_at_start(span)
     if index is not None:
         return index, "option_text"  # "It was van Gogh.": a name that only one option holds
+    end = _SENTENCE_END.search(span)
+    index = options.leading(span[: end.start()] if end else span)
+    if index is not None:
+        return index, "option_shortened"  # "the Inca Empire" for "The Inca Empire under ..."
     if strict:
         return None
     first = _SENTENCE_END.search(span)

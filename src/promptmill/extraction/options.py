@@ -492,6 +492,17 @@ class Options:
                 found.append((match.start("ref"), index))
         return found
 
+    def leading(self, clause: str) -> int | None:
+        """The one option whose text the whole clause gives the leading words of, two content
+        words or more ("the Inca Empire" for "The Inca Empire under Pachacuti", "the
+        ancestors of the Shona" for "Ancestors of the Shona people"): an option shortened."""
+        said = _phrase(clause)
+        if len(set(said) - _FUNCTION_WORDS) < 2:
+            return None
+        owners = [i for i, phrase in enumerate(self.phrases)
+                  if len(phrase) > len(said) and phrase[: len(said)] == said]
+        return owners[0] if len(owners) == 1 else None
+
     def name_at_start(self, span: str) -> int | None:
         """The option a name at the start of ``span`` belongs to ("van Gogh" for "Vincent van
         Gogh", "Dijkstra" for "Dijkstra's algorithm")."""

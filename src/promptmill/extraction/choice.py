@@ -588,7 +588,7 @@ _SENTENCE_START = re.compile(r"[.!?](?:\s|$)|\n")
 # "roughly 71%" for "About 71%": the approximation an option's text opens with
 _APPROXIMATELY = re.compile(
     r"^\s*(?:about|around|approximately|approx\.?|roughly|nearly|almost|~|≈)\s+", re.IGNORECASE)
-_OPTION_PARTS = re.compile(r"^(?P<main>[^()]+?)\s*\((?P<other>[^()]+)\)\s*$")
+_OPTION_PARTS = re.compile(r"^(?P<main>[^()]+?)\s+\((?P<other>[^()]+)\)\s*$")
 # "... that's option D, the other fixed point": a value said to be which option it is
 _IDENTIFIES = re.compile(r"(?i:that's|that\s+is|that\s+would\s+be|which\s+is|this\s+is)\b")
 # "it's one of those two": two options named and neither chosen

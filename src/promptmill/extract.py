@@ -81,7 +81,8 @@ __all__ = [
 ]
 
 UNCERTAIN_METHODS = frozenset(
-    {"headline", "table", "option_mention", "last_statement", "last_number", "none"}
+    {"headline", "table", "option_mention", "bold_option", "last_statement", "last_number",
+     "none"}
 )
 """Methods that infer an answer rather than read a stated one (and ``none``, where the rules
 found nothing): ``--judge`` asks its model about these responses."""

@@ -24,7 +24,51 @@ BOTH = ["Iron", "Copper", "Wood", "Both A and B"]
 NUMBERS = ["2", "3", "4", "An error is raised"]
 UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 ENERGIES = ["Heat", "Nuclear energy", "Sound", "Light"]
+ORGANS = ["Heart", "Lung", "Stomach", "Skin", "Liver"]
 CHOICE_RULES = [
+    # round grader18c: the one option set in bold amid prose, over the options later sentences
+    # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
+    # distractor said to be "option D" with no correction between; an "actually" inside a
+    # statement about another thing; letters in a row; "it's A or B"; two boxes each under
+    # its case; "one of those two"; a numbered step's number; a letter in an answer object;
+    # "leaves a ..." a verb and its article
+    ("By area the largest organ is the **skin**. The liver is the biggest internal one, and the "
+     "lungs hold far more surface inside.", ORGANS, "Which is the largest organ of the body?",
+     "D", "bold_option"),
+    ("It isn't the **liver**, though many guess it. The skin is the largest organ.", ORGANS,
+     "Which is the largest organ of the body?", "D", "option_mention"),
+    ("The **heart** pumps and the **lungs** breathe, but the skin is the largest organ.", ORGANS,
+     "Which is the largest organ of the body?", "D", "option_mention"),
+    ("**A (Heart).**\n\nIt pumps blood round the body. Food is digested in the stomach; that "
+     "is option C, the organ of digestion, not of circulation.", ORGANS,
+     "Which organ pumps blood?", "A", "bare"),
+    ("Sound travels at about **343 m/s** in air at 20 °C; in water it is actually over four "
+     "times faster, around 1480 m/s.", ["143 m/s", "343 m/s", "1480 m/s", "3000 m/s"],
+     "How fast does sound travel in air at 20 °C?", "B", "bold_option"),
+    ("Boiling water at sea level is **212 °F**.", ["90 °C (194 °F)", "100 °C (212 °F)"],
+     "At what temperature does water boil at sea level?", "B", "bold_option"),
+    ("My answer is B C D.", ORGANS, "Which organ pumps blood?", None, "multiple"),
+    ("Hmm, I think it's A or E.", ORGANS, "Which organ pumps blood?", None, "hedge"),
+    ("$\\boxed{B}$ if the air is dry, but $\\boxed{C}$ if it is humid.", PLANETS,
+     "Which planet is the hottest?", None, "hedge"),
+    ("heart or lungs, its one of those two, the heart beats though", ORGANS,
+     "Which organ pumps blood?", None, "hedge"),
+    ('{"answer": {"letter": "A", "why": "it pumps"}, "not": {"B": "gas exchange"}}', ORGANS,
+     "Which organ pumps blood?", "A", "json"),
+    # either name of an option "Main (other)" said alone; a leading clause of time whose
+    # option the main clause does not state
+    ("The thickest part of the bird should read 165 °F.", ["63 °C (145 °F)", "74 °C (165 °F)",
+     "82 °C (180 °F)"], "To what temperature should poultry be cooked?", "B", "option_mention"),
+    ("Anaphase pulls them apart. After the chromosomes gather at the metaphase plate, the sister "
+     "chromatids separate toward the poles.", ["Prophase", "Metaphase", "Anaphase", "Telophase"],
+     "During which phase do the sister chromatids separate?", "C", "option_mention"),
+    # an answer statement giving the leading words of one option's text
+    ("Kaifeng fell in 1127, so the right pick is the Northern Song.", ["The Northern Song "
+     "dynasty", "The Southern Song dynasty", "The Tang dynasty"],
+     "Which dynasty ruled from Kaifeng?", "A", "option_shortened"),
+    ("Skin is the largest organ. The liver leaves a bigger mark on metabolism, and the lungs "
+     "the biggest surface.", ORGANS, "Which is the largest organ of the body?", "D",
+     "option_mention"),
     # round grader17n: option text in other words ("460 degrees Celsius" is "460 °C"; "the
     # second one;" names a place; a count broken into parts after a colon; options that stem
     # alike told apart as written)
@@ -569,6 +613,13 @@ def test_multiple_choice_rule(
 @pytest.mark.parametrize(("text", "question", "answer", "method"), MATH_RULES)
 def test_math_rule(text: str, question: str | None, answer: Any, method: str) -> None:
     assert extract_answer(text, None, question=question) == (answer, method)
+
+
+def test_a_numbered_steps_number_is_no_answer_in_a_truncated_response() -> None:
+    # round grader18c: "2. Divide ..." cut off: the step's number is not the option "2"
+    text = "Working it out:\n\n2. Divide the twelve sweets into groups of"
+    assert extract_answer(text, ["2", "3", "4", "6"], truncated=True,
+                          question="What is 12 ÷ 4?") == (None, "truncated")
 
 
 def test_a_one_letter_name_that_is_a_plural_ending_is_read_not_a_crash() -> None:

@@ -23,6 +23,7 @@ from promptmill.extraction.several import (
     walk_cut,
 )
 from promptmill.extraction.text import (
+    CORRECTION,
     MARKED,
     MEDIUM,
     STRONG,
@@ -35,6 +36,7 @@ from promptmill.extraction.text import (
     boxed,
     bracketed_aside,
     conceded,
+    corrected_after,
     decide,
     first_line,
     hedged,
@@ -67,7 +69,7 @@ _ANCHOR = re.compile(
       | \b(?:change|changing|switch|switching|revise|revising|amend|amending|update|updating)
             \s+(?:it\s+|my\s+answer\s+|the\s+answer\s+)?to
       | \b(?:that|this)\s+leaves
-      | \bleaves\s+(?:only\s+|just\s+)?(?=\(?[A-Z]\)?(?:[\s.,;!]|$)|option|choice)
+      | \bleaves\s+(?:only\s+|just\s+)?(?=\(?(?-i:[A-Z])\)?(?:[\s.,;!]|$)|option|choice)
       | \bleaving\s+(?:only\s+)?
       | \b(?:we(?:'re|\s+are)|i(?:'m|\s+am)|you(?:'re|\s+are))\s+left\s+with
     )
@@ -96,6 +98,15 @@ _LETTER_IS_CORRECT = re.compile(
     r"(?!\s+(?i:only|if|when|for|in))"
 )
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
+# "A B C D.", "Answer: B C E": letters side by side up to the end of the sentence
+# what follows a box that states the case it holds in: "\boxed{B} if ...", "\boxed{C} for ..."
+_BOX_CONDITION = re.compile(r"[\s)}]*(?:(if|when|assuming|unless)|for|under|with)\b", re.IGNORECASE)
+_ANSWER_OBJECT = re.compile(
+    r"""["'](?:final_)?(?:answer|choice|selection)["']\s*:\s*\{[^{}]*?"""
+    r"""["'](?:letter|label|key|id|answer_letter)["']\s*:\s*["']\s*([A-Za-z])\s*["']""",
+    re.IGNORECASE,
+)
+_LETTER_RUN = re.compile(r"(?:[ \t]+\(?[A-Z]\)?)+[ \t]*(?:[.!]|$)", re.MULTILINE)
 _IS_THE_CHOICE = re.compile(
     r"\s(?i:is|would\s+be|must\s+be)\s+(?i:the|my)\s+"
     r"(?!(?i:wrong|incorrect|worst|false|bad|opposite)\b)(?:[a-z]+\s+)?(?i:choice|answer|option|pick)\b"
@@ -175,11 +186,16 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     # a lone lower-case letter is usually the article "a" or a word's first letter, and
     # "it's A" / "that's I" can be words too: trust only a wrapped or closed-off letter
     doubtful = letter.islower() or (strict and letter in "AI")
-    if doubtful and not wrapped and after not in ("", "\n", ".", ",", ";", ":", "!"):
-        return None
     index = LETTERS.index(letter.upper())
     if index >= options.count:
         return None
+    if doubtful and not wrapped and after not in ("", "\n", ".", ",", ";", ":", "!"):
+        # "it's A or B": the capital goes on into a list of letters, not a word "A"
+        listed = MORE_LETTERS.match(text, match.end()) if letter.isupper() else None
+        if listed is None or not listed.group("letter").isupper() or not listed.group("join"):
+            return None
+    if letter.isupper() and _LETTER_RUN.match(text, match.end()):
+        return None, SEVERAL  # "The answer is A B C D.": every letter in a row, none chosen
     past = past_own_text(text, match.end(), options, index)
     more = MORE_LETTERS.match(text, past)
     if more is None and past > match.end():
@@ -223,6 +239,10 @@ def _statement(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
     index = options.name_at_start(span)
     if index is not None:
         return index, "option_text"  # "It was van Gogh.": a name that only one option holds
+    end = _SENTENCE_END.search(span)
+    index = options.leading(span[: end.start()] if end else span)
+    if index is not None:
+        return index, "option_shortened"  # "the Inca Empire" for "The Inca Empire under ..."
     if strict:
         return None
     first = _SENTENCE_END.search(span)
@@ -268,15 +288,27 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
             found.append(Candidate(start, None, SEVERAL, STRONG))
         else:
             add(start, _content(str(value), options), "json")
+    for match in _ANSWER_OBJECT.finditer(raw):
+        # {"answer": {"letter": "B", "text": ...}}: the letter the answer object holds
+        add(match.start(), _content(match.group(1), options), "json")
     previous: tuple[int, object] | None = None  # the last box's end and option
+    conditioned: dict[int, int] = {}  # option -> the end of a box a condition follows
+    if_said = False  # whether one of those conditions is an "if" ("for", "with" alone: no)
     for start, end, content in boxed(text):
         stated = _content(content, options)
         index = stated[0] if stated else None
+        if isinstance(index, int) and (condition := _BOX_CONDITION.match(text, end)):
+            conditioned[index] = end
+            if_said = if_said or condition.group(1) is not None
         if index is not None and previous and previous[1] not in (None, index) and side_by_side(
                 text[previous[0] : start]):
             stated = None, HEDGE  # "\boxed{A} \boxed{B}": two answers offered, neither chosen
         add(start, stated, "boxed")
         previous = end, index
+    if len(conditioned) > 1 and if_said:
+        # "\boxed{B} if the ramp is frictionless, but \boxed{E} if ...": an answer for each
+        # case, none for the question asked
+        found.append(Candidate(max(conditioned.values()), None, HEDGE, STRONG))
     anchors = ((_ANCHOR, False),) if truncated else ((_ANCHOR, False), (_STRICT_ANCHOR, True))
     for regex, strict in anchors:
         for match in regex.finditer(text):
@@ -387,6 +419,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
 
 
 _OPTION_SENTENCE = re.compile(r"(?:^|(?<=[.!]\s))([^.!?\n]{1,80})[.!](?=\s|$)")
+_STEP_NUMBER = re.compile(r"\s*\d{1,2}\.")
 _AFTER_LETTER = re.compile(r"(?:^|\W)([A-Z])\.\s$")
 
 
@@ -401,6 +434,8 @@ def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
         letter = _AFTER_LETTER.search(line, 0, match.start(1))
         if letter and LETTERS.index(letter.group(1)) < options.count:
             continue  # the "1987" of "The answer is A. 1987.": the letter states the answer
+        if _STEP_NUMBER.fullmatch(line, 0, match.end()) and line[match.end() :].strip():
+            continue  # "1. `range(3)` yields ...": the number of a step, not a sentence
         restated = options.exact(match.group(1))
         if restated is not None:
             found.append(Candidate(start + match.start(1), restated, "bare", STRONG))
@@ -548,6 +583,95 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     return found
 
 
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_SENTENCE_START = re.compile(r"[.!?](?:\s|$)|\n")
+# "roughly 71%" for "About 71%": the approximation an option's text opens with
+_APPROXIMATELY = re.compile(
+    r"^\s*(?:about|around|approximately|approx\.?|roughly|nearly|almost|~|≈)\s+", re.IGNORECASE)
+_OPTION_PARTS = re.compile(r"^(?P<main>[^()]+?)\s+\((?P<other>[^()]+)\)\s*$")
+# "... that's option D, the other fixed point": a value said to be which option it is
+_IDENTIFIES = re.compile(r"(?i:that's|that\s+is|that\s+would\s+be|which\s+is|this\s+is)\b")
+# "it's one of those two": two options named and neither chosen
+_ONE_OF_TWO = re.compile(
+    r"\b(?:it's|its|it\s+is|it\s+must\s+be|it\s+has\s+to\s+be)\s+one\s+of\s+(?:those|these|the)"
+    r"\s+two\b(?!\s+\w+est\b)", re.IGNORECASE)
+
+
+def _bold_alias(content: str, options: Options) -> int | None:
+    """The one option a bold phrase opens with, read as a grader does: an option's text
+    without its approximation ("71% of the surface" for "About 71%"), either of the two
+    values an option gives ("74 °C" for "165 °F (74 °C)"), or the long option it restates."""
+    said = phrase_of(content)
+    owners = set()
+    for index, text in enumerate(options.texts):
+        parts = _OPTION_PARTS.match(text)
+        for part in (parts.group("main"), parts.group("other")) if parts else (text,):
+            for variant in {phrase_of(part), phrase_of(_APPROXIMATELY.sub("", part))}:
+                if variant and said[: len(variant)] == variant:
+                    owners.add(index)
+    if len(owners) == 1:
+        return owners.pop()
+    return options.paraphrased(content) if not owners else None
+
+
+def _bold_answer(raw: str, text: str, options: Options) -> tuple[int, int, int] | None:
+    """The one option a response sets in bold amid its prose ("... is **whey**.", "— **B**.",
+    "**B (1/4)**. Not C: ..."), with where its first and its last bold statement start: a
+    grader reads the bold as what the response commits to, over the options its later
+    sentences bring up by way of contrast. Bold that names several options ("**Coal** and
+    **oil**", "**C or D**"), denies one ("not **Sydney**"), sits under a condition, or a
+    response that lists or walks through the options: none."""
+    if "**" not in raw and "__" not in raw:
+        return None
+    if _listing(text) or _walks_through(raw, options):
+        return None
+    chosen: set[int] = set()
+    first = last = -1
+    for match in _BOLD.finditer(raw):
+        stated = _content(match.group(2), options)
+        if stated is not None and stated[0] is None:
+            return None  # "**C or D**": the bold itself names no single option
+        index = stated[0] if stated is not None else _bold_alias(clean(match.group(2)), options)
+        if not isinstance(index, int):
+            continue
+        starts = [m.end() for m in _SENTENCE_START.finditer(text, 0, match.start())]
+        begin = starts[-1] if starts else 0
+        sentence = text[begin : match.end() + 80]
+        if negated(sentence, match.start() - begin, match.end() - begin) or hypothetical(
+                text, match.start()):
+            continue  # "It is not **Sydney**": a bold option denied
+        chosen.add(index)
+        first = match.start() if first < 0 else first
+        last = match.start()
+    if len(chosen) != 1:
+        return None
+    return chosen.pop(), first, last
+
+
+def _explains_other(candidate: Candidate, bold: tuple[int, int, int], text: str) -> bool:
+    """Whether a statement after the bold answer only says which option another value is
+    ("five semitones, which is option B", "090° — that's option B, the reciprocal"), with no
+    correction between them: a distractor explained, not a new answer."""
+    index, first, _ = bold
+    if candidate.strength != STRONG or not isinstance(candidate.value, int):
+        return False
+    if candidate.value == index or candidate.start <= first:
+        return False
+    if not _IDENTIFIES.match(text, candidate.start):
+        return False
+    corrected = corrected_after(text, first)
+    return corrected is None or corrected > candidate.start
+
+
+def _opens_clause(text: str, start: int) -> bool:
+    """Whether a correction word at ``start`` opens its sentence or clause ("Actually, no",
+    "— wait"), as one that takes back an answer does."""
+    return _CLAUSE_OPENING.search(text, 0, start) is not None
+
+
+_CLAUSE_OPENING = re.compile(r"(?:^|[.!?:;,(—–-])[\s*_>]*$")
+
+
 def extract_choice_method(
     text: str,
     choices: Sequence[Any],
@@ -568,10 +692,22 @@ def extract_choice_method(
         named = [(start, stated[0]) for start, stated in fields if stated and stated[0] is not None]
         if len(named) == 1:
             candidates.append(Candidate(named[0][0], named[0][1], "json", STRONG))
+    bold = None
     if not truncated:
         candidates += _headline(raw, cleaned, options)
         candidates += closing_mention(cleaned, options, question, _listing(cleaned))
+        bold = _bold_answer(raw, cleaned, options)
+        if bold is not None:
+            candidates = [c for c in candidates if not _explains_other(c, bold, cleaned)]
+            candidates.append(Candidate(bold[2], bold[0], "bold_option", MEDIUM))
     chosen = decide(candidates, cleaned) if candidates else None
+    if bold is not None and chosen is not None and chosen.strength == WEAK and not any(
+            _opens_clause(cleaned, m.start()) for m in CORRECTION.finditer(cleaned, bold[2] + 1)):
+        # "gives us **mohair** — angora fibre actually comes from the rabbit": an "actually"
+        # inside a statement about another thing takes nothing back; the bold answer stands
+        chosen = Candidate(bold[2], bold[0], "bold_option", MEDIUM)
+    if chosen is not None and chosen.strength == WEAK and _ONE_OF_TWO.search(cleaned):
+        return None, HEDGE  # "english or mandarin, its one of those two": neither chosen
     if chosen is None or chosen.strength == WEAK and refused(cleaned):
         if truncated:
             return None, "truncated"

@@ -285,6 +285,8 @@ def closing_mention(
         if quoted:  # "404 is Not Found." for "means 'Not Found'": the question's words, no denial
             sentence = quoted.sub(lambda m: "x" * len(m.group(0)), sentence)
         named, wavers = _single_option(sentence, options, asked)
+        if len(named) == 1 and _in_leading_time_clause(sentence, options):
+            named = set()  # "After the leaves have been tossed ..., they are heated": a step before
         cleft = _CLEFT.search(sentence)
         if cleft:  # "but it is the vacuole that maintains it": what the cleft singles out
             one = options.named(cleft.group(1))
@@ -358,6 +360,21 @@ def closing_mention(
     else:
         start, index, _ = max(found, key=lambda item: (item[2], item[0]))
     return [Candidate(start, index, "option_mention", WEAK)]
+
+
+# "After the leaves have been tossed and ..., ": a clause of what came before or after
+_LEADING_TIME_CLAUSE = re.compile(r"\W*(?:after|before|once|until)\b[^,;:.!?]{3,}?,", re.IGNORECASE)
+
+
+def _in_leading_time_clause(sentence: str, options: Options) -> bool:
+    """Whether every option the sentence names stands in a leading clause of time ("After the
+    leaves have been tossed and the edges have oxidised, they are heated ..."), the main
+    clause naming none: the sentence states what happens then, not that option."""
+    lead = _LEADING_TIME_CLAUSE.match(sentence)
+    if lead is None:
+        return False
+    mentions = options.mentions(sentence)
+    return bool(mentions) and all(end <= lead.end() for _, end, _ in mentions)
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*$")

@@ -211,6 +211,7 @@ def phrase_of(text: str) -> tuple[str, ...]:
     return _phrase(clean(re.sub(r"^\s*\(?A[).:]\s+", "", text)).strip())
 
 
+_TWO_NAMES = re.compile(r"^([^()]+?)\s+\(([^()]+)\)\s*$")  # "Fixing (kill-green)"
 _NAME_AT_START = re.compile(
     r"\s*(?:(?:da|de|del|der|di|du|la|le|van|von)\s+)?([A-Z][A-Za-zÀ-ÿ-]+)(?:'s)?(?![\w-])"
 )
@@ -239,8 +240,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "acronyms", "by_first", "capitals", "closed", "count", "elided", "heads", "names",
-        "phrases", "roman", "seen", "squashed", "texts", "twins",
+        "acronyms", "aliases", "by_first", "capitals", "closed", "count", "elided", "heads",
+        "names", "phrases", "roman", "seen", "squashed", "texts", "twins",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -288,6 +289,26 @@ class Options:
                          if _ACRONYM.fullmatch(text)}
         self.seen: dict[str, list[tuple[int, int, int]]] = {}  # mentions of recent sentences
         self.heads = self._distinctive_heads()  # "membran" -> the index of "Cell membrane"
+        # ("kill", "green") -> the index of "Fixing (kill-green)"
+        self.aliases = self._bracketed_aliases()
+
+    def _bracketed_aliases(self) -> dict[tuple[str, ...], int]:
+        """Each of the two names an option gives ("Fixing (kill-green)", "165 °F (74 °C)"):
+        either one said alone names the option, where no other option uses it (the bracketed
+        one only of two words or more: not the "planet" of "Mercury (planet)")."""
+        found: dict[tuple[str, ...], set[int]] = {}
+        for index, text in enumerate(self.texts):
+            parts = _TWO_NAMES.match(text)
+            if parts is None:
+                continue
+            for part, least in ((parts.group(1), 1), (parts.group(2), 2)):
+                phrase = _phrase(part)
+                if len(phrase) >= least:
+                    found.setdefault(phrase, set()).add(index)
+        return {phrase: next(iter(owners)) for phrase, owners in found.items()
+                if len(owners) == 1 and phrase not in self.phrases
+                and not any(phrase == other[: len(phrase)] for i, other in enumerate(self.phrases)
+                            if i not in owners)}
 
     def _distinctive_heads(self) -> dict[str, int]:
         """The last word of each option of two or more words that no other option uses."""
@@ -395,6 +416,11 @@ class Options:
                     self.as_written(text, words[position][1], words[end - 1][2], index)
                 ):
                     found.append((words[position][1], words[end - 1][2], index))
+        for phrase, index in self.aliases.items():
+            for position, (word, _, _) in enumerate(words):
+                end = position + len(phrase)
+                if word == phrase[0] and tuple(w for w, _, _ in words[position:end]) == phrase:
+                    found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
             for match in re.finditer(rf"\b{re.escape(word)}\b", text):
                 after = _NAME_GOES_ON.match(text, match.end())
@@ -465,6 +491,17 @@ class Options:
             if index is not None:
                 found.append((match.start("ref"), index))
         return found
+
+    def leading(self, clause: str) -> int | None:
+        """The one option whose text the whole clause gives the leading words of, two content
+        words or more ("the Inca Empire" for "The Inca Empire under Pachacuti", "the
+        ancestors of the Shona" for "Ancestors of the Shona people"): an option shortened."""
+        said = _phrase(clause)
+        if len(set(said) - _FUNCTION_WORDS) < 2:
+            return None
+        owners = [i for i, phrase in enumerate(self.phrases)
+                  if len(phrase) > len(said) and phrase[: len(said)] == said]
+        return owners[0] if len(owners) == 1 else None
 
     def name_at_start(self, span: str) -> int | None:
         """The option a name at the start of ``span`` belongs to ("van Gogh" for "Vincent van

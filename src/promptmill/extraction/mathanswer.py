@@ -26,12 +26,19 @@ from promptmill.extraction.asked import (
     recaps,
 )
 from promptmill.extraction.commitment import (
+    absolute_of,
+    another_of_kind,
+    asked_quantity_of,
     committed_index,
+    could_aside,
+    counted_noun,
     excluded_case,
     in_asked_unit,
     marked_value,
     named_clause,
     named_value,
+    ordinal_of_counted,
+    unasked_rounding,
     what_if,
 )
 from promptmill.extraction.mathnorm import (
@@ -326,16 +333,25 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     closing = sentences(text)[-4:]
     # past the statement that commits to the asked quantity, only a correction or another
     # commitment speaks; the rest is commentary, however it is phrased
-    counted = HOW_MANY.search(question) if question else None
+    counted = counted_noun(question)
     # "So a cube has twelve edges." commits as "has 12 edges" would
-    said = [_counts_as_digits(s, counted.group(1)) if counted else s for _, s in closing]
+    said = [_counts_as_digits(s, counted) if counted else s for _, s in closing]
     committed = committed_index(said, question)
+    variable = asked_quantity_of(question).unknown
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
         whole = sentence
         if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
-        if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
+        if _GOAL.match(sentence):
+            continue  # "We want to find the period of y = sin(4x).": the task, not a result
+        # "Perimeter = 42 m. Rounded to the nearest ten that is 40.": a rounding not asked for
+        sentence = unasked_rounding(sentence, question)
+        if not sentence.strip():
+            continue
+        unbracketed = _WORDY_BRACKET.sub("", sentence)  # "(the negative root is rejected)"
+        if REJECTED.search(CONCLUSION.split(unbracketed)[-1]) and not _CLAUSE_SPLIT.search(
+                sentence):
             continue  # "x = -1 is extraneous.": the value named is set aside
         if _UNEQUAL.search(CONCLUSION.split(sentence)[-1]):
             continue  # "I first thought 3, but that gives 9 ≠ 15": a failed check states none
@@ -364,8 +380,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             else:
                 sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
         if counted:
-            sentence = _counts_as_digits(sentence, counted.group(1))
-        value = (_counted(sentence, counted.group(1)) if counted
+            sentence = _counts_as_digits(sentence, counted)
+        value = (_counted(sentence, counted) if counted
                  else named_value(sentence, question))
         corrected = _after_correction(sentence)
         both = _BOTH.match(sentence[corrected:])
@@ -387,7 +403,9 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         )
         if index != committed and (
             remark or recaps(sentence, given) or other_quantity(sentence, question)
-            or what_if(whole, question)
+            or what_if(whole, question) or another_of_kind(whole, question)
+            or could_aside(whole, question) or ordinal_of_counted(whole, question)
+            or absolute_of(whole, variable)
         ):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found
@@ -415,6 +433,12 @@ def _offers_two(sentence: str, question: str | None) -> bool:
 
 
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
+# "We want to find the period of y = sin(4x).": a statement of the task, which states no result
+_GOAL = re.compile(r"^\W*(?:(?:we|i)\s+(?:want|need|have|are\s+asked|were\s+asked)\s+to|"
+                   r"let(?:'s|\s+us|\s+me))\s+(?:find|compute|determine|calculate|work\s+out|"
+                   r"evaluate|solve)\b(?![^.]*(?:=|\b(?:is|are|gives?|equals?)\b)[^.]*\d[^.]*"
+                   r"(?:,\s*so|;|\bso\b))", re.IGNORECASE)
+_WORDY_BRACKET = re.compile(r"\([^()\d]*\)")
 
 
 def _echoes(text: str, question: str | None) -> bool:
@@ -451,7 +475,8 @@ def extract_math_method(
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
     if chosen is None:
-        if all(_QUESTIONED.search(sentence) for _, sentence in sentences(text)):
+        if all(_QUESTIONED.search(sentence) or _GOAL.match(sentence)
+               for _, sentence in sentences(text)):
             return None, "none"  # "32? 64?": numbers put as questions commit to none
         closing = sentences(text)[-1:]
         if closing and HEDGED.search(closing[0][1]):

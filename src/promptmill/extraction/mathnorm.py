@@ -170,7 +170,7 @@ _UNITS_AFTER = re.compile(
 _PLAIN_UNITS = re.compile(
     r"(-?\d+/\d+|\$?-?\$?\d[\d,]*(?:\.\d+)?%?|\\frac\{\d+\}\{\d+\}|-?\d*\\sqrt\{\d+\}|\d*\\pi)"
     # "50/3 m/s", "-2.25 m/s^{2}": a unit may end in a power
-    r"\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*(?:\^\{\d\})?"
+    r"\s*(?:(?<=\s)(?!and\b|or\b)[A-Za-z][\w./^ ]*(?:\^\{\d\})?|[Ωμ][\w./^ ]*)"
 )
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([^()=]*\))"
 _ASSIGNMENT = re.compile(rf"^\s*({_VARIABLE})\s*=\s*(.+?)\s*$")

@@ -161,6 +161,11 @@ def counted_noun(question: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+# "greatest common divisor", "least common multiple", "highest common factor"
+_TERM_OF_ART = re.compile(r"\b(greatest|least|lowest|highest)\s+(common)\s+(divisors?|multiples?|"
+                          r"factors?|denominators?)\b")
+
+
 def _plain(text: str) -> str:
     """Text with Unicode minus and dashes as ``-``, spaces and braces dropped ("x^{2}" as
     "x^2"), to compare expressions."""
@@ -299,6 +304,11 @@ class AskedQuantity:
         # "greatest common divisor" is also "the GCD"
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
+        # "Find the greatest common divisor of ...": the asked phrase read to its noun, where
+        # only its first word was taken ("greatest"); the noun and the initials name it
+        for m in _TERM_OF_ART.finditer(lowered):
+            if m.group(1) in words:
+                self.names |= {m.group(3).rstrip("s"), m.group(1)[0] + m.group(2)[0] + m.group(3)[0]}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
         self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
         self.scientific = bool(_ASKS_SCIENTIFIC.search(question))
@@ -499,9 +509,11 @@ def in_asked_unit(sentence: str, question: str | None) -> str | None:
     name = unit.lower().rstrip("s")
     symbol = _SYMBOLS_OF_UNITS.get(name)
     named = rf"(?i:{re.escape(name)}s?)\b" + (rf"|{re.escape(symbol)}(?!\w)" if symbol else "")
+    # "90 minutes — one and a half hours": a dash gives it again too, in digits or words
     found = {m.group(1).replace(",", "") for m in re.finditer(
-        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*)(\d[\d,]*(?:\.\d+)?)\s*(?:{named})",
-        sentence)}
+        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*|\s[—–]\s*)"
+        rf"(\d[\d,]*(?:\.\d+)?|\\frac\{{\d+\}}\{{\d+\}})\s*(?:{named})(?!\s+and\s+\d)",
+        latexify(sentence))}
     return found.pop() if len(found) == 1 else None
 
 

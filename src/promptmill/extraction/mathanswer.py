@@ -139,8 +139,11 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(content)) if content.strip() else None
         if not value:
             continue
-        if previous and previous[1] != value and side_by_side(text[previous[0] : start]):
-            value = HEDGE  # "\boxed{7} or \boxed{3}": two answers offered, neither chosen
+        if previous and previous[1] != value and (side_by_side(text[previous[0] : start])
+                                                  or _OR_IS_IT.search(text[previous[0] : start])):
+            # "\boxed{7} or \boxed{3}", "\boxed{21}, or is it \boxed{19}?": two answers
+            # offered, neither chosen
+            value = HEDGE
         found.append(Candidate(start, value, "boxed" if value != HEDGE else HEDGE, STRONG))
         previous = end, value
     for start, content in tagged(text):
@@ -384,6 +387,10 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         value = (_counted(sentence, counted) if counted
                  else named_value(sentence, question))
         corrected = _after_correction(sentence)
+        if value is None and counted and not corrected and sentence != kept:
+            # "So it takes 90 minutes — one and a half hours." for "How many hours ...?": the
+            # count of the asked noun, given again after the dash
+            value = _counted(_counts_as_digits(kept, counted), counted)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one
             several = SEVERAL.search(question or "")
@@ -392,7 +399,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
             value = closing_statement(bold, question)
         # "That's two and a half hours, or 150 minutes." for "... to minutes": the asked unit's
-        value = value or in_asked_unit(sentence[corrected:], question)
+        value = value or in_asked_unit(sentence[corrected:], question) or (
+            None if corrected or not _DASH.search(kept) else in_asked_unit(kept, question))
         value = value or closing_statement(undated(sentence[corrected:], question), question)
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
@@ -433,6 +441,26 @@ def _offers_two(sentence: str, question: str | None) -> bool:
 
 
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
+# "\boxed{21}, or is it \boxed{19}?": the second box put as a question against the first
+_OR_IS_IT = re.compile(r"\bor\s+(?:is|was)\s+it\b|\bor\s+should\s+it\s+be\b", re.IGNORECASE)
+# "Could you clarify ...?", "let me know which one you mean": the response asks back instead
+# of answering
+_CLARIFIES = re.compile(
+    r"\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:clarify|confirm|specify|tell\s+me\s+(?:which|"
+    r"whether|what))\b|\blet\s+me\s+know\s+(?:which|whether|what\s+you\s+mean|if\s+you\s+mean)\b"
+    r"|\bdo\s+you\s+mean\b|\bwhich\s+(?:one\s+|reading\s+|interpretation\s+)?do\s+you\s+(?:mean|want)\b"
+    r"|\bbefore\s+I\s+answer\b", re.IGNORECASE)
+# "Try finishing the computation yourself.": the working left to the asker, no answer given
+_LEFT_TO_READER = re.compile(
+    r"\b(?:try|see\s+if\s+you\s+can)\s+(?:finishing|completing|solving|doing|working\s+out|"
+    r"simplifying|finish|complete|solve|do|work\s+out|simplify)\b[^.!?\n]*\byourself\b"
+    r"|\b(?:I'll|I\s+will)\s+leave\s+(?:the\s+rest|it|the\s+last\s+step)\s+(?:to|for)\s+you\b",
+    re.IGNORECASE)
+# "The answer is \boxed{}": the slot for the answer left empty
+_EMPTY_BOX = re.compile(r"\\boxed\s*\{\s*\}")
+# "Let me restate the problem: ...": a preface to the question told again
+_RESTATING = re.compile(r"^\W*(?:let\s+me\s+|I'll\s+|to\s+)?(?:restate|rephrase|repeat|restating)\s+"
+                        r"(?:the\s+)?(?:problem|question|task)\s*:\s*", re.IGNORECASE)
 # "We want to find the period of y = sin(4x).": a statement of the task, which states no result
 _GOAL = re.compile(r"^\W*(?:(?:we|i)\s+(?:want|need|have|are\s+asked|were\s+asked)\s+to|"
                    r"let(?:'s|\s+us|\s+me))\s+(?:find|compute|determine|calculate|work\s+out|"
@@ -443,6 +471,7 @@ _WORDY_BRACKET = re.compile(r"\([^()\d]*\)")
 
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question (once or over and over)."""
+    text = _RESTATING.sub("", text)
     if not question or len(text) > 8 * len(question) + 20:
         return False
     asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
@@ -474,6 +503,13 @@ def extract_math_method(
     chosen = decide(candidates, text) if candidates else None
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
+    if chosen is None or chosen.strength == WEAK:
+        if _CLARIFIES.search(text):
+            return None, "clarification"  # asks which reading is meant, answers none
+        if _LEFT_TO_READER.search(text):
+            return None, "left_to_reader"  # a hint, the answer left to the asker
+        if _EMPTY_BOX.search(text):
+            return None, "empty_answer"  # "The answer is \boxed{}"
     if chosen is None:
         if all(_QUESTIONED.search(sentence) or _GOAL.match(sentence)
                for _, sentence in sentences(text)):

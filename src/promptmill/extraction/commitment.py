@@ -118,6 +118,12 @@ _OBJECT = re.compile(
 _LETTER_TERMS = re.compile(r"[a-z](?:\s*[-+·*/]\s*[a-z])+")
 
 
+def _asks_letter_terms(question: str) -> bool:
+    """Whether a question asks for an expression of its letters ("What is x + y?")."""
+    return any(_LETTER_TERMS.fullmatch(m.group("object").strip())
+               for m in _OBJECT.finditer(question))
+
+
 def _signed_names(question: str, asked: set[str]) -> set[str]:
     """The noun a question counts past its adjectives ("How many trailing zeros": zeros)."""
     names = set()
@@ -189,7 +195,7 @@ _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 _WORD_STATED = re.compile(
     r"\b(?:is|are|was|equals?)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
     rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:{NUMBER_WORD_BODY}\s+(?:and\s+)?)?(?:an?\s+|one\s+)?"
-    r"(?:halve?s?|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
+    r"(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
     r"tenths?|twelfths?)\b)", re.IGNORECASE)
 # "Find the exact value of sin 75°.": a function the asked expression applies
 _FUNCTION_SIGN = re.compile(r"(?:\\|\b)(sin|cos|tan|cot|sec|csc|log|ln)\s*(\(?)\s*(\w+)")
@@ -315,7 +321,9 @@ class AskedQuantity:
         self.rounds = bool(re.search(r"\bround", question, re.IGNORECASE))
         noun = counted_noun(question)
         self.counted = re.escape(noun.lower().rstrip("s")) if noun else None
-        variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
+        variable = ASKED_VARIABLE.search(question) or (
+            # "Solve 2^x = 32 and 3^y = 27. What is x + y?": the expression is asked, not x
+            None if _asks_letter_terms(question) else _SOLVE_VARIABLE.search(question))
         # "Solve 7 - 3x > -8.": "x < 5" states the unknown by a relation
         self.relation = bool(_INEQUALITY_SIGN.search(question))
         self.unknown = variable.group(1) if variable else _solved_letter(question)
@@ -382,7 +390,8 @@ class AskedQuantity:
         if self.stated_in and self.stated_in.search(text):
             return True
         plain = _plain(text)
-        if any(e and f"{e}=" in plain for e in self.expressions):
+        if any(e and (f"{e}=" in plain or _LETTER_TERMS.fullmatch(e) and f"{e}is" in plain)
+               for e in self.expressions):
             return True
         # "\cos\theta = -\frac{4}{5}" for "what is $\cos\theta$?": the asked TeX, then its value
         if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)

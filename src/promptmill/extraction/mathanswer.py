@@ -341,6 +341,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     said = [_counts_as_digits(s, counted) if counted else s for _, s in closing]
     committed = committed_index(said, question)
     variable = asked_quantity_of(question).unknown
+    relation = asked_quantity_of(question).relation  # an inequality to solve
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
         whole = sentence
@@ -402,6 +403,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         value = value or in_asked_unit(sentence[corrected:], question) or (
             None if corrected or not _DASH.search(kept) else in_asked_unit(kept, question))
         value = value or closing_statement(undated(sentence[corrected:], question), question)
+        if value is None and relation:
+            value = _solution_set(kept, variable)  # "at least 7 — that is, x ≥ 7, or [7, ∞)"
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
         if value is None:
@@ -433,7 +436,10 @@ def _offers_two(sentence: str, question: str | None) -> bool:
     "0.25 or 25%", "150 minutes, or 9000 seconds" say one value in two forms."""
     if asks_several(question):
         return False
+    given = givens(question)
     for first, unit, second, other in _OR_VALUE.findall(sentence):
+        if first.strip(".,$") in given and second.strip(".,$") in given:
+            continue  # "divisible by 4 or 6": the question's own numbers, no answers offered
         converted = other == "%" != unit or unit and other and unit.lower() != other.lower()
         if not converted and first.strip(".,-$") != second.strip(".,-$"):
             return True
@@ -441,6 +447,22 @@ def _offers_two(sentence: str, question: str | None) -> bool:
 
 
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
+_BOUND = r"-?\s*(?:\d[\d.]*(?:/\d+)?|∞|\\infty)"
+_INTERVAL = re.compile(rf"[\[(]\s*{_BOUND}\s*,\s*{_BOUND}\s*[\])]")
+
+
+def _solution_set(sentence: str, variable: str | None) -> str | None:
+    """The last solution set a statement gives for an inequality: an interval ("[7, ∞)") or
+    the unknown's relation ("x ≥ 7"), where its words ("at least 7") alone state none."""
+    if variable is None:
+        return None
+    text = sentence.replace("−", "-")
+    found = list(_INTERVAL.finditer(text)) + list(re.finditer(
+        rf"(?<![\w\\]){re.escape(variable)}\s*(?:[<>≤≥]=?|\\[lg]eq?\b)\s*{_BOUND}", text))
+    if not found:
+        return None
+    value = settle(max(found, key=lambda m: m.start()).group(0))
+    return None if value == HEDGE else value
 # "\boxed{21}, or is it \boxed{19}?": the second box put as a question against the first
 _OR_IS_IT = re.compile(r"\bor\s+(?:is|was)\s+it\b|\bor\s+should\s+it\s+be\b", re.IGNORECASE)
 # "Could you clarify ...?", "let me know which one you mean": the response asks back instead

@@ -197,7 +197,12 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(raw))
         if value is not None and value != HEDGE:
             found.append(Candidate(start, value, "table", STRONG))
-    if rows:
+    # "| **Tip** | **$12.90** |" above "| Total paid | $98.90 |": the asked row, unless the
+    # last row is the one marked in bold
+    named = _named_row(rows, question) if rows and not rows[-1][2] else None
+    if named is not None:
+        found.append(named)
+    elif rows:
         start, cells, bold = rows[-1]
         label = cells[0].lower() if cells else ""
         if bold or re.search(r"total|sum|left|result|answer", label):
@@ -221,6 +226,23 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
     return found
+
+
+def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) -> Candidate | None:
+    """The one table row whose label is the asked quantity's name ("| Tip | $12.90 |" for
+    "How much is the tip?"), its last cell's value; None unless exactly one row is so named."""
+    names = asked_quantity_of(question).names - {"answer", "solution", "result"}
+    if not names:
+        return None
+    found = []
+    for start, cells, _ in rows:
+        label = re.sub(r"[^a-z ]", "", unbold(cells[0]).lower()).strip() if cells else ""
+        filled = [unbold(cell) for cell in cells[1:] if cell.strip()]
+        if label.rstrip("s") in names and filled:
+            value = stated_value(as_math(filled[-1]))
+            if value is not None and value != HEDGE:
+                found.append(Candidate(start, value, "table", MEDIUM))
+    return found[0] if len(found) == 1 else None
 
 
 def _flat(text: str) -> str:
@@ -312,6 +334,21 @@ def _before_dash(sentence: str) -> str:
     return sentence if "=" in tail or CORRECTION.search(tail) else sentence[: dash.start()]
 
 
+# "The remainder is zero: 1001 = 7 × 11 × 13, ...": a statement, then its reason after a colon
+_STATED_BEFORE_COLON = re.compile(
+    rf"^[^:]*\b(?:is|are|equals)\s+(?:-?\d[\d,.]*|{NUMBER_WORD_BODY}|\S+\s+(?:half|thirds?|quarters?))"
+    r"\W*:\s", re.IGNORECASE)
+
+
+def _before_reason(sentence: str, question: str | None) -> str:
+    """A statement of the asked quantity without the reason a colon gives after its value
+    ("The remainder is zero: 1001 = 13 × 77 exactly."); else the sentence."""
+    stated = _STATED_BEFORE_COLON.match(sentence)
+    if stated and asked_quantity_of(question).named_by(stated.group(0)):
+        return stated.group(0).rstrip(": \t")
+    return sentence
+
+
 def _kept(sentence: str) -> str:
     """A sentence without its clauses that reject the value they name, if others remain."""
     if not REJECTED.search(sentence):
@@ -370,7 +407,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         sentence = asked_variable(asked_quantity(asked, question), question)
         kept = _kept(sentence)
         rejects = kept != sentence  # "only x = 4 works; x = -1 is extraneous": x = 4 stands
-        sentence = named_clause(_before_dash(kept), question)
+        sentence = _before_reason(named_clause(_before_dash(kept), question), question)
         checks = CHECK.search(sentence) and not rejects and not _ONLY.match(sentence)
         if checks and (passed or _PASSED.search(sentence)):
             continue

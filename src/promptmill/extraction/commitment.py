@@ -194,7 +194,7 @@ _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
 # "one in four", a chance told as odds)
 _WORD_STATED = re.compile(
     r"\b(?:is|are|was|equals?)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
-    rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:{NUMBER_WORD_BODY}\s+(?:and\s+)?)?(?:an?\s+|one\s+)?"
+    rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:[a-z]+[\s-]+){{0,4}}?"
     r"(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
     r"tenths?|twelfths?)\b)", re.IGNORECASE)
 # "Find the exact value of sin 75°.": a function the asked expression applies
@@ -267,6 +267,18 @@ def absolute_of(sentence: str, variable: str | None) -> bool:
     return variable is not None and re.match(
         rf"^\W*(?:(?:so|thus|hence|then)\s+)?\|\s*{re.escape(variable)}\s*\|", sentence,
         re.IGNORECASE) is not None
+
+
+_EXTREME_SUBJECT = re.compile(r"^\W*(?:(?:so|thus|hence|and|then)\s+)?the\s+(smallest|largest|least|"
+                              r"greatest|biggest|lowest|highest)\b", re.IGNORECASE)
+
+
+def extreme_of_set(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives one end of an inequality's solutions ("So the smallest whole
+    number that works is 4.") where the question asks to solve it, not for that end."""
+    found = _EXTREME_SUBJECT.match(sentence)
+    return bool(found and question and _INEQUALITY_SIGN.search(question)
+                and not re.search(rf"\b{found.group(1)}\b", question, re.IGNORECASE))
 
 
 def ordinal_of_counted(sentence: str, question: str | None) -> bool:
@@ -433,7 +445,8 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     sentence = unasked_rounding(sentence, asked.question)
     if not _STATES_VALUE.search(sentence) and not _WORD_STATED.search(sentence):
         return False
-    if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question):
+    if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question) \
+            or extreme_of_set(sentence, asked.question):
         return False  # "The other acute angle is 60°.", "The 12th term is 51."
     if could_aside(sentence, asked.question) or absolute_of(sentence, asked.unknown):
         return False  # "the best you could do is ...", "So |x| = 5" for x

@@ -31,6 +31,7 @@ from promptmill.extraction.commitment import (
     asked_quantity_of,
     committed_index,
     could_aside,
+    extreme_of_set,
     counted_noun,
     excluded_case,
     in_asked_unit,
@@ -221,6 +222,8 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
         if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
             echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
+        if not marked and _UNSOLVED.search(content) and not _SOLVED_FORM.search(content):
+            echoed = True  # "3x ≥ 15." opening the working: a step, the unknown not yet alone
         if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
@@ -243,6 +246,14 @@ def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) ->
             if value is not None and value != HEDGE:
                 found.append(Candidate(start, value, "table", MEDIUM))
     return found[0] if len(found) == 1 else None
+
+
+# a relation with the unknown under a coefficient ("3x ≥ 15"): a step of solving, not a solution
+_UNSOLVED = re.compile(r"\d\s*[a-z](?![a-z])[^<>≤≥\n]*(?:[<>≤≥]|\\[lg]e)|(?:[<>≤≥]|\\[lg]e)[^<>≤≥\n]*"
+                       r"\d\s*[a-z](?![a-z])")
+
+
+_SOLVED_FORM = re.compile(r"(?<![\w.])[a-z]\s*(?:[<>≤≥]|\\[lg]e)")
 
 
 def _flat(text: str) -> str:
@@ -453,6 +464,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             remark or recaps(sentence, given) or other_quantity(sentence, question)
             or what_if(whole, question) or another_of_kind(whole, question)
             or could_aside(whole, question) or ordinal_of_counted(whole, question)
+            or extreme_of_set(whole, question)
             or absolute_of(whole, variable)
         ):
             # the answer may come before it (past more remarks): look on, keep this if not
@@ -499,7 +511,7 @@ def _solution_set(sentence: str, variable: str | None) -> str | None:
     if not found:
         return None
     value = settle(max(found, key=lambda m: m.start()).group(0))
-    return None if value == HEDGE else value
+    return None if value is None or value == HEDGE else re.sub(r"\s+(?=[\])])", "", value)
 # "\boxed{21}, or is it \boxed{19}?": the second box put as a question against the first
 _OR_IS_IT = re.compile(r"\bor\s+(?:is|was)\s+it\b|\bor\s+should\s+it\s+be\b", re.IGNORECASE)
 # "Could you clarify ...?", "let me know which one you mean": the response asks back instead

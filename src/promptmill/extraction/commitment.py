@@ -27,7 +27,7 @@ from promptmill.extraction.asked import (
     other_quantity,
     per_item,
 )
-from promptmill.extraction.mathnorm import NUMBER_WORD_BODY, latexify, number_word
+from promptmill.extraction.mathnorm import NUMBER_WORD_BODY, latexify
 from promptmill.extraction.text import CHECK, CONCLUSION, CORRECTION, HOW_MANY, REJECTED
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
@@ -209,7 +209,8 @@ _COUNTED_NOUN = re.compile(
 _ANOTHER = re.compile(r"^\W*(?:(?:so|and|then)\s+)?(?:the\s+(other|next|remaining|previous)|"
                       r"(another))\b", re.IGNORECASE)
 # "Rounded to the nearest ten that is 70.": a rounding the question may not ask for
-_ROUNDING = re.compile(r"(?:,\s*|\s+|^\W*)(?:which\s+|and\s+)?rounded?\s+(?:off\s+)?(?:to|up|down)\b"
+_ROUNDING = re.compile(r"(?:,\s*|\s+|^\W*)(?:which\s+|and\s+)?rounded?\s+(?:off\s+)?"
+                       r"(?:to|up|down)\b"
                        r".*$", re.IGNORECASE | re.DOTALL)
 _ASKS_ROUNDING = re.compile(r"\bround|\bnearest\b|\bdecimal\s+places?\b|\bsignificant\b",
                             re.IGNORECASE)
@@ -269,7 +270,8 @@ def absolute_of(sentence: str, variable: str | None) -> bool:
         re.IGNORECASE) is not None
 
 
-_EXTREME_SUBJECT = re.compile(r"^\W*(?:(?:so|thus|hence|and|then)\s+)?the\s+(smallest|largest|least|"
+_EXTREME_SUBJECT = re.compile(r"^\W*(?:(?:so|thus|hence|and|then)\s+)?the\s+"
+                              r"(smallest|largest|least|"
                               r"greatest|biggest|lowest|highest)\b", re.IGNORECASE)
 
 
@@ -295,8 +297,9 @@ def ordinal_of_counted(sentence: str, question: str | None) -> bool:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("broader", "counted", "excluded", "expressions", "given", "names", "percent", "question", "relation", "rounds",
-                 "scientific", "spoken", "stated_in", "states_verb", "symbols", "unit", "unknown", "values", "variable",
+    __slots__ = ("broader", "counted", "excluded", "expressions", "given", "names", "percent",
+                 "question", "relation", "rounds", "scientific", "spoken", "stated_in",
+                 "states_verb", "symbols", "unit", "unknown", "values", "variable",
                  "verb", "words")
 
     def __init__(self, question: str | None) -> None:
@@ -326,7 +329,8 @@ class AskedQuantity:
         # only its first word was taken ("greatest"); the noun and the initials name it
         for m in _TERM_OF_ART.finditer(lowered):
             if m.group(1) in words:
-                self.names |= {m.group(3).rstrip("s"), m.group(1)[0] + m.group(2)[0] + m.group(3)[0]}
+                self.names |= {m.group(3).rstrip("s"),
+                               m.group(1)[0] + m.group(2)[0] + m.group(3)[0]}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
         self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
         self.scientific = bool(_ASKS_SCIENTIFIC.search(question))

@@ -31,9 +31,9 @@ from promptmill.extraction.commitment import (
     asked_quantity_of,
     committed_index,
     could_aside,
-    extreme_of_set,
     counted_noun,
     excluded_case,
+    extreme_of_set,
     in_asked_unit,
     marked_value,
     named_clause,
@@ -65,7 +65,6 @@ from promptmill.extraction.text import (
     CHECK,
     CONCLUSION,
     CORRECTION,
-    HOW_MANY,
     MEDIUM,
     REJECTED,
     STRONG,
@@ -249,7 +248,8 @@ def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) ->
 
 
 # a relation with the unknown under a coefficient ("3x ≥ 15"): a step of solving, not a solution
-_UNSOLVED = re.compile(r"\d\s*[a-z](?![a-z])[^<>≤≥\n]*(?:[<>≤≥]|\\[lg]e)|(?:[<>≤≥]|\\[lg]e)[^<>≤≥\n]*"
+_UNSOLVED = re.compile(r"\d\s*[a-z](?![a-z])[^<>≤≥\n]*(?:[<>≤≥]|\\[lg]e)"
+                       r"|(?:[<>≤≥]|\\[lg]e)[^<>≤≥\n]*"
                        r"\d\s*[a-z](?![a-z])")
 
 
@@ -530,7 +530,8 @@ _LEFT_TO_READER = re.compile(
 # "The answer is \boxed{}": the slot for the answer left empty
 _EMPTY_BOX = re.compile(r"\\boxed\s*\{\s*\}")
 # "Let me restate the problem: ...": a preface to the question told again
-_RESTATING = re.compile(r"^\W*(?:let\s+me\s+|I'll\s+|to\s+)?(?:restate|rephrase|repeat|restating)\s+"
+_RESTATING = re.compile(r"^\W*(?:let\s+me\s+|I'll\s+|to\s+)?"
+                        r"(?:restate|rephrase|repeat|restating)\s+"
                         r"(?:the\s+)?(?:problem|question|task)\s*:\s*", re.IGNORECASE)
 # "We want to find the period of y = sin(4x).": a statement of the task, which states no result
 _GOAL = re.compile(r"^\W*(?:(?:we|i)\s+(?:want|need|have|are\s+asked|were\s+asked)\s+to|"

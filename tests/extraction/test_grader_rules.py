@@ -237,6 +237,21 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader18m, second pass: the clause with the question's participle; a qualifier
+    # the question uses ("the parallel slope"), not a name inside "with that slope"; the
+    # general solution beside the question's range; another base; code fenced before prose
+    ("Of 10 apples, 4 are eaten.\n\nSo two fifths of the apples are eaten, and 6 remain.",
+     "A bowl has 10 apples and 4 are eaten. What fraction of the apples is eaten?",
+     "\\frac{2}{5}", "last_statement"),
+    ("So the normal slope is 3/2. A line with that slope through (1, 1) is y = 1.5x − 0.5.",
+     "Find the slope of the line perpendicular to 2x + 3y = 6.", "3/2", "last_statement"),
+    ("tan x = 1 at two angles in range.\n\nx = π/4 or x = 5π/4.\n\nThe general solution is "
+     "x = π/4 + kπ.", "Solve tan x = 1 for 0 ≤ x < 2π.", "\\{\\pi /4, 5\\pi /4\\}",
+     "last_statement"),
+    ("16 + 8 + 2 = 26.\n\n11010₂ = 26 in decimal.\n\nSo in octal it is 32, and in hexadecimal 1A.",
+     "Convert 11010₂ to base 10.", "26", "last_statement"),
+    ("3 · 13 = 39.\n\n```python\n>>> 3 * 13\n39\n>>> 3 * 14\n42\n```\n\nThe product is 39.",
+     "What is 3 times 13?", "39", "last_statement"),
     # round grader18m: the statement of the asked quantity, not a trailing one about another
     # (the other / next one, a rounding not asked, what could be done, the Nth item of a
     # count, |x|, a check with an adjective, a value put in to test it)

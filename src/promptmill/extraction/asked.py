@@ -509,7 +509,7 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
     numbers = _GIVEN_NUMBER.findall(sentence)
     worded = _WORDED.search(sentence)
     return (bool(numbers) and set(numbers) <= given and worded is not None
-            and not re.search(r"\d", worded.group("tail")))
+            and not re.search(r"[\dπ√∞]|\\(?:pi|sqrt|infty)\b", worded.group("tail")))
 
 
 # "... in km/h?", "How long (in seconds) does ...": the unit the question asks in

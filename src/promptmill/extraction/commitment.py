@@ -145,6 +145,8 @@ def _signed_symbols(question: str, asked: set[str]) -> set[str]:
     return symbols
 
 
+# "perpendicular to", "parallel to", "tangent to": a word qualifying the asked object
+_QUALIFIER = re.compile(r"\b(perpendicular|parallel|tangent|normal|opposite|adjacent)\s+to\b")
 _INEQUALITY_SIGN = re.compile(r"[<>≤≥]|\\[lg]eq?\b")
 # "Solve 7 − 3x > −8.", "Solve x² + 9 = 34.": the one letter the equation is in
 _SOLVED = re.compile(r"^\W*solve\s+([^?]*?)(?:\s+for\s+|[.?]?\s*$)", re.IGNORECASE)
@@ -241,9 +243,38 @@ def unasked_rounding(sentence: str, question: str | None) -> str:
     return sentence
 
 
+# "for 0 ≤ x < 2π", "in [0, 360°)": a range the question keeps its solutions to
+_RANGE = re.compile(r"[≤<]\s*[a-zθ]\s*[≤<]|\\le\s*[a-z]|\bin\s+\[|\bon\s+\[", re.IGNORECASE)
+_GENERAL = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+general\s+(?:solution|form)\b",
+                      re.IGNORECASE)
+# "in hexadecimal it's 5B": a number in another base than the one asked
+_BASES = {"binary": "2", "octal": "8", "decimal": "10", "hexadecimal": "16", "hex": "16"}
+_BASE = re.compile(r"\b(?:in\s+|to\s+|into\s+)"
+                   r"(binary|octal|decimal|hexadecimal|hex|base[- ]?(\d+))\b",
+                   re.IGNORECASE)
+
+
+def _bases(text: str) -> set[str]:
+    return {m.group(2) or _BASES[m.group(1).lower()] for m in _BASE.finditer(text)}
+
+
+def other_base(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives a number in another base than the question asks it in
+    ("In hexadecimal that is 35." for "Convert 110101₂ to base 10.")."""
+    asked = {m.group(2) or _BASES[m.group(1).lower()] for m in _BASE.finditer(question or "")
+             if not m.group(0).lower().startswith("in ")} or _bases(question or "")
+    said = _bases(sentence)
+    return bool(asked and said and not said & asked)
+
+
 def another_of_kind(sentence: str, question: str | None) -> bool:
     """Whether a statement is about another of the asked kind ("The other acute angle is
-    60°.", "The next solution is 15."), where the question asks for no other or next one."""
+    60°.", "The next solution is 15."), where the question asks for no other or next one;
+    or gives the general solution where the question keeps to a range."""
+    if _GENERAL.match(sentence) and _RANGE.search(question or ""):
+        return True
+    if other_base(sentence, question):
+        return True
     found = _ANOTHER.match(sentence)
     if found is None:
         return False
@@ -297,7 +328,8 @@ def ordinal_of_counted(sentence: str, question: str | None) -> bool:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("broader", "counted", "excluded", "expressions", "given", "names", "percent",
+    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given", "names",
+                 "percent",
                  "question", "relation", "rounds", "scientific", "spoken", "stated_in",
                  "states_verb", "symbols", "unit", "unknown", "values", "variable",
                  "verb", "words")
@@ -334,6 +366,8 @@ class AskedQuantity:
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
         self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
         self.scientific = bool(_ASKS_SCIENTIFIC.search(question))
+        # "the line perpendicular to ...": the words that qualify what is asked about
+        self.adjectives = {m.group(1) for m in _QUALIFIER.finditer(lowered)}
         self.rounds = bool(re.search(r"\bround", question, re.IGNORECASE))
         noun = counted_noun(question)
         self.counted = re.escape(noun.lower().rstrip("s")) if noun else None
@@ -393,7 +427,11 @@ class AskedQuantity:
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
                                             or tokens[i - 1] + "s" in self.words
                                             or tokens[i - 1].endswith("'")
-                                            or tokens[i - 1][:1].isdigit())
+                                            or tokens[i - 1][:1].isdigit()
+                                            # "The parallel slope" for "the slope of the line
+                                            # parallel to ...": the question's own word
+                                            or tokens[i - 1] in self.adjectives)
+                   and not (i >= 2 and tokens[i - 2] == "with")  # "a line with that slope"
                    for i, token in enumerate(tokens)):
                 return True
             if any("-" in name and name in named.replace("$", "") for name in self.names):
@@ -616,7 +654,25 @@ def named_clause(sentence: str, question: str | None) -> str:
         return sentence  # "Each end has 3 vertices, and there are 2 ends: 6 in all."
     asked = asked_quantity_of(question)
     named = [part for part in parts if _STATES_VALUE.search(part) and asked.named_by(part)]
-    return named[0] if len(named) == 1 else sentence
+    if len(named) == 1:
+        return named[0]
+    return _participle_clause(parts, question) or sentence
+
+
+# "What fraction is eaten?", "How many are left?": the participle the question asks by
+_PARTICIPLE = re.compile(r"\b(?:is|are|was|were|be|been)\s+([a-z]{3,}(?:ed|en|left|lost|sold|"
+                         r"spent|paid|kept))\b", re.IGNORECASE)
+
+
+def _participle_clause(parts: list[str], question: str | None) -> str | None:
+    """Of clauses that each state a value ("three quarters of the cake is eaten, and 2 pieces
+    remain"), the one with the question's participle ("What fraction is eaten?")."""
+    asked = _PARTICIPLE.search(question or "")
+    if asked is None or len(parts) < 2:
+        return None
+    word = re.escape(asked.group(1).lower())
+    held = [part for part in parts if re.search(rf"\b{word}\b", part, re.IGNORECASE)]
+    return held[0] if len(held) == 1 else None
 
 
 def named_value(sentence: str, question: str | None) -> str | None:

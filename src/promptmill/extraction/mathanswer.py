@@ -373,15 +373,32 @@ def _kept(sentence: str) -> str:
 _UNEQUAL = re.compile(r"\d\s*\$?\s*(?:≠|\\neq?\b|!=)\s*\$?\s*-?\d")
 
 
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n.*?^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _unfenced(text: str) -> list[tuple[int, str]]:
+    """The response's sentences outside its code fences, where prose follows the last fence
+    (a fence that ends the response, "```yaml probability: 3/10```", may hold the answer)."""
+    found = sentences(text)
+    fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if "```" in text else []
+    if not fences or not text[fences[-1][1] :].strip():
+        return found
+    outside = [(start, s) for start, s in found
+               if not any(low <= start < high for low, high in fences)]
+    return outside or found
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
     given = givens(question)
     recap: Candidate | None = None
-    last = sentences(text)[-1:]
+    # lines in a code fence ("```python ... 91 ...```") are working, not a closing statement
+    unfenced = _unfenced(text)
+    last = unfenced[-1:]
     if last and _TRAILS_OFF.search(last[0][1]):
         return [Candidate(last[0][0], HEDGE, HEDGE, WEAK)]
-    closing = sentences(text)[-4:]
+    closing = unfenced[-4:]
     # past the statement that commits to the asked quantity, only a correction or another
     # commitment speaks; the rest is commentary, however it is phrased
     counted = counted_noun(question)

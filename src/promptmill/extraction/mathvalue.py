@@ -142,7 +142,9 @@ HEDGED = re.compile(
 # "x = √(49/4) = 7/2": an assignment's working; its last value is what is assigned
 _CHAIN = re.compile(r"(?<![\w\\])([a-zA-Z]\s*=\s*)(?:(?:\\[a-z]+|[^=,;<>≠a-zA-Z])+?=\s*)+")
 # "x = 7/2, or x = -7/2": the same unknown given two values, joined by "or"
-_ROOTS = re.compile(r"(?<![\w\\])([a-zA-Z])\s*=\s*[^\s,;=]+,?\s+or\s+\1\s*=\s*[^\s,;=]+")
+# (a root's value: "\pi /2" as latexify spaces it, one value)
+_ROOT = r"(?:\\[a-z]+\s+(?=[/^])|[^\s,;=])+"
+_ROOTS = re.compile(rf"(?<![\w\\])([a-zA-Z])\s*=\s*{_ROOT},?\s+or\s+\1\s*=\s*{_ROOT}")
 _ASSIGNMENTS = re.compile(
     # "h = 12,600 s" is one value: a comma before three digits groups thousands
     r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|[^\s,;=]+)"

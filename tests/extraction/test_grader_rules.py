@@ -237,6 +237,11 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader18m: a value in a prefixed form of the unit asked in, in that unit
+    ("W = Fd = 50 × 30 = 1 500 J.\n\nSo the work done is 1.5 kJ.",
+     "A 50 N force pushes a crate 30 m. How much work is done, in joules?", "1500",
+     "last_statement"),
+    ("The wire is 2.5 km long.", "How long is the wire in metres?", "2500", "last_statement"),
     # round grader18m, second pass: the clause with the question's participle; a qualifier
     # the question uses ("the parallel slope"), not a name inside "with that slope"; the
     # general solution beside the question's range; another base; code fenced before prose

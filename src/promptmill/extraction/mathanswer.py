@@ -10,6 +10,7 @@ only where nothing states a value, the last number. A statement wavering between
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from promptmill.extraction.asked import (
     SEVERAL,
@@ -388,6 +389,32 @@ def _unfenced(text: str) -> list[tuple[int, str]]:
     return outside or found
 
 
+# "in joules", "in metres": a unit without a prefix, which "135 kJ" states in thousands
+_BASE_UNIT_ASKED = re.compile(r"\bin\s+(joule|newton|watt|metre|meter|gram|litre|liter|volt|"
+                              r"pascal|ohm|second)s?\b", re.IGNORECASE)
+_UNIT_SYMBOLS = {"joule": "J", "newton": "N", "watt": "W", "metre": "m", "meter": "m",
+                 "gram": "g", "litre": "L", "liter": "L", "volt": "V", "pascal": "Pa",
+                 "ohm": "Ω", "second": "s"}
+_PREFIX = {"k": Decimal(1000), "kilo": Decimal(1000), "M": Decimal(10) ** 6,
+           "mega": Decimal(10) ** 6, "m": Decimal("0.001"), "milli": Decimal("0.001")}
+
+
+def in_base_unit(value: str, sentence: str, question: str | None) -> str:
+    """A plain value the statement gives in a prefixed form of the unit the question asks in
+    ("135 kJ" for "... in joules?"), in that unit (135000); else the value."""
+    asked = _BASE_UNIT_ASKED.search(question or "")
+    if asked is None or not re.fullmatch(r"-?\d+(?:\.\d+)?", value):
+        return value
+    name = asked.group(1).lower()
+    symbol = re.escape(_UNIT_SYMBOLS[name])
+    stated = re.search(rf"(?<![\d.]){re.escape(value)}\s*(?:(k|M|m)(?-i:{symbol})(?!\w)|"
+                       rf"(kilo|mega|milli){name}s?\b)", sentence.replace(",", ""))
+    if stated is None:
+        return value
+    scaled = Decimal(value) * _PREFIX[stated.group(1) or stated.group(2)]
+    return f"{scaled.normalize():f}"
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
@@ -468,6 +495,8 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         value = value or in_asked_unit(sentence[corrected:], question) or (
             None if corrected or not _DASH.search(kept) else in_asked_unit(kept, question))
         value = value or closing_statement(undated(sentence[corrected:], question), question)
+        if value is not None and value != HEDGE:
+            value = in_base_unit(value, sentence, question)  # "135 kJ" for "in joules"
         if value is None and relation:
             value = _solution_set(kept, variable)  # "at least 7 — that is, x ≥ 7, or [7, ∞)"
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):

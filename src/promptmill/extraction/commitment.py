@@ -230,7 +230,7 @@ _PREMISE = re.compile(r"^\W*(?:since|because|as)\b[^,]*,\s*", re.IGNORECASE)
 def unasked_rounding(sentence: str, question: str | None) -> str:
     """A statement without the rounding it adds ("Perimeter = 42 m. Rounded to the nearest ten
     that is 40.") where the question asks for no rounding; else the statement."""
-    if question is None or _ASKS_ROUNDING.search(question):
+    if "ound" not in sentence or question is None or _ASKS_ROUNDING.search(question):
         return sentence
     found = _ROUNDING.search(sentence)
     if found is None:
@@ -261,10 +261,19 @@ def _bases(text: str) -> set[str]:
 def other_base(sentence: str, question: str | None) -> bool:
     """Whether a statement gives a number in another base than the question asks it in
     ("In hexadecimal that is 35." for "Convert 110101₂ to base 10.")."""
-    asked = {m.group(2) or _BASES[m.group(1).lower()] for m in _BASE.finditer(question or "")
-             if not m.group(0).lower().startswith("in ")} or _bases(question or "")
+    asked = _asked_bases(question)
+    if not asked:
+        return False
     said = _bases(sentence)
-    return bool(asked and said and not said & asked)
+    return bool(said and not said & asked)
+
+
+@lru_cache(maxsize=1024)
+def _asked_bases(question: str | None) -> frozenset[str]:
+    """The base a question asks a number in ("to base 10", "into binary")."""
+    return frozenset({m.group(2) or _BASES[m.group(1).lower()]
+                      for m in _BASE.finditer(question or "")
+                      if not m.group(0).lower().startswith("in ")} or _bases(question or ""))
 
 
 def another_of_kind(sentence: str, question: str | None) -> bool:
@@ -487,11 +496,6 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     sentence = unasked_rounding(sentence, asked.question)
     if not _STATES_VALUE.search(sentence) and not _WORD_STATED.search(sentence):
         return False
-    if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question) \
-            or extreme_of_set(sentence, asked.question):
-        return False  # "The other acute angle is 60°.", "The 12th term is 51."
-    if could_aside(sentence, asked.question) or absolute_of(sentence, asked.unknown):
-        return False  # "the best you could do is ...", "So |x| = 5" for x
     marked = MARKED_VALUE.search(sentence) is not None
     named = asked.named_by(sentence)
     condition = _CONDITION.match(sentence)
@@ -500,6 +504,11 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     own_case = bool(given) and given <= asked.values
     if not (named or marked or own_case or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
         return False  # the cheap signals first: most sentences give none
+    if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question) \
+            or extreme_of_set(sentence, asked.question):
+        return False  # "The other acute angle is 60°.", "The 12th term is 51."
+    if could_aside(sentence, asked.question) or absolute_of(sentence, asked.unknown):
+        return False  # "the best you could do is ...", "So |x| = 5" for x
     if commentary(sentence, asked.question, asked.given):
         return False
     if (aside(sentence, asked.question) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)

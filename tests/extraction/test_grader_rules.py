@@ -281,6 +281,105 @@ CHOICE_RULES = [
 ]
 
 MATH_RULES = [
+    # round grader18m: a value in a prefixed form of the unit asked in, in that unit
+    ("W = Fd = 50 × 30 = 1 500 J.\n\nSo the work done is 1.5 kJ.",
+     "A 50 N force pushes a crate 30 m. How much work is done, in joules?", "1500",
+     "last_statement"),
+    ("The wire is 2.5 km long.", "How long is the wire in metres?", "2500", "last_statement"),
+    # round grader18m, second pass: the clause with the question's participle; a qualifier
+    # the question uses ("the parallel slope"), not a name inside "with that slope"; the
+    # general solution beside the question's range; another base; code fenced before prose
+    ("Of 10 apples, 4 are eaten.\n\nSo two fifths of the apples are eaten, and 6 remain.",
+     "A bowl has 10 apples and 4 are eaten. What fraction of the apples is eaten?",
+     "\\frac{2}{5}", "last_statement"),
+    ("So the normal slope is 3/2. A line with that slope through (1, 1) is y = 1.5x − 0.5.",
+     "Find the slope of the line perpendicular to 2x + 3y = 6.", "3/2", "last_statement"),
+    ("tan x = 1 at two angles in range.\n\nx = π/4 or x = 5π/4.\n\nThe general solution is "
+     "x = π/4 + kπ.", "Solve tan x = 1 for 0 ≤ x < 2π.", "\\{\\pi /4, 5\\pi /4\\}",
+     "last_statement"),
+    ("16 + 8 + 2 = 26.\n\n11010₂ = 26 in decimal.\n\nSo in octal it is 32, and in hexadecimal 1A.",
+     "Convert 11010₂ to base 10.", "26", "last_statement"),
+    ("3 · 13 = 39.\n\n```python\n>>> 3 * 13\n39\n>>> 3 * 14\n42\n```\n\nThe product is 39.",
+     "What is 3 times 13?", "39", "last_statement"),
+    # round grader18m: the statement of the asked quantity, not a trailing one about another
+    # (the other / next one, a rounding not asked, what could be done, the Nth item of a
+    # count, |x|, a check with an adjective, a value put in to test it)
+    ("A = 30°.\n\nThe other acute angle is 60°.",
+     "In a right triangle, sin A = 0.5. Find A in degrees.", "30", "last_statement"),
+    ("0.07 × 2300 = 161.\n\nRounded to the nearest hundred that is 200.",
+     "What is 7% of 2,300?", "161", "last_statement"),
+    ("0.07 × 2300 = 161.\n\nRounded to the nearest hundred that is 200.",
+     "What is 7% of 2,300, rounded to the nearest hundred?", "200", "last_statement"),
+    ("The largest area is 100 m², for a 10 m square. With a circle of the same perimeter you "
+     "could enclose about 127 m².",
+     "What is the largest area a rectangle with perimeter 40 m can have, in m²?", "100",
+     "last_statement"),
+    ("n(3n + 1)/2 = 155 gives n = 10.\n\nSo 10 terms are needed. The 10th term is 29.",
+     "How many terms of 2, 5, 8, … are needed for a sum of 155?", "10", "last_statement"),
+    ("x² = 81, so x = ±9.\n\nSo |x| = 9, and both square to 81.", "Solve x² = 81.", "\\pm 9",
+     "last_statement"),
+    ("2x > 6, so x > 3.\n\nQuick check: x = 4 gives 9 > 7.", "Solve 2x + 1 > 7.",
+     "(3, \\infty)", "last_statement"),
+    ("5x ≤ 15, so x ≤ 3.\n\nx = 4 gives 18 ≤ 13, false.", "Solve 5x − 2 ≤ 13.",
+     "(-\\infty, 3]", "last_statement"),
+    # values in words; the asked quantity by its sign, symbol or counted noun
+    ("Dividing through by n gives 3/5 in the limit.\n\nThe limit is three fifths.\n\nAt n = 10 "
+     "the ratio is 0.62.", "Evaluate lim_{n→∞} (3n + 1)/(5n).", "\\frac{3}{5}", "last_statement"),
+    ("cot 2β = (cot²β − 1)/(2 cot β) = 3/4 ... no sign slip: the value is negative.\n\nSo cot 2β "
+     "is minus five twelfths.", "If cot β = 2/3, find cot 2β.", "-\\frac{5}{12}",
+     "last_statement"),
+    ("The integral is 9.\n\nFrom 0 to 6 the integral of x² would be 72.", "Evaluate ∫₀³ x² dx.",
+     "9", "last_statement"),
+    ("210 = 2 · 3 · 5 · 7.\n\n210 has 4 factors of that kind. By the same count, 2310 has 5.",
+     "How many distinct prime factors does 210 have?", "4", "last_statement"),
+    ("$$\\tan 15^\\circ = 2 - \\sqrt{3}$$\n\nLikewise, tan 75° = 2 + √3.",
+     "Find the exact value of tan 15°.", "2 - \\sqrt{3}", "last_statement"),
+    ("S = 4/(1 − 1/2) = 8\n\nThe first partial sums are 4, 6, 7, 7.5.",
+     "Find the sum of the infinite series 4 + 2 + 1 + ….", "8", "last_statement"),
+    ("a + b = 9 by Vieta.\n\nThe product ab is 20, and the roots are 4 and 5.",
+     "If a and b are the roots of x² − 9x + 20 = 0, find a + b.", "9", "last_statement"),
+    ("a = 3, and b = 4, so a + b is 7.", "Solve 2^a = 8 and 2^b = 16. What is a + b?", "7",
+     "last_statement"),
+    ("The LCM is 12. Their greatest common divisor is 2, or 12 divided by 6.",
+     "Find the least common multiple of 4 and 6.", "12", "last_statement"),
+    ("Since (x − 1)² ≥ 0, the maximum value is 5, reached at x = 1.\n\nFor the graph: it opens "
+     "downward, its axis is x = 1, and it meets the y-axis at 4.",
+     "Find the maximum value of f(x) = 5 − (x − 1)².", "5", "last_statement"),
+    ("0.000071 = 7.1 × 10⁻⁵.\n\nThat is 71 millionths, about 0.007%.",
+     "Write 0.000071 in scientific notation.", "7.1\\times 10^{-5}", "last_statement"),
+    # a solved inequality's relation or interval; the asked unit or count after a dash; a
+    # table row named by the asked quantity; a value before its reason; the question's own
+    # numbers joined by "or"
+    ("−2x < −6, so dividing by −2 flips it:\n\nx > 3\n\nSo the smallest whole number that works "
+     "is 4.", "Solve 9 − 2x < 3.", "(3, \\infty)", "last_statement"),
+    ("3x ≥ 15.\n\nSo x is at least 5 — that is, x ≥ 5, or [5, ∞).", "Solve 3x − 4 ≥ 11.",
+     "[5, \\infty)", "last_statement"),
+    ("It is 210 minutes — three and a half hours.", "How many hours is 210 minutes?",
+     "\\frac{7}{2}", "last_statement"),
+    ("| Item | $ |\n|---|---|\n| Meal | 40.00 |\n| **Tax** | **2.00** |\n| Total | 42.00 |",
+     "A meal costs $40 and the tax is 5%. How much is the tax in dollars?", "2.00", "table"),
+    ("The remainder is zero: 91 = 7 × 13. Dividing 92 by 7 leaves 1.",
+     "What is the remainder when 91 is divided by 7?", "0", "last_statement"),
+    ("12 of the 36 numbers qualify.\n\nSo one third of them are divisible by 4 or 6.",
+     "What fraction of the integers from 1 to 36 are divisible by 4 or by 6?", "\\frac{1}{3}",
+     "last_statement"),
+    ("R = 12/3.\n\n**Final Answer:** `4 Ω`",
+     "A 12 V source drives 3 A. What is the resistance in ohms?", "4", "answer_statement"),
+    # no single answer: two boxes as a question, asking back, a hint, an empty box, the task
+    # or the question told again
+    ("$h(1) = \\boxed{4}$, or is it $\\boxed{6}$? I can't settle it.",
+     "Find h(1) if h(x) = x^2 + 3.", None, "hedge"),
+    ("Do you mean the area in square centimetres or square inches? The sides could be in "
+     "either unit.", "What is the area of the triangle with sides 3, 4, 5?", None,
+     "clarification"),
+    ("Hint: both are divisible by 6, giving 3 on top. See if you can complete the rest "
+     "yourself.", "Simplify 18/24.", None, "left_to_reader"),
+    ("12 × 13 = 12 × 10 + 12 × 3.\n\nFinal result: $\\boxed{}$", "What is 12 × 13?", None,
+     "empty_answer"),
+    ("We need to find the period of y = cos(3x).", "What is the period of y = cos(3x)?", None,
+     "none"),
+    ("Let me restate the problem: Write 14/21 in lowest terms.", "Write 14/21 in lowest terms.",
+     None, "none"),
     # round grader17n: after the committing statement, a passed check ("as required"), the
     # answer in mixed units ("That is ..."), a property ("It has 6 divisors"), a what-if; the
     # asked product "p·q"; "the sum of the first 8 terms" beside "the 8th term"; the asked

@@ -315,6 +315,9 @@ _ASKED_PHRASE = re.compile(
     re.IGNORECASE,
 )
 _HOW_FAR = re.compile(r"\bhow\s+far\b", re.IGNORECASE)  # asks a distance
+# "∫₀² 3x² dx", "lim_{x→0} ...": a quantity a question asks for by its sign
+_SIGNED_NAMES = ((re.compile(r"∫|\\int\b"), "integral"),
+                 (re.compile(r"\blim(?:_|\b)|\\lim\b"), "limit"))
 # words of an asked phrase that name nothing: "how many litres are drained"
 _PHRASE_FILLER = frozenset({"the", "a", "an", "of", "are", "is", "was", "were", "there", "value",
                             "number"})
@@ -372,6 +375,10 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     if _HOW_FAR.search(question):
         words.add("distance")
         heads.add("distance")
+    for sign, name in _SIGNED_NAMES:  # "Evaluate ∫₀² 3x² dx.": the integral
+        if sign.search(question):
+            words.add(name)
+            heads.add(name)
     if len(words) > 1:
         words -= _PHRASE_FILLER
     return words, heads & words if words else heads
@@ -502,7 +509,7 @@ def commentary(sentence: str, question: str | None, given: set[str]) -> bool:
     numbers = _GIVEN_NUMBER.findall(sentence)
     worded = _WORDED.search(sentence)
     return (bool(numbers) and set(numbers) <= given and worded is not None
-            and not re.search(r"\d", worded.group("tail")))
+            and not re.search(r"[\dπ√∞]|\\(?:pi|sqrt|infty)\b", worded.group("tail")))
 
 
 # "... in km/h?", "How long (in seconds) does ...": the unit the question asks in

@@ -27,7 +27,7 @@ from promptmill.extraction.asked import (
     other_quantity,
     per_item,
 )
-from promptmill.extraction.mathnorm import latexify
+from promptmill.extraction.mathnorm import NUMBER_WORD_BODY, latexify
 from promptmill.extraction.text import CHECK, CONCLUSION, CORRECTION, HOW_MANY, REJECTED
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
@@ -65,7 +65,11 @@ def _small_numbers(text: str, digits: bool = False) -> set[str]:
     found = {str(_SMALL.index(w.lower())) for w in _SMALL_WORD.findall(text)}
     return found | set(_VALUES.findall(text)) if digits else found
 # "Testing x = 6: 21 > 0", "Check: 613 + 387 = 1000": a test of a value, no answer of its own
-_TESTS = re.compile(r"^\W*(?:test(?:ing)?|check(?:ing)?|verif(?:y|ying|ication))\b", re.IGNORECASE)
+_TESTS = re.compile(r"^\W*(?:(?:a\s+)?(?:quick|sanity|consistency|final|numeric(?:al)?)\s+)?"
+                    r"(?:tests?|test(?:ing)?|checks?|check(?:ing)?|verif(?:y|ying|ication))\b"
+                    # "x = 3 gives 3 ≥ 5, false.": a value put in to test it
+                    r"|^\W*(?:(?:and|but|while|whereas)\s+)?[a-z]\s*=\s*-?\d[\d.]*\s+"
+                    r"(?:gives|yields|makes)\b", re.IGNORECASE)
 # "..., so the solution stands.": the answer before it confirmed, no value of its own
 _CONFIRMS = re.compile(r"\b(?:solution|answer|root|result|it)\s+(?:stands|holds)\b(?!\s+[-$\d])",
                        re.IGNORECASE)
@@ -110,6 +114,66 @@ _OBJECT = re.compile(
 )
 
 
+# "find r + s", "What is a·b?": an expression of the question's letters alone
+_LETTER_TERMS = re.compile(r"[a-z](?:\s*[-+·*/]\s*[a-z])+")
+
+
+def _asks_letter_terms(question: str) -> bool:
+    """Whether a question asks for an expression of its letters ("What is x + y?")."""
+    return any(_LETTER_TERMS.fullmatch(m.group("object").strip())
+               for m in _OBJECT.finditer(question))
+
+
+def _signed_names(question: str, asked: set[str]) -> set[str]:
+    """The noun a question counts past its adjectives ("How many trailing zeros": zeros)."""
+    names = set()
+    counted = _COUNTED_NOUN.search(question)
+    if counted:
+        names.add(counted.group(1).lower().rstrip("s"))
+    return names
+
+
+def _signed_symbols(question: str, asked: set[str]) -> set[str]:
+    """Symbols a statement names the asked quantity by: a function the asked expression
+    applies ("the exact value of sin 75°": sin), and S for an asked sum."""
+    symbols = {form.lower() for found in _OBJECT.finditer(question)
+               for m in _FUNCTION_SIGN.finditer(found.group("object"))
+               for form in (f"{m.group(1)} {m.group(3)}", f"{m.group(1)}({m.group(3)}",
+                            f"{m.group(1)}{m.group(3)}")}
+    if "sum" in asked:
+        symbols.update(_SUM_SYMBOLS)
+    return symbols
+
+
+# "perpendicular to", "parallel to", "tangent to": a word qualifying the asked object
+_QUALIFIER = re.compile(r"\b(perpendicular|parallel|tangent|normal|opposite|adjacent)\s+to\b")
+_INEQUALITY_SIGN = re.compile(r"[<>≤≥]|\\[lg]eq?\b")
+# "Solve 7 − 3x > −8.", "Solve x² + 9 = 34.": the one letter the equation is in
+_SOLVED = re.compile(r"^\W*solve\s+([^?]*?)(?:\s+for\s+|[.?]?\s*$)", re.IGNORECASE)
+_LETTER = re.compile(r"(?<![A-Za-z\\])([a-z])(?![A-Za-z(])")
+
+
+def _solved_letter(question: str) -> str | None:
+    """The unknown of "Solve <equation or inequality>." when one letter is all it has."""
+    solved = _SOLVED.match(question)
+    if solved is None or not re.search(r"[=<>≤≥]|\\[lg]e", solved.group(1)):
+        return None
+    letters = set(_LETTER.findall(solved.group(1)))
+    return letters.pop() if len(letters) == 1 else None
+
+
+def counted_noun(question: str | None) -> str | None:
+    """The noun a question counts ("How many edges ...?": edges; "How many trailing zeros
+    ...?": zeros, past its adjectives)."""
+    found = _COUNTED_NOUN.search(question or "") or HOW_MANY.search(question or "")
+    return found.group(1) if found else None
+
+
+# "greatest common divisor", "least common multiple", "highest common factor"
+_TERM_OF_ART = re.compile(r"\b(greatest|least|lowest|highest)\s+(common)\s+(divisors?|multiples?|"
+                          r"factors?|denominators?)\b")
+
+
 def _plain(text: str) -> str:
     """Text with Unicode minus and dashes as ``-``, spaces and braces dropped ("x^{2}" as
     "x^2"), to compare expressions."""
@@ -128,13 +192,155 @@ _POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point,
 _OF_HEAD = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+(sum|product|difference|quotient|"
                       r"average|mean|ratio|total)\s+of\s+(?:the|all|both)\b")
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
+# "The limit is two thirds.", "So k is three.": a value stated in words after a copula (not
+# "one in four", a chance told as odds)
+_WORD_STATED = re.compile(
+    r"\b(?:is|are|was|equals?)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
+    rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:[a-z]+[\s-]+){{0,4}}?"
+    r"(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
+    r"tenths?|twelfths?)\b)", re.IGNORECASE)
+# "Find the exact value of sin 75°.": a function the asked expression applies
+_FUNCTION_SIGN = re.compile(r"(?:\\|\b)(sin|cos|tan|cot|sec|csc|log|ln)\s*(\(?)\s*(\w+)")
+# "the sum of the infinite series": its usual symbol, S
+_SUM_SYMBOLS = ("s =", "s_", "sₙ", "s∞", "s_∞", "s_{")
+# "How many trailing zeros", "How many 4-digit PINs": the noun after its adjectives
+_COUNTED_NOUN = re.compile(
+    r"\bhow\s+many\s+(?:(?:\d+-[a-z]+|[a-z]+(?:ing|ed)|different|distinct|positive|negative|"
+    r"whole|prime|possible|even|odd|real|integer)\s+){1,2}([a-z]{3,})", re.IGNORECASE)
+# "The other acute angle is 60°", "The next solution is 15": another of its kind
+_ANOTHER = re.compile(r"^\W*(?:(?:so|and|then)\s+)?(?:the\s+(other|next|remaining|previous)|"
+                      r"(another))\b", re.IGNORECASE)
+# "Rounded to the nearest ten that is 70.": a rounding the question may not ask for
+_ROUNDING = re.compile(r"(?:,\s*|\s+|^\W*)(?:which\s+|and\s+)?rounded?\s+(?:off\s+)?"
+                       r"(?:to|up|down)\b"
+                       r".*$", re.IGNORECASE | re.DOTALL)
+_ASKS_ROUNDING = re.compile(r"\bround|\bnearest\b|\bdecimal\s+places?\b|\bsignificant\b",
+                            re.IGNORECASE)
+# "the best you could do is ...": a possibility beside the question's case
+_COULD = re.compile(r"\bcould\s+(?:have\s+)?([a-z]+)\b", re.IGNORECASE)
+# "(the negative root is rejected, ...)": a bracket that rejects a value it does not name
+_WORDY_BRACKET = re.compile(r"\([^()\d]*\)")
+# "5.2 × 10⁻⁴", "3 \times 10^{-6}": a value in scientific notation
+_SCIENTIFIC = re.compile(r"\d\s*(?:×|\\times|\\cdot|·|x)\s*10\s*(?:\^|[⁻⁰¹²³⁴⁵⁶⁷⁸⁹])")
+_ASKS_SCIENTIFIC = re.compile(r"\bscientific\s+notation\b|\bstandard\s+form\b", re.IGNORECASE)
+# "Since 2(x + 3)² ≥ 0, the minimum value is −7": a premise before the statement
+_PREMISE = re.compile(r"^\W*(?:since|because|as)\b[^,]*,\s*", re.IGNORECASE)
+
+
+def unasked_rounding(sentence: str, question: str | None) -> str:
+    """A statement without the rounding it adds ("Perimeter = 42 m. Rounded to the nearest ten
+    that is 40.") where the question asks for no rounding; else the statement."""
+    if "ound" not in sentence or question is None or _ASKS_ROUNDING.search(question):
+        return sentence
+    found = _ROUNDING.search(sentence)
+    if found is None:
+        return sentence
+    before = sentence[: found.start()]
+    # "Rounded to the nearest ten that is 70.": all remark; "The answer, rounded to the
+    # nearest whole number, is 12": the statement goes on past it, kept whole
+    if not before.strip(" \t\n*_") or re.search(r"\d", before):
+        return before
+    return sentence
+
+
+# "for 0 ≤ x < 2π", "in [0, 360°)": a range the question keeps its solutions to
+_RANGE = re.compile(r"[≤<]\s*[a-zθ]\s*[≤<]|\\le\s*[a-z]|\bin\s+\[|\bon\s+\[", re.IGNORECASE)
+_GENERAL = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+general\s+(?:solution|form)\b",
+                      re.IGNORECASE)
+# "in hexadecimal it's 5B": a number in another base than the one asked
+_BASES = {"binary": "2", "octal": "8", "decimal": "10", "hexadecimal": "16", "hex": "16"}
+_BASE = re.compile(r"\b(?:in\s+|to\s+|into\s+)"
+                   r"(binary|octal|decimal|hexadecimal|hex|base[- ]?(\d+))\b",
+                   re.IGNORECASE)
+
+
+def _bases(text: str) -> set[str]:
+    return {m.group(2) or _BASES[m.group(1).lower()] for m in _BASE.finditer(text)}
+
+
+def other_base(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives a number in another base than the question asks it in
+    ("In hexadecimal that is 35." for "Convert 110101₂ to base 10.")."""
+    asked = _asked_bases(question)
+    if not asked:
+        return False
+    said = _bases(sentence)
+    return bool(said and not said & asked)
+
+
+@lru_cache(maxsize=1024)
+def _asked_bases(question: str | None) -> frozenset[str]:
+    """The base a question asks a number in ("to base 10", "into binary")."""
+    return frozenset({m.group(2) or _BASES[m.group(1).lower()]
+                      for m in _BASE.finditer(question or "")
+                      if not m.group(0).lower().startswith("in ")} or _bases(question or ""))
+
+
+def another_of_kind(sentence: str, question: str | None) -> bool:
+    """Whether a statement is about another of the asked kind ("The other acute angle is
+    60°.", "The next solution is 15."), where the question asks for no other or next one;
+    or gives the general solution where the question keeps to a range."""
+    if _GENERAL.match(sentence) and _RANGE.search(question or ""):
+        return True
+    if other_base(sentence, question):
+        return True
+    found = _ANOTHER.match(sentence)
+    if found is None:
+        return False
+    word = (found.group(1) or found.group(2)).lower()
+    return not re.search(rf"\b{word}\b", question or "", re.IGNORECASE)
+
+
+def could_aside(sentence: str, question: str | None) -> bool:
+    """Whether a statement says what could be done in another case ("the best you could do is
+    a 60 m square"), unless the question asks in those words ("How many could it hold?")."""
+    for match in _COULD.finditer(sentence):
+        if question and re.search(rf"\b(?:could|can)\b(?:\s+\S+){{0,3}}?\s+{match.group(1)}\b",
+                                  question, re.IGNORECASE):
+            continue
+        return True
+    return False
+
+
+def absolute_of(sentence: str, variable: str | None) -> bool:
+    """Whether a statement gives the absolute value of the unknown solved for ("So |x| = 5,
+    and both values check out.") rather than the unknown."""
+    return variable is not None and re.match(
+        rf"^\W*(?:(?:so|thus|hence|then)\s+)?\|\s*{re.escape(variable)}\s*\|", sentence,
+        re.IGNORECASE) is not None
+
+
+_EXTREME_SUBJECT = re.compile(r"^\W*(?:(?:so|thus|hence|and|then)\s+)?the\s+"
+                              r"(smallest|largest|least|"
+                              r"greatest|biggest|lowest|highest)\b", re.IGNORECASE)
+
+
+def extreme_of_set(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives one end of an inequality's solutions ("So the smallest whole
+    number that works is 4.") where the question asks to solve it, not for that end."""
+    found = _EXTREME_SUBJECT.match(sentence)
+    return bool(found and question and _INEQUALITY_SIGN.search(question)
+                and not re.search(rf"\b{found.group(1)}\b", question, re.IGNORECASE))
+
+
+def ordinal_of_counted(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives one numbered item ("The 12th term is 51.") where the question
+    counts the items ("How many terms ...?")."""
+    counted = counted_noun(question)
+    if counted is None:
+        return False
+    noun = re.escape(counted.lower().rstrip("s"))
+    return re.match(rf"^\W*(?:so\s+|and\s+)?the\s+\d+(?:st|nd|rd|th)\s+{noun}\b", sentence,
+                    re.IGNORECASE) is not None
 
 
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("broader", "excluded", "expressions", "given", "names", "percent", "question",
-                 "spoken", "stated_in", "states_verb", "symbols", "unit", "values", "variable",
+    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given", "names",
+                 "percent",
+                 "question", "relation", "rounds", "scientific", "spoken", "stated_in",
+                 "states_verb", "symbols", "unit", "unknown", "values", "variable",
                  "verb", "words")
 
     def __init__(self, question: str | None) -> None:
@@ -160,13 +366,33 @@ class AskedQuantity:
         # "greatest common divisor" is also "the GCD"
         self.names |= {"".join(m.groups()) for m in _INITIALS.finditer(lowered)
                        if {w.rstrip("s") for w in m.group(0).split()} <= words}
+        # "Find the greatest common divisor of ...": the asked phrase read to its noun, where
+        # only its first word was taken ("greatest"); the noun and the initials name it
+        for m in _TERM_OF_ART.finditer(lowered):
+            if m.group(1) in words:
+                self.names |= {m.group(3).rstrip("s"),
+                               m.group(1)[0] + m.group(2)[0] + m.group(3)[0]}
         self.symbols: set[str] = {s for w in words for s in _SYMBOLS.get(w, ())}
         self.percent = bool({"percent", "percentage"} & words)  # "12%" states it
-        variable = ASKED_VARIABLE.search(question) or _SOLVE_VARIABLE.search(question)
-        self.variable = variable.group(1) if variable else None  # the unknown solved for
+        self.scientific = bool(_ASKS_SCIENTIFIC.search(question))
+        # "the line perpendicular to ...": the words that qualify what is asked about
+        self.adjectives = {m.group(1) for m in _QUALIFIER.finditer(lowered)}
+        self.rounds = bool(re.search(r"\bround", question, re.IGNORECASE))
+        noun = counted_noun(question)
+        self.counted = re.escape(noun.lower().rstrip("s")) if noun else None
+        variable = ASKED_VARIABLE.search(question) or (
+            # "Solve 2^x = 32 and 3^y = 27. What is x + y?": the expression is asked, not x
+            None if _asks_letter_terms(question) else _SOLVE_VARIABLE.search(question))
+        # "Solve 7 - 3x > -8.": "x < 5" states the unknown by a relation
+        self.relation = bool(_INEQUALITY_SIGN.search(question))
+        self.unknown = variable.group(1) if variable else _solved_letter(question)
+        self.variable = variable.group(1) if variable else (
+            self.unknown if self.relation else None)  # the unknown solved for
         counted = HOW_MANY.search(question)
         if counted:
             self.names.add(counted.group(1).lower().rstrip("s"))
+        self.names |= _signed_names(question, heads or words)
+        self.symbols |= _signed_symbols(question, heads or words)
         verb = _ASKED_VERB.search(question)
         self.verb = verb.group(1).lower() if verb else None  # "use" of "does it use"
         # "she earns $906.50", "Total weekly earnings: $906.50"
@@ -180,7 +406,8 @@ class AskedQuantity:
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
         self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
-                             if re.search(r"[\d'^/(]", m.group("object"))]
+                             if re.search(r"[\d'^/(]", m.group("object"))
+                             or _LETTER_TERMS.fullmatch(m.group("object").strip())]
 
     def named_by(self, sentence: str) -> bool:
         """Whether a statement names the quantity asked for before (or right after) its value."""
@@ -192,6 +419,7 @@ class AskedQuantity:
         # in a step of the sentence ("..., so the LCM is 36"), the subject before its first
         # value or the noun right after it ("2.5 moles of water")
         for step in CONCLUSION.split(lowered):
+            step = _PREMISE.sub("", step)  # "since (x + 3)² ≥ 0, the minimum is -7"
             value = _STATES_VALUE.search(step)
             cut = value.start() if value else len(step)
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
@@ -208,7 +436,11 @@ class AskedQuantity:
             if any(token in self.names and (i == 0 or tokens[i - 1] in self.words
                                             or tokens[i - 1] + "s" in self.words
                                             or tokens[i - 1].endswith("'")
-                                            or tokens[i - 1][:1].isdigit())
+                                            or tokens[i - 1][:1].isdigit()
+                                            # "The parallel slope" for "the slope of the line
+                                            # parallel to ...": the question's own word
+                                            or tokens[i - 1] in self.adjectives)
+                   and not (i >= 2 and tokens[i - 2] == "with")  # "a line with that slope"
                    for i, token in enumerate(tokens)):
                 return True
             if any("-" in name and name in named.replace("$", "") for name in self.names):
@@ -221,7 +453,8 @@ class AskedQuantity:
         if self.stated_in and self.stated_in.search(text):
             return True
         plain = _plain(text)
-        if any(e and f"{e}=" in plain for e in self.expressions):
+        if any(e and (f"{e}=" in plain or _LETTER_TERMS.fullmatch(e) and f"{e}is" in plain)
+               for e in self.expressions):
             return True
         # "\cos\theta = -\frac{4}{5}" for "what is $\cos\theta$?": the asked TeX, then its value
         if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
@@ -233,13 +466,20 @@ class AskedQuantity:
             flat = re.sub(r"\\cdot|\\times|[*×]", "·", lowered).replace("$", "").replace(" ", "")
             if any(re.search(rf"(?<![a-z]){re.escape(name)}=", flat) for name in products):
                 return True
+        if self.counted and re.search(rf"(?<![\w.])\d[\d,]*\s+{self.counted}s?\b", lowered):
+            return True  # "30! ends in 7 zeros." for "How many trailing zeros ...?"
+        if self.rounds and _ROUNDING.search(sentence):
+            return True  # "Rounded to the nearest ten that is 140." where that is asked
+        if self.scientific and _SCIENTIFIC.search(sentence):
+            return True  # "0.00052 = 5.2 × 10⁻⁴ M" for "Write it in scientific notation."
         if self.percent and re.search(r"\d\s*%", text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
         if self.variable is None:
             return False
+        relation = r"|[<>≤≥]=?|\\[lg]eq?\b|\\in\b|∈" if self.relation else ""
         return any(not _OPERAND.search(text, 0, m.start()) for m in re.finditer(
-            rf"(?<![\w\\']){self.variable}\s*(?:=|\bis\b)\s*[-−$\d\\]", text))
+            rf"(?<![\w\\'|]){self.variable}\s*(?:=|\bis\b{relation})\s*[-−$\d\\(\[]", text))
 
 
     def set_equal(self, sentence: str) -> bool:
@@ -253,7 +493,8 @@ class AskedQuantity:
 
 def commits(sentence: str, asked: AskedQuantity) -> bool:
     """Whether a closing sentence commits to a value as the answer (see the module)."""
-    if not _STATES_VALUE.search(sentence):
+    sentence = unasked_rounding(sentence, asked.question)
+    if not _STATES_VALUE.search(sentence) and not _WORD_STATED.search(sentence):
         return False
     marked = MARKED_VALUE.search(sentence) is not None
     named = asked.named_by(sentence)
@@ -263,12 +504,17 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     own_case = bool(given) and given <= asked.values
     if not (named or marked or own_case or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
         return False  # the cheap signals first: most sentences give none
+    if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question) \
+            or extreme_of_set(sentence, asked.question):
+        return False  # "The other acute angle is 60°.", "The 12th term is 51."
+    if could_aside(sentence, asked.question) or absolute_of(sentence, asked.unknown):
+        return False  # "the best you could do is ...", "So |x| = 5" for x
     if commentary(sentence, asked.question, asked.given):
         return False
     if (aside(sentence, asked.question) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
             or per_item(sentence, asked.question) or opposite_end(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
-    if REJECTED.search(CONCLUSION.split(sentence)[-1]):
+    if REJECTED.search(CONCLUSION.split(_WORDY_BRACKET.sub("", sentence))[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
     if asked.broader and not named and _POINT.search(sentence) and {
             w.rstrip("s") for w in re.findall(r"[a-z]{3,}", sentence.lower())} & asked.broader:
@@ -293,7 +539,8 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if timed and not set(_VALUES.findall(timed.group(0))) <= asked.values:
         return False  # "After 10 days she will have read 240 pages": a moment of its own
     numbers = set(_VALUES.findall(sentence))
-    if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence):
+    if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence) and not (
+            asked.relation and _INEQUALITY_SIGN.search(sentence)):  # "-3 ≤ x ≤ 6." solves
         return False  # "Given away: 12 apples.": the question's numbers told again
     # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
     return marked or asked.set_equal(sentence) or not other_quantity(sentence, asked.question) or (
@@ -335,9 +582,11 @@ def in_asked_unit(sentence: str, question: str | None) -> str | None:
     name = unit.lower().rstrip("s")
     symbol = _SYMBOLS_OF_UNITS.get(name)
     named = rf"(?i:{re.escape(name)}s?)\b" + (rf"|{re.escape(symbol)}(?!\w)" if symbol else "")
+    # "90 minutes — one and a half hours": a dash gives it again too, in digits or words
     found = {m.group(1).replace(",", "") for m in re.finditer(
-        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*)(\d[\d,]*(?:\.\d+)?)\s*(?:{named})",
-        sentence)}
+        rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*|\s[—–]\s*)"
+        rf"(\d[\d,]*(?:\.\d+)?|\\frac\{{\d+\}}\{{\d+\}})\s*(?:{named})(?!\s+and\s+\d)",
+        latexify(sentence))}
     return found.pop() if len(found) == 1 else None
 
 
@@ -414,7 +663,25 @@ def named_clause(sentence: str, question: str | None) -> str:
         return sentence  # "Each end has 3 vertices, and there are 2 ends: 6 in all."
     asked = asked_quantity_of(question)
     named = [part for part in parts if _STATES_VALUE.search(part) and asked.named_by(part)]
-    return named[0] if len(named) == 1 else sentence
+    if len(named) == 1:
+        return named[0]
+    return _participle_clause(parts, question) or sentence
+
+
+# "What fraction is eaten?", "How many are left?": the participle the question asks by
+_PARTICIPLE = re.compile(r"\b(?:is|are|was|were|be|been)\s+([a-z]{3,}(?:ed|en|left|lost|sold|"
+                         r"spent|paid|kept))\b", re.IGNORECASE)
+
+
+def _participle_clause(parts: list[str], question: str | None) -> str | None:
+    """Of clauses that each state a value ("three quarters of the cake is eaten, and 2 pieces
+    remain"), the one with the question's participle ("What fraction is eaten?")."""
+    asked = _PARTICIPLE.search(question or "")
+    if asked is None or len(parts) < 2:
+        return None
+    word = re.escape(asked.group(1).lower())
+    held = [part for part in parts if re.search(rf"\b{word}\b", part, re.IGNORECASE)]
+    return held[0] if len(held) == 1 else None
 
 
 def named_value(sentence: str, question: str | None) -> str | None:

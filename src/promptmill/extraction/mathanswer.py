@@ -10,6 +10,7 @@ only where nothing states a value, the last number. A statement wavering between
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from promptmill.extraction.asked import (
     SEVERAL,
@@ -26,12 +27,20 @@ from promptmill.extraction.asked import (
     recaps,
 )
 from promptmill.extraction.commitment import (
+    absolute_of,
+    another_of_kind,
+    asked_quantity_of,
     committed_index,
+    could_aside,
+    counted_noun,
     excluded_case,
+    extreme_of_set,
     in_asked_unit,
     marked_value,
     named_clause,
     named_value,
+    ordinal_of_counted,
+    unasked_rounding,
     what_if,
 )
 from promptmill.extraction.mathnorm import (
@@ -57,7 +66,6 @@ from promptmill.extraction.text import (
     CHECK,
     CONCLUSION,
     CORRECTION,
-    HOW_MANY,
     MEDIUM,
     REJECTED,
     STRONG,
@@ -132,8 +140,11 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(content)) if content.strip() else None
         if not value:
             continue
-        if previous and previous[1] != value and side_by_side(text[previous[0] : start]):
-            value = HEDGE  # "\boxed{7} or \boxed{3}": two answers offered, neither chosen
+        if previous and previous[1] != value and (side_by_side(text[previous[0] : start])
+                                                  or _OR_IS_IT.search(text[previous[0] : start])):
+            # "\boxed{7} or \boxed{3}", "\boxed{21}, or is it \boxed{19}?": two answers
+            # offered, neither chosen
+            value = HEDGE
         found.append(Candidate(start, value, "boxed" if value != HEDGE else HEDGE, STRONG))
         previous = end, value
     for start, content in tagged(text):
@@ -187,7 +198,12 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         value = stated_value(as_math(raw))
         if value is not None and value != HEDGE:
             found.append(Candidate(start, value, "table", STRONG))
-    if rows:
+    # "| **Tip** | **$12.90** |" above "| Total paid | $98.90 |": the asked row, unless the
+    # last row is the one marked in bold
+    named = _named_row(rows, question) if rows and not rows[-1][2] else None
+    if named is not None:
+        found.append(named)
+    elif rows:
         start, cells, bold = rows[-1]
         label = cells[0].lower() if cells else ""
         if bold or re.search(r"total|sum|left|result|answer", label):
@@ -206,11 +222,39 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
         if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
             echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
+        if not marked and _UNSOLVED.search(content) and not _SOLVED_FORM.search(content):
+            echoed = True  # "3x ≥ 15." opening the working: a step, the unknown not yet alone
         if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
     return found
+
+
+def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) -> Candidate | None:
+    """The one table row whose label is the asked quantity's name ("| Tip | $12.90 |" for
+    "How much is the tip?"), its last cell's value; None unless exactly one row is so named."""
+    names = asked_quantity_of(question).names - {"answer", "solution", "result"}
+    if not names:
+        return None
+    found = []
+    for start, cells, _ in rows:
+        label = re.sub(r"[^a-z ]", "", unbold(cells[0]).lower()).strip() if cells else ""
+        filled = [unbold(cell) for cell in cells[1:] if cell.strip()]
+        if label.rstrip("s") in names and filled:
+            value = stated_value(as_math(filled[-1]))
+            if value is not None and value != HEDGE:
+                found.append(Candidate(start, value, "table", MEDIUM))
+    return found[0] if len(found) == 1 else None
+
+
+# a relation with the unknown under a coefficient ("3x ≥ 15"): a step of solving, not a solution
+_UNSOLVED = re.compile(r"\d\s*[a-z](?![a-z])[^<>≤≥\n]*(?:[<>≤≥]|\\[lg]e)"
+                       r"|(?:[<>≤≥]|\\[lg]e)[^<>≤≥\n]*"
+                       r"\d\s*[a-z](?![a-z])")
+
+
+_SOLVED_FORM = re.compile(r"(?<![\w.])[a-z]\s*(?:[<>≤≥]|\\[lg]e)")
 
 
 def _flat(text: str) -> str:
@@ -302,6 +346,21 @@ def _before_dash(sentence: str) -> str:
     return sentence if "=" in tail or CORRECTION.search(tail) else sentence[: dash.start()]
 
 
+# "The remainder is zero: 1001 = 7 × 11 × 13, ...": a statement, then its reason after a colon
+_STATED_BEFORE_COLON = re.compile(
+    rf"^[^:]*\b(?:is|are|equals)\s+(?:-?\d[\d,.]*|{NUMBER_WORD_BODY}|\S+\s+(?:half|thirds?|quarters?))"
+    r"\W*:\s", re.IGNORECASE)
+
+
+def _before_reason(sentence: str, question: str | None) -> str:
+    """A statement of the asked quantity without the reason a colon gives after its value
+    ("The remainder is zero: 1001 = 13 × 77 exactly."); else the sentence."""
+    stated = _STATED_BEFORE_COLON.match(sentence)
+    if stated and asked_quantity_of(question).named_by(stated.group(0)):
+        return stated.group(0).rstrip(": \t")
+    return sentence
+
+
 def _kept(sentence: str) -> str:
     """A sentence without its clauses that reject the value they name, if others remain."""
     if not REJECTED.search(sentence):
@@ -315,27 +374,80 @@ def _kept(sentence: str) -> str:
 _UNEQUAL = re.compile(r"\d\s*\$?\s*(?:≠|\\neq?\b|!=)\s*\$?\s*-?\d")
 
 
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n.*?^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _unfenced(text: str) -> list[tuple[int, str]]:
+    """The response's sentences outside its code fences, where prose follows the last fence
+    (a fence that ends the response, "```yaml probability: 3/10```", may hold the answer)."""
+    found = sentences(text)
+    fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if "```" in text else []
+    if not fences or not text[fences[-1][1] :].strip():
+        return found
+    outside = [(start, s) for start, s in found
+               if not any(low <= start < high for low, high in fences)]
+    return outside or found
+
+
+# "in joules", "in metres": a unit without a prefix, which "135 kJ" states in thousands
+_BASE_UNIT_ASKED = re.compile(r"\bin\s+(joule|newton|watt|metre|meter|gram|litre|liter|volt|"
+                              r"pascal|ohm|second)s?\b", re.IGNORECASE)
+_UNIT_SYMBOLS = {"joule": "J", "newton": "N", "watt": "W", "metre": "m", "meter": "m",
+                 "gram": "g", "litre": "L", "liter": "L", "volt": "V", "pascal": "Pa",
+                 "ohm": "Ω", "second": "s"}
+_PREFIX = {"k": Decimal(1000), "kilo": Decimal(1000), "M": Decimal(10) ** 6,
+           "mega": Decimal(10) ** 6, "m": Decimal("0.001"), "milli": Decimal("0.001")}
+
+
+def in_base_unit(value: str, sentence: str, question: str | None) -> str:
+    """A plain value the statement gives in a prefixed form of the unit the question asks in
+    ("135 kJ" for "... in joules?"), in that unit (135000); else the value."""
+    asked = _BASE_UNIT_ASKED.search(question or "")
+    if asked is None or not re.fullmatch(r"-?\d+(?:\.\d+)?", value):
+        return value
+    name = asked.group(1).lower()
+    symbol = re.escape(_UNIT_SYMBOLS[name])
+    stated = re.search(rf"(?<![\d.]){re.escape(value)}\s*(?:(k|M|m)(?-i:{symbol})(?!\w)|"
+                       rf"(kilo|mega|milli){name}s?\b)", sentence.replace(",", ""))
+    if stated is None:
+        return value
+    scaled = Decimal(value) * _PREFIX[stated.group(1) or stated.group(2)]
+    return f"{scaled.normalize():f}"
+
+
 def _closing(text: str, question: str | None = None) -> list[Candidate]:
     """The closing sentence's statement (checks of an answer already given skipped, and a
     recap of the question's numbers after the answer)."""
     given = givens(question)
     recap: Candidate | None = None
-    last = sentences(text)[-1:]
+    # lines in a code fence ("```python ... 91 ...```") are working, not a closing statement
+    unfenced = _unfenced(text)
+    last = unfenced[-1:]
     if last and _TRAILS_OFF.search(last[0][1]):
         return [Candidate(last[0][0], HEDGE, HEDGE, WEAK)]
-    closing = sentences(text)[-4:]
+    closing = unfenced[-4:]
     # past the statement that commits to the asked quantity, only a correction or another
     # commitment speaks; the rest is commentary, however it is phrased
-    counted = HOW_MANY.search(question) if question else None
+    counted = counted_noun(question)
     # "So a cube has twelve edges." commits as "has 12 edges" would
-    said = [_counts_as_digits(s, counted.group(1)) if counted else s for _, s in closing]
+    said = [_counts_as_digits(s, counted) if counted else s for _, s in closing]
     committed = committed_index(said, question)
+    variable = asked_quantity_of(question).unknown
+    relation = asked_quantity_of(question).relation  # an inequality to solve
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
         whole = sentence
         if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
-        if REJECTED.search(CONCLUSION.split(sentence)[-1]) and not _CLAUSE_SPLIT.search(sentence):
+        if _GOAL.match(sentence):
+            continue  # "We want to find the period of y = sin(4x).": the task, not a result
+        # "Perimeter = 42 m. Rounded to the nearest ten that is 40.": a rounding not asked for
+        sentence = unasked_rounding(sentence, question)
+        if not sentence.strip():
+            continue
+        unbracketed = _WORDY_BRACKET.sub("", sentence)  # "(the negative root is rejected)"
+        if REJECTED.search(CONCLUSION.split(unbracketed)[-1]) and not _CLAUSE_SPLIT.search(
+                sentence):
             continue  # "x = -1 is extraneous.": the value named is set aside
         if _UNEQUAL.search(CONCLUSION.split(sentence)[-1]):
             continue  # "I first thought 3, but that gives 9 ≠ 15": a failed check states none
@@ -350,7 +462,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         sentence = asked_variable(asked_quantity(asked, question), question)
         kept = _kept(sentence)
         rejects = kept != sentence  # "only x = 4 works; x = -1 is extraneous": x = 4 stands
-        sentence = named_clause(_before_dash(kept), question)
+        sentence = _before_reason(named_clause(_before_dash(kept), question), question)
         checks = CHECK.search(sentence) and not rejects and not _ONLY.match(sentence)
         if checks and (passed or _PASSED.search(sentence)):
             continue
@@ -364,10 +476,14 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             else:
                 sentence = parts[0]  # "m = 4; then n checks out": the statement before its check
         if counted:
-            sentence = _counts_as_digits(sentence, counted.group(1))
-        value = (_counted(sentence, counted.group(1)) if counted
+            sentence = _counts_as_digits(sentence, counted)
+        value = (_counted(sentence, counted) if counted
                  else named_value(sentence, question))
         corrected = _after_correction(sentence)
+        if value is None and counted and not corrected and sentence != kept:
+            # "So it takes 90 minutes — one and a half hours." for "How many hours ...?": the
+            # count of the asked noun, given again after the dash
+            value = _counted(_counts_as_digits(kept, counted), counted)
         both = _BOTH.match(sentence[corrected:])
         if both and not value:  # the set asked for, or two answers to a question that wants one
             several = SEVERAL.search(question or "")
@@ -376,8 +492,13 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         if bold and not value:  # "So you'd pay **$58.50**; with $60 you get $1.50 back."
             value = closing_statement(bold, question)
         # "That's two and a half hours, or 150 minutes." for "... to minutes": the asked unit's
-        value = value or in_asked_unit(sentence[corrected:], question)
+        value = value or in_asked_unit(sentence[corrected:], question) or (
+            None if corrected or not _DASH.search(kept) else in_asked_unit(kept, question))
         value = value or closing_statement(undated(sentence[corrected:], question), question)
+        if value is not None and value != HEDGE:
+            value = in_base_unit(value, sentence, question)  # "135 kJ" for "in joules"
+        if value is None and relation:
+            value = _solution_set(kept, variable)  # "at least 7 — that is, x ≥ 7, or [7, ∞)"
         if value is not None and (wavers(sentence, 0, value) or _offers_two(whole, question)):
             value = HEDGE
         if value is None:
@@ -387,7 +508,10 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
         )
         if index != committed and (
             remark or recaps(sentence, given) or other_quantity(sentence, question)
-            or what_if(whole, question)
+            or what_if(whole, question) or another_of_kind(whole, question)
+            or could_aside(whole, question) or ordinal_of_counted(whole, question)
+            or extreme_of_set(whole, question)
+            or absolute_of(whole, variable)
         ):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found
@@ -407,7 +531,10 @@ def _offers_two(sentence: str, question: str | None) -> bool:
     "0.25 or 25%", "150 minutes, or 9000 seconds" say one value in two forms."""
     if asks_several(question):
         return False
+    given = givens(question)
     for first, unit, second, other in _OR_VALUE.findall(sentence):
+        if first.strip(".,$") in given and second.strip(".,$") in given:
+            continue  # "divisible by 4 or 6": the question's own numbers, no answers offered
         converted = other == "%" != unit or unit and other and unit.lower() != other.lower()
         if not converted and first.strip(".,-$") != second.strip(".,-$"):
             return True
@@ -415,10 +542,54 @@ def _offers_two(sentence: str, question: str | None) -> bool:
 
 
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
+_BOUND = r"-?\s*(?:\d[\d.]*(?:/\d+)?|∞|\\infty)"
+_INTERVAL = re.compile(rf"[\[(]\s*{_BOUND}\s*,\s*{_BOUND}\s*[\])]")
+
+
+def _solution_set(sentence: str, variable: str | None) -> str | None:
+    """The last solution set a statement gives for an inequality: an interval ("[7, ∞)") or
+    the unknown's relation ("x ≥ 7"), where its words ("at least 7") alone state none."""
+    if variable is None:
+        return None
+    text = sentence.replace("−", "-")
+    found = list(_INTERVAL.finditer(text)) + list(re.finditer(
+        rf"(?<![\w\\]){re.escape(variable)}\s*(?:[<>≤≥]=?|\\[lg]eq?\b)\s*{_BOUND}", text))
+    if not found:
+        return None
+    value = settle(max(found, key=lambda m: m.start()).group(0))
+    return None if value is None or value == HEDGE else re.sub(r"\s+(?=[\])])", "", value)
+# "\boxed{21}, or is it \boxed{19}?": the second box put as a question against the first
+_OR_IS_IT = re.compile(r"\bor\s+(?:is|was)\s+it\b|\bor\s+should\s+it\s+be\b", re.IGNORECASE)
+# "Could you clarify ...?", "let me know which one you mean": the response asks back instead
+# of answering
+_CLARIFIES = re.compile(
+    r"\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:clarify|confirm|specify|tell\s+me\s+(?:which|"
+    r"whether|what))\b|\blet\s+me\s+know\s+(?:which|whether|what\s+you\s+mean|if\s+you\s+mean)\b"
+    r"|\bdo\s+you\s+mean\b|\bwhich\s+(?:one\s+|reading\s+|interpretation\s+)?do\s+you\s+(?:mean|want)\b"
+    r"|\bbefore\s+I\s+answer\b", re.IGNORECASE)
+# "Try finishing the computation yourself.": the working left to the asker, no answer given
+_LEFT_TO_READER = re.compile(
+    r"\b(?:try|see\s+if\s+you\s+can)\s+(?:finishing|completing|solving|doing|working\s+out|"
+    r"simplifying|finish|complete|solve|do|work\s+out|simplify)\b[^.!?\n]*\byourself\b"
+    r"|\b(?:I'll|I\s+will)\s+leave\s+(?:the\s+rest|it|the\s+last\s+step)\s+(?:to|for)\s+you\b",
+    re.IGNORECASE)
+# "The answer is \boxed{}": the slot for the answer left empty
+_EMPTY_BOX = re.compile(r"\\boxed\s*\{\s*\}")
+# "Let me restate the problem: ...": a preface to the question told again
+_RESTATING = re.compile(r"^\W*(?:let\s+me\s+|I'll\s+|to\s+)?"
+                        r"(?:restate|rephrase|repeat|restating)\s+"
+                        r"(?:the\s+)?(?:problem|question|task)\s*:\s*", re.IGNORECASE)
+# "We want to find the period of y = sin(4x).": a statement of the task, which states no result
+_GOAL = re.compile(r"^\W*(?:(?:we|i)\s+(?:want|need|have|are\s+asked|were\s+asked)\s+to|"
+                   r"let(?:'s|\s+us|\s+me))\s+(?:find|compute|determine|calculate|work\s+out|"
+                   r"evaluate|solve)\b(?![^.]*(?:=|\b(?:is|are|gives?|equals?)\b)[^.]*\d[^.]*"
+                   r"(?:,\s*so|;|\bso\b))", re.IGNORECASE)
+_WORDY_BRACKET = re.compile(r"\([^()\d]*\)")
 
 
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question (once or over and over)."""
+    text = _RESTATING.sub("", text)
     if not question or len(text) > 8 * len(question) + 20:
         return False
     asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
@@ -450,8 +621,16 @@ def extract_math_method(
     chosen = decide(candidates, text) if candidates else None
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
+    if chosen is None or chosen.strength == WEAK:
+        if _CLARIFIES.search(text):
+            return None, "clarification"  # asks which reading is meant, answers none
+        if _LEFT_TO_READER.search(text):
+            return None, "left_to_reader"  # a hint, the answer left to the asker
+        if _EMPTY_BOX.search(text):
+            return None, "empty_answer"  # "The answer is \boxed{}"
     if chosen is None:
-        if all(_QUESTIONED.search(sentence) for _, sentence in sentences(text)):
+        if all(_QUESTIONED.search(sentence) or _GOAL.match(sentence)
+               for _, sentence in sentences(text)):
             return None, "none"  # "32? 64?": numbers put as questions commit to none
         closing = sentences(text)[-1:]
         if closing and HEDGED.search(closing[0][1]):

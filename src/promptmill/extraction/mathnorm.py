@@ -168,9 +168,10 @@ _UNITS_AFTER = re.compile(
     r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?(?:/\S+)?$"
 )
 _PLAIN_UNITS = re.compile(
-    r"(-?\d+/\d+|\$?-?\$?\d[\d,]*(?:\.\d+)?%?|\\frac\{\d+\}\{\d+\}|-?\d*\\sqrt\{\d+\}|\d*\\pi)"
+    r"(-?\d+/\d+|-?\d+(?:\.\d+)?\\times ?10\^\{-?\d+\}"  # "5.2\times 10^{-4} M"
+    r"|\$?-?\$?\d[\d,]*(?:\.\d+)?%?|\\frac\{\d+\}\{\d+\}|-?\d*\\sqrt\{\d+\}|\d*\\pi)"
     # "50/3 m/s", "-2.25 m/s^{2}": a unit may end in a power
-    r"\s+(?!and\b|or\b)[A-Za-z][\w./^ ]*(?:\^\{\d\})?"
+    r"\s*(?:(?<=\s)(?!and\b|or\b)[A-Za-z][\w./^ ]*(?:\^\{\d\})?|[Ωμ][\w./^ ]*)"
 )
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([^()=]*\))"
 _ASSIGNMENT = re.compile(rf"^\s*({_VARIABLE})\s*=\s*(.+?)\s*$")
@@ -284,6 +285,8 @@ def normalise_math(answer: str) -> str:
     if boxes:
         text = boxes[-1][2]
     text = _DELIMITERS.sub("", text.strip()).strip()
+    if text.startswith("`") or text.endswith("`"):
+        text = text.strip("`").strip()  # "`25 m/s`": a code span around the value
     text = text.split("≈")[0].split("\\approx")[0].strip()  # the exact value comes first
     text = latexify(text)
     text = _REMARK.sub("", text)  # "5 (since x > 0)", but not an interval such as (5, \infty)

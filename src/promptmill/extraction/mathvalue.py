@@ -142,7 +142,9 @@ HEDGED = re.compile(
 # "x = √(49/4) = 7/2": an assignment's working; its last value is what is assigned
 _CHAIN = re.compile(r"(?<![\w\\])([a-zA-Z]\s*=\s*)(?:(?:\\[a-z]+|[^=,;<>≠a-zA-Z])+?=\s*)+")
 # "x = 7/2, or x = -7/2": the same unknown given two values, joined by "or"
-_ROOTS = re.compile(r"(?<![\w\\])([a-zA-Z])\s*=\s*[^\s,;=]+,?\s+or\s+\1\s*=\s*[^\s,;=]+")
+# (a root's value: "\pi /2" as latexify spaces it, one value)
+_ROOT = r"(?:\\[a-z]+\s+(?=[/^])|[^\s,;=])+"
+_ROOTS = re.compile(rf"(?<![\w\\])([a-zA-Z])\s*=\s*{_ROOT},?\s+or\s+\1\s*=\s*{_ROOT}")
 _ASSIGNMENTS = re.compile(
     # "h = 12,600 s" is one value: a comma before three digits groups thousands
     r"(?<![\w\\])[a-zA-Z]\s*=\s*[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|[^\s,;=]+)"
@@ -176,12 +178,16 @@ def _expression(tail: str) -> str:
 def stated_value(tail: str, words: bool = False) -> str | None:
     """The committed value stated at the start of ``tail``; HEDGE when it wavers. With
     ``words`` (right after "the answer is"), a number written in words counts too."""
-    tail = tail.lstrip(" \t*:_")
+    tail = tail.lstrip(" \t*:_`")  # "**Final Answer:** `25 m/s`": a code span holds the value
     restated = _WORDS_THEN_DIGITS.match(tail)
     if restated:  # "nine twenty-fifths (9/25)": the digits say what the words say
         tail = restated.group(1) or restated.group(2)
     # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
-    if words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
+    signed = _SIGN_WORD.match(tail) if words else None
+    if signed and (opens_with_word_fraction(tail[signed.end() :])
+                   or re.match(r"\\[dt]?frac\{", tail[signed.end() :])):
+        tail = "-" + tail[signed.end() :]  # "minus three quarters" is -3/4
+    elif words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
     if tail.startswith("\n"):
         tail = tail.lstrip().lstrip("*:_ \t")  # "### Final Answer" with the value below it
@@ -341,6 +347,7 @@ def wavers(text: str, position: int, value: str) -> bool:
 _WORDS_THEN_DIGITS = re.compile(
     r"[A-Za-z][A-Za-z -]*(?:\(\s*(-?\d[\d./,]*)\s*\)|,\s+(-?\d+(?:/\d+|\.\d+)?)(?![\d/.]\d))")
 _PARTITIVE = re.compile(r"[a-z]+\s+of\b", re.IGNORECASE)
+_SIGN_WORD = re.compile(r"(?:minus|negative)\s+", re.IGNORECASE)
 
 
 __all__ = [

@@ -57,13 +57,13 @@ SPLITS = {
     "held-out-13": DATA / "extraction_heldout13.jsonl",
     # written by another engineer for round grader17m's measure; spent since round grader17n
     "held-out-14": DATA / "extraction_heldout14.jsonl",
-    # written by another engineer for round grader17n's measure, never tuned on
+    # written by another engineer for round grader17n's measure; spent since round grader18
     "held-out-15": DATA / "extraction_heldout15.jsonl",
-    # the same, 374 of its 400 cases built from templates (a weaker measure than 15)
+    # the same, 374 of its 400 cases built from templates; spent since round grader18
     "held-out-16": DATA / "extraction_heldout16.jsonl",
-    # every case written by hand, measured fresh on grader17n's rules
+    # every case written by hand, measured fresh on grader17n's rules; spent since grader18
     "held-out-17": DATA / "extraction_heldout17.jsonl",
-    # every case written by hand by four more writers, for round grader18's measure
+    # every case written by hand by four more writers, round grader18's measure, never tuned on
     "held-out-18": DATA / "extraction_heldout18.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")

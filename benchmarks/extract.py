@@ -65,6 +65,8 @@ SPLITS = {
     "held-out-17": DATA / "extraction_heldout17.jsonl",
     # every case written by hand by four more writers, round grader18's measure, never tuned on
     "held-out-18": DATA / "extraction_heldout18.jsonl",
+    # the same by four more writers, written while the rules stood at round grader18's
+    "held-out-19": DATA / "extraction_heldout19.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

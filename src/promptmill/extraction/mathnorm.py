@@ -119,7 +119,7 @@ def _root(text: str) -> str:
 _PLUS_OR_MINUS = re.compile(r"\bplus\s+or\s+minus\s+(?=[\d\\])", re.IGNORECASE)
 
 
-@lru_cache(maxsize=1 << 14)  # a response's statements are read by several rules in turn
+@lru_cache(maxsize=1024)  # a response's statements are read by several rules in turn
 def latexify(text: str) -> str:
     """Unicode math, words for fractions, mixed numbers and spaced thousands as LaTeX."""
     if not text.isascii():
@@ -287,6 +287,7 @@ _EQUALS = re.compile(r"\s*=\s*")
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1024)  # a stated value is normalised by several rules in turn
 def normalise_math(answer: str) -> str:
     """LaTeX answer in a canonical spelling: no wrappers, units, spacing or thousands commas;
     the committed value of an assignment, a set, a pair or an inequality."""

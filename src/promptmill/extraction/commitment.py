@@ -413,7 +413,9 @@ class AskedQuantity:
         """Whether a statement names the quantity asked for before (or right after) its value."""
         text = latexify(sentence)
         lowered = text.lower()
-        if any(re.search(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}", lowered)
+        # the substring test first: most symbols are nowhere in the sentence
+        if any(s in lowered
+               and re.search(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}", lowered)
                for s in self.symbols):
             return True
         # in a step of the sentence ("..., so the LCM is 36"), the subject before its first
@@ -486,9 +488,10 @@ class AskedQuantity:
         """Whether a statement sets the asked quantity's own symbol equal to a value ("...,
         so the algorithm stops with gcd(84, 126) = 42"), however the sentence is worded."""
         lowered = latexify(sentence).lower()
-        return any(re.search(rf"(?<![a-z]){re.escape(s)}"
-                             + (r"[^()=]*\)" if s.endswith("(") else "") + r"\s*=\s*[-−$\d\\]",
-                             lowered) for s in self.symbols)
+        return any(s in lowered and re.search(rf"(?<![a-z]){re.escape(s)}"
+                                              + (r"[^()=]*\)" if s.endswith("(") else "")
+                                              + r"\s*=\s*[-−$\d\\]", lowered)
+                   for s in self.symbols)
 
 
 def commits(sentence: str, asked: AskedQuantity) -> bool:
@@ -542,9 +545,10 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if not marked and numbers and numbers <= asked.values and not _STATES.search(sentence) and not (
             asked.relation and _INEQUALITY_SIGN.search(sentence)):  # "-3 ≤ x ≤ 6." solves
         return False  # "Given away: 12 apples.": the question's numbers told again
-    # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip
-    return marked or asked.set_equal(sentence) or not other_quantity(sentence, asked.question) or (
-        named and not QUALIFIED.search(sentence)
+    # "The bill plus tip comes to $54.": a quantity of its own, though it names the tip (the
+    # cheap tests first: other_quantity reads the question again)
+    return marked or (named and not QUALIFIED.search(sentence)) or asked.set_equal(sentence) or (
+        not other_quantity(sentence, asked.question)
     )
 
 

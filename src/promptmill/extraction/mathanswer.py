@@ -593,12 +593,18 @@ def _echoes(text: str, question: str | None) -> bool:
     if not question or len(text) > 8 * len(question) + 20:
         return False
     asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
-    said = [re.findall(r"\w+", latexify(s).lower()) for _, s in sentences(text)]
-    # "√12" as the question's "\sqrt{12}"; "Solve for the 8th term of ..." asks "What is the
-    # 8th term of ...?" again in other words
-    return any(said) and all(" ".join(words) in asked
-                             or len(words) > 5 and _ASKING.sub("", " ".join(words)) in asked
-                             for words in said if words)
+    said = False  # whether a sentence with words repeats the question
+    for _, sentence in sentences(text):  # up to the first sentence that does not
+        words = re.findall(r"\w+", latexify(sentence).lower())
+        if not words:
+            continue
+        # "√12" as the question's "\sqrt{12}"; "Solve for the 8th term of ..." asks "What is
+        # the 8th term of ...?" again in other words
+        if not (" ".join(words) in asked
+                or len(words) > 5 and _ASKING.sub("", " ".join(words)) in asked):
+            return False
+        said = True
+    return said
 
 
 _ASKING = re.compile(r"^(?:solve\s+for|find|compute|calculate|determine|evaluate|work\s+out)\s+")

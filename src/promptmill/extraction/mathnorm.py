@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from promptmill.extraction.text import boxed, squeeze
 
@@ -56,6 +57,14 @@ _COUNT = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
 _PART = "|".join(sorted(_PARTS, key=len, reverse=True))
 _TEN = "|".join(_TEN_WORDS)
 _A_PART = re.compile(rf"(?<![a-z])(?:{_PART})", re.IGNORECASE)  # tried at word starts only
+
+
+def _may_name_part(text: str) -> bool:
+    """Whether ``text`` could hold a part's name: each has "th", "hal" or "quarter" in it
+    (a substring test is far cheaper than ``_A_PART``'s long alternation)."""
+    lowered = text.lower()
+    return "th" in lowered or "hal" in lowered or "quarter" in lowered
+
 _WORD_FRACTION = re.compile(
     rf"\b(?:(?P<whole>{_COUNT}|\d+)\s+and\s+)?(?P<num>(?:{_TEN})(?:[\s-](?:{_COUNT}))?|{_COUNT})"
     rf"[\s-]+(?P<part>(?:(?:{_TEN})[\s-])?(?:{_PART}))\b",
@@ -110,6 +119,7 @@ def _root(text: str) -> str:
 _PLUS_OR_MINUS = re.compile(r"\bplus\s+or\s+minus\s+(?=[\d\\])", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1024)  # a response's statements are read by several rules in turn
 def latexify(text: str) -> str:
     """Unicode math, words for fractions, mixed numbers and spaced thousands as LaTeX."""
     if not text.isascii():
@@ -121,7 +131,7 @@ def latexify(text: str) -> str:
         if "√" in text:
             text = _root(text)
         text = _SYMBOL.sub(lambda m: _SYMBOLS[m.group(0)], text)
-    if _A_PART.search(text):
+    if _may_name_part(text) and _A_PART.search(text):
         text = _WORD_FRACTION.sub(_word_fraction, text)
     text = _MIXED.sub(
         lambda m: _fraction(int(m.group(2)), int(m.group(3)), int(m.group(1)))
@@ -277,6 +287,7 @@ _EQUALS = re.compile(r"\s*=\s*")
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1024)  # a stated value is normalised by several rules in turn
 def normalise_math(answer: str) -> str:
     """LaTeX answer in a canonical spelling: no wrappers, units, spacing or thousands commas;
     the committed value of an assignment, a set, a pair or an inequality."""

@@ -9,6 +9,7 @@ qualifies it; ``settle`` normalises it, and a statement wavering between two val
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from promptmill.extraction.asked import committed_clause, converted
 from promptmill.extraction.mathnorm import (
@@ -279,6 +280,7 @@ def _other_form(stated: str, restated: str) -> bool:
     return bool(before and after and before[-1].lower() != after.group(1).lower())
 
 
+@lru_cache(maxsize=256)  # a closing sentence is read by several rules in turn
 def closing_statement(sentence: str, question: str | None = None) -> str | None:
     """The value a closing sentence states: after its conclusion's last verb or ``=``, with
     the clauses that only qualify it ("when x = 2", ", attained at x = -3") left out."""

@@ -10,6 +10,7 @@ options ("Sydney, Perth and Canberra") names none.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from promptmill.extraction.options import Options, negated, stem
 from promptmill.extraction.text import (
@@ -271,8 +272,7 @@ def closing_mention(
     several = None
     conditional: set[int] = set()  # options named under a condition ("if ..."); -1: not
     what_ifs: set[int] = set()  # where those options are said
-    asked = _content_words(question) if question else set()
-    asked |= _acronyms(question) if question else set()
+    asked = set(_question_words(question)) if question else set()
     ranked = question is None or _RANKED_BELOW.search(question) is None
     counted = HOW_MANY.search(question) if question else None
     closing_paragraph = False  # the last sentence, a paragraph of its own, names one option
@@ -390,6 +390,7 @@ _QUOTED = re.compile(r"['\"‘“]([^'\"‘’“”?]{2,40})['\"’”]")
 _DENYING = re.compile(r"\b(?:not|no|never|none|nothing)\b|n't\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1024)  # a question's samples share it
 def _denying_quotes(question: str | None) -> re.Pattern[str] | None:
     """The question's quoted phrases that hold a denial ("'Not Found'"), to find in a response
     as the question's words rather than as a denial of the option before them."""
@@ -456,6 +457,12 @@ def _overlap(sentence: str, asked: set[str] | frozenset[str]) -> int:
 
 
 _INITIALS = re.compile(r"\b([A-Z]{2,4})s?\b")
+
+
+@lru_cache(maxsize=1024)  # a question's samples share it: read the question once
+def _question_words(question: str) -> frozenset[str]:
+    """The question's longer words, stemmed, and its acronyms."""
+    return frozenset(_content_words(question) | _acronyms(question))
 
 
 def _acronyms(question: str) -> set[str]:

@@ -240,8 +240,8 @@ class Options:
     """The options of one question, prepared once for every response to it."""
 
     __slots__ = (
-        "acronyms", "aliases", "by_first", "capitals", "closed", "count", "elided", "heads",
-        "names", "phrases", "roman", "seen", "squashed", "texts", "twins",
+        "acronyms", "aliases", "by_first", "capitals", "closed", "contents", "count", "elided",
+        "heads", "names", "phrases", "roman", "seen", "squashed", "texts", "twins",
     )
 
     def __init__(self, choices: Sequence[Any], question: str | None = None) -> None:
@@ -255,6 +255,9 @@ class Options:
         self.texts = texts[: self.count]  # each option as written (its letter removed)
         # each option as its stemmed words ("It halves" as "halves"), options by first word
         self.phrases = [_phrase(text) for text in self.texts]
+        # the content words of each option that has three or more: what ``paraphrased`` weighs
+        self.contents = [(index, content) for index, phrase in enumerate(self.phrases)
+                         if len(content := set(phrase) - _FUNCTION_WORDS) >= 3]
         # "AND", "NOT": an option in capitals is a name; the same word in lower case ("and")
         # is ordinary prose, not a mention of it
         self.capitals = {i for i, text in enumerate(self.texts)
@@ -557,14 +560,12 @@ class Options:
         """The one option of three or more content words that ``sentence`` mostly restates
         ("the market value of all final goods and services produced within a country" is
         "The total value of final goods and services produced in a country")."""
+        if not self.contents:
+            return None  # no option long enough to be paraphrased
         words = [word for word, _, _ in _words(sentence)]
         # "the Sun's light" says "sunlight": two words may be one compound of an option
         said = set(words) | {stem(a + b) for a, b in zip(words, words[1:], strict=False)}
-        scores = []
-        for index, phrase in enumerate(self.phrases):
-            content = set(phrase) - _FUNCTION_WORDS
-            if len(content) >= 3:
-                scores.append((len(content & said) / len(content), index))
+        scores = [(len(content & said) / len(content), index) for index, content in self.contents]
         scores.sort(reverse=True)
         # the best restated mostly, and clearly more than any other option (options that share
         # words, "Earth's shadow on the Moon" and "the Moon's position ... Sun and Earth")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 STRONG, MEDIUM, WEAK = 2, 1, 0
 """How much a candidate commits: an explicit statement; a headline or a table's marked row;
@@ -400,6 +401,11 @@ _SENTENCE_BREAK = re.compile(
 
 def sentences(text: str) -> list[tuple[int, str]]:
     """The response split into sentences (and lines), with where each starts."""
+    return list(_sentences(text))
+
+
+@lru_cache(maxsize=64)  # several rules split the same response in turn
+def _sentences(text: str) -> tuple[tuple[int, str], ...]:
     found = []
     start = 0
     for match in _SENTENCE_BREAK.finditer(text):
@@ -410,7 +416,7 @@ def sentences(text: str) -> list[tuple[int, str]]:
     piece = text[start:]
     if piece.strip():
         found.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
-    return found
+    return tuple(found)
 
 
 # Where a closing sentence's conclusion starts ("..., so x = 3").

@@ -102,11 +102,14 @@ _ANSWER_IS = re.compile(
     r"|\b(?P<plural>answers)\s+are\b\s*:?",
     re.IGNORECASE,
 )
+# "Answer — the sale price comes to $40.": a dash after a leading "Answer"
+_ANSWER_DASH = re.compile(r"^[ \t#*_]*answer[ \t*_]*[—–][ \t*_]*", re.IGNORECASE | re.MULTILINE)
 _ANCHORS = (
     (_FINAL_ANSWER, "final_answer"),
     (_ANSWER_HEADING, "final_answer"),
     (_GSM8K, "gsm8k"),
     (_ANSWER_IS, "answer_statement"),
+    (_ANSWER_DASH, "answer_statement"),
 )
 # "Both 6 and -6 are 6 units from zero.": the values the sentence is about are the answer
 _BOTH = re.compile(r"^\s*(?:both\s+)?(-?\d+(?:\.\d+)?)\s+and\s+(-?\d+(?:\.\d+)?)\s+are\b",
@@ -166,11 +169,16 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
     values = [(start, value) for start, value in values if value is not None and value != HEDGE]
     if len(values) == 1:  # {"probability": "1/6", "total": 36} for "the probability"
         found.append(Candidate(values[0][0], values[0][1], "json", STRONG))
-    for regex, method in _ANCHORS:
+    for regex, anchor in _ANCHORS:
         for match in list(regex.finditer(text))[-MAX_TRIED:]:
+            method = anchor
             if method == "answer_statement" and hypothetical(text, match.start()):
                 continue
             value = stated_value(text[match.end() : match.end() + 600], words=True)
+            if value is None and method != "gsm8k":
+                value = _answer_sentence(text, match, question)
+                if value is not None:
+                    method = "answer_sentence"
             if value is not None and wavers(text, match.end(), value):
                 value = HEDGE
             if value is not None and (match.groupdict().get("plural") or _LISTED.fullmatch(value)) \
@@ -180,6 +188,25 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
+
+
+# "Answer:" or "Answer —" leading a line, where a sentence follows instead of a value
+_ANSWER_LEAD = re.compile(r"(?:^|\n)[ \t#*_]*answer[ \t*_]*(?::|—|–)[ \t*_]*$", re.IGNORECASE)
+# a sentence that states something: "The mean is 18", "A cube has 12 edges", "... comes to $40"
+_STATES = re.compile(r"\b(?:is|are|was|were|equals?|has|have|comes?\s+to|works?\s+out\s+to)\b")
+
+
+def _answer_sentence(text: str, match: re.Match[str], question: str | None) -> str | None:
+    """The value of the sentence that follows a leading "Answer:" ("**Answer:** The mean is
+    18."): an answer heading that a full sentence, not a bare value, completes."""
+    if not _ANSWER_LEAD.search(text, max(0, match.start() - 12), match.end()):
+        return None
+    line = text[match.end() : match.end() + 300].split("\n", 1)[0]
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    if not _STATES.search(sentence) or UNDECIDED.search(sentence):
+        return None
+    value = closing_statement(unbold(sentence), question)
+    return value if value != HEDGE else None
 
 
 # an opening line of working: plain values chained by arrows ("100 → 110 → 99", a path of
@@ -222,6 +249,8 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
         if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
             echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
+        if marked and _NUMBERED_STEP.match(content):
+            echoed = True  # "**Step 1: Add the values.**", "**2. Mean**": a step's heading
         if not marked and _UNSOLVED.search(content) and not _SOLVED_FORM.search(content):
             echoed = True  # "3x ≥ 15." opening the working: a step, the unknown not yet alone
         if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
@@ -229,6 +258,11 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
     return found
+
+
+# a numbered step's heading in bold ("Step 2 — sort", "1. Mean", "3) Total"): its number
+# counts the steps, it answers nothing
+_NUMBERED_STEP = re.compile(r"\s*(?:step\s+\d+\b|\d{1,2}\s*[.)]\s*[A-Za-z])", re.IGNORECASE)
 
 
 def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) -> Candidate | None:
@@ -625,6 +659,9 @@ def extract_math_method(
     else:
         candidates += _marked(text, question) + _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
+    blank = _placeholder(text)
+    if blank is not None and (chosen is None or chosen.start <= blank):
+        return None, "placeholder"  # "The final answer is: \boxed{[value of x]}": a template
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
     if chosen is None or chosen.strength == WEAK:
@@ -651,6 +688,21 @@ def extract_math_method(
         # "x = -4 or x = 4" for one linear equation, or "... I'm not sure which": two answers
         return None, HEDGE
     return str(chosen.value), chosen.method
+
+
+# a slot left to fill where the answer goes: "\boxed{[value of x]}", "Answer: [your result
+# here]"; words in square brackets, no digits, no comma (not "[-2, 2]", not "[a, b]")
+_PLACEHOLDER = re.compile(
+    r"(?:\\boxed\s*\{|\banswer\b[^\n\[\]]{0,20}?)\s*(?:\\text\s*\{)?\s*"
+    r"\[\s*[A-Za-z][^\[\]\d,\n]{0,40}\]",
+    re.IGNORECASE,
+)
+
+
+def _placeholder(text: str) -> int | None:
+    """Where the last answer slot left as a placeholder starts; None if there is none."""
+    slots = list(_PLACEHOLDER.finditer(text))
+    return slots[-1].start() if slots else None
 
 
 # a value of several: a set, "±", or values in a list

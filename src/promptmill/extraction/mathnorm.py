@@ -72,7 +72,8 @@ _WORD_FRACTION = re.compile(
 )
 _MIXED = re.compile(r"(?<![\d./,])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d/.])")
 _LATEX_MIXED = re.compile(r"(?<![\d.}^_])(\d+)\s*\\[dt]?frac\s*\{(\d+)\}\s*\{(\d+)\}")
-_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?: \d{3})+)(?![\d/]|[.,]\d)")
+# "10 000", and "11 576.25" with its decimals after the last group
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?: \d{3})+)(?![\d/]|,\d)")
 _SCIENTIFIC = re.compile(
     r"(\d(?:\.\d+)?)\s*(?:[x*]|\\times|\\cdot)\s*10\s*\^\s*\{?\s*([-+]?\s*\d+)\s*\}?"
     r"|(\d(?:\.\d+)?)[eE]([-+]?\d+)\b"

@@ -728,3 +728,35 @@ def test_a_one_letter_name_that_is_a_plural_ending_is_read_not_a_crash() -> None
     question = ("Ravi is three times as old as his sister. In 6 years he will be twice her "
                 "age. How old is Ravi now?")
     assert extract_answer(text, None, question=question) == ("18", "last_statement")
+
+
+# round grader19m: a leading "Answer:" that a sentence completes; a bold numbered step heading
+# is no headline; a placeholder left where the answer goes; spaced thousands with decimals
+GRADER19M_MATH_RULES = [
+    ("**Answer:** Each bag holds 9 apples.\n\nThere are 27 apples shared among 3 bags.",
+     "27 apples are shared equally among 3 bags. How many apples are in each bag?", "9",
+     "answer_sentence"),
+    ("Answer — the journey takes 4 hours.\n\nAt 60 km/h, 240 km needs 240 / 60 = 4.",
+     "How long does a 240 km journey at 60 km/h take, in hours?", "4", "answer_sentence"),
+    ("**Step 1: list the divisors.**\n\n1, 2, 3, 6\n\n**Step 2: add them.**\n\n"
+     "1 + 2 + 3 + 6 = 12, so the sum of the divisors is 12.",
+     "What is the sum of the divisors of 6?", "12", "last_statement"),
+    ("Work out the product of the two factors first.\n\nFinal answer: \\boxed{[the product]}",
+     "What is 14 × 3?", None, "placeholder"),
+    ("Halving 24 681.50 gives 12 340.75.\n\nEach share is 12 340.75.",
+     "Split 24681.50 into two equal shares. How much is each share?", "12340.75",
+     "last_statement"),
+]
+
+
+@pytest.mark.parametrize(("text", "question", "answer", "method"), GRADER19M_MATH_RULES)
+def test_grader19m_math_rule(text: str, question: str, answer: Any, method: str) -> None:
+    assert extract_answer(text, None, question=question) == (answer, method)
+
+
+def test_an_answer_sentence_is_read_before_a_cut() -> None:
+    # the response was cut off in its check: the stated answer above the cut still counts
+    text = "**Answer:** The remainder is **2**.\n\nCheck: 4 × 5 = 20 and 22 − 20"
+    assert extract_answer(text, None, truncated=True,
+                          question="What is the remainder when 22 is divided by 5?") == (
+        "2", "answer_sentence")

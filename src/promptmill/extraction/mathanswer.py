@@ -193,7 +193,8 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
 # "Answer:" or "Answer —" leading a line, where a sentence follows instead of a value
 _ANSWER_LEAD = re.compile(r"(?:^|\n)[ \t#*_]*answer[ \t*_]*(?::|—|–)[ \t*_]*$", re.IGNORECASE)
 # a sentence that states something: "The mean is 18", "A cube has 12 edges", "... comes to $40"
-_STATES = re.compile(r"\b(?:is|are|was|were|equals?|has|have|comes?\s+to|works?\s+out\s+to)\b")
+_STATES = re.compile(r"\b(?:is|are|was|were|equals?|has|have|holds?|contains?|takes?|needs?|"
+                     r"costs?|gives?|leaves?|makes?|comes?\s+to|works?\s+out\s+to)\b|=")
 
 
 def _answer_sentence(text: str, match: re.Match[str], question: str | None) -> str | None:

@@ -743,6 +743,11 @@ GRADER19M_MATH_RULES = [
      "What is the sum of the divisors of 6?", "12", "last_statement"),
     ("Work out the product of the two factors first.\n\nFinal answer: \\boxed{[the product]}",
      "What is 14 × 3?", None, "placeholder"),
+    ("Two routes: 12 + 5 = $\\boxed{17}$ km, or 9 + 6 = $\\boxed{15}$ km by the ring road.\n\n"
+     "I cannot tell which route is meant, so the distance could be 17 or 15 km.",
+     "How far is it from the depot to the school, in km?", None, "undecided"),
+    ("The fraction is 3/4. It could be written as 0.75 or 75%.",
+     "What fraction of 8 is 6?", "3/4", "last_statement"),
     ("Halving 24 681.50 gives 12 340.75.\n\nEach share is 12 340.75.",
      "Split 24681.50 into two equal shares. How much is each share?", "12340.75",
      "last_statement"),

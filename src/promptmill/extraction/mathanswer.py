@@ -576,6 +576,24 @@ def _offers_two(sentence: str, question: str | None) -> bool:
     return False
 
 
+# the response's own words that it has not chosen: "either", "could be", "can't settle"
+_CANNOT_CHOOSE = re.compile(r"\b(?:can'?t|cannot|couldn'?t|could\s+not)\s+(?:settle|decide|tell|"
+                            r"choose)\b|\bnot\s+(?:found|know|decided)\s+which\b", re.IGNORECASE)
+
+
+def _undecided_close(text: str, question: str | None) -> int | None:
+    """Where the closing sentence starts if it offers two values for the one asked and says
+    it has not chosen ("the answer could be 252 or 126", "I'd say 21 or 42, not sure which");
+    None otherwise. It outweighs every answer stated before it, boxed ones included."""
+    closing = sentences(text)[-1:]
+    if not closing:
+        return None
+    start, sentence = closing[0]
+    if not (HEDGED.search(sentence) or _CANNOT_CHOOSE.search(sentence)):
+        return None
+    return start if _offers_two(sentence, question) else None
+
+
 _QUESTIONED = re.compile(r"\?\s*$|^\D*$")
 _BOUND = r"-?\s*(?:\d[\d.]*(?:/\d+)?|∞|\\infty)"
 _INTERVAL = re.compile(rf"[\[(]\s*{_BOUND}\s*,\s*{_BOUND}\s*[\])]")
@@ -663,6 +681,9 @@ def extract_math_method(
     blank = _placeholder(text)
     if blank is not None and (chosen is None or chosen.start <= blank):
         return None, "placeholder"  # "The final answer is: \boxed{[value of x]}": a template
+    undecided = _undecided_close(text, question)
+    if undecided is not None and (chosen is None or chosen.start < undecided):
+        return None, "undecided"  # "... so the inverse is either 15 or 11.": two, none chosen
     if (chosen is None or chosen.strength == WEAK) and refused(text):
         return None, "refusal"
     if chosen is None or chosen.strength == WEAK:

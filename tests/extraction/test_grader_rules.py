@@ -748,6 +748,11 @@ GRADER19M_MATH_RULES = [
      "How far is it from the depot to the school, in km?", None, "undecided"),
     ("The fraction is 3/4. It could be written as 0.75 or 75%.",
      "What fraction of 8 is 6?", "3/4", "last_statement"),
+    ("Each row holds 8 chairs and there are 12 rows: 8 × 12 = 96. The hall has 96 chairs.\n\n"
+     "As a curious extra, doubling the rows would seat 192 chairs.",
+     "How many chairs does the hall seat?", "96", "last_statement"),
+    ("12 × 4 = 48, and 48 + 2 = 50.\n\nAs a result, the total is 50.",
+     "What is 12 × 4 + 2?", "50", "last_statement"),
     ("Halving 24 681.50 gives 12 340.75.\n\nEach share is 12 340.75.",
      "Split 24681.50 into two equal shares. How much is each share?", "12340.75",
      "last_statement"),

@@ -547,12 +547,23 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             or could_aside(whole, question) or ordinal_of_counted(whole, question)
             or extreme_of_set(whole, question)
             or absolute_of(whole, variable)
-        ):
+        ) or index and _ASIDE_OPENER.match(whole):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found
             continue
         return [found]
     return [recap] if recap is not None else []
+
+
+# a sentence that opens by calling itself an aside: "As a side note, ...", "As an extra,
+# ...", "As a (quick) sanity check, ...", "Side note: ...", "On a related note, ...", "By the
+# way, ..." (not "As a result, ..." or "As a check, x = 4": those conclude or confirm)
+_ASIDE_OPENER = re.compile(
+    r"\W*(?:as\s+an?\s+(?:\w+\s+)?(?:side\s+note|aside|related\s+\w+|sanity\s+check|extra|"
+    r"bonus|footnote|curiosity)|(?:side|related)\s+note\s*:|on\s+a\s+(?:\w+\s+)?(?:side|related)"
+    r"\s+note|by\s+the\s+way|as\s+it\s+happens)\b",
+    re.IGNORECASE,
+)
 
 
 # "$48 or $49", "391 or 381": a value, "or", another (not "x = 4 or x = -4": no "=" between)

@@ -471,6 +471,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
     relation = asked_quantity_of(question).relation  # an inequality to solve
     for index in reversed(range(len(closing))):
         start, sentence = closing[index]
+        sentence = _CODE_COMMENT.sub("", sentence)  # "seconds = 9000   # 150 × 60": the value
         whole = sentence
         if sentence.rstrip().endswith("?") or committed is not None and index > committed:
             continue
@@ -553,6 +554,11 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             continue
         return [found]
     return [recap] if recap is not None else []
+
+
+# a trailing comment on a line of code or configuration ("area = 36  # length × width"):
+# working beside the value; "#" after a space, not "#6"
+_CODE_COMMENT = re.compile(r"\s+#(?![\d#])[^\n]*$")
 
 
 # a sentence that opens by calling itself an aside: "As a side note, ...", "As an extra,

@@ -26,6 +26,16 @@ UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 ENERGIES = ["Heat", "Nuclear energy", "Sound", "Light"]
 ORGANS = ["Heart", "Lung", "Stomach", "Skin", "Liver"]
 CHOICE_RULES = [
+    # round grader19c: a tag or a nested field that names the picked letter; a set-aside
+    # object's letter is not the pick; a task list with one box ticked, two ticked: none
+    ("<working>Mars is red from iron oxide.</working>\n<picked_option>D</picked_option>",
+     PLANETS, "Which planet is called the Red Planet?", "D", "structured_letter"),
+    ('{"ruled_out": {"letter": "A"}, "conclusion": {"option_letter": "C", "name": "Earth"}}',
+     PLANETS, "Which planet do we live on?", "C", "structured_letter"),
+    ("Pick one:\n+ [ ] Mercury\n+ [ ] Venus\n+ [X] Earth — home\n+ [ ] Mars", PLANETS,
+     "Which planet do we live on?", "C", "ticked_box"),
+    ("+ [X] Mercury\n+ [ ] Venus\n+ [X] Earth\n+ [ ] Mars", PLANETS,
+     "Which planet do we live on?", None, "multiple"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -388,6 +388,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
     found += _verdict_rows(raw, options)
+    found += _structured_letters(raw, options)
     ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
         if line.lstrip().startswith("|"):
@@ -415,6 +416,10 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     if len(ticked) == 1:
         (index, start), = ticked.items()
         found.append(Candidate(start, index, "marked", STRONG))
+    boxed_list = _ticked_box(raw, options)
+    if boxed_list:
+        # a task list's unticked items are its other options, not answers stated bare
+        found = [c for c in found if c.method != "bare"] + boxed_list
     return found
 
 
@@ -459,6 +464,58 @@ def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
         return []
     index = LETTERS.index(marked[0].group(1))
     return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
+
+
+_LETTER_TAG = re.compile(
+    r"<([a-z_]*(?:letter|choice|answer|option|selection|pick)[a-z_]*)>\s*\(?([A-Za-z])\)?\s*</\1>",
+    re.IGNORECASE,
+)
+_LETTER_FIELD = re.compile(
+    r"""["']([a-z_]*?)["']\s*:\s*\{[^{}]*?["'](?:[a-z_]*_)?(?:letter|option|choice)["']\s*:\s*"""
+    r"""["']\s*([A-Za-z])\s*["']""",
+    re.IGNORECASE,
+)
+_SET_ASIDE_KEY = re.compile(
+    r"reject|exclud|wrong|incorrect|distract|eliminat|alternat|other|ruled|discard|avoid|^not_",
+    re.IGNORECASE,
+)
+_BOX_LINE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?\[([ xX])\][ \t]+(.+)$", re.MULTILINE)
+
+
+def _structured_letters(raw: str, options: Options) -> list[Candidate]:
+    """A letter the response's structure names as its pick: a tag about the letter or the
+    choice (``<final_choice>D</final_choice>``, ``<letter>B</letter>``), or a nested object's
+    letter field ({"verdict": {"letter": "C", ...}}) unless its key sets it aside
+    ("rejected"); two different letters so named commit to none."""
+    found: list[tuple[int, int]] = []
+    if "<" in raw:
+        for match in _LETTER_TAG.finditer(raw):
+            found.append((match.start(), LETTERS.index(match.group(2).upper())))
+    if "{" in raw:
+        for match in _LETTER_FIELD.finditer(raw):
+            if not _SET_ASIDE_KEY.search(match.group(1)):
+                found.append((match.start(), LETTERS.index(match.group(2).upper())))
+    found = [(start, index) for start, index in found if index < options.count]
+    if not found:
+        return []
+    if len({index for _, index in found}) > 1:
+        return [Candidate(found[-1][0], None, SEVERAL, STRONG)]
+    return [Candidate(found[-1][0], found[-1][1], "structured_letter", STRONG)]
+
+
+def _ticked_box(raw: str, options: Options) -> list[Candidate]:
+    """A task list with exactly one box ticked ("- [x] 404 Not Found" among "- [ ]"): the
+    option the ticked line starts with; two ticked boxes commit to no single option."""
+    boxes = list(_BOX_LINE.finditer(raw))
+    ticked = [m for m in boxes if m.group(1) != " "]
+    if len(boxes) < 2 or not ticked or len(ticked) == len(boxes):
+        return []
+    named = [options.at_start(m.group(2)) for m in ticked]
+    if len(ticked) > 1:
+        return [Candidate(ticked[-1].start(), None, SEVERAL, STRONG)]
+    if named[0] is None:
+        return []
+    return [Candidate(ticked[0].start(), named[0], "ticked_box", STRONG)]
 
 
 def _verdict_rows(raw: str, options: Options) -> list[Candidate]:

@@ -36,6 +36,22 @@ CHOICE_RULES = [
      "Which planet do we live on?", "C", "ticked_box"),
     ("+ [X] Mercury\n+ [ ] Venus\n+ [X] Earth\n+ [ ] Mars", PLANETS,
      "Which planet do we live on?", None, "multiple"),
+    # round grader19c: "none of the options given is right" after what looked like a pick;
+    # a question back before any pick; "it depends": a letter for each case
+    ("Mars looks red, but the question asks about Jupiter's Great Red Spot, so none of the "
+     "options given is really correct.", PLANETS, "Which planet has the Great Red Spot?",
+     None, "no_option_fits"),
+    ("Venus is brightest in the evening sky, though Mars can rival it. Would you confirm "
+     "whether you mean planets only or all bodies?", PLANETS,
+     "Which is the brightest object in the night sky?", None, "asks_back"),
+    ("That depends on the timescale. B when averaged over a year, D when measured in one "
+     "orbit. Tell me which you mean and I will settle it.", PLANETS,
+     "Which planet is closest to Earth?", None, "asks_back"),
+    ("It depends what you count: Earth if you mean density, Mercury if you mean the core "
+     "share, so C for the first, A for the second.", PLANETS,
+     "Which planet is the densest?", None, "hedge"),
+    ("Mercury orbits fastest; none of the other three comes close. The answer is A.", PLANETS,
+     "Which planet orbits the Sun fastest?", "A", "answer_statement"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -729,6 +729,54 @@ def _opens_clause(text: str, start: int) -> bool:
 _CLAUSE_OPENING = re.compile(r"(?:^|[.!?:;,(—–-])[\s*_>]*$")
 
 
+_NO_OPTION_FITS = re.compile(
+    r"\bnone\s+of\s+(?:the\s+|these\s+|those\s+)?(?:\w+\s+)?(?:options|choices|answers|"
+    r"alternatives|answer\s+choices)\b(?:\s+(?:listed|given|offered|provided|above|here))?"
+    r"\s+(?:is|are|seems?|looks?)\s+(?:\w+\s+)?(?:correct|right|true|accurate|valid)\b|"
+    r"\bnone\s+of\s+(?:the\s+|these\s+|those\s+)?(?:\w+\s+)?(?:options|choices|answers)\s+"
+    r"(?:fits?|matches?|works?|applies)\b",
+    re.IGNORECASE,
+)
+_NOT_AMONG = re.compile(
+    r"\b(?:isn't|is\s+not|aren't|are\s+not)\s+(?:among|one\s+of|in)\s+(?:the\s+)?(?:\w+\s+)?"
+    r"(?:options|choices|answers|alternatives)\b",
+    re.IGNORECASE,
+)
+_ASKS_BACK = re.compile(
+    r"\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:clarify|specify|confirm|tell\s+me|"
+    r"let\s+me\s+know)\b[^?]{0,160}\?|"
+    r"(?:^|[.!?]\s+)(?:please\s+)?(?:let\s+me\s+know|tell\s+me)\b[^.!?\n]{0,120}?"
+    r"\b(?:and|then)\s+i(?:'ll|\s+will|\s+can|\s+could)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+_DEPENDS = re.compile(r"\s*(?:well,?\s+)?(?:it|that|this)\s+depends\b", re.IGNORECASE)
+_LETTER_IF = re.compile(r"\b([A-J])\b\)?\*{0,2}\s+(?:if|when|for|in\s+case)\b")
+
+
+def _no_single_option(text: str, options: Options, chosen: Candidate | None) -> str | None:
+    """``no_option_fits`` where the response says that none of the options is right ("none of
+    the listed choices is correct") after the answer it seemed to give, or with none stated
+    outright (and "eight isn't among the answers" where it gives none at all: a thing not
+    among the options is often an aside beside the answer); ``asks_back`` where it asks the asker to
+    clarify before it picks, with no answer stated outright. None otherwise."""
+    if any(text_.lower().startswith(("none", "no ")) for text_ in options.texts):
+        return None  # "None of the above" is an option: saying it is an answer
+    fits = [m for m in _NO_OPTION_FITS.finditer(text) if not hypothetical(text, m.start())]
+    if fits and (chosen is None or chosen.strength < STRONG or chosen.start < fits[-1].start()):
+        return "no_option_fits"
+    if chosen is None and _NOT_AMONG.search(text):
+        return "no_option_fits"  # "eight isn't among the answers" and nothing chosen
+    depends = _DEPENDS.match(text) is not None
+    if (chosen is None or chosen.strength < STRONG or depends) and _ASKS_BACK.search(text):
+        return "asks_back"
+    if depends and len({m.group(1) for m in _LETTER_IF.finditer(text)
+                        if LETTERS.index(m.group(1)) < options.count}) > 1:
+        return HEDGE  # "It depends ... A if the Sun counts, B if it doesn't": one per case
+    return None
+
+
 def extract_choice_method(
     text: str,
     choices: Sequence[Any],
@@ -763,6 +811,9 @@ def extract_choice_method(
         # "gives us **mohair** — angora fibre actually comes from the rabbit": an "actually"
         # inside a statement about another thing takes nothing back; the bold answer stands
         chosen = Candidate(bold[2], bold[0], "bold_option", MEDIUM)
+    declined = _no_single_option(cleaned, options, chosen)
+    if declined is not None:
+        return None, declined
     if chosen is not None and chosen.strength == WEAK and _ONE_OF_TWO.search(cleaned):
         return None, HEDGE  # "english or mandarin, its one of those two": neither chosen
     if chosen is None or chosen.strength == WEAK and refused(cleaned):

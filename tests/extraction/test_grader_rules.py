@@ -52,6 +52,13 @@ CHOICE_RULES = [
      "Which planet is the densest?", None, "hedge"),
     ("Mercury orbits fastest; none of the other three comes close. The answer is A.", PLANETS,
      "Which planet orbits the Sun fastest?", "A", "answer_statement"),
+    # round grader19c: the one statement said to hold after a walk through them; the option
+    # a clause names, then "is the one that fits"
+    ("A fails since it has no moons to speak of, B fails too, D has two moons. Just option C "
+     "works for a single large moon.", PLANETS, "Which planet has exactly one moon?", "C",
+     "only_letter_holds"),
+    ("Mercury and Venus have no moons and Mars has two; Earth is the one that fits.", PLANETS,
+     "Which planet has exactly one moon?", "C", "option_text"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

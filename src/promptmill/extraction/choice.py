@@ -97,6 +97,22 @@ _LETTER_IS_CORRECT = re.compile(
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
+# "Only statement C holds.", "Option B alone applies", "C is the only one that is true"
+_HOLDS = (
+    r"(?i:holds|applies|fits|works|qualifies|survives|stands|(?:is|are)\s+(?:true|correct|right|"
+    r"valid))"
+)
+_ONLY_LETTER = re.compile(
+    r"\b(?i:only|just)\s+(?i:statement|option|choice|answer|letter)?\s*"
+    r"(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))\s+" + _HOLDS + r"\b|"
+    r"\b(?i:statement|option|choice|answer)\s+(?:\((?P<paren2>[A-Z])\)|(?P<letter2>[A-Z]))\s+"
+    r"(?i:alone\s+" + _HOLDS + r"|is\s+the\s+only\s+(?:one|statement|option|choice)\s+"
+    r"(?:that|which)\s+" + _HOLDS + r")\b"
+)
+# "Wind is the one that qualifies": the option the clause before it names
+_IS_THE_ONE = re.compile(
+    r"\s(?i:is|would\s+be)\s+the\s+(?i:only\s+)?one\s+(?i:that|which)\s+" + _HOLDS + r"\b"
+)
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 # "A B C D.", "Answer: B C E": letters side by side up to the end of the sentence
 # what follows a box that states the case it holds in: "\boxed{B} if ...", "\boxed{C} for ..."
@@ -332,6 +348,16 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     found += several_letters(text, options)
     for match in _IS_THE_CHOICE.finditer(text):
         # "helium is the safe choice": the option the clause before it names
+        clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        named = options.named(clause)
+        if len(named) == 1 and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
+    for match in _ONLY_LETTER.finditer(text):
+        letter = next(g for g in match.group("paren", "letter", "paren2", "letter2") if g)
+        index = LETTERS.index(letter)
+        if index < options.count and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), index, "only_letter_holds", STRONG))
+    for match in _IS_THE_ONE.finditer(text):
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
         named = options.named(clause)
         if len(named) == 1 and not hypothetical(text, match.start()):

@@ -59,6 +59,14 @@ CHOICE_RULES = [
      "only_letter_holds"),
     ("Mercury and Venus have no moons and Mars has two; Earth is the one that fits.", PLANETS,
      "Which planet has exactly one moon?", "C", "option_text"),
+    # round grader19c: the option before the last, and "the final option" (not "the final
+    # answer"), named by position
+    ("Oceans cover most of its surface: this makes it the last-but-one option.", PLANETS,
+     "Which planet do we live on?", "C", "ordinal"),
+    ("Its year is 88 days. So it's the next-to-last option on the list.", ["Venus", "Earth",
+     "Mercury", "Mars"], "Which planet has an 88-day year?", "C", "ordinal"),
+    ("Of the four it lies farthest out, so the final choice.", PLANETS,
+     "Which planet is farthest from the Sun?", "D", "ordinal"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -50,7 +50,9 @@ _ORDINALS = [
     "eighteenth", "nineteenth", "twentieth",
 ]
 _NUMERAL_ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
-_ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"])
+# "the penultimate option", "the second-to-last choice": the option before the last
+_PENULTIMATE = r"penultimate|(?:second|next)[- ]to[- ]last|second[- ]last|last[- ]but[- ]one"
+_ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", _PENULTIMATE, "last", "final"])
 _ORDINAL = re.compile(
     rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
     r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$|"
@@ -68,9 +70,10 @@ NUMBERED = re.compile(rf"(?i:option|choice|alternative)\s+{_COUNT_AFTER}")
 # points at an option states it as plainly as a letter would
 _REFERENCE = re.compile(
     r"(?:^|(?<=[.!?:]\s))[ \t>*#-]*(?i:(?:so|thus|hence|therefore|that's|that\s+is|it's|"
-    r"it\s+is|i\.e\.|answer|final\s+answer)\s*[,:]?\s*)?"
+    r"it\s+is|i\.e\.|answer|final\s+answer|(?:that|this|which)\s+makes\s+it)\s*[,:]?\s*)?"
     rf"(?P<ref>(?i:the\s+)?(?i:{_ORDINAL_WORD})(?:\s+(?i:listed|given))?\s+"
     r"(?i:option|choice|answer\s+choice|alternative|one)"
+    r"(?:\s+(?i:in|on)\s+the\s+(?i:list|options|choices))?"
     rf"|(?i:option|choice|alternative|answer\s+choice)\s+{_COUNT_AFTER})"
     r"(?:[ \t*]*$|[ \t*]*[.!][ \t*]*(?:$|\s))",
     re.MULTILINE,
@@ -475,9 +478,11 @@ class Options:
             index = int(number) - 1 if number.isdigit() else _COUNTS.index(number)
         else:
             word = match.group("ord").lower()
-            if word == "final" or (match.group("noun").lower() == "answer" and word != "last"):
+            if match.group("noun").lower() == "answer" and word != "last":
                 return None  # "the final answer", "the first answer" are not options
-            if word == "last":
+            if re.fullmatch(_PENULTIMATE, word):
+                index = self.count - 2
+            elif word in ("last", "final"):
                 index = self.count - 1
             elif word[0].isdigit():
                 index = int(re.match(r"\d+", word).group(0)) - 1  # type: ignore[union-attr]

@@ -67,6 +67,12 @@ CHOICE_RULES = [
      "Mercury", "Mars"], "Which planet has an 88-day year?", "C", "ordinal"),
     ("Of the four it lies farthest out, so the final choice.", PLANETS,
      "Which planet is farthest from the Sun?", "D", "ordinal"),
+    # round grader19c: "All of ..." / "Both ..." described by what it covers
+    ("Iron and copper each carry current well, so pick the option which names both.", BOTH,
+     "Which conducts electricity?", "D", "covering_option"),
+    ("Each of the three is a gas giant trait, so the answer is the choice that covers all three.",
+     ["Thick atmosphere", "Many moons", "Rings", "All of these"], "What do gas giants have?",
+     "D", "covering_option"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -113,6 +113,33 @@ _ONLY_LETTER = re.compile(
 _IS_THE_ONE = re.compile(
     r"\s(?i:is|would\s+be)\s+the\s+(?i:only\s+)?one\s+(?i:that|which)\s+" + _HOLDS + r"\b"
 )
+# "the choice that includes them all", "the one that combines the two": the option that is
+# "All of the above" / "Both ..." described rather than quoted
+_COVERING_ONE = re.compile(
+    r"\b(?:option|choice|answer|one)\s+(?:that|which)\s+(?:includes?|covers?|combines?|"
+    r"contains?|lists?|names?|groups?|takes\s+in)\s+(?:(?P<all>(?:them|these|those)\s+all|all\s+"
+    r"(?:of\s+)?(?:them|these|those|the\s+others|(?:three|four|five|six)(?:\s+\w+)?)|"
+    r"every\s+one\s+of\s+them|each\s+of\s+them)|(?P<both>both|the\s+two|the\s+pair))\b",
+    re.IGNORECASE,
+)
+_ALL_OPTION = re.compile(r"\s*all\s+(?:of\s+)?(?:the\s+)?(?:above|these|those|of\s+them)\b", re.I)
+_BOTH_OPTION = re.compile(r"\s*both\b", re.IGNORECASE)
+
+
+def _covering_option(text: str, options: Options) -> list[Candidate]:
+    """The "all of the above" or "both ..." option described by what it covers ("the correct
+    choice is the one that includes them all"): the one such option, where there is one."""
+    found = []
+    for match in _COVERING_ONE.finditer(text):
+        if hypothetical(text, match.start()):
+            continue
+        kind = _ALL_OPTION if match.group("all") else _BOTH_OPTION
+        owners = [i for i, option in enumerate(options.texts) if kind.match(option)]
+        if len(owners) == 1:
+            found.append(Candidate(match.start(), owners[0], "covering_option", STRONG))
+    return found
+
+
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 # "A B C D.", "Answer: B C E": letters side by side up to the end of the sentence
 # what follows a box that states the case it holds in: "\boxed{B} if ...", "\boxed{C} for ..."
@@ -352,6 +379,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         named = options.named(clause)
         if len(named) == 1 and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
+    found += _covering_option(text, options)
     for match in _ONLY_LETTER.finditer(text):
         letter = next(g for g in match.group("paren", "letter", "paren2", "letter2") if g)
         index = LETTERS.index(letter)

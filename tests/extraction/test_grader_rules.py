@@ -73,6 +73,11 @@ CHOICE_RULES = [
     ("Each of the three is a gas giant trait, so the answer is the choice that covers all three.",
      ["Thick atmosphere", "Many moons", "Rings", "All of these"], "What do gas giants have?",
      "D", "covering_option"),
+    # round grader19c: an option's number written in words or with its thousands grouped
+    ("A leap year has three hundred sixty-six days.", ["365", "366", "364", "360"],
+     "How many days does a leap year have?", "B", "option_mention"),
+    ("The sum comes to 2,048 in all.", ["1024", "2048", "4096", "512"],
+     "What is 2 to the power 11?", "B", "option_mention"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -177,11 +177,66 @@ def _unit_letter(match: re.Match[str]) -> str:
     return blank + match.group(1)[0] + " " * (len(match.group(1)) - 1)
 
 
+_UNITS = {word: n for n, word in enumerate(_COUNTS[:19], start=1)}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_NUMBER_WORD = rf"(?:{'|'.join([*_TENS, *sorted(_UNITS, key=len, reverse=True)])}|hundred|thousand)"
+# "forty-six", "one hundred twenty", "two thousand and five": a number in words
+_NUMBER_WORDS = re.compile(rf"\b{_NUMBER_WORD}(?:(?:[- ]|\s+and\s+){_NUMBER_WORD})*\b")
+# "1,024", "10 000": a number with its thousands grouped
+_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+(?![\d]|[.,]\d)")
+
+
+def _number_value(words: str) -> int | None:
+    """The value of a number in words; None where it is no single number ("two three")."""
+    total = current = 0
+    last = None  # the kind of the last word: "unit", "ten", "hundred", "thousand"
+    for word in re.split(r"\s+and\s+|[- ]+", words):
+        if word in _UNITS:
+            if last in ("unit",) or (last == "ten" and _UNITS[word] > 9):
+                return None
+            current += _UNITS[word]
+            last = "unit"
+        elif word in _TENS:
+            if last in ("unit", "ten"):
+                return None
+            current += _TENS[word]
+            last = "ten"
+        elif word == "hundred":
+            if last not in ("unit",) or current >= 100:
+                return None
+            current *= 100
+            last = "hundred"
+        else:  # thousand
+            if last is None or last == "thousand":
+                return None
+            total, current = total + current * 1000, 0
+            last = "thousand"
+    return total + current
+
+
+def _numerals(lowered: str) -> str:
+    """Numbers in words and grouped numbers written as plain numerals, each in the span it
+    had, so positions keep ("fifty dollars" as "50    dollars", "1,024" as "1024 "); a lone
+    count word stays (word forms read "six" as "6", and "one" stays a word)."""
+    def digits(match: re.Match[str]) -> str:
+        said = match.group(0)
+        if " " not in said and "-" not in said:
+            return str(_TENS[said]).ljust(len(said)) if said in _TENS else said
+        value = _number_value(said)
+        return said if value is None else str(value).ljust(len(said))
+
+    if any(char.isdigit() for char in lowered):
+        lowered = _GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)).ljust(len(m.group(0))),
+                               lowered)
+    return _NUMBER_WORDS.sub(digits, lowered)
+
+
 @lru_cache(maxsize=4096)  # a closing sentence is read several times over
 def _words(text: str) -> tuple[tuple[str, int, int], ...]:
     """Stemmed words of (cleaned) ``text`` without articles, each with its span (a last
     "a" is no article: the "A" of "Vitamin A")."""
-    lowered = _fold(text)
+    lowered = _numerals(_fold(text))
     if "degree" in lowered:  # "100 degrees Celsius" as the option "100 °C" (a sign is blanked)
         lowered = _DEGREES.sub(_unit_letter, lowered)
     found = list(_WORD.finditer(lowered))

@@ -129,7 +129,9 @@ _BOTH_OPTION = re.compile(r"\s*both\b", re.IGNORECASE)
 def _covering_option(text: str, options: Options) -> list[Candidate]:
     """The "all of the above" or "both ..." option described by what it covers ("the correct
     choice is the one that includes them all"): the one such option, where there is one."""
-    found = []
+    found: list[Candidate] = []
+    if " that " not in text and " which " not in text:
+        return found
     for match in _COVERING_ONE.finditer(text):
         if hypothetical(text, match.start()):
             continue
@@ -380,12 +382,14 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         if len(named) == 1 and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     found += _covering_option(text, options)
-    for match in _ONLY_LETTER.finditer(text):
+    lowered = text.lower()
+    for match in _ONLY_LETTER.finditer(text) if "only" in lowered or "alone" in lowered or (
+            "just" in lowered) else ():
         letter = next(g for g in match.group("paren", "letter", "paren2", "letter2") if g)
         index = LETTERS.index(letter)
         if index < options.count and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), index, "only_letter_holds", STRONG))
-    for match in _IS_THE_ONE.finditer(text):
+    for match in _IS_THE_ONE.finditer(text) if " one " in lowered else ():
         clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
         named = options.named(clause)
         if len(named) == 1 and not hypothetical(text, match.start()):
@@ -560,6 +564,8 @@ def _structured_letters(raw: str, options: Options) -> list[Candidate]:
 def _ticked_box(raw: str, options: Options) -> list[Candidate]:
     """A task list with exactly one box ticked ("- [x] 404 Not Found" among "- [ ]"): the
     option the ticked line starts with; two ticked boxes commit to no single option."""
+    if "[" not in raw:
+        return []
     boxes = list(_BOX_LINE.finditer(raw))
     ticked = [m for m in boxes if m.group(1) != " "]
     if len(boxes) < 2 or not ticked or len(ticked) == len(boxes):
@@ -815,9 +821,14 @@ def _no_single_option(text: str, options: Options, chosen: Candidate | None) -> 
     outright (and "eight isn't among the answers" where it gives none at all: a thing not
     among the options is often an aside beside the answer); ``asks_back`` where it asks the asker to
     clarify before it picks, with no answer stated outright. None otherwise."""
+    lowered = text.lower()
+    if "none" not in lowered and "you" not in lowered and "among" not in lowered and (
+            "one of" not in lowered and "depend" not in lowered):
+        return None
     if any(text_.lower().startswith(("none", "no ")) for text_ in options.texts):
         return None  # "None of the above" is an option: saying it is an answer
-    fits = [m for m in _NO_OPTION_FITS.finditer(text) if not hypothetical(text, m.start())]
+    fits = [m for m in _NO_OPTION_FITS.finditer(text) if not hypothetical(text, m.start())
+            ] if "none" in lowered else []
     if fits and (chosen is None or chosen.strength < STRONG or chosen.start < fits[-1].start()):
         return "no_option_fits"
     if chosen is None and _NOT_AMONG.search(text):

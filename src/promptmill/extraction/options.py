@@ -187,6 +187,9 @@ _NUMBER_WORDS = re.compile(rf"\b{_NUMBER_WORD}(?:(?:[- ]|\s+and\s+){_NUMBER_WORD
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+(?![\d]|[.,]\d)")
 
 
+_NUMBER_KEYS = (*_TENS, "hundred", "thousand")
+
+
 def _number_value(words: str) -> int | None:
     """The value of a number in words; None where it is no single number ("two three")."""
     total = current = 0
@@ -226,9 +229,11 @@ def _numerals(lowered: str) -> str:
         value = _number_value(said)
         return said if value is None else str(value).ljust(len(said))
 
-    if any(char.isdigit() for char in lowered):
+    if "," in lowered or " " in lowered and any(char.isdigit() for char in lowered):
         lowered = _GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)).ljust(len(m.group(0))),
                                lowered)
+    if not any(word in lowered for word in _NUMBER_KEYS):
+        return lowered  # no tens, hundreds or thousands: no number in words to read
     return _NUMBER_WORDS.sub(digits, lowered)
 
 

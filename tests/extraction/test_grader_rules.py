@@ -73,6 +73,12 @@ CHOICE_RULES = [
     ("Each of the three is a gas giant trait, so the answer is the choice that covers all three.",
      ["Thick atmosphere", "Many moons", "Rings", "All of these"], "What do gas giants have?",
      "D", "covering_option"),
+    # round grader19c: a letter followed by its option's own one-letter text is one answer;
+    # two letters in a row are still none
+    ("Iron's symbol is from ferrum; answer is B) Fe", ["F", "Fe", "I", "Ir"],
+     "What is the chemical symbol for iron?", "B", "answer_statement"),
+    ("The answer is B D.", ["F", "Fe", "I", "Ir"], "What is the chemical symbol for iron?",
+     None, "multiple"),
     # round grader19c: an option's number written in words or with its thousands grouped
     ("A leap year has three hundred sixty-six days.", ["365", "366", "364", "360"],
      "How many days does a leap year have?", "B", "option_mention"),

@@ -239,9 +239,11 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
         listed = MORE_LETTERS.match(text, match.end()) if letter.isupper() else None
         if listed is None or not listed.group("letter").isupper() or not listed.group("join"):
             return None
-    if letter.isupper() and _LETTER_RUN.match(text, match.end()):
-        return None, SEVERAL  # "The answer is A B C D.": every letter in a row, none chosen
     past = past_own_text(text, match.end(), options, index)
+    if letter.isupper() and past == match.end() and _LETTER_RUN.match(text, match.end()):
+        # "The answer is A B C D.": every letter in a row, none chosen (not "C) K", where
+        # the "K" is option C's own text)
+        return None, SEVERAL
     more = MORE_LETTERS.match(text, past)
     if more is None and past > match.end():
         more = NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two

@@ -79,6 +79,9 @@ CHOICE_RULES = [
      "What is the chemical symbol for iron?", "B", "answer_statement"),
     ("The answer is B D.", ["F", "Fe", "I", "Ir"], "What is the chemical symbol for iron?",
      None, "multiple"),
+    # round grader19c: the opening sentence names an option and then its own letter
+    ("Mars, choice D.\n\nVenus is hotter, but Mars is the one with the iron-oxide dust.", PLANETS,
+     "Which planet is called the Red Planet?", "D", "text_and_letter"),
     # round grader19c: an option's number written in words or with its thousands grouped
     ("A leap year has three hundred sixty-six days.", ["365", "366", "364", "360"],
      "How many days does a leap year have?", "B", "option_mention"),

@@ -113,6 +113,13 @@ _ONLY_LETTER = re.compile(
 _IS_THE_ONE = re.compile(
     r"\s(?i:is|would\s+be)\s+the\s+(?i:only\s+)?one\s+(?i:that|which)\s+" + _HOLDS + r"\b"
 )
+# "The boxer is Muhammad Ali — option A.": an option's text and then its own letter, closing
+# the sentence: the two agree on one answer
+_TEXT_THEN_LETTER = re.compile(
+    r"(?:\s[—–-]|,|\s\()\s*(?i:option|choice|answer)\s+\(?([A-Z])\)?\)?[ \t]*"
+    r"(?:[.!][ \t]*)?(?:\n|$)",
+    re.MULTILINE,
+)
 # "the choice that includes them all", "the one that combines the two": the option that is
 # "All of the above" / "Both ..." described rather than quoted
 _COVERING_ONE = re.compile(
@@ -384,6 +391,16 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         if len(named) == 1 and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     found += _covering_option(text, options)
+    opening = _TEXT_THEN_LETTER.search(text, 0, 200)
+    if opening and not _SENTENCE_END.search(text.lstrip(), 0, len(text.lstrip()) - len(
+            text[opening.start() :])):
+        # only the response's opening sentence: later, "Linear search would be O(n), option
+        # C." names a distractor with its letter
+        index = LETTERS.index(opening.group(1))
+        clause = _CLAUSE_BREAK.split(text[: opening.start()])[-1]
+        if index < options.count and options.named(clause) == {index} and not hypothetical(
+                text, opening.start()):
+            found.append(Candidate(opening.start(), index, "text_and_letter", STRONG))
     lowered = text.lower()
     for match in _ONLY_LETTER.finditer(text) if "only" in lowered or "alone" in lowered or (
             "just" in lowered) else ():

@@ -26,6 +26,67 @@ UNITS = ["Tesla", "Weber", "Henry", "Farad"]
 ENERGIES = ["Heat", "Nuclear energy", "Sound", "Light"]
 ORGANS = ["Heart", "Lung", "Stomach", "Skin", "Liver"]
 CHOICE_RULES = [
+    # round grader19c: a tag or a nested field that names the picked letter; a set-aside
+    # object's letter is not the pick; a task list with one box ticked, two ticked: none
+    ("<working>Mars is red from iron oxide.</working>\n<picked_option>D</picked_option>",
+     PLANETS, "Which planet is called the Red Planet?", "D", "structured_letter"),
+    ('{"ruled_out": {"letter": "A"}, "conclusion": {"option_letter": "C", "name": "Earth"}}',
+     PLANETS, "Which planet do we live on?", "C", "structured_letter"),
+    ("Pick one:\n+ [ ] Mercury\n+ [ ] Venus\n+ [X] Earth — home\n+ [ ] Mars", PLANETS,
+     "Which planet do we live on?", "C", "ticked_box"),
+    ("+ [X] Mercury\n+ [ ] Venus\n+ [X] Earth\n+ [ ] Mars", PLANETS,
+     "Which planet do we live on?", None, "multiple"),
+    # round grader19c: "none of the options given is right" after what looked like a pick;
+    # a question back before any pick; "it depends": a letter for each case
+    ("Mars looks red, but the question asks about Jupiter's Great Red Spot, so none of the "
+     "options given is really correct.", PLANETS, "Which planet has the Great Red Spot?",
+     None, "no_option_fits"),
+    ("Venus is brightest in the evening sky, though Mars can rival it. Would you confirm "
+     "whether you mean planets only or all bodies?", PLANETS,
+     "Which is the brightest object in the night sky?", None, "asks_back"),
+    ("That depends on the timescale. B when averaged over a year, D when measured in one "
+     "orbit. Tell me which you mean and I will settle it.", PLANETS,
+     "Which planet is closest to Earth?", None, "asks_back"),
+    ("It depends what you count: Earth if you mean density, Mercury if you mean the core "
+     "share, so C for the first, A for the second.", PLANETS,
+     "Which planet is the densest?", None, "hedge"),
+    ("Mercury orbits fastest; none of the other three comes close. The answer is A.", PLANETS,
+     "Which planet orbits the Sun fastest?", "A", "answer_statement"),
+    # round grader19c: the one statement said to hold after a walk through them; the option
+    # a clause names, then "is the one that fits"
+    ("A fails since it has no moons to speak of, B fails too, D has two moons. Just option C "
+     "works for a single large moon.", PLANETS, "Which planet has exactly one moon?", "C",
+     "only_letter_holds"),
+    ("Mercury and Venus have no moons and Mars has two; Earth is the one that fits.", PLANETS,
+     "Which planet has exactly one moon?", "C", "option_text"),
+    # round grader19c: the option before the last, and "the final option" (not "the final
+    # answer"), named by position
+    ("Oceans cover most of its surface: this makes it the last-but-one option.", PLANETS,
+     "Which planet do we live on?", "C", "ordinal"),
+    ("Its year is 88 days. So it's the next-to-last option on the list.", ["Venus", "Earth",
+     "Mercury", "Mars"], "Which planet has an 88-day year?", "C", "ordinal"),
+    ("Of the four it lies farthest out, so the final choice.", PLANETS,
+     "Which planet is farthest from the Sun?", "D", "ordinal"),
+    # round grader19c: "All of ..." / "Both ..." described by what it covers
+    ("Iron and copper each carry current well, so pick the option which names both.", BOTH,
+     "Which conducts electricity?", "D", "covering_option"),
+    ("Each of the three is a gas giant trait, so the answer is the choice that covers all three.",
+     ["Thick atmosphere", "Many moons", "Rings", "All of these"], "What do gas giants have?",
+     "D", "covering_option"),
+    # round grader19c: a letter followed by its option's own one-letter text is one answer;
+    # two letters in a row are still none
+    ("Iron's symbol is from ferrum; answer is B) Fe", ["F", "Fe", "I", "Ir"],
+     "What is the chemical symbol for iron?", "B", "answer_statement"),
+    ("The answer is B D.", ["F", "Fe", "I", "Ir"], "What is the chemical symbol for iron?",
+     None, "multiple"),
+    # round grader19c: the opening sentence names an option and then its own letter
+    ("Mars, choice D.\n\nVenus is hotter, but Mars is the one with the iron-oxide dust.", PLANETS,
+     "Which planet is called the Red Planet?", "D", "text_and_letter"),
+    # round grader19c: an option's number written in words or with its thousands grouped
+    ("A leap year has three hundred sixty-six days.", ["365", "366", "364", "360"],
+     "How many days does a leap year have?", "B", "option_mention"),
+    ("The sum comes to 2,048 in all.", ["1024", "2048", "4096", "512"],
+     "What is 2 to the power 11?", "B", "option_mention"),
     # round grader18c: the one option set in bold amid prose, over the options later sentences
     # contrast it with (not one bold option denied, not two bolded); a bold answer, then a
     # distractor said to be "option D" with no correction between; an "actually" inside a

@@ -97,6 +97,58 @@ _LETTER_IS_CORRECT = re.compile(
     r"(?i:correct|right|best|better|true|most\s+(?:likely|accurate|appropriate|plausible))\b"
     r"(?!\s+(?i:only|if|when|for|in))"
 )
+# "Only statement C holds.", "Option B alone applies", "C is the only one that is true"
+_HOLDS = (
+    r"(?i:holds|applies|fits|works|qualifies|survives|stands|(?:is|are)\s+(?:true|correct|right|"
+    r"valid))"
+)
+_ONLY_LETTER = re.compile(
+    r"\b(?i:only|just)\s+(?i:statement|option|choice|answer|letter)?\s*"
+    r"(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z]))\s+" + _HOLDS + r"\b|"
+    r"\b(?i:statement|option|choice|answer)\s+(?:\((?P<paren2>[A-Z])\)|(?P<letter2>[A-Z]))\s+"
+    r"(?i:alone\s+" + _HOLDS + r"|is\s+the\s+only\s+(?:one|statement|option|choice)\s+"
+    r"(?:that|which)\s+" + _HOLDS + r")\b"
+)
+# "Wind is the one that qualifies": the option the clause before it names
+_IS_THE_ONE = re.compile(
+    r"\s(?i:is|would\s+be)\s+the\s+(?i:only\s+)?one\s+(?i:that|which)\s+" + _HOLDS + r"\b"
+)
+# "The boxer is Muhammad Ali — option A.": an option's text and then its own letter, closing
+# the sentence: the two agree on one answer
+_TEXT_THEN_LETTER = re.compile(
+    r"(?:\s[—–-]|,|\s\()\s*(?i:option|choice|answer)\s+\(?([A-Z])\)?\)?[ \t]*"
+    r"(?:[.!][ \t]*)?(?:\n|$)",
+    re.MULTILINE,
+)
+# "the choice that includes them all", "the one that combines the two": the option that is
+# "All of the above" / "Both ..." described rather than quoted
+_COVERING_ONE = re.compile(
+    r"\b(?:option|choice|answer|one)\s+(?:that|which)\s+(?:includes?|covers?|combines?|"
+    r"contains?|lists?|names?|groups?|takes\s+in)\s+(?:(?P<all>(?:them|these|those)\s+all|all\s+"
+    r"(?:of\s+)?(?:them|these|those|the\s+others|(?:three|four|five|six)(?:\s+\w+)?)|"
+    r"every\s+one\s+of\s+them|each\s+of\s+them)|(?P<both>both|the\s+two|the\s+pair))\b",
+    re.IGNORECASE,
+)
+_ALL_OPTION = re.compile(r"\s*all\s+(?:of\s+)?(?:the\s+)?(?:above|these|those|of\s+them)\b", re.I)
+_BOTH_OPTION = re.compile(r"\s*both\b", re.IGNORECASE)
+
+
+def _covering_option(text: str, options: Options) -> list[Candidate]:
+    """The "all of the above" or "both ..." option described by what it covers ("the correct
+    choice is the one that includes them all"): the one such option, where there is one."""
+    found: list[Candidate] = []
+    if " that " not in text and " which " not in text:
+        return found
+    for match in _COVERING_ONE.finditer(text):
+        if hypothetical(text, match.start()):
+            continue
+        kind = _ALL_OPTION if match.group("all") else _BOTH_OPTION
+        owners = [i for i, option in enumerate(options.texts) if kind.match(option)]
+        if len(owners) == 1:
+            found.append(Candidate(match.start(), owners[0], "covering_option", STRONG))
+    return found
+
+
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n,]|\bbut\b")
 # "A B C D.", "Answer: B C E": letters side by side up to the end of the sentence
 # what follows a box that states the case it holds in: "\boxed{B} if ...", "\boxed{C} for ..."
@@ -194,9 +246,11 @@ def _letter_at(text: str, pos: int, options: Options, strict: bool) -> tuple[obj
         listed = MORE_LETTERS.match(text, match.end()) if letter.isupper() else None
         if listed is None or not listed.group("letter").isupper() or not listed.group("join"):
             return None
-    if letter.isupper() and _LETTER_RUN.match(text, match.end()):
-        return None, SEVERAL  # "The answer is A B C D.": every letter in a row, none chosen
     past = past_own_text(text, match.end(), options, index)
+    if letter.isupper() and past == match.end() and _LETTER_RUN.match(text, match.end()):
+        # "The answer is A B C D.": every letter in a row, none chosen (not "C) K", where
+        # the "K" is option C's own text)
+        return None, SEVERAL
     more = MORE_LETTERS.match(text, past)
     if more is None and past > match.end():
         more = NEXT_LISTED.match(text, past)  # "(A) Monaco (B) Vatican City": a list of two
@@ -336,6 +390,29 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         named = options.named(clause)
         if len(named) == 1 and not hypothetical(text, match.start()):
             found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
+    found += _covering_option(text, options)
+    opening = _TEXT_THEN_LETTER.search(text, 0, 200)
+    if opening and not _SENTENCE_END.search(text.lstrip(), 0, len(text.lstrip()) - len(
+            text[opening.start() :])):
+        # only the response's opening sentence: later, "Linear search would be O(n), option
+        # C." names a distractor with its letter
+        index = LETTERS.index(opening.group(1))
+        clause = _CLAUSE_BREAK.split(text[: opening.start()])[-1]
+        if index < options.count and options.named(clause) == {index} and not hypothetical(
+                text, opening.start()):
+            found.append(Candidate(opening.start(), index, "text_and_letter", STRONG))
+    lowered = text.lower()
+    for match in _ONLY_LETTER.finditer(text) if "only" in lowered or "alone" in lowered or (
+            "just" in lowered) else ():
+        letter = next(g for g in match.group("paren", "letter", "paren2", "letter2") if g)
+        index = LETTERS.index(letter)
+        if index < options.count and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), index, "only_letter_holds", STRONG))
+    for match in _IS_THE_ONE.finditer(text) if " one " in lowered else ():
+        clause = _CLAUSE_BREAK.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        named = options.named(clause)
+        if len(named) == 1 and not hypothetical(text, match.start()):
+            found.append(Candidate(match.start(), named.pop(), "option_text", STRONG))
     for match in _LETTER_IS_CORRECT.finditer(text):
         index = LETTERS.index((match.group("paren") or match.group("letter")).upper())
         if index < options.count and not hypothetical(text, match.start()) and not conceded(
@@ -388,6 +465,7 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
         ):
             found.append(Candidate(match.start(), letter_index, "letter_and_text", STRONG))
     found += _verdict_rows(raw, options)
+    found += _structured_letters(raw, options)
     ticked: dict[int, int] = {}  # option -> where its line, marked ✓ in a list, starts
     for start, line in _lines(text):
         if line.lstrip().startswith("|"):
@@ -415,6 +493,10 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     if len(ticked) == 1:
         (index, start), = ticked.items()
         found.append(Candidate(start, index, "marked", STRONG))
+    boxed_list = _ticked_box(raw, options)
+    if boxed_list:
+        # a task list's unticked items are its other options, not answers stated bare
+        found = [c for c in found if c.method != "bare"] + boxed_list
     return found
 
 
@@ -459,6 +541,60 @@ def _marked_option(raw: str, text: str, options: Options) -> list[Candidate]:
         return []
     index = LETTERS.index(marked[0].group(1))
     return [Candidate(marked[0].start(), index, "marked", STRONG)] if index < options.count else []
+
+
+_LETTER_TAG = re.compile(
+    r"<([a-z_]*(?:letter|choice|answer|option|selection|pick)[a-z_]*)>\s*\(?([A-Za-z])\)?\s*</\1>",
+    re.IGNORECASE,
+)
+_LETTER_FIELD = re.compile(
+    r"""["']([a-z_]*?)["']\s*:\s*\{[^{}]*?["'](?:[a-z_]*_)?(?:letter|option|choice)["']\s*:\s*"""
+    r"""["']\s*([A-Za-z])\s*["']""",
+    re.IGNORECASE,
+)
+_SET_ASIDE_KEY = re.compile(
+    r"reject|exclud|wrong|incorrect|distract|eliminat|alternat|other|ruled|discard|avoid|^not_",
+    re.IGNORECASE,
+)
+_BOX_LINE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?\[([ xX])\][ \t]+(.+)$", re.MULTILINE)
+
+
+def _structured_letters(raw: str, options: Options) -> list[Candidate]:
+    """A letter the response's structure names as its pick: a tag about the letter or the
+    choice (``<final_choice>D</final_choice>``, ``<letter>B</letter>``), or a nested object's
+    letter field ({"verdict": {"letter": "C", ...}}) unless its key sets it aside
+    ("rejected"); two different letters so named commit to none."""
+    found: list[tuple[int, int]] = []
+    if "<" in raw:
+        for match in _LETTER_TAG.finditer(raw):
+            found.append((match.start(), LETTERS.index(match.group(2).upper())))
+    if "{" in raw:
+        for match in _LETTER_FIELD.finditer(raw):
+            if not _SET_ASIDE_KEY.search(match.group(1)):
+                found.append((match.start(), LETTERS.index(match.group(2).upper())))
+    found = [(start, index) for start, index in found if index < options.count]
+    if not found:
+        return []
+    if len({index for _, index in found}) > 1:
+        return [Candidate(found[-1][0], None, SEVERAL, STRONG)]
+    return [Candidate(found[-1][0], found[-1][1], "structured_letter", STRONG)]
+
+
+def _ticked_box(raw: str, options: Options) -> list[Candidate]:
+    """A task list with exactly one box ticked ("- [x] 404 Not Found" among "- [ ]"): the
+    option the ticked line starts with; two ticked boxes commit to no single option."""
+    if "[" not in raw:
+        return []
+    boxes = list(_BOX_LINE.finditer(raw))
+    ticked = [m for m in boxes if m.group(1) != " "]
+    if len(boxes) < 2 or not ticked or len(ticked) == len(boxes):
+        return []
+    named = [options.at_start(m.group(2)) for m in ticked]
+    if len(ticked) > 1:
+        return [Candidate(ticked[-1].start(), None, SEVERAL, STRONG)]
+    if named[0] is None:
+        return []
+    return [Candidate(ticked[0].start(), named[0], "ticked_box", STRONG)]
 
 
 def _verdict_rows(raw: str, options: Options) -> list[Candidate]:
@@ -672,6 +808,59 @@ def _opens_clause(text: str, start: int) -> bool:
 _CLAUSE_OPENING = re.compile(r"(?:^|[.!?:;,(—–-])[\s*_>]*$")
 
 
+_NO_OPTION_FITS = re.compile(
+    r"\bnone\s+of\s+(?:the\s+|these\s+|those\s+)?(?:\w+\s+)?(?:options|choices|answers|"
+    r"alternatives|answer\s+choices)\b(?:\s+(?:listed|given|offered|provided|above|here))?"
+    r"\s+(?:is|are|seems?|looks?)\s+(?:\w+\s+)?(?:correct|right|true|accurate|valid)\b|"
+    r"\bnone\s+of\s+(?:the\s+|these\s+|those\s+)?(?:\w+\s+)?(?:options|choices|answers)\s+"
+    r"(?:fits?|matches?|works?|applies)\b",
+    re.IGNORECASE,
+)
+_NOT_AMONG = re.compile(
+    r"\b(?:isn't|is\s+not|aren't|are\s+not)\s+(?:among|one\s+of|in)\s+(?:the\s+)?(?:\w+\s+)?"
+    r"(?:options|choices|answers|alternatives)\b",
+    re.IGNORECASE,
+)
+_ASKS_BACK = re.compile(
+    r"\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:clarify|specify|confirm|tell\s+me|"
+    r"let\s+me\s+know)\b[^?]{0,160}\?|"
+    r"(?:^|[.!?]\s+)(?:please\s+)?(?:let\s+me\s+know|tell\s+me)\b[^.!?\n]{0,120}?"
+    r"\b(?:and|then)\s+i(?:'ll|\s+will|\s+can|\s+could)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+_DEPENDS = re.compile(r"\s*(?:well,?\s+)?(?:it|that|this)\s+depends\b", re.IGNORECASE)
+_LETTER_IF = re.compile(r"\b([A-J])\b\)?\*{0,2}\s+(?:if|when|for|in\s+case)\b")
+
+
+def _no_single_option(text: str, options: Options, chosen: Candidate | None) -> str | None:
+    """``no_option_fits`` where the response says that none of the options is right ("none of
+    the listed choices is correct") after the answer it seemed to give, or with none stated
+    outright (and "eight isn't among the answers" where it gives none at all: a thing not
+    among the options is often an aside beside the answer); ``asks_back`` where it asks the asker to
+    clarify before it picks, with no answer stated outright. None otherwise."""
+    lowered = text.lower()
+    if "none" not in lowered and "you" not in lowered and "among" not in lowered and (
+            "one of" not in lowered and "depend" not in lowered):
+        return None
+    if any(text_.lower().startswith(("none", "no ")) for text_ in options.texts):
+        return None  # "None of the above" is an option: saying it is an answer
+    fits = [m for m in _NO_OPTION_FITS.finditer(text) if not hypothetical(text, m.start())
+            ] if "none" in lowered else []
+    if fits and (chosen is None or chosen.strength < STRONG or chosen.start < fits[-1].start()):
+        return "no_option_fits"
+    if chosen is None and _NOT_AMONG.search(text):
+        return "no_option_fits"  # "eight isn't among the answers" and nothing chosen
+    depends = _DEPENDS.match(text) is not None
+    if (chosen is None or chosen.strength < STRONG or depends) and _ASKS_BACK.search(text):
+        return "asks_back"
+    if depends and len({m.group(1) for m in _LETTER_IF.finditer(text)
+                        if LETTERS.index(m.group(1)) < options.count}) > 1:
+        return HEDGE  # "It depends ... A if the Sun counts, B if it doesn't": one per case
+    return None
+
+
 def extract_choice_method(
     text: str,
     choices: Sequence[Any],
@@ -706,6 +895,9 @@ def extract_choice_method(
         # "gives us **mohair** — angora fibre actually comes from the rabbit": an "actually"
         # inside a statement about another thing takes nothing back; the bold answer stands
         chosen = Candidate(bold[2], bold[0], "bold_option", MEDIUM)
+    declined = _no_single_option(cleaned, options, chosen)
+    if declined is not None:
+        return None, declined
     if chosen is not None and chosen.strength == WEAK and _ONE_OF_TWO.search(cleaned):
         return None, HEDGE  # "english or mandarin, its one of those two": neither chosen
     if chosen is None or chosen.strength == WEAK and refused(cleaned):

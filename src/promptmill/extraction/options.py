@@ -50,7 +50,9 @@ _ORDINALS = [
     "eighteenth", "nineteenth", "twentieth",
 ]
 _NUMERAL_ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
-_ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", "last", "final"])
+# "the penultimate option", "the second-to-last choice": the option before the last
+_PENULTIMATE = r"penultimate|(?:second|next)[- ]to[- ]last|second[- ]last|last[- ]but[- ]one"
+_ORDINAL_WORD = "|".join([*_ORDINALS, r"\d{1,2}(?:st|nd|rd|th)", _PENULTIMATE, "last", "final"])
 _ORDINAL = re.compile(
     rf"\b(?:the\s+)?(?P<ord>{_ORDINAL_WORD})(?:\s+(?:listed|given))?\s+"
     r"(?P<noun>option|choice|answer\s+choice|alternative|statement|answer|one(?=\s*[.!]?\s*$|"
@@ -68,9 +70,10 @@ NUMBERED = re.compile(rf"(?i:option|choice|alternative)\s+{_COUNT_AFTER}")
 # points at an option states it as plainly as a letter would
 _REFERENCE = re.compile(
     r"(?:^|(?<=[.!?:]\s))[ \t>*#-]*(?i:(?:so|thus|hence|therefore|that's|that\s+is|it's|"
-    r"it\s+is|i\.e\.|answer|final\s+answer)\s*[,:]?\s*)?"
+    r"it\s+is|i\.e\.|answer|final\s+answer|(?:that|this|which)\s+makes\s+it)\s*[,:]?\s*)?"
     rf"(?P<ref>(?i:the\s+)?(?i:{_ORDINAL_WORD})(?:\s+(?i:listed|given))?\s+"
     r"(?i:option|choice|answer\s+choice|alternative|one)"
+    r"(?:\s+(?i:in|on)\s+the\s+(?i:list|options|choices))?"
     rf"|(?i:option|choice|alternative|answer\s+choice)\s+{_COUNT_AFTER})"
     r"(?:[ \t*]*$|[ \t*]*[.!][ \t*]*(?:$|\s))",
     re.MULTILINE,
@@ -174,11 +177,71 @@ def _unit_letter(match: re.Match[str]) -> str:
     return blank + match.group(1)[0] + " " * (len(match.group(1)) - 1)
 
 
+_UNITS = {word: n for n, word in enumerate(_COUNTS[:19], start=1)}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_NUMBER_WORD = rf"(?:{'|'.join([*_TENS, *sorted(_UNITS, key=len, reverse=True)])}|hundred|thousand)"
+# "forty-six", "one hundred twenty", "two thousand and five": a number in words
+_NUMBER_WORDS = re.compile(rf"\b{_NUMBER_WORD}(?:(?:[- ]|\s+and\s+){_NUMBER_WORD})*\b")
+# "1,024", "10 000": a number with its thousands grouped
+_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+(?![\d]|[.,]\d)")
+
+
+_NUMBER_KEYS = (*_TENS, "hundred", "thousand")
+
+
+def _number_value(words: str) -> int | None:
+    """The value of a number in words; None where it is no single number ("two three")."""
+    total = current = 0
+    last = None  # the kind of the last word: "unit", "ten", "hundred", "thousand"
+    for word in re.split(r"\s+and\s+|[- ]+", words):
+        if word in _UNITS:
+            if last in ("unit",) or (last == "ten" and _UNITS[word] > 9):
+                return None
+            current += _UNITS[word]
+            last = "unit"
+        elif word in _TENS:
+            if last in ("unit", "ten"):
+                return None
+            current += _TENS[word]
+            last = "ten"
+        elif word == "hundred":
+            if last not in ("unit",) or current >= 100:
+                return None
+            current *= 100
+            last = "hundred"
+        else:  # thousand
+            if last is None or last == "thousand":
+                return None
+            total, current = total + current * 1000, 0
+            last = "thousand"
+    return total + current
+
+
+def _numerals(lowered: str) -> str:
+    """Numbers in words and grouped numbers written as plain numerals, each in the span it
+    had, so positions keep ("fifty dollars" as "50    dollars", "1,024" as "1024 "); a lone
+    count word stays (word forms read "six" as "6", and "one" stays a word)."""
+    def digits(match: re.Match[str]) -> str:
+        said = match.group(0)
+        if " " not in said and "-" not in said:
+            return str(_TENS[said]).ljust(len(said)) if said in _TENS else said
+        value = _number_value(said)
+        return said if value is None else str(value).ljust(len(said))
+
+    if "," in lowered or " " in lowered and any(char.isdigit() for char in lowered):
+        lowered = _GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)).ljust(len(m.group(0))),
+                               lowered)
+    if not any(word in lowered for word in _NUMBER_KEYS):
+        return lowered  # no tens, hundreds or thousands: no number in words to read
+    return _NUMBER_WORDS.sub(digits, lowered)
+
+
 @lru_cache(maxsize=4096)  # a closing sentence is read several times over
 def _words(text: str) -> tuple[tuple[str, int, int], ...]:
     """Stemmed words of (cleaned) ``text`` without articles, each with its span (a last
     "a" is no article: the "A" of "Vitamin A")."""
-    lowered = _fold(text)
+    lowered = _numerals(_fold(text))
     if "degree" in lowered:  # "100 degrees Celsius" as the option "100 °C" (a sign is blanked)
         lowered = _DEGREES.sub(_unit_letter, lowered)
     found = list(_WORD.finditer(lowered))
@@ -475,9 +538,11 @@ class Options:
             index = int(number) - 1 if number.isdigit() else _COUNTS.index(number)
         else:
             word = match.group("ord").lower()
-            if word == "final" or (match.group("noun").lower() == "answer" and word != "last"):
+            if match.group("noun").lower() == "answer" and word != "last":
                 return None  # "the final answer", "the first answer" are not options
-            if word == "last":
+            if re.fullmatch(_PENULTIMATE, word):
+                index = self.count - 2
+            elif word in ("last", "final"):
                 index = self.count - 1
             elif word[0].isdigit():
                 index = int(re.match(r"\d+", word).group(0)) - 1  # type: ignore[union-attr]

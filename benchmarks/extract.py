@@ -63,9 +63,10 @@ SPLITS = {
     "held-out-16": DATA / "extraction_heldout16.jsonl",
     # every case written by hand, measured fresh on grader17n's rules; spent since grader18
     "held-out-17": DATA / "extraction_heldout17.jsonl",
-    # every case written by hand by four more writers, round grader18's measure, never tuned on
+    # every case written by hand by four more writers, round grader18's measure; spent since
+    # round grader19
     "held-out-18": DATA / "extraction_heldout18.jsonl",
-    # the same by four more writers, written while the rules stood at round grader18's
+    # the same by four more writers, rounds grader18's and grader19's measure, never tuned on
     "held-out-19": DATA / "extraction_heldout19.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")

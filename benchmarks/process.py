@@ -4,9 +4,12 @@ Issue 15's "done when": the time a user waits, from typing the command to its ex
 ``promptmill run`` job of N requests, against a script a user would write by hand (read the
 JSONL input, send each prompt with one pooled aiohttp session and C workers on asyncio's
 standard loop, write each answer as a JSONL line), run as its own process. Both against the
-same test server (its own process, started afresh for every run so that neither client meets
-a warmed-up server the other left), with the same concurrency; rounds interleave bare and
-promptmill so that the machine's load drifts less within a pair than across the benchmark.
+same test server (its own process, started afresh at one address for every run so that
+neither client meets a warmed-up server the other left), with the same concurrency; rounds
+interleave bare and promptmill so that the machine's load drifts less within a pair than
+across the benchmark. promptmill runs as a user's later job to that address (``--memory
+warm``: an earlier job recorded that its answers carry no limit headers, so no slow start)
+or as a first job to it (``--memory cold``: slow start's probe, one round trip).
 
 Printed per run: wall seconds from spawn to exit, requests/s, and the client's CPU seconds
 (user + system of the child: steadier than wall clock on a loaded machine); then, per setting
@@ -22,9 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -73,10 +79,11 @@ async def bare_script(url: str, source: Path, output: Path, concurrency: int) ->
             await asyncio.gather(*(worker(session) for _ in range(concurrency)))
 
 
-def timed(command: list[str], src: str | None = None) -> tuple[float, float]:
+def timed(command: list[str], src: str | None = None, env: dict[str, str] | None = None
+          ) -> tuple[float, float]:
     """Run ``command`` to its end: (wall seconds, CPU seconds of the child); ``src``: another
-    checkout's ``src`` to import promptmill from."""
-    env = {**os.environ, "PYTHONPATH": src} if src else None
+    checkout's ``src`` to import promptmill from; ``env``: variables to set."""
+    env = {**os.environ, **(env or {}), **({"PYTHONPATH": src} if src else {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -87,51 +94,82 @@ def timed(command: list[str], src: str | None = None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def free_port() -> int:
+    """A loopback port free now: every run's server listens there (one address, as a user's
+    server has), each run's a fresh process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def one_run(client: str, latency: float, concurrency: int, source: Path, folder: Path,
-            src: str | None = None) -> tuple[float, float]:
-    """One client process against a fresh server: (wall seconds, CPU seconds)."""
+            src: str | None = None, *, port: int = 0, memory: str = "warm"
+            ) -> tuple[float, float]:
+    """One client process against a fresh server at ``port``: (wall seconds, CPU seconds).
+
+    promptmill's user cache directory (its endpoint record, ``promptmill/endpoints.py``) is
+    the benchmark's own, kept across runs (``memory`` "warm") or new for each run ("cold": a
+    first job to the endpoint); its response cache is a new file each run (a run of the same
+    prompts to the same endpoint would otherwise be answered from the last run's).
+    """
     from promptmill.testing import serve_in_process  # here: the bare script imports none of it
 
     output = folder / f"{client}.jsonl"
     for stale in folder.glob(f"{client}.jsonl*"):  # the output and promptmill's store beside it
         stale.unlink()
-    with serve_in_process(latency=latency) as server:
+    cache_home = folder / "cache-home"
+    if memory == "cold":
+        shutil.rmtree(cache_home, ignore_errors=True)
+    responses = folder / "responses.sqlite"
+    for stale in folder.glob("responses.sqlite*"):
+        stale.unlink()
+    with serve_in_process(latency=latency, port=port) as server:
         if client == "bare":
             command = [sys.executable, __file__, "--bare", server.url, str(source), str(output),
                        str(concurrency)]
         else:
             command = [sys.executable, "-m", "promptmill", "run", str(source), "-m",
                        f"http!{MODEL},api_base={server.url}", "-o", str(output),
-                       "--max-concurrency", str(concurrency)]
-        wall, cpu = timed(command, src)
+                       "--max-concurrency", str(concurrency), "--cache", str(responses)]
+        wall, cpu = timed(command, src, {"XDG_CACHE_HOME": str(cache_home)})
     with open(output, "rb") as handle, open(source, "rb") as given:
         lines, rows = sum(1 for _ in handle), sum(1 for _ in given)
     assert lines == rows, f"{client} wrote {lines} lines for {rows} rows"
     return wall, cpu
 
 
-def run_setting(name: str, rows: int, repeat: int, before_src: str | None = None
-                ) -> tuple[float, float]:
+def run_setting(name: str, rows: int, repeat: int, before_src: str | None = None,
+                memory: str = "warm") -> tuple[float, float]:
     """Interleaved rounds of one setting and size: medians of the paired ratios (with
-    ``before_src``, each round also runs that checkout's promptmill, printed beside)."""
+    ``before_src``, each round also runs that checkout's promptmill, printed beside).
+
+    ``memory`` "warm": a job of 100 rows to the same address first, as a user's earlier job
+    (its endpoint record then holds whether answers carry limit headers); "cold": every
+    promptmill run is a first job to the endpoint.
+    """
     latency, concurrency = SETTINGS[name]
     by_wall: list[float] = []
     by_cpu: list[float] = []
     before_wall: list[float] = []
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="pm-process-") as tmp:
         folder = Path(tmp)
         source = folder / "input.jsonl"
+        if memory == "warm":
+            write_input(source, 100)
+            one_run("promptmill", latency, concurrency, source, folder, port=port)
         write_input(source, rows)
+        run = functools.partial(one_run, port=port, memory=memory)
         for attempt in range(repeat):
-            bare_wall, bare_cpu = one_run("bare", latency, concurrency, source, folder)
+            bare_wall, bare_cpu = run("bare", latency, concurrency, source, folder)
             if before_src:
-                old_wall, old_cpu = one_run("promptmill", latency, concurrency, source, folder,
-                                            before_src)
+                old_wall, old_cpu = run("promptmill", latency, concurrency, source, folder,
+                                        before_src)
                 before_wall.append(bare_wall / old_wall)
                 print(f"  {name} {rows:,} run {attempt + 1}: before ({before_src}) "
                       f"{old_wall:.2f} s (CPU {old_cpu:.2f} s): {before_wall[-1]:.2f}x",
                       flush=True)
-            pm_wall, pm_cpu = one_run("promptmill", latency, concurrency, source, folder)
+            pm_wall, pm_cpu = run("promptmill", latency, concurrency, source, folder)
             by_wall.append(bare_wall / pm_wall)
             by_cpu.append(bare_cpu / pm_cpu)
             print(f"  {name} {rows:,} run {attempt + 1}: bare {bare_wall:.2f} s "
@@ -154,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
     parser.add_argument("--before-src", metavar="SRC",
                         help="another checkout's src: each round also runs its promptmill")
+    parser.add_argument("--memory", choices=["warm", "cold"], default="warm",
+                        help="warm (default): an earlier job to the same address first, as a "
+                        "user's; cold: every promptmill run a first job to its endpoint")
     parser.add_argument("--bare", nargs=4, metavar=("URL", "INPUT", "OUTPUT", "CONCURRENCY"),
                         help=argparse.SUPPRESS)  # the bare script's own process
     args = parser.parse_args(argv)
@@ -167,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in settings:
         for rows in args.rows or [5000, 20000]:
-            wall, cpu = run_setting(name, rows, args.repeat, args.before_src)
+            wall, cpu = run_setting(name, rows, args.repeat, args.before_src, args.memory)
             results.append((name, rows, wall, cpu))
     print("\nsetting  rows    promptmill/bare (wall clock)  (CPU time)  target")
     for name, rows, wall, cpu in results:

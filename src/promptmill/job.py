@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -459,9 +459,13 @@ class Job:
             if self.store.get_meta("cache_fill"):  # a run killed before copying its answers
                 self._close_cache(job_cache(self.spec, self.params, self.store))
             return stats
+        from promptmill import endpoints
         from promptmill.spending import job_budget
         from promptmill.structured import validator_for
 
+        endpoint = endpoints.endpoint_key(generator)
+        if config.slow_start and endpoints.answers_without_limit_headers(endpoint):
+            config = replace(config, slow_start=False)
         cache = job_cache(self.spec, self.params, self.store)
         dispatcher = Dispatcher(
             self.store, generator, self.build_request, config, stats, cache=cache,
@@ -477,6 +481,8 @@ class Job:
                 await generator.close()
         finally:
             self._close_cache(cache)
+            if dispatcher.limiter.limit_headers_seen or dispatcher.answered:
+                endpoints.remember(endpoint, limit_headers=dispatcher.limiter.limit_headers_seen)
         return stats
 
     def _close_cache(self, cache: JobCache | None) -> None:

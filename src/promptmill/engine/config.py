@@ -23,6 +23,9 @@ class EngineConfig:
     flush_interval: float = 0.05
     flush_size: int = 256
     seed: int = 0
+    # A remote job's first request goes alone until its answer's headers tell the provider's
+    # limits (engine/limiter.py); False: the job knows its endpoint sends none (endpoints.py).
+    slow_start: bool = True
 
 
 @dataclass

@@ -112,7 +112,7 @@ class Dispatcher(DispatchHooks):
         self.stats = stats or EngineStats()
         # Remote APIs start with one request until the first answer tells their limits.
         self.limiter = RateLimiter(config.rpm, config.tpm, margin=config.margin,
-                                   slow_start=not generator.is_local)
+                                   slow_start=config.slow_start and not generator.is_local)
         self._rng = random.Random(config.seed)
         self._workers = (max(1, generator.concurrent_batches) if generator.is_local
                          else max(1, config.max_concurrency))
@@ -154,6 +154,11 @@ class Dispatcher(DispatchHooks):
         for task in self._waiting:
             task.cancel()  # waiting for the limiter: nothing in flight; those sending finish
         self._wake_all()  # idle workers see the stop and end
+
+    @property
+    def answered(self) -> bool:
+        """Whether an answer (not an error) came back from the generator this run."""
+        return self._any_success
 
     async def run(self) -> None:
         """Dispatch until every pending request has finished, or a stop or abort."""

@@ -72,6 +72,7 @@ class RateLimiter:
         "events",
         "inflight_requests",
         "inflight_tokens",
+        "limit_headers_seen",
     )
 
     def __init__(
@@ -125,6 +126,7 @@ class RateLimiter:
         self._first_send = math.inf  # when sending began (after slow start: its first answer)
         self.inflight_requests = 0  # sent, not yet answered
         self.inflight_tokens = 0  # reserved by requests in flight
+        self.limit_headers_seen = False  # an answer's headers stated a limit
 
     @property
     def state(self) -> str:
@@ -339,6 +341,9 @@ class RateLimiter:
         """Take in what a response's headers said about the provider's allowance (for
         ``model``'s requests, when it is not the job's own model)."""
         self._limited = True
+        if (info.limit_requests or info.limit_tokens or info.remaining_requests is not None
+                or info.remaining_tokens is not None):
+            self.limit_headers_seen = True
         now = self._clock()
         requests, tokens, inflight_requests, inflight_tokens = self._mirrors(model)
         if (info.limit_requests and info.remaining_requests is not None

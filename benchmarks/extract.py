@@ -68,6 +68,8 @@ SPLITS = {
     "held-out-18": DATA / "extraction_heldout18.jsonl",
     # the same by four more writers, rounds grader18's and grader19's measure, never tuned on
     "held-out-19": DATA / "extraction_heldout19.jsonl",
+    # the same by four more writers, measured fresh on round grader19's rules, never tuned on
+    "held-out-20": DATA / "extraction_heldout20.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")
 TARGET_SECONDS = 60.0

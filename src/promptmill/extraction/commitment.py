@@ -162,6 +162,27 @@ def _solved_letter(question: str) -> str | None:
     return letters.pop() if len(letters) == 1 else None
 
 
+# an expression with numbers under an operation: "\log_3 81", "\sqrt[3]{64}", "i^{23}", "7!/5!"
+_INSTANCE = re.compile(r"(?=[^?]*\d)(?=[^?]*(?:\\[a-z]+|[!^%]|\bof\b))[^?]{3,30}")
+_INSTANCE_TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z]+|[^\s{}$]")
+_INSTANCE_RELATION = r"[\s{}$]*(?:=|≈|approx\b|is\b|was\b|equals\b|would\s+be\b)"
+
+
+def _instance_text(text: str) -> str:
+    """Text in one spelling of its operators: "log₃ 81" and "\log_3 81" alike."""
+    text = latexify(text).lower().replace("−", "-").replace("∛", "sqrt[3]").replace("√", "sqrt")
+    return text.replace("\\", "")
+
+
+def _instance_pattern(expression: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A pattern for ``expression`` with any numbers, stated (a relation after it), and its
+    own numbers."""
+    tokens = _INSTANCE_TOKEN.findall(_instance_text(expression))
+    parts = [r"(\d+(?:\.\d+)?)" if t[0].isdigit() else re.escape(t) for t in tokens]
+    numbers = tuple(t for t in tokens if t[0].isdigit())
+    return re.compile(r"(?<![\w.])" + r"[\s{}$]*".join(parts) + _INSTANCE_RELATION), numbers
+
+
 def counted_noun(question: str | None) -> str | None:
     """The noun a question counts ("How many edges ...?": edges; "How many trailing zeros
     ...?": zeros, past its adjectives)."""
@@ -192,10 +213,10 @@ _POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point,
 _OF_HEAD = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+(sum|product|difference|quotient|"
                       r"average|mean|ratio|total)\s+of\s+(?:the|all|both)\b")
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
-# "The limit is two thirds.", "So k is three.": a value stated in words after a copula (not
+# "The limit is two thirds.", "So log₂ 32 = five.": a value stated in words after a copula (not
 # "one in four", a chance told as odds)
 _WORD_STATED = re.compile(
-    r"\b(?:is|are|was|equals?)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
+    r"(?:\b(?:is|are|was|equals?)|=)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
     rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:[a-z]+[\s-]+){{0,4}}?"
     r"(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
     r"tenths?|twelfths?)\b)", re.IGNORECASE)
@@ -337,7 +358,7 @@ def ordinal_of_counted(sentence: str, question: str | None) -> bool:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given", "names",
+    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given", "instances", "names",
                  "percent",
                  "question", "relation", "rounds", "scientific", "spoken", "stated_in",
                  "states_verb", "symbols", "unit", "unknown", "values", "variable",
@@ -402,12 +423,32 @@ class AskedQuantity:
         # "that's 20/3 m/s" where the question asks "in m/s"; "1260°" for "in degrees"
         unit = re.escape(self.unit or "") + (r"|°|\^\{?\\circ" if (self.unit or "").startswith(
             "degree") else "")
+        # "36 W" for "in watts": a named unit by its symbol too, in its own case (not "m",
+        # "s", "g", "L": parts of other units, "5 m" and "144 m³" states of other lengths)
+        symbol = _SYMBOLS_OF_UNITS.get((self.unit or "").lower().rstrip("s"))
+        symbol = symbol if symbol not in _BASE_SYMBOLS else None
+        unit += rf"|(?-i:{re.escape(symbol)})" if symbol else ""
         self.stated_in = re.compile(rf"\d\s*(?:{unit})(?![\w/])") if self.unit else None
         # "(x + 3)(x - 7)", "dy/dx": an expression the statement may restate before its value
         self.expressions = [_plain(m.group(0)) for m in _EXPRESSION.finditer(question)]
         self.expressions += [_plain(latexify(m.group("object"))) for m in _OBJECT.finditer(question)
                              if re.search(r"[\d'^/(]", m.group("object"))
                              or _LETTER_TERMS.fullmatch(m.group("object").strip())]
+
+        # "log₁₀ 8" for "find \log_{10} 8": the asked expression with its numbers, which a
+        # statement of the same form with other numbers ("log₁₀ 4 ≈ 0.6020") does not state
+        self.instances = [_instance_pattern(m.group("object")) for m in _OBJECT.finditer(question)
+                          if _INSTANCE.fullmatch(m.group("object").strip())]
+
+    def instance_stated(self, sentence: str) -> bool | None:
+        """Whether a statement gives the asked expression a value (True) or only the same
+        form with other numbers (False: "log₁₀ 4 ≈ 0.6020" for log₁₀ 8); None if neither."""
+        if not self.instances:
+            return None
+        text = _instance_text(sentence)
+        found = [tuple(m.groups()) == numbers for pattern, numbers in self.instances
+                 for m in pattern.finditer(text)]
+        return any(found) if found else None
 
     def named_by(self, sentence: str) -> bool:
         """Whether a statement names the quantity asked for before (or right after) its value."""
@@ -505,6 +546,10 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     # "For n = 25: 25² = 625." for "the first 25 odd numbers": the question's own case worked
     given = set(_VALUES.findall(condition.group(0))) if condition else set()
     own_case = bool(given) and given <= asked.values
+    instance = asked.instance_stated(sentence)
+    if instance is False:
+        return False  # "Likewise log₁₀ 4 ≈ 0.6020" where log₁₀ 8 is asked: another instance
+    named = named or bool(instance)
     if not (named or marked or own_case or _LABEL.match(sentence) or _CONCLUDING.match(sentence)):
         return False  # the cheap signals first: most sentences give none
     if another_of_kind(sentence, asked.question) or ordinal_of_counted(sentence, asked.question) \
@@ -512,8 +557,8 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
         return False  # "The other acute angle is 60°.", "The 12th term is 51."
     if could_aside(sentence, asked.question) or absolute_of(sentence, asked.unknown):
         return False  # "the best you could do is ...", "So |x| = 5" for x
-    if commentary(sentence, asked.question, asked.given):
-        return False
+    if not instance and commentary(sentence, asked.question, asked.given):
+        return False  # (the asked expression's own value is no remark, "log₃ 81 = four")
     if (aside(sentence, asked.question) or _DENIED.search(sentence) or _CONFIRMS.search(sentence)
             or per_item(sentence, asked.question) or opposite_end(sentence, asked.question)):
         return False  # "For reference, the 10th term would be 47.", "The answer is not 30"
@@ -560,6 +605,12 @@ def excluded_case(sentence: str, question: str | None) -> bool:
                 & asked_quantity_of(question).excluded)
 
 
+def other_instance(sentence: str, question: str | None) -> bool:
+    """Whether a statement gives the asked expression's form with other numbers only
+    ("Similarly log₂ 64 would be 6." for log₂ 32)."""
+    return asked_quantity_of(question).instance_stated(sentence) is False
+
+
 def what_if(sentence: str, question: str | None) -> bool:
     """Whether a statement opens on a case of its own ("If friction of 400 N also acts, ...")
     with numbers that are none of the question's: a what-if, not the answer."""
@@ -574,6 +625,9 @@ def what_if(sentence: str, question: str | None) -> bool:
 _SYMBOLS_OF_UNITS = {"newton": "N", "joule": "J", "watt": "W", "volt": "V", "ampere": "A",
                      "ohm": "Ω", "pascal": "Pa", "hertz": "Hz", "metre": "m", "meter": "m",
                      "gram": "g", "second": "s", "litre": "L", "liter": "L", "kelvin": "K"}
+
+
+_BASE_SYMBOLS = frozenset({"m", "s", "g", "L"})
 
 
 def in_asked_unit(sentence: str, question: str | None) -> str | None:
@@ -707,4 +761,4 @@ def marked_value(sentence: str) -> str | None:
 
 __all__ = ["MARKED_VALUE", "AskedQuantity", "asked_quantity_of", "committed_index", "commits",
            "excluded_case", "in_asked_unit",
-           "marked_value", "named_clause", "named_value", "what_if"]
+           "marked_value", "named_clause", "named_value", "other_instance", "what_if"]

@@ -40,6 +40,7 @@ from promptmill.extraction.commitment import (
     named_clause,
     named_value,
     ordinal_of_counted,
+    other_instance,
     unasked_rounding,
     what_if,
 )
@@ -547,7 +548,7 @@ def _closing(text: str, question: str | None = None) -> list[Candidate]:
             or what_if(whole, question) or another_of_kind(whole, question)
             or could_aside(whole, question) or ordinal_of_counted(whole, question)
             or extreme_of_set(whole, question)
-            or absolute_of(whole, variable)
+            or absolute_of(whole, variable) or other_instance(whole, question)
         ) or index and _ASIDE_OPENER.match(whole):
             # the answer may come before it (past more remarks): look on, keep this if not
             recap = recap or found

@@ -205,7 +205,9 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     tail = _FILLER.sub("", tail)
     line = latexify(tail.split("\n", 1)[0])
     inline = _INLINE_MATH.search(line)
-    if inline and len(line[: inline.start()].split()) <= 3:
+    # "−i.** (Similarly $i^{24} = 1$ ...)": a value ends its sentence before the math opens
+    if inline and len(line[: inline.start()].split()) <= 3 and not _ENDED.search(
+            line, 0, inline.start()):
         return settle(inline.group(1) or inline.group(2))
     ending = _VALUE_END.search(line)
     clause = line[: ending.start()] if ending else line
@@ -224,6 +226,11 @@ _STATING = re.compile(rf"[\d\\]|\b{NUMBER_WORD_BODY}\b", re.IGNORECASE)
 def _unwrapped(text: str) -> str:
     """Text without inline-math delimiters, position for position."""
     return re.sub(r"\$|\\[()]", lambda m: " " * len(m.group(0)), text)
+
+# a value, then the end of its sentence: "−i." or "−i.**" before an aside
+_ENDED = re.compile(r"\S[.!?;](?:\*\*|__)?\s")
+_BARE_FUNCTION = re.compile(r"(?<![\\A-Za-z])(sin|cos|tan|cot|sec|csc|ln|log|pi)(?![A-Za-z])")
+
 
 def settle(expression: str) -> str | None:
     """A stated expression, normalised; HEDGE for "6 or 8" unless both are one value."""
@@ -245,8 +252,11 @@ def settle(expression: str) -> str | None:
     braces = re.fullmatch(r"\{(.+)\}", expression)
     if braces:
         expression = "\\{" + braces.group(1) + "\\}"
-    answer = normalise_math(expression)
-    return answer if answer and re.search(r"[\d\\]", answer) else None
+    # "−sin x", "−π": a function or constant by its bare name is the TeX one
+    answer = normalise_math(_BARE_FUNCTION.sub(r"\\\1", expression))
+    # "−i": a negated letter is an expression, a bare "x" names the unknown
+    return answer if answer and (re.search(r"[\d\\]", answer)
+                                 or re.fullmatch(r"-[a-z]", answer)) else None
 
 # "The result is 0.7 (multiplying 0.2 by 3 first, then adding 0.1).": an aside in words
 # explains the value; its "then" is not the sentence's conclusion

@@ -295,7 +295,8 @@ QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
 # words that name the quantity asked for
 _ASKED_PHRASE = re.compile(
     r"\b(?:what|which)\s+(?:is|was|are|were|will\s+be|would\s+be)\s+(?:the\s+|its\s+|their\s+)?"
-    r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|if|when|to|between|that)\b)"
+    r"(?P<what>[^?,.;]+?)\s*(?=\?|,|$|\s+(?:of|in|for|at|on|after|before|if|when|to|between|"
+    r"that)\b)"
     r"|\b(?:find|compute|calculate|determine|evaluate)\s+(?:the\s+|its\s+)?(?P<find>[^?,.;\s]+)"
     # "Find the vertex ... Give the x-coordinate.": a last request narrows what is asked
     r"|\b(?:give|state|report)\s+(?:only\s+|just\s+)?(?:the\s+|its\s+)(?P<give>[^?,.;\s]+)"

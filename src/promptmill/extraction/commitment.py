@@ -493,7 +493,7 @@ class AskedQuantity:
                 return True
         if self.states_verb and self.states_verb.search(lowered):
             return True
-        if self.stated_in and self.stated_in.search(text):
+        if self.stated_in and self.stated_in.search(text) and not self._other_subject(lowered):
             return True
         plain = _plain(text)
         if any(e and (f"{e}=" in plain or _LETTER_TERMS.fullmatch(e) and f"{e}is" in plain)
@@ -524,6 +524,16 @@ class AskedQuantity:
         return any(not _OPERAND.search(text, 0, m.start()) for m in re.finditer(
             rf"(?<![\w\\'|]){self.variable}\s*(?:=|\bis\b{relation})\s*[-−$\d\\(\[]", text))
 
+
+    def _other_subject(self, lowered: str) -> bool:
+        """Whether a statement's subject is another noun of the question than the asked one
+        ("The discount was 8 dollars." for the original price): its unit does not name it."""
+        subject = _SUBJECT_HEAD.match(lowered)
+        if subject is None or not self.names - _GENERIC:  # "how high is the cliff": unnamed
+            return False
+        head = subject.group(1).rstrip("s")
+        return head not in self.names and re.search(
+            rf"\b{re.escape(head)}", (self.question or "").lower()) is not None
 
     def set_equal(self, sentence: str) -> bool:
         """Whether a statement sets the asked quantity's own symbol equal to a value ("...,
@@ -627,6 +637,9 @@ _SYMBOLS_OF_UNITS = {"newton": "N", "joule": "J", "watt": "W", "volt": "V", "amp
                      "gram": "g", "second": "s", "litre": "L", "liter": "L", "kelvin": "K"}
 
 
+# "The discount was", "so the markdown itself is": a statement's subject, its head noun last
+_SUBJECT_HEAD = re.compile(r"^\W*(?:(?:so|and|then|thus)\s+)?(?:the|its|their)\s+(?:[a-z-]+\s+){0,2}?"
+                           r"([a-z]{3,})\s+(?:itself\s+)?(?:is|was|are|were|comes?|came)\b")
 _BASE_SYMBOLS = frozenset({"m", "s", "g", "L"})
 
 

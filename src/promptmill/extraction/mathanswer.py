@@ -176,6 +176,7 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             if method == "answer_statement" and hypothetical(text, match.start()):
                 continue
             value = stated_value(text[match.end() : match.end() + 600], words=True)
+            value = _past_given(text[match.end() : match.end() + 300], value, question)
             if value is None and method != "gsm8k":
                 value = _answer_sentence(text, match, question)
                 if value is not None:
@@ -189,6 +190,22 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
             if value is not None:
                 found.append(Candidate(match.start(), value, method, STRONG))
     return found
+
+
+# "14 notebooks cost $35.": a count of things, then a verb and another value
+_GIVEN_COUNT = re.compile(r"[\s*_:]*\$?(?P<count>\d[\d,]*(?:\.\d+)?)\s+[a-z]{3,}\s+(?P<rest>[^\n.!?]*"
+                          r"(?:\.\d[^\n.!?]*)*)", re.IGNORECASE)
+
+
+def _past_given(tail: str, value: str | None, question: str | None) -> str | None:
+    """The value an answer line states after restating one of the question's givens ("Answer:
+    14 notebooks cost $35." for "how many dollars do 14 notebooks cost?": 35); else ``value``."""
+    opening = _GIVEN_COUNT.match(tail)
+    if value is None or opening is None or opening.group("count").replace(",", "") != value \
+            or value not in givens(question) or not _STATES.search(opening.group("rest")):
+        return value
+    stated = closing_statement(opening.group("rest"), question)
+    return stated if stated is not None and stated != HEDGE and stated != value else value
 
 
 # "Answer:" or "Answer —" leading a line, where a sentence follows instead of a value

@@ -834,3 +834,55 @@ def test_an_answer_sentence_is_read_before_a_cut() -> None:
     assert extract_answer(text, None, truncated=True,
                           question="What is the remainder when 22 is divided by 5?") == (
         "2", "answer_sentence")
+
+
+# round grader20m: the asked expression with its own numbers commits, the same form with other
+# numbers is another instance; a named unit by its symbol; a marker's symbolic value before an
+# aside; a unit does not name another noun of the question; an answer line past a restated
+# given; two values for one quantity in words: no answer
+GRADER20M_MATH_RULES = [
+    ("3⁴ = 81, so log₃ 81 = four. Compare log₃ 9 = 2.", "Evaluate $\\log_3 81$.", "4",
+     "last_statement"),
+    ("√144 = 12 because 12² = 144. In the same way √169 = 13.", "What is $\\sqrt{144}$?", "12",
+     "last_statement"),
+    ("P = E/t = 600/4.\n\nThe motor delivers 150 W. Over a minute that is 9000 J.",
+     "A motor delivers 600 J in 4 s. What is its power, in watts?", "150", "last_statement"),
+    ("**Answer: −π.** ($(-1)^{8}\\pi = \\pi$ for an even power.)", "What is $(-1)^{7}\\pi$?",
+     "-\\pi", "answer_statement"),
+    ("**Answer: −sin x** (its own derivative is −cos x).", "Find the derivative of $\\cos x$.",
+     "-\\sin x", "answer_statement"),
+    ("The selling price is 60 dollars. The markup is 10 dollars.",
+     "A shop adds a 20% markup to a \\$50 cost. What is the selling price in dollars?", "60",
+     "last_statement"),
+    ("9 ÷ 3 × 7 = 21.\n\n**Answer:** 9 litres fill 21 cups.",
+     "3 litres fill 7 cups. How many cups do 9 litres fill?", "21", "answer_statement"),
+    ("w(w + 2) = 48 gives w = 6 or w = −8.\n\nSo the width is w = 6 or w = −8.",
+     "A plot is 2 m longer than it is wide and its area is 48 m². How wide is it in metres?",
+     None, "hedge"),
+]
+
+
+@pytest.mark.parametrize(("text", "question", "answer", "method"), GRADER20M_MATH_RULES)
+def test_grader20m_math_rule(text: str, question: str, answer: Any, method: str) -> None:
+    assert extract_answer(text, None, question=question) == (answer, method)
+
+
+@pytest.mark.parametrize("question", [
+    "A circle has radius 5 m. What is its area in terms of π?",
+    # "Give the answer ...": the form asked, the area still the quantity
+    "A circle has radius 5 m. What is its area? Give the answer in terms of π.",
+])
+def test_a_conclusion_before_a_cut_remark_counts(question: str) -> None:
+    # round grader20m: cut off in a remark after "So the area ... is 25π": it had committed
+    text = ("A = πr² = 25π.\n\nSo the area of the circle is 25π square metres. That is a bit "
+            "more than the area of a 8 m square, which")
+    assert extract_answer(text, None, truncated=True, question=question) == (
+        "25\\pi", "committed_before_cut")
+
+
+def test_a_statement_right_before_a_cut_may_go_on() -> None:
+    # the cut falls in the working: the last whole sentence is no conclusion yet
+    text = "A = πr². With r = 5, r² = 25, so the area so far is 25π. Then we"
+    assert extract_answer(text, None, truncated=True,
+                          question="A circle has radius 5 m. What is its area in terms of π?") == (
+        None, "truncated")

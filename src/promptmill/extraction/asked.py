@@ -355,6 +355,8 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     words: set[str] = set()
     heads: set[str] = set()
     for match in _ASKED_PHRASE.finditer(question):
+        if match.group("give") and match.group("give").lower() in _GENERIC:
+            continue  # "Give the answer in terms of π.": the form, not another quantity
         if match.group("give"):
             words.clear()
             heads.clear()

@@ -169,7 +169,7 @@ _INSTANCE_RELATION = r"[\s{}$]*(?:=|≈|approx\b|is\b|was\b|equals\b|would\s+be\
 
 
 def _instance_text(text: str) -> str:
-    """Text in one spelling of its operators: "log₃ 81" and "\log_3 81" alike."""
+    """Text in one spelling of its operators: "log₃ 81" and "\\log_3 81" alike."""
     text = latexify(text).lower().replace("−", "-").replace("∛", "sqrt[3]").replace("√", "sqrt")
     return text.replace("\\", "")
 
@@ -213,10 +213,10 @@ _POINT = re.compile(r"\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)")  # "(2, -5)": a point,
 _OF_HEAD = re.compile(r"^\W*(?:(?:so|and|then)\s+)?the\s+(sum|product|difference|quotient|"
                       r"average|mean|ratio|total)\s+of\s+(?:the|all|both)\b")
 _EXCLUDED = re.compile(r"(?:\\neq?|≠|!=)\s*-?\d+(?:\.\d+)?")
-# "The limit is two thirds.", "So log₂ 32 = five.": a value stated in words after a copula (not
+# "The limit is two thirds.", "So k is three.": a value stated in words after a copula (not
 # "one in four", a chance told as odds)
 _WORD_STATED = re.compile(
-    r"(?:\b(?:is|are|was|equals?)|=)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
+    r"\b(?:is|are|was|equals?)\s+(?:exactly\s+|just\s+)?(?:(?:minus|negative)\s+)?"
     rf"(?:{NUMBER_WORD_BODY}(?!\s+(?:in|out\s+of)\s)|(?:[a-z]+[\s-]+){{0,4}}?"
     r"(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|"
     r"tenths?|twelfths?)\b)", re.IGNORECASE)
@@ -358,8 +358,8 @@ def ordinal_of_counted(sentence: str, question: str | None) -> bool:
 class AskedQuantity:
     """What a question asks for, in the forms a committing statement may name it."""
 
-    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given", "instances", "names",
-                 "percent",
+    __slots__ = ("adjectives", "broader", "counted", "excluded", "expressions", "given",
+                 "instances", "names", "percent",
                  "question", "relation", "rounds", "scientific", "spoken", "stated_in",
                  "states_verb", "symbols", "unit", "unknown", "values", "variable",
                  "verb", "words")
@@ -638,8 +638,8 @@ _SYMBOLS_OF_UNITS = {"newton": "N", "joule": "J", "watt": "W", "volt": "V", "amp
 
 
 # "The discount was", "so the markdown itself is": a statement's subject, its head noun last
-_SUBJECT_HEAD = re.compile(r"^\W*(?:(?:so|and|then|thus)\s+)?(?:the|its|their)\s+(?:[a-z-]+\s+){0,2}?"
-                           r"([a-z]{3,})\s+(?:itself\s+)?(?:is|was|are|were|comes?|came)\b")
+_SUBJECT_HEAD = re.compile(r"^\W*(?:(?:so|and|then|thus)\s+)?(?:the|its|their)\s+"
+                           r"(?:[a-z-]+\s+){0,2}?([a-z]{3,})\s+(?:itself\s+)?(?:is|was|are|were|comes?|came)\b")
 _BASE_SYMBOLS = frozenset({"m", "s", "g", "L"})
 
 

@@ -30,6 +30,7 @@ from promptmill.extraction.commitment import (
     absolute_of,
     another_of_kind,
     asked_quantity_of,
+    commits,
     committed_index,
     could_aside,
     counted_noun,
@@ -193,8 +194,9 @@ def _explicit(text: str, question: str | None = None) -> list[Candidate]:
 
 
 # "14 notebooks cost $35.": a count of things, then a verb and another value
-_GIVEN_COUNT = re.compile(r"[\s*_:]*\$?(?P<count>\d[\d,]*(?:\.\d+)?)\s+[a-z]{3,}\s+(?P<rest>[^\n.!?]*"
-                          r"(?:\.\d[^\n.!?]*)*)", re.IGNORECASE)
+_GIVEN_COUNT = re.compile(r"[\s*_:]*\$?(?P<count>\d[\d,]*(?:\.\d+)?)\s+[a-z]{3,}\s+"
+                          r"(?P<rest>[^\n.!?]*(?:\.\d[^\n.!?]*)*)", re.IGNORECASE)
+_WORD_THEN_VALUE = re.compile(r"[a-z]\s+\$?\d")
 
 
 def _past_given(tail: str, value: str | None, question: str | None) -> str | None:
@@ -202,7 +204,7 @@ def _past_given(tail: str, value: str | None, question: str | None) -> str | Non
     14 notebooks cost $35." for "how many dollars do 14 notebooks cost?": 35); else ``value``."""
     opening = _GIVEN_COUNT.match(tail)
     if value is None or opening is None or opening.group("count").replace(",", "") != value \
-            or value not in givens(question) or not _STATES.search(opening.group("rest")):
+            or value not in givens(question) or not _WORD_THEN_VALUE.search(opening.group("rest")):
         return value
     stated = closing_statement(opening.group("rest"), question)
     return stated if stated is not None and stated != HEDGE and stated != value else value
@@ -707,7 +709,8 @@ def extract_math_method(
     candidates = _explicit(text, question)
     if truncated:
         if not candidates:
-            return None, "truncated"
+            committed = _committed_before_cut(text, question)
+            return (committed, "committed_before_cut") if committed else (None, "truncated")
     elif _echoes(text, question):
         return None, "none"
     else:
@@ -741,10 +744,39 @@ def extract_math_method(
         return None, "none"
     if chosen.value == HEDGE or _SEVERAL_VALUES.match(str(chosen.value)) and one_solution(
             question) or _TWO_NAMED.match(str(chosen.value)) and not asks_several(question) or (
-            _SEVERAL_VALUES.match(str(chosen.value)) and UNDECIDED.search(text, chosen.start)):
+            _SEVERAL_VALUES.match(str(chosen.value)) and UNDECIDED.search(text, chosen.start)) or (
+            str(chosen.value).startswith("\\{") and _one_quantity(question)):
         # "x = -4 or x = 4" for one linear equation, or "... I'm not sure which": two answers
         return None, HEDGE
     return str(chosen.value), chosen.method
+
+
+_CONCLUDES = re.compile(r"^\W*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
+
+
+def _committed_before_cut(text: str, question: str | None) -> str | None:
+    """The value of a cut-off response whose last whole sentence concludes on the asked
+    quantity ("So the volume of the cone is 12π cm³." before a remark cut short); None where
+    the cut falls in the working, or right after the statement (it may have gone on)."""
+    said = sentences(text)
+    if len(said) < 2:
+        return None
+    start, last = said[-2]
+    asked = asked_quantity_of(question)
+    if not (_CONCLUDES.match(last) and asked.named_by(last) and commits(last, asked)):
+        return None
+    found = _closing(text[: said[-1][0]], question)
+    if not found or found[0].start != start or found[0].value == HEDGE:
+        return None
+    return str(found[0].value)
+
+
+def _one_quantity(question: str | None) -> bool:
+    """Whether a question asks one quantity of a situation in words ("How old is Lee?", "What
+    is the length in cm?"), no equation to solve nor several values: "L = 8 or L = −5",
+    neither rejected, offers two answers for it."""
+    return bool(question) and "=" not in (question or "") and not asks_several(question) \
+        and asked_quantity_of(question).unknown is None
 
 
 # a slot left to fill where the answer goes: "\boxed{[value of x]}", "Answer: [your result

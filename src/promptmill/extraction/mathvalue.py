@@ -228,7 +228,7 @@ def _unwrapped(text: str) -> str:
     return re.sub(r"\$|\\[()]", lambda m: " " * len(m.group(0)), text)
 
 # a value, then the end of its sentence: "−i." or "−i.**" before an aside
-_ENDED = re.compile(r"\S[.!?;](?:\*\*|__)?\s")
+_ENDED = re.compile(r"\S ?[.!?;](?:\*\*|__)?\s")
 _BARE_FUNCTION = re.compile(r"(?<![\\A-Za-z])(sin|cos|tan|cot|sec|csc|ln|log|pi)(?![A-Za-z])")
 
 

@@ -18,7 +18,8 @@ choice: ``answer_tag`` (``<answer>B</answer>``), ``json``, ``boxed``, ``answer_s
 option), ``ordinal`` ("the third option"), ``letter_is_correct``, ``bare`` (a line holding
 only a letter or an option's text), ``letter_and_text`` ("B. Paris" alone on a line),
 ``headline`` (an answer-first opening line), ``table`` (a table's one bold row),
-``option_mention`` (the option the closing sentence names). Math: ``boxed``, ``answer_tag``,
+``option_mention`` (the option the closing sentence names), ``option_restated`` (the one option
+the closing sentence restates in its own words). Math: ``boxed``, ``answer_tag``,
 ``json``, ``final_answer``, ``gsm8k`` (``#### 42``), ``answer_statement``, ``table`` (a
 bold total row), ``headline``, ``last_statement`` (what the closing sentence states),
 ``last_number``. No single answer: ``multiple``, ``hedge``, ``refusal``, ``truncated``,
@@ -81,8 +82,8 @@ __all__ = [
 ]
 
 UNCERTAIN_METHODS = frozenset(
-    {"headline", "table", "option_mention", "bold_option", "last_statement", "last_number",
-     "none"}
+    {"headline", "table", "option_mention", "option_restated", "bold_option", "last_statement",
+     "last_number", "none"}
 )
 """Methods that infer an answer rather than read a stated one (and ``none``, where the rules
 found nothing): ``--judge`` asks its model about these responses."""

@@ -886,3 +886,51 @@ def test_a_statement_right_before_a_cut_may_go_on() -> None:
     assert extract_answer(text, None, truncated=True,
                           question="A circle has radius 5 m. What is its area in terms of π?") == (
         None, "truncated")
+
+
+GRADER20C_CHOICE_RULES = [
+    # round grader20c: the closing sentence restates one option in its own words (stems,
+    # longer forms, spellings, numbers, initialisms either way); words two options share
+    # tie, so none; a sentence that wavers between two restated options is a hedge
+    ("Glaciers hold most of it. So the answer is the melting of land ice into the sea.",
+     ["Thermal expansion", "Meltwater from land glaciers", "Evaporation", "Tides"],
+     "What adds water to the oceans as the climate warms?", "B", "option_restated"),
+    ("Losing electrons is oxidation. So such an atom has been oxidised.",
+     ["It is reduced", "It is oxidized", "It becomes neutral"],
+     "What happens to an atom that loses electrons?", "B", "option_restated"),
+    ("Every mail server speaks it to the next. That is the simple mail transfer protocol.",
+     ["FTP", "SMTP", "HTTP", "SSH"], "Which protocol relays email?", "B", "option_restated"),
+    ("Its members ratify the standards airlines follow. It is run by the IMO and the ICAO.",
+     ["International Maritime Organization", "International Civil Aviation Organization",
+      "World Health Organization", "Interpol"], "Who sets aviation rules?", None, "none"),
+    ("The official count is close to 8k.", ["About 800", "About 8,000", "About 80,000"],
+     "How many islands are there?", "B", "option_restated"),
+    ("It measures something about the air.", ["Air pressure", "Air temperature", "Rain"],
+     "What does a barometer measure?", None, "none"),
+    ("I recall two; it might be the treaty protecting wetlands or the one on whale hunting.",
+     ["Protecting wetlands of international importance", "Ending the hunting of whales",
+      "Protecting the ozone layer"],
+     "What did the Ramsar Convention do?", None, "hedge"),
+    # round grader20c: a configuration line whose key is the pick; a ticked letter alone
+    ('[verdict]\nletter = "D"\nwhy = "Mars is red from iron oxide, unlike Venus."', PLANETS,
+     "Which planet is called the Red Planet?", "D", "structured_letter"),
+    ("Mars is red.\n\n- [ ] A\n- [ ] B\n- [ ] C\n- [x] D", PLANETS,
+     "Which planet is called the Red Planet?", "D", "ticked_box"),
+    # round grader20c: ", which is option X" names what its clause describes, below an answer
+    # stated outright; in a sentence that turns ("But ...") it is the answer
+    ("Mars has two moons, so the answer is C. Earth has one, which is option B.",
+     ["Zero", "One", "Two", "Three"], "How many moons does Mars have?", "C", "answer_statement"),
+    ("I first thought the answer is A. But Mars has two moons, which is option C.",
+     ["Zero", "One", "Two", "Three"], "How many moons does Mars have?", "C", "answer_statement"),
+    # round grader20c: an opening glossary of bold options is a walk-through, not a headline
+    ("* **Heart** – pumps blood\n* **Lung** – exchanges gases\n\nBile is made by the "
+     "**liver**.", ORGANS, "Which organ makes bile?", "E", "option_mention"),
+]
+
+
+@pytest.mark.parametrize(("text", "choices", "question", "answer", "method"),
+                         GRADER20C_CHOICE_RULES)
+def test_grader20c_choice_rule(
+    text: str, choices: list[str], question: str, answer: str | None, method: str
+) -> None:
+    assert extract_answer(text, choices, question=question) == (answer, method)

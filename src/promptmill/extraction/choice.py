@@ -15,6 +15,7 @@ from typing import Any
 
 from promptmill.extraction.mention import HEDGE, SEVERAL, closing_mention
 from promptmill.extraction.options import LETTERS, NUMBERED, Options, clean, negated, phrase_of
+from promptmill.extraction.restated import RESTATED, restated_closing
 from promptmill.extraction.several import (
     MORE_LETTERS,
     NEXT_LISTED,
@@ -224,6 +225,21 @@ _LETTER_PREFIX_LINE = re.compile(r"^[ \t>#-]*[(\[]?([A-Z])[)\].:]\s+(.+?)[ \t]*$
 _LETTER_DASH = re.compile(r"^\s*\(?([A-Z])\)?\s*[—–-]\s+\S")
 _DELIMITED_LETTER = re.compile(r"\s*[:\-]?\s*(?:\([A-Z]\)|[A-Z][.):,\]](?:\s|$)|[A-Z]\s*$)")
 _NEGATED_START = re.compile(r"\s*(?:not\b|n't\b|never\b|no\s+longer\b)", re.IGNORECASE)
+_RELATIVE = re.compile(r",\s*which(?=\s)", re.IGNORECASE)  # ", which is option D"
+_TURNS = re.compile(r"\W*(?:but|however|actually|in\s+fact|no)\b", re.IGNORECASE)
+
+
+def _aside_relative(text: str, start: int, end: int) -> bool:
+    """Whether ", which is (option) D" between ``start`` and ``end`` gives a letter to what its
+    clause describes ("A guitar has six, which is option D"), not in a sentence that turns
+    against what came before ("But it scores 3, which is option C")."""
+    relative = _RELATIVE.search(text, max(0, start - 2), end)
+    if relative is None:
+        return False
+    opening = max(text.rfind(". ", 0, relative.start()), text.rfind("\n", 0, relative.start()))
+    return _TURNS.match(text, opening + 1) is None
+
+
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
 
 
@@ -380,6 +396,12 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
                 continue
             if stated is not None and _wavers_after(text, match.end(), options, stated[0]):
                 stated = None, HEDGE
+            if strict and stated is not None and _aside_relative(
+                    text, match.start(), match.start() + 6):
+                # "A guitar has six, which is option D": a letter given to what the clause
+                # describes, below an answer stated outright
+                found.append(Candidate(match.start(), stated[0], stated[1], MEDIUM))
+                continue
             add(match.start(), stated)
     for start, index in options.references(text):
         found.append(Candidate(start, index, "ordinal", STRONG))
@@ -422,7 +444,9 @@ def _explicit(raw: str, text: str, options: Options, truncated: bool) -> list[Ca
     for match in (*_IS_LETTER.finditer(text), *_MAKES_LETTER.finditer(text)):
         index = LETTERS.index(match.group("paren") or match.group("letter"))
         if index < options.count and not hypothetical(text, match.start()):
-            found.append(Candidate(match.start(), index, "answer_statement", STRONG))
+            relative = _aside_relative(text, max(0, match.start() - 8), match.start() + 1)
+            found.append(Candidate(match.start(), index, "answer_statement",
+                                   MEDIUM if relative else STRONG))
     for regex in (_LETTER_NOT_LETTER, _CORRECTED_TO):
         for match in regex.finditer(text):
             index = LETTERS.index(match.group(1))
@@ -552,10 +576,17 @@ _LETTER_FIELD = re.compile(
     r"""["']\s*([A-Za-z])\s*["']""",
     re.IGNORECASE,
 )
+# a line of configuration or YAML whose key is about the pick: 'letter = "E"', "answer: C"
+_KEY_LETTER = re.compile(
+    r"""^[ \t]*["']?((?i:[a-z_]*(?:letter|choice|answer|option|selected|selection|pick)"""
+    r"""[a-z_]*))["']?[ \t]*[=:][ \t]*["']?\(?([A-Z])\)?["']?[ \t]*,?[ \t]*$""",
+    re.MULTILINE,
+)
 _SET_ASIDE_KEY = re.compile(
     r"reject|exclud|wrong|incorrect|distract|eliminat|alternat|other|ruled|discard|avoid|^not_",
     re.IGNORECASE,
 )
+_LONE_LETTER = re.compile(r"\(?([A-Z])[).]?\s*")
 _BOX_LINE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?\[([ xX])\][ \t]+(.+)$", re.MULTILINE)
 
 
@@ -572,6 +603,10 @@ def _structured_letters(raw: str, options: Options) -> list[Candidate]:
         for match in _LETTER_FIELD.finditer(raw):
             if not _SET_ASIDE_KEY.search(match.group(1)):
                 found.append((match.start(), LETTERS.index(match.group(2).upper())))
+    if "=" in raw or "```" in raw:
+        for match in _KEY_LETTER.finditer(raw):
+            if not _SET_ASIDE_KEY.search(match.group(1)):
+                found.append((match.start(), LETTERS.index(match.group(2))))
     found = [(start, index) for start, index in found if index < options.count]
     if not found:
         return []
@@ -589,7 +624,10 @@ def _ticked_box(raw: str, options: Options) -> list[Candidate]:
     ticked = [m for m in boxes if m.group(1) != " "]
     if len(boxes) < 2 or not ticked or len(ticked) == len(boxes):
         return []
-    named = [options.at_start(m.group(2)) for m in ticked]
+    # "- [x] B": a ticked letter alone is that option
+    named = [LETTERS.index(letter.group(1)) if (letter := _LONE_LETTER.fullmatch(m.group(2)))
+             and LETTERS.index(letter.group(1)) < options.count else options.at_start(m.group(2))
+             for m in ticked]
     if len(ticked) > 1:
         return [Candidate(ticked[-1].start(), None, SEVERAL, STRONG)]
     if named[0] is None:
@@ -638,8 +676,8 @@ def _listing(text: str) -> bool:
 
 def _walks_through(text: str, options: Options) -> bool:
     """Whether the response opens on bullets that each lead with a different option's text
-    ("- Proton: +1", "- Neutron: 0"): a walk-through of the options, not a headline."""
-    led = {options.at_start(item.group(1)) for item in _BULLET.finditer(text)}
+    ("- Proton: +1", "- **Neutron**: 0"): a walk-through of the options, not a headline."""
+    led = {options.at_start(clean(item.group(1))) for item in _BULLET.finditer(text)}
     return len(led - {None}) > 1
 
 
@@ -885,6 +923,12 @@ def extract_choice_method(
     if not truncated:
         candidates += _headline(raw, cleaned, options)
         candidates += closing_mention(cleaned, options, question, _listing(cleaned))
+        start, restated = restated_closing(cleaned, options, question)
+        if isinstance(restated, int):
+            candidates.append(Candidate(start, restated, RESTATED, WEAK))
+        elif restated == HEDGE:  # the closing sentence wavers: what it names is no choice
+            candidates = [c for c in candidates if c.strength > WEAK or c.start < start]
+            candidates.append(Candidate(start, None, HEDGE, WEAK))
         bold = _bold_answer(raw, cleaned, options)
         if bold is not None:
             candidates = [c for c in candidates if not _explains_other(c, bold, cleaned)]

@@ -252,6 +252,11 @@ def _words(text: str) -> tuple[tuple[str, int, int], ...]:
     )
 
 
+def words_of(text: str) -> tuple[str, ...]:
+    """The stemmed words of ``text`` (markup dropped, numbers in words as numerals)."""
+    return tuple(word for word, _, _ in _words(clean(text)))
+
+
 def _phrase(text: str) -> tuple[str, ...]:
     """An option's stemmed words, without a leading pronoun ("It halves": "halves")."""
     words = tuple(w for w, _, _ in _words(text))

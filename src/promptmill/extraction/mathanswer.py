@@ -232,10 +232,26 @@ def _answer_sentence(text: str, match: re.Match[str], question: str | None) -> s
 
 # an opening line of working: plain values chained by arrows ("100 → 110 → 99", a path of
 # values, not "2x > 6 → x > 3", a relation solved), or a relation the next line rewrites
-_RELATION = r"[^\n]*[a-z][^\n]*(?:[<>≤≥=]|\\[lg]eq?)[^\n]*"
 _VALUE = r"\s*\$?-?\d[\d,.]*\s*%?\s*"
-_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)"
-                      rf"|{_RELATION}\n{_RELATION}")
+_STEPPED = re.compile(rf"{_VALUE}(?:(?:→|⇒|->){_VALUE}){{2,}}\.?\s*(?:\n|$)")
+_LETTER = re.compile(r"[a-z]")
+_RELATION_SIGN = re.compile(r"[<>≤≥=]|\\[lg]eq?")
+
+
+def _relation(line: str) -> bool:
+    """A relation sign after a letter ("2x > 6", "x \\leq 3"); found in one pass (a pattern of
+    two unbounded runs took seconds on a line of thousands of characters without one)."""
+    letter = _LETTER.search(line)
+    return letter is not None and _RELATION_SIGN.search(line, letter.end()) is not None
+
+
+def _stepped(text: str) -> bool:
+    """Whether ``text`` opens with working: values chained by arrows, or a relation on each
+    of its first two lines."""
+    if _STEPPED.match(text):
+        return True
+    first, newline, rest = text.partition("\n")
+    return bool(newline) and _relation(first) and _relation(rest.partition("\n")[0])
 
 
 def _marked(text: str, question: str | None = None) -> list[Candidate]:
@@ -268,7 +284,7 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
         content = marked.group(2) if marked else line
         # "1,000 − 387" heading the working of "What is 1,000 - 387?" repeats the question
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
-        if not marked and _STEPPED.match(text[start : start + len(line) + 80]):
+        if not marked and _stepped(text[start : start + len(line) + 80]):
             echoed = True  # "4x > 12" then "x > 3", "100 → 110 → 99": working, not a headline
         if marked and _NUMBERED_STEP.match(content):
             echoed = True  # "**Step 1: Add the values.**", "**2. Mean**": a step's heading

@@ -66,9 +66,10 @@ SPLITS = {
     # every case written by hand by four more writers, round grader18's measure; spent since
     # round grader19
     "held-out-18": DATA / "extraction_heldout18.jsonl",
-    # the same by four more writers, rounds grader18's and grader19's measure, never tuned on
+    # the same by four more writers, rounds grader18's and grader19's measure; spent since
+    # round grader20
     "held-out-19": DATA / "extraction_heldout19.jsonl",
-    # the same by four more writers, measured fresh on round grader19's rules, never tuned on
+    # the same by four more writers, round grader20's measure, never tuned on
     "held-out-20": DATA / "extraction_heldout20.jsonl",
 }
 FAMILIES = ("easy", "restated", "structured", "final", "no_single", "math_final", "original")

@@ -68,9 +68,8 @@ def answers_without_limit_headers(key: str | None, *, now: float | None = None) 
     record = _read(memory_path()).get(key)
     if not isinstance(record, dict) or record.get("limit_headers") is not False:
         return False
-    seen = record.get("seen")
     now = time.time() if now is None else now
-    return isinstance(seen, (int, float)) and 0 <= now - seen <= MEMORY_S
+    return 0 <= now - _seen(record) <= MEMORY_S
 
 
 def remember(key: str | None, *, limit_headers: bool, now: float | None = None) -> None:

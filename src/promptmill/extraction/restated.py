@@ -13,6 +13,7 @@ question, no denial, no wavering between options it matches).
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 
@@ -65,11 +66,7 @@ def _same(said: str, option: str) -> bool:
         return True
     if said.isdigit() or option.isdigit() or "." in said or "." in option:
         return False
-    shared = 0
-    for a, b in zip(said, option, strict=False):
-        if a != b:
-            break
-        shared += 1
+    shared = len(os.path.commonprefix((said, option)))
     return shared >= 5 and shared >= 0.75 * min(len(said), len(option))
 
 
@@ -93,12 +90,12 @@ class _Prepared:
 
     __slots__ = ("abbreviations", "acronyms", "contents", "weights")
 
-    def __init__(self, options: Options, question: str | None) -> None:
+    def __init__(self, texts: tuple[str, ...], question: str | None) -> None:
         asked = {_loose(word) for word in words_of(question or "")}
         # each option's content words, loosely stemmed, without the question's own words
         self.contents = [
             {_loose(word) for word in words_of(text)} - asked - _FUNCTION - _GENERIC
-            for text in options.texts
+            for text in texts
         ]
         holders: dict[str, int] = {}
         for content in self.contents:
@@ -108,25 +105,21 @@ class _Prepared:
         self.weights = {word: 1 / count for word, count in holders.items()}
         # "icao" -> the index of "International Civil Aviation Organization"
         self.abbreviations: dict[str, int] = {}
-        for index, text in enumerate(options.texts):
+        for index, text in enumerate(texts):
             for initials in _initials(text):
                 self.abbreviations.setdefault(initials, index)
         # "dhcp" -> the index of the option "DHCP", said in full
-        self.acronyms = {text.lower(): index for index, text in enumerate(options.texts)
+        self.acronyms = {text.lower(): index for index, text in enumerate(texts)
                          if re.fullmatch(r"[A-Z]{3,6}", text)}
 
 
-_PREPARED: dict[tuple[tuple[str, ...], str | None], _Prepared] = {}
+@lru_cache(maxsize=1024)  # a question's samples share it
+def _prepared_for(texts: tuple[str, ...], question: str | None) -> _Prepared:
+    return _Prepared(texts, question)
 
 
 def _prepared(options: Options, question: str | None) -> _Prepared:
-    key = (tuple(options.texts), question)
-    found = _PREPARED.get(key)
-    if found is None:
-        if len(_PREPARED) > 1024:
-            _PREPARED.clear()
-        found = _PREPARED[key] = _Prepared(options, question)
-    return found
+    return _prepared_for(tuple(options.texts), question)
 
 
 def _abbreviated(sentence: str, prepared: _Prepared) -> set[int]:

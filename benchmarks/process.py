@@ -109,8 +109,9 @@ def one_run(client: str, latency: float, concurrency: int, source: Path, folder:
 
     promptmill's user cache directory (its endpoint record, ``promptmill/endpoints.py``) is
     the benchmark's own, kept across runs (``memory`` "warm") or new for each run ("cold": a
-    first job to the endpoint); its response cache is a new file each run (a run of the same
-    prompts to the same endpoint would otherwise be answered from the last run's).
+    first job to the endpoint). Its requests are sampled (no temperature given), so the
+    response cache is off, as in a user's run of the same command; no run answers from
+    another's.
     """
     from promptmill.testing import serve_in_process  # here: the bare script imports none of it
 
@@ -120,9 +121,6 @@ def one_run(client: str, latency: float, concurrency: int, source: Path, folder:
     cache_home = folder / "cache-home"
     if memory == "cold":
         shutil.rmtree(cache_home, ignore_errors=True)
-    responses = folder / "responses.sqlite"
-    for stale in folder.glob("responses.sqlite*"):
-        stale.unlink()
     with serve_in_process(latency=latency, port=port) as server:
         if client == "bare":
             command = [sys.executable, __file__, "--bare", server.url, str(source), str(output),
@@ -130,7 +128,7 @@ def one_run(client: str, latency: float, concurrency: int, source: Path, folder:
         else:
             command = [sys.executable, "-m", "promptmill", "run", str(source), "-m",
                        f"http!{MODEL},api_base={server.url}", "-o", str(output),
-                       "--max-concurrency", str(concurrency), "--cache", str(responses)]
+                       "--max-concurrency", str(concurrency)]
         wall, cpu = timed(command, src, {"XDG_CACHE_HOME": str(cache_home)})
     with open(output, "rb") as handle, open(source, "rb") as given:
         lines, rows = sum(1 for _ in handle), sum(1 for _ in given)

@@ -20,8 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import aiohttp
-
+from promptmill.aiohttp_ import aiohttp
 from promptmill.errors import BatchAPIError
 from promptmill.redaction import redact_secrets
 

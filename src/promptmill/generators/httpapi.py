@@ -12,8 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-import aiohttp
-
+from promptmill.aiohttp_ import aiohttp
 from promptmill.errors import GenerationError, JobFatalError, RequestTimeout, Unavailable
 from promptmill.fastjson import dumps
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
@@ -108,6 +107,11 @@ class HTTPAPIGenerator(Generator):
                 # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
                 # retry counters then say which fault caused each retry (robustness suite).
                 raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
+            except aiohttp.ClientSSLError as exc:  # waiting mends no certificate: stop
+                raise JobFatalError(
+                    f"TLS with {url} failed: {exc}; an https server's certificate must be signed "
+                    "by an authority this machine trusts (SSL_CERT_FILE names another bundle), "
+                    "and a plain HTTP server wants an http:// address") from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
                 raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
             results.append(self._result(request, status, raw, headers, url))

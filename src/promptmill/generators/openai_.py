@@ -13,9 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
-
 from promptmill import fastjson
+from promptmill.aiohttp_ import aiohttp
 from promptmill.errors import (
     FatalRequestError,
     GenerationError,

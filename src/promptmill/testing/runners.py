@@ -79,11 +79,13 @@ class ProcessServer:
 def serve_in_process(**options: Any) -> Iterator[ProcessServer]:
     """Run a test server in a child Python process (client and server then use two cores).
 
-    Takes ``TestServer``'s options except ``responder``, which cannot cross processes.
+    Takes ``TestServer``'s options except ``responder`` and ``ssl_context``, which cannot
+    cross processes.
     """
     server = TestServer(**options)  # checks the options here, where errors are readable
-    if server.responder is not None:
-        raise ValueError("a responder cannot be sent to another process; use serve_in_thread")
+    for option in ("responder", "ssl_context"):
+        if getattr(server, option) is not None:
+            raise ValueError(f"a {option} cannot be sent to another process; use serve_in_thread")
     env = dict(os.environ)
     # The child must import this same promptmill, even from a checkout that is not installed.
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

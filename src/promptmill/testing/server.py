@@ -22,6 +22,7 @@ import logging
 import math
 import secrets
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
@@ -79,7 +80,8 @@ class TestServer:
     """An OpenAI-compatible test server on ``host:port`` (port 0: a free one); async with it.
 
     ``url`` is the base URL clients use, ending in ``/v1``. ``stats`` counts what it saw.
-    ``set_outage`` and ``schedule_outage`` may be called from any thread.
+    ``set_outage`` and ``schedule_outage`` may be called from any thread. With
+    ``ssl_context`` (a server context: its certificate and key) it serves HTTPS.
     """
 
     __test__ = False  # its name starts with "Test": keep pytest from collecting it
@@ -105,10 +107,12 @@ class TestServer:
         strict_models: bool = False,
         context_tokens: int | None = None,
         record_requests: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency}")
         self.host = host
+        self.ssl_context = ssl_context  # set: it serves HTTPS with it
         self.port = port  # the real port once started, kept across outages
         self.models = tuple(models)
         self.latency = latency
@@ -160,11 +164,13 @@ class TestServer:
 
     @property
     def url(self) -> str:
-        """The base URL for clients, e.g. ``http://127.0.0.1:8000/v1``."""
+        """The base URL for clients, e.g. ``http://127.0.0.1:8000/v1`` (``https`` where it
+        serves TLS)."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/v1"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     @property
     def root(self) -> str:
@@ -271,7 +277,8 @@ class TestServer:
         factory = self._runner.server
         assert factory is not None
         try:
-            listener = await self._loop.create_server(factory, sock=sock, backlog=_BACKLOG)
+            listener = await self._loop.create_server(factory, sock=sock, backlog=_BACKLOG,
+                                                     ssl=self.ssl_context)
         except BaseException:
             sock.close()
             raise

@@ -9,6 +9,9 @@ seed and the temperature); limits and faults behave like a real provider's::
     with serve_in_thread(faults=Faults(drop=0.1, seed=1)) as server:
         ...  # the same, for synchronous code
 
+    with serve_in_thread(ssl_context=context) as server:
+        ...  # HTTPS (a server context with its certificate; server.url starts with https)
+
 ``FakeLocalEngine`` stands in for a local engine; ``promptmill.testing.models`` builds tiny
 random-weight models for the real ones (it needs the ``hf`` extra).
 """

@@ -164,9 +164,19 @@ class Dispatcher(DispatchHooks):
         """Dispatch until every pending request has finished, or a stop or abort."""
         self._rows = iter(self.store.iter_pending())
         self._note_run_start()
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        self._tasks = []
         flusher = asyncio.create_task(self._flush_periodically())
         try:
+            # One worker a turn of the loop: each sends its first request as the one before
+            # it has, between the answers and connections of those. All started in one turn,
+            # a job's whole concurrency went out as one burst, a server took it in one burst,
+            # and its answers came back as one: a wave the job then kept (200 ms, 500 in
+            # flight: the first answers took 0.48 s, 5,000 requests 2.9 s against 2.5 s).
+            for _ in range(self._workers):
+                if self._stopping:
+                    break
+                self._tasks.append(asyncio.create_task(self._work()))
+                await asyncio.sleep(0)
             pending: set[asyncio.Task[None]] = set(self._tasks)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)

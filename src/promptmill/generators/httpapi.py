@@ -107,11 +107,13 @@ class HTTPAPIGenerator(Generator):
                 # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
                 # retry counters then say which fault caused each retry (robustness suite).
                 raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
-            except aiohttp.ClientSSLError as exc:  # waiting mends no certificate: stop
+            except aiohttp.ClientConnectorCertificateError as exc:  # waiting mends none: stop
+                # Only a certificate refused: another TLS failure (a handshake cut short) may
+                # pass on the next connection, and is an outage like a refused connection.
                 raise JobFatalError(
-                    f"TLS with {url} failed: {exc}; an https server's certificate must be signed "
-                    "by an authority this machine trusts (SSL_CERT_FILE names another bundle), "
-                    "and a plain HTTP server wants an http:// address") from None
+                    f"{url}: the server's TLS certificate was refused ({exc.certificate_error}); "
+                    "it must be signed by an authority this machine trusts (SSL_CERT_FILE names "
+                    "another bundle)") from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
                 raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
             results.append(self._result(request, status, raw, headers, url))

@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,32 +53,30 @@ def untrusted() -> Iterator[TestServer]:
         yield server
 
 
-def environment(ca_file: Path, tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("OPENAI", "SSL_CERT", "PROMPTMILL_EVENT_LOOP"))}
+def authority_only(ca_file: Path) -> dict[str, str]:
+    """This environment with ``ca_file`` as the one certificate file OpenSSL reads."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SSL_CERT")}
     environ["SSL_CERT_FILE"] = str(ca_file)
-    environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     return environ
 
 
-def promptmill_run(server: TestServer, tmp_path: Path, ca_file: Path,
-                   *options: str) -> subprocess.CompletedProcess[str]:
+def promptmill_run(promptmill_cli: Callable[..., Any], server: TestServer, tmp_path: Path,
+                   ca_file: Path, *options: str) -> subprocess.CompletedProcess[str]:
     source = tmp_path / "questions.jsonl"
     source.write_text("".join(json.dumps({"id": i, "prompt": f"What is {i} + {i}?"}) + "\n"
                               for i in range(ROWS)))
-    return subprocess.run(
-        [sys.executable, "-m", "promptmill", "run", str(source), "-m",
-         f"http!test-model,api_base={server.url}", "-o", str(tmp_path / "out.jsonl"),
-         "--param", "max_tokens=32", *options],
-        capture_output=True, text=True, cwd=tmp_path, env=environment(ca_file, tmp_path),
-        timeout=300)
+    done: subprocess.CompletedProcess[str] = promptmill_cli(
+        "run", source, "-m", f"http!test-model,api_base={server.url}", "-o",
+        tmp_path / "out.jsonl", "--param", "max_tokens=32", *options,
+        env={"SSL_CERT_FILE": str(ca_file)})
+    return done
 
 
 def test_a_job_over_https_verifies_and_answers_every_row(
-        trusted: TestServer, authority: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+        trusted: TestServer, authority: tuple[trustme.CA, Path], tmp_path: Path,
+        promptmill_cli: Callable[..., Any]) -> None:
     trusted.stats.reset()
-    done = promptmill_run(trusted, tmp_path, authority[1])
+    done = promptmill_run(promptmill_cli, trusted, tmp_path, authority[1])
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["status"] for row in rows] == ["done"] * ROWS
@@ -88,9 +86,11 @@ def test_a_job_over_https_verifies_and_answers_every_row(
 
 
 def test_a_job_refuses_a_certificate_no_trusted_authority_signed(
-        untrusted: TestServer, authority: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+        untrusted: TestServer, authority: tuple[trustme.CA, Path], tmp_path: Path,
+        promptmill_cli: Callable[..., Any]) -> None:
     untrusted.stats.reset()
-    refused = promptmill_run(untrusted, tmp_path, authority[1], "--max-attempts", "1")
+    refused = promptmill_run(promptmill_cli, untrusted, tmp_path, authority[1],
+                             "--max-attempts", "1")
     assert refused.returncode != 0
     assert "certificate" in refused.stderr.lower(), refused.stderr
     assert untrusted.stats.total_completed == 0  # no request got through
@@ -129,12 +129,12 @@ CLIENT = textwrap.dedent("""
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_certificates_are_read_before_the_first_handshake_not_at_import(
         loop: str, trusted: TestServer, untrusted: TestServer,
-        authority: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+        authority: tuple[trustme.CA, Path]) -> None:
     if loop == "uvloop":
         pytest.importorskip("uvloop")  # a plain dependency where it installs (not Windows)
     done = subprocess.run([sys.executable, "-c", CLIENT, loop, trusted.url, untrusted.url],
                           capture_output=True, text=True, timeout=120,
-                          env=environment(authority[1], tmp_path))
+                          env=authority_only(authority[1]))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report == {"read_at_import": False, "trusted": 200,

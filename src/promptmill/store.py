@@ -484,14 +484,21 @@ class JobStore:
         outcome, ``chunk`` rows at a time: ``(row_index, data, status, attempts, responses,
         prompt_tokens, completion_tokens, error, endpoint)``, the request's columns None for a
         row without one. For a job of one sample group a row (``iter_rows`` otherwise)."""
-        after, last = first - 1, (1 << 63) - 1 if last is None else last
-        while rows := self.db.execute(
-                "SELECT r.row_index, r.data, q.status, q.attempts, q.responses, q.prompt_tokens, "
-                "q.completion_tokens, q.error, q.endpoint FROM rows r LEFT JOIN requests q "
-                "ON q.row_index = r.row_index WHERE r.row_index > ? AND r.row_index <= ? "
-                "ORDER BY r.row_index LIMIT ?", (after, last, chunk)).fetchall():
+        after = first - 1
+        while rows := self.single_rows_after(after, chunk, last):
             yield rows
             after = rows[-1][0]
+
+    def single_rows_after(self, after: int, limit: int, last: int | None = None,
+                          ) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` planned rows after row ``after`` (to ``last``) in input order, as
+        ``iter_single_rows`` gives them."""
+        return self.db.execute(
+            "SELECT r.row_index, r.data, q.status, q.attempts, q.responses, q.prompt_tokens, "
+            "q.completion_tokens, q.error, q.endpoint FROM rows r LEFT JOIN requests q "
+            "ON q.row_index = r.row_index WHERE r.row_index > ? AND r.row_index <= ? "
+            "ORDER BY r.row_index LIMIT ?",
+            (after, (1 << 63) - 1 if last is None else last, limit)).fetchall()
 
     def iter_rows(self, chunk: int = 1000, *, first: int = 0, last: int | None = None,
                   ) -> Iterator[tuple[int, str, list[tuple[Any, ...]]]]:

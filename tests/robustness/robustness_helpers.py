@@ -126,7 +126,7 @@ if _SPEC:
         def _paused_write_rows(rows, path, fmt, **options):
             def rows_then_pause():
                 for index, row in enumerate(rows):
-                    if index == _export_row:  # JSONL goes out in blocks of 1000: some are on disk
+                    if index == _export_row:  # JSONL goes out in blocks of 64K chars: some on disk
                         _hit(lambda: index)
                     yield row
             return _write_rows(rows_then_pause(), path, fmt, **options)

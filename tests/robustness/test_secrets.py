@@ -215,7 +215,7 @@ def test_no_key_of_any_shape_appears_in_any_file_or_output(
             mark = tmp_path / "failpoint.mark"
             mark.unlink(missing_ok=True)
             env = failpoint_env(failpoints, where, nth, mark)
-            env["PROMPTMILL_FAILPOINT_EXPORT_ROW"] = "1500"  # rows 0-999 are on disk by then
+            env["PROMPTMILL_FAILPOINT_EXPORT_ROW"] = "1500"  # the first blocks are on disk by then
             process = start_promptmill(*args, env=env)
             assert wait_for(mark.exists, process=process), process.communicate()
             partial = list(tmp_path.glob(".paused.jsonl.*.tmp"))

@@ -19,11 +19,12 @@ figures (``PREVIOUS``: quiet machine, before issue 15's dispatch work).
     python benchmarks/dispatch.py --setting zero --cache --only promptmill  # the cache's cost
     PROMPTMILL_EVENT_LOOP=asyncio python benchmarks/dispatch.py  # promptmill on asyncio's loop
 
-``--cache`` adds, to each run, two promptmill jobs at temperature 0, one with the response
-cache off and one with it on (a fresh, empty cache: a first run, so nothing is looked up
-and every answer written; ``instructions.py --cache`` also measures a job whose every
-request is looked up), in alternating order (off/on, then on/off), and prints the cache's
-cost on the dispatch phase (target: at most 3%) four ways, each the median of the pairs'
+``--cache`` adds, to each run, three promptmill jobs at temperature 0: the response cache
+off; on with a fresh, empty cache (a first run: nothing looked up, every answer written);
+and on with a cache that holds another job's answers of the same identity (every request
+looked up, missed, and its answer written: the lookup's cost). Their order turns each run
+(off/on/held, held/off/on, on/held/off), and the cache's cost on the dispatch phase (target:
+at most 3%) is printed for both cache-on jobs four ways, each the median of the runs'
 costs with its spread: the wall clock; the CPU time of the client's event-loop thread over
 the phase (``time.thread_time``: the thread whose work bounds a job's rate; the server is
 its own process), and its system time alone (``getrusage``: the kernel's share, which
@@ -45,6 +46,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -151,17 +153,25 @@ async def bare_loop(url: str, rows: int, concurrency: int) -> float:
 
 
 async def promptmill_run(url: str, rows: int, concurrency: int, input_path: Path,
-                         cache: str | None = None) -> PromptmillRun:
+                         cache: str | None = None, held: Path | None = None,
+                         keep_cache: Path | None = None) -> PromptmillRun:
     """One promptmill job through ``promptmill.api.execute`` with a fresh store.
 
-    ``cache`` ("off", "on"): a temperature-0 job with the response cache off, or on with a
-    fresh cache file (None: the plain job, sampled, which the cache leaves alone).
+    ``cache`` ("off", "on", "held"): a temperature-0 job with the response cache off, on
+    with a fresh cache file, or on with a copy of the cache file ``held`` (None: the plain
+    job, sampled, which the cache leaves alone). ``keep_cache``: the cache file to write
+    (and keep) instead of one in the job's folder.
     """
     with tempfile.TemporaryDirectory(prefix="pm-bench-") as folder:
         model = f"http!{MODEL},api_base={url}" + (",temperature=0" if cache else "")
+        cache_path = keep_cache or Path(folder) / "cache.sqlite"
+        if cache == "held":
+            assert held is not None
+            assert not Path(f"{held}-wal").exists() or not Path(f"{held}-wal").stat().st_size
+            shutil.copyfile(held, cache_path)
         spec = JobSpec(input=input_path, output=Path(folder) / "out.jsonl",
-                       generator=get_generator(model), cache=cache or "auto",
-                       cache_path=Path(folder) / "cache.sqlite")
+                       generator=get_generator(model),
+                       cache="on" if cache == "held" else cache or "auto", cache_path=cache_path)
         config = EngineConfig(max_concurrency=concurrency)
         holder: list[EngineStats] = []
         phase: list[tuple[float, ...]] = []
@@ -271,12 +281,18 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
     latency, concurrency = SETTINGS[name]
     bare: list[float] = []
     runs: list[PromptmillRun] = []
-    cache_pairs: list[tuple[PromptmillRun, PromptmillRun]] = []  # (off, on)
+    cache_runs: list[dict[str, PromptmillRun]] = []  # by mode: off, on, held
     with tempfile.TemporaryDirectory(prefix="pm-bench-in-") as folder, \
             serve_in_process(latency=latency) as server:
         input_path = Path(folder) / "input.jsonl"
         write_input(input_path, rows)
         asyncio.run(bare_loop(server.url, min(rows, 2000), concurrency))  # warm up both sides
+        held = Path(folder) / "held.sqlite"
+        if cache:  # a cache holding another job's answers (other prompts), same identity
+            other = Path(folder) / "other.jsonl"
+            write_input(other, rows, first=rows)
+            eventloop.run(promptmill_run(server.url, rows, concurrency, other, "on",
+                                         keep_cache=held))
         for attempt in range(repeat):
             if only in (None, "bare"):
                 bare.append(asyncio.run(bare_loop(server.url, rows, concurrency)))
@@ -289,22 +305,28 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
                       f"{run.plan_rate:,.0f} rows/s, open+plan+export {run.serial_us:.0f} us "
                       "a row", flush=True)
             if cache and only in (None, "promptmill"):
-                order = ("off", "on") if attempt % 2 == 0 else ("on", "off")  # alternating
-                pair = {mode: eventloop.run(promptmill_run(server.url, rows, concurrency,
-                                                           input_path, mode))
-                        for mode in order}
-                off, on = pair["off"], pair["on"]
-                cache_pairs.append((off, on))
-                print(f"  {name} pair {attempt + 1} ({'/'.join(order)}): temperature 0, cache "
-                      f"off / on (all misses): dispatch {off.dispatch_rate:,.0f} / "
-                      f"{on.dispatch_rate:,.0f} req/s; " + "; ".join(
-                          f"{what} {a:.3f} / {b:.3f} s ({b / a - 1:+.1%})" for what, a, b in
-                          zip(PHASE_CLOCKS, off.phase, on.phase, strict=True)), flush=True)
-                if on.parts:
-                    print(f"    cache calls, ms wall / CPU: {_parts_line(on.parts)}; on the "
-                          f"loop thread, keep() aside (mostly the JSON encoding every job does): "
-                          f"{_loop_share(on.parts, off.phase[1]):+.1%} of the cache-off "
-                          "job's loop thread CPU", flush=True)
+                order = CACHE_MODES[attempt % 3:] + CACHE_MODES[:attempt % 3]  # turning
+                modes = {mode: eventloop.run(promptmill_run(server.url, rows, concurrency,
+                                                            input_path, mode, held))
+                         for mode in order}
+                cache_runs.append(modes)
+                off = modes["off"]
+                print(f"  {name} cache run {attempt + 1} ({'/'.join(order)}): temperature 0, "
+                      "cache off / on (first run) / on (identity held, every request looked "
+                      "up): dispatch " + " / ".join(
+                          f"{modes[mode].dispatch_rate:,.0f}" for mode in CACHE_MODES)
+                      + " req/s; " + "; ".join(
+                          f"{what} {off.phase[i]:.3f} s, " + ", ".join(
+                              f"{modes[mode].phase[i] / off.phase[i] - 1:+.1%}"
+                              for mode in CACHE_MODES[1:])
+                          for i, what in enumerate(PHASE_CLOCKS)), flush=True)
+                for mode in CACHE_MODES[1:]:
+                    if modes[mode].parts:
+                        print(f"    cache calls ({mode}), ms wall / CPU: "
+                              f"{_parts_line(modes[mode].parts)}; on the loop thread, keep() "
+                              "aside (mostly the JSON encoding every job does): "
+                              f"{_loop_share(modes[mode].parts, off.phase[1]):+.1%} of the "
+                              "cache-off job's loop thread CPU", flush=True)
     result: dict[str, float] = {}
     if bare:
         result["bare"] = statistics.median(bare)
@@ -318,21 +340,26 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
         # less within a pair than across the whole benchmark.
         pairs = zip(runs, bare, strict=True)
         result["paired"] = statistics.median(run.dispatch_rate / rate for run, rate in pairs)
-    if cache_pairs:
+    for mode in CACHE_MODES[1:] if cache_runs else ():
         for index, clock in enumerate(PHASE_CLOCKS):
-            costs = sorted(on.phase[index] / off.phase[index] - 1 for off, on in cache_pairs)
-            result[f"cache {clock}"] = statistics.median(costs)
-            result[f"cache {clock} spread"] = _spread(costs)
+            costs = sorted(run[mode].phase[index] / run["off"].phase[index] - 1
+                           for run in cache_runs)
+            result[f"{mode} {clock}"] = statistics.median(costs)
+            result[f"{mode} {clock} spread"] = _spread(costs)
             # Each mode's fastest run: what the machine adds (another tenant, a slow spell)
             # only ever adds time, so the fastest runs are the nearest to each mode's own cost.
-            result[f"cache {clock} fastest"] = (min(on.phase[index] for _, on in cache_pairs)
-                                                / min(off.phase[index] for off, _ in cache_pairs)
-                                                - 1)
+            result[f"{mode} {clock} fastest"] = (
+                min(run[mode].phase[index] for run in cache_runs)
+                / min(run["off"].phase[index] for run in cache_runs) - 1)
     return result
 
 
-# The clocks each cache pair is compared by; the verdict is read on the second.
+# The clocks each cache run is compared by; the verdict is read on the second.
 PHASE_CLOCKS = ("wall clock", "loop thread CPU", "loop thread system CPU", "process CPU")
+# --cache's jobs: the cache off, on (a first run), on with the job's identity held.
+CACHE_MODES = ("off", "on", "held")
+CACHE_CASES = {"on": "first run, all misses, nothing looked up",
+               "held": "identity held, every request looked up and missed"}
 
 
 def _spread(values: list[float]) -> float:
@@ -348,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="input rows (default 20000)")
     parser.add_argument("--repeat", type=int,
-                        help="runs per setting (default 3; with --cache 10: a pair's cost "
+                        help="runs per setting (default 3; with --cache 10: a run's cost "
                         "moves by several percent even by CPU time)")
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
     parser.add_argument("--only", choices=["bare", "promptmill"], help="run one client only")
@@ -370,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         latency, concurrency = SETTINGS[name]
         print(f"{name}: latency {latency * 1000:.0f} ms, {concurrency} in flight", flush=True)
         result = run_setting(name, args.rows, args.repeat, args.only, args.cache)
-        cache_costs = {key: result.pop(key) for key in list(result) if key.startswith("cache ")}
+        cache_costs = {key: result.pop(key) for key in list(result)
+                       if key.split()[0] in CACHE_MODES}
         line: list[str] = []
         units = {"planning": " rows/s", "serial": " us a row (open, plan, export)"}
         line += [f"{key.replace('_', ' ')} {value:,.0f}" + units.get(key, " req/s")
@@ -390,17 +418,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"; previously {before[1]}); median of paired dispatch runs "
                   f"{result['paired']:.2f} (target >= {TARGETS[name]}; previously {before[0]}) "
                   f"{verdict}", flush=True)
-        if cache_costs:
+        for mode in CACHE_MODES[1:] if cache_costs else ():
             for clock in PHASE_CLOCKS:
-                cost, spread = cache_costs[f"cache {clock}"], cache_costs[f"cache {clock} spread"]
-                fastest = cache_costs[f"cache {clock} fastest"]
+                cost, spread = (cache_costs[f"{mode} {clock}"],
+                                cache_costs[f"{mode} {clock} spread"])
+                fastest = cache_costs[f"{mode} {clock} fastest"]
                 judged = clock == PHASE_CLOCKS[1]
                 verdict = ("PASS" if cost <= CACHE_TARGET else "FAIL") if judged else "(shown)"
                 ok = ok and (cost <= CACHE_TARGET or not judged)
-                print(f"  {name} response cache cost on dispatch by {clock} (median of "
-                      f"{args.repeat} pairs, all misses): {cost:+.1%} ± {spread:.1%}, fastest "
-                      f"run against fastest run {fastest:+.1%} (target <= {CACHE_TARGET:.0%}) "
-                      f"{verdict}", flush=True)
+                print(f"  {name} response cache cost on dispatch, {CACHE_CASES[mode]}, by "
+                      f"{clock} (median of {args.repeat} runs): {cost:+.1%} ± {spread:.1%}, "
+                      f"fastest run against fastest run {fastest:+.1%} (target <= "
+                      f"{CACHE_TARGET:.0%}) {verdict}", flush=True)
     return 0 if ok else 1
 
 

@@ -23,7 +23,7 @@ figures (``PREVIOUS``: quiet machine, before issue 15's dispatch work).
 off; on with a fresh, empty cache (a first run: nothing looked up, every answer written);
 and on with a cache that holds another job's answers of the same identity (every request
 looked up, missed, and its answer written: the lookup's cost). Their order turns each run
-(off/on/held, held/off/on, on/held/off), and the cache's cost on the dispatch phase (target:
+(off/on/held, on/held/off, held/off/on), and the cache's cost on the dispatch phase (target:
 at most 3%) is printed for both cache-on jobs four ways, each the median of the runs'
 costs with its spread: the wall clock; the CPU time of the client's event-loop thread over
 the phase (``time.thread_time``: the thread whose work bounds a job's rate; the server is
@@ -288,7 +288,7 @@ def run_setting(name: str, rows: int, repeat: int, only: str | None,
         write_input(input_path, rows)
         asyncio.run(bare_loop(server.url, min(rows, 2000), concurrency))  # warm up both sides
         held = Path(folder) / "held.sqlite"
-        if cache:  # a cache holding another job's answers (other prompts), same identity
+        if cache and only in (None, "promptmill"):  # another job's answers, same identity
             other = Path(folder) / "other.jsonl"
             write_input(other, rows, first=rows)
             eventloop.run(promptmill_run(server.url, rows, concurrency, other, "on",

@@ -49,7 +49,7 @@ BEFORE = {"jsonl": 63_300, "parquet": 41_900}
 PREVIOUS = {"jsonl": 323_520, "parquet": 106_127, "arrow": 118_898, "csv": 50_149}
 
 
-def children_cpu() -> tuple[float, int]:
+def children_usage() -> tuple[float, int]:
     """CPU seconds (user + system) and minor page faults of the children waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime, usage.ru_minflt
@@ -63,7 +63,7 @@ def export_once(output: Path, fmt: str, folder: Path
     that its own instructions do not show."""
     command = [sys.executable, "-m", "promptmill", "export", str(output), "--format", fmt,
                "--to", str(folder / f"export.{fmt}")]
-    cpu = children_cpu()
+    before = children_usage()
     start = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0.0
@@ -75,8 +75,8 @@ def export_once(output: Path, fmt: str, folder: Path
     seconds = time.monotonic() - start
     if child.returncode != 0:
         print(child.stderr.read().decode()[-2000:] if child.stderr else "")
-    after = children_cpu()
-    return seconds, after[0] - cpu[0], after[1] - cpu[1], peak, child.returncode
+    after = children_usage()
+    return seconds, after[0] - before[0], after[1] - before[1], peak, child.returncode
 
 
 def build(rows: int, folder: Path) -> Path:

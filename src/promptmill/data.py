@@ -401,7 +401,7 @@ def _new_file_mode() -> int:
 def _write_jsonl(rows: Iterable[dict[str, Any]] | Iterable[str], handle: Any) -> int:
     count = 0
     buffer: list[str] = []
-    lines = 100  # lines a write: as many as make about _WRITE_CHARS at the last write's length
+    lines = FIRST_BLOCK_LINES  # lines a write, sized by block_lines()
     for row in rows:
         buffer.append(row if type(row) is str else _to_json_text(row))
         count += 1
@@ -409,7 +409,7 @@ def _write_jsonl(rows: Iterable[dict[str, Any]] | Iterable[str], handle: Any) ->
             buffer.append("")  # the last line's newline
             text = "\n".join(buffer)
             handle.write(text.encode("utf-8"))
-            lines = max(16, min(5000, lines * _WRITE_CHARS // len(text)))
+            lines = block_lines(lines, len(text))
             buffer.clear()
     if buffer:
         buffer.append("")
@@ -417,10 +417,18 @@ def _write_jsonl(rows: Iterable[dict[str, Any]] | Iterable[str], handle: Any) ->
     return count
 
 
-# Characters a JSONL write: blocks of a fixed 1,000 lines (hundreds of KB) were each handed
-# back to the system when freed and asked for again by the next (a page fault every 4 KB:
-# a 1,000,000-row export spent a third of its time there).
-_WRITE_CHARS = 64 * 1024
+# JSONL is read and written in blocks of about this many characters, not of a fixed count
+# of rows: blocks of thousands of rows (megabytes) were each handed back to the system when
+# freed and asked for again by the next (a page fault every 4 KB: a 1,000,000-row export
+# spent a third of its time there).
+BLOCK_CHARS = 64 * 1024
+FIRST_BLOCK_LINES = 100
+
+
+def block_lines(lines: int, chars: int) -> int:
+    """Lines for the next block, where ``lines`` lines made ``chars`` characters: about
+    ``BLOCK_CHARS`` at that length (16 to 5,000)."""
+    return max(16, min(5000, lines * BLOCK_CHARS // max(chars, 1)))
 
 
 # json.dumps with options builds a new encoder per call: one, built once.

@@ -18,15 +18,10 @@ from typing import Any
 
 import orjson
 
+from promptmill.data import FIRST_BLOCK_LINES, block_lines
 from promptmill.store import BATCHED, PENDING, JobStore, row_status
 
 _dumps = orjson.dumps
-# Rows a chunk: as many as make about _CHUNK_CHARS of output lines (rows read in chunks of a
-# fixed count, 5,000, took a third longer at 1,000,000 rows: each chunk's objects, several
-# MB, were handed back to the system and asked for again, a page fault every 4 KB).
-_CHUNK_CHARS = 64 * 1024
-_FIRST_CHUNK = 100
-_MAX_CHUNK = 5000
 
 
 def can_export(store: JobStore) -> bool:
@@ -52,7 +47,7 @@ def result_chunks(store: JobStore, model: str) -> Iterator[list[str]]:
     # with its request in one query, its line in one f-string, a chunk in one comprehension.
     # (SQLite building the lines itself, by || or printf, cost more than this.)
     model_part = f', "model": {model_text}, "attempts": '
-    after, size = -1, _FIRST_CHUNK
+    after, size = -1, FIRST_BLOCK_LINES  # rows a chunk, sized as data's JSONL writes are
     while batch := store.single_rows_after(after, size):
         after = batch[-1][0]
         if any(row[2] is None for row in batch):  # a row without requests: one by one
@@ -61,8 +56,7 @@ def result_chunks(store: JobStore, model: str) -> Iterator[list[str]]:
                 _single_lines([row], model_part))]
         else:
             lines = _single_lines(batch, model_part)
-        # The next chunk as many rows as make _CHUNK_CHARS of lines at this chunk's length.
-        size = max(16, min(_MAX_CHUNK, len(batch) * _CHUNK_CHARS // (sum(map(len, lines)) or 1)))
+        size = block_lines(len(batch), sum(map(len, lines)))
         yield lines
 
 

@@ -33,9 +33,10 @@ callgrind does not count); and the client process's CPU time, every thread
 The verdict is read on the loop thread's CPU time: paired wall-clock ratios move by ±20% on
 a shared machine, CPU time by far less (see docs/benchmarks.md). The phase here is the whole
 of ``Job.dispatch``: opening the cache and its last copy at the end included. ``--parts``
-also times each of the cache's calls (``perf_counter``, summed a run: opening, lookups,
-copies into the file, closing) in the cache-on jobs; it wraps those calls, so its runs' costs
-read a little higher.
+also times each of the cache's calls (``perf_counter``, summed a run: opening, lookups (the
+keys, the file's read on the cache's lookup thread, the entries found), copies into the
+file, closing) in the cache-on jobs; it wraps those calls, so its runs' costs read a little
+higher.
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ def _clocks() -> tuple[float, float, float, float]:
 PARTS: dict[str, tuple[float, float]] = {}  # --parts: seconds in each cache call, this run
 # The cache calls --parts times: (holder, attribute, name printed).
 _PARTS = ((promptmill.jobcache, "job_cache", "open"),
-          (promptmill.jobcache.JobCache, "lookup", "lookup"),
+          (promptmill.jobcache.JobCache, "look_up", "lookup"),
+          (promptmill.cache.ResponseCache, "get", "read"),
+          (promptmill.jobcache.JobCache, "found", "found"),
           (promptmill.jobcache.JobCache, "keep", "keep"),
           (promptmill.jobcache.JobCache, "store_meta", "store meta"),
           (promptmill.cache.ResponseCache, "fill", "copy"),

@@ -52,6 +52,26 @@ def test_a_shuffled_copy_with_another_template_rendering_the_same_prompts_sends_
     assert all(r["responses"][0]["text"] == before[r["text"][3:]] for r in rows)
 
 
+def test_a_job_read_in_many_chunks_takes_every_cached_answer_and_sends_the_rest(server,
+                                                                                tmp_path):
+    # Four in flight: the store is read four requests a chunk, each chunk looked up while
+    # the one before goes out. Cached: the first three chunks whole, then every other row;
+    # 30 rows end in a chunk of two.
+    model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=4"
+    rows = [{"question": q} for q in QUESTIONS]
+    cached = [i < 12 or i % 2 == 0 for i in range(len(rows))]
+    earlier = promptmill.run([row for row, hit in zip(rows, cached) if hit], model,
+                             output=tmp_path / "a.jsonl")
+    server.stats.reset()
+    result = promptmill.run(rows, model, output=tmp_path / "b.jsonl")
+    assert _served(server) == cached.count(False)
+    assert [r["question"] for r in result] == QUESTIONS
+    assert all(r["status"] == "done" and len(r["responses"]) == 1 for r in result)
+    assert [bool(r["responses"][0].get("cached")) for r in result] == cached
+    assert [r["responses"][0]["text"] for r, hit in zip(result, cached) if hit] == [
+        r["responses"][0]["text"] for r in earlier]
+
+
 @pytest.mark.parametrize("supports_n", [True, False])
 def test_k5_after_k3_asks_for_exactly_two_more_samples_a_row(make_server, recorder, tmp_path,
                                                              supports_n):

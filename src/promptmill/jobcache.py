@@ -96,6 +96,15 @@ class CachedSamples:
                                  request.messages, request.prompt, request.adapter)
 
 
+@dataclass(slots=True)
+class Lookup:
+    """A chunk of requests being looked up: their keys, and the read of their entries."""
+
+    keys: list[CacheKey]
+    rows: Sequence[RequestRow]
+    reading: Future[dict[int, tuple[str, int]]] | None  # None: none can be stored
+
+
 def marked_cached(text: str) -> str:
     """A stored response's JSON object with ``"cached": true`` added."""
     return text[:-1] + ',"cached":true}'
@@ -106,14 +115,16 @@ class JobCache:
 
     The copies run on a thread of their own, with a connection of their own (SQLite works
     without the GIL), so the event loop's thread goes on sending while the cache file is
-    written and checkpointed; at most one copy runs at a time. Any error of the file
+    written and checkpointed; at most one copy runs at a time. Lookups read the file on
+    another thread (``cache.db``'s), a chunk of requests ahead of the dispatcher's need, so
+    the loop's thread does not wait on the file's pages either. Any error of the file
     (damaged, locked for longer than the busy timeout, disk full) turns the cache off for
     the rest of the run with one warning.
     """
 
     __slots__ = ("cache", "hasher", "identity", "planned", "model_id", "stride", "looking",
                  "_writer", "_spans", "_queued", "_unfilled", "_span", "_started", "_written_at",
-                 "_off", "stored", "_copier", "_thread", "_copying", "_flying")
+                 "_off", "stored", "_copier", "_thread", "_reader", "_copying", "_flying")
 
     def __init__(self, cache: ResponseCache, identity: Mapping[str, Any], model: str,
                  stride: int, store_path: Path,
@@ -148,6 +159,7 @@ class JobCache:
             self._copier.close()
             raise
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="promptmill-cache")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="promptmill-cache-read")
         self._copying: Future[tuple[int, bool]] | None = None  # the copy running, if one is
         # Where the running copy's answers begin: until it commits, the store's meta must
         # still point there (a kill would leave them uncopied).
@@ -155,10 +167,10 @@ class JobCache:
         if unfilled is not None:  # a run killed between a store commit and its copy
             self.flush(now=True)
 
-    def lookup(self, rows: Sequence[RequestRow]
-               ) -> tuple[list[CacheKey], dict[int, CachedSamples]] | None:
-        """Each request's key (by its payload as sent) and, by position in ``rows``, the
-        samples stored for those that have any. None when the cache is off."""
+    def look_up(self, rows: Sequence[RequestRow]) -> Lookup | None:
+        """Start looking ``rows`` up: each request's key (by its payload as sent), and the
+        read of their stored samples on the lookup thread (``found`` takes it). None when
+        the cache is off."""
         if self._off:
             return None
         stride = self.stride
@@ -172,7 +184,7 @@ class JobCache:
         else:
             keys = request_keys(self.hasher, map(_payload, rows))
         if not self.looking:  # nothing of this identity stored: no request can hit
-            return keys, {}
+            return Lookup(keys, rows, None)
         if max(map(_sample_group, rows)) == 0 and max(map(_n, rows)) == 1:
             ids = list(map(_base, keys))  # one sample each, its entry id the key's base
         else:
@@ -182,15 +194,25 @@ class JobCache:
                 if row.n > 1:
                     first = row.sample_group * stride
                     ids.extend(base ^ index for index in range(first + 1, first + row.n))
+        return Lookup(keys, rows, self._reader.submit(self.cache.get, ids))
+
+    def found(self, lookup: Lookup) -> dict[int, CachedSamples] | None:
+        """By position in the lookup's rows, the samples stored for those that have any
+        (waiting for the read if it is still going). None: the read failed, and the cache
+        is off."""
+        if lookup.reading is None:
+            return {}
         try:
-            stored = self.cache.get(ids)
+            stored = lookup.reading.result()
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
         found: dict[int, CachedSamples] = {}
         if stored:
+            stride = self.stride
             damaged = 0
-            for position, ((base, seed), row) in enumerate(zip(keys, rows, strict=True)):
+            for position, ((base, seed), row) in enumerate(
+                    zip(lookup.keys, lookup.rows, strict=True)):
                 first = row.sample_group * stride
                 samples = {}
                 for offset in range(row.n):
@@ -208,7 +230,7 @@ class JobCache:
             if damaged:
                 log.warning("response cache %s: %d damaged entries ignored (asked again)",
                             self.cache.path, damaged)
-        return keys, found
+        return found
 
     def add(self, key: CacheKey, index: int, response: str) -> None:
         """Queue one newly answered sample (its index within its row) for the next write."""
@@ -320,6 +342,7 @@ class JobCache:
             if self._copying is not None:
                 self._copied(self._copying)
         finally:
+            self._reader.shutdown()  # a chunk read ahead of a job that stopped
             self._thread.shutdown()
             self._copier.close()
             self.cache.close()

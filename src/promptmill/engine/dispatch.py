@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from promptmill.engine.budget import Budget, Spend
 from promptmill.engine.config import EngineConfig as EngineConfig
 from promptmill.engine.config import EngineStats as EngineStats
-from promptmill.engine.hooks import DispatchHooks
+from promptmill.engine.hooks import DispatchHooks, Looking
 from promptmill.engine.limiter import LimiterEvent, RateLimiter
 from promptmill.errors import (
     GenerationError,
@@ -123,6 +123,7 @@ class Dispatcher(DispatchHooks):
         self._ready: deque[_Item] = deque()  # to send now: retries and requests read ahead
         self._rows: Iterator[RequestRow] | None = None  # pending requests; None: all read
         self._outstanding = 0  # read from the store, not yet finished (ready, in flight, backoff)
+        self._looking: Looking | None = None  # the next chunk, being looked up in the cache
         self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a request
         self._timers: set[asyncio.TimerHandle] = set()  # retries waiting out their backoff
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,9 +204,9 @@ class Dispatcher(DispatchHooks):
     def _take(self) -> list[_Item]:
         """Up to one batch of requests to send now: retries first, then new ones from the store."""
         ready = self._ready
-        if len(ready) < self._batch and self._rows is not None:
+        if len(ready) < self._batch and self._unread():
             self._read_ahead()
-            while not ready and self._rows is not None:  # a chunk all answered from the cache
+            while not ready and self._unread():  # a chunk all answered from the cache
                 self._read_ahead()
         if self._batch == 1:
             return [ready.popleft()] if ready else []
@@ -214,7 +215,26 @@ class Dispatcher(DispatchHooks):
             batch.append(ready.popleft())
         return batch
 
+    def _unread(self) -> bool:
+        """Whether requests are left to read from the store (or a chunk read is being
+        looked up)."""
+        return self._rows is not None or self._looking is not None
+
     def _read_ahead(self) -> None:
+        """Add the next chunk of the store's pending requests to those ready to send.
+
+        With the response cache on, the chunk after it is read too and its lookup started
+        on the cache's thread: the chunk taken now was looked up while the one before went
+        out, so the loop's thread does not wait on the cache file's reads.
+        """
+        if self._cache is None:
+            self._ready.extend(self._read_chunk())
+            return
+        looking = self._looking or self._look_up(self._read_chunk())
+        self._looking = self._look_up(self._read_chunk()) if self._rows is not None else None
+        self._ready.extend(self._from_cache(looking))
+
+    def _read_chunk(self) -> list[_Item]:
         rows = self._rows
         assert rows is not None
         build = self.build_request
@@ -226,9 +246,7 @@ class Dispatcher(DispatchHooks):
                 break
             items.append(_Item(row, build(row), row.est_tokens))
         self._outstanding += len(items)
-        if self._cache is not None and items:
-            items = self._from_cache(items)
-        self._ready.extend(items)
+        return items
 
     def _requeue(self, item: _Item) -> None:
         self._ready.append(item)

@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from promptmill.engine.config import EngineStats
     from promptmill.engine.dispatch import _Item
     from promptmill.generators.base import GenerationResult
-    from promptmill.jobcache import CachedSamples, JobCache
+    from promptmill.jobcache import CachedSamples, JobCache, Lookup
     from promptmill.structured import OutputValidator
 
 _T = TypeVar("_T")
+# A chunk of items read from the store and its lookup in the response cache (None: none).
+Looking = tuple[list["_Item"], "Lookup | None"]
 
 
 class DispatchHooks:
@@ -56,16 +58,24 @@ class DispatchHooks:
 
     # -- the response cache --------------------------------------------------------------
 
-    def _from_cache(self, items: list[_Item]) -> list[_Item]:
-        """Answer what the response cache holds; the items still to send (some asking fewer
-        samples)."""
+    def _look_up(self, items: list[_Item]) -> Looking:
+        """Start looking a chunk of items up in the response cache (``_from_cache`` takes
+        it)."""
         cache = self._cache
         assert cache is not None
-        looked_up = cache.lookup([item.row for item in items])
-        if looked_up is None:
+        return items, (cache.look_up([item.row for item in items]) if items else None)
+
+    def _from_cache(self, looking: Looking) -> list[_Item]:
+        """Answer what the response cache holds of a chunk looked up; the items still to
+        send (some asking fewer samples)."""
+        items, lookup = looking
+        cache = self._cache
+        assert cache is not None
+        found = cache.found(lookup) if lookup is not None else None
+        if found is None:
             return items
-        keys, found = looked_up
-        for item, key in zip(items, keys, strict=True):
+        assert lookup is not None
+        for item, key in zip(items, lookup.keys, strict=True):
             item.hit = key
         if not found:  # a first run's usual case: every request a miss
             return items

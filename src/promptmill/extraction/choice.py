@@ -207,6 +207,7 @@ _JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", r
 _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_BOLD_LINE = re.compile(r"(\*\*|__)(.+?)\1[\s.:!]*")  # a line all bold
 _TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
 _OPENING_TEXT_LETTER = re.compile(r"\s*([^.:;,!?()\n]{1,80}?)\s*\(([A-Z])\)")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
@@ -548,8 +549,11 @@ def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
     return found
 
 
+_LINE = re.compile(r"[^\n]+")
+
+
 def _lines(text: str) -> list[tuple[int, str]]:
-    return [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text) if m.group(0).strip()]
+    return [(m.start(), m.group(0)) for m in _LINE.finditer(text) if m.group(0).strip()]
 
 
 
@@ -656,10 +660,13 @@ def _verdict_rows(raw: str, options: Options) -> list[Candidate]:
     return [Candidate(start, index, "marked", STRONG)]
 
 
+_CONTENT_LABEL = re.compile(r"^(?i:(?:final\s+)?answer\s*[:=]?\s*|option\s+|choice\s+)")
+
+
 def _content(content: str, options: Options) -> tuple[object, str] | None:
     """What a tag, a JSON value or a box holds: a letter, a list of letters, or option text."""
     content = clean(content).strip().strip("\"'").strip()
-    content = re.sub(r"^(?i:(?:final\s+)?answer\s*[:=]?\s*|option\s+|choice\s+)", "", content)
+    content = _CONTENT_LABEL.sub("", content)
     if not content:
         return None
     return _statement(content, 0, options, strict=False)
@@ -697,7 +704,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     opening = first_line(raw)
     if opening is not None and not _listing(text) and not _walks_through(raw, options):
         start, line = opening
-        bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
+        bold = _BOLD_LINE.fullmatch(line)
         prefixed = _LETTER_PREFIX_LINE.match(text, start)
         # "**C — Neon.** It is ...": a bold lead that names a letter, whatever follows it
         lead = _BOLD_LEAD.match(line)

@@ -44,6 +44,7 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
+    settled,
     side_by_side,
     squeeze,
     table_rows,
@@ -829,6 +830,17 @@ def _bold_answer(raw: str, text: str, options: Options) -> tuple[int, int, int] 
     return chosen.pop(), first, last
 
 
+def _with_bold(
+    candidates: list[Candidate], bold: tuple[int, int, int] | None, text: str
+) -> list[Candidate]:
+    """The candidates and the bold answer, less the statements that only explain another
+    option after it."""
+    if bold is None:
+        return candidates
+    kept = [c for c in candidates if not _explains_other(c, bold, text)]
+    return [*kept, Candidate(bold[2], bold[0], "bold_option", MEDIUM)]
+
+
 def _explains_other(candidate: Candidate, bold: tuple[int, int, int], text: str) -> bool:
     """Whether a statement after the bold answer only says which option another value is
     ("five semitones, which is option B", "090° — that's option B, the reciprocal"), with no
@@ -929,17 +941,16 @@ def extract_choice_method(
     bold = None
     if not truncated:
         candidates += _headline(raw, cleaned, options)
-        candidates += closing_mention(cleaned, options, question, _listing(cleaned))
-        start, restated = restated_closing(cleaned, options, question)
-        if isinstance(restated, int):
-            candidates.append(Candidate(start, restated, RESTATED, WEAK))
-        elif restated == HEDGE:  # the closing sentence wavers: what it names is no choice
-            candidates = [c for c in candidates if c.strength > WEAK or c.start < start]
-            candidates.append(Candidate(start, None, HEDGE, WEAK))
         bold = _bold_answer(raw, cleaned, options)
-        if bold is not None:
-            candidates = [c for c in candidates if not _explains_other(c, bold, cleaned)]
-            candidates.append(Candidate(bold[2], bold[0], "bold_option", MEDIUM))
+        if not settled(_with_bold(candidates, bold, cleaned), cleaned):
+            candidates += closing_mention(cleaned, options, question, _listing(cleaned))
+            start, restated = restated_closing(cleaned, options, question)
+            if isinstance(restated, int):
+                candidates.append(Candidate(start, restated, RESTATED, WEAK))
+            elif restated == HEDGE:  # the closing sentence wavers: what it names is no choice
+                candidates = [c for c in candidates if c.strength > WEAK or c.start < start]
+                candidates.append(Candidate(start, None, HEDGE, WEAK))
+        candidates = _with_bold(candidates, bold, cleaned)
     chosen = decide(candidates, cleaned) if candidates else None
     if bold is not None and chosen is not None and chosen.strength == WEAK and not any(
             _opens_clause(cleaned, m.start()) for m in CORRECTION.finditer(cleaned, bold[2] + 1)):

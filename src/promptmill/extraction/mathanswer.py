@@ -85,6 +85,7 @@ from promptmill.extraction.text import (
     json_answers,
     refused,
     sentences,
+    settled,
     side_by_side,
     squeeze,
     table_rows,
@@ -756,7 +757,9 @@ def extract_math_method(
     elif _echoes(text, question):
         return None, "none"
     else:
-        candidates += _marked(text, question) + _closing(text, question)
+        candidates += _marked(text, question)
+        if not settled(candidates, text):
+            candidates += _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
     blank = _placeholder(text)
     if blank is not None and (chosen is None or chosen.start <= blank):

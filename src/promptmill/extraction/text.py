@@ -480,9 +480,22 @@ def last_value(values: list[Candidate]) -> Candidate | None:
     return best
 
 
+def settled(candidates: list[Candidate], text: str) -> bool:
+    """Whether ``decide`` picks the same among ``candidates`` whatever WEAK candidates join
+    them: its pick is stronger, outside a hypothetical, and no correction follows it. Then
+    the rules that find only weak candidates (the closing sentences') need not run."""
+    for strength in (STRONG, MEDIUM):
+        chosen = last_value([c for c in candidates if c.strength == strength])
+        if chosen is not None:
+            return not hypothetical(text, chosen.start) and corrected_after(
+                text, chosen.start + 1) is None
+    return False
+
+
 def decide(candidates: list[Candidate], text: str) -> Candidate | None:
     """The final commitment: the last strongest statement, unless a correction follows it
-    and a weaker statement after the correction says something else."""
+    and a weaker statement after the correction says something else (``settled`` follows
+    these steps: a change here is one there)."""
     for strength in (STRONG, MEDIUM, WEAK):
         chosen = last_value([c for c in candidates if c.strength == strength])
         if chosen is None:

@@ -686,13 +686,15 @@ def asked_quantity_of(question: str | None) -> AskedQuantity:
 
 
 def committed_index(closing: list[str], question: str | None) -> int | None:
-    """Of the closing sentences, the index of the last that commits; None if none does."""
+    """Of the closing sentences, the index of the last that commits, or of a correction
+    after one that does; None if none does."""
     asked = asked_quantity_of(question)
-    found = None
-    for index, sentence in enumerate(closing):
-        if commits(sentence, asked) or found is not None and CORRECTION.search(sentence):
-            found = index
-    return found
+    for index in reversed(range(len(closing))):  # from the last: most often it commits
+        if commits(closing[index], asked):
+            return index
+        if CORRECTION.search(closing[index]):
+            return index if any(commits(s, asked) for s in closing[:index]) else None
+    return None
 
 
 # "So sin θ = 0.8, and cos θ = 3/5.": the clauses of a statement of several quantities

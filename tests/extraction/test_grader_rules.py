@@ -934,3 +934,28 @@ def test_grader20c_choice_rule(
     text: str, choices: list[str], question: str, answer: str | None, method: str
 ) -> None:
     assert extract_answer(text, choices, question=question) == (answer, method)
+
+
+# a closing statement still decides where a stronger one is taken back or only supposed:
+# the closing sentences are read whenever they may, though not where they cannot
+CLOSING_OVER_STRONGER = [
+    ("The answer is B. Wait, actually, that's wrong: the closest planet to the Sun is Mercury.",
+     PLANETS, "A", "option_mention"),
+    ("The answer is B.\n\nHmm, no. Actually the closest planet to the Sun is Mercury.",
+     PLANETS, "A", "option_mention"),
+    ("If we count by mass, the answer is D. The closest planet to the Sun is Mercury.",
+     PLANETS, "A", "option_mention"),
+    ("The answer is \\boxed{12}. Wait, actually: 20 - 6 = 14, so Tom has 14 apples left.",
+     None, "14", "last_statement"),
+    ("**12**\n\nNo wait, actually 20 - 6 = 14. Tom has 14 apples left.",
+     None, "14", "last_statement"),
+]
+
+
+@pytest.mark.parametrize(("text", "choices", "answer", "method"), CLOSING_OVER_STRONGER)
+def test_a_closing_statement_decides_over_a_corrected_or_supposed_answer(
+    text: str, choices: list[str] | None, answer: str, method: str
+) -> None:
+    question = ("Which planet is closest to the Sun?" if choices
+                else "How many apples are left if Tom has 20 and gives away 6?")
+    assert extract_answer(text, choices, question=question) == (answer, method)

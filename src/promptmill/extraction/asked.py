@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from promptmill.extraction.text import CONCLUSION, HOW_MANY
+from promptmill.extraction.text import CONCLUSION, DIGIT, HOW_MANY, LOWER_WORD, compiled
 
 _CONDITION = re.compile(
     r"\b(?i:when|at|for|if|where|with)\s+([a-zA-Z])\s*=\s*(-?\d+(?:\.\d+)?)"
@@ -91,7 +91,7 @@ def asked_quantity(sentence: str, question: str | None) -> str:
     subjects = [word.lower() for word in _QUANTITY.findall(sentence)]
     if len(subjects) < 2 or _NOT_QUANTITIES.intersection(subjects):
         return sentence
-    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    asked = {word.rstrip("s") for word in LOWER_WORD.findall(question.lower())}
     parts = [part for part in _QUANTITY_SPLIT.split(sentence) if _QUANTITY.search(part)]
     held = [part for part in parts
             if _QUANTITY.search(part).group(1).lower().rstrip("s") in asked]  # type: ignore[union-attr]
@@ -157,8 +157,8 @@ def aside(sentence: str, question: str | None = None) -> bool:
     own conditional ("How long would Mark take alone?") answered in its words is none."""
     for match in _ASIDE.finditer(sentence):
         would = _WOULD.match(match.group(0))
-        if would and question and re.search(
-                rf"\bwould\b(?:\s+\S+){{0,3}}?\s+{would.group(1)}\b", question, re.IGNORECASE):
+        if would and question and compiled(rf"\bwould\b(?:\s+\S+){{0,3}}?\s+{would.group(1)}\b",
+                                           re.IGNORECASE).search(question):
             continue
         return True
     return False
@@ -228,7 +228,7 @@ def other_quantity(sentence: str, question: str | None) -> bool:
     subject = _SUBJECT.match(sentence)
     if not question or (subject or other) is None:
         return False
-    asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", question.lower())}
+    asked = {w.rstrip("s") for w in LOWER_WORD.findall(question.lower())}
     asked |= operation_nouns(question)
     if subject:
         words = [subject.group(1).lower()]
@@ -280,11 +280,12 @@ def operation_nouns(question: str) -> set[str]:
 
 
 _SUFFIX = re.compile(r"(?:ments?|ed|ing|ions?|es|s|e)$")
+_FINAL_I = re.compile(r"i$")
 
 
 def _stem(word: str) -> str:
     """A word without its inflection or nominal suffix ("investment", "invested": "invest")."""
-    return re.sub(r"i$", "y", _SUFFIX.sub("", word))  # "simplified" as "simplify"
+    return _FINAL_I.sub("y", _SUFFIX.sub("", word))  # "simplified" as "simplify"
 
 
 QUALIFIED = re.compile(r"\s+(?:with|plus|including|after|before|under)\b\s*")
@@ -349,6 +350,9 @@ _OBJECTS = frozenset({"it", "them", "him", "her", "us", "me", "you", "this", "th
                       "those"})
 
 
+_NAMING_CHARACTER = re.compile(r"[a-z%]")
+
+
 def asked_words(question: str) -> tuple[set[str], set[str]]:
     """The words (and symbols such as "f'(2)" or "15%") naming what the question asks for,
     and of them the head nouns ("term" of "the next term", "gram" of "grams of salt")."""
@@ -364,7 +368,7 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
         phrase = "".join(part for part in groups if part)
         named = []
         for word in phrase.lower().split():
-            if not re.search(r"[a-z%]", word):
+            if not _NAMING_CHARACTER.search(word):
                 continue  # "What is 99 + 99?": its numbers name no quantity
             word = word.rstrip("s") if word.isalpha() else word
             named.append(word)
@@ -387,13 +391,17 @@ def asked_words(question: str) -> tuple[set[str], set[str]]:
     return words, heads & words if words else heads
 
 
+_SUBJECT_WORD = re.compile(r"[a-z']+")
+_TOKEN = re.compile(r"[\w'()%]+")  # a word, or a symbol such as "f'(2)" or "15%"
+
+
 def _names_head(subject: str, asked: set[str], heads: set[str]) -> bool:
     """Whether a clause's subject names the asked quantity: its head noun, or an asked word
     ending the subject ("the original" for "the original price"), not "the next difference"
     for "the next term"."""
     if not _names(subject, asked):
         return False
-    last = re.findall(r"[a-z']+", subject.lower())
+    last = _SUBJECT_WORD.findall(subject.lower())
     return not heads or _names(subject, heads) or bool(last) and last[-1].rstrip("s") in asked
 
 
@@ -402,7 +410,7 @@ def _names(text: str, asked: set[str], words_only: bool = False) -> bool:
     word of three letters or more ("a 25% increase" names the percentage increase)."""
     if words_only:
         asked = {word for word in asked if word.isalpha() and len(word) >= 3}
-    tokens = {t.rstrip("s") if t.isalpha() else t for t in re.findall(r"[\w'()%]+", text.lower())}
+    tokens = {t.rstrip("s") if t.isalpha() else t for t in _TOKEN.findall(text.lower())}
     return bool(tokens & asked) or any(not w.isalpha() and w in text for w in asked)
 
 
@@ -418,7 +426,7 @@ def committed_clause(clause: str, question: str | None, stating: re.Pattern[str]
     statement's verb or ``=``; the clause comes back whole when no part is plainly it."""
     clause = _IN_WORDS.sub("", clause)
     parts = [piece for part in CONCLUSION.split(clause) for piece in _CLAUSES.split(part)
-             if re.search(r"\d", piece)]
+             if DIGIT.search(piece)]
     if len(parts) < 2:
         return clause
     asked, heads = asked_words(question) if question else (set(), set())
@@ -526,7 +534,7 @@ def asked_unit(question: str | None) -> str | None:
 
 
 def _has_unit(text: str, unit: str) -> bool:
-    return re.search(rf"(?<![\w/]){re.escape(unit)}(?![\w/])", text) is not None
+    return compiled(rf"(?<![\w/]){re.escape(unit)}(?![\w/])").search(text) is not None
 
 
 def converted(stated: str, restated: str, question: str | None) -> bool:

@@ -44,6 +44,7 @@ from promptmill.extraction.text import (
     hypothetical,
     json_answers,
     refused,
+    settled,
     side_by_side,
     squeeze,
     table_rows,
@@ -207,6 +208,7 @@ _JOINED_TEXTS = re.compile(r"\s*(?:,|and|&|\+|as\s+well\s+as)\s*(?:both\s+)?", r
 _WORKING = re.compile(r"\s*(?:leaving|leaves)\b", re.IGNORECASE)
 _CONCLUDED_LATER = re.compile(r"[^.;!?\n]*,\s*(?:so|therefore|thus|hence)\b", re.IGNORECASE)
 _BOLD_LEAD = re.compile(r"(\*\*|__)(.+?)\1")
+_BOLD_LINE = re.compile(r"(\*\*|__)(.+?)\1[\s.:!]*")  # a line all bold
 _TEXT_LETTER = re.compile(r"\s*(.+?)\s*\(([A-Z])\)\W*")  # "Neil Armstrong (C)"
 _OPENING_TEXT_LETTER = re.compile(r"\s*([^.:;,!?()\n]{1,80}?)\s*\(([A-Z])\)")
 _CLAUSE_END = re.compile(r"[.:;,!]\s|\s[—–-]\s|[.:!]$")
@@ -548,8 +550,11 @@ def _bare_sentences(start: int, line: str, options: Options) -> list[Candidate]:
     return found
 
 
+_LINE = re.compile(r"[^\n]+")
+
+
 def _lines(text: str) -> list[tuple[int, str]]:
-    return [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text) if m.group(0).strip()]
+    return [(m.start(), m.group(0)) for m in _LINE.finditer(text) if m.group(0).strip()]
 
 
 
@@ -656,10 +661,13 @@ def _verdict_rows(raw: str, options: Options) -> list[Candidate]:
     return [Candidate(start, index, "marked", STRONG)]
 
 
+_CONTENT_LABEL = re.compile(r"^(?i:(?:final\s+)?answer\s*[:=]?\s*|option\s+|choice\s+)")
+
+
 def _content(content: str, options: Options) -> tuple[object, str] | None:
     """What a tag, a JSON value or a box holds: a letter, a list of letters, or option text."""
     content = clean(content).strip().strip("\"'").strip()
-    content = re.sub(r"^(?i:(?:final\s+)?answer\s*[:=]?\s*|option\s+|choice\s+)", "", content)
+    content = _CONTENT_LABEL.sub("", content)
     if not content:
         return None
     return _statement(content, 0, options, strict=False)
@@ -697,7 +705,7 @@ def _headline(raw: str, text: str, options: Options) -> list[Candidate]:
     opening = first_line(raw)
     if opening is not None and not _listing(text) and not _walks_through(raw, options):
         start, line = opening
-        bold = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.:!]*", line)
+        bold = _BOLD_LINE.fullmatch(line)
         prefixed = _LETTER_PREFIX_LINE.match(text, start)
         # "**C — Neon.** It is ...": a bold lead that names a letter, whatever follows it
         lead = _BOLD_LEAD.match(line)
@@ -822,6 +830,17 @@ def _bold_answer(raw: str, text: str, options: Options) -> tuple[int, int, int] 
     return chosen.pop(), first, last
 
 
+def _with_bold(
+    candidates: list[Candidate], bold: tuple[int, int, int] | None, text: str
+) -> list[Candidate]:
+    """The candidates and the bold answer, less the statements that only explain another
+    option after it."""
+    if bold is None:
+        return candidates
+    kept = [c for c in candidates if not _explains_other(c, bold, text)]
+    return [*kept, Candidate(bold[2], bold[0], "bold_option", MEDIUM)]
+
+
 def _explains_other(candidate: Candidate, bold: tuple[int, int, int], text: str) -> bool:
     """Whether a statement after the bold answer only says which option another value is
     ("five semitones, which is option B", "090° — that's option B, the reciprocal"), with no
@@ -922,17 +941,16 @@ def extract_choice_method(
     bold = None
     if not truncated:
         candidates += _headline(raw, cleaned, options)
-        candidates += closing_mention(cleaned, options, question, _listing(cleaned))
-        start, restated = restated_closing(cleaned, options, question)
-        if isinstance(restated, int):
-            candidates.append(Candidate(start, restated, RESTATED, WEAK))
-        elif restated == HEDGE:  # the closing sentence wavers: what it names is no choice
-            candidates = [c for c in candidates if c.strength > WEAK or c.start < start]
-            candidates.append(Candidate(start, None, HEDGE, WEAK))
         bold = _bold_answer(raw, cleaned, options)
-        if bold is not None:
-            candidates = [c for c in candidates if not _explains_other(c, bold, cleaned)]
-            candidates.append(Candidate(bold[2], bold[0], "bold_option", MEDIUM))
+        if not settled(_with_bold(candidates, bold, cleaned), cleaned):
+            candidates += closing_mention(cleaned, options, question, _listing(cleaned))
+            start, restated = restated_closing(cleaned, options, question)
+            if isinstance(restated, int):
+                candidates.append(Candidate(start, restated, RESTATED, WEAK))
+            elif restated == HEDGE:  # the closing sentence wavers: what it names is no choice
+                candidates = [c for c in candidates if c.strength > WEAK or c.start < start]
+                candidates.append(Candidate(start, None, HEDGE, WEAK))
+        candidates = _with_bold(candidates, bold, cleaned)
     chosen = decide(candidates, cleaned) if candidates else None
     if bold is not None and chosen is not None and chosen.strength == WEAK and not any(
             _opens_clause(cleaned, m.start()) for m in CORRECTION.finditer(cleaned, bold[2] + 1)):

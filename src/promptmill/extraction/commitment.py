@@ -28,7 +28,16 @@ from promptmill.extraction.asked import (
     per_item,
 )
 from promptmill.extraction.mathnorm import NUMBER_WORD_BODY, latexify
-from promptmill.extraction.text import CHECK, CONCLUSION, CORRECTION, HOW_MANY, REJECTED
+from promptmill.extraction.text import (
+    CHECK,
+    CONCLUSION,
+    CORRECTION,
+    DIGIT,
+    HOW_MANY,
+    LOWER_WORD,
+    REJECTED,
+    compiled,
+)
 
 # "**$58.50**", "**The distance is 10.**": a bold span holding a value; not a bold label
 # ("**Step 2:**", "**Given away:** 12")
@@ -195,10 +204,13 @@ _TERM_OF_ART = re.compile(r"\b(greatest|least|lowest|highest)\s+(common)\s+(divi
                           r"factors?|denominators?)\b")
 
 
+_SPACES_BRACES = re.compile(r"[\s{}]+")
+
+
 def _plain(text: str) -> str:
     """Text with Unicode minus and dashes as ``-``, spaces and braces dropped ("x^{2}" as
     "x^2"), to compare expressions."""
-    return re.sub(r"[\s{}]+", "", text.replace("−", "-").replace("–", "-")).lower()
+    return _SPACES_BRACES.sub("", text.replace("−", "-").replace("–", "-")).lower()
 
 
 # an operator before a term; a function before its argument ("\log_4 x = 2.5" states a log)
@@ -259,7 +271,7 @@ def unasked_rounding(sentence: str, question: str | None) -> str:
     before = sentence[: found.start()]
     # "Rounded to the nearest ten that is 70.": all remark; "The answer, rounded to the
     # nearest whole number, is 12": the statement goes on past it, kept whole
-    if not before.strip(" \t\n*_") or re.search(r"\d", before):
+    if not before.strip(" \t\n*_") or DIGIT.search(before):
         return before
     return sentence
 
@@ -309,15 +321,15 @@ def another_of_kind(sentence: str, question: str | None) -> bool:
     if found is None:
         return False
     word = (found.group(1) or found.group(2)).lower()
-    return not re.search(rf"\b{word}\b", question or "", re.IGNORECASE)
+    return not compiled(rf"\b{word}\b", re.IGNORECASE).search(question or "")
 
 
 def could_aside(sentence: str, question: str | None) -> bool:
     """Whether a statement says what could be done in another case ("the best you could do is
     a 60 m square"), unless the question asks in those words ("How many could it hold?")."""
     for match in _COULD.finditer(sentence):
-        if question and re.search(rf"\b(?:could|can)\b(?:\s+\S+){{0,3}}?\s+{match.group(1)}\b",
-                                  question, re.IGNORECASE):
+        if question and compiled(rf"\b(?:could|can)\b(?:\s+\S+){{0,3}}?\s+{match.group(1)}\b",
+                                 re.IGNORECASE).search(question):
             continue
         return True
     return False
@@ -326,9 +338,9 @@ def could_aside(sentence: str, question: str | None) -> bool:
 def absolute_of(sentence: str, variable: str | None) -> bool:
     """Whether a statement gives the absolute value of the unknown solved for ("So |x| = 5,
     and both values check out.") rather than the unknown."""
-    return variable is not None and re.match(
-        rf"^\W*(?:(?:so|thus|hence|then)\s+)?\|\s*{re.escape(variable)}\s*\|", sentence,
-        re.IGNORECASE) is not None
+    return variable is not None and compiled(
+        rf"^\W*(?:(?:so|thus|hence|then)\s+)?\|\s*{re.escape(variable)}\s*\|", re.IGNORECASE
+    ).match(sentence) is not None
 
 
 _EXTREME_SUBJECT = re.compile(r"^\W*(?:(?:so|thus|hence|and|then)\s+)?the\s+"
@@ -341,7 +353,7 @@ def extreme_of_set(sentence: str, question: str | None) -> bool:
     number that works is 4.") where the question asks to solve it, not for that end."""
     found = _EXTREME_SUBJECT.match(sentence)
     return bool(found and question and _INEQUALITY_SIGN.search(question)
-                and not re.search(rf"\b{found.group(1)}\b", question, re.IGNORECASE))
+                and not compiled(rf"\b{found.group(1)}\b", re.IGNORECASE).search(question))
 
 
 def ordinal_of_counted(sentence: str, question: str | None) -> bool:
@@ -351,8 +363,15 @@ def ordinal_of_counted(sentence: str, question: str | None) -> bool:
     if counted is None:
         return False
     noun = re.escape(counted.lower().rstrip("s"))
-    return re.match(rf"^\W*(?:so\s+|and\s+)?the\s+\d+(?:st|nd|rd|th)\s+{noun}\b", sentence,
-                    re.IGNORECASE) is not None
+    return compiled(rf"^\W*(?:so\s+|and\s+)?the\s+\d+(?:st|nd|rd|th)\s+{noun}\b",
+                    re.IGNORECASE).match(sentence) is not None
+
+
+_ROUND = re.compile(r"\bround", re.IGNORECASE)
+# "the 20th term": an ordinal one token, so that the name it qualifies counts
+_NAMED_TOKEN = re.compile(r"\d+(?:st|nd|rd|th)\b|[a-z']+|\d[\d/.,]*")
+_PRODUCT_SIGN = re.compile(r"\\cdot|\\times|[*×]")
+_PERCENT = re.compile(r"\d\s*%")
 
 
 class AskedQuantity:
@@ -398,7 +417,7 @@ class AskedQuantity:
         self.scientific = bool(_ASKS_SCIENTIFIC.search(question))
         # "the line perpendicular to ...": the words that qualify what is asked about
         self.adjectives = {m.group(1) for m in _QUALIFIER.finditer(lowered)}
-        self.rounds = bool(re.search(r"\bround", question, re.IGNORECASE))
+        self.rounds = bool(_ROUND.search(question))
         noun = counted_noun(question)
         self.counted = re.escape(noun.lower().rstrip("s")) if noun else None
         variable = ASKED_VARIABLE.search(question) or (
@@ -456,7 +475,8 @@ class AskedQuantity:
         lowered = text.lower()
         # the substring test first: most symbols are nowhere in the sentence
         if any(s in lowered
-               and re.search(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}", lowered)
+               and compiled(rf"(?<![a-z]){re.escape(s)}{'(?![a-z])' * s[-1].isalpha()}").search(
+                   lowered)
                for s in self.symbols):
             return True
         # in a step of the sentence ("..., so the LCM is 36"), the subject before its first
@@ -466,9 +486,7 @@ class AskedQuantity:
             value = _STATES_VALUE.search(step)
             cut = value.start() if value else len(step)
             named = step[:cut] + " " + " ".join(step[cut:].split()[:4])
-            # "the 20th term": an ordinal one token, so that the name it qualifies counts
-            tokens = [t.rstrip("s") for t in re.findall(r"\d+(?:st|nd|rd|th)\b|[a-z']+|\d[\d/.,]*",
-                                                        named)]
+            tokens = [t.rstrip("s") for t in _NAMED_TOKEN.findall(named)]
             head = _OF_HEAD.match(step)
             if head and head.group(1).rstrip("s") not in self.names:
                 # "The sum of the first 20 terms is 900" where the 20th term is asked: the
@@ -500,29 +518,29 @@ class AskedQuantity:
                for e in self.expressions):
             return True
         # "\cos\theta = -\frac{4}{5}" for "what is $\cos\theta$?": the asked TeX, then its value
-        if any(re.search(rf"(?:^|[\s$(]){re.escape(name)}\s*=", lowered)
+        if any(compiled(rf"(?:^|[\s$(]){re.escape(name)}\s*=").search(lowered)
                for name in self.names if "\\" in name):
             return True
         # "x \cdot y = 21" for "What is x·y?": the asked product of unknowns, then its value
         products = [name for name in self.names if "·" in name]
         if products:
-            flat = re.sub(r"\\cdot|\\times|[*×]", "·", lowered).replace("$", "").replace(" ", "")
-            if any(re.search(rf"(?<![a-z]){re.escape(name)}=", flat) for name in products):
+            flat = _PRODUCT_SIGN.sub("·", lowered).replace("$", "").replace(" ", "")
+            if any(compiled(rf"(?<![a-z]){re.escape(name)}=").search(flat) for name in products):
                 return True
-        if self.counted and re.search(rf"(?<![\w.])\d[\d,]*\s+{self.counted}s?\b", lowered):
+        if self.counted and compiled(rf"(?<![\w.])\d[\d,]*\s+{self.counted}s?\b").search(lowered):
             return True  # "30! ends in 7 zeros." for "How many trailing zeros ...?"
         if self.rounds and _ROUNDING.search(sentence):
             return True  # "Rounded to the nearest ten that is 140." where that is asked
         if self.scientific and _SCIENTIFIC.search(sentence):
             return True  # "0.00052 = 5.2 × 10⁻⁴ M" for "Write it in scientific notation."
-        if self.percent and re.search(r"\d\s*%", text):
+        if self.percent and _PERCENT.search(text):
             return True  # "The sum grew by 30%." for "By what percent did it grow?"
         # "n = 7", not "m × n = 28": the unknown alone, not a term of a product
         if self.variable is None:
             return False
         relation = r"|[<>≤≥]=?|\\[lg]eq?\b|\\in\b|∈" if self.relation else ""
-        return any(not _OPERAND.search(text, 0, m.start()) for m in re.finditer(
-            rf"(?<![\w\\'|]){self.variable}\s*(?:=|\bis\b{relation})\s*[-−$\d\\(\[]", text))
+        stated = compiled(rf"(?<![\w\\'|]){self.variable}\s*(?:=|\bis\b{relation})\s*[-−$\d\\(\[]")
+        return any(not _OPERAND.search(text, 0, m.start()) for m in stated.finditer(text))
 
 
     def _other_subject(self, lowered: str) -> bool:
@@ -532,16 +550,16 @@ class AskedQuantity:
         if subject is None or not self.names - _GENERIC:  # "how high is the cliff": unnamed
             return False
         head = subject.group(1).rstrip("s")
-        return head not in self.names and re.search(
-            rf"\b{re.escape(head)}", (self.question or "").lower()) is not None
+        return head not in self.names and compiled(rf"\b{re.escape(head)}").search(
+            (self.question or "").lower()) is not None
 
     def set_equal(self, sentence: str) -> bool:
         """Whether a statement sets the asked quantity's own symbol equal to a value ("...,
         so the algorithm stops with gcd(84, 126) = 42"), however the sentence is worded."""
         lowered = latexify(sentence).lower()
-        return any(s in lowered and re.search(rf"(?<![a-z]){re.escape(s)}"
-                                              + (r"[^()=]*\)" if s.endswith("(") else "")
-                                              + r"\s*=\s*[-−$\d\\]", lowered)
+        return any(s in lowered and compiled(rf"(?<![a-z]){re.escape(s)}"
+                                             + (r"[^()=]*\)" if s.endswith("(") else "")
+                                             + r"\s*=\s*[-−$\d\\]").search(lowered)
                    for s in self.symbols)
 
 
@@ -575,7 +593,7 @@ def commits(sentence: str, asked: AskedQuantity) -> bool:
     if REJECTED.search(CONCLUSION.split(_WORDY_BRACKET.sub("", sentence))[-1]):
         return False  # "x = -1 is extraneous.": the value it names is set aside
     if asked.broader and not named and _POINT.search(sentence) and {
-            w.rstrip("s") for w in re.findall(r"[a-z]{3,}", sentence.lower())} & asked.broader:
+            w.rstrip("s") for w in LOWER_WORD.findall(sentence.lower())} & asked.broader:
         return False  # "So the vertex is (3, 5)." where its x-coordinate is asked
     if complement(sentence, asked.question):
         return False  # "The probability of not drawing blue is 13/20.": the asked one's complement
@@ -654,10 +672,10 @@ def in_asked_unit(sentence: str, question: str | None) -> str | None:
     symbol = _SYMBOLS_OF_UNITS.get(name)
     named = rf"(?i:{re.escape(name)}s?)\b" + (rf"|{re.escape(symbol)}(?!\w)" if symbol else "")
     # "90 minutes — one and a half hours": a dash gives it again too, in digits or words
-    found = {m.group(1).replace(",", "") for m in re.finditer(
+    found = {m.group(1).replace(",", "") for m in compiled(
         rf"(?:,?\s+(?i:or|i\.\s?e\.,?|that\s+is,?)\s+|\s\(\s*|\s[—–]\s*)"
-        rf"(\d[\d,]*(?:\.\d+)?|\\frac\{{\d+\}}\{{\d+\}})\s*(?:{named})(?!\s+and\s+\d)",
-        latexify(sentence))}
+        rf"(\d[\d,]*(?:\.\d+)?|\\frac\{{\d+\}}\{{\d+\}})\s*(?:{named})(?!\s+and\s+\d)"
+    ).finditer(latexify(sentence))}
     return found.pop() if len(found) == 1 else None
 
 
@@ -668,13 +686,15 @@ def asked_quantity_of(question: str | None) -> AskedQuantity:
 
 
 def committed_index(closing: list[str], question: str | None) -> int | None:
-    """Of the closing sentences, the index of the last that commits; None if none does."""
+    """Of the closing sentences, the index of the last that commits, or of a correction
+    after one that does; None if none does."""
     asked = asked_quantity_of(question)
-    found = None
-    for index, sentence in enumerate(closing):
-        if commits(sentence, asked) or found is not None and CORRECTION.search(sentence):
-            found = index
-    return found
+    for index in reversed(range(len(closing))):  # from the last: most often it commits
+        if commits(closing[index], asked):
+            return index
+        if CORRECTION.search(closing[index]):
+            return index if any(commits(s, asked) for s in closing[:index]) else None
+    return None
 
 
 # "So sin θ = 0.8, and cos θ = 3/5.": the clauses of a statement of several quantities
@@ -708,7 +728,8 @@ def _in_asked_unit(parts: list[str], question: str | None) -> str | None:
     if unit is None:
         return None
     stem = re.escape(unit.group(1).lower().rstrip("s"))
-    said = [part for part in parts if re.search(rf"\d\s*{stem}s?\b", part, re.IGNORECASE)]
+    in_unit = compiled(rf"\d\s*{stem}s?\b", re.IGNORECASE)
+    said = [part for part in parts if in_unit.search(part)]
     valued = [part for part in parts if _STATES_VALUE.search(part)]
     return said[0] if len(said) == 1 and len(valued) > 1 else None
 
@@ -751,7 +772,8 @@ def _participle_clause(parts: list[str], question: str | None) -> str | None:
     if asked is None or len(parts) < 2:
         return None
     word = re.escape(asked.group(1).lower())
-    held = [part for part in parts if re.search(rf"\b{word}\b", part, re.IGNORECASE)]
+    participle = compiled(rf"\b{word}\b", re.IGNORECASE)
+    held = [part for part in parts if participle.search(part)]
     return held[0] if len(held) == 1 else None
 
 

@@ -68,6 +68,7 @@ from promptmill.extraction.text import (
     CHECK,
     CONCLUSION,
     CORRECTION,
+    DIGIT,
     MEDIUM,
     REJECTED,
     STRONG,
@@ -77,12 +78,14 @@ from promptmill.extraction.text import (
     answer_rows,
     asked_fields,
     boxed,
+    compiled,
     decide,
     first_line,
     hypothetical,
     json_answers,
     refused,
     sentences,
+    settled,
     side_by_side,
     squeeze,
     table_rows,
@@ -217,13 +220,16 @@ _STATES = re.compile(r"\b(?:is|are|was|were|equals?|has|have|holds?|contains?|ta
                      r"costs?|gives?|leaves?|makes?|comes?\s+to|works?\s+out\s+to)\b|=")
 
 
+_AFTER_SENTENCE = re.compile(r"(?<=[.!?])\s")
+
+
 def _answer_sentence(text: str, match: re.Match[str], question: str | None) -> str | None:
     """The value of the sentence that follows a leading "Answer:" ("**Answer:** The mean is
     18."): an answer heading that a full sentence, not a bare value, completes."""
     if not _ANSWER_LEAD.search(text, max(0, match.start() - 12), match.end()):
         return None
     line = text[match.end() : match.end() + 300].split("\n", 1)[0]
-    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    sentence = _AFTER_SENTENCE.split(line, maxsplit=1)[0]
     if not _STATES.search(sentence) or UNDECIDED.search(sentence):
         return None
     value = closing_statement(unbold(sentence), question)
@@ -254,6 +260,12 @@ def _stepped(text: str) -> bool:
     return bool(newline) and _relation(first) and _relation(rest.partition("\n")[0])
 
 
+_TOTAL_LABEL = re.compile(r"total|sum|left|result|answer")
+_BOLD_LINE = re.compile(r"(\*\*|__)(.+?)\1[\s.]*")
+_BOLD_VALUE = re.compile(r"(\*\*|__)(\$?-?\d[^*_:]*?)\1(?=\s)")
+_WORD_LETTERS = re.compile(r"[A-Za-z]{2,}")
+
+
 def _marked(text: str, question: str | None = None) -> list[Candidate]:
     """A table's bold (or total) last row, and a bold value opening the response."""
     found = []
@@ -270,7 +282,7 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
     elif rows:
         start, cells, bold = rows[-1]
         label = cells[0].lower() if cells else ""
-        if bold or re.search(r"total|sum|left|result|answer", label):
+        if bold or _TOTAL_LABEL.search(label):
             filled = [unbold(cell) for cell in cells if cell.strip()]
             value = stated_value(as_math(filled[-1])) if filled else None
             if value is not None and value != HEDGE:
@@ -278,9 +290,9 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
     opening = first_line(text)
     if opening is not None:
         start, line = opening
-        marked = re.fullmatch(r"(\*\*|__)(.+?)\1[\s.]*", line)
+        marked = _BOLD_LINE.fullmatch(line)
         # "**12,600 seconds.** 3.5 hours is ...": a bold value leads, the working follows
-        marked = marked or re.match(r"(\*\*|__)(\$?-?\d[^*_:]*?)\1(?=\s)", line)
+        marked = marked or _BOLD_VALUE.match(line)
         content = marked.group(2) if marked else line
         # "1,000 − 387" heading the working of "What is 1,000 - 387?" repeats the question
         echoed = _flat(content) in _flat(latexify(question or "")) if not marked else False
@@ -290,7 +302,7 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
             echoed = True  # "**Step 1: Add the values.**", "**2. Mean**": a step's heading
         if not marked and _UNSOLVED.search(content) and not _SOLVED_FORM.search(content):
             echoed = True  # "3x ≥ 15." opening the working: a step, the unknown not yet alone
-        if not echoed and (marked or not re.search(r"[A-Za-z]{2,}", content.replace("\\", ""))):
+        if not echoed and (marked or not _WORD_LETTERS.search(content.replace("\\", ""))):
             value = closing_statement(content)
             if value is not None and value != HEDGE and (marked or "=" not in content):
                 found.append(Candidate(start, value, "headline", MEDIUM))
@@ -302,6 +314,9 @@ def _marked(text: str, question: str | None = None) -> list[Candidate]:
 _NUMBERED_STEP = re.compile(r"\s*(?:step\s+\d+\b|\d{1,2}\s*[.)]\s*[A-Za-z])", re.IGNORECASE)
 
 
+_NOT_LABEL = re.compile(r"[^a-z ]")
+
+
 def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) -> Candidate | None:
     """The one table row whose label is the asked quantity's name ("| Tip | $12.90 |" for
     "How much is the tip?"), its last cell's value; None unless exactly one row is so named."""
@@ -310,7 +325,7 @@ def _named_row(rows: list[tuple[int, list[str], bool]], question: str | None) ->
         return None
     found = []
     for start, cells, _ in rows:
-        label = re.sub(r"[^a-z ]", "", unbold(cells[0]).lower()).strip() if cells else ""
+        label = _NOT_LABEL.sub("", unbold(cells[0]).lower()).strip() if cells else ""
         filled = [unbold(cell) for cell in cells[1:] if cell.strip()]
         if label.rstrip("s") in names and filled:
             value = stated_value(as_math(filled[-1]))
@@ -328,9 +343,12 @@ _UNSOLVED = re.compile(r"\d\s*[a-z](?![a-z])[^<>≤≥\n]*(?:[<>≤≥]|\\[lg]e)
 _SOLVED_FORM = re.compile(r"(?<![\w.])[a-z]\s*(?:[<>≤≥]|\\[lg]e)")
 
 
+_SPACES_BRACES_DOLLARS = re.compile(r"[\s{}$]+")
+
+
 def _flat(text: str) -> str:
     """Text without spaces, braces and dollars, its minus signs as ``-``, to compare."""
-    return re.sub(r"[\s{}$]+", "", text.replace("−", "-"))
+    return _SPACES_BRACES_DOLLARS.sub("", text.replace("−", "-"))
 
 
 def _counts_as_digits(sentence: str, noun: str) -> str:
@@ -383,7 +401,7 @@ def _after_correction(sentence: str) -> int:
     """Where a sentence starts saying what it says after correcting itself ("It's 13 — no
     wait, 7 + 5 = 12."): after the correction, if it says something there, else 0."""
     corrections = list(CORRECTION.finditer(sentence))
-    if corrections and re.search(r"\d", sentence[corrections[-1].end() :]):
+    if corrections and DIGIT.search(sentence[corrections[-1].end() :]):
         return corrections[-1].end()
     return 0
 
@@ -411,7 +429,7 @@ def _before_dash(sentence: str) -> str:
     if again and again.group(1).lstrip("-") == again.group(3) and "=" not in sentence[again.end():]:
         return sentence[: again.start("cut")]
     dash = _DASH.search(sentence) or _RESTATED.search(sentence)
-    if dash is None or not re.search(r"\d", sentence[: dash.start()]):
+    if dash is None or not DIGIT.search(sentence[: dash.start()]):
         return sentence
     tail = sentence[dash.end() :]
     return sentence if "=" in tail or CORRECTION.search(tail) else sentence[: dash.start()]
@@ -470,16 +488,19 @@ _PREFIX = {"k": Decimal(1000), "kilo": Decimal(1000), "M": Decimal(10) ** 6,
            "mega": Decimal(10) ** 6, "m": Decimal("0.001"), "milli": Decimal("0.001")}
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
 def in_base_unit(value: str, sentence: str, question: str | None) -> str:
     """A plain value the statement gives in a prefixed form of the unit the question asks in
     ("135 kJ" for "... in joules?"), in that unit (135000); else the value."""
     asked = _BASE_UNIT_ASKED.search(question or "")
-    if asked is None or not re.fullmatch(r"-?\d+(?:\.\d+)?", value):
+    if asked is None or not _PLAIN_NUMBER.fullmatch(value):
         return value
     name = asked.group(1).lower()
     symbol = re.escape(_UNIT_SYMBOLS[name])
-    stated = re.search(rf"(?<![\d.]){re.escape(value)}\s*(?:(k|M|m)(?-i:{symbol})(?!\w)|"
-                       rf"(kilo|mega|milli){name}s?\b)", sentence.replace(",", ""))
+    stated = compiled(rf"(?<![\d.]){re.escape(value)}\s*(?:(k|M|m)(?-i:{symbol})(?!\w)|"
+                      rf"(kilo|mega|milli){name}s?\b)").search(sentence.replace(",", ""))
     if stated is None:
         return value
     scaled = Decimal(value) * _PREFIX[stated.group(1) or stated.group(2)]
@@ -652,18 +673,21 @@ _BOUND = r"-?\s*(?:\d[\d.]*(?:/\d+)?|∞|\\infty)"
 _INTERVAL = re.compile(rf"[\[(]\s*{_BOUND}\s*,\s*{_BOUND}\s*[\])]")
 
 
+_SPACE_BEFORE_CLOSE = re.compile(r"\s+(?=[\])])")
+
+
 def _solution_set(sentence: str, variable: str | None) -> str | None:
     """The last solution set a statement gives for an inequality: an interval ("[7, ∞)") or
     the unknown's relation ("x ≥ 7"), where its words ("at least 7") alone state none."""
     if variable is None:
         return None
     text = sentence.replace("−", "-")
-    found = list(_INTERVAL.finditer(text)) + list(re.finditer(
-        rf"(?<![\w\\]){re.escape(variable)}\s*(?:[<>≤≥]=?|\\[lg]eq?\b)\s*{_BOUND}", text))
+    found = list(_INTERVAL.finditer(text)) + list(compiled(
+        rf"(?<![\w\\]){re.escape(variable)}\s*(?:[<>≤≥]=?|\\[lg]eq?\b)\s*{_BOUND}").finditer(text))
     if not found:
         return None
     value = settle(max(found, key=lambda m: m.start()).group(0))
-    return None if value is None or value == HEDGE else re.sub(r"\s+(?=[\])])", "", value)
+    return None if value is None or value == HEDGE else _SPACE_BEFORE_CLOSE.sub("", value)
 # "\boxed{21}, or is it \boxed{19}?": the second box put as a question against the first
 _OR_IS_IT = re.compile(r"\bor\s+(?:is|was)\s+it\b|\bor\s+should\s+it\s+be\b", re.IGNORECASE)
 # "Could you clarify ...?", "let me know which one you mean": the response asks back instead
@@ -693,15 +717,18 @@ _GOAL = re.compile(r"^\W*(?:(?:we|i)\s+(?:want|need|have|are\s+asked|were\s+aske
 _WORDY_BRACKET = re.compile(r"\([^()\d]*\)")
 
 
+_WORD = re.compile(r"\w+")
+
+
 def _echoes(text: str, question: str | None) -> bool:
     """Whether the response only repeats the question (once or over and over)."""
     text = _RESTATING.sub("", text)
     if not question or len(text) > 8 * len(question) + 20:
         return False
-    asked = " ".join(re.findall(r"\w+", latexify(question).lower()))
+    asked = " ".join(_WORD.findall(latexify(question).lower()))
     said = False  # whether a sentence with words repeats the question
     for _, sentence in sentences(text):  # up to the first sentence that does not
-        words = re.findall(r"\w+", latexify(sentence).lower())
+        words = _WORD.findall(latexify(sentence).lower())
         if not words:
             continue
         # "√12" as the question's "\sqrt{12}"; "Solve for the 8th term of ..." asks "What is
@@ -730,7 +757,9 @@ def extract_math_method(
     elif _echoes(text, question):
         return None, "none"
     else:
-        candidates += _marked(text, question) + _closing(text, question)
+        candidates += _marked(text, question)
+        if not settled(candidates, text):
+            candidates += _closing(text, question)
     chosen = decide(candidates, text) if candidates else None
     blank = _placeholder(text)
     if blank is not None and (chosen is None or chosen.start <= blank):

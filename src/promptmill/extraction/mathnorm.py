@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from promptmill.extraction.text import boxed, squeeze
+from promptmill.extraction.text import OR_WORD, boxed, squeeze
 
 # "eˣ", "2ⁿ": letters written as superscripts too
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺ˣⁿ", "0123456789-+xn")
@@ -234,11 +234,16 @@ def _top_level_split_at_equals(text: str) -> list[str]:
     return [side.strip() for side in sides if side.strip()] or [text]
 
 
+_SEVERAL = re.compile(r"[,=]|\bor\b|\band\b")  # several values, or an assignment
+_ORDER_SIGN = re.compile(r"[<>]|\\[lg]e")
+_MEMBER = re.compile(r"^[a-zA-Z]\s*\\in\s*(.+)$")  # "x \in [2, 5]"
+
+
 def _committed(text: str) -> str:
     """Right-hand sides of assignments; several as a set or a pair; inequalities as intervals."""
-    parts = _top_level_split(text) if re.search(r"[,=]|\bor\b|\band\b", text) else [text]
+    parts = _top_level_split(text) if _SEVERAL.search(text) else [text]
     if len(parts) > 1:
-        if re.search(r"\bor\b", text) and all(_ONE_SIDED.match(part) for part in parts):
+        if OR_WORD.search(text) and all(_ONE_SIDED.match(part) for part in parts):
             # "x < -2 or x > 2": the union of the rays
             return " \\cup ".join(_committed(part) for part in parts)
         assigned = [_ASSIGNMENT.match(part) for part in parts]
@@ -251,9 +256,9 @@ def _committed(text: str) -> str:
                 return values[-1]  # "r = 6 and A = 36\pi": the last quantity found
             return "\\{" + ", ".join(values) + "\\}"  # x = 4 or x = -4; x = 2, 3
         return text
-    if "=" in text and not re.search(r"[<>]|\\[lg]e", text):
+    if "=" in text and not _ORDER_SIGN.search(text):
         text = _top_level_split_at_equals(text)[-1]  # "x = 5/2", "3(2) + 5 = 11": the value
-    member = re.match(r"^[a-zA-Z]\s*\\in\s*(.+)$", text)
+    member = _MEMBER.match(text)
     if member:
         return member.group(1)
     chain = _CHAIN.match(text)

@@ -21,7 +21,7 @@ from promptmill.extraction.mathnorm import (
     number_word,
     opens_with_word_fraction,
 )
-from promptmill.extraction.text import CONCLUSION, alternative_after
+from promptmill.extraction.text import CONCLUSION, OR_WORD, alternative_after
 
 HEDGE = "hedge"
 
@@ -115,6 +115,10 @@ _ABOUT_DATES = re.compile(r"\byears?\b|\bwhen\b|\bcentury\b", re.IGNORECASE)
 
 # after "or"/"and", what carries an expression on: a value, or "x =", "x <", "x \ge"
 _GOES_ON = re.compile(r"\s*[-+$\\(\[{]?\s*[\d\\]|\s*[a-zA-Z]\s*(?:[=<>]|\\[lg]e)")
+# what makes a letter alone part of an expression ("x = 3"), a comma a list's ("2, -3")
+_LETTER_GOES_ON = re.compile(r"\s*[=<>\\^_(]")
+_LIST_GOES_ON = re.compile(r"\s*[-+]?\s*(?:\d|\\infty)")
+_FRACTION = re.compile(r"\\[dt]?frac\{")
 
 _FIRST_VALUE = re.compile(r"(?<![\w.])(?:[(\[]\s*)?[-+]?\s*(?:\d|\\(?:frac|sqrt|pi)\b)")
 
@@ -167,10 +171,10 @@ def _expression(tail: str) -> str:
                     break
             elif len(piece) > 1 and word not in _MATH_WORDS:
                 break
-            elif len(piece) == 1 and end == 0 and not re.match(r"\s*[=<>\\^_(]", following):
+            elif len(piece) == 1 and end == 0 and not _LETTER_GOES_ON.match(following):
                 break  # "a quarter", "x" alone: words, not an expression
         elif piece in ".;!?" or (
-            piece == "," and not re.match(r"\s*[-+]?\s*(?:\d|\\infty)", tail[token.end() :])
+            piece == "," and not _LIST_GOES_ON.match(tail[token.end() :])
         ):
             break
         end = token.end()
@@ -186,7 +190,7 @@ def stated_value(tail: str, words: bool = False) -> str | None:
     # "two-thirds" is 2/3, not "2-thirds"; "one of the most important" counts nothing
     signed = _SIGN_WORD.match(tail) if words else None
     if signed and (opens_with_word_fraction(tail[signed.end() :])
-                   or re.match(r"\\[dt]?frac\{", tail[signed.end() :])):
+                   or _FRACTION.match(tail[signed.end() :])):
         tail = "-" + tail[signed.end() :]  # "minus three quarters" is -3/4
     elif words and not opens_with_word_fraction(tail) and not _PARTITIVE.match(tail):
         tail = NUMBER_WORD.sub(lambda m: str(number_word(m.group(0))), tail, count=1)
@@ -223,13 +227,20 @@ _DASH = re.compile(r"\s[—–]\s")
 # a step of a conclusion that states something: a value, in digits or in words
 _STATING = re.compile(rf"[\d\\]|\b{NUMBER_WORD_BODY}\b", re.IGNORECASE)
 
+_MATH_DELIMITER = re.compile(r"\$|\\[()]")
+
+
 def _unwrapped(text: str) -> str:
     """Text without inline-math delimiters, position for position."""
-    return re.sub(r"\$|\\[()]", lambda m: " " * len(m.group(0)), text)
+    return _MATH_DELIMITER.sub(blank, text)
 
 # a value, then the end of its sentence: "−i." or "−i.**" before an aside
 _ENDED = re.compile(r"\S ?[.!?;](?:\*\*|__)?\s")
 _BARE_FUNCTION = re.compile(r"(?<![\\A-Za-z])(sin|cos|tan|cot|sec|csc|ln|log|pi)(?![A-Za-z])")
+_RELATION = re.compile(r"[=<>]|\\[lg]e")
+_IN_BRACES = re.compile(r"\{(.+)\}")
+_MATH_CHARACTER = re.compile(r"[\d\\]")  # a digit or a TeX command: math, not a word
+_NEGATED_LETTER = re.compile(r"-[a-z]")
 
 
 def settle(expression: str) -> str | None:
@@ -237,8 +248,8 @@ def settle(expression: str) -> str | None:
     expression = expression.strip()
     if not expression or len(expression) > MAX_ANSWER:
         return None
-    if re.search(r"\bor\b", expression) and not re.search(r"[=<>]|\\[lg]e", expression):
-        values = [normalise_math(part) for part in re.split(r"\bor\b", expression)]
+    if OR_WORD.search(expression) and not _RELATION.search(expression):
+        values = [normalise_math(part) for part in OR_WORD.split(expression)]
         numbers = {exact_number(v) for v in values}
         if len(values) == 2 and len(numbers) == 1 and None not in numbers:
             return values[0]  # "0.5 or 1/2": one value said twice
@@ -249,14 +260,14 @@ def settle(expression: str) -> str | None:
         if exact_number(values[0]) is not None and exact_number(values[0]) == exact_number(
                 values[1]):
             return values[0]
-    braces = re.fullmatch(r"\{(.+)\}", expression)
+    braces = _IN_BRACES.fullmatch(expression)
     if braces:
         expression = "\\{" + braces.group(1) + "\\}"
     # "−sin x", "−π": a function or constant by its bare name is the TeX one
     answer = normalise_math(_BARE_FUNCTION.sub(r"\\\1", expression))
     # "−i": a negated letter is an expression, a bare "x" names the unknown
-    return answer if answer and (re.search(r"[\d\\]", answer)
-                                 or re.fullmatch(r"-[a-z]", answer)) else None
+    return answer if answer and (_MATH_CHARACTER.search(answer)
+                                 or _NEGATED_LETTER.fullmatch(answer)) else None
 
 # "The result is 0.7 (multiplying 0.2 by 3 first, then adding 0.1).": an aside in words
 # explains the value; its "then" is not the sentence's conclusion

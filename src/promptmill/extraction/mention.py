@@ -16,6 +16,8 @@ from promptmill.extraction.options import Options, negated, stem
 from promptmill.extraction.text import (
     CORRECTION,
     HOW_MANY,
+    LOWER_WORD,
+    OR_WORD,
     WEAK,
     Candidate,
     bracketed_aside,
@@ -44,6 +46,8 @@ _RANKED_BELOW = re.compile(
 # an option's name, then "or" and another capitalised name (or the other way round)
 _OR_NAME = re.compile(r"^[^,;:]*?\b[A-Z][\w'-]+\s+or\s+(?:maybe\s+|perhaps\s+)?[A-Z][\w'-]+")
 _REMARK_DASH = re.compile(r"\s[—–]\s")
+_TURN = re.compile(r"\bbut\b|\bhowever\b", re.IGNORECASE)
+_WHEREAS = re.compile(r"\bwhereas\b", re.IGNORECASE)
 _CIRCUMSTANCE = re.compile(
     r",\s*(?:(?:right|just|shortly|soon|long|well)\s+)?(?:after|before|until|once|unlike|"
     r"rather\s+than|instead\s+of|using|building\s+on|drawing\s+on|based\s+on|thanks\s+to)\b"
@@ -116,14 +120,14 @@ def _single_option(
             named, statement = before, sentence[: colon.start()]
     if len(named) > 1:
         # "Toronto is the largest city, but the capital is Ottawa": the turn decides
-        parts = re.split(r"\bbut\b|\bhowever\b", sentence, flags=re.IGNORECASE)
+        parts = _TURN.split(sentence)
         if len(parts) > 1:
             named = options.named(parts[-1]) or named
     if len(named) > 1:
         # "..., whereas ...": two things set side by side; the one restating the question
         # decides ("Basalt forms when lava cools, whereas marble needs heat" for "Which rock
         # forms from cooled lava?"), the latter when neither does more
-        parts = re.split(r"\bwhereas\b", sentence, flags=re.IGNORECASE)
+        parts = _WHEREAS.split(sentence)
         if len(parts) > 1:
             kept = parts[0] if _overlap(parts[0], asked) > _overlap(parts[-1], asked) else parts[-1]
             named = options.named(kept) or named
@@ -156,7 +160,7 @@ def _single_option(
         }
         if len(stated) == 1:
             named = stated
-    wavers = len(named) > 1 and (hedged(sentence) or re.search(r"\bor\b", sentence) is not None)
+    wavers = len(named) > 1 and (hedged(sentence) or OR_WORD.search(sentence) is not None)
     if len(named) > 1 and not wavers:
         # "doubling f halves the wavelength": an option said word for word beats an inflection
         verbatim = {index for index in named if options.verbatim(index, sentence)}
@@ -242,10 +246,13 @@ def _counting(sentence: str, options: Options, named: set[int], noun: str) -> se
     return kept if len(kept) == 1 else set()
 
 
+_CLAUSE_OR_CONTRAST = re.compile(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b")
+
+
 def _by_question(sentence: str, options: Options, asked: set[str]) -> set[int]:
     """Of a sentence naming several options, the one named in the clause that restates the
     question ("Water moves up the xylem, while phloem carries sugars": the xylem)."""
-    clauses = re.split(r"[,;:]|\s[—–-]\s|\b(?:while|whereas|but)\b", sentence)
+    clauses = _CLAUSE_OR_CONTRAST.split(sentence)
     scored = []
     for clause in clauses:
         named = options.named(clause)
@@ -468,14 +475,17 @@ def _question_words(question: str) -> frozenset[str]:
 def _acronyms(question: str) -> set[str]:
     """The initials of each run of two or three words in the question ("ic" for
     "integrated circuits"), to know the question again when a response abbreviates it."""
-    words = re.findall(r"[a-z]{3,}", question.lower())
+    words = LOWER_WORD.findall(question.lower())
     return {"".join(w[0] for w in words[i : i + n]) for n in (2, 3)
             for i in range(len(words) - n + 1)}
 
 
+_LONGER_WORD = re.compile(r"[a-z]{4,}")
+
+
 def _content_words(text: str) -> set[str]:
     """A sentence's longer words, stemmed: enough to tell which sentence restates the question."""
-    return {stem(word) for word in re.findall(r"[a-z]{4,}", text.lower())} - _COMMON
+    return {stem(word) for word in _LONGER_WORD.findall(text.lower())} - _COMMON
 
 
 _COMMON = frozenset({"which", "what", "that", "this", "these", "with", "from", "following",

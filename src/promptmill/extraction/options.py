@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from promptmill.extraction.text import compiled
+
 LETTERS = string.ascii_uppercase
 """Choice letters: index 0 is A."""
 
@@ -283,6 +285,9 @@ _TWO_NAMES = re.compile(r"^([^()]+?)\s+\(([^()]+)\)\s*$")  # "Fixing (kill-green
 _NAME_AT_START = re.compile(
     r"\s*(?:(?:da|de|del|der|di|du|la|le|van|von)\s+)?([A-Z][A-Za-zÀ-ÿ-]+)(?:'s)?(?![\w-])"
 )
+_LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]+")
+_LEADING_PRONOUN = re.compile(r"^(?:it|they|this|these|there|the|an?)\s+")
+_NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]")
 _NAME_GOES_ON = re.compile(r"[ \t]+([A-Z][a-zà-ÿ]+)")
 _EPONYM = re.compile(r"^([A-Z][A-Za-zÀ-ÿ-]{2,})'s\s+[a-z]")
 
@@ -317,7 +322,7 @@ class Options:
         for index, choice in enumerate(choices):
             text = str(choice)
             if index < len(LETTERS):  # a leading "A." / "(A)" the dataset may add
-                text = re.sub(rf"^\s*\(?{LETTERS[index]}[).:]\s+", "", text)
+                text = compiled(rf"^\s*\(?{LETTERS[index]}[).:]\s+").sub("", text)
             texts.append(clean(text).strip())
         self.count = min(len(texts), len(LETTERS))
         self.texts = texts[: self.count]  # each option as written (its letter removed)
@@ -346,7 +351,7 @@ class Options:
         )
         # "Maslow" -> the index of "Abraham Maslow"; not a word the question uses ("Africa" of
         # "South Africa" when it asks about Africa)
-        asked = set(re.findall(r"[A-Za-zÀ-ÿ]+", question or ""))
+        asked = set(_LATIN_WORD.findall(question or ""))
         self.names = {w: i for w, i in self._distinctive_names().items() if w not in asked}
         self.elided = self._elided_ordinals()  # "third" -> "Third law", among "First law", ...
         # options of several words, closed up ("hypertextmarkuplanguage"), by index
@@ -410,7 +415,7 @@ class Options:
             eponym = _EPONYM.match(text)  # "Dijkstra's algorithm": "Dijkstra" names it
             if eponym:
                 owners.setdefault(eponym.group(1), set()).add(index)
-            words = re.findall(r"[A-Za-zÀ-ÿ]+", text)
+            words = _LATIN_WORD.findall(text)
             if len(words) < 2 or not all(
                 w[0].isupper() or w in _NAME_PARTICLES for w in words if len(w) > 1
             ):
@@ -421,7 +426,7 @@ class Options:
                 if long_enough and word[0].isupper():
                     owners.setdefault(word, set()).add(index)
         for index, text in enumerate(self.texts):  # a word in any other option is not distinctive
-            for word in re.findall(r"[A-Za-zÀ-ÿ]+", text):
+            for word in _LATIN_WORD.findall(text):
                 if word in owners and index not in owners[word]:
                     owners[word].add(index)
         return {word: next(iter(held)) for word, held in owners.items() if len(held) == 1}
@@ -493,7 +498,7 @@ class Options:
                 if word == phrase[0] and tuple(w for w, _, _ in words[position:end]) == phrase:
                     found.append((words[position][1], words[end - 1][2], index))
         for word, index in self.names.items():
-            for match in re.finditer(rf"\b{re.escape(word)}\b", text):
+            for match in compiled(rf"\b{re.escape(word)}\b").finditer(text):
                 after = _NAME_GOES_ON.match(text, match.end())
                 if after and after.group(1) not in self.texts[index]:
                     continue  # "South America's" is another name than "South Africa"
@@ -623,8 +628,9 @@ class Options:
 
     def verbatim(self, index: int, sentence: str) -> bool:
         """Whether the sentence holds the option's own words as written ("It" aside)."""
-        words = re.sub(r"^(?:it|they|this|these|there|the|an?)\s+", "", self.texts[index].lower())
-        return re.search(rf"(?<![\w]){re.escape(words)}(?![\w])", sentence.lower()) is not None
+        words = _LEADING_PRONOUN.sub("", self.texts[index].lower())
+        as_written = compiled(rf"(?<![\w]){re.escape(words)}(?![\w])")
+        return as_written.search(sentence.lower()) is not None
 
     def paraphrased(self, sentence: str) -> int | None:
         """The one option of three or more content words that ``sentence`` mostly restates
@@ -658,7 +664,7 @@ def _in_order(words: list[str], said: list[str]) -> bool:
 
 def _squash(text: str) -> str:
     """Letters and digits only, lower case: "Hyper Text" and "HyperText" alike."""
-    return re.sub(r"[^a-z0-9]", "", _fold(text))
+    return _NOT_ALPHANUMERIC.sub("", _fold(text))
 
 
 def negated(sentence: str, start: int, end: int) -> bool:

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from promptmill.extraction.mention import HEDGE
 from promptmill.extraction.options import Options, stem, words_of
-from promptmill.extraction.text import bracketed_aside, hedged, sentences
+from promptmill.extraction.text import OR_WORD, bracketed_aside, hedged, sentences
 
 RESTATED = "option_restated"  # method: the closing sentence restates one option in its words
 
@@ -167,9 +167,9 @@ def restated_closing(text: str, options: Options, question: str | None) -> tuple
     start, sentence = found[-1]
     if "?" in sentence or _ASIDE.search(sentence) or bracketed_aside(text, start + 1):
         return start, None
-    wavers = hedged(sentence) or bool(_MAYBE.search(sentence) and re.search(r"\bor\b", sentence))
+    wavers = hedged(sentence) or bool(_MAYBE.search(sentence) and OR_WORD.search(sentence))
     named = bool(options.mentions(sentence))
-    if not named and not wavers and re.search(r"\bor\b", sentence):
+    if not named and not wavers and OR_WORD.search(sentence):
         return start, None  # "X or Y" without a modal: a comparison or a list, no choice
     if named and not wavers or _DENIAL.search(sentence):
         return start, None  # an option said word for word: the other rules read it

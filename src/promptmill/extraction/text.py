@@ -34,13 +34,27 @@ _WORD_IN_MATH = re.compile(
 )
 
 
+LOWER_WORD = re.compile(r"[a-z]{3,}")  # a word of three letters or more, in lower-case text
+OR_WORD = re.compile(r"\bor\b")
+DIGIT = re.compile(r"\d")
+_SPACES = re.compile(r"[^\S\n]+")
+_BLANK_LINES = re.compile(r"\n[ \n]*\n")
+
+
+@lru_cache(maxsize=4096)
+def compiled(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile`` for a pattern built from a question's or an option's words: there are
+    thousands, more than ``re``'s own cache holds (512), which then compiles them over and
+    over and evicts the fixed patterns with them."""
+    return re.compile(pattern, flags)
+
+
 def squeeze(text: str) -> str:
     """Whitespace runs cut short, so no pattern can backtrack over a long one; "\\quad
     \\text{or} \\quad" in math read as the word it sets ("x = 7 or x = -7")."""
     if "\\text" in text or "\\mathrm" in text:
         text = _WORD_IN_MATH.sub(r" \1 ", text)
-    text = re.sub(r"[^\S\n]+", " ", text)
-    return re.sub(r"\n[ \n]*\n", "\n\n", text)
+    return _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text))
 
 
 def closing_braces(text: str) -> dict[int, int]:
@@ -167,10 +181,10 @@ def asked_fields(
     does (``{"flour_grams": 900, "cookies": 36}`` for "How many grams of flour ...?")."""
     if not question or "{" not in text:
         return []
-    asked = {word.rstrip("s") for word in re.findall(r"[a-z]{3,}", question.lower())}
+    asked = {word.rstrip("s") for word in LOWER_WORD.findall(question.lower())}
     found, headed = [], []
     for match in _JSON_FIELD.finditer(text):
-        words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", match.group("key").lower())}
+        words = {w.rstrip("s") for w in LOWER_WORD.findall(match.group("key").lower())}
         if words and words <= asked:
             found.append((match.start(), match.group("value").strip("\"'")))
             if words & heads:
@@ -225,7 +239,7 @@ def first_line(text: str) -> tuple[int, str] | None:
     """The first non-empty line (outside a ``<think>`` block, without a leading check mark or
     bullet) and where it starts."""
     start = 0
-    think = re.match(r"\s*<think>.*?</think>", text, re.DOTALL)
+    think = _THINK.match(text)
     if think:
         start = think.end()
     match = _LINE.search(text, start)
@@ -237,6 +251,7 @@ def first_line(text: str) -> tuple[int, str] | None:
     return match.start() + skip, line[skip:].strip()
 
 
+_THINK = re.compile(r"\s*<think>.*?</think>", re.DOTALL)
 _LINE = re.compile(r"[^\n]*\S[^\n]*")
 _LEADING_MARK = re.compile(r"\s*(?:[✅✔✓☑→➡👉]\ufe0f?|[-•]\s)\s*")
 # A listed option marked as the answer: "- B. Tanzania ✓", "C) Oxygen (correct)".
@@ -465,9 +480,22 @@ def last_value(values: list[Candidate]) -> Candidate | None:
     return best
 
 
+def settled(candidates: list[Candidate], text: str) -> bool:
+    """Whether ``decide`` picks the same among ``candidates`` whatever WEAK candidates join
+    them: its pick is stronger, outside a hypothetical, and no correction follows it. Then
+    the rules that find only weak candidates (the closing sentences') need not run."""
+    for strength in (STRONG, MEDIUM):
+        chosen = last_value([c for c in candidates if c.strength == strength])
+        if chosen is not None:
+            return not hypothetical(text, chosen.start) and corrected_after(
+                text, chosen.start + 1) is None
+    return False
+
+
 def decide(candidates: list[Candidate], text: str) -> Candidate | None:
     """The final commitment: the last strongest statement, unless a correction follows it
-    and a weaker statement after the correction says something else."""
+    and a weaker statement after the correction says something else (``settled`` follows
+    these steps: a change here is one there)."""
     for strength in (STRONG, MEDIUM, WEAK):
         chosen = last_value([c for c in candidates if c.strength == strength])
         if chosen is None:

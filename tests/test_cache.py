@@ -60,7 +60,7 @@ def test_a_job_read_in_many_chunks_takes_every_cached_answer_and_sends_the_rest(
     model = f"http!test-model,api_base={server.url},temperature=0,max_concurrency=4"
     rows = [{"question": q} for q in QUESTIONS]
     cached = [i < 12 or i % 2 == 0 for i in range(len(rows))]
-    earlier = promptmill.run([row for row, hit in zip(rows, cached) if hit], model,
+    earlier = promptmill.run([row for row, hit in zip(rows, cached, strict=True) if hit], model,
                              output=tmp_path / "a.jsonl")
     server.stats.reset()
     result = promptmill.run(rows, model, output=tmp_path / "b.jsonl")
@@ -68,7 +68,7 @@ def test_a_job_read_in_many_chunks_takes_every_cached_answer_and_sends_the_rest(
     assert [r["question"] for r in result] == QUESTIONS
     assert all(r["status"] == "done" and len(r["responses"]) == 1 for r in result)
     assert [bool(r["responses"][0].get("cached")) for r in result] == cached
-    assert [r["responses"][0]["text"] for r, hit in zip(result, cached) if hit] == [
+    assert [r["responses"][0]["text"] for r, hit in zip(result, cached, strict=True) if hit] == [
         r["responses"][0]["text"] for r in earlier]
 
 

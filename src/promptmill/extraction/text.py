@@ -480,37 +480,41 @@ def last_value(values: list[Candidate]) -> Candidate | None:
     return best
 
 
+def _strongest(candidates: list[Candidate], strengths: tuple[int, ...]) -> Candidate | None:
+    """The last candidate of the strongest of ``strengths`` that any candidate has."""
+    for strength in strengths:
+        chosen = last_value([c for c in candidates if c.strength == strength])
+        if chosen is not None:
+            return chosen
+    return None
+
+
 def settled(candidates: list[Candidate], text: str) -> bool:
     """Whether ``decide`` picks the same among ``candidates`` whatever WEAK candidates join
     them: its pick is stronger, outside a hypothetical, and no correction follows it. Then
     the rules that find only weak candidates (the closing sentences') need not run."""
-    for strength in (STRONG, MEDIUM):
-        chosen = last_value([c for c in candidates if c.strength == strength])
-        if chosen is not None:
-            return not hypothetical(text, chosen.start) and corrected_after(
-                text, chosen.start + 1) is None
-    return False
+    chosen = _strongest(candidates, (STRONG, MEDIUM))
+    return chosen is not None and not hypothetical(text, chosen.start) and corrected_after(
+        text, chosen.start + 1) is None
 
 
 def decide(candidates: list[Candidate], text: str) -> Candidate | None:
     """The final commitment: the last strongest statement, unless a correction follows it
     and a weaker statement after the correction says something else (``settled`` follows
     these steps: a change here is one there)."""
-    for strength in (STRONG, MEDIUM, WEAK):
-        chosen = last_value([c for c in candidates if c.strength == strength])
-        if chosen is None:
-            continue
-        if hypothetical(text, chosen.start) and any(
-            c.value != chosen.value and c.value is not None and hypothetical(text, c.start)
-            for c in candidates
-        ):  # "If ^ is a power: \boxed{17}. If it is XOR: ... \boxed{2}": no single answer
-            return Candidate(chosen.start, "hedge", "hedge", chosen.strength)
-        corrected = corrected_after(text, chosen.start + 1)
-        if corrected is not None:
-            later = last_value(
-                [c for c in candidates if c.strength < strength and c.start >= corrected]
-            )
-            if later is not None:
-                return later
-        return chosen
-    return None
+    chosen = _strongest(candidates, (STRONG, MEDIUM, WEAK))
+    if chosen is None:
+        return None
+    if hypothetical(text, chosen.start) and any(
+        c.value != chosen.value and c.value is not None and hypothetical(text, c.start)
+        for c in candidates
+    ):  # "If ^ is a power: \boxed{17}. If it is XOR: ... \boxed{2}": no single answer
+        return Candidate(chosen.start, "hedge", "hedge", chosen.strength)
+    corrected = corrected_after(text, chosen.start + 1)
+    if corrected is not None:
+        later = last_value(
+            [c for c in candidates if c.strength < chosen.strength and c.start >= corrected]
+        )
+        if later is not None:
+            return later
+    return chosen

@@ -71,7 +71,8 @@ class ProviderBucket:
              now: float) -> None:
         """Take in one response's headers for this bucket."""
         self.synced_at = min(self.synced_at, now)
-        self.window = max(self.window, reset)
+        if reset > self.window:
+            self._lengthen(reset)
         if self.windowed:
             if now + reset < self.epoch + 0.5 * self.window:
                 return  # counted in the window before the last reset: old news
@@ -114,6 +115,16 @@ class ProviderBucket:
         # What the provider holds now clears, as far as we know, when it said it would.
         self.reset_at = now + max(self.reset, 0.0)
         self._book(self.capacity, self.reset_at)
+
+    def _lengthen(self, window: float) -> None:
+        """The provider's window is longer than any reset reported before (a job that began
+        just before a fixed window ended saw only its short rest): the sends logged with the
+        shorter window are kept as long as the new one keeps a send, not freed early."""
+        before = self._span()
+        self.window = window
+        if self.log:
+            longer = self._span() - before
+            self.log = deque((expires + longer, units) for expires, units in self.log)
 
     def _book(self, amount: float, expires: float) -> None:
         log = self.log

@@ -98,7 +98,7 @@ def test_a_job_refuses_a_certificate_no_trusted_authority_signed(
 
 CLIENT = textwrap.dedent("""
     import asyncio, json, sys
-    import promptmill.generators.openai_  # imports aiohttp through promptmill.aiohttp_
+    import promptmill.batch_api  # imports aiohttp through promptmill.aiohttp_
     import aiohttp, aiohttp.connector
 
     verified = aiohttp.connector._SSL_CONTEXT_VERIFIED

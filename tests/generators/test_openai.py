@@ -88,3 +88,19 @@ def test_missing_key_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch, tmp_p
 )
 def test_openai_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_key_with_a_line_break_stops_the_job_before_sending_and_is_never_shown(
+        server: TestServer, tmp_path, promptmill_cli) -> None:
+    """A key pasted with its newline (or a header smuggled in after one) would split the
+    request's head: the job stops before its first request and says which variable holds it."""
+    server.stats.reset()
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "hi"}\n')
+    done = promptmill_cli("run", source, "-m", f"http!test-model,api_base={server.url},"
+                          "api_key_env=MY_SERVER_KEY", "-o", tmp_path / "out.jsonl",
+                          env={"MY_SERVER_KEY": "sk-secret-42\r\nX-Injected: 1"})
+    assert done.returncode != 0
+    assert "MY_SERVER_KEY" in done.stderr and "line break" in done.stderr
+    assert "sk-secret-42" not in done.stderr + done.stdout
+    assert sum(server.stats.received.values()) == 0

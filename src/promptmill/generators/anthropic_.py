@@ -1,4 +1,4 @@
-"""Anthropic's Messages API over aiohttp (``anthropic!claude-sonnet-4-5,max_tokens=1024``).
+"""Anthropic's Messages API over HTTP (``anthropic!claude-sonnet-4-5,max_tokens=1024``).
 
 No SDK: the most common non-OpenAI provider needs neither LiteLLM nor Anthropic's client.
 The system prompt goes in ``system``, ``stop`` in ``stop_sequences``; ``max_tokens`` is

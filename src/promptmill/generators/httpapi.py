@@ -1,4 +1,4 @@
-"""The part every HTTP API backend shares: one pooled aiohttp session, the send loop, keys.
+"""The part every HTTP API backend shares: one pooled HTTP client, the send loop, keys.
 
 ``openai!``/``http!``, ``anthropic!`` and ``ollama!`` differ only in the body they send
 (``request_body``) and how they read the answer (``_result``); the session, the timeouts,
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from promptmill.aiohttp_ import aiohttp
 from promptmill.errors import GenerationError, JobFatalError, RequestTimeout, Unavailable
 from promptmill.fastjson import dumps
 from promptmill.generators.base import GenerationRequest, GenerationResult, Generator
+from promptmill.httpclient import HTTPClient
 from promptmill.params import GenerateParams
 
 
@@ -34,8 +35,7 @@ class HTTPAPIGenerator(Generator):
         super().__init__(model, **kwargs)
         self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
         self.timeout = float(self.config.get("timeout", 600))
-        self._session: aiohttp.ClientSession | None = None
-        self._headers: dict[str, str] = {}
+        self._client: HTTPClient | None = None
         # A job sends thousands of requests with the same few params objects: their body
         # fields are built once each (keyed by identity, the object kept so the id stays its).
         self._body_fields: dict[int, tuple[GenerateParams, dict[str, Any]]] = {}
@@ -61,19 +61,18 @@ class HTTPAPIGenerator(Generator):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def start(self) -> None:
-        """Open the job's pooled HTTP session."""
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(30.0, self.timeout))
-        self._headers = {"Content-Type": "application/json", **self.auth_headers(self.api_key())}
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False, headers=self._headers
-        )
+        """Open the job's pool of HTTP connections."""
+        headers = {"Content-Type": "application/json", **self.auth_headers(self.api_key())}
+        try:
+            self._client = HTTPClient(headers, timeout=self.timeout, connect_timeout=30.0)
+        except ValueError as exc:
+            raise JobFatalError(f"{self.key_source()}: {exc}") from None
 
     async def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the HTTP connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     @abc.abstractmethod
     def request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
@@ -86,8 +85,8 @@ class HTTPAPIGenerator(Generator):
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Send each request; exceptions classify what went wrong for the engine."""
-        session = self._session
-        if session is None:
+        client = self._client
+        if client is None:
             raise RuntimeError("generator not started: call start() first")
         if self._check_pending:
             await self._check_before_sending()
@@ -98,23 +97,19 @@ class HTTPAPIGenerator(Generator):
             path, body = self.request_body(request)
             url = self.api_base + path
             try:
-                # Bytes, not str: aiohttp sends them as they are (a str is re-encoded, typed).
-                async with session.post(url, data=dumps(body)) as response:
-                    raw = await response.read()
-                    status = response.status
-                    headers = response.headers
+                status, raw, headers = await client.request("POST", url, dumps(body))
             except asyncio.TimeoutError:
                 # Own kinds (timeout, malformed, server_error), not plain RetryableError: the
                 # retry counters then say which fault caused each retry (robustness suite).
                 raise RequestTimeout(f"no answer from {url} within {self.timeout:g}s") from None
-            except aiohttp.ClientConnectorCertificateError as exc:  # waiting mends none: stop
+            except ssl.SSLCertVerificationError as exc:  # waiting mends none: stop
                 # Only a certificate refused: another TLS failure (a handshake cut short) may
                 # pass on the next connection, and is an outage like a refused connection.
                 raise JobFatalError(
-                    f"{url}: the server's TLS certificate was refused ({exc.certificate_error}); "
+                    f"{url}: the server's TLS certificate was refused ({exc.verify_message}); "
                     "it must be signed by an authority this machine trusts (SSL_CERT_FILE names "
                     "another bundle)") from None
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+            except OSError as exc:
                 raise Unavailable(f"{type(exc).__name__} talking to {url}: {exc}") from None
             results.append(self._result(request, status, raw, headers, url))
         if self._incomplete:

@@ -1,6 +1,7 @@
-"""OpenAI and any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, Gemini), over aiohttp.
+"""OpenAI and any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, Gemini), over HTTP.
 
-The hot path speaks HTTP itself: one pooled ``aiohttp.ClientSession`` per job, no SDK.
+The hot path speaks HTTP itself: one pool of keep-alive connections per job
+(``promptmill.httpclient``), no SDK.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from promptmill import fastjson
-from promptmill.aiohttp_ import aiohttp
 from promptmill.errors import (
     FatalRequestError,
     GenerationError,
@@ -362,17 +362,15 @@ class HTTPGenerator(OpenAIGenerator):
     async def _offered_models(self) -> tuple[list[str], bool] | None:
         """The model names ``GET /models`` lists, and whether the server is one known to
         refuse other names (None: no usable list; the first request says what is wrong)."""
-        assert self._session is not None
+        assert self._client is not None
         try:
-            async with self._session.get(
-                    self.api_base + "/models",
-                    timeout=aiohttp.ClientTimeout(total=min(10.0, self.timeout))) as response:
-                if response.status != 200:
-                    return None
-                entries = (await response.json(content_type=None))["data"]
+            status, raw, _ = await self._client.request(
+                "GET", self.api_base + "/models", timeout=min(10.0, self.timeout))
+            if status != 200:
+                return None
+            entries = fastjson.loads(raw)["data"]
             names = [str(entry["id"]) for entry in entries]
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError,
-                TypeError):
+        except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError):
             return None
         refuses = any(entry.get("owned_by") in _REFUSING_OWNERS for entry in entries)
         return names, refuses

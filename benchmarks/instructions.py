@@ -68,6 +68,7 @@ OBJECT_GROUPS = (
     ("sqlite", "SQLite (library and module)"),
     ("/_json.", "json C module"),
     ("/aiohttp/", "aiohttp C parts (HTTP parser...)"),
+    ("/httptools/", "httptools (llhttp parser)"),
     ("/uvloop/", "uvloop (event loop, libuv)"),
     ("/orjson/", "orjson"),
     ("/multidict/", "multidict, yarl, propcache, frozenlist"),
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = bare_per / per["dispatch"]
         print(f"  bare aiohttp loop:     {bare_per / 1000:7.0f}k instructions a request")
         print(f"  promptmill dispatch:   {per['dispatch'] / 1000:7.0f}k "
-              f"(+{(per['dispatch'] - bare_per) / 1000:.0f}k)")
+              f"({(per['dispatch'] - bare_per) / 1000:+.0f}k beside the bare loop)")
         print(f"  promptmill planning:   {per['plan'] / 1000:7.0f}k a row (open, read, "
               "render, check, plan)")
         print(f"  promptmill export:     {per['export'] / 1000:7.0f}k a row")

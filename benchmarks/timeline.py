@@ -5,7 +5,8 @@ takes from spawn to exit; this says where. Each client runs as its own process, 
 ``process.py`` runs it, with a small probe in front that stamps the clock at phase bounds
 (the interpreter's start is the spawn; imports are timed by wrapping ``__import__``, garbage
 collection by ``gc.callbacks``, both subtracted from the phase they fall in and shown on
-their own; the first POST and the last answer by wrapping aiohttp's ``ClientSession._request``).
+their own; the first POST and the last answer by wrapping the client's request method:
+aiohttp's ``ClientSession._request`` for the bare script, ``HTTPClient.request`` for promptmill).
 The probe's own cost is a few µs a request on both sides alike.
 
     python benchmarks/timeline.py --rows 5000 --repeat 5            # medians of 5, ms
@@ -74,9 +75,18 @@ def _probe(client: str, stamps_path: str, argv: list[str]) -> None:
     builtins.__import__ = timed_import
     gc.callbacks.append(on_gc)
 
-    import aiohttp
+    # The first POST and the last answer: aiohttp's session sends the bare script's requests,
+    # promptmill's own client (promptmill.httpclient) promptmill's.
+    owner: type
+    if client == "bare":
+        import aiohttp
 
-    real_request = aiohttp.ClientSession._request
+        owner, name = aiohttp.ClientSession, "_request"
+    else:
+        from promptmill import httpclient
+
+        owner, name = httpclient.HTTPClient, "request"
+    real_request = getattr(owner, name)
     concurrency = int(argv[argv.index("--max-concurrency") + 1] if client == "promptmill"
                       else argv[3])
     flight = [0, 0]  # requests in flight now, POSTs sent so far
@@ -93,13 +103,13 @@ def _probe(client: str, stamps_path: str, argv: list[str]) -> None:
                 stamps["full"] = time.time()
             stamps["last_post"] = time.time()
         try:
-            return await real_request(self, method, *args, **kwargs)  # type: ignore[arg-type]
+            return await real_request(self, method, *args, **kwargs)
         finally:
             if method == "POST":
                 flight[0] -= 1
                 stamps["last_answer"] = time.time()
 
-    aiohttp.ClientSession._request = probed_request  # type: ignore[assignment]
+    setattr(owner, name, probed_request)
 
     if client == "bare":
         import asyncio

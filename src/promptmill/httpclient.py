@@ -81,9 +81,9 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(MalformedHTTP("the server switched protocols"))
+            self.fail(MalformedHTTP("the server switched protocols"))
         except httptools.HttpParserError as exc:
-            self._fail(MalformedHTTP(f"the server's answer is not valid HTTP/1.1 ({exc})"))
+            self.fail(MalformedHTTP(f"the server's answer is not valid HTTP/1.1 ({exc})"))
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -150,14 +150,9 @@ class _Connection(asyncio.Protocol):
         self._transport.write(data)
         return waiter
 
-    def fail(self, exc: BaseException) -> None:
-        """Give up on the answer awaited (a cancellation, the client closed): the connection
-        goes."""
-        self._fail(exc)
-
     def time_out(self, limit: float) -> None:
         """The exchange took ``limit`` seconds: give up on it."""
-        self._fail(asyncio.TimeoutError(f"no answer within {limit:g}s"))
+        self.fail(asyncio.TimeoutError(f"no answer within {limit:g}s"))
 
     def close(self) -> None:
         """Close the connection (its awaited answer, if any, fails as the socket closes)."""
@@ -165,7 +160,8 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def _fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException) -> None:
+        """Give up on the answer awaited, if any (with ``exc``): the connection goes."""
         waiter = self._waiter
         self._waiter = None
         self.closed = True
@@ -244,11 +240,8 @@ class HTTPClient:
         timer = loop.call_at(deadline, connection.time_out, limit)
         try:
             response = await answer
-        except BaseException as exc:  # cancelled, timed out, cut off: the connection goes
-            if not answer.done():
-                connection.fail(ServerDisconnected("the request was given up"))
-            elif isinstance(exc, asyncio.CancelledError):
-                connection.close()
+        except BaseException:  # cancelled, timed out, cut off: the connection goes
+            connection.fail(ServerDisconnected("the request was given up"))
             raise
         finally:
             timer.cancel()

@@ -86,6 +86,7 @@ class _Connection(asyncio.Protocol):
             self.fail(MalformedHTTP(f"the server's answer is not valid HTTP/1.1 ({exc})"))
 
     def eof_received(self) -> bool:
+        self.closed = True  # the server is done with it (its connection_lost comes later)
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -145,10 +146,19 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future[HTTPResponse]:
         """Write one request; the future is its answer."""
-        assert self._transport is not None
         self._waiter = waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(data)
+        if not self.usable():  # closed since it was made or last used: asyncio's transport
+            # would drop the bytes (the answer never coming), uvloop's refuse them
+            self.fail(ServerDisconnected("the server closed the connection before the request "
+                                         "was sent"))
+        else:
+            self._transport.write(data)  # type: ignore[union-attr]  # usable: it has one
         return waiter
+
+    def usable(self) -> bool:
+        """Whether a request may be written: neither side has closed or begun closing it."""
+        transport = self._transport
+        return not self.closed and transport is not None and not transport.is_closing()
 
     def time_out(self, limit: float) -> None:
         """The exchange took ``limit`` seconds: give up on it."""
@@ -246,7 +256,7 @@ class HTTPClient:
         finally:
             timer.cancel()
             self._busy.discard(connection)
-        if connection.keep_alive and not connection.closed and not self._closed:
+        if connection.keep_alive and connection.usable() and not self._closed:
             self._idle[server].append(connection)
         else:
             connection.close()
@@ -288,8 +298,9 @@ class HTTPClient:
         idle = self._idle.get(server)  # none after close()
         while idle:
             connection = idle.pop()
-            if not connection.closed:
+            if connection.usable():
                 return connection
+            connection.close()
         return None
 
     async def _connect(self, server: _Server, deadline: float) -> _Connection:

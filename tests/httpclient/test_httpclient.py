@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from promptmill.httpclient import HTTPClient, MalformedHTTP, ServerDisconnected
+from promptmill.httpclient import HTTPClient, MalformedHTTP, ServerDisconnected, _Connection
 
 Answer = Callable[[bytes], "bytes | None"]  # a request's bytes -> the reply (None: close)
 
@@ -250,3 +250,28 @@ async def test_a_closed_client_sends_nothing_more(serve) -> None:
     with pytest.raises(ServerDisconnected, match="closed"):
         await client.request("POST", server.url, b"two")
     assert len(server.requests) == 1
+
+
+
+async def test_a_connection_closed_before_its_request_is_written_fails_as_disconnected(
+        serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that closes a connection as it is made (one restarting, one at its limit):
+    the close is seen before the request is written. The request fails at once as
+    disconnected, which the engine retries: not with uvloop's error for a closed transport
+    (that failed the job), nor by waiting out the timeout for an answer to bytes asyncio's
+    transport dropped. The next connection is used as usual."""
+    server = await serve(echo)
+    made = _Connection.connection_made
+
+    def made_then_closed(connection: _Connection, transport: asyncio.BaseTransport) -> None:
+        made(connection, transport)
+        transport.close()
+
+    monkeypatch.setattr(_Connection, "connection_made", made_then_closed)
+    client = HTTPClient({}, 2)
+    with pytest.raises(ServerDisconnected, match="before the request was sent"):
+        await client.request("POST", server.url, b"one")
+    monkeypatch.undo()
+    assert (await client.request("POST", server.url, b"two")).body == b"two"
+    assert [request.split(b"\r\n\r\n")[1] for request in server.requests] == [b"two"]
+    await client.close()

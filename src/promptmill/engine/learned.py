@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from promptmill.engine.mirror import LimiterEvent
+from promptmill.engine.pace import CATCH_UP
 
 # Learned rates stay a little under what the provider accepted, so the bucket never drains.
 _LEARNED_MARGIN = 0.98
@@ -70,15 +71,16 @@ class LearnedRate:
     cut again.
     """
 
-    __slots__ = ("base", "since", "tat", "window_at", "accepted", "refused_n", "reacted_at",
-                 "checking_at", "check_left", "check_refused", "check_accepted", "noise",
-                 "guess", "last_cut", "windowed", "events", "trial")
+    __slots__ = ("base", "since", "tat", "catch_up_at", "window_at", "accepted", "refused_n",
+                 "reacted_at", "checking_at", "check_left", "check_refused", "check_accepted",
+                 "noise", "guess", "last_cut", "windowed", "events", "trial")
 
     def __init__(self, events: list[LimiterEvent]) -> None:
         self.events = events  # the limiter's state changes not yet written
         self.base = 0.0  # requests/s set at the last cut (0: none, send freely)
         self.since = 0.0  # when ``base`` was set; probing grows the rate from there
         self.tat = 0.0  # theoretical arrival time of the next request
+        self.catch_up_at = 0.0  # catching up slots slept through: no send before this
         self.window_at: float | None = None  # the refusal episode the measure starts from
         self.accepted = 0  # answers the provider accepted since ``window_at``
         self.refused_n = 0  # refusals since ``window_at``
@@ -89,8 +91,9 @@ class LearnedRate:
         self.check_accepted = 0  # of those peers, how many were accepted
         self.noise = 0.0  # share of refusals seen that were no limit (cut only beyond it)
         self.guess = 0.0  # the first-episode guess, requests/s
-        # (rate before, when, refusal episodes since) of the last measured cut
-        self.last_cut: tuple[float, float, int] | None = None
+        # (rate before, when, refusal episodes since, refused share before) of the last
+        # measured cut
+        self.last_cut: tuple[float, float, int, float] | None = None
         self.windowed = False  # the first refusal was a window's (see _first_episode)
         # The trial after a first refusal read as a bucket's (see _plan_trial); None: none.
         self.trial: _Trial | None = None
@@ -111,7 +114,7 @@ class LearnedRate:
         """The trial's sends not yet made (0: no trial sending; the learned pace holds)."""
         return self.trial.left if self.trial is not None else 0
 
-    def trial_send(self, now: float) -> None:
+    def _trial_send(self, now: float) -> None:
         """Book one of the trial's sends (they go at once, not at the learned pace)."""
         trial = self.trial
         assert trial is not None
@@ -120,6 +123,26 @@ class LearnedRate:
         trial.last = now
         if not trial.left:  # the pace resumes after the trial, not at the same instant
             self.tat = now + 1.0 / self.rate(now)
+
+    def book(self, now: float, keep: float) -> None:
+        """Book one send now (a trial's, or at the learned pace).
+
+        A send a little late (a busy loop) keeps its slot in the schedule, so the next ones
+        catch up, the provider having refilled meanwhile; after a gap longer than ``keep``
+        the schedule starts afresh. A catch-up goes at most at ``CATCH_UP`` times the pace: a
+        clump of the slots a stall slept through overfills a window's slice.
+        """
+        if self.trial_left:
+            self._trial_send(now)
+            return
+        slot = 1.0 / self.rate(now)
+        if now - self.tat > slot:
+            self.catch_up_at = now + slot / CATCH_UP
+        self.tat = (self.tat if now - self.tat < keep else now) + slot
+
+    def next_send(self) -> float:
+        """When the learned pace lets the next request go (clock time)."""
+        return max(self.tat, self.catch_up_at)
 
     def _trial_answer(self, sent_at: float, accepted: bool) -> None:
         trial = self.trial
@@ -179,17 +202,22 @@ class LearnedRate:
             return
         last_cut = self.last_cut
         if last_cut is not None and now - last_cut[1] < _WINDOW:
-            episodes = last_cut[2] + 1
+            rate_before, cut_at, episodes, share_before = last_cut
+            episodes += 1
             share = self.refused_n / (self.refused_n + self.accepted)
-            if episodes < 2 or share < _NOISY:
-                self.last_cut = (last_cut[0], last_cut[1], episodes)
-                return  # once may be jitter at the bucket's edge
+            if episodes < 2 or share < max(_NOISY, 0.8 * share_before):
+                # Once may be jitter at the bucket's edge. Refusals that fell with the cut
+                # depend on our rate: it is still a little over (a window's slices put up to
+                # a slice more in the span measured); the next measure cuts again.
+                self.last_cut = (rate_before, cut_at, episodes, share_before)
+                return
             # Refused again and again right after a measured cut, which was under what the
-            # provider had accepted: these refusals do not depend on our rate. Undo the cut
-            # and only cut again for refusals beyond this level.
+            # provider had accepted, and about as often as before it: these refusals do not
+            # depend on our rate. Undo the cut and only cut again for refusals beyond this
+            # level.
             self.noise = max(self.noise, share)
             self.last_cut = None
-            self._set(max(last_cut[0], self.rate(now)), now)
+            self._set(max(rate_before, self.rate(now)), now)
             self._new_window(now)
             return
         if self.window_at is None:
@@ -205,7 +233,7 @@ class LearnedRate:
             current = self.rate(now)
             estimate = (self.accepted - 1) / span
             self._set(_LEARNED_MARGIN * min(estimate, current), now)
-            self.last_cut = (current, now, 0)
+            self.last_cut = (current, now, 0, share)
         self._new_window(now)
 
     def _new_window(self, now: float) -> None:

@@ -188,7 +188,7 @@ class RateLimiter:
                 wait, binding = mirror, ("provider tokens window" if tokens_bucket.windowed
                                          else "provider tokens allowance")
         if self._learned.base and not self._learned.trial_left:
-            learned = self._learned.tat - now
+            learned = self._learned.next_send() - now
             if learned > wait:
                 wait, binding = learned, "learned"
         if wait <= _EPSILON:
@@ -228,14 +228,8 @@ class RateLimiter:
             requests.take(1, now)
         if tokens_bucket.capacity:
             tokens_bucket.take(tokens, now)
-        learned = self._learned
-        if learned.base and learned.trial_left:
-            learned.trial_send(now)
-        elif learned.base:
-            # A send a little late (a busy loop) keeps its slot in the schedule, so the next
-            # catches up; the provider refilled meanwhile. After a longer gap: start afresh.
-            start = learned.tat if now - learned.tat < self._burst else now
-            learned.tat = start + 1.0 / learned.rate(now)
+        if self._learned.base:
+            self._learned.book(now, self._burst)
         return now
 
     async def acquire(self, tokens: int, model: str | None = None) -> float:

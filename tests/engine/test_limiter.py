@@ -466,3 +466,40 @@ def test_a_fixed_window_first_seen_near_its_end_keeps_the_next_windows_sends(
                    duration=6, latency=0.001, workers=64)
     assert len(out.refused) <= 2  # the one refusal that shows the window is not a bucket
     assert out.steady_rate(1, 6) >= 0.9 * 100
+
+
+@pytest.mark.parametrize("latency", [0.005, 0.2])
+@pytest.mark.parametrize(("kind", "windowed"), [("fixed", True), ("quantized", True),
+                                                ("bucket", False)])
+def test_a_window_is_told_by_its_headers_before_a_refusal(
+        monkeypatch: pytest.MonkeyPatch, kind: str, windowed: bool, latency: float) -> None:
+    """Headers sent, a job begun a tenth of a second before a window ends. Near its end a
+    window reports a short reset for a large deficit, which read as a bucket's is a refill
+    of thousands a second (11,000/s from a quarter-second slice of 25), and when the next
+    window (or slice) began the mirror sent a concurrency's worth into it: 15 to 39 refused,
+    33 in one CI run, where the test server's windows fall where the clock puts them. An
+    answer before had said one unit takes a tenth of a second to come back: no bucket says
+    both, and the mirror counts its sends per window from then on, before any refusal. A
+    bucket's headers never disagree so (its reset is its deficit over its rate)."""
+    monkeypatch.setattr(limits.time, "time", lambda: 0.9)
+    clock = FakeClock()
+    lim = limiter(clock, slow_start=True)
+    out = simulate(lim, clock, RateLimits(requests=100, window=1.0, kind=kind, quanta=4),
+                   duration=6, latency=latency, workers=64)
+    assert lim._provider_requests.windowed == windowed
+    assert out.refused == []
+    assert out.steady_rate(1, 6) >= 0.97 * 100
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["durations", "instants"])
+def test_only_resets_measured_as_durations_tell_a_window(exact: bool) -> None:
+    """One answer: a unit takes a tenth of a second to come back; the next: eleven come back
+    in a millisecond. OpenAI's resets are durations the provider measured, and no bucket
+    says both. Anthropic's are instants on the provider's clock, in whole seconds, read
+    against ours: they bound nothing so finely, and the mirror stays a bucket."""
+    lim = limiter(FakeClock())
+    lim.observe(RateLimitInfo(limit_requests=25, remaining_requests=24, reset_requests_s=0.1,
+                              reset_exact=exact))
+    lim.observe(RateLimitInfo(limit_requests=25, remaining_requests=14,
+                              reset_requests_s=0.001, reset_exact=exact))
+    assert lim._provider_requests.windowed == exact

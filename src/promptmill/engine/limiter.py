@@ -343,11 +343,11 @@ class RateLimiter:
         if (info.limit_requests and info.remaining_requests is not None
                 and info.reset_requests_s is not None):
             requests.sync(info.limit_requests, info.remaining_requests,
-                          info.reset_requests_s, inflight_requests, now)
+                          info.reset_requests_s, inflight_requests, now, info.reset_exact)
         if (info.limit_tokens and info.remaining_tokens is not None
                 and info.reset_tokens_s is not None):
             tokens.sync(info.limit_tokens, info.remaining_tokens,
-                        info.reset_tokens_s, inflight_tokens, now)
+                        info.reset_tokens_s, inflight_tokens, now, info.reset_exact)
 
     def _mirrors(self, model: str | None
                  ) -> tuple[ProviderBucket, ProviderBucket, int, int]:

@@ -10,6 +10,8 @@ from collections import deque
 # A windowed mirror's window is the provider's plus this share and these seconds.
 WINDOW_SLACK = 0.01
 WINDOW_SLACK_S = 0.002
+# Headers whose rate bounds disagree by more than this factor are no bucket's.
+BUCKET_TOLERANCE = 2.0
 
 
 class LimiterEvent:
@@ -34,7 +36,9 @@ class ProviderBucket:
     refills at the rate the headers imply. Providers that count fixed windows, a sliding
     window or quantized slices do not refill in between, and a mirror that assumes they do
     sends into an empty window. A refusal of a request sent while the mirror said there was
-    room is evidence of that: the mirror turns ``windowed``. From then on it keeps a log of
+    room is evidence of that, and so are headers no bucket gives (a short reset for a large
+    deficit after a long one for a small deficit: a window near its end): the mirror turns
+    ``windowed``. From then on it keeps a log of
     its own sends and allows at most ``limit`` of them in any window, the window being the
     longest ``reset`` the provider reported (a sliding window's length, a fixed window's or
     a slice's); what the provider says is left (``remaining``) is trusted over the log when
@@ -43,8 +47,9 @@ class ProviderBucket:
     window's rate, which every window kind allows.
     """
 
-    __slots__ = ("capacity", "rate", "level", "stamp", "reset", "windowed", "window", "log",
-                 "used", "synced_at", "slack", "reset_at", "epoch", "events", "kind", "source")
+    __slots__ = ("capacity", "rate", "ceiling", "level", "stamp", "reset", "windowed", "window",
+                 "log", "used", "synced_at", "slack", "reset_at", "epoch", "events", "kind",
+                 "source")
 
     def __init__(self, events: list[LimiterEvent], kind: str,
                  source: str = "x-ratelimit-limit header") -> None:
@@ -53,6 +58,7 @@ class ProviderBucket:
         self.source = source  # the event's detail: where the limit came from
         self.capacity = 0  # the provider's limit (0: never reported)
         self.rate = 0.0  # a lower bound of the refill rate, units/s (0: not known yet)
+        self.ceiling = math.inf  # an upper bound of it, were the provider a bucket
         self.level = math.inf  # units believed available at ``stamp``, in flight deducted
         self.stamp = 0.0  # clock time of ``level``
         self.reset = 0.0  # the last reported seconds-to-full, the wait while rate is unknown
@@ -68,8 +74,9 @@ class ProviderBucket:
         self.epoch = -math.inf  # windowed: when that last happened (the log was cleared)
 
     def sync(self, limit: int, remaining: int, reset: float, inflight: float,
-             now: float) -> None:
-        """Take in one response's headers for this bucket."""
+             now: float, exact: bool = True) -> None:
+        """Take in one response's headers for this bucket (``exact``: ``reset`` is a duration
+        the provider measured, to the millisecond or the second)."""
         self.synced_at = min(self.synced_at, now)
         if reset > self.window:
             self._lengthen(reset)
@@ -91,13 +98,26 @@ class ProviderBucket:
                 self._forget(-gap)
             return
         if limit != self.capacity:
-            self.capacity, self.rate = limit, 0.0  # a new limit: forget the old rate
+            # a new limit: forget the old rate and its bounds
+            self.capacity, self.rate, self.ceiling = limit, 0.0, math.inf
             self.events.append(LimiterEvent(now, self.kind, limit, self.source))
         deficit = limit - remaining
         if deficit >= 2 and reset > 0:
             # remaining is floored and reset rounded up, so this bounds the rate from below;
             # the best bound seen so far is kept (steady state, deficit ~ limit, is tight).
             self.rate = max(self.rate, (deficit - 1) / reset)
+        # And from above: a bucket takes reset to refill at most deficit + 1 units. A reset
+        # in whole seconds may have been rounded by up to one.
+        resolution = 1.0 if reset >= 1 and reset == int(reset) else 0.001
+        if exact and reset > resolution:
+            self.ceiling = min(self.ceiling, (deficit + 1) / (reset - resolution))
+        if self.rate > BUCKET_TOLERANCE * self.ceiling:
+            # No bucket is that: one answer said a unit takes long to come back, another
+            # that the whole allowance comes back at once (a fixed window or a slice near
+            # its end; a sliding window's steady reset). Count sends per window from now.
+            self.windowed = True
+            self.sync(limit, remaining, reset, inflight, now, exact)
+            return
         self.level = remaining - inflight
         self.stamp = now
         self.reset = reset

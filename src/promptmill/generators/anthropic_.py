@@ -83,8 +83,9 @@ def parse_anthropic_headers(headers: Any) -> RateLimitInfo | None:
         reset_requests_s=_reset_seconds(headers.get("anthropic-ratelimit-requests-reset"), now),
         reset_tokens_s=_reset_seconds(headers.get("anthropic-ratelimit-tokens-reset"), now),
         retry_after_s=retry_after,
+        reset_exact=False,
     )
-    return None if info == RateLimitInfo() else info
+    return None if info == RateLimitInfo(reset_exact=False) else info
 
 
 class AnthropicGenerator(HTTPAPIGenerator):

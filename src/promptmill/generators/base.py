@@ -100,6 +100,9 @@ class RateLimitInfo:
     reset_requests_s: float | None = None
     reset_tokens_s: float | None = None
     retry_after_s: float | None = None
+    # The resets are durations the provider measured (OpenAI's), not instants on its clock
+    # read against ours (Anthropic's: whole seconds, and any skew between the clocks).
+    reset_exact: bool = True
 
 
 @dataclass(slots=True)

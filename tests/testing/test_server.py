@@ -575,9 +575,10 @@ async def test_stats_count_answered_and_faulted_requests_apart(make_server: Any)
     bodies = [chat(f"row {i}") for i in range(20)]
     async with aiohttp.ClientSession() as session:
         # Retry each body until it is answered, as a client would.
+        refused = Counter[str]()
         for body in bodies:
             while (await post(server.url + CHAT, body, session=session))[0] != 200:
-                pass
+                refused[request_key(body)] += 1
         await post(server.url + CHAT, {"model": "m"}, session=session)
     stats = server.stats
     assert all(stats.times_answered(body) == 1 for body in bodies)
@@ -585,13 +586,16 @@ async def test_stats_count_answered_and_faulted_requests_apart(make_server: Any)
     assert stats.times_answered(chat("never sent")) == 0
     failures = stats.faults["server_error"]
     assert failures > 0
+    # Which request each fault went to, as the client saw it.
+    assert {key: dict(faults) for key, faults in stats.faults_by_prompt.items()} == {
+        key: {"server_error": count} for key, count in refused.items()}
     assert stats.received["/v1/chat/completions"] == 20 + failures + 1
     assert stats.statuses == {200: 20, 500: failures, 400: 1}
     assert stats.completed == {"/v1/chat/completions": 20}
     assert stats.prompt_tokens == 2 * 20
     assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens > 40
     stats.reset()
-    assert stats.total_completed == 0 and not stats.received
+    assert stats.total_completed == 0 and not stats.received and not stats.faults_by_prompt
 
 
 def test_request_key_ignores_key_order_and_volatile_fields() -> None:

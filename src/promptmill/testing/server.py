@@ -503,6 +503,7 @@ class TestServer:
         fault = self._picker.pick() if self._picker is not None else None
         if fault is not None:
             stats.faults[fault] += 1
+            stats.faults_by_prompt[request_key(parsed.body)][fault] += 1
             if fault == "slow":
                 await asyncio.sleep(self.faults.slow_seconds)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +50,9 @@ class ServerStats:
     - ``completed``: requests answered with a valid 200, by path; a ``slow`` one counts here
       too, since its answer is right, only late.
     - ``completed_by_prompt``: the same, by ``request_key(body)``: "answered exactly once".
+    - ``faults_by_prompt``: the injected faults, by ``request_key(body)`` then kind: with
+      ``completed_by_prompt``, what the server gave each request, to match attempt by attempt
+      against what a client saw (an outage's drops, before the body is read, are not in it).
     - ``prompt_tokens`` / ``completion_tokens``: summed over completed requests.
     """
 
@@ -59,6 +62,8 @@ class ServerStats:
     rate_limited: Counter[str] = field(default_factory=Counter)
     completed: Counter[str] = field(default_factory=Counter)
     completed_by_prompt: Counter[str] = field(default_factory=Counter)
+    faults_by_prompt: defaultdict[str, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter))
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -79,7 +84,7 @@ class ServerStats:
     def reset(self) -> None:
         """Zero every counter (for a server shared between tests)."""
         for counter in (self.received, self.statuses, self.faults, self.rate_limited,
-                        self.completed, self.completed_by_prompt):
+                        self.completed, self.completed_by_prompt, self.faults_by_prompt):
             counter.clear()
         self.prompt_tokens = self.completion_tokens = 0
 
@@ -92,6 +97,8 @@ class ServerStats:
             "rate_limited": dict(self.rate_limited),
             "completed": dict(self.completed),
             "completed_by_prompt": dict(self.completed_by_prompt),
+            "faults_by_prompt": {key: dict(faults)
+                                 for key, faults in self.faults_by_prompt.items()},
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,

@@ -333,6 +333,27 @@ def test_refusals_that_do_not_depend_on_the_rate_teach_no_rate() -> None:
     assert len(out.accepted) > 10_000  # not slowed to a crawl: only the 10 ms pauses
 
 
+@pytest.mark.parametrize("kind", ["bucket", "fixed", "quantized"])
+@pytest.mark.parametrize("noise", [0.05, 0.2])
+def test_a_limit_is_learned_through_refusals_that_are_no_limit(
+        monkeypatch: pytest.MonkeyPatch, kind: str, noise: float) -> None:
+    """Headers hidden, a limit of 100/s, and a share of accepted requests refused anyway (an
+    overloaded provider's 429s). The limit's refusals are told from the others by their level
+    over them, which is read from the requests sent just after each cut (then under the
+    limit), not from windows read while probing over it or from a handful of answers: one
+    such reading (43% at 2% noise) let the rate overshoot until a third of every second's
+    requests were refused; and, the level unknown, each reading cut by the noise's share
+    (20%: 100 -> 38/s). Ideal: 100 * (1 - noise) accepted a second, ``noise`` refused."""
+    monkeypatch.setattr(limits.time, "time", lambda: 0.0)
+    clock = FakeClock()
+    lim = limiter(clock, slow_start=True)
+    out = simulate(lim, clock, RateLimits(requests=100, window=1.0, kind=kind, quanta=4),
+                   duration=20, headers=False, workers=64, latency=0.01, noise=noise)
+    print(f"{out.steady_rate(2, 20):.1f}/s, refused {out.refused_share(start=2):.2%}")
+    assert out.steady_rate(2, 20) >= 0.85 * 100 * (1 - noise)
+    assert out.refused_share(start=2) <= noise + 0.1
+
+
 def test_stated_limits_are_never_exceeded() -> None:
     clock = FakeClock()
     lim = limiter(clock, rpm=100 * 60)

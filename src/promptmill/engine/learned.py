@@ -39,8 +39,18 @@ _NOISY = 0.05
 # when the two readings' rates differ by more than this factor; at most this many sends.
 _TRIAL_DIFFERS = 2.0
 _TRIAL_MAX = 16
+# A refused share above the level of refusals that are no limit (noise) counts as a limit
+# reached only beyond this many standard deviations of that level's sampling (a window of 60
+# answers at 20% noise refuses 10-30% by chance), and at least _NOISE_MARGIN beyond it.
+_NOISE_DEVIATIONS = 2.0
+_NOISE_MARGIN = 0.02
 # A learned rate never goes below one request a minute.
 _MIN_RATE = 1 / 60
+
+
+def _noise_margin(noise: float, answered: int) -> float:
+    """How far above ``noise`` a window's refused share of ``answered`` must be to count."""
+    return max(_NOISE_MARGIN, _NOISE_DEVIATIONS * math.sqrt(noise * (1 - noise) / answered))
 
 
 class _Trial:
@@ -67,13 +77,17 @@ class LearnedRate:
     least ``_WINDOW`` seconds after the last measure measures what the provider accepted in
     between: the bucket was empty at both ends, so that is its refill rate, and the rate is
     cut to just under it, then probes upwards. Refusals that come back right after such a
-    cut do not depend on our rate: the cut is undone, and only refusals beyond that level
-    cut again.
+    cut as often as before it do not depend on our rate (noise): the cut is undone, and
+    only refusals beyond their level cut again. That level is read again after each later
+    cut, from the requests sent at the cut rate (under the limit), never from a window read
+    while probing over it; a window's share counts as over it only beyond its sampling's
+    spread.
     """
 
     __slots__ = ("base", "since", "tat", "catch_up_at", "window_at", "accepted", "refused_n",
                  "reacted_at", "checking_at", "check_left", "check_refused", "check_accepted",
-                 "noise", "guess", "last_cut", "windowed", "events", "trial")
+                 "noise", "noise_refused", "noise_answered", "guess", "last_cut",
+                 "cut_refused", "cut_accepted", "windowed", "events", "trial")
 
     def __init__(self, events: list[LimiterEvent]) -> None:
         self.events = events  # the limiter's state changes not yet written
@@ -90,10 +104,16 @@ class LearnedRate:
         self.check_refused = 0  # of those peers, how many were refused
         self.check_accepted = 0  # of those peers, how many were accepted
         self.noise = 0.0  # share of refusals seen that were no limit (cut only beyond it)
+        # ... read from these answers, refused of answered: each reading halves the earlier
+        # ones' weight, so one read from a handful of answers soon fades
+        self.noise_refused = self.noise_answered = 0.0
         self.guess = 0.0  # the first-episode guess, requests/s
         # (rate before, when, refusal episodes since, refused share before) of the last
         # measured cut
         self.last_cut: tuple[float, float, int, float] | None = None
+        # Answers to the requests sent in the first _WINDOW after the last measured cut:
+        # refused, accepted.
+        self.cut_refused = self.cut_accepted = 0
         self.windowed = False  # the first refusal was a window's (see _first_episode)
         # The trial after a first refusal read as a bucket's (see _plan_trial); None: none.
         self.trial: _Trial | None = None
@@ -163,11 +183,18 @@ class LearnedRate:
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
         self.accepted += 1
+        if self._sent_after_cut(sent_at):
+            self.cut_accepted += 1
         if self.trial is not None:
             self._trial_answer(sent_at, True)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_accepted += 1
             self._check_peer()
+
+    def _sent_after_cut(self, sent_at: float) -> bool:
+        """Whether a request went at the rate of the last measured cut (its first _WINDOW)."""
+        last_cut = self.last_cut
+        return last_cut is not None and 0.0 <= sent_at - last_cut[1] < _WINDOW
 
     def lost(self, sent_at: float) -> None:
         """A request that got no answer (connection failure): neither accepted nor refused."""
@@ -183,6 +210,8 @@ class LearnedRate:
         refusal, see ``_first_episode``); ``window_reading``: that rate however the refusal
         reads, and the answers accepted so far (for the trial)."""
         self.refused_n += 1
+        if self._sent_after_cut(sent_at):
+            self.cut_refused += 1
         self._trial_answer(sent_at, False)
         if self.checking_at is not None and sent_at < self.checking_at:
             self.check_refused += 1
@@ -204,8 +233,11 @@ class LearnedRate:
         if last_cut is not None and now - last_cut[1] < _WINDOW:
             rate_before, cut_at, episodes, share_before = last_cut
             episodes += 1
-            share = self.refused_n / (self.refused_n + self.accepted)
-            if episodes < 2 or share < max(_NOISY, 0.8 * share_before):
+            # Only requests sent at the cut rate tell (those sent before it met the old one).
+            answered = self.cut_refused + self.cut_accepted
+            share = self.cut_refused / answered if answered else 0.0
+            if (episodes < 2 or answered < _MIN_SAMPLE or now - cut_at < _WINDOW / 2
+                    or share < max(_NOISY, 0.8 * share_before)):
                 # Once may be jitter at the bucket's edge. Refusals that fell with the cut
                 # depend on our rate: it is still a little over (a window's slices put up to
                 # a slice more in the span measured); the next measure cuts again.
@@ -215,7 +247,7 @@ class LearnedRate:
             # provider had accepted, and about as often as before it: these refusals do not
             # depend on our rate. Undo the cut and only cut again for refusals beyond this
             # level.
-            self.noise = max(self.noise, share)
+            self._noise_seen(self.cut_refused, answered)
             self.last_cut = None
             self._set(max(rate_before, self.rate(now)), now)
             self._new_window(now)
@@ -226,15 +258,29 @@ class LearnedRate:
         span = now - self.window_at
         if span < _WINDOW or self.accepted < _MIN_SAMPLE:
             return  # too soon to measure: the pause is all; the window goes on
-        share = self.refused_n / (self.refused_n + self.accepted)
-        if not self.noise or share > self.noise + _NOISY:
+        if last_cut is not None and self.noise:
+            # The first _WINDOW after a cut went under what the provider had accepted: its
+            # refusals are no limit (while probing above it, some would be).
+            self._noise_seen(self.cut_refused, self.cut_refused + self.cut_accepted)
+            self.last_cut = None
+        answered = self.refused_n + self.accepted
+        share = self.refused_n / answered
+        if not self.noise or share > self.noise + _noise_margin(self.noise, answered):
             # The bucket was empty at both ends (to within one request): what it accepted
             # in between is what it refilled; one less bounds the refill rate from below.
             current = self.rate(now)
             estimate = (self.accepted - 1) / span
             self._set(_LEARNED_MARGIN * min(estimate, current), now)
             self.last_cut = (current, now, 0, share)
+            self.cut_refused = self.cut_accepted = 0
         self._new_window(now)
+
+    def _noise_seen(self, refused: int, answered: int) -> None:
+        """``refused`` of ``answered`` were refusals that are no limit."""
+        self.noise_refused = self.noise_refused / 2 + refused
+        self.noise_answered = self.noise_answered / 2 + answered
+        if self.noise_answered:
+            self.noise = self.noise_refused / self.noise_answered
 
     def _new_window(self, now: float) -> None:
         self.window_at, self.accepted, self.refused_n = now, 0, 0
@@ -304,7 +350,7 @@ class LearnedRate:
             if not self.base:
                 self._set(self.guess, now)
         else:
-            self.noise = max(self.noise, self.check_refused / peers)
+            self._noise_seen(self.check_refused, peers)
             if self.base:
                 self.events.append(LimiterEvent(now, "learned_rate", 0.0,
                                                 "few refused: a blip, no limit"))

@@ -183,7 +183,7 @@ class LearnedRate:
     def accepted_answer(self, sent_at: float) -> None:
         """An answer the provider counted (not a 429)."""
         self.accepted += 1
-        if self._sent_after_cut(sent_at):
+        if self.last_cut is not None and self._sent_after_cut(sent_at):  # (once a request)
             self.cut_accepted += 1
         if self.trial is not None:
             self._trial_answer(sent_at, True)

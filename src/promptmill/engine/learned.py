@@ -237,7 +237,7 @@ class LearnedRate:
             answered = self.cut_refused + self.cut_accepted
             share = self.cut_refused / answered if answered else 0.0
             if (episodes < 2 or answered < _MIN_SAMPLE or now - cut_at < _WINDOW / 2
-                    or share < max(_NOISY, 0.8 * share_before)):
+                    or self.cut_refused < 2 or share < 0.8 * share_before):
                 # Once may be jitter at the bucket's edge. Refusals that fell with the cut
                 # depend on our rate: it is still a little over (a window's slices put up to
                 # a slice more in the span measured); the next measure cuts again.

@@ -31,9 +31,6 @@ _MIN_SAMPLE = 20
 # many of them it takes to tell.
 _OVERLOADED = 0.5
 _MIN_PEERS = 4
-# Once refusals unrelated to our rate were seen, refused share of a window above their level
-# that counts as a limit reached.
-_NOISY = 0.05
 # A first refusal read as a bucket's may have been a window's whose end was near: a trial of
 # sends when its pause ends tells them apart (a window accepts all, a bucket what refilled),
 # when the two readings' rates differ by more than this factor; at most this many sends.
@@ -238,9 +235,11 @@ class LearnedRate:
             share = self.cut_refused / answered if answered else 0.0
             if (episodes < 2 or answered < _MIN_SAMPLE or now - cut_at < _WINDOW / 2
                     or self.cut_refused < 2 or share < 0.8 * share_before):
-                # Once may be jitter at the bucket's edge. Refusals that fell with the cut
-                # depend on our rate: it is still a little over (a window's slices put up to
-                # a slice more in the span measured); the next measure cuts again.
+                # Too soon to tell: once may be jitter at the bucket's edge, an exhausted
+                # window refuses until it ends, and a handful of answers says little. Refusals
+                # that fell with the cut depend on our rate: it is still a little over (a
+                # window's slices put up to a slice more in the span measured); the next
+                # measure cuts again.
                 self.last_cut = (rate_before, cut_at, episodes, share_before)
                 return
             # Refused again and again right after a measured cut, which was under what the

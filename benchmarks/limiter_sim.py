@@ -21,7 +21,7 @@ reached. Studies:
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import sys
 import time
 from collections.abc import Iterator
@@ -35,13 +35,8 @@ RATE = 100
 
 
 def _harness() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "tests" / "engine" / "test_limiter.py"
-    spec = importlib.util.spec_from_file_location("promptmill_limiter_harness", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
+    return importlib.import_module("test_limiter")
 
 
 harness = _harness()

@@ -41,6 +41,9 @@ _TRIAL_MAX = 16
 # answers at 20% noise refuses 10-30% by chance), and at least _NOISE_MARGIN beyond it.
 _NOISE_DEVIATIONS = 2.0
 _NOISE_MARGIN = 0.02
+# Refusals right after a cut are read as noise only if at least this share: below it, a
+# window's few refusals after a cut a little over its rate (a loaded loop's clumps) were.
+_NOISE_FLOOR = 0.05
 # A learned rate never goes below one request a minute.
 _MIN_RATE = 1 / 60
 
@@ -234,7 +237,7 @@ class LearnedRate:
             answered = self.cut_refused + self.cut_accepted
             share = self.cut_refused / answered if answered else 0.0
             if (episodes < 2 or answered < _MIN_SAMPLE or now - cut_at < _WINDOW / 2
-                    or self.cut_refused < 2 or share < 0.8 * share_before):
+                    or self.cut_refused < 2 or share < max(_NOISE_FLOOR, 0.8 * share_before)):
                 # Too soon to tell: once may be jitter at the bucket's edge, an exhausted
                 # window refuses until it ends, and a handful of answers says little. Refusals
                 # that fell with the cut depend on our rate: it is still a little over (a
